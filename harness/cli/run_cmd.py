@@ -1,0 +1,114 @@
+"""`ocr-harness run`: the harness on a corpus, with the profile's checks; writes results and reports."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.config import Profile, find_config, load_profile
+from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+
+
+def add_profile_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that resolves a profile."""
+    p.add_argument("--config", type=Path, help="harness.toml (default: nearest one upwards from the cwd)")
+    p.add_argument("--profile", default="default", help="profile name in harness.toml (default: default)")
+    p.add_argument("--corpus", help="corpus dir or manifest (overrides the profile)")
+    p.add_argument("--subset", help="named subset of the manifest, e.g. smoke or full")
+    p.add_argument("--tag", action="append", default=None, help="select images with this tag (repeatable)")
+    p.add_argument("--id", dest="ids", action="append", default=None, help="select this image id (repeatable)")
+    p.add_argument("--golden-dir", help="golden root dir (overrides the profile)")
+    p.add_argument("--threads", type=int, help="engine.cpu_threads")
+    p.add_argument("--rec-batch-size", type=int, help="engine.rec_batch_size")
+    p.add_argument("--onednn", action=argparse.BooleanOptionalAction, default=None, help="engine.enable_mkldnn")
+    p.add_argument("--repeats", type=int, help="checks.repeats")
+
+
+def resolve_profile(args: argparse.Namespace) -> tuple[Profile, Path]:
+    config = args.config if args.config is not None else find_config()
+    if args.config is not None and not args.config.is_file():
+        raise UserError(f"{args.config}: config file not found")
+    profile, base = load_profile(config, args.profile)
+    top: dict[str, Any] = {}
+    if args.corpus is not None:
+        top["corpus"] = str(Path(args.corpus).resolve())
+    if args.subset is not None:
+        top["subset"] = args.subset
+    if args.tag:
+        top["tags"] = tuple(args.tag)
+    if args.ids:
+        top["ids"] = tuple(args.ids)
+    if args.golden_dir is not None:
+        top["golden_dir"] = str(Path(args.golden_dir).resolve())
+    engine: dict[str, Any] = {}
+    if args.threads is not None:
+        engine["cpu_threads"] = args.threads
+    if args.rec_batch_size is not None:
+        engine["rec_batch_size"] = args.rec_batch_size
+    if args.onednn is not None:
+        engine["enable_mkldnn"] = args.onednn
+    checks: dict[str, Any] = {}
+    if getattr(args, "repeats", None) is not None:
+        checks["repeats"] = args.repeats
+    for flag in ("cross_process", "batch_paths", "variations", "probe", "bn_drift"):
+        if getattr(args, flag, None) is not None:
+            checks[flag] = getattr(args, flag)
+    if getattr(args, "goldens", None) is not None:
+        checks["goldens"] = args.goldens
+    if getattr(args, "workers", None) is not None:
+        top["workers"] = args.workers
+    profile = profile.replace(
+        **top,
+        engine=dataclasses.replace(profile.engine, **engine),
+        checks=dataclasses.replace(profile.checks, **checks),
+    )
+    profile.validate()  # flags are validated exactly like the file
+    return profile, base
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text!r}: expected K/N, e.g. 1/4") from None
+    if not (1 <= k <= n):
+        raise UserError(f"--shard {text!r}: need 1 <= K <= N")
+    return k, n
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the harness on a corpus and write results and reports")
+    add_profile_args(p)
+    p.add_argument("--out", type=Path, default=Path("out"), help="output dir (default: ./out)")
+    p.add_argument("--workers", type=int, help="parallel worker processes")
+    p.add_argument("--shard", help="K/N: run only shard K of N (deterministic split by image id)")
+    for flag, what in (("cross-process", "repeat once more in a fresh worker process"),
+                       ("batch-paths", "compare bs1 / profile batch / several images per call"),
+                       ("variations", "oneDNN on/off and thread counts, judged by golden tolerances"),
+                       ("probe", "behavioural batch-independence probe of the raw models"),
+                       ("bn-drift", "stored BN statistics vs the corpus"),
+                       ("goldens", "compare with goldens")):
+        p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=what)
+    p.add_argument("--html", action="store_true", help="also write report.html")
+    p.add_argument("--history", type=Path, help="append one line per run to this JSONL file and plot the trend")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.pipeline import run_and_report
+
+    profile, base = resolve_profile(args)
+    report = run_and_report(profile, base, args.out, shard=parse_shard(args.shard), html=args.html,
+                            history=args.history)
+    verdict = "PASS" if report["passed"] else "FAIL"
+    print(f"{verdict}: {len(report['images'])} images, profile {profile.name} -> {args.out}")
+    for name, check in report["checks"].items():
+        mark = "skip" if check["skipped"] else ("ok" if check["passed"] else "FAIL")
+        print(f"  {mark:>4}  {name}: {check['summary']}")
+    sys.stdout.flush()
+    return EXIT_OK if report["passed"] else EXIT_REGRESSION

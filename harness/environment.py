@@ -1,0 +1,86 @@
+"""What decides reproducibility: package versions, CPU model and ISA, thread and oneDNN settings, env vars.
+
+Read without importing Paddle (metadata and /proc only), so the parent process stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.config import EngineSettings
+
+PACKAGES = ("paddlepaddle", "paddleocr", "paddlex", "numpy", "opencv-python", "opencv-contrib-python",
+            "rapidocr-paddle")
+ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+             "amx_tile", "amx_bf16", "amx_int8")
+ENV_PREFIXES = ("PADDLE_", "FLAGS_", "OMP_", "MKL_", "ONEDNN_", "DNNL_", "OPENBLAS_", "OCR_HARNESS_", "CUDA_VISIBLE")
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_info() -> dict[str, Any]:
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("unknown", "", "x86_64"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return {"cpu_model": model, "isa": [f for f in ISA_FLAGS if f in flags], "cores": os.cpu_count() or 1}
+
+
+def relevant_env() -> dict[str, str]:
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def stack(engine: EngineSettings, model_hashes: dict[str, str], profile_settings: dict[str, Any]) -> dict[str, Any]:
+    """The record stored with goldens and in every report; two equal stacks should give equal outputs."""
+    cpu = cpu_info()
+    return {
+        "python": platform.python_version(),
+        "paddle": package_version("paddlepaddle"),
+        "paddleocr": package_version("paddleocr"),
+        "paddlex": package_version("paddlex"),
+        "harness": __version__,
+        "models": model_hashes,
+        "settings_hash": settings_hash(profile_settings),
+        "onednn": engine.enable_mkldnn,
+        "cpu_threads": engine.resolved_threads(),
+        "rec_batch_size": engine.rec_batch_size,
+        "cpu_model": cpu["cpu_model"],
+        "isa": cpu["isa"],
+    }
+
+
+def environment() -> dict[str, Any]:
+    cpu = cpu_info()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {name: package_version(name) for name in PACKAGES},
+        "paddle": package_version("paddlepaddle"),
+        "paddleocr": package_version("paddleocr"),
+        "paddlex": package_version("paddlex"),
+        "numpy": package_version("numpy"),
+        "opencv": package_version("opencv-python"),
+        **cpu,
+        "env": relevant_env(),
+    }

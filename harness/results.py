@@ -1,0 +1,89 @@
+"""Canonical OCR results: the payload every check and golden compares, and its one JSON form."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+Point = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    score: float
+    poly: tuple[Point, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "score": self.score, "poly": [list(p) for p in self.poly]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Line:
+        return cls(text=str(d["text"]), score=float(d["score"]), poly=tuple((int(x), int(y)) for x, y in d["poly"]))
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    """What the deployed OCR read on one image. Timings are deliberately not part of it."""
+
+    image_id: str
+    width: int
+    height: int
+    lines: tuple[Line, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image_id": self.image_id,
+            "width": self.width,
+            "height": self.height,
+            "lines": [line.to_dict() for line in self.lines],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OcrResult:
+        return cls(
+            image_id=str(d["image_id"]),
+            width=int(d["width"]),
+            height=int(d["height"]),
+            lines=tuple(Line.from_dict(x) for x in d["lines"]),
+        )
+
+    @property
+    def texts(self) -> list[str]:
+        return [line.text for line in self.lines]
+
+
+def reading_order(lines: list[Line]) -> tuple[Line, ...]:
+    """Top-to-bottom, left-to-right; ties broken by every field so the order is total."""
+
+    def key(line: Line) -> tuple[Any, ...]:
+        ys = [p[1] for p in line.poly]
+        xs = [p[0] for p in line.poly]
+        return (min(ys), min(xs), max(ys), max(xs), line.poly, line.text, line.score)
+
+    return tuple(sorted(lines, key=key))
+
+
+@dataclass(frozen=True)
+class ImageRun:
+    """One inference of one image: a result or an error, plus timings kept apart from the payload."""
+
+    image_id: str
+    result: OcrResult | None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.result is not None
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, indent 2, UTF-8 text, shortest round-trip floats, trailing newline."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def canonical_line(obj: Any) -> str:
+    """The same, on one line (JSONL)."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

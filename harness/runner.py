@@ -1,0 +1,239 @@
+"""One harness run: corpus -> workers -> checks -> report dict. The CLI and the pytest entry both call `execute`.
+
+Data flows one way: this module runs inference and checks; report renderers only read the dict it returns.
+Everything that can be wrong with the inputs (config, corpus, goldens, model pack) is checked before a model
+loads, so a usage error costs seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
+from harness.checks.outcome import CheckResult, ImageCheck, from_images, skipped
+from harness.config import EngineSettings, Profile
+from harness.corpus.loader import Corpus, CorpusItem, load_corpus
+from harness.environment import environment, stack
+from harness.errors import UserError
+from harness.modelpack import ModelDirs, resolve_model_dirs
+from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec
+
+REPORT_SCHEMA = "ocr-harness/report/1"
+Progress = Callable[[str, int, int, str], None]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything resolved before inference: what to run, on what, with which models."""
+
+    profile: Profile
+    base: Path
+    corpus: Corpus
+    items: tuple[CorpusItem, ...]
+    dirs: ModelDirs
+    shard: tuple[int, int] | None = None
+    log_dir: Path | None = None
+
+
+@dataclass
+class RunState:
+    outcomes: dict[str, ImageOutcome] = field(default_factory=dict)
+    checks: dict[str, CheckResult] = field(default_factory=dict)
+    load_s: list[float] = field(default_factory=list)
+    extra_paths: dict[str, dict[str, ImageOutcome]] = field(default_factory=dict)
+
+
+def shard_items(items: Sequence[CorpusItem], shard: tuple[int, int] | None) -> tuple[CorpusItem, ...]:
+    """Deterministic split by image id (stable across machines and Python hash seeds)."""
+    if shard is None:
+        return tuple(items)
+    k, n = shard
+    import zlib
+
+    return tuple(it for it in items if zlib.crc32(it.id.encode("utf-8")) % n == k - 1)
+
+
+def plan(profile: Profile, base: Path, *, shard: tuple[int, int] | None = None, log_dir: Path | None = None) -> RunPlan:
+    corpus = load_corpus((base / profile.corpus).resolve(), subset=profile.subset, tags=profile.tags, ids=profile.ids)
+    items = shard_items(corpus.items, shard)
+    if not items:
+        raise UserError(f"{corpus.root}: shard {shard[0]}/{shard[1]} selects no images" if shard else
+                        f"{corpus.root}: no images selected")
+    dirs = resolve_model_dirs(profile.engine, base, profile.model_cache)
+    return RunPlan(profile=profile, base=base, corpus=corpus, items=items, dirs=dirs, shard=shard, log_dir=log_dir)
+
+
+def _requests(items: Sequence[CorpusItem]) -> list[ImageRequest]:
+    return [ImageRequest(image_id=it.id, path=str(it.path), sha256=it.sha256) for it in items]
+
+
+def _spec(p: RunPlan, settings: EngineSettings, label: str) -> WorkerSpec:
+    log = str(p.log_dir / f"worker-{label}.log") if p.log_dir else None
+    return WorkerSpec(settings=settings, dirs=p.dirs, max_pixels=p.profile.max_image_pixels, label=label, log_path=log)
+
+
+def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, workers: int = 1,
+              progress: Progress | None = None, load_s: list[float] | None = None) -> dict[str, ImageOutcome]:
+    """Every usable image through persistent workers, one image per predict call (the service path)."""
+    usable = [it for it in p.items if it.problem is None]
+    out: dict[str, ImageOutcome] = {it.id: ImageOutcome(it.id, error=it.problem) for it in p.items if it.problem}
+    if not usable:
+        return out
+    lock = threading.Lock()
+    done = [0]
+    errors: list[BaseException] = []
+
+    def drive(part: list[CorpusItem], wlabel: str) -> None:
+        try:
+            with Worker(_spec(p, settings, wlabel), timeout_s=p.profile.image_timeout_s) as w:
+                for req in _requests(part):
+                    (res,) = w.infer([req], repeats=repeats)
+                    with lock:
+                        out[req.image_id] = res
+                        done[0] += 1
+                        if progress:
+                            progress(label, done[0], len(usable), req.image_id)
+                if load_s is not None:
+                    load_s.extend(w.load_s)
+        except BaseException as e:  # surfaced in the calling thread
+            errors.append(e)
+
+    n = max(1, min(workers, len(usable)))
+    parts = [usable[i::n] for i in range(n)]
+    threads = [threading.Thread(target=drive, args=(part, f"{label}-{i}" if n > 1 else label)) for i, part in enumerate(parts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        e = errors[0]
+        raise UserError(str(e)) if isinstance(e, WorkerError) else e
+    return out
+
+
+def infer_together(p: RunPlan, settings: EngineSettings, label: str, group: int) -> dict[str, ImageOutcome]:
+    """Several images per predict call: what a batching service does."""
+    usable = [it for it in p.items if it.problem is None]
+    out: dict[str, ImageOutcome] = {}
+    with Worker(_spec(p, settings, label), timeout_s=p.profile.image_timeout_s) as w:
+        for i in range(0, len(usable), group):
+            for res in w.infer(_requests(usable[i:i + group]), repeats=1):
+                out[res.image_id] = res
+    return out
+
+
+def inference_check(p: RunPlan, outcomes: Mapping[str, ImageOutcome]) -> CheckResult:
+    per_image = {i: ImageCheck(o.ok, o.error or f"{len(o.runs[0].lines)} lines") for i, o in outcomes.items()}
+    return from_images("inference", per_image, "failed to run")
+
+
+def execute(p: RunPlan, *, progress: Progress | None = None,
+            extra_checks: Sequence[Callable[[RunPlan, RunState], None]] = ()) -> tuple[dict[str, Any], RunState]:
+    """Run inference and every enabled check; returns the report dict and the raw state for renderers."""
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.perf_counter()
+    prof, checks = p.profile, p.profile.checks
+    state = RunState()
+    state.outcomes = infer_all(p, prof.engine, "main", checks.repeats, prof.workers, progress, state.load_s)
+    state.checks["inference"] = inference_check(p, state.outcomes)
+    state.checks["repeat"] = (repeat_check(state.outcomes) if checks.repeats > 1
+                              else skipped("repeat", "repeats = 1"))
+    state.checks["mutation"] = mutation_check(state.outcomes) if checks.mutation else skipped("mutation", "disabled")
+    if checks.cross_process:
+        fresh = infer_all(p, prof.engine, "fresh", 1, 1, progress)
+        state.checks["cross_process"] = cross_process_check(state.outcomes, fresh)
+    else:
+        state.checks["cross_process"] = skipped("cross_process", "disabled in profile")
+    for hook in extra_checks:
+        hook(p, state)
+    report = build_report(p, state, started, time.perf_counter() - t0)
+    return report, state
+
+
+def _timing(state: RunState, wall_s: float) -> dict[str, Any]:
+    per_image = [statistics.median(o.predict_s) for o in state.outcomes.values() if o.ok]
+    per_image.sort()
+    return {
+        "images": len(per_image),
+        "predict_median_s": statistics.median(per_image) if per_image else None,
+        "predict_p90_s": per_image[min(len(per_image) - 1, int(0.9 * len(per_image)))] if per_image else None,
+        "model_load_s": statistics.median(state.load_s) if state.load_s else None,
+        "wall_s": wall_s,
+    }
+
+
+def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> dict[str, Any]:
+    passed = all(c.passed for c in state.checks.values())
+    images = []
+    for it in p.items:
+        out = state.outcomes.get(it.id)
+        per_check = {name: c.per_image[it.id].to_dict() for name, c in state.checks.items() if it.id in c.per_image}
+        images.append({
+            "id": it.id,
+            "file": _relative(it.path, p.corpus.root),
+            "template": it.template,
+            "tags": list(it.tags),
+            "passed": all(c["passed"] for c in per_check.values()),
+            "error": out.error if out is not None else "not run",
+            "checks": per_check,
+            "timings": ({"predict_s": statistics.median(out.predict_s), "read_s": out.read_s,
+                         "repeats_s": list(out.predict_s)} if out is not None and out.ok else {}),
+            "lines": len(out.runs[0].lines) if out is not None and out.ok else 0,
+        })
+    env = environment()
+    env.update({"onednn": p.profile.engine.enable_mkldnn, "cpu_threads": p.profile.engine.resolved_threads()})
+    return {
+        "schema": REPORT_SCHEMA,
+        "passed": passed,
+        "exit_code": 0 if passed else 1,
+        "started_at": started.isoformat(timespec="seconds"),
+        "duration_s": wall_s,
+        "profile": {"name": p.profile.name, "settings": p.profile.settings_dict()},
+        "environment": env,
+        "stack": stack(p.profile.engine, p.dirs.file_hashes(), p.profile.settings_dict()),
+        "corpus": {"root": str(p.corpus.root), "subset": p.profile.subset, "selected": len(p.items),
+                   "complete": p.corpus.selection_is_complete and p.shard is None,
+                   "has_manifest": p.corpus.has_manifest,
+                   "shard": list(p.shard) if p.shard else None},
+        "checks": {name: c.to_dict() for name, c in state.checks.items()},
+        "images": images,
+        "accuracy": None,
+        "timing": _timing(state, wall_s),
+    }
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def terminal_progress(stream: Any = sys.stderr) -> Progress | None:
+    """A one-line progress display on a TTY; silent in CI and pipes."""
+    import os
+
+    if not stream.isatty() or os.environ.get("CI"):
+        return None
+
+    def show(label: str, done: int, total: int, image_id: str) -> None:
+        width = 30
+        filled = int(width * done / total)
+        stream.write(f"\r{label:>8} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {image_id[:30]:<30}")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def with_engine(settings: EngineSettings, **changes: Any) -> EngineSettings:
+    return replace(settings, **changes)

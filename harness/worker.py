@@ -1,0 +1,229 @@
+"""Inference in a worker process owned by the harness.
+
+Paddle can die natively (SIGABRT, SIGSEGV); in a worker that becomes a reported failure naming the image and
+the signal, and the next image gets a fresh worker. The model is loaded once per worker and reused across
+images and repeats. The child reads images itself (only paths cross the pipe) and checks that the engine did
+not modify its input array.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import multiprocessing as mp
+import os
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from harness.config import EngineSettings
+from harness.errors import ImageError
+from harness.modelpack import ModelDirs
+from harness.results import OcrResult
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    image_id: str
+    path: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    settings: EngineSettings
+    dirs: ModelDirs
+    max_pixels: int = 40_000_000
+    label: str = "main"
+    log_path: str | None = None  # the child's stdout/stderr (Paddle's own logs, native crash text)
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """All repeats of one image in one worker, or the reason there are none."""
+
+    image_id: str
+    runs: tuple[OcrResult, ...] = ()
+    predict_s: tuple[float, ...] = ()
+    read_s: float = 0.0
+    mutated: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.runs)
+
+
+class WorkerError(Exception):
+    """The worker could not start (model load failed) or died outside an image."""
+
+
+def _digest(array: Any) -> str:
+    return hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()
+
+
+def _engine_factory(dotted: str | None) -> Callable[[EngineSettings, ModelDirs], Any]:
+    if dotted is None:
+        from harness.engine import OcrEngine
+
+        return OcrEngine
+    module, _, attr = dotted.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _child_main(conn: Connection, spec: WorkerSpec) -> None:
+    if spec.log_path:
+        fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    from harness.corpus.loader import read_image
+
+    try:
+        t0 = time.perf_counter()
+        engine = _engine_factory(spec.settings.factory)(spec.settings, spec.dirs)
+        conn.send(("ready", time.perf_counter() - t0))
+    except Exception as e:  # reported to the parent as a load failure, with the reason
+        conn.send(("load_error", f"{type(e).__name__}: {e}"))
+        return
+    while True:
+        msg = conn.recv()
+        if msg[0] == "stop":
+            return
+        _, requests, repeats = msg
+        try:
+            images = []
+            t0 = time.perf_counter()
+            for req in requests:
+                images.append(read_image(Path(req.path), expected_sha256=req.sha256, max_pixels=spec.max_pixels))
+            read_s = (time.perf_counter() - t0) / len(requests)
+        except ImageError as e:
+            conn.send(("image_error", str(e)))
+            continue
+        try:
+            before = [_digest(img) for img in images]
+            runs: list[list[OcrResult]] = []
+            times: list[float] = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                runs.append(engine.predict(images, [r.image_id for r in requests]))
+                times.append((time.perf_counter() - t0) / len(requests))
+            mutated = [_digest(img) != b for img, b in zip(images, before, strict=True)]
+        except Exception as e:
+            conn.send(("infer_error", f"{type(e).__name__}: {e}", traceback.format_exc(limit=3)))
+            continue
+        outcomes = [
+            ImageOutcome(image_id=req.image_id, runs=tuple(run[i] for run in runs), predict_s=tuple(times),
+                         read_s=read_s, mutated=mutated[i])
+            for i, req in enumerate(requests)
+        ]
+        conn.send(("ok", outcomes))
+
+
+def _signal_name(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "no exit code"
+    if exitcode < 0:
+        try:
+            return f"{signal.Signals(-exitcode).name} (exit {exitcode})"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class Worker:
+    """A persistent worker process: `start()` loads the model, `infer()` runs requests, `close()` stops it."""
+
+    def __init__(self, spec: WorkerSpec, timeout_s: float = 300.0) -> None:
+        self.spec = spec
+        self.timeout_s = timeout_s
+        self.load_s: list[float] = []  # one entry per (re)start
+        self._proc: mp.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        ctx = mp.get_context("spawn")  # never fork a process that may hold Paddle's threads
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_child_main, args=(child, self.spec), daemon=True,
+                           name=f"ocr-harness-{self.spec.label}")
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+        reply = self._receive(self.timeout_s)
+        if reply is None or reply[0] != "ready":
+            reason = reply[1] if reply else f"worker died while loading the model: {_signal_name(proc.exitcode)}"
+            self._kill()
+            raise WorkerError(f"{self.spec.label} worker: model load failed: {reason}{self._log_tail()}")
+        self.load_s.append(float(reply[1]))
+
+    def infer(self, requests: list[ImageRequest], repeats: int = 1) -> list[ImageOutcome]:
+        """Run `repeats` predictions of `requests` together in one predict call each (one request: the service path)."""
+        self.start()
+        assert self._conn is not None
+        self._conn.send(("infer", requests, repeats))
+        reply = self._receive(self.timeout_s * repeats * len(requests))
+        names = ", ".join(r.path for r in requests)
+        if reply is None:
+            exitcode = self._proc.exitcode if self._proc else None
+            timed_out = self._proc is not None and self._proc.is_alive()
+            self._kill()
+            why = (f"timed out after {self.timeout_s * repeats * len(requests):.0f} s" if timed_out
+                   else f"worker crashed with {_signal_name(exitcode)}")
+            return [ImageOutcome(r.image_id, error=f"{why} while processing {names}{self._log_tail()}")
+                    for r in requests]
+        if reply[0] == "ok":
+            return list(reply[1])
+        return [ImageOutcome(r.image_id, error=reply[1]) for r in requests]
+
+    def _receive(self, timeout: float) -> Any:
+        assert self._conn is not None
+        try:
+            if not self._conn.poll(timeout):
+                return None
+            return self._conn.recv()
+        except (EOFError, OSError):
+            if self._proc is not None:
+                self._proc.join(5)
+            return None
+
+    def _log_tail(self) -> str:
+        if not self.spec.log_path or not os.path.exists(self.spec.log_path):
+            return ""
+        with open(self.spec.log_path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(self.spec.log_path) - 2000))
+            lines = [ln for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        return f" (last worker log line: {lines[-1].strip()[:300]})" if lines else ""
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join(10)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc, self._conn = None, None
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.is_alive() and self._conn is not None:
+            try:
+                self._conn.send(("stop",))
+                self._proc.join(10)
+            except (OSError, BrokenPipeError):
+                pass
+        self._kill()

@@ -1,0 +1,78 @@
+"""Shared fixtures. The expensive one is `smoke_run`: one real `ocr-harness run` on the committed smoke subset,
+with every network connection made to fail, reused by every test that only reads its outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "datasets" / "bank_slips"
+
+NO_NETWORK_SITECUSTOMIZE = '''
+import os, socket
+_log = os.environ["OCR_HARNESS_TEST_NET_LOG"]
+def _refuse(kind, target):
+    with open(_log, "a") as fh:
+        fh.write(f"{os.getpid()} {kind} {target!r}\\n")
+    raise OSError("network disabled by the test suite")
+_connect = socket.socket.connect
+def connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _refuse("connect", address)
+    return _connect(self, address)
+socket.socket.connect = connect
+socket.socket.connect_ex = lambda self, address: connect(self, address)
+def getaddrinfo(host, *args, **kwargs):
+    _refuse("getaddrinfo", host)
+socket.getaddrinfo = getaddrinfo
+socket.create_connection = lambda address, *a, **k: _refuse("create_connection", address)
+'''
+
+
+@dataclass(frozen=True)
+class CliRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    out: Path
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads((self.out / "report.json").read_text(encoding="utf-8"))
+
+    def results(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in (self.out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def run_cli(args: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None, out: Path | None = None,
+            timeout: float = 900) -> CliRun:
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    return CliRun(proc.returncode, proc.stdout, proc.stderr, out or cwd / "out")
+
+
+@pytest.fixture(scope="session")
+def offline_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """PYTHONPATH with a sitecustomize that makes every AF_INET/AF_INET6 connection and DNS lookup fail and logs it;
+    spawned workers inherit it."""
+    d = tmp_path_factory.mktemp("nonet")
+    (d / "sitecustomize.py").write_text(NO_NETWORK_SITECUSTOMIZE)
+    log = d / "attempts.log"
+    log.touch()
+    path = os.pathsep.join([str(d), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return {"PYTHONPATH": path, "OCR_HARNESS_TEST_NET_LOG": str(log)}
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory, offline_env: dict[str, str]) -> CliRun:
+    out = tmp_path_factory.mktemp("smoke-out")
+    return run_cli(["run", "--profile", "release", "--out", str(out), "--html"], env=offline_env, out=out)

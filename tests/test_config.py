@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import Profile, load_profile
+from harness.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "harness.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_repo_profiles_load() -> None:
+    for name in ("default", "release", "nightly"):
+        profile, base = load_profile(ROOT / "harness.toml", name)
+        assert profile.name == name
+        assert base == ROOT
+    nightly, _ = load_profile(ROOT / "harness.toml", "nightly")
+    assert nightly.checks.repeats == 5 and nightly.checks.cross_process
+    assert nightly.engine.rec_batch_size == 6  # inherited from default
+    assert nightly.golden_name == "default"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[profiles.p]\ncorpuss = 'x'\n", "profiles.p.corpuss: unknown key (did you mean 'corpus'?)"),
+        ("[profiles.p.engine]\ncpu_threads = 'two'\n", "profiles.p.engine.cpu_threads: expected int, got str"),
+        ("[profiles.p.engine]\ncpu_threads = 0\n", "profiles.p.engine.cpu_threads: must be >= 1"),
+        ("[profiles.p.engine]\nenable_mkldnn = 1\n", "profiles.p.engine.enable_mkldnn: expected bool"),
+        ("[profiles.p.checks]\nrepeats = 0\n", "profiles.p.checks.repeats: must be in 1..100"),
+        ("[profiles.p.tolerances]\nscore_abs = -1\n", "profiles.p.tolerances.score_abs: must be >= 0"),
+        ("[profiles.p.engine]\nuse_textline_orientation = true\n", "would be downloaded"),
+        ("[profiles.p]\nextends = 'q'\n[profiles.q]\nextends = 'p'\n", "cycle"),
+        ("[profiles.p]\nengine = 3\n", "profiles.p.engine: expected a table"),
+        ("[profile.p]\n", "unknown top-level key 'profile'"),
+        ("[profiles.p\n", "invalid TOML"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(UserError, match=None) as err:
+        load_profile(write(tmp_path, text), "p")
+    assert message in str(err.value)
+
+
+def test_unknown_profile_lists_known(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no profile 'x' \\(profiles: a, b\\)"):
+        load_profile(write(tmp_path, "[profiles.a]\n[profiles.b]\n"), "x")
+
+
+def test_defaults_when_no_config() -> None:
+    profile, _ = load_profile(None, "default")
+    assert profile == Profile()
+    assert profile.engine.resolved_threads() >= 1
