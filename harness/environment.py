@@ -5,6 +5,7 @@ Read without importing Paddle (metadata and /proc only), so the parent process s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -51,8 +52,11 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def stack(engine: EngineSettings, model_hashes: dict[str, str], profile_settings: dict[str, Any]) -> dict[str, Any]:
-    """The record stored with goldens and in every report; two equal stacks should give equal outputs."""
+def stack(engine: EngineSettings, model_hashes: dict[str, str]) -> dict[str, Any]:
+    """The record stored with goldens and in every report; two equal stacks should give equal outputs.
+
+    Only what can change outputs is in it: engine settings (not the profile's name or corpus), versions,
+    model hashes, CPU."""
     cpu = cpu_info()
     return {
         "python": platform.python_version(),
@@ -61,7 +65,7 @@ def stack(engine: EngineSettings, model_hashes: dict[str, str], profile_settings
         "paddlex": package_version("paddlex"),
         "harness": __version__,
         "models": model_hashes,
-        "settings_hash": settings_hash(profile_settings),
+        "engine_settings_hash": settings_hash(dataclasses.asdict(engine)),
         "onednn": engine.enable_mkldnn,
         "cpu_threads": engine.resolved_threads(),
         "rec_batch_size": engine.rec_batch_size,

@@ -1,14 +1,31 @@
-"""The whole job behind `ocr-harness run`: plan, infer, check, write results and reports."""
+"""The whole job behind `ocr-harness run`: plan, infer, check, write results and reports.
+
+Inputs that can be wrong (profile, corpus, goldens, model pack) are all read and validated before the first
+model loads. Each optional check is one hook on the shared `RunState`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness import atomic
+from harness.checks.golden_check import golden_check, open_store, preload
+from harness.checks.outcome import CheckResult, skipped
+from harness.checks.paths import compare_paths
 from harness.config import Profile
-from harness.results import canonical_json, canonical_line
-from harness.runner import RunPlan, RunState, execute, plan, terminal_progress
+from harness.corpus.loader import read_image
+from harness.environment import stack
+from harness.golden.status import golden_status
+from harness.golden.store import Golden
+from harness.results import OcrResult, canonical_line
+from harness.runner import RunPlan, RunState, execute, infer_all, infer_together, plan, terminal_progress
+
+Hook = Callable[[RunPlan, RunState], None]
 
 
 def write_results(out: Path, p: RunPlan, state: RunState) -> None:
@@ -23,11 +40,145 @@ def write_results(out: Path, p: RunPlan, state: RunState) -> None:
     atomic.write_text(out / "results.jsonl", "".join(line + "\n" for line in lines))
 
 
+def first_results(outcomes: dict[str, Any]) -> dict[str, OcrResult]:
+    return {i: o.runs[0] for i, o in outcomes.items() if o.ok}
+
+
+def bs1_path(p: RunPlan, state: RunState) -> dict[str, Any]:
+    """Recognition batch size 1, one image per call: exactly what a service sees. Run once, shared by hooks."""
+    if "bs1" not in state.extra_paths:
+        if p.profile.engine.rec_batch_size == 1:
+            state.extra_paths["bs1"] = state.outcomes
+        else:
+            bs1 = dataclasses.replace(p.profile.engine, rec_batch_size=1)
+            state.extra_paths["bs1"] = infer_all(p, bs1, "bs1", 1)
+    return state.extra_paths["bs1"]
+
+
+def golden_path(p: RunPlan, state: RunState) -> dict[str, OcrResult]:
+    return first_results(bs1_path(p, state) if p.profile.checks.golden_path == "bs1" else state.outcomes)
+
+
+def batch_paths_hook(p: RunPlan, state: RunState) -> None:
+    group = p.profile.checks.batch_path_images
+    paths = {"bs1": bs1_path(p, state), "profile": state.outcomes,
+             f"{group}-per-call": infer_together(p, p.profile.engine, "multi", group)}
+    reference = p.profile.checks.golden_path
+    others = {k: v for k, v in paths.items() if k != reference}
+    state.checks["batch_paths"] = compare_paths("batch_paths", reference, paths[reference], others, p.profile.tolerances)
+
+
+def variations_hook(p: RunPlan, state: RunState) -> None:
+    engine = p.profile.engine
+    variants = {f"onednn-{'off' if engine.enable_mkldnn else 'on'}":
+                dataclasses.replace(engine, enable_mkldnn=not engine.enable_mkldnn)}
+    for threads in p.profile.checks.variation_threads:
+        if threads != engine.resolved_threads():
+            variants[f"threads-{threads}"] = dataclasses.replace(engine, cpu_threads=threads)
+    others = {label: infer_all(p, settings, label, 1) for label, settings in variants.items()}
+    state.checks["variations"] = compare_paths("variations", "profile", state.outcomes, others, p.profile.tolerances)
+
+
+def audit_hook(p: RunPlan, state: RunState) -> None:
+    from harness.checks.audit import audit_model_dir
+
+    reports = {kind: audit_model_dir(d, min_variance=p.profile.checks.audit_min_variance)
+               for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
+    failed = [k for k, r in reports.items() if not r.passed]
+    summary = "; ".join(
+        f"{k}: {r.bn_count} BN (folded into conv: {r.bn_folded}), {r.dropout_count} dropout, "
+        f"min variance {r.variance_min if r.variance_min is not None else float('nan'):.3g}, {len(r.findings)} findings"
+        + "".join(f" [{f}]" for f in r.findings[:3])
+        for k, r in reports.items())
+    state.checks["audit"] = CheckResult("audit", not failed, summary,
+                                        details={k: r.to_dict() for k, r in reports.items()})
+
+
+def probe_hook(p: RunPlan, state: RunState) -> None:
+    from harness.checks.probe import probe_model_dir
+
+    reports = {kind: probe_model_dir(d, kind=kind) for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
+    failed = [k for k, r in reports.items() if not r.passed]
+    summary = "; ".join(f"{k}: sample alone vs with batch-mates, max diff {r.max_abs_diff:.3g} (atol {r.atol:g})"
+                        for k, r in reports.items())
+    state.checks["probe"] = CheckResult("probe", not failed, summary,
+                                        details={k: r.to_dict() for k, r in reports.items()})
+
+
+def bn_drift_hook(p: RunPlan, state: RunState) -> None:
+    from harness.checks.bn_drift import bn_drift
+
+    items = [it for it in p.items if state.outcomes.get(it.id) and state.outcomes[it.id].ok]
+    images = [read_image(it.path, max_pixels=p.profile.max_image_pixels)
+              for it in items[: p.profile.checks.bn_drift_images]]
+    if not images:
+        state.checks["bn_drift"] = skipped("bn_drift", "no image ran")
+        return
+    report = bn_drift(p.dirs.det, images, kind="det")
+    state.checks["bn_drift"] = CheckResult("bn_drift", report.passed, f"det on {len(images)} images: max score {report.max_score:.3f}, "
+                                           f"{len(report.flagged)} of {len(report.layers)} BN layers drifted",
+                                           details={"det": report.to_dict()})
+
+
+def accuracy(p: RunPlan, current: dict[str, OcrResult]) -> dict[str, Any] | None:
+    from harness.metrics import corpus_accuracy, image_accuracy
+
+    rows = []
+    for it in p.items:
+        if it.truth and it.id in current:
+            truth = [(t.text, t.poly) for t in it.truth]
+            rows.append((it.id, it.template, it.tags, image_accuracy(truth, dict(it.fields), current[it.id])))
+    return corpus_accuracy(rows) if rows else None
+
+
+def hooks_for(profile: Profile, golden_hook: Hook | None) -> list[Hook]:
+    c = profile.checks
+    chosen: list[Hook] = []
+    if c.batch_paths:
+        chosen.append(batch_paths_hook)
+    if c.variations:
+        chosen.append(variations_hook)
+    if golden_hook is not None:
+        chosen.append(golden_hook)
+    for enabled, hook in ((c.audit, audit_hook), (c.probe, probe_hook), (c.bn_drift, bn_drift_hook)):
+        if enabled:
+            chosen.append(hook)
+    return chosen
+
+
 def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int, int] | None = None,
                    html: bool = False, history: Path | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     p = plan(profile, base, shard=shard, log_dir=out)
-    report, state = execute(p, progress=terminal_progress())
+    goldens: dict[str, Golden] = {}
+    golden_hook: Hook | None = None
+    if profile.checks.goldens:
+        store = open_store(profile, base)
+        goldens = preload(store, [it.id for it in p.items])
+
+        def golden_hook(p: RunPlan, state: RunState) -> None:
+            status = golden_status(store, [it.id for it in p.items], p.corpus.selection_is_complete and p.shard is None,
+                                   stack(p.profile.engine, p.dirs.file_hashes()))
+            state.checks["golden"] = golden_check(p.items, golden_path(p, state), goldens, p.profile, status)
+
+    def finish(p: RunPlan, state: RunState) -> None:
+        for name in ("golden", "batch_paths", "variations", "audit", "probe", "bn_drift"):
+            state.checks.setdefault(name, skipped(name, "disabled in profile"))
+        if profile.checks.accuracy:
+            state.accuracy = accuracy(p, first_results(state.outcomes))
+
+    report, state = execute(p, progress=terminal_progress(), extra_checks=[*hooks_for(profile, golden_hook), finish])
+    current = first_results(state.outcomes)
     write_results(out, p, state)
-    atomic.write_text(out / "report.json", canonical_json(report))
+    from harness.report.writer import write_reports
+
+    def load(image_id: str) -> np.ndarray | None:
+        item = next((it for it in p.items if it.id == image_id), None)
+        try:
+            return read_image(item.path, max_pixels=profile.max_image_pixels) if item else None
+        except Exception:
+            return None
+
+    write_reports(out, report, current, load, html=html, history=history,
+                  goldens={i: g.result for i, g in goldens.items()})
     return report

@@ -49,6 +49,7 @@ class RunState:
     checks: dict[str, CheckResult] = field(default_factory=dict)
     load_s: list[float] = field(default_factory=list)
     extra_paths: dict[str, dict[str, ImageOutcome]] = field(default_factory=dict)
+    accuracy: dict[str, Any] | None = None
 
 
 def shard_items(items: Sequence[CorpusItem], shard: tuple[int, int] | None) -> tuple[CorpusItem, ...]:
@@ -198,14 +199,14 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         "duration_s": wall_s,
         "profile": {"name": p.profile.name, "settings": p.profile.settings_dict()},
         "environment": env,
-        "stack": stack(p.profile.engine, p.dirs.file_hashes(), p.profile.settings_dict()),
+        "stack": stack(p.profile.engine, p.dirs.file_hashes()),
         "corpus": {"root": str(p.corpus.root), "subset": p.profile.subset, "selected": len(p.items),
                    "complete": p.corpus.selection_is_complete and p.shard is None,
                    "has_manifest": p.corpus.has_manifest,
                    "shard": list(p.shard) if p.shard else None},
         "checks": {name: c.to_dict() for name, c in state.checks.items()},
         "images": images,
-        "accuracy": None,
+        "accuracy": state.accuracy,
         "timing": _timing(state, wall_s),
     }
 

@@ -243,7 +243,7 @@ def test_minimum_required_tolerances_over_several_lines() -> None:
     comp = compare_image(GOLDEN, c, Tolerances())
     r = comp.required
     assert r.score_abs == 2**-10 and r.poly_max_shift_px == 5.0 and r.text_max_cer == 1 / 13
-    assert r.poly_min_iou == comp.lines[1].iou < 1.0 and r.blocking == 0
+    assert comp.lines[1].iou is not None and r.poly_min_iou == comp.lines[1].iou < 1.0 and r.blocking == 0
     needed = Tolerances(text_max_cer=r.text_max_cer, poly_max_shift_px=r.poly_max_shift_px,
                         poly_min_iou=r.poly_min_iou, score_abs=r.score_abs)
     assert compare_image(GOLDEN, c, needed).passed

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,6 @@ import pytest
 
 from harness.config import Tolerances
 from harness.errors import UserError
-from harness.golden import store as store_mod
 from harness.golden.refresh import apply_refresh, plan_refresh
 from harness.golden.store import Golden, GoldenStore, dumps_golden, loads_golden
 from harness.results import Line, OcrResult
@@ -153,7 +153,7 @@ def test_interrupted_refresh_leaves_every_file_old_or_new(store: GoldenStore, mo
     plan = plan_refresh(store, news, "all", Tolerances(), dict.fromkeys(ids, True))
     assert len(plan.to_write) == len(ids)
 
-    real_replace = store_mod.os.replace
+    real_replace = os.replace
     calls = []
 
     def flaky_replace(src: str, dst: str) -> None:
@@ -162,10 +162,10 @@ def test_interrupted_refresh_leaves_every_file_old_or_new(store: GoldenStore, mo
             raise OSError("injected failure")
         real_replace(src, dst)
 
-    monkeypatch.setattr(store_mod.os, "replace", flaky_replace)
+    monkeypatch.setattr(os, "replace", flaky_replace)
     with pytest.raises(OSError, match="injected failure"):
         apply_refresh(plan, store, STACK)
-    monkeypatch.setattr(store_mod.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
 
     states = []
     for i in ids:

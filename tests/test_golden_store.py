@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.golden import store as store_mod
 from harness.golden.store import (
     ForcedRefresh,
     Golden,
@@ -79,14 +78,14 @@ def test_round_trip_is_byte_identical_and_one_line_per_text_line(tmp_path: Path)
     assert text.endswith("}\n") and "中国工商银行" in text and "\\u" not in text
     line_rows = [row for row in text.splitlines() if row.lstrip().startswith('{"poly"')]
     assert len(line_rows) == len(g.result.lines)
-    for row, line in zip(line_rows, g.result.lines):
+    for row, line in zip(line_rows, g.result.lines, strict=True):
         assert json.loads(row.strip().rstrip(",")) == line.to_dict()
     top = json.loads(text)
     assert list(top) == sorted(top)
 
 
 def test_int_score_is_written_as_float() -> None:
-    g = Golden(OcrResult("a", 1, 1, (Line("x", 1, quad(0, 0)),)))  # type: ignore[arg-type]
+    g = Golden(OcrResult("a", 1, 1, (Line("x", 1, quad(0, 0)),)))
     assert '"score": 1.0' in dumps_golden(g)
 
 
@@ -131,7 +130,7 @@ def test_wrong_profile_directory_is_refused(tmp_path: Path) -> None:
     s = GoldenStore(tmp_path, "default")
     with pytest.raises(UserError, match="made for profile 'nightly', not 'default'"):
         s.ids()
-    with pytest.raises(UserError, match="_meta.json"):
+    with pytest.raises(UserError, match=r"_meta\.json"):
         s.load("anything")
 
 
@@ -197,7 +196,7 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path: Path, monkeypa
     def boom(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_mod.os, "replace", boom)
+    monkeypatch.setattr(os, "replace", boom)
     changed = Golden(OcrResult("slip_001", 800, 300, ()), None)
     with pytest.raises(OSError):
         s.write(changed)

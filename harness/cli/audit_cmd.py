@@ -1,7 +1,110 @@
+"""`ocr-harness audit`: eval-mode / BatchNorm checks of inference model dirs, without running PaddleOCR.
+
+Static audit always; `--probe` adds the behavioural batch-independence probe; `--drift IMAGES` compares the
+stored BN statistics with the images. Exit 0 when every requested check passes, 1 otherwise.
+"""
+
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds this command group's subcommands (filled in by its module's owner)."""
+    p = sub.add_parser("audit", help="eval-mode / BatchNorm audit of inference model dirs (no OCR run)",
+                       description=__doc__)
+    p.add_argument("model_dirs", nargs="+", type=Path, metavar="MODEL_DIR",
+                   help="Paddle inference model dir (inference.pdmodel or inference.json + inference.pdiparams)")
+    p.add_argument("--min-variance", type=float, default=None,
+                   help="flag BN variances below this (default: 1e-6)")
+    p.add_argument("--json", action="store_true", help="print the canonical JSON report instead of tables")
+    p.add_argument("--probe", action="store_true", help="also run the batch-independence probe (child process)")
+    p.add_argument("--train-mode-fault", action="store_true",
+                   help="planted fault: probe the model after TranslatedLayer.train(); the probe must FAIL")
+    p.add_argument("--kind", choices=("det", "rec"), default=None,
+                   help="model kind for --probe and --drift (default: guessed from the input shape; det for drift)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the probe's inputs")
+    p.add_argument("--drift", nargs="+", type=Path, default=None, metavar="IMAGE",
+                   help="image files or dirs: compare stored BN statistics with these (rec: text-line crops)")
+    p.add_argument("--drift-threshold", type=float, default=None, help="flag layers scoring above this (default 2)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.checks.audit import audit_model_dir
+    from harness.checks.paddle_child import locate_model
+    from harness.results import canonical_json
+
+    _validate(args)
+    for model_dir in args.model_dirs:
+        locate_model(model_dir)  # every dir checked before any child starts
+    images = _read_images(args.drift) if args.drift else None
+    docs: list[dict[str, Any]] = []
+    texts: list[str] = []
+    passed = True
+    for model_dir in args.model_dirs:
+        doc: dict[str, Any] = {}
+        report = audit_model_dir(model_dir, min_variance=args.min_variance)
+        doc["audit"], passed = report.to_dict(), passed and report.passed
+        texts.append(report.render())
+        if args.probe:
+            from harness.checks.probe import probe_model_dir
+
+            mode = "train" if args.train_mode_fault else "eval"
+            probe = probe_model_dir(model_dir, kind=args.kind, mode=mode, seed=args.seed)
+            doc["probe"], passed = probe.to_dict(), passed and probe.passed
+            note = "\n  (planted train-mode fault: a FAIL here shows the probe catches it)" if mode == "train" else ""
+            texts.append(probe.render() + note)
+        if images is not None:
+            from harness.checks.bn_drift import DEFAULT_THRESHOLD, bn_drift
+
+            threshold = DEFAULT_THRESHOLD if args.drift_threshold is None else args.drift_threshold
+            drift = bn_drift(model_dir, images, kind=args.kind or "det", threshold=threshold)
+            doc["bn_drift"], passed = drift.to_dict(), passed and drift.passed
+            texts.append(drift.render())
+        docs.append(doc)
+    if args.json:
+        print(canonical_json({"passed": passed, "models": docs}), end="")
+    else:
+        print("\n\n".join(texts))
+    return EXIT_OK if passed else EXIT_REGRESSION
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.min_variance is not None and not (math.isfinite(args.min_variance) and args.min_variance >= 0):
+        raise UserError(f"--min-variance {args.min_variance}: must be a finite number >= 0")
+    if args.train_mode_fault and not args.probe:
+        raise UserError("--train-mode-fault needs --probe")
+    if args.drift_threshold is not None and not (math.isfinite(args.drift_threshold) and args.drift_threshold > 0):
+        raise UserError(f"--drift-threshold {args.drift_threshold}: must be a finite number > 0")
+    if args.drift_threshold is not None and not args.drift:
+        raise UserError("--drift-threshold needs --drift IMAGE...")
+
+
+def _read_images(paths: list[Path]) -> list[Any]:
+    import cv2
+    import numpy as np
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"{path}: no such image file or directory")
+    if not files:
+        raise UserError(f"--drift: no images found in {', '.join(map(str, paths))}")
+    images = []
+    for f in files:
+        img = cv2.imdecode(np.fromfile(f, np.uint8), cv2.IMREAD_COLOR)  # imdecode: non-ASCII paths work too
+        if img is None:
+            raise UserError(f"{f}: not a readable image")
+        images.append(img)
+    return images

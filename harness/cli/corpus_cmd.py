@@ -1,7 +1,79 @@
+"""`ocr-harness corpus generate|validate|list`: make, check and inspect an image corpus."""
+
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from harness.errors import EXIT_OK, EXIT_USAGE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds this command group's subcommands (filled in by its module's owner)."""
+    """Adds `corpus` and its subcommands."""
+    corpus = sub.add_parser("corpus", help="generate, validate or list an image corpus")
+    actions = corpus.add_subparsers(dest="corpus_command", required=True, parser_class=type(corpus))
+
+    gen = actions.add_parser("generate", help="render synthetic Chinese bank slips with ground truth")
+    gen.add_argument("--seed", type=int, required=True, help="same seed and version give the same bytes")
+    gen.add_argument("--count", type=int, required=True, help="number of slips")
+    gen.add_argument("--out", type=Path, required=True, help="output directory (created; must be empty)")
+    gen.add_argument("--templates", nargs="+", metavar="NAME", default=None,
+                     help="templates to cycle through (default: all); comma- or space-separated")
+    gen.add_argument("--force", action="store_true", help="replace a corpus this command generated before")
+    gen.set_defaults(func=_generate)
+
+    val = actions.add_parser("validate", help="check every item of a corpus; exit 2 listing all problems")
+    val.add_argument("path", type=Path, help="corpus directory, manifest file, or a plain directory of images")
+    val.add_argument("--max-pixels", type=int, default=40_000_000)
+    val.set_defaults(func=_validate)
+
+    lst = actions.add_parser("list", help="print the selected items: id, template, tags")
+    lst.add_argument("path", type=Path)
+    lst.add_argument("--subset", default=None)
+    lst.add_argument("--tag", action="append", default=[], help="select items with this tag (repeatable: any)")
+    lst.add_argument("--id", action="append", default=[], dest="ids", help="select this id (repeatable)")
+    lst.set_defaults(func=_list)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from harness.corpus.generate import generate
+    from harness.corpus.templates import TEMPLATES
+
+    templates = tuple(t for item in (args.templates or TEMPLATES) for t in item.split(",") if t)
+    # Recorded in generator.json, which gets committed: an absolute --out would name this machine's folders.
+    out_text = args.out.name if args.out.is_absolute() else args.out.as_posix()
+    argv = ["ocr-harness", "corpus", "generate", "--seed", str(args.seed), "--count", str(args.count),
+            "--out", out_text] + (["--templates", *templates] if args.templates else [])
+    slips = generate(args.seed, args.count, args.out, templates, force=args.force, command=shlex.join(argv))
+    size = sum(len(s.data) for s in slips)
+    print(f"wrote {len(slips)} slips ({size / 1e6:.1f} MB) and manifest.jsonl to {args.out}")
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from harness.corpus.loader import load_corpus, validate_corpus
+
+    problems = validate_corpus(args.path, max_pixels=args.max_pixels)
+    if problems:
+        for line in problems:
+            print(line)
+        print(f"ocr-harness: error: {len(problems)} problem(s) in corpus {args.path}", file=sys.stderr)
+        return EXIT_USAGE
+    corpus = load_corpus(args.path)
+    with_truth = sum(1 for item in corpus.items if item.truth)
+    subsets = ", ".join(sorted(corpus.subsets)) or "-"
+    print(f"OK: {len(corpus.items)} images, {with_truth} with ground truth, "
+          f"{'manifest' if corpus.has_manifest else 'no manifest'}, subsets: {subsets}")
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    from harness.corpus.loader import load_corpus
+
+    corpus = load_corpus(args.path, subset=args.subset, tags=args.tag, ids=args.ids)
+    for item in corpus.items:
+        status = f"  PROBLEM: {item.problem}" if item.problem else ""
+        print(f"{item.id}\t{item.template or '-'}\t{','.join(item.tags) or '-'}{status}")
+    return EXIT_OK

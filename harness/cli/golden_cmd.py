@@ -1,7 +1,90 @@
+"""`ocr-harness golden status|refresh`: goldens are refreshed deliberately, reviewed, and only from reproducible output."""
+
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from pathlib import Path
+
+from harness import atomic
+from harness.checks.determinism import first_divergence
+from harness.checks.golden_check import open_store, preload
+from harness.cli.run_cmd import add_profile_args, resolve_profile
+from harness.environment import stack
+from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.golden.refresh import apply_refresh, plan_refresh
+from harness.golden.status import golden_status
+from harness.runner import infer_all, plan, terminal_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds this command group's subcommands (filled in by its module's owner)."""
+    p = sub.add_parser("golden", help="golden status and the reviewed refresh workflow")
+    gsub = p.add_subparsers(dest="golden_command", required=True)
+    st = gsub.add_parser("status", help="missing and orphaned goldens, stack mismatch")
+    add_profile_args(st)
+    st.set_defaults(func=status)
+    rf = gsub.add_parser("refresh", help="dry run by default: show what would change; --yes applies")
+    add_profile_args(rf)
+    mode = rf.add_mutually_exclusive_group()
+    mode.add_argument("--new-only", dest="mode", action="store_const", const="new-only", help="only images without a golden")
+    mode.add_argument("--failed", dest="mode", action="store_const", const="failed", help="new images and failing goldens (default)")
+    mode.add_argument("--all", dest="mode", action="store_const", const="all", help="every selected image")
+    rf.add_argument("--yes", action="store_true", help="apply the refresh (default: dry run)")
+    rf.add_argument("--force", action="store_true", help="also write non-reproducible outputs (needs --reason)")
+    rf.add_argument("--reason", help="why a forced refresh is acceptable; recorded in _meta.json")
+    rf.add_argument("--out", type=Path, default=Path("out"), help="where the review report goes (default: ./out)")
+    rf.set_defaults(func=refresh, mode="failed")
+
+
+def status(args: argparse.Namespace) -> int:
+    profile, base = resolve_profile(args)
+    p = plan(profile, base)
+    store = open_store(profile, base)
+    preload(store, [it.id for it in p.items])  # a corrupt golden is exit 2 here too
+    st = golden_status(store, [it.id for it in p.items], p.corpus.selection_is_complete,
+                       stack(profile.engine, p.dirs.file_hashes()))
+    print(st.summary())
+    for image_id in st.missing:
+        print(f"  missing   {image_id}")
+    for image_id in st.orphaned:
+        print(f"  orphaned  {image_id}  ({store.path_for(image_id)})")
+    for diff in st.stack_differences:
+        print(f"  stack     {diff.key}: golden {diff.golden!r} -> current {diff.current!r}")
+    if st.likely_cause:
+        print(f"  note      {st.likely_cause}")
+    return EXIT_OK if not st.missing and not st.orphaned else EXIT_REGRESSION
+
+
+def refresh(args: argparse.Namespace) -> int:
+    if args.force and not args.reason:
+        raise UserError("--force needs --reason: say why non-reproducible output may become a golden")
+    profile, base = resolve_profile(args)
+    p = plan(profile, base, log_dir=args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    store = open_store(profile, base)
+    preload(store, [it.id for it in p.items])
+    engine = profile.engine
+    if profile.checks.golden_path == "bs1":
+        engine = dataclasses.replace(engine, rec_batch_size=1)
+    repeats = max(2, profile.checks.repeats)  # a golden is only as good as its reproducibility
+    outcomes = infer_all(p, engine, "refresh", repeats, profile.workers, terminal_progress())
+    current = {i: o.runs[0] for i, o in outcomes.items() if o.ok}
+    reproducible = {i: all(first_divergence(o.runs[0], r) is None for r in o.runs[1:])
+                    for i, o in outcomes.items() if o.ok}
+    for i, o in sorted(outcomes.items()):
+        if not o.ok:
+            print(f"  error     {i}: {o.error}")
+    items = {it.id: it for it in p.items}
+    refresh_plan = plan_refresh(store, current, args.mode, profile.tolerances, reproducible,
+                                image_sha256={i: items[i].sha256 for i in current if items[i].sha256},
+                                key_texts={i: dict(items[i].fields) for i in current if items[i].fields})
+    review = refresh_plan.to_markdown()
+    atomic.write_text(args.out / "golden-review.md", review)
+    print(review)
+    if not args.yes:
+        print(f"dry run: nothing written; review in {args.out / 'golden-review.md'}; add --yes to apply")
+        return EXIT_OK
+    written = apply_refresh(refresh_plan, store, stack(engine, p.dirs.file_hashes()),
+                            force_reason=args.reason if args.force else None)
+    print(f"wrote {len(written)} goldens to {store.directory}")
+    return EXIT_OK if all(o.ok for o in outcomes.values()) else EXIT_REGRESSION

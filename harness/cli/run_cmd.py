@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
     report = run_and_report(profile, base, args.out, shard=parse_shard(args.shard), html=args.html,
                             history=args.history)
+    from harness.report.markdown import write_step_summary
+
+    write_step_summary(report)  # only when $GITHUB_STEP_SUMMARY is set
     verdict = "PASS" if report["passed"] else "FAIL"
     print(f"{verdict}: {len(report['images'])} images, profile {profile.name} -> {args.out}")
     for name, check in report["checks"].items():

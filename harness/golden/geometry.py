@@ -40,7 +40,7 @@ def _oriented(points: Sequence[Point]) -> list[Point]:
     pts = list(points)
     if len(pts) > 1 and pts[0] == pts[-1]:
         pts.pop()
-    twice_area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]))
+    twice_area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1], strict=True))
     return pts[::-1] if twice_area < 0 else pts
 
 
@@ -140,7 +140,7 @@ def _max_assignment(weights: list[list[float]]) -> list[tuple[int, int]]:
     if not weights or not weights[0]:
         return []
     transposed = len(weights) > len(weights[0])
-    w = [list(col) for col in zip(*weights)] if transposed else weights
+    w = [list(col) for col in zip(*weights, strict=True)] if transposed else weights
     n, m = len(w), len(w[0])
     inf = math.inf
     u, v = [0.0] * (n + 1), [0.0] * (m + 1)

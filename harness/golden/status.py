@@ -152,7 +152,8 @@ def likely_cause(diffs: Sequence[StackDifference]) -> str | None:
         )
     settings = [d for d in diffs if d.category == "settings"]
     if settings:
-        sentences.append(f"the profile settings changed since the goldens were made ({', '.join(d.key for d in settings)})")
+        keys = ", ".join(d.key for d in settings)
+        sentences.append(f"the profile settings changed since the goldens were made ({keys})")
     env = [d for d in diffs if d.category in ("environment", "cpu", "isa")]
     if env:
         made, made_on = _describe(env, golden_side=True)

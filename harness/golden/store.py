@@ -9,6 +9,7 @@ so an interrupted refresh leaves each file either old or new.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -209,8 +210,8 @@ def loads_meta(text: str, source: str) -> GoldenMeta:
         ids = _typed(item, "ids", list, where, source)
         if not all(isinstance(x, str) for x in ids):
             raise UserError(f"{source}: {where}ids: expected a list of image ids")
-        forced.append(ForcedRefresh(_typed(item, "reason", str, where, source), _typed(item, "time", str, where, source),
-                                    tuple(ids)))
+        reason = _typed(item, "reason", str, where, source)
+        forced.append(ForcedRefresh(reason, _typed(item, "time", str, where, source), tuple(ids)))
     return GoldenMeta(raw["profile"], raw["stack"], raw["harness_version"], raw["created"], raw["updated"],
                       tuple(forced))
 
@@ -249,10 +250,8 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     _fsync_dir(path.parent)
 

@@ -1,0 +1,298 @@
+"""Static eval-mode audit of a Paddle inference model: what the saved program and params say.
+
+Every batch_norm must normalise with its stored statistics and every dropout must be in test mode; the stored
+`_mean`/`_variance` must exist, be finite, and the variances must be positive and not collapsed (the tiny-batch
+pollution of the moving variance). The program is read in a child process (see `paddle_child`); judging
+happens here, on plain data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.checks.paddle_child import Arrays, ModelFiles, locate_model, run_in_child
+from harness.errors import UserError
+
+DEFAULT_MIN_VARIANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # load | bn-mode | dropout-mode | bn-stats
+    layer: str
+    op_index: int | None
+    param: str | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "layer": self.layer, "op_index": self.op_index, "param": self.param,
+                "message": self.message}
+
+    def __str__(self) -> str:
+        where = self.layer + (f" (op #{self.op_index})" if self.op_index is not None else "")
+        return f"[{self.check}] {where}" + (f" {self.param}" if self.param else "") + f": {self.message}"
+
+
+@dataclass(frozen=True)
+class BnLayer:
+    op_index: int
+    name: str
+    op_type: str
+    source: str  # type of the op feeding X, through a bias add; "conv2d" means conv -> BN not folded
+    is_test: bool
+    use_global_stats: bool
+    trainable_statistics: bool
+    epsilon: float
+    mean_param: str | None
+    variance_param: str | None
+    channels: int
+    variance_min: float | None
+    variance_max: float | None
+
+    @property
+    def uses_stored_stats(self) -> bool:
+        """Paddle's kernel rule: global stats if (is_test and not trainable_statistics) or use_global_stats."""
+        return (self.is_test and not self.trainable_statistics) or self.use_global_stats
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op_index": self.op_index, "name": self.name, "op_type": self.op_type, "source": self.source,
+                "is_test": self.is_test, "use_global_stats": self.use_global_stats,
+                "trainable_statistics": self.trainable_statistics, "uses_stored_stats": self.uses_stored_stats,
+                "epsilon": self.epsilon, "mean_param": self.mean_param, "variance_param": self.variance_param,
+                "channels": self.channels, "variance_min": json_number(self.variance_min),
+                "variance_max": json_number(self.variance_max)}
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    model_dir: str
+    program_format: str
+    min_variance: float
+    op_counts: tuple[tuple[str, int], ...]
+    conv_count: int
+    convs_feeding_bn: int
+    dropout_count: int
+    bn_layers: tuple[BnLayer, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def bn_count(self) -> int:
+        return len(self.bn_layers)
+
+    @property
+    def bn_folded(self) -> str:
+        """How far BN was folded into convolutions: judged by convs that still feed a BN op."""
+        if self.conv_count == 0:
+            return "n/a"
+        if self.convs_feeding_bn == 0:
+            return "yes"
+        return "mostly" if self.convs_feeding_bn * 2 < self.conv_count else "no"
+
+    @property
+    def variance_min(self) -> float | None:
+        values = [b.variance_min for b in self.bn_layers if b.variance_min is not None]
+        return min(values, key=lambda v: (not math.isnan(v), v)) if values else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_dir": self.model_dir, "program_format": self.program_format, "passed": self.passed,
+                "min_variance": self.min_variance, "op_counts": dict(self.op_counts),
+                "conv_count": self.conv_count, "convs_feeding_bn": self.convs_feeding_bn,
+                "bn_count": self.bn_count, "bn_folded": self.bn_folded, "dropout_count": self.dropout_count,
+                "variance_min": json_number(self.variance_min),
+                "bn_layers": [b.to_dict() for b in self.bn_layers],
+                "findings": [f.to_dict() for f in self.findings]}
+
+    def render(self) -> str:
+        if any(f.check == "load" for f in self.findings):
+            lines = [f"audit {self.model_dir} ({self.program_format}): the model could not be loaded"]
+        else:
+            lines = [f"audit {self.model_dir} ({self.program_format}): {sum(n for _, n in self.op_counts)} ops, "
+                     f"{self.conv_count} conv, {self.bn_count} batch_norm, {self.dropout_count} dropout; "
+                     f"BN folded into conv: {self.bn_folded} ({self.convs_feeding_bn} conv -> BN pairs left)"]
+        if self.bn_layers:
+            head = ("op#", "layer", "fed by", "is_test", "global", "stored", "ch", "var min", "var max")
+            rows = [(str(b.op_index), b.name, b.source, _yn(b.is_test), "yes" if b.use_global_stats else "no",
+                     _yn(b.uses_stored_stats), str(b.channels), _fmt(b.variance_min), _fmt(b.variance_max))
+                    for b in self.bn_layers]
+            lines += _table(head, rows)
+        n = len(self.findings)
+        verdict = "PASS" if self.passed else f"FAIL ({n} finding{'s' if n != 1 else ''})"
+        lines.append(f"{verdict}: eval-mode / BatchNorm audit (variance floor {self.min_variance:g}, "
+                     f"smallest stored variance {_fmt(self.variance_min)})")
+        lines += [f"  {f}" for f in self.findings]
+        return "\n".join(lines)
+
+
+def audit_model_dir(model_dir: Path, *, min_variance: float | None = None) -> AuditReport:
+    """Audits one inference model dir (old `.pdmodel` or PIR `.json` + `.pdiparams`) in a child process."""
+    floor = DEFAULT_MIN_VARIANCE if min_variance is None else float(min_variance)
+    if not (math.isfinite(floor) and floor >= 0):
+        raise UserError(f"min_variance must be a finite number >= 0, got {min_variance}")
+    files = locate_model(Path(model_dir))
+    facts, arrays = run_in_child("audit.inspect", {"prefix": str(files.prefix), "format": files.format},
+                                 pir=files.pir)
+    return judge(str(model_dir), files.format, facts, arrays, min_variance=floor)
+
+
+def judge(model_dir: str, program_format: str, facts: dict[str, Any], arrays: Arrays, *,
+          min_variance: float) -> AuditReport:
+    """Turns the facts read from a program into findings (pure: no paddle)."""
+    findings: list[Finding] = []
+    if "load_error" in facts:
+        findings.append(Finding("load", "<model>", None, None, f"cannot load: {facts['load_error']}"))
+    layers: list[BnLayer] = []
+    for k, bn in enumerate(facts.get("bn", [])):
+        mean, var = arrays.get(f"bn{k}.mean"), arrays.get(f"bn{k}.variance")
+        layer = BnLayer(
+            op_index=bn["index"], name=bn["name"], op_type=bn["type"], source=bn["source"],
+            is_test=bool(bn["is_test"]), use_global_stats=bool(bn["use_global_stats"]),
+            trainable_statistics=bool(bn["trainable_statistics"]), epsilon=float(bn["epsilon"]),
+            mean_param=bn["mean_param"], variance_param=bn["variance_param"],
+            channels=int(var.size if var is not None else (mean.size if mean is not None else 0)),
+            **_variance_range(var))
+        layers.append(layer)
+        findings += _bn_mode_findings(layer)
+        findings += _stat_findings(layer, mean, var, min_variance)
+    for d in facts.get("dropout", []):
+        if not d["is_test"]:
+            findings.append(Finding("dropout-mode", d["name"], d["index"], None,
+                                    "is_test=False: dropout is active, outputs are random"))
+    counts = facts.get("op_counts", {})
+    return AuditReport(
+        model_dir=model_dir, program_format=program_format, min_variance=min_variance,
+        op_counts=tuple(sorted((str(k), int(v)) for k, v in counts.items())),
+        conv_count=int(facts.get("conv_count", 0)), convs_feeding_bn=int(facts.get("convs_feeding_bn", 0)),
+        dropout_count=len(facts.get("dropout", [])), bn_layers=tuple(layers), findings=tuple(findings))
+
+
+def _variance_range(var: np.ndarray | None) -> dict[str, float | None]:
+    """Min and max for the table; a non-finite value anywhere makes the min NaN so it cannot look sane."""
+    if var is None or var.size == 0:
+        return {"variance_min": None, "variance_max": None}
+    finite = var[np.isfinite(var)]
+    return {"variance_min": float(finite.min()) if finite.size == var.size else math.nan,
+            "variance_max": float(finite.max()) if finite.size else None}
+
+
+def _bn_mode_findings(b: BnLayer) -> list[Finding]:
+    out = []
+    if not b.is_test:
+        tail = ("; use_global_stats=True still selects the stored statistics in Paddle's own kernel, other "
+                "runtimes may not honour it" if b.uses_stored_stats else "; it normalises with batch statistics")
+        out.append(Finding("bn-mode", b.name, b.op_index, None, f"is_test=False: saved in training mode{tail}"))
+    elif not b.uses_stored_stats:
+        out.append(Finding("bn-mode", b.name, b.op_index, None,
+                           "trainable_statistics=True: normalises with batch statistics"))
+    return out
+
+
+def _stat_findings(b: BnLayer, mean: np.ndarray | None, var: np.ndarray | None, floor: float) -> list[Finding]:
+    out = []
+
+    def add(param: str | None, message: str) -> None:
+        out.append(Finding("bn-stats", b.name, b.op_index, param, message))
+
+    for param, arr in ((b.mean_param, mean), (b.variance_param, var)):
+        if param is None:
+            add(None, "mean/variance input is not a stored parameter")
+        elif arr is None:
+            add(param, "missing from the params file")
+        elif not np.isfinite(arr).all():
+            add(param, f"non-finite values in {_channels(~np.isfinite(arr), arr)}")
+    if mean is not None and var is not None and mean.shape != var.shape:
+        add(b.variance_param, f"shape {list(var.shape)} differs from the mean's {list(mean.shape)}")
+    if var is not None:
+        with np.errstate(invalid="ignore"):
+            nonpos, tiny = var <= 0, (var > 0) & (var < floor)
+        if nonpos.any():
+            add(b.variance_param, f"variance <= 0 in {_channels(nonpos, var)}")
+        if tiny.any():
+            add(b.variance_param, f"variance below {floor:g} in {_channels(tiny, var)} "
+                                  "(collapsed moving variance: noise is amplified at inference)")
+    return out
+
+
+def _channels(mask: np.ndarray, values: np.ndarray, shown: int = 5) -> str:
+    idx = np.flatnonzero(mask.ravel())
+    flat = values.ravel()
+    listed = ", ".join(f"[{i}]={_fmt(float(flat[i]))}" for i in idx[:shown])
+    more = f", ... (+{idx.size - shown})" if idx.size > shown else ""
+    return f"{idx.size} of {flat.size} channels: {listed}{more}"
+
+
+def json_number(x: float | None) -> float | str | None:
+    """Canonical JSON has no NaN/inf: they are written as strings."""
+    if x is None or math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _yn(flag: bool) -> str:
+    return "yes" if flag else "NO"  # capitals: a "no" here is what fails the audit
+
+
+def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
+
+
+# ---------------------------------------------------------------- child side (paddle imported here only)
+
+def inspect_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+    from harness.checks.program_view import BN_TYPES, CONV_TYPES, DROPOUT_TYPES, load_program, short_error
+
+    files = ModelFiles(Path(payload["prefix"]), payload["format"])
+    try:
+        view, _, _, _ = load_program(str(files.prefix), files.pir)
+    except Exception as exc:  # a broken pack is a finding, not a crash
+        return {"load_error": short_error(exc)}, {}
+    facts: dict[str, Any] = {"bn": [], "dropout": []}
+    arrays: Arrays = {}
+    counts: Counter[str] = Counter()
+    convs_feeding_bn = 0
+    for index, op in enumerate(view.ops()):
+        kind = view.op_type(op)
+        counts[kind] += 1
+        if kind in BN_TYPES:
+            x = view.input(op, "x")
+            source = view.source_type(x) if x is not None else "?"
+            convs_feeding_bn += source in CONV_TYPES
+            mean_param = view.param_name(view.input(op, "mean"))
+            var_param = view.param_name(view.input(op, "variance"))
+            k = len(facts["bn"])
+            for key, param in (("mean", mean_param), ("variance", var_param)):
+                value = view.param_array(param) if param else None
+                if value is not None:
+                    arrays[f"bn{k}.{key}"] = value.astype(np.float64)
+            name = mean_param.rsplit(".", 1)[0] if mean_param else f"{kind}#{index}"
+            facts["bn"].append({
+                "index": index, "type": kind, "name": name, "source": source,
+                "is_test": bool(view.attr(op, "is_test")),
+                "use_global_stats": bool(view.attr(op, "use_global_stats")),
+                "trainable_statistics": bool(view.attr(op, "trainable_statistics")),
+                "epsilon": float(view.attr(op, "epsilon") or 0.0), "mean_param": mean_param,
+                "variance_param": var_param})
+        elif kind in DROPOUT_TYPES:
+            facts["dropout"].append({"index": index, "name": view.output_label(op, index),
+                                     "is_test": bool(view.attr(op, "is_test"))})
+    facts["op_counts"] = dict(counts)
+    facts["conv_count"] = sum(n for k, n in counts.items() if k in CONV_TYPES)
+    facts["convs_feeding_bn"] = convs_feeding_bn
+    return facts, arrays

@@ -1,0 +1,60 @@
+"""The `golden` check: every image's current output against its reviewed golden, with the profile's tolerances."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.checks.outcome import CheckResult, ImageCheck, from_images
+from harness.config import Profile
+from harness.corpus.loader import CorpusItem
+from harness.golden.compare import ImageComparison, compare_image
+from harness.golden.status import GoldenStatus
+from harness.golden.store import Golden, GoldenStore
+from harness.golden.summary import summarise
+from harness.results import OcrResult
+
+
+def open_store(profile: Profile, base: Path) -> GoldenStore:
+    return GoldenStore((base / profile.golden_dir).resolve(), profile.golden_name)
+
+
+def preload(store: GoldenStore, ids: Sequence[str]) -> dict[str, Golden]:
+    """Read and validate every golden before any model loads: a corrupt golden is exit 2, not a lost run."""
+    store.meta()
+    goldens = {}
+    for image_id in ids:
+        golden = store.load(image_id)
+        if golden is not None:
+            goldens[image_id] = golden
+    return goldens
+
+
+def golden_check(items: Sequence[CorpusItem], current: Mapping[str, OcrResult], goldens: Mapping[str, Golden],
+                 profile: Profile, status: GoldenStatus) -> CheckResult:
+    per_image: dict[str, ImageCheck] = {}
+    comparisons: dict[str, ImageComparison] = {}
+    warn_missing = profile.checks.missing_golden == "warn"
+    for it in items:
+        result = current.get(it.id)
+        if result is None:
+            continue  # failed to run: the inference check reports it
+        golden = goldens.get(it.id)
+        if golden is None:
+            per_image[it.id] = ImageCheck(warn_missing, "no golden (run: ocr-harness golden refresh --new-only --yes)",
+                                          {"missing_golden": True})
+            continue
+        comp = compare_image(golden.result, result, profile.tolerances, dict(it.fields) or None)
+        comparisons[it.id] = comp
+        per_image[it.id] = ImageCheck(comp.passed, comp.summary(), comp.to_dict())
+    check = from_images("golden", per_image, "differ from their golden")
+    details: dict[str, Any] = {"status": status.to_dict(), "golden_set": profile.golden_name}
+    if comparisons:
+        details["summary"] = summarise(comparisons).to_dict()
+    summary = check.summary
+    if not check.passed and status.likely_cause:
+        summary += f" | likely cause: {status.likely_cause}"
+    elif not check.passed:
+        summary += f" | to accept deliberately: ocr-harness golden refresh --profile {profile.name} --failed"
+    return CheckResult("golden", check.passed, summary, per_image, details)

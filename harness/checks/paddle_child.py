@@ -1,0 +1,152 @@
+"""Paddle work in a child interpreter, and the model files it works on.
+
+Why a child: `FLAGS_enable_pir_api` is read once, at `import paddle`, so reading an old-format program needs a
+process of its own; `TranslatedLayer.train()` followed by `.eval()` aborts the process; and a static program
+loaded for inspection must not linger in the caller's scope when it later runs PaddleOCR.
+
+Protocol: the parent writes `request.json` (+ `.npy` arrays, never pickles) into a temp dir and runs
+`python -m harness.checks.paddle_child TASK DIR`; the child writes `result.json` (+ arrays) back. A task is a
+function `(payload, arrays) -> (result, arrays)` named in `TASKS`, imported only inside the child.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from harness.errors import UserError
+
+ProgramFormat = Literal["pdmodel", "pir-json"]
+Arrays = dict[str, np.ndarray]
+
+TASKS: dict[str, str] = {
+    "audit.inspect": "harness.checks.audit:inspect_in_child",
+    "probe.run": "harness.checks.probe:probe_in_child",
+    "drift.measure": "harness.checks.bn_drift:measure_in_child",
+    "bn_faults.set_param": "harness.checks.bn_faults:set_param_in_child",
+    "bn_faults.set_op_attr": "harness.checks.bn_faults:set_op_attr_in_child",
+    "bn_faults.reference": "harness.checks.bn_faults:reference_model_in_child",
+}
+
+DEFAULT_TIMEOUT_S = 600.0
+
+
+class ChildError(RuntimeError):
+    """The child died (signal, exception, timeout): an internal failure, not a check verdict."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """One Paddle inference model: `<prefix>.pdmodel` or `<prefix>.json`, plus `<prefix>.pdiparams`."""
+
+    prefix: Path
+    format: ProgramFormat
+
+    @property
+    def program_path(self) -> Path:
+        return self.prefix.with_name(self.prefix.name + (".json" if self.format == "pir-json" else ".pdmodel"))
+
+    @property
+    def params_path(self) -> Path:
+        return self.prefix.with_name(self.prefix.name + ".pdiparams")
+
+    @property
+    def pir(self) -> bool:
+        """The value `FLAGS_enable_pir_api` must have in the process that loads this program."""
+        return self.format == "pir-json"
+
+
+def locate_model(model_dir: Path) -> ModelFiles:
+    """Finds the program in a model dir. A PIR `.json` wins over a `.pdmodel`, as in Paddle 3 inference."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise UserError(f"{model_dir}: not a directory")
+    stems = sorted(p.name[: -len(".pdiparams")] for p in model_dir.glob("*.pdiparams"))
+    found: list[ModelFiles] = []
+    for stem in stems:
+        for fmt, ext in (("pir-json", ".json"), ("pdmodel", ".pdmodel")):
+            if (model_dir / (stem + ext)).is_file():
+                found.append(ModelFiles(model_dir / stem, fmt))  # type: ignore[arg-type]
+                break
+    if not found:
+        raise UserError(f"{model_dir}: no Paddle inference model (need inference.pdmodel or inference.json "
+                        "next to inference.pdiparams)")
+    preferred = [m for m in found if m.prefix.name == "inference"]
+    if preferred:
+        return preferred[0]
+    if len(found) > 1:
+        raise UserError(f"{model_dir}: several models ({', '.join(m.prefix.name for m in found)}); "
+                        "keep one per directory")
+    return found[0]
+
+
+def run_in_child(task: str, payload: dict[str, Any], *, pir: bool, arrays: Arrays | None = None,
+                 timeout: float = DEFAULT_TIMEOUT_S) -> tuple[dict[str, Any], Arrays]:
+    """Runs `TASKS[task]` in a fresh interpreter with `FLAGS_enable_pir_api` set; returns its result."""
+    if task not in TASKS:
+        raise ValueError(f"unknown child task {task!r}")
+    env = dict(os.environ)
+    env["FLAGS_enable_pir_api"] = "1" if pir else "0"
+    env.setdefault("GLOG_minloglevel", "2")  # Paddle's per-run INFO lines are noise in a captured stderr
+    package_root = str(Path(__file__).resolve().parents[2])  # works from a source checkout too
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    with tempfile.TemporaryDirectory(prefix="harness-child-") as tmp:
+        work = Path(tmp)
+        _write(work, "request", payload, arrays or {})
+        cmd = [sys.executable, "-m", "harness.checks.paddle_child", task, str(work)]
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ChildError(f"{task}: child process timed out after {timeout:.0f} s") from None
+        if proc.returncode != 0:
+            raise ChildError(f"{task}: child process {_describe_exit(proc.returncode)}\n{_tail(proc.stderr)}")
+        return _read(work, "result")
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _write(work: Path, name: str, payload: dict[str, Any], arrays: Arrays) -> None:
+    (work / f"{name}.json").write_text(json.dumps({"payload": payload, "arrays": sorted(arrays)}), "utf-8")
+    for key, arr in arrays.items():
+        np.save(work / f"{name}.{key}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+
+
+def _read(work: Path, name: str) -> tuple[dict[str, Any], Arrays]:
+    doc = json.loads((work / f"{name}.json").read_text("utf-8"))
+    arrays = {key: np.load(work / f"{name}.{key}.npy", allow_pickle=False) for key in doc["arrays"]}
+    return doc["payload"], arrays
+
+
+def _child_main(argv: list[str]) -> int:
+    task, work = argv[0], Path(argv[1])
+    module_name, func_name = TASKS[task].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    payload, arrays = _read(work, "request")
+    result, out_arrays = func(payload, arrays)
+    _write(work, "result", result, out_arrays)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_main(sys.argv[1:]))

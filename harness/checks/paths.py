@@ -1,0 +1,71 @@
+"""Same images, other execution paths: batch sizes, several images per call, oneDNN on/off, thread counts.
+
+Each path is compared with a reference path first exactly, then with the golden tolerances: paths may
+legitimately differ in the last bits (PaddleOCR pads recognition crops to the widest in their batch; oneDNN
+and thread counts change summation order), so the report gives the magnitude of every difference and the
+verdict says whether it stays inside what the profile tolerates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.checks.determinism import first_divergence
+from harness.checks.outcome import CheckResult, ImageCheck, from_images
+from harness.config import Tolerances
+from harness.golden.compare import RequiredTolerances, compare_image
+from harness.worker import ImageOutcome
+
+
+def compare_paths(name: str, reference_label: str, reference: Mapping[str, ImageOutcome],
+                  others: Mapping[str, Mapping[str, ImageOutcome]], tol: Tolerances) -> CheckResult:
+    per_image: dict[str, ImageCheck] = {}
+    stats: dict[str, dict[str, Any]] = {
+        label: {"identical": 0, "within": 0, "beyond": 0, "failed_to_run": 0, "required": RequiredTolerances()}
+        for label in others
+    }
+    for image_id, ref in reference.items():
+        if not ref.ok:
+            continue
+        details: dict[str, Any] = {}
+        notes: list[str] = []
+        ok = True
+        for label, outcomes in others.items():
+            other = outcomes.get(image_id)
+            s = stats[label]
+            if other is None or not other.ok:
+                s["failed_to_run"] += 1
+                ok = False
+                details[label] = {"error": other.error if other else "not run"}
+                notes.append(f"{label}: failed to run")
+                continue
+            if first_divergence(ref.runs[0], other.runs[0]) is None:
+                s["identical"] += 1
+                details[label] = {"identical": True}
+                continue
+            comp = compare_image(ref.runs[0], other.runs[0], tol)
+            s["required"] = s["required"].merge(comp.required)
+            s["within" if comp.passed else "beyond"] += 1
+            ok &= comp.passed
+            details[label] = {"identical": False, "passed": comp.passed,
+                              "required_tolerances": comp.required.to_dict(),
+                              "lines": [d.to_dict() for d in comp.diffs]}
+            worst = max(comp.diffs, key=lambda d: (d.kind != "within", abs(d.score_delta or 0)), default=None)
+            notes.append(f"{label} vs {reference_label}: " + (worst.describe() if worst else "differs"))
+        summary = "; ".join(notes) if notes else f"identical on all {len(others)} paths"
+        per_image[image_id] = ImageCheck(ok, summary, {"reference": reference_label, "paths": details})
+    check = from_images(name, per_image, f"differ beyond tolerance from the {reference_label} path")
+    totals = {label: {**{k: v for k, v in s.items() if k != "required"}, "required_tolerances": s["required"].to_dict()}
+              for label, s in stats.items()}
+    parts = []
+    for label, s in totals.items():
+        req = s["required_tolerances"]
+        parts.append(f"{label}: {s['identical']} identical, {s['within']} within, {s['beyond']} beyond"
+                     f" (max score delta {req['score_abs']:.3g}, max shift {req['poly_max_shift_px']:.3g} px,"
+                     f" max CER {req['text_max_cer']:.3g})")
+    summary = f"vs {reference_label}: " + "; ".join(parts)
+    if not check.passed:
+        summary = check.summary + " | " + summary
+    return CheckResult(name=name, passed=check.passed, summary=summary, per_image=per_image,
+                       details={"reference": reference_label, "paths": totals})

@@ -1,0 +1,195 @@
+"""Capture effects: what scanners, fax machines and phone cameras do to a slip.
+
+Each effect takes an RGB (or grey) uint8 array and the text quads, and returns both changed; geometric effects
+move the quads with the exact transform applied to the pixels. The order of `apply` follows the physical
+chain: paper and light, then camera geometry, optics, sensor, resampling, and finally the encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+EFFECTS = ("clean", "scan_noise", "blur", "jpeg", "rotation", "perspective", "low_contrast", "low_resolution",
+           "shadow", "fax")
+_ORDER = ("low_contrast", "shadow", "rotation", "perspective", "blur", "scan_noise", "low_resolution", "fax", "jpeg")
+
+Quads = np.ndarray  # (n, 4, 2) float64
+
+
+@dataclass(frozen=True)
+class Captured:
+    pixels: np.ndarray  # HxWx3 RGB, or HxW grey for scanner-grey and fax output
+    quads: Quads
+    encoding: str  # "png-rgb", "png-grey", "png-bilevel" or "jpeg"
+    jpeg_quality: int | None
+
+
+def _homography(pixels: np.ndarray, quads: Quads, matrix: np.ndarray, size: tuple[int, int],
+                border: tuple[int, int, int]) -> tuple[np.ndarray, Quads]:
+    fill = border[0] if pixels.ndim == 2 else border
+    warped = cv2.warpPerspective(pixels, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                 borderValue=fill)
+    moved = cv2.perspectiveTransform(quads.reshape(-1, 1, 2), matrix).reshape(quads.shape)
+    return warped, moved
+
+
+def _rotation(pixels: np.ndarray, quads: Quads, rng: np.random.Generator) -> tuple[np.ndarray, Quads]:
+    h, w = pixels.shape[:2]
+    angle = float(rng.uniform(2.5, 7.0)) * (1 if rng.random() < 0.5 else -1)
+    affine = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    cos, sin = abs(affine[0, 0]), abs(affine[0, 1])
+    new_w, new_h = int(w * cos + h * sin + 0.5), int(h * cos + w * sin + 0.5)
+    affine[0, 2] += (new_w - w) / 2
+    affine[1, 2] += (new_h - h) / 2
+    bed = int(rng.integers(225, 256))  # the scanner lid shows around a skewed slip
+    return _homography(pixels, quads, np.vstack([affine, [0, 0, 1]]), (new_w, new_h), (bed, bed, bed))
+
+
+def _perspective(pixels: np.ndarray, quads: Quads, rng: np.random.Generator) -> tuple[np.ndarray, Quads]:
+    h, w = pixels.shape[:2]
+    margin_x, margin_y = int(w * rng.uniform(0.04, 0.09)), int(h * rng.uniform(0.05, 0.11))
+    out_w, out_h = w + 2 * margin_x, h + 2 * margin_y
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    jitter = rng.uniform(-1, 1, size=(4, 2)) * np.array([margin_x, margin_y]) * 0.9
+    # Phones are held tilted: one side of the slip nearer the lens, so that side grows.
+    tilt = float(rng.uniform(0.02, 0.07)) * w
+    top_narrow = np.array([[tilt, 0], [-tilt, 0], [0, 0], [0, 0]]) if rng.random() < 0.5 else \
+        np.array([[0, 0], [0, 0], [-tilt, 0], [tilt, 0]])
+    dst = np.float32(src + np.array([margin_x, margin_y]) + jitter + top_narrow)
+    matrix = cv2.getPerspectiveTransform(src, dst).astype(np.float64)
+    desk = tuple(int(v) for v in rng.choice(np.array([[120, 95, 70], [90, 90, 95], [40, 50, 70], [160, 150, 135]])))
+    return _homography(pixels, quads, matrix, (out_w, out_h), desk)  # type: ignore[arg-type]
+
+
+def _low_contrast(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    low, high = float(rng.uniform(95, 135)), float(rng.uniform(190, 225))
+    grey = pixels.astype(np.float32).mean(axis=2, keepdims=True)
+    faded = 0.6 * pixels.astype(np.float32) + 0.4 * grey  # old thermal and carbon copies lose colour too
+    return np.clip(low + faded * (high - low) / 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, cells: int) -> np.ndarray:
+    """Low-frequency random field in [0, 1], the same for a given seed on every machine."""
+    coarse = rng.random((cells, cells)).astype(np.float32)
+    return cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+
+
+def _shadow(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = pixels.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = float(rng.uniform(0, 2 * np.pi))
+    ramp = (xx / w - 0.5) * np.cos(angle) + (yy / h - 0.5) * np.sin(angle)
+    light = 1.0 - float(rng.uniform(0.25, 0.45)) * (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
+    # A hard-edged shadow of the phone or a hand across one corner, softened by the distance to the paper.
+    mask = np.zeros((h, w), np.float32)
+    corner = int(rng.integers(4))
+    cx, cy = (0 if corner in (0, 3) else w), (0 if corner in (0, 1) else h)
+    rx, ry = float(rng.uniform(0.35, 0.6)) * w, float(rng.uniform(0.5, 0.9)) * h
+    cv2.ellipse(mask, (cx, cy), (int(rx), int(ry)), float(rng.uniform(-20, 20)), 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(3.0, w * 0.02))
+    light *= 1.0 - float(rng.uniform(0.5, 0.7)) * mask
+    return np.clip(pixels.astype(np.float32) * light[..., None] + 0.5, 0, 255).astype(np.uint8)
+
+
+def _blur(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.5:
+        return cv2.GaussianBlur(pixels, (0, 0), sigmaX=float(rng.uniform(1.5, 2.4)))
+    # Camera shake: a line kernel at a random angle.
+    length = int(rng.integers(7, 12))
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1.0
+    rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), float(rng.uniform(0, 180)), 1.0)
+    kernel = cv2.warpAffine(kernel, rot, (length, length))
+    return cv2.filter2D(pixels, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REPLICATE)
+
+
+def _to_grey(pixels: np.ndarray) -> np.ndarray:
+    if pixels.ndim == 2:
+        return pixels
+    return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+
+
+def _scan_noise(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Grey scan with paper grain, sensor noise and dust. Grain is spatially correlated, as real paper is."""
+    grey = _to_grey(pixels).astype(np.float32)
+    h, w = grey.shape
+    grain = rng.normal(0, float(rng.uniform(3.0, 5.0)), size=(h // 4 + 1, w // 4 + 1)).astype(np.float32)
+    grain = cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
+    sensor = rng.normal(0, float(rng.uniform(0.4, 0.7)), size=(h, w)).astype(np.float32)
+    tone = (_smooth_field((h, w), rng, 4) - 0.5) * 14
+    noisy = grey + grain + sensor + tone
+    for _ in range(int(rng.integers(40, 140))):  # dust and toner specks
+        x, y = int(rng.integers(w)), int(rng.integers(h))
+        r = int(rng.integers(1, 3))
+        cv2.circle(noisy, (x, y), r, float(rng.uniform(20, 90)), -1)
+    return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
+
+
+def _low_resolution(pixels: np.ndarray, quads: Quads, rng: np.random.Generator) -> tuple[np.ndarray, Quads]:
+    h, w = pixels.shape[:2]
+    target = int(rng.integers(760, 960))
+    scale = target / max(h, w)
+    if scale >= 1:
+        return pixels, quads
+    size = (max(8, round(w * scale)), max(8, round(h * scale)))
+    small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return small, quads * np.array([size[0] / w, size[1] / h])
+
+
+def _fax(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Bilevel at fax 'standard' resolution: half the vertical lines, thresholded, with line dropouts."""
+    grey = _to_grey(pixels)
+    h, w = grey.shape
+    half = cv2.resize(grey, (w, max(8, h // 2)), interpolation=cv2.INTER_AREA)
+    tall = cv2.resize(half, (w, h), interpolation=cv2.INTER_NEAREST)
+    threshold = float(rng.uniform(135, 175))
+    binary = np.where(tall < threshold, 0, 255).astype(np.uint8)
+    flips = rng.random((h, w)) < float(rng.uniform(0.0005, 0.002))
+    binary[flips] = 255 - binary[flips]
+    for _ in range(int(rng.integers(1, 5))):  # a dropped scan line prints white across the page
+        y = int(rng.integers(h))
+        binary[y : y + 2, :] = 255
+    return binary
+
+
+def apply(pixels: np.ndarray, quads: Quads, effects: Sequence[str], rng: np.random.Generator) -> Captured:
+    unknown = set(effects) - set(EFFECTS)
+    if unknown:
+        raise ValueError(f"unknown effects: {sorted(unknown)}")
+    quality: int | None = None
+    for name in _ORDER:
+        if name not in effects:
+            continue
+        match name:
+            case "low_contrast":
+                pixels = _low_contrast(pixels, rng)
+            case "shadow":
+                pixels = _shadow(pixels, rng)
+            case "rotation":
+                # A skewed slip is a flatbed scan, and back-office scanners are set to grey.
+                pixels, quads = _rotation(_to_grey(pixels), quads, rng)
+            case "perspective":
+                pixels, quads = _perspective(pixels, quads, rng)
+            case "blur":
+                pixels = _blur(pixels, rng)
+            case "scan_noise":
+                pixels = _scan_noise(pixels, rng)
+            case "low_resolution":
+                pixels, quads = _low_resolution(pixels, quads, rng)
+            case "fax":
+                pixels = _fax(pixels, rng)
+            case "jpeg":
+                quality = int(rng.integers(12, 36))
+    if "fax" in effects:
+        encoding = "png-bilevel"
+    elif quality is not None:
+        encoding = "jpeg"
+    elif pixels.ndim == 2:
+        encoding = "png-grey"
+    else:
+        encoding = "png-rgb"
+    return Captured(pixels, quads, encoding, quality)

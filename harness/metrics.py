@@ -1,0 +1,342 @@
+"""Accuracy against ground truth: CER, line exact match, key fields, detection P/R/hmean.
+
+Text is NFC-normalised and measured in grapheme clusters (a base character plus its combining marks,
+variation selectors and ZWJ sequences), as dinglehopper does; for Chinese slips that is one cluster per
+code point.
+
+Line matching (used by CER and exact match): predicted and truth lines are paired one-to-one by polygon
+IoU, best pair first (ties: lower truth index, then lower predicted index), any IoU > 0 counts. A matched
+pair adds its Levenshtein distance; an unmatched truth line adds its full length (deletions); an unmatched
+predicted line adds its full length (insertions). Image CER = edits / reference clusters.
+
+Empty reference: CER is 0.0 if nothing was predicted either, else 1.0 (JSON has no infinity); the edit
+count stays exact so the corpus CER (sum of edits / sum of reference clusters) is unaffected.
+
+Detection (PaddleOCR DetMetric / ICDAR 2015): one-to-one matches at IoU > 0.5, best pair first. Truth lines
+whose text is "###" are "don't care": they are not counted (nor read for CER), and predictions lying more
+than half inside one are dropped. Precision is 1.0 when nothing was predicted, recall 1.0 when nothing was
+to be found; corpus figures sum tp/fp/fn over images first (micro average), as ICDAR does.
+
+Key fields: a field is read when some predicted line contains its truth value after normalising both
+(normalise_field_text): NFKC, whitespace removed; amounts also drop ¥/RMB/CNY and thousands separators;
+accounts also drop hyphens. Numbers may not be cut: '2345.67' is not read from '12345.67'. Dates are
+found in any of yyyy-mm-dd, yyyy/mm/dd, yyyy.mm.dd, yyyy年m月d日, yyyymmdd and compared as yyyymmdd. The kind
+comes from the field name (field_kind); empty truth values are not scored.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+from rapidfuzz.distance import Levenshtein
+
+from harness.errors import UserError
+from harness.results import OcrResult
+
+TruthLine = tuple[str, Sequence[tuple[float, float]]]
+DONT_CARE = "###"
+DET_IOU = 0.5
+NO_TEMPLATE = "(none)"
+
+
+# --- text ------------------------------------------------------------------------------------------
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _extends_cluster(ch: str) -> bool:
+    cp = ord(ch)
+    return (
+        unicodedata.category(ch) in ("Mn", "Me", "Mc")
+        or 0xFE00 <= cp <= 0xFE0F  # variation selectors
+        or 0xE0100 <= cp <= 0xE01EF
+        or 0x1F3FB <= cp <= 0x1F3FF  # emoji skin tones
+        or cp == 0x200D
+    )
+
+
+def graphemes(text: str) -> tuple[str, ...]:
+    """NFC grapheme clusters (an approximation of UAX #29 that needs no extra dependency)."""
+    out: list[str] = []
+    joined = False
+    for ch in nfc(text):
+        if out and (joined or _extends_cluster(ch)):
+            out[-1] += ch
+        else:
+            out.append(ch)
+        joined = ch == "\u200d"
+    return tuple(out)
+
+
+def edit_distance(reference: str, prediction: str) -> int:
+    """Levenshtein distance over grapheme clusters of the NFC forms."""
+    return int(Levenshtein.distance(graphemes(reference), graphemes(prediction)))
+
+
+def cer(reference: str, prediction: str) -> float:
+    """Character error rate of one string pair (see the module docstring for the empty reference)."""
+    return _rate(edit_distance(reference, prediction), len(graphemes(reference)))
+
+
+def _rate(edits: int, ref_chars: int) -> float:
+    if ref_chars == 0:
+        return 0.0 if edits == 0 else 1.0
+    return edits / ref_chars
+
+
+# --- geometry --------------------------------------------------------------------------------------
+
+def _polygons(polys: Iterable[Sequence[Sequence[float]]]) -> np.ndarray:
+    geoms = []
+    for pts in polys:
+        pts = [(float(x), float(y)) for x, y in pts]
+        poly = shapely.Polygon(pts) if len(pts) >= 3 else shapely.Polygon()
+        if not poly.is_valid:  # self-intersecting quads from a detector: keep the area they cover
+            poly = shapely.make_valid(poly)
+        geoms.append(poly)
+    return np.array(geoms, dtype=object)
+
+
+def iou_matrix(a: Sequence[Sequence[Sequence[float]]], b: Sequence[Sequence[Sequence[float]]]) -> np.ndarray:
+    """IoU of every polygon in ``a`` with every polygon in ``b`` (shape len(a) x len(b))."""
+    ga, gb = _polygons(a), _polygons(b)
+    if len(ga) == 0 or len(gb) == 0:
+        return np.zeros((len(ga), len(gb)))
+    inter = shapely.area(shapely.intersection(ga[:, None], gb[None, :]))
+    union = shapely.area(ga)[:, None] + shapely.area(gb)[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def match_one_to_one(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Greedy best-first one-to-one pairs (row, col) with IoU strictly above ``threshold``."""
+    rows, cols = np.nonzero(iou > threshold)
+    order = sorted(zip(rows.tolist(), cols.tolist()), key=lambda rc: (-iou[rc], rc[0], rc[1]))
+    used_r: set[int] = set()
+    used_c: set[int] = set()
+    pairs = []
+    for r, c in order:
+        if r not in used_r and c not in used_c:
+            used_r.add(r)
+            used_c.add(c)
+            pairs.append((r, c))
+    return sorted(pairs)
+
+
+@dataclass(frozen=True)
+class DetectionCounts:
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def hmean(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def detection_counts(truth_polys: Sequence[Sequence[Sequence[float]]], pred_polys: Sequence[Sequence[Sequence[float]]],
+                     dont_care: Sequence[bool] | None = None) -> DetectionCounts:
+    """ICDAR 2015 counting: one-to-one at IoU > 0.5, don't-care truth regions excluded."""
+    care = [not dc for dc in (dont_care or [False] * len(truth_polys))]
+    care_polys = [p for p, c in zip(truth_polys, care) if c]
+    dc_polys = [p for p, c in zip(truth_polys, care) if not c]
+    preds = list(pred_polys)
+    if dc_polys and preds:
+        gp, gd = _polygons(preds), _polygons(dc_polys)
+        inside = shapely.area(shapely.intersection(gp[:, None], gd[None, :]))
+        area = shapely.area(gp)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(area > 0, inside / area, 0.0)
+        preds = [p for p, f in zip(preds, frac.max(axis=1)) if f <= 0.5]
+    tp = len(match_one_to_one(iou_matrix(care_polys, preds), DET_IOU))
+    return DetectionCounts(tp=tp, fp=len(preds) - tp, fn=len(care_polys) - tp)
+
+
+# --- key fields ------------------------------------------------------------------------------------
+
+_CURRENCY = re.compile(r"¥|RMB|CNY", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+_DATE_SPACE = re.compile(r"\s*([-/.年月日])\s*")
+_THOUSANDS = re.compile(r"(?<=\d)[,'](?=\d{3})")
+_DATE_PATTERNS = (
+    re.compile(r"(?<!\d)(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?!\d)"),
+    re.compile(r"(?<!\d)(\d{4})()年(\d{1,2})月(\d{1,2})日?"),
+    re.compile(r"(?<!\d)(\d{4})()(\d{2})(\d{2})(?!\d)"),
+)
+
+
+def field_kind(name: str) -> str:
+    """'date', 'amount', 'account' or 'text', from the field name (amount_words is text)."""
+    if "date" in name:
+        return "date"
+    if name.endswith("_words"):
+        return "text"
+    if "amount" in name:
+        return "amount"
+    if "account" in name:
+        return "account"
+    return "text"
+
+
+def normalise_field_text(text: str, kind: str) -> str:
+    """NFKC (full-width digits/punctuation to ASCII), no whitespace; amounts also lose ¥/RMB/CNY and
+    thousands separators; accounts also lose hyphens. Applied to both the truth value and each line.
+    Dates are not compared as text: see dates_in."""
+    s = _SPACE.sub("", unicodedata.normalize("NFKC", text))
+    if kind == "amount":
+        s = _THOUSANDS.sub("", _CURRENCY.sub("", s))
+    elif kind == "account":
+        s = s.replace("-", "")
+    return s
+
+
+def dates_in(text: str) -> set[str]:
+    """Every valid date written in the text, as yyyymmdd."""
+    # Spaces go only around separators: removing all would run "2024-02-30 2024-02-29" together.
+    s = _DATE_SPACE.sub(r"\1", unicodedata.normalize("NFKC", text))
+    found = set()
+    for pattern in _DATE_PATTERNS:
+        for m in pattern.finditer(s):
+            y, mo, d = int(m.group(1)), int(m.group(3)), int(m.group(4))
+            try:
+                found.add(_dt.date(y, mo, d).strftime("%Y%m%d"))
+            except ValueError:
+                continue
+    return found
+
+
+def _contains_number(haystack: str, needle: str) -> bool:
+    """Substring match that may not cut through a longer number: '2345.67' is not in '12345.67' and
+    '12345' is not in '12345.67'."""
+    if not needle:
+        return False
+    digit_start, digit_end = needle[0].isdigit(), needle[-1].isdigit()
+    start = haystack.find(needle)
+    while start >= 0:
+        end = start + len(needle)
+        cut_before = digit_start and start > 0 and haystack[start - 1].isdigit()
+        after = haystack[end:end + 2]
+        cut_after = digit_end and (after[:1].isdigit() or (after[:1] == "." and after[1:2].isdigit()))
+        if not cut_before and not cut_after:
+            return True
+        start = haystack.find(needle, start + 1)
+    return False
+
+
+def field_read(name: str, value: str, line_texts: Sequence[str]) -> bool:
+    """Whether some predicted line contains the truth ``value`` after normalisation (see field_kind)."""
+    kind = field_kind(name)
+    if kind == "date":
+        wanted = dates_in(value)
+        if len(wanted) != 1:
+            raise UserError(f"ground-truth field {name!r}: {value!r} is not a date "
+                            "(yyyy-mm-dd, yyyy/mm/dd, yyyy.mm.dd, yyyy年m月d日 or yyyymmdd)")
+        return any(wanted & dates_in(t) for t in line_texts)
+    needle = normalise_field_text(value, kind)
+    return any(_contains_number(normalise_field_text(t, kind), needle) for t in line_texts)
+
+
+# --- per image and corpus --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImageAccuracy:
+    cer: float
+    edits: int
+    ref_chars: int
+    lines_exact: int
+    lines_total: int
+    det_tp: int
+    det_fp: int
+    det_fn: int
+    fields: Mapping[str, bool] = field(default_factory=dict)
+
+    @property
+    def detection(self) -> DetectionCounts:
+        return DetectionCounts(self.det_tp, self.det_fp, self.det_fn)
+
+    def to_dict(self) -> dict[str, Any]:
+        det = self.detection
+        return {
+            "cer": self.cer, "edits": self.edits, "ref_chars": self.ref_chars,
+            "lines_exact": self.lines_exact, "lines_total": self.lines_total,
+            "det": {"tp": det.tp, "fp": det.fp, "fn": det.fn,
+                    "precision": det.precision, "recall": det.recall, "hmean": det.hmean},
+            "fields": dict(sorted(self.fields.items())),
+        }
+
+
+def image_accuracy(truth_lines: Sequence[TruthLine], truth_fields: Mapping[str, str],
+                   result: OcrResult) -> ImageAccuracy:
+    """Score one image. Truth lines are (text, polygon); "###" lines only matter to detection."""
+    scored = [(t, p) for t, p in truth_lines if t != DONT_CARE]
+    preds = result.lines
+    iou = iou_matrix([p for _, p in scored], [line.poly for line in preds])
+    pairs = match_one_to_one(iou, 0.0)
+    matched_t = {t for t, _ in pairs}
+    matched_p = {p for _, p in pairs}
+    edits = sum(edit_distance(scored[t][0], preds[p].text) for t, p in pairs)
+    edits += sum(len(graphemes(scored[t][0])) for t in range(len(scored)) if t not in matched_t)
+    edits += sum(len(graphemes(preds[p].text)) for p in range(len(preds)) if p not in matched_p)
+    ref_chars = sum(len(graphemes(t)) for t, _ in scored)
+    exact = sum(1 for t, p in pairs if nfc(scored[t][0]) == nfc(preds[p].text))
+    det = detection_counts([p for _, p in truth_lines], [line.poly for line in preds],
+                           [t == DONT_CARE for t, _ in truth_lines])
+    texts = [line.text for line in preds]
+    fields = {name: field_read(name, value, texts) for name, value in truth_fields.items() if value}
+    return ImageAccuracy(cer=_rate(edits, ref_chars), edits=edits, ref_chars=ref_chars, lines_exact=exact,
+                         lines_total=len(scored), det_tp=det.tp, det_fp=det.fp, det_fn=det.fn, fields=fields)
+
+
+def _aggregate(accs: Sequence[ImageAccuracy]) -> dict[str, Any]:
+    edits = sum(a.edits for a in accs)
+    ref = sum(a.ref_chars for a in accs)
+    exact = sum(a.lines_exact for a in accs)
+    total = sum(a.lines_total for a in accs)
+    det = DetectionCounts(sum(a.det_tp for a in accs), sum(a.det_fp for a in accs), sum(a.det_fn for a in accs))
+    f_ok = sum(v for a in accs for v in a.fields.values())
+    f_all = sum(len(a.fields) for a in accs)
+    return {
+        "images": len(accs),
+        "cer": _rate(edits, ref), "edits": edits, "ref_chars": ref,
+        "line_exact_rate": exact / total if total else None, "lines_exact": exact, "lines_total": total,
+        "det": {"tp": det.tp, "fp": det.fp, "fn": det.fn,
+                "precision": det.precision, "recall": det.recall, "hmean": det.hmean},
+        "field_accuracy": f_ok / f_all if f_all else None, "fields_correct": f_ok, "fields_total": f_all,
+    }
+
+
+def corpus_accuracy(items: Sequence[tuple[str, str | None, Sequence[str], ImageAccuracy]]) -> dict[str, Any]:
+    """JSON-able corpus summary: overall (micro-averaged), by_template, by_tag, by_field."""
+    by_template: dict[str, list[ImageAccuracy]] = {}
+    by_tag: dict[str, list[ImageAccuracy]] = {}
+    by_field: dict[str, list[bool]] = {}
+    for _image_id, template, tags, acc in items:
+        by_template.setdefault(template or NO_TEMPLATE, []).append(acc)
+        for tag in dict.fromkeys(tags):
+            by_tag.setdefault(tag, []).append(acc)
+        for name, ok in acc.fields.items():
+            by_field.setdefault(name, []).append(ok)
+    return {
+        "overall": _aggregate([acc for *_, acc in items]),
+        "by_template": {k: _aggregate(v) for k, v in sorted(by_template.items())},
+        "by_tag": {k: _aggregate(v) for k, v in sorted(by_tag.items())},
+        "by_field": {k: {"correct": sum(v), "total": len(v), "accuracy": sum(v) / len(v)}
+                     for k, v in sorted(by_field.items())},
+    }

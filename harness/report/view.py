@@ -1,0 +1,316 @@
+"""A tolerant, typed reading of report.json shared by every renderer.
+
+The runner's dict is read once here: unknown keys are ignored, missing optional sections become empty,
+and the renderers work on small frozen records instead of digging through nested dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz.distance import Levenshtein
+
+SCHEMA = "ocr-harness/report/1"
+# The order people read checks in: cheap, model-wide sanity first, then per-image comparisons.
+CHECK_ORDER = ("inference", "audit", "probe", "bn_drift", "golden", "repeat", "cross_process", "mutation",
+               "batch_paths", "variations", "accuracy")
+VERSION_KEYS = ("python", "paddle", "paddleocr", "paddlex", "numpy", "opencv")
+
+
+def _map(x: Any) -> Mapping[str, Any]:
+    return x if isinstance(x, Mapping) else {}
+
+
+def _seq(x: Any) -> Sequence[Any]:
+    return x if isinstance(x, (list, tuple)) else ()
+
+
+def _check_key(name: str) -> tuple[int, str]:
+    return (CHECK_ORDER.index(name) if name in CHECK_ORDER else len(CHECK_ORDER), name)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """A model-level check (report["checks"]) or one check on one image (images[i]["checks"])."""
+
+    name: str
+    passed: bool
+    skipped: bool = False
+    summary: str = ""
+    failed_images: tuple[str, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return "skipped" if self.skipped else ("passed" if self.passed else "failed")
+
+    @classmethod
+    def from_dict(cls, name: str, d: Any) -> CheckOutcome:
+        d = _map(d)
+        return cls(name=str(name), passed=bool(d.get("passed", False)), skipped=bool(d.get("skipped", False)),
+                   summary=str(d.get("summary") or ""),
+                   failed_images=tuple(str(i) for i in _seq(d.get("failed_images"))),
+                   details=_map(d.get("details")))
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    id: str
+    file: str
+    template: str | None
+    tags: tuple[str, ...]
+    passed: bool
+    error: str | None
+    checks: tuple[CheckOutcome, ...]
+    timings: Mapping[str, float]
+    lines: int | None
+
+    @property
+    def failed_checks(self) -> tuple[CheckOutcome, ...]:
+        return tuple(c for c in self.checks if not c.passed and not c.skipped)
+
+    def check(self, name: str) -> CheckOutcome | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ImageOutcome:
+        d = _map(d)
+        checks = _map(d.get("checks"))
+        error = d.get("error")
+        return cls(
+            id=str(d.get("id", "?")), file=str(d.get("file") or ""),
+            template=None if d.get("template") is None else str(d["template"]),
+            tags=tuple(str(t) for t in _seq(d.get("tags"))),
+            passed=bool(d.get("passed", False)) and error is None,
+            error=None if error is None else str(error),
+            checks=tuple(CheckOutcome.from_dict(k, checks[k]) for k in sorted(checks, key=_check_key)),
+            timings={str(k): v for k, v in _map(d.get("timings")).items() if isinstance(v, (int, float))},
+            lines=d.get("lines") if isinstance(d.get("lines"), int) else None,
+        )
+
+
+FAILING_KINDS = ("changed", "missing", "extra")
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """One line difference: the golden check's per-image "lines" (also used between execution paths).
+
+    Reads both forms in use: {"fields": [...], "critical": [names], "golden_poly": [...]} and the golden
+    comparison's own {"failed": [...], "critical": bool, "key_fields": [...], "golden": Line, "current": Line}.
+    "within" lines drifted inside tolerance and are not failures.
+    """
+
+    kind: str
+    golden_index: int | None
+    golden_text: str | None
+    current_text: str | None
+    current_index: int | None
+    fields: tuple[str, ...]
+    critical: tuple[str, ...]
+    golden_poly: tuple[tuple[float, float], ...] | None
+    current_poly: tuple[tuple[float, float], ...] | None
+    extra: Mapping[str, Any]
+
+    @property
+    def failing(self) -> bool:
+        return self.kind in FAILING_KINDS
+
+
+_LINE_KEYS = {"kind", "golden_index", "golden_text", "current_text", "current_index", "fields", "failed", "critical",
+              "key_fields", "golden_poly", "current_poly", "golden", "current"}
+
+
+def _poly(x: Any) -> tuple[tuple[float, float], ...] | None:
+    try:
+        pts = tuple((float(p[0]), float(p[1])) for p in _seq(x))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return pts if len(pts) >= 3 else None
+
+
+def _opt_int(x: Any) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+
+def _opt_str(x: Any) -> str | None:
+    return None if x is None else str(x)
+
+
+def is_line_diffs(details: Mapping[str, Any]) -> bool:
+    lines = _seq(details.get("lines"))
+    return bool(lines) and all(isinstance(d, Mapping) and "kind" in d for d in lines)
+
+
+def golden_changes(details: Mapping[str, Any]) -> tuple[LineChange, ...]:
+    out = []
+    for d in _seq(details.get("lines")):
+        d = _map(d)
+        golden, current = _map(d.get("golden")), _map(d.get("current"))
+        critical = d.get("critical")
+        if isinstance(critical, bool):
+            critical = (_seq(d.get("key_fields")) or ["critical"]) if critical else ()
+        fields = d.get("fields") if "fields" in d else d.get("failed")
+        out.append(LineChange(
+            kind=str(d.get("kind", "changed")),
+            golden_index=_opt_int(d.get("golden_index")),
+            golden_text=_opt_str(d.get("golden_text", golden.get("text"))),
+            current_text=_opt_str(d.get("current_text", current.get("text"))),
+            current_index=_opt_int(d.get("current_index")),
+            fields=tuple(str(f) for f in _seq(fields)),
+            critical=tuple(str(f) for f in _seq(critical)),
+            golden_poly=_poly(d.get("golden_poly", golden.get("poly"))),
+            current_poly=_poly(d.get("current_poly", current.get("poly"))),
+            extra={k: v for k, v in d.items() if k not in _LINE_KEYS},
+        ))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class PathDiff:
+    """One execution path against the reference path (batch_paths / variations details)."""
+
+    label: str
+    reference: str
+    error: str | None
+    changes: tuple[LineChange, ...]
+    info: Mapping[str, Any]
+
+    @property
+    def identical(self) -> bool:
+        return self.error is None and not self.changes and self.info.get("identical") is not False
+
+
+def path_diffs(details: Mapping[str, Any]) -> tuple[PathDiff, ...]:
+    """{"reference": label, "paths": {label: {"identical", "passed", "lines": [...]} | {"error": ...}}};
+    empty when details["paths"] is not of that form."""
+    paths = _map(details.get("paths"))
+    if not paths or not all(isinstance(v, Mapping) for v in paths.values()):
+        return ()
+    ref = str(details.get("reference") or "reference")
+    return tuple(PathDiff(label=str(label), reference=ref, error=_opt_str(v.get("error")), changes=golden_changes(v),
+                          info={k: x for k, x in v.items() if k not in ("lines", "error")})
+                 for label, v in paths.items())
+
+
+@dataclass(frozen=True)
+class Report:
+    raw: Mapping[str, Any]
+    passed: bool
+    exit_code: int | None
+    started_at: str
+    duration_s: float | None
+    profile: str
+    environment: Mapping[str, Any]
+    corpus: Mapping[str, Any]
+    checks: tuple[CheckOutcome, ...]
+    images: tuple[ImageOutcome, ...]
+    accuracy: Mapping[str, Any] | None
+    timing: Mapping[str, Any]
+
+    @classmethod
+    def from_dict(cls, report: Mapping[str, Any]) -> Report:
+        checks = _map(report.get("checks"))
+        duration = report.get("duration_s")
+        exit_code = report.get("exit_code")
+        return cls(
+            raw=report,
+            passed=bool(report.get("passed", False)),
+            exit_code=exit_code if isinstance(exit_code, int) else None,
+            started_at=str(report.get("started_at") or ""),
+            duration_s=float(duration) if isinstance(duration, (int, float)) else None,
+            profile=str(_map(report.get("profile")).get("name") or ""),
+            environment=_map(report.get("environment")),
+            corpus=_map(report.get("corpus")),
+            checks=tuple(CheckOutcome.from_dict(k, checks[k]) for k in sorted(checks, key=_check_key)),
+            images=tuple(ImageOutcome.from_dict(i) for i in _seq(report.get("images"))),
+            accuracy=_map(report.get("accuracy")) or None,
+            timing=_map(report.get("timing")),
+        )
+
+    @property
+    def failed_checks(self) -> tuple[CheckOutcome, ...]:
+        return tuple(c for c in self.checks if not c.passed and not c.skipped)
+
+    @property
+    def failed_images(self) -> tuple[ImageOutcome, ...]:
+        return tuple(i for i in self.images if not i.passed)
+
+    def images_failing_first(self) -> tuple[ImageOutcome, ...]:
+        return self.failed_images + tuple(i for i in self.images if i.passed)
+
+
+def verdict_line(r: Report) -> str:
+    """One line, verdict first: what a person must know if they read nothing else."""
+    n, bad = len(r.images), len(r.failed_images)
+    failed = r.failed_checks
+    skipped = sum(1 for c in r.checks if c.skipped)
+    if r.passed:
+        text = f"PASS: {n} images, {len(r.checks) - skipped} checks passed"
+        return text + (f" ({skipped} skipped)" if skipped else "")
+    parts = [f"FAIL: {bad} of {n} images failed"]
+    if failed:
+        parts.append("checks failed: " + ", ".join(
+            f"{c.name} ({len(c.failed_images)})" if c.failed_images else c.name for c in failed))
+    return "; ".join(parts)
+
+
+def environment_line(env: Mapping[str, Any]) -> str:
+    parts = [f"{k} {env[k]}" for k in VERSION_KEYS if env.get(k)]
+    if env.get("cpu_model"):
+        isa = [str(x) for x in _seq(env.get("isa"))]
+        parts.append(str(env["cpu_model"]) + (f" ({' '.join(isa)})" if isa else ""))
+    if "onednn" in env:
+        parts.append("oneDNN " + ("on" if env["onednn"] else "off"))
+    if env.get("cpu_threads"):
+        parts.append(f"{env['cpu_threads']} threads")
+    return " · ".join(parts) if parts else "environment not recorded"
+
+
+def compact(value: Any, limit: int = 200) -> str:
+    """A short one-line rendering of any detail value (floats to 6 significant digits)."""
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+    elif isinstance(value, Mapping):
+        text = "{" + ", ".join(f"{k}: {compact(v, limit)}" for k, v in value.items()) + "}"
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(compact(v, limit) for v in value[:20]) + (", ..." if len(value) > 20 else "") + "]"
+    elif isinstance(value, str):
+        text = repr(value) if value != value.strip() or not value else value
+    else:
+        text = str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def divergence_text(d: Mapping[str, Any]) -> str:
+    """'repeat 3, line 2, score: 0.981 → 0.979 (delta 0.002)' from a first_divergence dict."""
+    where = ", ".join(f"{k} {d[k]}" for k in ("repeat", "line") if d.get(k) is not None)
+    before = d.get("golden", d.get("expected"))
+    after = d.get("current", d.get("actual"))
+    what = f"{d.get('field', '?')}: {compact(before, 80)} → {compact(after, 80)}"
+    if d.get("delta") is not None:
+        what += f" (delta {compact(d.get('delta'))})"
+    return f"{where}, {what}" if where else what
+
+
+def diff_segments(a: str, b: str) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """Split ``a`` and ``b`` into (text, differs) runs by character-level Levenshtein opcodes."""
+    left: list[tuple[str, bool]] = []
+    right: list[tuple[str, bool]] = []
+    for op in Levenshtein.opcodes(a, b):
+        changed = op.tag != "equal"
+        if op.src_end > op.src_start:
+            left.append((a[op.src_start:op.src_end], changed))
+        if op.dest_end > op.dest_start:
+            right.append((b[op.dest_start:op.dest_end], changed))
+    return left, right
+
+
+def path_names(details: Mapping[str, Any]) -> tuple[str, str]:
+    """Column names for batch-path sides a/b: the path names when details["paths"] gives them."""
+    paths = _map(details.get("paths"))
+    a, b = paths.get("a"), paths.get("b")
+    return (a, b) if isinstance(a, str) and isinstance(b, str) else ("a", "b")

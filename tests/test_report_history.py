@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from harness.report.history import RED, append_history, plot_history, read_history
+from harness.report.sample import sample_run
+
+
+def run(day: int, passed: bool, cer: float | None, median: float) -> dict[str, Any]:
+    report, *_ = sample_run()
+    report = dict(report, passed=passed, started_at=f"2024-03-{day:02d}T02:00:00+00:00",
+                  timing={"predict_median_s": median, "predict_p90_s": median * 1.2})
+    if passed:
+        report["images"] = [dict(i, passed=True, checks={}) for i in report["images"]]
+        report["checks"] = {"golden": {"passed": True, "summary": "ok"}}
+    report["accuracy"] = None if cer is None else {"overall": {"cer": cer}}
+    return report
+
+
+def test_append_and_read(tmp_path: Path) -> None:
+    path = tmp_path / "nightly" / "history.jsonl"
+    first = append_history(path, run(1, True, 0.02, 0.40))
+    second = append_history(path, run(2, False, 0.05, 0.45))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(x) for x in lines] == [first, second]
+    assert first["failures"] == {"golden": 0} and first["failed_images"] == 0
+    assert second["failures"] == {"audit": 0, "batch_paths": 1, "bn_drift": 0, "golden": 1, "inference": 0,
+                                  "repeat": 1}
+    assert second["cer"] == 0.05 and second["predict_median_s"] == 0.45 and second["images"] == 3
+    assert second["versions"]["paddle"] == "3.2.2" and second["time"] == "2024-03-02T02:00:00+00:00"
+
+
+def test_damaged_history_is_tolerated(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text('{"time": "2024-03-01", "passed": true}\nnot json\n{"time": "2024-03-02"}', encoding="utf-8")
+    append_history(path, run(3, True, 0.01, 0.4))
+    entries = read_history(path)
+    assert [e["time"][:10] for e in entries] == ["2024-03-01", "2024-03-02", "2024-03-03"]
+
+
+def test_plot_is_a_valid_png(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    for day in range(1, 31):
+        append_history(path, run(day, day % 7 != 0, None if day == 10 else 0.02 + day / 1000, 0.4 + day / 100))
+    png = plot_history(path, tmp_path / "trend.png")
+    with Image.open(png) as img:
+        img.verify()
+    with Image.open(png) as img:
+        assert img.format == "PNG" and img.size == (1200, 900)
+        pixels = np.asarray(img.convert("RGB")).astype(int)
+    assert np.count_nonzero(np.all(np.abs(pixels - RED) < 10, axis=2)) > 100  # the failed nights' bars
+    assert pixels.std() > 10
+
+
+def test_plot_empty_history(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text("", encoding="utf-8")
+    with Image.open(plot_history(path, tmp_path / "trend.png")) as img:
+        assert img.size == (1200, 900)

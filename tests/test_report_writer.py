@@ -1,0 +1,151 @@
+"""A planted regression (one changed golden line) must be visible in every report format."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from harness.report import writer
+from harness.report.writer import write_reports
+from harness.results import Line, OcrResult, canonical_json
+
+GOLDEN_TEXT = "小写金额 ¥12,345.67"
+CURRENT_TEXT = "小写金额 ¥12,345.61"
+
+
+def planted() -> tuple[dict[str, Any], dict[str, OcrResult], dict[str, np.ndarray]]:
+    img = np.full((200, 400, 3), 255, np.uint8)
+    cv2.putText(img, "12,345.61", (20, 100), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 0), 2)
+    poly = ((10, 70), (200, 70), (200, 110), (10, 110))
+    results = {
+        "slip_0042": OcrResult("slip_0042", 400, 200, (Line("转账凭证", 0.99, ((10, 10), (150, 10), (150, 40), (10, 40))),
+                                                        Line(CURRENT_TEXT, 0.98, poly))),
+        "slip_0043": OcrResult("slip_0043", 400, 200, (Line("转账凭证", 0.99, ((10, 10), (150, 10), (150, 40), (10, 40))),)),
+    }
+    change = {"kind": "changed", "golden_index": 1, "golden_text": GOLDEN_TEXT, "current_text": CURRENT_TEXT,
+              "fields": ["text"], "critical": ["amount"], "golden_poly": [[10, 70], [200, 70], [200, 110], [10, 110]]}
+    report = {
+        "schema": "ocr-harness/report/1", "passed": False, "exit_code": 1, "started_at": "2024-03-06T02:00:00+00:00",
+        "duration_s": 12.5, "profile": {"name": "ci", "settings": {}},
+        "environment": {"python": "3.11.9", "paddle": "3.2.2", "paddleocr": "3.7.0"},
+        "corpus": {"root": "corpus", "subset": "smoke", "selected": 2, "complete": False, "has_manifest": True},
+        "checks": {"golden": {"passed": False, "skipped": False, "summary": "1 of 2 images differ from golden",
+                              "failed_images": ["slip_0042"], "details": {}}},
+        "images": [
+            {"id": "slip_0042", "file": "a/slip_0042.png", "template": "icbc", "tags": ["scan"], "passed": False,
+             "error": None, "lines": 2, "timings": {"predict_s": 0.4},
+             "checks": {"golden": {"passed": False, "summary": "1 line changed (critical: amount)",
+                                   "details": {"lines": [change]}}}},
+            {"id": "slip_0043", "file": "a/slip_0043.png", "template": "icbc", "tags": [], "passed": True,
+             "error": None, "lines": 1, "timings": {"predict_s": 0.3},
+             "checks": {"golden": {"passed": True, "summary": "identical", "details": {}}}},
+        ],
+        "accuracy": None,
+        "timing": {"images": 2, "predict_median_s": 0.35, "predict_p90_s": 0.4, "model_load_s": 2.0, "wall_s": 12.5},
+    }
+    return report, results, {"slip_0042": img, "slip_0043": img}
+
+
+def test_planted_regression_in_every_format(tmp_path: Path) -> None:
+    report, results, images = planted()
+    written = write_reports(tmp_path, report, results, images.get, html=True, history=tmp_path / "history.jsonl")
+    assert set(written) == {"json", "junit", "summary", "html", "history", "history_plot"}
+
+    text = (tmp_path / "report.json").read_text(encoding="utf-8")
+    assert text == canonical_json(report) and json.loads(text) == report
+    assert GOLDEN_TEXT in text  # ensure_ascii=False: the Chinese is readable in the file
+
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    case = root.find(".//testcase[@classname='golden'][@name='slip_0042']")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None and failure.get("message") == "1 line changed (critical: amount)"
+    assert GOLDEN_TEXT in (failure.text or "") and CURRENT_TEXT in (failure.text or "")
+    assert root.find(".//testcase[@name='slip_0043']/failure") is None
+
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert summary.splitlines()[0].startswith("## ❌ FAIL: 1 of 2 images failed")
+    plain = re.sub(r"<[^>]+>", "", summary)
+    assert "slip_0042" in plain and GOLDEN_TEXT in plain and CURRENT_TEXT in plain
+    assert "slip_0043" not in summary.split("### Checks")[0]  # passing images are not failures
+
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert html.index("slip_0042") < html.index("slip_0043")
+    assert '<tr class="changed">' in html
+    assert '<mark class="del">7</mark>' in html and '<mark class="ins">1</mark>' in html
+    assert "data:image/jpeg;base64," in html
+
+    (entry,) = [json.loads(x) for x in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert entry["failures"] == {"golden": 1} and entry["passed"] is False
+    assert (tmp_path / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_failing_renderer_leaves_json_and_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    report, results, images = planted()
+
+    def broken(*_a: Any, **_k: Any) -> str:
+        raise RuntimeError("renderer bug")
+
+    monkeypatch.setattr(writer, "render_html", broken)
+    with pytest.raises(RuntimeError, match="renderer bug"):
+        write_reports(tmp_path, report, results, images.get, html=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "report.json", "summary.md"]
+
+
+def test_minimal_report_without_optional_sections(tmp_path: Path) -> None:
+    report = {"schema": "ocr-harness/report/1", "passed": True, "exit_code": 0, "something_new": [1, 2]}
+    write_reports(tmp_path, report, {}, lambda _id: None, html=True)
+    assert (tmp_path / "summary.md").read_text(encoding="utf-8").startswith("## ✅ PASS")
+    ET.parse(tmp_path / "junit.xml")
+    assert "PASS" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def line_dict(text: str, poly: tuple[tuple[int, int], ...]) -> dict[str, Any]:
+    return {"text": text, "score": 0.98, "poly": [list(p) for p in poly]}
+
+
+def test_comparison_shaped_details(tmp_path: Path) -> None:
+    """Details as the golden comparison and the determinism/path checks write them (LineDiff.to_dict,
+    expected/actual divergences, per-path line diffs) render like the documented short forms."""
+    report, results, images = planted()
+    poly = ((10, 70), (200, 70), (200, 110), (10, 110))
+    changed = {"kind": "changed", "golden_index": 1, "current_index": 1, "golden_text": GOLDEN_TEXT,
+               "current_text": CURRENT_TEXT, "golden": line_dict(GOLDEN_TEXT, poly),
+               "current": line_dict(CURRENT_TEXT, poly), "failed": ["text"], "drifted": ["text", "score"],
+               "cer": 0.1, "max_shift_px": 0.0, "iou": 1.0, "score_delta": -0.01, "key_fields": ["amount"],
+               "critical": True}
+    within = {**changed, "kind": "within", "golden_index": 0, "current_index": 0, "golden_text": "转账凭证",
+              "current_text": "转账凭证", "failed": [], "critical": False, "key_fields": []}
+    img = report["images"][0]
+    img["checks"]["golden"]["details"] = {"image_id": "slip_0042", "passed": False, "summary": "slip_0042: FAIL",
+                                          "counts": {"changed": 1, "within": 1}, "lines": [within, changed]}
+    img["checks"]["repeat"] = {"passed": False, "summary": "repeat 2 vs 1: line 1 score", "details": {
+        "first_divergence": {"repeat": 2, "line": 1, "field": "score", "expected": 0.98, "actual": 0.97, "delta": 0.01}}}
+    img["checks"]["batch_paths"] = {"passed": False, "summary": "batch4 vs single: line 1", "details": {
+        "reference": "single", "paths": {"batch4": {"identical": False, "passed": False, "lines": [changed]},
+                                         "threads1": {"identical": True}}}}
+    write_reports(tmp_path, report, results, images.get, html=True)
+
+    junit = ET.parse(tmp_path / "junit.xml").getroot()
+    golden_failure = junit.find(".//testcase[@classname='golden'][@name='slip_0042']/failure")
+    assert golden_failure is not None and "critical: amount" in (golden_failure.text or "")
+    assert "转账凭证" not in (golden_failure.text or "")  # drift within tolerance is not a failure
+    paths_failure = junit.find(".//testcase[@classname='batch_paths'][@name='slip_0042']/failure")
+    assert paths_failure is not None and f"batch4 vs single: changed line 1: single {GOLDEN_TEXT!r}" in (paths_failure.text or "")
+
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "first divergence: repeat 2, line 1, score: 0.98 → 0.97 (delta 0.01)" in summary
+    assert "| 1 | changed | 小写金额 ¥12,345.6<b>7</b> | 小写金额 ¥12,345.6<b>1</b> | amount, text |" in summary
+    assert "`batch4` vs `single`:" in summary and "threads1" not in summary
+
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert '<tr class="within">' in html and '<tr class="changed">' in html
+    assert "<h5>batch4 vs single</h5>" in html and "threads1: identical to single" in html
