@@ -103,6 +103,7 @@ class CheckSettings:
     probe: bool = False  # behavioural batch-independence probe on the raw models
     bn_drift: bool = False
     bn_drift_images: int = 8
+    bn_drift_threshold: float = 2.5  # clean bank slips score up to ~2.3 on det's head BN layer
     accuracy: bool = True
 
     def validate(self, where: str) -> None:
@@ -112,6 +113,7 @@ class CheckSettings:
         _require(2 <= self.batch_path_images <= 64, f"{where}.batch_path_images", "must be in 2..64")
         _require(all(t >= 1 for t in self.variation_threads), f"{where}.variation_threads", "values must be >= 1")
         _require(self.audit_min_variance >= 0, f"{where}.audit_min_variance", "must be >= 0")
+        _require(self.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
         _require(self.bn_drift_images >= 1, f"{where}.bn_drift_images", "must be >= 1")
 
 

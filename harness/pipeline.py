@@ -114,7 +114,7 @@ def bn_drift_hook(p: RunPlan, state: RunState) -> None:
     if not images:
         state.checks["bn_drift"] = skipped("bn_drift", "no image ran")
         return
-    report = bn_drift(p.dirs.det, images, kind="det")
+    report = bn_drift(p.dirs.det, images, kind="det", threshold=p.profile.checks.bn_drift_threshold)
     state.checks["bn_drift"] = CheckResult("bn_drift", report.passed, f"det on {len(images)} images: max score {report.max_score:.3f}, "
                                            f"{len(report.flagged)} of {len(report.layers)} BN layers drifted",
                                            details={"det": report.to_dict()})

@@ -1,5 +1,6 @@
 """BN drift: stored statistics vs measured ones. Scores on synthetic stats, then the real PP-OCRv4 det/rec on
-rendered slips: clean images stay under the threshold, the same images darkened to 30 % are flagged."""
+rendered slips: clean images stay under the threshold; darkened images and a forgotten normalisation are
+flagged."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 
 from harness.checks.bn_drift import (
     DEFAULT_THRESHOLD,
+    DET_MEAN,
+    DET_STD,
     bn_drift,
     measure_drift,
     preprocess_det,
@@ -109,10 +112,20 @@ def test_det_clean_vs_darkened() -> None:
     assert "batch_norm2d_0" in dark.render() and "DRIFT" in dark.render()
 
 
+def test_det_missing_normalisation_is_flagged() -> None:
+    """A classic pipeline fault: pixels scaled to 0..1 but the ImageNet mean/std never applied."""
+    unnormalised = [(preprocess_det(_slip(lines)) * DET_STD[None, :, None, None] + DET_MEAN[None, :, None, None])
+                    for lines in SLIPS]
+    report = measure_drift(_bundled("det"), [b.astype(np.float32) for b in unnormalised], kind="det")
+    assert [d.name for d in report.flagged] == ["batch_norm2d_0"], report.render()
+
+
 def test_rec_clean_vs_darkened() -> None:
+    # rec's first BN has stored variances near 1e-4, so epsilon (1e-5) caps how far its scale can fall
+    # (about -2.5): a stricter threshold than the default is needed to see darkening there.
     crops = [_line(text) for lines in SLIPS for text in lines]
-    clean = bn_drift(_bundled("rec"), crops, kind="rec")
-    dark = bn_drift(_bundled("rec"), [_dark(c) for c in crops], kind="rec")
+    clean = bn_drift(_bundled("rec"), crops, kind="rec", threshold=2.0)
+    dark = bn_drift(_bundled("rec"), [_dark(c) for c in crops], kind="rec", threshold=2.0)
     assert len(clean.layers) == 6 and clean.passed, clean.render()
     assert not dark.passed and [d.name for d in dark.flagged] == ["batch_norm2d_2"], dark.render()
 

@@ -30,7 +30,10 @@ from harness.checks.audit import json_number
 from harness.checks.paddle_child import Arrays, locate_model, run_in_child
 from harness.errors import UserError
 
-DEFAULT_THRESHOLD = 2.0  # rendered clean slips: det <= 1.6, rec <= 1.2; darkened to 30 %: det 3.8, rec 2.2
+# Measured on PP-OCRv4 det: the project's clean bank slips score up to 2.3 (head layer batch_norm_0: documents
+# give it about 1/9 of the stored variance, a real but harmless domain difference); pipeline faults score
+# far higher: intensity x0.3 -> 3.3, ImageNet mean/std forgotten -> 3.9, raw 0-255 pixels -> 94.
+DEFAULT_THRESHOLD = 2.5
 DET_LONG_SIDE = 960
 DET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # applied to BGR channels as PaddleOCR does
 DET_STD = np.array([0.229, 0.224, 0.225], np.float32)

@@ -33,9 +33,9 @@ def plant_bn_variance(src: Path, dst: Path, *, value: float, layer: str | None =
     """Copy of `src` in `dst` with `variance[channel]` of one BN (default: the first) set to `value`.
 
     Old-format packs only. Returns the name of the edited parameter."""
-    target = copy_pack(src, dst)
-    if target.pir:
+    if locate_model(src).pir:
         raise UserError(f"{src}: editing params is implemented for old-format (.pdmodel) packs only")
+    target = copy_pack(src, dst)
     result, _ = run_in_child("bn_faults.set_param", {"prefix": str(target.prefix), "layer": layer,
                                                   "channel": channel, "value": value}, pir=False)
     return str(result["param"])

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the probe's inputs")
     p.add_argument("--drift", nargs="+", type=Path, default=None, metavar="IMAGE",
                    help="image files or dirs: compare stored BN statistics with these (rec: text-line crops)")
-    p.add_argument("--drift-threshold", type=float, default=None, help="flag layers scoring above this (default 2)")
+    p.add_argument("--drift-threshold", type=float, default=None, help="flag layers scoring above this (default 2.5)")
     p.set_defaults(func=run)
 
 

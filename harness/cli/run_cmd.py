@@ -35,8 +35,9 @@ def resolve_profile(args: argparse.Namespace) -> tuple[Profile, Path]:
     top: dict[str, Any] = {}
     if args.corpus is not None:
         top["corpus"] = str(Path(args.corpus).resolve())
+        top["subset"] = None  # the profile's subset names belong to the profile's corpus
     if args.subset is not None:
-        top["subset"] = args.subset
+        top["subset"] = args.subset or None
     if args.tag:
         top["tags"] = tuple(args.tag)
     if args.ids:

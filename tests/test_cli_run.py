@@ -1,0 +1,208 @@
+"""End-to-end through the CLI: real models, real images, planted faults. Each run selects few images to stay fast."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import CORPUS, ROOT, CliRun, run_cli
+
+pytestmark = pytest.mark.slow
+TESTS = Path(__file__).resolve().parent
+
+
+def fault_config(tmp_path: Path, factory: str | None = None, **checks: object) -> Path:
+    lines = ["[profiles.t]", f'corpus = "{CORPUS.as_posix()}"', f'golden_dir = "{(ROOT / "golden").as_posix()}"',
+             'golden_set = "default"', "[profiles.t.engine]"]
+    if factory:
+        lines.append(f'factory = "{factory}"')
+    lines.append("[profiles.t.checks]")
+    lines += [f"{k} = {json.dumps(v)}" for k, v in checks.items()]
+    path = tmp_path / "harness.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run_t(tmp_path: Path, config: Path, *args: str, env: dict[str, str] | None = None) -> CliRun:
+    out = tmp_path / "out"
+    full_env = {"PYTHONPATH": str(TESTS), **(env or {})}
+    return run_cli(["run", "--config", str(config), "--profile", "t", "--out", str(out), *args], env=full_env, out=out)
+
+
+# --- the release run on the smoke subset (shared fixture), offline --------------------------------------------
+
+def test_release_run_passes_offline_and_writes_every_report(smoke_run: CliRun, offline_env: dict[str, str]) -> None:
+    assert smoke_run.returncode == 0, smoke_run.stderr[-2000:]
+    attempts = Path(offline_env["OCR_HARNESS_TEST_NET_LOG"]).read_text()
+    assert attempts == "", f"network was attempted during the run:\n{attempts}"
+    report = smoke_run.report
+    assert {"passed", "checks", "images", "environment"} <= report.keys()
+    assert report["passed"] is True and report["schema"] == "ocr-harness/report/1"
+    assert len(report["images"]) == 12
+    for name in ("inference", "repeat", "mutation", "golden", "audit"):
+        check = report["checks"][name]
+        assert check["passed"] and not check["skipped"], (name, check["summary"])
+    for name in ("junit.xml", "summary.md", "report.html", "results.jsonl", "report.json"):
+        assert (smoke_run.out / name).stat().st_size > 0
+    ET.parse(smoke_run.out / "junit.xml")
+    assert smoke_run.stdout.startswith("PASS")
+
+
+def test_known_image_reads_known_text(smoke_run: CliRun) -> None:
+    results = {r["id"]: r for r in smoke_run.results()}
+    texts = [line["text"] for line in results["slip_0000"]["result"]["lines"]]
+    assert "长江联合银行" in texts
+    assert "601743707102007566" in texts  # payee account, as the manifest says
+    assert any("43921488.92" in t for t in texts)  # the amount
+
+
+def test_results_are_canonical_and_reproducible_across_processes(smoke_run: CliRun, tmp_path: Path) -> None:
+    """Same input -> byte-identical canonical JSON, in a fresh process (plus the cross-process check)."""
+    res = run_cli(["run", "--profile", "release", "--id", "slip_0003", "--id", "slip_0007", "--repeats", "2",
+                   "--cross-process", "--out", str(tmp_path)], out=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.report["checks"]["cross_process"]["passed"]
+    assert not res.report["checks"]["cross_process"]["skipped"]
+    before = {r["id"]: json.dumps(r, sort_keys=True) for r in smoke_run.results()}
+    for r in res.results():
+        assert json.dumps(r, sort_keys=True) == before[r["id"]]
+
+
+# --- goldens ---------------------------------------------------------------------------------------------------
+
+def test_one_changed_golden_character_fails_and_names_line(tmp_path: Path) -> None:
+    goldens = tmp_path / "golden"
+    shutil.copytree(ROOT / "golden", goldens)
+    path = goldens / "default" / "slip_0002.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    index = next(i for i, line in enumerate(data["lines"]) if any(c.isdigit() for c in line["text"]))
+    original = data["lines"][index]["text"]
+    digit = next(c for c in original if c.isdigit())
+    edited = original.replace(digit, str((int(digit) + 1) % 10), 1)
+    text = path.read_text(encoding="utf-8").replace(json.dumps(original, ensure_ascii=False),
+                                                     json.dumps(edited, ensure_ascii=False), 1)
+    path.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["run", "--profile", "release", "--id", "slip_0002", "--repeats", "1", "--golden-dir", str(goldens),
+            "--out", str(out)]
+    res = run_cli(args, out=out)
+    assert res.returncode == 1, res.stderr[-2000:]
+    golden = res.report["checks"]["golden"]
+    assert not golden["passed"] and golden["failed_images"] == ["slip_0002"]
+    image = next(i for i in res.report["images"] if i["id"] == "slip_0002")
+    lines = image["checks"]["golden"]["details"]["lines"]
+    changed = [d for d in lines if d["kind"] == "changed"]
+    assert [(d["golden_index"], d["golden_text"], d["current_text"]) for d in changed] == [(index, edited, original)]
+    summary = (out / "summary.md").read_text(encoding="utf-8").replace("<b>", "").replace("</b>", "")
+    assert "slip_0002" in summary and edited in summary and original in summary
+    assert "slip_0002" in (out / "junit.xml").read_text(encoding="utf-8")
+    # Reverting the golden makes the same run pass.
+    shutil.copyfile(ROOT / "golden" / "default" / "slip_0002.json", path)
+    assert run_cli(args, out=out).returncode == 0
+
+
+def test_corrupt_golden_is_a_usage_error_naming_file_and_position(tmp_path: Path) -> None:
+    goldens = tmp_path / "golden"
+    shutil.copytree(ROOT / "golden", goldens)
+    path = goldens / "default" / "slip_0001.json"
+    path.write_text(path.read_text(encoding="utf-8").replace('"lines": [', '"lines": [,', 1), encoding="utf-8")
+    res = run_cli(["run", "--profile", "release", "--id", "slip_0001", "--golden-dir", str(goldens),
+                   "--out", str(tmp_path / "out")])
+    assert res.returncode == 2
+    assert "slip_0001.json" in res.stderr and "line" in res.stderr and "Traceback" not in res.stderr
+
+
+# --- planted engine faults (real engine underneath, loaded in the worker through engine.factory) ------------
+
+def test_worker_abort_fails_that_image_and_the_run_goes_on(tmp_path: Path) -> None:
+    config = fault_config(tmp_path, "faults:AbortingEngine", repeats=1)
+    res = run_t(tmp_path, config, "--id", "slip_0004", "--id", "slip_0005", "--id", "slip_0006",
+                env={"FAULT_IDS": "slip_0005"})
+    assert res.returncode == 1, res.stderr[-2000:]
+    images = {i["id"]: i for i in res.report["images"]}
+    assert "SIGABRT" in images["slip_0005"]["error"] and "slip_0005" in images["slip_0005"]["error"]
+    assert images["slip_0004"]["error"] is None and images["slip_0006"]["error"] is None
+    assert res.report["checks"]["inference"]["failed_images"] == ["slip_0005"]
+    assert res.report["checks"]["golden"]["passed"]  # the others still match their goldens
+
+
+@pytest.mark.parametrize("field", ["score", "poly"])
+def test_perturbed_repeat_is_caught_and_named(tmp_path: Path, field: str) -> None:
+    config = fault_config(tmp_path, "faults:PerturbingEngine", repeats=3)
+    res = run_t(tmp_path, config, "--id", "slip_0008", "--id", "slip_0009",
+                env={"FAULT_IDS": "slip_0009", "FAULT_FIELD": field})
+    assert res.returncode == 1
+    repeat = res.report["checks"]["repeat"]
+    assert repeat["failed_images"] == ["slip_0009"]
+    image = next(i for i in res.report["images"] if i["id"] == "slip_0009")
+    div = image["checks"]["repeat"]["details"]["first_divergence"]
+    assert (div["repeat"], div["line"], div["field"]) == (2, 0, field)
+    assert div["delta"] > 0
+
+
+def test_input_mutation_is_caught(tmp_path: Path) -> None:
+    config = fault_config(tmp_path, "faults:MutatingEngine", repeats=1)
+    res = run_t(tmp_path, config, "--id", "slip_0010")
+    assert res.returncode == 1
+    assert res.report["checks"]["mutation"]["failed_images"] == ["slip_0010"]
+
+
+def test_batch_paths_are_measured(tmp_path: Path) -> None:
+    res = run_cli(["run", "--profile", "release", "--id", "slip_0000", "--id", "slip_0001", "--id", "slip_0002",
+                   "--repeats", "1", "--batch-paths", "--out", str(tmp_path)], out=tmp_path)
+    check = res.report["checks"]["batch_paths"]
+    assert not check["skipped"]
+    paths = check["details"]["paths"]
+    assert set(paths) == {"bs1", "3-per-call"}  # compared with the profile path (the goldens' path)
+    for stats in paths.values():
+        assert stats["identical"] + stats["within"] + stats["beyond"] == 3
+        assert stats["failed_to_run"] == 0
+    assert res.returncode == (0 if check["passed"] else 1)
+
+
+# --- bad input -------------------------------------------------------------------------------------------------
+
+def test_bad_image_fails_that_image_only(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copyfile(CORPUS / "images" / "slip_0000.png", corpus / "good.png")
+    (corpus / "empty.png").write_bytes(b"")
+    (corpus / "text.jpg").write_text("not an image")
+    ok = cv2.imread(str(CORPUS / "images" / "slip_0001.png"))
+    cv2.imwrite(str(corpus / "gray.png"), cv2.cvtColor(ok, cv2.COLOR_BGR2GRAY))
+    out = tmp_path / "out"
+    res = run_cli(["run", "--corpus", str(corpus), "--no-goldens", "--repeats", "1",
+                   "--out", str(out)], out=out)
+    assert res.returncode == 1, res.stderr[-2000:]
+    images = {i["id"]: i for i in res.report["images"]}
+    assert images["good"]["error"] is None and images["gray"]["error"] is None
+    assert "empty.png" in images["empty"]["error"]
+    assert "text.jpg" in images["text"]["error"]
+    assert len(res.results()) == 4
+
+
+def test_empty_corpus_and_bad_config_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    res = run_cli(["run", "--corpus", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    bad = tmp_path / "harness.toml"
+    bad.write_text("[profiles.t.engine]\ncpu_threads = -3\n")
+    res = run_cli(["run", "--config", str(bad), "--profile", "t"])
+    assert res.returncode == 2
+    assert "profiles.t.engine.cpu_threads: must be >= 1" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli(["run", "--no-such-flag"])
+    assert res.returncode == 2
+
+
+def test_doctor_reports_what_decides_reproducibility() -> None:
+    res = run_cli(["doctor", "--json"])
+    assert res.returncode == 0
+    facts = json.loads(res.stdout)
+    assert facts["paddle"] == "3.2.2" and facts["paddle_runtime"]["onednn_compiled"] is True
+    assert isinstance(facts["isa"], list) and facts["cores"] >= 1
+    assert facts["engine"]["cpu_threads"] >= 1
