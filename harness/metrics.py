@@ -1,8 +1,10 @@
 """Accuracy against ground truth: CER, line exact match, key fields, detection P/R/hmean.
 
-Text is NFC-normalised and measured in grapheme clusters (a base character plus its combining marks,
-variation selectors and ZWJ sequences), as dinglehopper does; for Chinese slips that is one cluster per
-code point.
+Text is normalised before it is measured: NFKC (so full-width （：￥１ and their ASCII forms, which look
+alike on a slip and which PP-OCR emits either way, are the same reading) with whitespace removed (grouping
+spaces in account numbers vary between writers and detectors); then it is measured in grapheme clusters (a
+base character plus its combining marks, variation selectors and ZWJ sequences), as dinglehopper does; for
+Chinese slips that is one cluster per code point. Line exact match uses the same normalisation.
 
 Line matching (used by CER and exact match): predicted and truth lines are paired one-to-one by polygon
 IoU, best pair first (ties: lower truth index, then lower predicted index), any IoU > 0 counts. A matched
@@ -48,8 +50,12 @@ NO_TEMPLATE = "(none)"
 
 # --- text ------------------------------------------------------------------------------------------
 
-def nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """The documented text normalisation for accuracy: NFKC, whitespace removed."""
+    return _WHITESPACE.sub("", unicodedata.normalize("NFKC", text))
 
 
 def _extends_cluster(ch: str) -> bool:
@@ -64,10 +70,10 @@ def _extends_cluster(ch: str) -> bool:
 
 
 def graphemes(text: str) -> tuple[str, ...]:
-    """NFC grapheme clusters (an approximation of UAX #29 that needs no extra dependency)."""
+    """Grapheme clusters of the normalised text (an approximation of UAX #29 that needs no extra dependency)."""
     out: list[str] = []
     joined = False
-    for ch in nfc(text):
+    for ch in normalise_text(text):
         if out and (joined or _extends_cluster(ch)):
             out[-1] += ch
         else:
@@ -77,7 +83,7 @@ def graphemes(text: str) -> tuple[str, ...]:
 
 
 def edit_distance(reference: str, prediction: str) -> int:
-    """Levenshtein distance over grapheme clusters of the NFC forms."""
+    """Levenshtein distance over grapheme clusters of the normalised texts."""
     return int(Levenshtein.distance(graphemes(reference), graphemes(prediction)))
 
 
@@ -295,7 +301,7 @@ def image_accuracy(truth_lines: Sequence[TruthLine], truth_fields: Mapping[str, 
     edits += sum(len(graphemes(scored[t][0])) for t in range(len(scored)) if t not in matched_t)
     edits += sum(len(graphemes(preds[p].text)) for p in range(len(preds)) if p not in matched_p)
     ref_chars = sum(len(graphemes(t)) for t, _ in scored)
-    exact = sum(1 for t, p in pairs if nfc(scored[t][0]) == nfc(preds[p].text))
+    exact = sum(1 for t, p in pairs if normalise_text(scored[t][0]) == normalise_text(preds[p].text))
     det = detection_counts([p for _, p in truth_lines], [line.poly for line in preds],
                            [t == DONT_CARE for t, _ in truth_lines])
     texts = [line.text for line in preds]

@@ -59,3 +59,8 @@ class MutatingEngine(OcrEngine):
         for img in images:
             img[0, 0] = 255 - img[0, 0]
         return results
+
+
+def failing_engine(settings: object, dirs: object) -> OcrEngine:
+    """A stack whose model cannot load (as paddle 3.3.x + oneDNN can fail on PP-OCRv4 det)."""
+    raise NotImplementedError("ConvertPirAttribute2RuntimeAttribute not support (planted)")

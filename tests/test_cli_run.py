@@ -131,6 +131,15 @@ def test_worker_abort_fails_that_image_and_the_run_goes_on(tmp_path: Path) -> No
     assert res.report["checks"]["golden"]["passed"]  # the others still match their goldens
 
 
+def test_model_load_failure_is_a_reported_failure_with_a_report(tmp_path: Path) -> None:
+    config = fault_config(tmp_path, "faults:failing_engine", repeats=1)
+    res = run_t(tmp_path, config, "--id", "slip_0004", "--id", "slip_0005")
+    assert res.returncode == 1, res.stderr[-2000:]
+    for image in res.report["images"]:
+        assert "model load failed" in image["error"] and "ConvertPirAttribute2RuntimeAttribute" in image["error"]
+    assert res.report["checks"]["inference"]["failed_images"] == ["slip_0004", "slip_0005"]
+
+
 @pytest.mark.parametrize("field", ["score", "poly"])
 def test_perturbed_repeat_is_caught_and_named(tmp_path: Path, field: str) -> None:
     config = fault_config(tmp_path, "faults:PerturbingEngine", repeats=3)
@@ -206,3 +215,18 @@ def test_doctor_reports_what_decides_reproducibility() -> None:
     assert facts["paddle"] == "3.2.2" and facts["paddle_runtime"]["onednn_compiled"] is True
     assert isinstance(facts["isa"], list) and facts["cores"] >= 1
     assert facts["engine"]["cpu_threads"] >= 1
+
+
+def test_variations_measure_onednn_and_threads(tmp_path: Path) -> None:
+    """oneDNN off and one thread may legitimately move the last bits: the check reports magnitudes."""
+    res = run_cli(["run", "--profile", "release", "--id", "slip_0011", "--repeats", "1", "--variations",
+                   "--out", str(tmp_path)], out=tmp_path)
+    check = res.report["checks"]["variations"]
+    assert not check["skipped"]
+    paths = check["details"]["paths"]
+    assert "onednn-off" in paths
+    for stats in paths.values():
+        assert stats["failed_to_run"] == 0
+        assert stats["identical"] + stats["within"] + stats["beyond"] == 1
+        assert stats["required_tolerances"]["score_abs"] < 1e-3  # same weights: only last-bit movement
+    assert res.returncode == (0 if check["passed"] else 1)

@@ -44,8 +44,10 @@ def from_images(name: str, per_image: dict[str, ImageCheck], what: str, details:
         summary = f"{len(failed)} of {len(per_image)} images {what}: " + ", ".join(sorted(failed)[:5])
         if len(failed) > 5:
             summary += f" and {len(failed) - 5} more"
-    else:
+    elif per_image:
         summary = f"all {len(per_image)} images clean"
+    else:
+        summary = "no image to check (none ran)"
     return CheckResult(name=name, passed=not failed, summary=summary, per_image=per_image, details=details or {})
 
 

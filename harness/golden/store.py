@@ -9,15 +9,13 @@ so an interrupted refresh leaves each file either old or new.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import atomic
 from harness.errors import UserError
 from harness.results import Line, OcrResult, canonical_json
 
@@ -239,37 +237,6 @@ def _check_profile_name(profile: str) -> None:
         raise UserError(f"profile name {profile!r} cannot name a golden directory")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, `os.replace`: readers see the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform lets a directory be opened.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 # ---------------------------------------------------------------------------------------------- the store
 
 
@@ -352,7 +319,7 @@ class GoldenStore:
 
     def write(self, golden: Golden) -> Path:
         path = self.path_for(golden.image_id)
-        atomic_write_text(path, dumps_golden(golden))
+        atomic.write_text(path, dumps_golden(golden))
         return path
 
     def remove(self, image_id: str) -> bool:
@@ -367,7 +334,7 @@ class GoldenStore:
     def write_meta(self, meta: GoldenMeta) -> None:
         if meta.profile != self.profile:
             raise ValueError(f"meta for profile {meta.profile!r} written to the store of {self.profile!r}")
-        atomic_write_text(self.meta_path, dumps_meta(meta))
+        atomic.write_text(self.meta_path, dumps_meta(meta))
         self._meta, self._meta_read = meta, True
 
 

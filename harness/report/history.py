@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from harness.report.atomic import atomic_write_bytes
+from harness.atomic import write_bytes as atomic_write_bytes
 from harness.report.view import VERSION_KEYS, Report
 from harness.results import canonical_line
 

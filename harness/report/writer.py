@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.report.atomic import atomic_write_text
+from harness.atomic import write_text as atomic_write_text
 from harness.report.history import append_history, plot_history
 from harness.report.html import ImageLoader, render_html
 from harness.report.junit import render_junit
