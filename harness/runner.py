@@ -8,6 +8,7 @@ loads, so a usage error costs seconds, not minutes.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import statistics
 import sys
 import threading
@@ -24,6 +25,7 @@ from harness.corpus.loader import Corpus, CorpusItem, load_corpus
 from harness.environment import environment, stack
 from harness.errors import UserError
 from harness.modelpack import ModelDirs, resolve_model_dirs
+from harness.results import canonical_line
 from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec
 
 REPORT_SCHEMA = "ocr-harness/report/1"
@@ -93,10 +95,18 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     errors: list[BaseException] = []
 
     def drive(part: list[CorpusItem], wlabel: str) -> None:
+        requests = _requests(part)
         try:
             with Worker(_spec(p, settings, wlabel), timeout_s=p.profile.image_timeout_s) as w:
-                for req in _requests(part):
-                    (res,) = w.infer([req], repeats=repeats)
+                load_error: str | None = None
+                for req in requests:
+                    if load_error is None:
+                        try:
+                            (res,) = w.infer([req], repeats=repeats)
+                        except WorkerError as e:  # the model did not load: this worker's images fail, no retry
+                            load_error = str(e)
+                    if load_error is not None:
+                        res = ImageOutcome(req.image_id, error=load_error)
                     with lock:
                         out[req.image_id] = res
                         done[0] += 1
@@ -115,8 +125,7 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     for t in threads:
         t.join()
     if errors:
-        e = errors[0]
-        raise UserError(str(e)) if isinstance(e, WorkerError) else e
+        raise errors[0]
     return out
 
 
@@ -126,7 +135,12 @@ def infer_together(p: RunPlan, settings: EngineSettings, label: str, group: int)
     out: dict[str, ImageOutcome] = {}
     with Worker(_spec(p, settings, label), timeout_s=p.profile.image_timeout_s) as w:
         for i in range(0, len(usable), group):
-            for res in w.infer(_requests(usable[i:i + group]), repeats=1):
+            requests = _requests(usable[i:i + group])
+            try:
+                results = w.infer(requests, repeats=1)
+            except WorkerError as e:
+                results = [ImageOutcome(r.image_id, error=str(e)) for r in requests]
+            for res in results:
                 out[res.image_id] = res
     return out
 
@@ -159,26 +173,60 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
     return report, state
 
 
-def _timing(state: RunState, wall_s: float) -> dict[str, Any]:
-    per_image = [statistics.median(o.predict_s) for o in state.outcomes.values() if o.ok]
-    per_image.sort()
+def timing_summary(predict_s: Sequence[float], load_s: Sequence[float], wall_s: float) -> dict[str, Any]:
+    """The report's `timing` from per-image predict times (each image's median over repeats); shared with
+    `report merge`, which re-aggregates the per-image times of its shards."""
+    per_image = sorted(predict_s)
     return {
         "images": len(per_image),
         "predict_median_s": statistics.median(per_image) if per_image else None,
         "predict_p90_s": per_image[min(len(per_image) - 1, int(0.9 * len(per_image)))] if per_image else None,
-        "model_load_s": statistics.median(state.load_s) if state.load_s else None,
+        "model_load_s": statistics.median(load_s) if load_s else None,
         "wall_s": wall_s,
     }
+
+
+def selection_info(corpus: Corpus) -> dict[str, Any]:
+    """The corpus selection before sharding: every shard of one run reports the same, which is how
+    `report merge` recognises shards of one corpus and knows how many images make the whole."""
+    digest = hashlib.sha256()
+    for it in corpus.items:
+        digest.update((canonical_line([it.id, _relative(it.path, corpus.root), it.sha256]) + "\n").encode("utf-8"))
+    return {"images": len(corpus.items), "complete": corpus.selection_is_complete, "sha256": digest.hexdigest()}
+
+
+def _selection_index(p: RunPlan) -> list[int | None]:
+    """Each planned item's position in the corpus selection, of which `p.items` is a subsequence (by position,
+    not id: duplicate ids are distinct, failing items)."""
+    out: list[int | None] = []
+    n = 0
+    for it in p.items:
+        while n < len(p.corpus.items) and p.corpus.items[n] != it:
+            n += 1
+        out.append(n if n < len(p.corpus.items) else None)
+        n += 1
+    return out
+
+
+def _image_accuracy(it: CorpusItem, out: ImageOutcome | None) -> dict[str, Any] | None:
+    # The per-image half of `pipeline.accuracy` (same rows), kept so merged shards re-aggregate exactly.
+    if not it.truth or out is None or not out.ok:
+        return None
+    from harness.metrics import image_accuracy
+
+    return image_accuracy([(t.text, t.poly) for t in it.truth], dict(it.fields), out.runs[0]).to_dict()
 
 
 def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> dict[str, Any]:
     passed = all(c.passed for c in state.checks.values())
     images = []
-    for it in p.items:
+    for it, index in zip(p.items, _selection_index(p), strict=True):
         out = state.outcomes.get(it.id)
         per_check = {name: c.per_image[it.id].to_dict() for name, c in state.checks.items() if it.id in c.per_image}
         images.append({
             "id": it.id,
+            "index": index,  # place in the selection before sharding: the order `report merge` restores
+            "accuracy": _image_accuracy(it, out) if state.accuracy is not None else None,
             "file": _relative(it.path, p.corpus.root),
             "template": it.template,
             "tags": list(it.tags),
@@ -203,11 +251,12 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         "corpus": {"root": str(p.corpus.root), "subset": p.profile.subset, "selected": len(p.items),
                    "complete": p.corpus.selection_is_complete and p.shard is None,
                    "has_manifest": p.corpus.has_manifest,
-                   "shard": list(p.shard) if p.shard else None},
+                   "shard": list(p.shard) if p.shard else None, "selection": selection_info(p.corpus)},
         "checks": {name: c.to_dict() for name, c in state.checks.items()},
         "images": images,
         "accuracy": state.accuracy,
-        "timing": _timing(state, wall_s),
+        "timing": timing_summary([statistics.median(o.predict_s) for o in state.outcomes.values() if o.ok],
+                                 state.load_s, wall_s),
     }
 
 

@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "datasets" / "bank_slips"
+pytest_plugins = ["harness.pytest_plugin"]
 
 NO_NETWORK_SITECUSTOMIZE = '''
 import os, socket

@@ -1,7 +1,62 @@
+"""`ocr-harness report merge`: shard runs combined into the report of one unsharded run (see harness.report.merge)."""
+
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds this command group's subcommands (filled in by its module's owner)."""
+    p = sub.add_parser("report", help="work with the reports of finished runs")
+    rsub = p.add_subparsers(dest="report_command", required=True)
+    m = rsub.add_parser("merge", help="combine the outputs of `run --shard K/N` (all K of one N) into one report",
+                        description="Combine shard runs into the report an unsharded run writes: images in corpus "
+                                    "order, every check recomputed over the whole selection. Refuses shards of "
+                                    "different profiles, stacks or corpora, overlapping shards and missing shards.")
+    m.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="output directories of the shard runs")
+    m.add_argument("--out", type=Path, required=True, help="where the merged results and reports go")
+    m.add_argument("--html", action="store_true", help="also write report.html")
+    m.add_argument("--history", type=Path, help="append one line for the merged run to this JSONL file and plot")
+    m.add_argument("--config", type=Path, help="harness.toml whose golden dir the shards used, for orphaned "
+                                                "goldens and the HTML golden boxes (default: nearest upwards)")
+    m.set_defaults(func=merge)
+
+
+def merge(args: argparse.Namespace) -> int:
+    from harness.report.markdown import write_step_summary
+    from harness.report.merge import (
+        ShardRun,
+        golden_store_for,
+        merge_shards,
+        validate_shards,
+        write_merged,
+    )
+
+    out = args.out.resolve()
+    for d in args.dirs:
+        if d.resolve() == out:
+            raise UserError(f"--out {args.out} is one of the shard directories; merge into a new directory")
+    if args.config is not None and not args.config.is_file():
+        raise UserError(f"{args.config}: config file not found")
+    shards = validate_shards([ShardRun.read(d) for d in args.dirs])
+    first = shards[0].report
+    store = golden_store_for(first, args.config)
+    complete = bool(first["corpus"]["selection"]["complete"])
+    if store is None and complete and not first["checks"].get("golden", {"skipped": True})["skipped"]:
+        print("ocr-harness: warning: golden store not found from here; orphaned goldens are not judged "
+              "(run the merge in the checkout, or pass --config)", file=sys.stderr)
+    merged = merge_shards(shards, stored_goldens=store.ids() if store is not None and complete else None)
+    write_merged(args.out, merged, html=args.html, history=args.history, store=store)
+    report = merged.report
+    write_step_summary(report)  # only when $GITHUB_STEP_SUMMARY is set
+    verdict = "PASS" if report["passed"] else "FAIL"
+    print(f"{verdict}: {len(report['images'])} images from {len(shards)} shards, "
+          f"profile {report['profile']['name']} -> {args.out}")
+    for name, check in report["checks"].items():
+        mark = "skip" if check["skipped"] else ("ok" if check["passed"] else "FAIL")
+        print(f"  {mark:>4}  {name}: {check['summary']}")
+    sys.stdout.flush()
+    return EXIT_OK if report["passed"] else EXIT_REGRESSION

@@ -1,0 +1,414 @@
+"""`ocr-harness report merge`: the outputs of shard runs (`run --shard K/N`) combined into the report an
+unsharded run of the same profile, stack and corpus selection writes.
+
+Recomputed over the whole selection, equal to the unsharded run: the images (taken from the shards as they
+are, in corpus order by their `index`), every per-image check (verdicts, summary, failed images, and the
+corpus-wide details: golden status and summary, batch-path statistics, repeat count), `passed`/`exit_code`,
+`corpus` (`selected`, `complete`, `shard` = null), accuracy (re-aggregated from each image's accuracy row),
+`timing` images/median/p90 (over every image's own median), and results.jsonl (concatenated in corpus order).
+
+Taken from the shards and required to agree (else refused): schema, profile, stack, the corpus selection
+(subset, manifest, digest of the selected ids and images), model-level checks (audit, probe: they read the
+model files, not the images), and the golden status facts (meta present, stack differences).
+
+Volatile, allowed to differ from an unsharded run:
+- `started_at`: the earliest shard's; `duration_s` and `timing.wall_s`: the longest shard's (shards run side by
+  side, so that is the wall time of the fan-out; the machine time is the sum);
+- `timing.model_load_s`: the median of the shards' medians; each image's `timings` (measured where it ran),
+  and so `timing.predict_median_s`/`predict_p90_s`, which are computed as a run computes them but from
+  measurements no two runs share;
+- `environment` and `corpus.root`: shard 1's (checkout paths and hosts may differ; what decides outputs is in
+  `stack` and the selection digest, which may not);
+- worker logs: they stay in the shard directories.
+
+Inherently different, reported rather than hidden: `bn_drift` samples the first images of its own shard, so
+when shards disagree it is reported per shard; the several-images-per-call batch path batches images of one
+shard, so its batch-mates (and possibly its last bits) differ from an unsharded run's.
+
+Orphaned goldens are judged, as in an unsharded run, only when the selection is the whole corpus; that needs
+the golden store (`golden_store_for`). Without it they are left unjudged and the caller is told.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import atomic
+from harness.checks.outcome import ImageCheck, from_images
+from harness.config import find_config
+from harness.corpus.loader import read_image
+from harness.errors import ImageError, UserError
+from harness.golden.compare import ImageComparison, LineDiff, RequiredTolerances
+from harness.golden.status import GoldenStatus, StackDifference, stack_differences
+from harness.golden.store import GoldenStore
+from harness.golden.summary import summarise
+from harness.metrics import ImageAccuracy, corpus_accuracy
+from harness.results import Line, OcrResult
+from harness.runner import REPORT_SCHEMA, timing_summary
+
+SAMPLED_CHECKS = ("bn_drift",)  # run on a sample of the shard's own images: may differ between shards
+# Judged image by image (harness.checks.outcome.from_images), even when no image ran; any other check with
+# per-image verdicts is treated the same way.
+PER_IMAGE_CHECKS = ("inference", "repeat", "mutation", "cross_process", "golden", "batch_paths", "variations")
+_HANDLED = {"schema", "passed", "exit_code", "started_at", "duration_s", "profile", "environment", "stack",
+            "corpus", "checks", "images", "accuracy", "timing"}
+
+
+@dataclass(frozen=True)
+class ShardRun:
+    """One shard's report.json and results.jsonl lines (one per image, in the report's image order)."""
+
+    source: str  # the directory, for messages
+    report: Mapping[str, Any]
+    results: tuple[str, ...]
+
+    @classmethod
+    def read(cls, directory: Path) -> ShardRun:
+        report = _read_json(directory / "report.json", f"{directory}: no report.json (is it the --out of a "
+                                                        "`ocr-harness run --shard K/N`?)")
+        try:
+            lines = (directory / "results.jsonl").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            raise UserError(f"{directory}: no readable results.jsonl") from None
+        return cls(str(directory), report, tuple(line for line in lines if line.strip()))
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        k, n = self.report["corpus"]["shard"]
+        return int(k), int(n)
+
+    @property
+    def label(self) -> str:
+        return "{}/{} ({})".format(*self.shard, self.source)
+
+
+@dataclass(frozen=True)
+class MergedRun:
+    report: dict[str, Any]
+    results: tuple[str, ...]
+
+    def current(self) -> dict[str, OcrResult]:
+        out = {}
+        for line in self.results:
+            record = json.loads(line)
+            if record.get("result") is not None:
+                out[record["id"]] = OcrResult.from_dict(record["result"])
+        return out
+
+
+def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] | None = None) -> MergedRun:
+    """The unsharded run's report and results; `stored_goldens` (ids in the golden store) lets orphans be
+    judged when the selection is the whole corpus."""
+    ordered = validate_shards(shards)
+    first = ordered[0].report
+    rows = []
+    for s in ordered:
+        ids = [json.loads(line).get("id") for line in s.results]
+        if ids != [img["id"] for img in s.report["images"]]:
+            raise UserError(f"{s.source}: results.jsonl does not list the images of its report.json")
+        rows += [(img["index"], s.shard[0], n, img, line)
+                 for n, (img, line) in enumerate(zip(s.report["images"], s.results, strict=True))]
+    rows.sort(key=lambda r: r[:3])
+    images = [r[3] for r in rows]
+    selection = first["corpus"]["selection"]
+    if len(images) != selection["images"] or sorted(r[0] for r in rows) != list(range(selection["images"])):
+        raise UserError(f"the shards hold {len(images)} images, the selection has {selection['images']}: "
+                        "not the shards of one run")
+    judged = stored_goldens if selection["complete"] else None
+    checks = {name: _merge_check(name, ordered, images, judged) for name in first["checks"]}
+    passed = all(c["passed"] for c in checks.values())
+    report = {k: v for k, v in first.items() if k not in _HANDLED}  # future keys: agreed in validate_shards
+    report.update({
+        "schema": first["schema"],
+        "passed": passed,
+        "exit_code": 0 if passed else 1,
+        "started_at": min(s.report["started_at"] for s in ordered),
+        "duration_s": max(s.report["duration_s"] for s in ordered),
+        "profile": first["profile"],
+        "environment": first["environment"],
+        "stack": first["stack"],
+        "corpus": {**first["corpus"], "selected": len(images), "complete": selection["complete"], "shard": None},
+        "checks": checks,
+        "images": images,
+        "accuracy": _accuracy(images),
+        "timing": timing_summary(
+            [img["timings"]["predict_s"] for img in images if img["timings"]],
+            [s.report["timing"]["model_load_s"] for s in ordered if s.report["timing"]["model_load_s"] is not None],
+            max(s.report["timing"]["wall_s"] for s in ordered)),
+    })
+    return MergedRun(report, tuple(r[4] for r in rows))
+
+
+# --- refusals --------------------------------------------------------------------------------------------------
+
+def validate_shards(shards: Sequence[ShardRun]) -> list[ShardRun]:
+    """The shards ordered 1..N, or a UserError saying why they are not the shards of one run."""
+    if not shards:
+        raise UserError("nothing to merge: give the output directories of the shard runs")
+    for s in shards:
+        if s.report.get("schema") != REPORT_SCHEMA:
+            raise UserError(f"{s.source}: report schema {s.report.get('schema')!r}, expected {REPORT_SCHEMA!r}")
+        corpus = s.report.get("corpus") or {}
+        if not corpus.get("shard"):
+            raise UserError(f"{s.source}: not a shard run (made without --shard K/N); nothing to merge it with")
+        if "selection" not in corpus or any(img.get("index") is None for img in s.report.get("images", ())):
+            raise UserError(f"{s.source}: made by an older ocr-harness without corpus selection data; re-run it")
+    splits = sorted({s.shard[1] for s in shards})
+    if len(splits) > 1:
+        raise UserError("shards of different splits: " + ", ".join(s.label for s in shards))
+    n = splits[0]
+    by_k: dict[int, ShardRun] = {}
+    for s in shards:
+        k = s.shard[0]
+        if k in by_k:
+            raise UserError(f"shard {k}/{n} given twice: {by_k[k].source} and {s.source}")
+        by_k[k] = s
+    missing = [f"{k}/{n}" for k in range(1, n + 1) if k not in by_k]
+    if missing:
+        raise UserError(f"incomplete shard set: missing shard {', '.join(missing)} "
+                        f"(have {', '.join(s.label for s in sorted(by_k.values(), key=lambda s: s.shard))})")
+    ordered = [by_k[k] for k in range(1, n + 1)]
+    first = ordered[0]
+    for s in ordered[1:]:
+        _agree(first, s, "profile", first.report.get("profile"), s.report.get("profile"))
+        _agree(first, s, "stack", first.report.get("stack"), s.report.get("stack"),
+               " (shards must run on the same stack: same packages, models, CPU and threads)")
+        keys = ("subset", "has_manifest", "selection")
+        _agree(first, s, "corpus", {k: first.report["corpus"].get(k) for k in keys},
+               {k: s.report["corpus"].get(k) for k in keys}, " (not the same corpus selection)")
+        _agree(first, s, "check list", sorted(first.report["checks"]), sorted(s.report["checks"]))
+        for key in sorted((set(first.report) | set(s.report)) - _HANDLED):
+            _agree(first, s, key, first.report.get(key), s.report.get(key))
+    seen: dict[str, ShardRun] = {}
+    for s in ordered:
+        for img in s.report["images"]:
+            other = seen.setdefault(img["id"], s)
+            if other is not s:
+                raise UserError(f"overlapping shards: image {img['id']!r} is in {other.label} and {s.label}")
+    return ordered
+
+
+def _agree(a: ShardRun, b: ShardRun, what: str, x: Any, y: Any, hint: str = "") -> None:
+    if x == y:
+        return
+    diffs = stack_differences(x, y) if isinstance(x, Mapping) and isinstance(y, Mapping) else ()
+    where = ""
+    if diffs:
+        where, x, y = f" in {diffs[0].key}", diffs[0].golden, diffs[0].current
+    raise UserError(f"cannot merge {b.label} with {a.label}: {what} differs{where}: {x!r} vs {y!r}{hint}")
+
+
+# --- checks ----------------------------------------------------------------------------------------------------
+
+def _merge_check(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
+                 stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    dicts = [s.report["checks"][name] for s in shards]
+    per_image = {img["id"]: ImageCheck(c["passed"], c["summary"], c["details"])
+                 for img in images if (c := img["checks"].get(name)) is not None}
+    if all(d["skipped"] for d in dicts) or not (per_image or name in PER_IMAGE_CHECKS):
+        # Skipped, or model-level (audit, probe): what every shard says.
+        if all(d == dicts[0] for d in dicts):
+            return dict(dicts[0])
+        if name in SAMPLED_CHECKS:
+            return _per_shard(shards, dicts)
+        a, b = next((shards[0], s) for s, d in zip(shards, dicts) if d != dicts[0])
+        raise UserError(f"cannot merge {b.label} with {a.label}: model-level check {name!r} differs "
+                        f"({b.report['checks'][name]['summary']!r} vs {a.report['checks'][name]['summary']!r})")
+    what, tail = _phrase(name, shards, dicts)
+    details = _DETAILS.get(name, _agreed_details)(name, shards, [d["details"] for d in dicts], per_image,
+                                                   stored_goldens)
+    check = from_images(name, per_image, what, details)
+    if name in _TAILS:
+        summary = (check.summary + " | " if not check.passed else "") + _TAILS[name](details, dicts[0]["summary"])
+    else:
+        summary = check.summary + (tail if not check.passed else "")
+    return {**check.to_dict(), "summary": summary}
+
+
+def _phrase(name: str, shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """From a failing shard's summary `N of M images <what>: <ids>[<tail>]` (harness.checks.outcome.from_images):
+    what its images failed at, and what the check appended."""
+    for s, d in zip(shards, dicts):
+        failed = sorted(d["failed_images"])
+        if not failed:
+            continue
+        total = sum(1 for img in s.report["images"] if name in img["checks"])
+        head = f"{len(failed)} of {total} images "
+        ids = ": " + ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+        summary = d["summary"]
+        end = summary.find(ids, len(head))
+        if not summary.startswith(head) or end < 0:
+            raise ValueError(f"{s.source}: check {name!r} summary {summary!r} is not in from_images' form")
+        return summary[len(head):end], summary[end + len(ids):]
+    return "", ""
+
+
+def _agreed_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
+                    per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    if any(d != details[0] for d in details):
+        raise UserError(f"check {name!r}: the shards' details differ and this version cannot merge them")
+    return dict(details[0])
+
+
+def _repeat_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
+                    per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    return {**details[0], "repeats": max(d["repeats"] for d in details)}
+
+
+def _paths_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
+                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    """harness.checks.paths.compare_paths' totals: counts add up, required tolerances merge."""
+    totals: dict[str, dict[str, Any]] = {}
+    for d in details:
+        for label, s in d["paths"].items():
+            t = totals.setdefault(label, {"identical": 0, "within": 0, "beyond": 0, "failed_to_run": 0,
+                                          "required": RequiredTolerances()})
+            for key in ("identical", "within", "beyond", "failed_to_run"):
+                t[key] += s[key]
+            t["required"] = t["required"].merge(RequiredTolerances(**s["required_tolerances"]))
+    paths = {label: {**{k: v for k, v in t.items() if k != "required"},
+                     "required_tolerances": t["required"].to_dict()} for label, t in totals.items()}
+    return {"reference": details[0]["reference"], "paths": paths}
+
+
+def _paths_tail(details: Mapping[str, Any], shard_summary: str) -> str:
+    """The sentence harness.checks.paths.compare_paths writes, paths in its order (which report.json's sorted
+    keys lose; a shard's summary still has it)."""
+    def position(label: str) -> int:
+        at = shard_summary.find(f" {label}: ")
+        return at if at >= 0 else len(shard_summary)
+
+    parts = []
+    for label in sorted(details["paths"], key=position):
+        s = details["paths"][label]
+        req = s["required_tolerances"]
+        parts.append(f"{label}: {s['identical']} identical, {s['within']} within, {s['beyond']} beyond"
+                     f" (max score delta {req['score_abs']:.3g}, max shift {req['poly_max_shift_px']:.3g} px,"
+                     f" max CER {req['text_max_cer']:.3g})")
+    return f"vs {details['reference']}: " + "; ".join(parts)
+
+
+def _golden_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
+                    per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    statuses = [d["status"] for d in details]
+    facts = ("profile", "has_meta", "stack_differences", "likely_cause")
+    for s, st in zip(shards, statuses):
+        _agree(shards[0], s, "golden status", {k: statuses[0][k] for k in facts}, {k: st[k] for k in facts})
+    ids = {img["id"] for s in shards for img in s.report["images"]}
+    judged = stored_goldens is not None
+    status = GoldenStatus(
+        profile=statuses[0]["profile"], selected=len(ids),
+        missing=tuple(sorted({i for st in statuses for i in st["missing"]})),
+        orphaned=tuple(sorted(set(stored_goldens) - ids)) if stored_goldens is not None else (),
+        orphans_judged=judged, has_meta=statuses[0]["has_meta"],
+        stack_differences=tuple(StackDifference(d["key"], d["golden"], d["current"])
+                                for d in statuses[0]["stack_differences"]),
+        likely_cause=statuses[0]["likely_cause"])
+    out: dict[str, Any] = {"status": status.to_dict(), "golden_set": details[0]["golden_set"]}
+    comparisons = {i: _comparison(c.details) for i, c in per_image.items() if "counts" in c.details}
+    if comparisons:
+        out["summary"] = summarise(comparisons).to_dict()
+    return out
+
+
+def _comparison(d: Mapping[str, Any]) -> ImageComparison:
+    """An ImageComparison back from its to_dict(): identical lines are not listed there, which `summarise`
+    does not need (it counts failures, drift kinds and critical lines)."""
+    return ImageComparison(
+        image_id=d["image_id"],
+        lines=tuple(LineDiff(
+            kind=x["kind"], golden_index=x["golden_index"], current_index=x["current_index"],
+            golden=Line.from_dict(x["golden"]) if x["golden"] else None,
+            current=Line.from_dict(x["current"]) if x["current"] else None,
+            failed=tuple(x["failed"]), drifted=tuple(x["drifted"]), cer=x["cer"], max_shift_px=x["max_shift_px"],
+            iou=x["iou"], score_delta=x["score_delta"], key_fields=tuple(x["key_fields"]), critical=x["critical"])
+            for x in d["lines"]),
+        required=RequiredTolerances(**d["required_tolerances"]),
+        golden_size=(d["golden_size"][0], d["golden_size"][1]),
+        current_size=(d["current_size"][0], d["current_size"][1]),
+    )
+
+
+def _per_shard(shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    labels = ["{}/{}".format(*s.shard) for s in shards]
+    return {"passed": all(d["passed"] for d in dicts), "skipped": all(d["skipped"] for d in dicts),
+            "summary": "; ".join(f"shard {label}: {d['summary']}" for label, d in zip(labels, dicts)),
+            "failed_images": sorted({i for d in dicts for i in d["failed_images"]}),
+            "details": {"per_shard": {label: d["details"] for label, d in zip(labels, dicts)}}}
+
+
+Details = Callable[[str, Sequence[ShardRun], Sequence[Mapping[str, Any]], Mapping[str, ImageCheck],
+                    Collection[str] | None], dict[str, Any]]
+_DETAILS: dict[str, Details] = {"repeat": _repeat_details, "golden": _golden_details,
+                                "batch_paths": _paths_details, "variations": _paths_details}
+_TAILS: dict[str, Callable[[Mapping[str, Any], str], str]] = {"batch_paths": _paths_tail, "variations": _paths_tail}
+
+
+def _accuracy(images: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    rows = []
+    for img in images:
+        a = img.get("accuracy")
+        if a:
+            acc = ImageAccuracy(cer=a["cer"], edits=a["edits"], ref_chars=a["ref_chars"],
+                                lines_exact=a["lines_exact"], lines_total=a["lines_total"], det_tp=a["det"]["tp"],
+                                det_fp=a["det"]["fp"], det_fn=a["det"]["fn"], fields=dict(a["fields"]))
+            rows.append((img["id"], img["template"], img["tags"], acc))
+    return corpus_accuracy(rows) if rows else None
+
+
+# --- files -----------------------------------------------------------------------------------------------------
+
+def _read_json(path: Path, missing: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(missing) from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: unreadable: {e}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return data
+
+
+def golden_store_for(report: Mapping[str, Any], config: Path | None = None) -> GoldenStore | None:
+    """The store an unsharded run of this report's profile reads: `golden_dir` relative to the directory of
+    `config` (default: the nearest harness.toml upwards from the cwd). None when the golden check did not run
+    or the store is not there."""
+    golden = report.get("checks", {}).get("golden")
+    if golden is None or golden.get("skipped"):
+        return None
+    settings = report["profile"]["settings"]
+    root = Path(settings["golden_dir"])
+    if not root.is_absolute():
+        found = config if config is not None else find_config()
+        root = (found.parent if found is not None else Path.cwd()) / root
+    store = GoldenStore(root.resolve(), settings.get("golden_set") or report["profile"]["name"])
+    return store if store.directory.is_dir() else None
+
+
+def write_merged(out: Path, merged: MergedRun, *, html: bool = False, history: Path | None = None,
+                 store: GoldenStore | None = None) -> dict[str, Path]:
+    """results.jsonl, then every report through `write_reports` (as `run` writes them)."""
+    from harness.report.writer import write_reports
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out / "results.jsonl", "".join(line + "\n" for line in merged.results))
+    report = merged.report
+    root = Path(report["corpus"]["root"])
+    files = {img["id"]: root / img["file"] for img in report["images"]}
+    max_pixels = int(report["profile"]["settings"].get("max_image_pixels", 40_000_000))
+
+    def load(image_id: str) -> Any:
+        try:
+            return read_image(files[image_id], max_pixels=max_pixels) if image_id in files else None
+        except ImageError:  # a missing picture must not cost the report
+            return None
+
+    goldens: dict[str, OcrResult] = {}
+    if html and store is not None:
+        goldens = {i: g.result for i in files if (g := store.load(i)) is not None}
+    return write_reports(out, report, merged.current(), load, html=html, history=history, goldens=goldens)

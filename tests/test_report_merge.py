@@ -1,0 +1,334 @@
+"""`report merge`: shard runs combined equal an unsharded run (after the documented volatile fields), and
+everything that is not the shards of one run is refused with one line."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+import json
+import shutil
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, CliRun, run_cli
+
+from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
+from harness.checks.golden_check import golden_check
+from harness.checks.outcome import CheckResult, skipped
+from harness.checks.paths import compare_paths
+from harness.cli import main
+from harness.config import Profile
+from harness.corpus.loader import Corpus, CorpusItem
+from harness.corpus.manifest import TruthLine
+from harness.errors import UserError
+from harness.golden.status import golden_status
+from harness.golden.store import Golden, GoldenMeta, GoldenStore
+from harness.modelpack import ModelDirs
+from harness.pipeline import accuracy, first_results
+from harness.report.merge import MergedRun, ShardRun, merge_shards
+from harness.results import Line, OcrResult, canonical_json, canonical_line
+from harness.runner import RunPlan, RunState, build_report, inference_check, shard_items
+from harness.worker import ImageOutcome
+
+
+def strip_volatile(report: Mapping[str, Any], *, measured: bool = False) -> dict[str, Any]:
+    """Drop what harness.report.merge documents as volatile: start, durations, load time, environment, the
+    corpus root, and each image's own timings; `measured`: also the latency figures, which two real runs never
+    share (the synthetic runs below have fixed times, so there they must be equal)."""
+    r = copy.deepcopy(dict(report))
+    for key in ("started_at", "duration_s", "environment"):
+        r.pop(key)
+    r["corpus"].pop("root")
+    for key in ("model_load_s", "wall_s", *(("predict_median_s", "predict_p90_s") if measured else ())):
+        r["timing"].pop(key)
+    for image in r["images"]:
+        image.pop("timings")
+    return r
+
+
+def as_written(report: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(canonical_json(report))
+
+
+# --- the whole path on real slips, through the CLI ----------------------------------------------------------------
+
+@pytest.mark.slow
+def test_two_shards_merge_to_the_unsharded_report(tmp_path: Path, offline_env: dict[str, str]) -> None:
+    # One golden is planted wrong so that a failing check's summary, details and exit code are merged too.
+    goldens = tmp_path / "golden"
+    shutil.copytree(ROOT / "golden", goldens)
+    path = goldens / "default" / "slip_0003.json"
+    text = path.read_text(encoding="utf-8")
+    original = next(line["text"] for line in json.loads(text)["lines"] if any(c.isdigit() for c in line["text"]))
+    digit = next(c for c in original if c.isdigit())
+    edited = original.replace(digit, str((int(digit) + 1) % 10), 1)
+    path.write_text(text.replace(json.dumps(original, ensure_ascii=False), json.dumps(edited, ensure_ascii=False), 1),
+                    encoding="utf-8")
+    # slip_0006/0007 fall in shard 1 of 2, slip_0002/0003 in shard 2 (crc32 of the id).
+    args = ["run", "--profile", "release", "--repeats", "1", "--golden-dir", str(goldens),
+            *(a for i in ("slip_0002", "slip_0003", "slip_0006", "slip_0007") for a in ("--id", i))]
+
+    def run(name: str, *extra: str) -> CliRun:
+        out = tmp_path / name
+        return run_cli([*args, *extra, "--out", str(out)], env=offline_env, out=out)
+
+    with ThreadPoolExecutor(3) as pool:  # three independent runs; the machine's cores are shared
+        whole, one, two = pool.map(lambda a: run(*a), [("whole",), ("shard-1", "--shard", "1/2"),
+                                                       ("shard-2", "--shard", "2/2")])
+    assert (whole.returncode, one.returncode, two.returncode) == (1, 0, 1), whole.stderr[-2000:]
+    assert [i["id"] for i in one.report["images"]] == ["slip_0006", "slip_0007"]
+
+    out = tmp_path / "merged"
+    merged = run_cli(["report", "merge", str(tmp_path / "shard-2"), str(tmp_path / "shard-1"), "--out", str(out),
+                      "--html", "--history", str(tmp_path / "history.jsonl")], out=out)
+    assert merged.returncode == 1, merged.stderr[-2000:]
+    assert strip_volatile(merged.report, measured=True) == strip_volatile(whole.report, measured=True)
+    assert merged.report["checks"]["golden"]["summary"].startswith("1 of 4 images differ from their golden: slip_0003")
+    assert merged.report["accuracy"]["overall"]["images"] == 4
+    assert (out / "results.jsonl").read_bytes() == (tmp_path / "whole" / "results.jsonl").read_bytes()
+    for name in ("junit.xml", "summary.md", "report.html", "report.json"):
+        assert (out / name).stat().st_size > 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "slip_0003" in page and page.count("data:image") >= 4  # the corpus pictures were found and drawn
+    assert len((tmp_path / "history.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+
+
+# --- every kind of check, on synthetic outcomes through the real check functions ----------------------------------
+
+def quad(x: int, y: int, w: int = 300, h: int = 30) -> tuple[tuple[int, int], ...]:
+    return ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
+
+
+def slip(image_id: str, amount: str = "1234.50", score: float = 0.9, dx: int = 0) -> OcrResult:
+    return OcrResult(image_id, 800, 300, (Line("中国工商银行", 0.95, quad(10, 10)),
+                                         Line(f"金额：¥{amount}", score, quad(10 + dx, 60)),
+                                         Line("账号 6222 0212 3456", 0.93, quad(10, 110))))
+
+
+IDS = [f"slip_{n:04d}" for n in range(8)]  # shard 1 of 2: 0004-0007, shard 2: 0000-0003
+
+
+class Synthetic:
+    """One corpus, its outcomes on every path, a golden store: enough to run the real checks on any part."""
+
+    def __init__(self, tmp: Path) -> None:
+        for kind in ("det", "rec"):
+            (tmp / kind).mkdir()
+            (tmp / kind / "inference.pdmodel").write_bytes(kind.encode())
+        self.profile = Profile(name="t", corpus=str(tmp), golden_dir=str(tmp / "golden"))
+        truth = tuple(TruthLine(line.text, line.poly) for line in slip("x").lines)
+        self.items = tuple(CorpusItem(i, tmp / f"{i}.png", None, "voucher" if n % 2 else "receipt",
+                                      ("scan",) if n % 3 else (), truth if n != 3 else (), {"amount": "1234.50"})
+                           for n, i in enumerate(IDS))
+        self.corpus = Corpus(tmp, self.items, True, {}, selection_is_complete=True)
+        self.dirs = ModelDirs(tmp / "det", tmp / "rec", "bundled")
+        self.store = GoldenStore(tmp / "golden", "t")
+        self.store.write_meta(GoldenMeta("t", {"paddle": "3.2.2"}, "0.1.0", "2025-01-01", "2025-01-01"))
+        for i in [*IDS, "slip_9999"]:  # slip_9999 is an orphan; slip_0003 has none
+            if i == "slip_0003":
+                continue
+            golden = slip(i, amount="1284.50" if i in ("slip_0002", "slip_0006") else "1234.50",
+                          score=0.8 if i in ("slip_0000", "slip_0004", "slip_0007") else 0.9)
+            self.store.write(Golden(golden))
+        self.goldens = {i: g for i in IDS if (g := self.store.load(i)) is not None}
+        runs = {i: (slip(i), slip(i), slip(i)) for i in IDS}
+        runs["slip_0005"] = (slip("slip_0005"), slip("slip_0005", score=0.9 + 1e-7), slip("slip_0005"))
+        self.outcomes = {i: ImageOutcome(i, runs[i], predict_s=(0.1 + n / 100, 0.2, 0.3), read_s=0.01,
+                                         mutated=i == "slip_0007") for n, i in enumerate(IDS)}
+        self.outcomes["slip_0001"] = ImageOutcome("slip_0001", error="worker crashed with SIGABRT")
+        self.fresh = {i: ImageOutcome(i, (slip(i, dx=2 if i == "slip_0004" else 0),)) for i in IDS}
+        self.bs1 = {i: ImageOutcome(i, (slip(i, score=0.9 + (1e-6 if i == "slip_0006" else 0)),)) for i in IDS}
+        self.multi = {i: ImageOutcome(i, (slip(i, score=0.9 - (1e-3 if i == "slip_0000" else 0)),)) for i in IDS}
+
+    def report(self, shard: tuple[int, int] | None, bn_drift: CheckResult | None = None) -> dict[str, Any]:
+        items = shard_items(self.items, shard)
+        p = RunPlan(self.profile, self.corpus.root, self.corpus, items, self.dirs, shard=shard)
+        part = {it.id: self.outcomes[it.id] for it in items}
+        state = RunState(outcomes=part, load_s=[2.0 + (shard[0] if shard else 0)])
+        state.checks["inference"] = inference_check(p, part)
+        state.checks["repeat"] = repeat_check(part)
+        state.checks["mutation"] = mutation_check(part)
+        state.checks["cross_process"] = cross_process_check(part, self.fresh)
+        state.checks["batch_paths"] = compare_paths("batch_paths", "profile", part,
+                                                    {"bs1": self.bs1, "3-per-call": self.multi},
+                                                    self.profile.tolerances)
+        status = golden_status(self.store, [it.id for it in items], shard is None, {"paddle": "3.3.0"})
+        state.checks["golden"] = golden_check(items, first_results(part), self.goldens, self.profile, status)
+        state.checks["audit"] = CheckResult("audit", True, "det: 3 BN, 0 findings", details={"det": {"bn": 3}})
+        state.checks["bn_drift"] = bn_drift if bn_drift is not None else skipped("bn_drift", "disabled in profile")
+        state.checks["variations"] = skipped("variations", "disabled in profile")
+        state.accuracy = accuracy(p, first_results(part))
+        started = dt.datetime(2025, 1, 1, 2, shard[0] if shard else 0, tzinfo=dt.UTC)
+        return as_written(build_report(p, state, started, 10.0 + (shard[0] if shard else 0)))
+
+    def results(self, report: Mapping[str, Any]) -> tuple[str, ...]:
+        out = []
+        for image in report["images"]:
+            o = self.outcomes[image["id"]]
+            record: dict[str, Any] = {"id": image["id"], "error": o.error}
+            if o.ok:
+                record["result"] = o.runs[0].to_dict()
+            out.append(canonical_line(record))
+        return tuple(out)
+
+    def shard(self, k: int, n: int = 2, **kwargs: Any) -> ShardRun:
+        report = self.report((k, n), **kwargs)
+        return ShardRun(f"shard-{k}", report, self.results(report))
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> Synthetic:
+    return Synthetic(tmp_path)
+
+
+def test_every_check_merges_to_what_the_whole_run_says(synthetic: Synthetic) -> None:
+    whole = synthetic.report(None)
+    merged = merge_shards([synthetic.shard(2), synthetic.shard(1)], stored_goldens=synthetic.store.ids())
+    assert strip_volatile(merged.report) == strip_volatile(whole)
+    checks = merged.report["checks"]
+    # Failures in both shards: the planted ones, with counts, ids and the check's own tail.
+    assert checks["inference"]["failed_images"] == ["slip_0001"]
+    assert checks["repeat"]["failed_images"] == ["slip_0005"]
+    assert checks["mutation"]["failed_images"] == ["slip_0007"]
+    assert checks["cross_process"]["failed_images"] == ["slip_0004"]
+    assert checks["batch_paths"]["summary"].startswith("1 of 7 images differ beyond tolerance from the profile path")
+    assert "and 1 more | likely cause: " in checks["golden"]["summary"]
+    status = checks["golden"]["details"]["status"]
+    assert status["orphaned"] == ["slip_9999"] and status["missing"] == ["slip_0003"] and status["selected"] == 8
+    assert merged.report["corpus"]["shard"] is None and merged.report["corpus"]["complete"] is True
+    assert merged.report["accuracy"] == whole["accuracy"] and merged.report["accuracy"]["overall"]["images"] == 6
+    assert merged.report["timing"]["predict_p90_s"] == whole["timing"]["predict_p90_s"]
+    assert merged.report["started_at"] == "2025-01-01T02:01:00+00:00" and merged.report["duration_s"] == 12.0
+    assert [json.loads(line)["id"] for line in merged.results] == IDS
+
+
+def test_a_model_that_never_loaded_merges_too(synthetic: Synthetic) -> None:
+    synthetic.outcomes = {i: ImageOutcome(i, error="rec worker: model load failed: planted") for i in IDS}
+    whole = synthetic.report(None)
+    merged = merge_shards([synthetic.shard(1), synthetic.shard(2)], stored_goldens=synthetic.store.ids())
+    assert strip_volatile(merged.report) == strip_volatile(whole)
+    assert merged.report["checks"]["inference"]["failed_images"] == IDS and merged.report["accuracy"] is None
+
+
+def test_orphans_stay_unjudged_without_the_store(synthetic: Synthetic) -> None:
+    merged = merge_shards([synthetic.shard(1), synthetic.shard(2)])
+    status = merged.report["checks"]["golden"]["details"]["status"]
+    assert status["orphans_judged"] is False and status["orphaned"] is None
+
+
+def test_sampled_check_that_differs_is_reported_per_shard(synthetic: Synthetic) -> None:
+    one = synthetic.shard(1, bn_drift=CheckResult("bn_drift", True, "det on 4 images: max score 1.2"))
+    two = synthetic.shard(2, bn_drift=CheckResult("bn_drift", False, "det on 3 images: max score 2.7"))
+    check = merge_shards([one, two]).report["checks"]["bn_drift"]
+    assert not check["passed"]
+    assert check["summary"] == "shard 1/2: det on 4 images: max score 1.2; shard 2/2: det on 3 images: max score 2.7"
+
+
+def test_all_clean_merge_passes(synthetic: Synthetic) -> None:
+    for i, o in list(synthetic.outcomes.items()):
+        synthetic.outcomes[i] = ImageOutcome(i, (slip(i),) * 3, (0.1, 0.1, 0.1)) if not o.ok or o.mutated else \
+            dataclasses.replace(o, runs=(o.runs[0],) * 3)
+    synthetic.fresh = synthetic.bs1 = synthetic.multi = {i: ImageOutcome(i, (slip(i),)) for i in IDS}
+    synthetic.goldens = {i: Golden(slip(i)) for i in IDS}
+    merged = merge_shards([synthetic.shard(1), synthetic.shard(2)])
+    assert merged.report["passed"] and merged.report["exit_code"] == 0
+    assert merged.report["checks"]["repeat"]["summary"] == "all 8 images clean"
+    assert merged.report["checks"]["batch_paths"]["summary"].startswith("vs profile: bs1: 8 identical")
+
+
+# --- refusals, on hand-built reports ------------------------------------------------------------------------------
+
+def hand_shard(k: int, n: int, ids: list[str], **changes: Any) -> ShardRun:
+    check = {"passed": True, "skipped": False, "summary": "ok", "failed_images": [], "details": {}}
+    report: dict[str, Any] = {
+        "schema": "ocr-harness/report/1", "passed": True, "exit_code": 0, "started_at": "2025-01-01T00:00:00+00:00",
+        "duration_s": 1.0, "profile": {"name": "nightly", "settings": {"subset": "full", "golden_dir": "golden"}},
+        "environment": {}, "stack": {"paddle": "3.2.2", "cpu_model": "AMD EPYC"},
+        "corpus": {"root": "/c", "subset": "full", "selected": len(ids), "complete": False, "has_manifest": True,
+                   "shard": [k, n], "selection": {"images": 4, "complete": True, "sha256": "ab"}},
+        "checks": {"audit": dict(check)},
+        "images": [{"id": i, "index": int(i[-1]), "checks": {}, "timings": {}, "accuracy": None} for i in ids],
+        "accuracy": None, "timing": {"model_load_s": None, "wall_s": 1.0},
+    }
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        target = report
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    return ShardRun(f"shard-{k}", report, tuple(canonical_line({"id": i}) for i in ids))
+
+
+@pytest.mark.parametrize(("shards", "message"), [
+    ([], "nothing to merge"),
+    ([hand_shard(1, 3, ["s0"]), hand_shard(3, 3, ["s2", "s3"])], "incomplete shard set: missing shard 2/3"),
+    ([hand_shard(1, 2, ["s0", "s1"]), hand_shard(1, 2, ["s2", "s3"])], "shard 1/2 given twice"),
+    ([hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 3, ["s2", "s3"])], "different splits"),
+    ([hand_shard(1, 2, ["s0", "s1", "s2"]), hand_shard(2, 2, ["s2", "s3"])], "overlapping shards: image 's2'"),
+    ([hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2", "s3"], profile__name="release")],
+     "profile differs in name: 'nightly' vs 'release'"),
+    ([hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2", "s3"], stack__cpu_model="Intel Xeon")],
+     "stack differs in cpu_model: 'AMD EPYC' vs 'Intel Xeon'"),
+    ([hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2", "s3"], corpus__selection={"images": 4, "sha256": "cd"})],
+     "corpus differs in selection"),
+    ([hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2", "s3"], corpus__shard=None)], "not a shard run"),
+    ([hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2"])], "the shards hold 3 images, the selection has 4"),
+    ([hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2", "s3"], schema="ocr-harness/report/0")],
+     "report schema"),
+])
+def test_refusals(shards: list[ShardRun], message: str) -> None:
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        merge_shards(shards)
+
+
+def test_model_level_checks_must_agree() -> None:
+    two = hand_shard(2, 2, ["s2", "s3"])
+    two.report["checks"]["audit"].update(passed=False, summary="rec: 2 BN in training mode")
+    with pytest.raises(UserError, match="model-level check 'audit' differs"):
+        merge_shards([hand_shard(1, 2, ["s0", "s1"]), two])
+
+
+def test_results_must_match_their_report() -> None:
+    one = hand_shard(1, 2, ["s0", "s1"])
+    one = ShardRun(one.source, one.report, tuple(reversed(one.results)))
+    with pytest.raises(UserError, match="results.jsonl does not list the images"):
+        merge_shards([one, hand_shard(2, 2, ["s2", "s3"])])
+
+
+def test_hand_built_shards_merge_in_index_order() -> None:
+    merged: MergedRun = merge_shards([hand_shard(2, 2, ["s1", "s3"]), hand_shard(1, 2, ["s0", "s2"])])
+    assert [i["id"] for i in merged.report["images"]] == ["s0", "s1", "s2", "s3"]
+    assert merged.report["corpus"] | {"root": None} == {
+        "root": None, "subset": "full", "selected": 4, "complete": True, "has_manifest": True, "shard": None,
+        "selection": {"images": 4, "complete": True, "sha256": "ab"}}
+
+
+def write_shard(directory: Path, shard: ShardRun) -> None:
+    directory.mkdir(parents=True)
+    (directory / "report.json").write_text(canonical_json(shard.report), encoding="utf-8")
+    (directory / "results.jsonl").write_text("".join(line + "\n" for line in shard.results), encoding="utf-8")
+
+
+def test_cli_usage_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_shard(tmp_path / "a", hand_shard(1, 2, ["s0", "s1"]))
+    assert main(["report", "merge", str(tmp_path / "a"), "--out", str(tmp_path / "m")]) == 2
+    assert capsys.readouterr().err.strip().endswith("missing shard 2/2 (have 1/2 (" + str(tmp_path / "a") + "))")
+    assert main(["report", "merge", str(tmp_path / "nope"), "--out", str(tmp_path / "m")]) == 2
+    assert "no report.json" in capsys.readouterr().err
+    assert main(["report", "merge", str(tmp_path / "a"), "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "one of the shard directories" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_writes_every_report(tmp_path: Path, synthetic: Synthetic, capsys: pytest.CaptureFixture[str]) -> None:
+    write_shard(tmp_path / "s1", synthetic.shard(1))
+    write_shard(tmp_path / "s2", synthetic.shard(2))
+    out = tmp_path / "merged"
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(out)]) == 1
+    assert "FAIL: 8 images from 2 shards" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "report.json", "results.jsonl", "summary.md"]
+    assert json.loads((out / "report.json").read_text(encoding="utf-8"))["corpus"]["selected"] == 8
