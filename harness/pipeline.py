@@ -6,6 +6,7 @@ model loads. Each optional check is one hook on the shared `RunState`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from harness.checks.paths import compare_paths
 from harness.config import Profile
 from harness.corpus.loader import read_image
 from harness.environment import stack
+from harness.errors import ImageError
 from harness.golden.status import golden_status
 from harness.golden.store import Golden
 from harness.results import OcrResult, canonical_line
@@ -108,11 +110,16 @@ def probe_hook(p: RunPlan, state: RunState) -> None:
 def bn_drift_hook(p: RunPlan, state: RunState) -> None:
     from harness.checks.bn_drift import bn_drift
 
-    items = [it for it in p.items if state.outcomes.get(it.id) and state.outcomes[it.id].ok]
-    images = [read_image(it.path, max_pixels=p.profile.max_image_pixels)
-              for it in items[: p.profile.checks.bn_drift_images]]
+    # Sampled from the whole selection, not this shard, so every shard of a run measures the same images.
+    images: list[np.ndarray] = []
+    for it in p.corpus.items:
+        if len(images) == p.profile.checks.bn_drift_images:
+            break
+        if it.problem is None:
+            with contextlib.suppress(ImageError):
+                images.append(read_image(it.path, expected_sha256=it.sha256, max_pixels=p.profile.max_image_pixels))
     if not images:
-        state.checks["bn_drift"] = skipped("bn_drift", "no image ran")
+        state.checks["bn_drift"] = skipped("bn_drift", "no readable image")
         return
     report = bn_drift(p.dirs.det, images, kind="det", threshold=p.profile.checks.bn_drift_threshold)
     state.checks["bn_drift"] = CheckResult("bn_drift", report.passed, f"det on {len(images)} images: max score {report.max_score:.3f}, "
@@ -120,15 +127,18 @@ def bn_drift_hook(p: RunPlan, state: RunState) -> None:
                                            details={"det": report.to_dict()})
 
 
-def accuracy(p: RunPlan, current: dict[str, OcrResult]) -> dict[str, Any] | None:
+def accuracy_hook(p: RunPlan, state: RunState) -> None:
+    """Per-image accuracy (kept in the report for merging) and its corpus aggregate, from the same rows."""
     from harness.metrics import corpus_accuracy, image_accuracy
 
+    current = first_results(state.outcomes)
     rows = []
     for it in p.items:
         if it.truth and it.id in current:
-            truth = [(t.text, t.poly) for t in it.truth]
-            rows.append((it.id, it.template, it.tags, image_accuracy(truth, dict(it.fields), current[it.id])))
-    return corpus_accuracy(rows) if rows else None
+            acc = image_accuracy([(t.text, t.poly) for t in it.truth], dict(it.fields), current[it.id])
+            state.image_accuracy[it.id] = acc
+            rows.append((it.id, it.template, it.tags, acc))
+    state.accuracy = corpus_accuracy(rows) if rows else None
 
 
 def hooks_for(profile: Profile, golden_hook: Hook | None) -> list[Hook]:
@@ -165,7 +175,7 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
         for name in ("golden", "batch_paths", "variations", "audit", "probe", "bn_drift"):
             state.checks.setdefault(name, skipped(name, "disabled in profile"))
         if profile.checks.accuracy:
-            state.accuracy = accuracy(p, first_results(state.outcomes))
+            accuracy_hook(p, state)
 
     report, state = execute(p, progress=terminal_progress(), extra_checks=[*hooks_for(profile, golden_hook), finish])
     current = first_results(state.outcomes)

@@ -51,7 +51,8 @@ class RunState:
     checks: dict[str, CheckResult] = field(default_factory=dict)
     load_s: list[float] = field(default_factory=list)
     extra_paths: dict[str, dict[str, ImageOutcome]] = field(default_factory=dict)
-    accuracy: dict[str, Any] | None = None
+    accuracy: dict[str, Any] | None = None  # corpus level; the per-image rows below let `report merge` re-aggregate
+    image_accuracy: dict[str, Any] = field(default_factory=dict)
 
 
 def shard_items(items: Sequence[CorpusItem], shard: tuple[int, int] | None) -> tuple[CorpusItem, ...]:
@@ -208,15 +209,6 @@ def _selection_index(p: RunPlan) -> list[int | None]:
     return out
 
 
-def _image_accuracy(it: CorpusItem, out: ImageOutcome | None) -> dict[str, Any] | None:
-    # The per-image half of `pipeline.accuracy` (same rows), kept so merged shards re-aggregate exactly.
-    if not it.truth or out is None or not out.ok:
-        return None
-    from harness.metrics import image_accuracy
-
-    return image_accuracy([(t.text, t.poly) for t in it.truth], dict(it.fields), out.runs[0]).to_dict()
-
-
 def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> dict[str, Any]:
     passed = all(c.passed for c in state.checks.values())
     images = []
@@ -226,7 +218,7 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         images.append({
             "id": it.id,
             "index": index,  # place in the selection before sharding: the order `report merge` restores
-            "accuracy": _image_accuracy(it, out) if state.accuracy is not None else None,
+            "accuracy": state.image_accuracy[it.id].to_dict() if it.id in state.image_accuracy else None,
             "file": _relative(it.path, p.corpus.root),
             "template": it.template,
             "tags": list(it.tags),

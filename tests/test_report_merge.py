@@ -28,7 +28,7 @@ from harness.errors import UserError
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore
 from harness.modelpack import ModelDirs
-from harness.pipeline import accuracy, first_results
+from harness.pipeline import accuracy_hook, first_results
 from harness.report.merge import MergedRun, ShardRun, merge_shards
 from harness.results import Line, OcrResult, canonical_json, canonical_line
 from harness.runner import RunPlan, RunState, build_report, inference_check, shard_items
@@ -161,7 +161,7 @@ class Synthetic:
         state.checks["audit"] = CheckResult("audit", True, "det: 3 BN, 0 findings", details={"det": {"bn": 3}})
         state.checks["bn_drift"] = bn_drift if bn_drift is not None else skipped("bn_drift", "disabled in profile")
         state.checks["variations"] = skipped("variations", "disabled in profile")
-        state.accuracy = accuracy(p, first_results(part))
+        accuracy_hook(p, state)
         started = dt.datetime(2025, 1, 1, 2, shard[0] if shard else 0, tzinfo=dt.UTC)
         return as_written(build_report(p, state, started, 10.0 + (shard[0] if shard else 0)))
 
