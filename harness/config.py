@@ -134,6 +134,10 @@ class Profile:
     engine: EngineSettings = field(default_factory=EngineSettings)
     checks: CheckSettings = field(default_factory=CheckSettings)
     tolerances: Tolerances = field(default_factory=Tolerances)
+    # What the batch_paths check tolerates between the goldens' path and the other batch paths. PaddleOCR pads
+    # recognition crops to the widest in their batch, so these may need to be looser than `tolerances`; a lost
+    # key-field value (amount, account, date) fails whatever they say.
+    batch_tolerances: Tolerances = field(default_factory=Tolerances)
 
     def validate(self) -> None:
         where = f"profiles.{self.name}"
@@ -143,6 +147,7 @@ class Profile:
         self.engine.validate(f"{where}.engine")
         self.checks.validate(f"{where}.checks")
         self.tolerances.validate(f"{where}.tolerances")
+        self.batch_tolerances.validate(f"{where}.batch_tolerances")
 
     @property
     def golden_name(self) -> str:

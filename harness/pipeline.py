@@ -67,7 +67,9 @@ def batch_paths_hook(p: RunPlan, state: RunState) -> None:
              f"{group}-per-call": infer_together(p, p.profile.engine, "multi", group)}
     reference = p.profile.checks.golden_path
     others = {k: v for k, v in paths.items() if k != reference}
-    state.checks["batch_paths"] = compare_paths("batch_paths", reference, paths[reference], others, p.profile.tolerances)
+    keys = {it.id: dict(it.fields) for it in p.items if it.fields}
+    state.checks["batch_paths"] = compare_paths("batch_paths", reference, paths[reference], others,
+                                                p.profile.batch_tolerances, keys)
 
 
 def variations_hook(p: RunPlan, state: RunState) -> None:
@@ -78,7 +80,9 @@ def variations_hook(p: RunPlan, state: RunState) -> None:
         if threads != engine.resolved_threads():
             variants[f"threads-{threads}"] = dataclasses.replace(engine, cpu_threads=threads)
     others = {label: infer_all(p, settings, label, 1) for label, settings in variants.items()}
-    state.checks["variations"] = compare_paths("variations", "profile", state.outcomes, others, p.profile.tolerances)
+    keys = {it.id: dict(it.fields) for it in p.items if it.fields}
+    state.checks["variations"] = compare_paths("variations", "profile", state.outcomes, others, p.profile.tolerances,
+                                               keys)
 
 
 def audit_hook(p: RunPlan, state: RunState) -> None:

@@ -19,7 +19,10 @@ from harness.worker import ImageOutcome
 
 
 def compare_paths(name: str, reference_label: str, reference: Mapping[str, ImageOutcome],
-                  others: Mapping[str, Mapping[str, ImageOutcome]], tol: Tolerances) -> CheckResult:
+                  others: Mapping[str, Mapping[str, ImageOutcome]], tol: Tolerances,
+                  key_texts: Mapping[str, Mapping[str, str]] | None = None) -> CheckResult:
+    """`key_texts` (image id -> key field -> value): a key value read on the reference path and lost on
+    another path fails the image whatever the tolerances say."""
     per_image: dict[str, ImageCheck] = {}
     stats: dict[str, dict[str, Any]] = {
         label: {"identical": 0, "within": 0, "beyond": 0, "failed_to_run": 0, "required": RequiredTolerances()}
@@ -44,7 +47,7 @@ def compare_paths(name: str, reference_label: str, reference: Mapping[str, Image
                 s["identical"] += 1
                 details[label] = {"identical": True}
                 continue
-            comp = compare_image(ref.runs[0], other.runs[0], tol)
+            comp = compare_image(ref.runs[0], other.runs[0], tol, (key_texts or {}).get(image_id))
             s["required"] = s["required"].merge(comp.required)
             s["within" if comp.passed else "beyond"] += 1
             ok &= comp.passed

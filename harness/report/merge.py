@@ -21,9 +21,9 @@ Volatile, allowed to differ from an unsharded run:
   `stack` and the selection digest, which may not);
 - worker logs: they stay in the shard directories.
 
-Inherently different, reported rather than hidden: `bn_drift` samples the first images of its own shard, so
-when shards disagree it is reported per shard; the several-images-per-call batch path batches images of one
-shard, so its batch-mates (and possibly its last bits) differ from an unsharded run's.
+Inherently different, reported rather than hidden: the several-images-per-call batch path batches images of
+one shard, so its batch-mates (and possibly its last bits) differ from an unsharded run's. `bn_drift` samples
+the first images of the whole selection, so shards agree; should they not, it is reported per shard.
 
 Orphaned goldens are judged, as in an unsharded run, only when the selection is the whole corpus; that needs
 the golden store (`golden_store_for`). Without it they are left unjudged and the caller is told.
@@ -50,7 +50,7 @@ from harness.metrics import ImageAccuracy, corpus_accuracy
 from harness.results import Line, OcrResult
 from harness.runner import REPORT_SCHEMA, timing_summary
 
-SAMPLED_CHECKS = ("bn_drift",)  # run on a sample of the shard's own images: may differ between shards
+SAMPLED_CHECKS = ("bn_drift",)  # measured on a sample: reported per shard if shards ever disagree
 # Judged image by image (harness.checks.outcome.from_images), even when no image ran; any other check with
 # per-image verdicts is treated the same way.
 PER_IMAGE_CHECKS = ("inference", "repeat", "mutation", "cross_process", "golden", "batch_paths", "variations")
