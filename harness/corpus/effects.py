@@ -38,15 +38,34 @@ def _homography(pixels: np.ndarray, quads: Quads, matrix: np.ndarray, size: tupl
 
 
 def _rotation(pixels: np.ndarray, quads: Quads, rng: np.random.Generator) -> tuple[np.ndarray, Quads]:
+    """A slip put on the glass askew (up to about 12 degrees either way), not quite flat, and cropped to the slip.
+
+    One matrix does it all: rotation, a slight keystone from the lid not pressing the slip flat, and a crop that
+    trims the blank margin unevenly (never into text), so the quads move with exactly what moved the pixels.
+    """
     h, w = pixels.shape[:2]
-    angle = float(rng.uniform(2.5, 7.0)) * (1 if rng.random() < 0.5 else -1)
-    affine = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    angle = float(rng.uniform(7.0, 12.0)) * (1 if rng.random() < 0.5 else -1)
+    scale = float(rng.uniform(0.75, 0.9))  # taken from further away, so coarser
+    affine = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
     cos, sin = abs(affine[0, 0]), abs(affine[0, 1])
     new_w, new_h = int(w * cos + h * sin + 0.5), int(h * cos + w * sin + 0.5)
     affine[0, 2] += (new_w - w) / 2
     affine[1, 2] += (new_h - h) / 2
-    bed = int(rng.integers(225, 256))  # the scanner lid shows around a skewed slip
-    return _homography(pixels, quads, np.vstack([affine, [0, 0, 1]]), (new_w, new_h), (bed, bed, bed))
+    src = np.float32([[0, 0], [new_w, 0], [new_w, new_h], [0, new_h]])
+    skew = rng.uniform(-1, 1, size=(4, 2)) * np.array([new_w, new_h]) * 0.02
+    keystone = cv2.getPerspectiveTransform(src, np.float32(src + skew)).astype(np.float64)
+    matrix = keystone @ np.vstack([affine, [0, 0, 1]])
+    moved = cv2.perspectiveTransform(quads.reshape(-1, 1, 2), matrix).reshape(-1, 2)
+    page = cv2.perspectiveTransform(np.float64([[[0, 0]], [[w, 0]], [[w, h]], [[0, h]]]), matrix).reshape(-1, 2)
+    low, high = np.minimum(page.min(axis=0), moved.min(axis=0)), np.maximum(page.max(axis=0), moved.max(axis=0))
+    text_low, text_high = moved.min(axis=0) - 12, moved.max(axis=0) + 12
+    # Keep 0-70% of the blank band on each side (a phone or scan crop rarely leaves it all, never cuts text).
+    left, top = low + (text_low - low).clip(0) * rng.uniform(0.3, 1.0, size=2)
+    right, bottom = high - (high - text_high).clip(0) * rng.uniform(0.3, 1.0, size=2)
+    shift = np.array([[1, 0, -np.floor(left)], [0, 1, -np.floor(top)], [0, 0, 1]], dtype=np.float64)
+    size = (int(np.ceil(right) - np.floor(left)), int(np.ceil(bottom) - np.floor(top)))
+    bed = int(rng.integers(200, 246))  # the scanner lid shows around a skewed slip
+    return _homography(pixels, quads, shift @ matrix, size, (bed, bed, bed))
 
 
 def _perspective(pixels: np.ndarray, quads: Quads, rng: np.random.Generator) -> tuple[np.ndarray, Quads]:
@@ -83,16 +102,21 @@ def _shadow(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     angle = float(rng.uniform(0, 2 * np.pi))
     ramp = (xx / w - 0.5) * np.cos(angle) + (yy / h - 0.5) * np.sin(angle)
-    light = 1.0 - float(rng.uniform(0.25, 0.45)) * (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
+    light = 1.0 - float(rng.uniform(0.3, 0.5)) * (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
     # A hard-edged shadow of the phone or a hand across one corner, softened by the distance to the paper.
     mask = np.zeros((h, w), np.float32)
     corner = int(rng.integers(4))
     cx, cy = (0 if corner in (0, 3) else w), (0 if corner in (0, 1) else h)
-    rx, ry = float(rng.uniform(0.35, 0.6)) * w, float(rng.uniform(0.5, 0.9)) * h
+    rx, ry = float(rng.uniform(0.4, 0.7)) * w, float(rng.uniform(0.6, 1.0)) * h
     cv2.ellipse(mask, (cx, cy), (int(rx), int(ry)), float(rng.uniform(-20, 20)), 0, 360, 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(3.0, w * 0.02))
-    light *= 1.0 - float(rng.uniform(0.5, 0.7)) * mask
-    return np.clip(pixels.astype(np.float32) * light[..., None] + 0.5, 0, 255).astype(np.uint8)
+    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(3.0, w * 0.015))
+    light *= 1.0 - float(rng.uniform(0.55, 0.72)) * mask
+    lit = pixels.astype(np.float32) * light[..., None]
+    # Shade is lit by the blue sky or a cool ceiling, and the phone smooths its noise there, so it goes soft.
+    soft = cv2.GaussianBlur(lit, (0, 0), sigmaX=float(rng.uniform(0.8, 1.2)))
+    cast = np.float32([0.9, 0.96, 1.06]) if pixels.ndim == 3 else np.float32(1.0)
+    lit = lit + (soft * cast - lit) * mask[..., None]
+    return np.clip(lit + 0.5, 0, 255).astype(np.uint8)
 
 
 def _blur(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -114,18 +138,36 @@ def _to_grey(pixels: np.ndarray) -> np.ndarray:
 
 
 def _scan_noise(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Grey scan with paper grain, sensor noise and dust. Grain is spatially correlated, as real paper is."""
+    """A worn office scanner set to grey: dull paper, soft optics, grain, streaks from dirty glass, dust, toner.
+
+    Grain is spatially correlated, as real paper is; streaks run along the sensor's travel (down the page).
+    """
     grey = _to_grey(pixels).astype(np.float32)
     h, w = grey.shape
-    grain = rng.normal(0, float(rng.uniform(3.0, 5.0)), size=(h // 4 + 1, w // 4 + 1)).astype(np.float32)
+    # Recycled paper and a tired lamp: the white is grey and the black is not quite black.
+    paper, ink = float(rng.uniform(195, 220)), float(rng.uniform(20, 45))
+    grey = ink + grey * (paper - ink) / 255.0
+    grey = cv2.GaussianBlur(grey, (0, 0), sigmaX=float(rng.uniform(0.6, 0.9)))  # the glass is not in focus
+    grain = rng.normal(0, float(rng.uniform(5.0, 8.0)), size=(h // 3 + 1, w // 3 + 1)).astype(np.float32)
     grain = cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
-    sensor = rng.normal(0, float(rng.uniform(0.4, 0.7)), size=(h, w)).astype(np.float32)
-    tone = (_smooth_field((h, w), rng, 4) - 0.5) * 14
+    sensor = rng.normal(0, float(rng.uniform(2.0, 4.0)), size=(h, w)).astype(np.float32)
+    tone = (_smooth_field((h, w), rng, 4) - 0.5) * 22
     noisy = grey + grain + sensor + tone
-    for _ in range(int(rng.integers(40, 140))):  # dust and toner specks
+    for _ in range(int(rng.integers(3, 8))):  # streaks: a speck on the glass draws a line the length of the page
+        x, width = int(rng.integers(w)), int(rng.integers(1, 4))
+        noisy[:, x : x + width] += float(rng.uniform(-70, -30)) if rng.random() < 0.7 else float(rng.uniform(25, 45))
+    for _ in range(int(rng.integers(120, 280))):  # dust and toner specks
         x, y = int(rng.integers(w)), int(rng.integers(h))
-        r = int(rng.integers(1, 3))
-        cv2.circle(noisy, (x, y), r, float(rng.uniform(20, 90)), -1)
+        r = int(rng.integers(1, 4))
+        cv2.circle(noisy, (x, y), r, float(rng.uniform(10, 80)), -1)
+    for _ in range(int(rng.integers(4, 12))):  # hairs and scratches
+        x, y = int(rng.integers(w)), int(rng.integers(h))
+        dx, dy = (int(v) for v in rng.integers(-40, 41, size=2))
+        cv2.line(noisy, (x, y), (x + dx, y + dy), float(rng.uniform(20, 90)), 1)
+    salt = rng.random((h, w))
+    density = float(rng.uniform(0.0015, 0.004))
+    noisy[salt < density / 2] = 0.0
+    noisy[salt > 1 - density / 2] = 255.0
     return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
 
 
