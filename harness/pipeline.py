@@ -186,11 +186,13 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
     write_results(out, p, state)
     from harness.report.writer import write_reports
 
+    by_id = {it.id: it for it in p.items}
+
     def load(image_id: str) -> np.ndarray | None:
-        item = next((it for it in p.items if it.id == image_id), None)
+        item = by_id.get(image_id)
         try:
             return read_image(item.path, max_pixels=profile.max_image_pixels) if item else None
-        except Exception:
+        except ImageError:  # the image already failed the run; the HTML shows it without a picture
             return None
 
     write_reports(out, report, current, load, html=html, history=history,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Point = tuple[int, int]
@@ -63,20 +63,6 @@ def reading_order(lines: list[Line]) -> tuple[Line, ...]:
         return (min(ys), min(xs), max(ys), max(xs), line.poly, line.text, line.score)
 
     return tuple(sorted(lines, key=key))
-
-
-@dataclass(frozen=True)
-class ImageRun:
-    """One inference of one image: a result or an error, plus timings kept apart from the payload."""
-
-    image_id: str
-    result: OcrResult | None
-    error: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.result is not None
 
 
 def canonical_json(obj: Any) -> str:

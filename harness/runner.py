@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -275,7 +275,3 @@ def terminal_progress(stream: Any = sys.stderr) -> Progress | None:
         stream.flush()
 
     return show
-
-
-def with_engine(settings: EngineSettings, **changes: Any) -> EngineSettings:
-    return replace(settings, **changes)
