@@ -240,7 +240,7 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         "profile": {"name": p.profile.name, "settings": p.profile.settings_dict()},
         "environment": env,
         "stack": stack(p.profile.engine, p.dirs.file_hashes()),
-        "corpus": {"root": str(p.corpus.root), "subset": p.profile.subset, "selected": len(p.items),
+        "corpus": {"root": _display_path(p.corpus.root, p.base), "subset": p.profile.subset, "selected": len(p.items),
                    "complete": p.corpus.selection_is_complete and p.shard is None,
                    "has_manifest": p.corpus.has_manifest,
                    "shard": list(p.shard) if p.shard else None, "selection": selection_info(p.corpus)},
@@ -250,6 +250,14 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         "timing": timing_summary([statistics.median(o.predict_s) for o in state.outcomes.values() if o.ok],
                                  state.load_s, wall_s),
     }
+
+
+def _display_path(path: Path, base: Path) -> str:
+    """Relative to the config's directory when inside it, so reports read the same on every checkout."""
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _relative(path: Path, root: Path) -> str:
