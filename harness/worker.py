@@ -13,6 +13,7 @@ import importlib
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -93,7 +94,9 @@ def _child_main(conn: Connection, spec: WorkerSpec) -> None:
     while True:
         msg = conn.recv()
         if msg[0] == "stop":
-            return
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)  # skips Paddle's teardown (~0.7 s per worker); the child holds nothing that needs it
         _, requests, repeats = msg
         try:
             images = []
