@@ -7,6 +7,7 @@ normalised type and attributes, one input by slot, the parameter behind a value 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ _RESHAPE_TYPES = frozenset({"reshape", "reshape2", "unsqueeze", "unsqueeze2", "c
 _LEGACY_SLOTS = {"x": "X", "mean": "Mean", "variance": "Variance", "scale": "Scale", "bias": "Bias", "y": "Y"}
 
 
-class ProgramView:
+class ProgramView(ABC):
     """Base: format-specific subclasses fill the small accessors; shared helpers live here."""
 
     def __init__(self, program: Any, scope: Any) -> None:
@@ -30,29 +31,37 @@ class ProgramView:
         self.scope = scope
 
     # --- per-format accessors
+    @abstractmethod
     def ops(self) -> list[Any]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def op_type(self, op: Any) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def attr(self, op: Any, name: str) -> Any:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def input(self, op: Any, slot: str) -> Any | None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def inputs(self, op: Any) -> list[Any]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def param_name(self, value: Any) -> str | None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def producer(self, value: Any) -> Any | None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def output_label(self, op: Any, index: int) -> str:
-        raise NotImplementedError
+        ...
 
     def drop_fetch_ops(self) -> None:
         """Lets `Executor.run(fetch_list=...)` fetch intermediate values (only PIR needs it)."""
