@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -77,3 +78,21 @@ def offline_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def smoke_run(tmp_path_factory: pytest.TempPathFactory, offline_env: dict[str, str]) -> CliRun:
     out = tmp_path_factory.mktemp("smoke-out")
     return run_cli(["run", "--profile", "release", "--out", str(out), "--html"], env=offline_env, out=out)
+
+
+def plant_golden_digit(tmp_path: Path, image_id: str) -> tuple[Path, int, str, str]:
+    """A copy of the committed goldens with one digit changed in the first line of `image_id` that has one.
+
+    Returns (golden root, line index, original text, edited text)."""
+    goldens = tmp_path / "golden"
+    shutil.copytree(ROOT / "golden", goldens)
+    path = goldens / "default" / f"{image_id}.json"
+    text = path.read_text(encoding="utf-8")
+    lines = json.loads(text)["lines"]
+    index = next(i for i, line in enumerate(lines) if any(c.isdigit() for c in line["text"]))
+    original = lines[index]["text"]
+    digit = next(c for c in original if c.isdigit())
+    edited = original.replace(digit, str((int(digit) + 1) % 10), 1)
+    path.write_text(text.replace(json.dumps(original, ensure_ascii=False), json.dumps(edited, ensure_ascii=False), 1),
+                    encoding="utf-8")
+    return goldens, index, original, edited

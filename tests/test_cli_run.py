@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from conftest import CORPUS, ROOT, CliRun, run_cli
+from conftest import plant_golden_digit, CORPUS, ROOT, CliRun, run_cli
 
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent
@@ -76,17 +76,8 @@ def test_results_are_canonical_and_reproducible_across_processes(smoke_run: CliR
 # --- goldens ---------------------------------------------------------------------------------------------------
 
 def test_one_changed_golden_character_fails_and_names_line(tmp_path: Path) -> None:
-    goldens = tmp_path / "golden"
-    shutil.copytree(ROOT / "golden", goldens)
+    goldens, index, original, edited = plant_golden_digit(tmp_path, "slip_0002")
     path = goldens / "default" / "slip_0002.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    index = next(i for i, line in enumerate(data["lines"]) if any(c.isdigit() for c in line["text"]))
-    original = data["lines"][index]["text"]
-    digit = next(c for c in original if c.isdigit())
-    edited = original.replace(digit, str((int(digit) + 1) % 10), 1)
-    text = path.read_text(encoding="utf-8").replace(json.dumps(original, ensure_ascii=False),
-                                                     json.dumps(edited, ensure_ascii=False), 1)
-    path.write_text(text, encoding="utf-8")
     out = tmp_path / "out"
     args = ["run", "--profile", "release", "--id", "slip_0002", "--repeats", "1", "--golden-dir", str(goldens),
             "--out", str(out)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, ROOT
+from conftest import plant_golden_digit, CORPUS, ROOT
 
 from harness.golden.refresh import RefreshMode
 from harness.golden.store import GoldenStore
@@ -150,15 +149,7 @@ def test_regen_writes_reproducible_output_and_refuses_the_rest(tmp_path: Path) -
 
 def planted_goldens(tmp_path: Path) -> tuple[Path, str, str]:
     """A copy of the committed goldens with one digit changed in one line of PLANTED's golden."""
-    goldens = tmp_path / "golden"
-    shutil.copytree(ROOT / "golden", goldens)
-    path = goldens / "default" / f"{PLANTED}.json"
-    text = path.read_text(encoding="utf-8")
-    original = next(line["text"] for line in json.loads(text)["lines"] if any(c.isdigit() for c in line["text"]))
-    digit = next(c for c in original if c.isdigit())
-    edited = original.replace(digit, str((int(digit) + 1) % 10), 1)
-    path.write_text(text.replace(json.dumps(original, ensure_ascii=False), json.dumps(edited, ensure_ascii=False), 1),
-                    encoding="utf-8")
+    goldens, _, original, edited = plant_golden_digit(tmp_path, PLANTED)
     return goldens, original, edited
 
 

@@ -7,14 +7,13 @@ import copy
 import dataclasses
 import datetime as dt
 import json
-import shutil
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, CliRun, run_cli
+from conftest import plant_golden_digit, CliRun, run_cli
 
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check
@@ -59,15 +58,7 @@ def as_written(report: Mapping[str, Any]) -> dict[str, Any]:
 @pytest.mark.slow
 def test_two_shards_merge_to_the_unsharded_report(tmp_path: Path, offline_env: dict[str, str]) -> None:
     # One golden is planted wrong so that a failing check's summary, details and exit code are merged too.
-    goldens = tmp_path / "golden"
-    shutil.copytree(ROOT / "golden", goldens)
-    path = goldens / "default" / "slip_0003.json"
-    text = path.read_text(encoding="utf-8")
-    original = next(line["text"] for line in json.loads(text)["lines"] if any(c.isdigit() for c in line["text"]))
-    digit = next(c for c in original if c.isdigit())
-    edited = original.replace(digit, str((int(digit) + 1) % 10), 1)
-    path.write_text(text.replace(json.dumps(original, ensure_ascii=False), json.dumps(edited, ensure_ascii=False), 1),
-                    encoding="utf-8")
+    goldens, _, _, _ = plant_golden_digit(tmp_path, "slip_0003")
     # slip_0006/0007 fall in shard 1 of 2, slip_0002/0003 in shard 2 (crc32 of the id).
     args = ["run", "--profile", "release", "--repeats", "1", "--golden-dir", str(goldens),
             *(a for i in ("slip_0002", "slip_0003", "slip_0006", "slip_0007") for a in ("--id", i))]
