@@ -1,10 +1,8 @@
 """Accuracy against ground truth: CER, line exact match, key fields, detection P/R/hmean.
 
-Text is normalised before it is measured: NFKC (so full-width （：￥１ and their ASCII forms, which look
-alike on a slip and which PP-OCR emits either way, are the same reading) with whitespace removed (grouping
-spaces in account numbers vary between writers and detectors); then it is measured in grapheme clusters (a
-base character plus its combining marks, variation selectors and ZWJ sequences), as dinglehopper does; for
-Chinese slips that is one cluster per code point. Line exact match uses the same normalisation.
+Text is measured in `harness.text`'s accuracy form: NFKC (full-width （：￥１ and their ASCII forms are the
+same reading), whitespace removed (grouping spaces vary between writers and detectors), in grapheme clusters.
+Line exact match uses the same form.
 
 Line matching (used by CER and exact match): predicted and truth lines are paired one-to-one by polygon
 IoU, best pair first (ties: lower truth index, then lower predicted index), any IoU > 0 counts. A matched
@@ -19,27 +17,24 @@ whose text is "###" are "don't care": they are not counted (nor read for CER), a
 than half inside one are dropped. Precision is 1.0 when nothing was predicted, recall 1.0 when nothing was
 to be found; corpus figures sum tp/fp/fn over images first (micro average), as ICDAR does.
 
-Key fields: a field is read when some predicted line contains its truth value after normalising both
-(normalise_field_text): NFKC, whitespace removed; amounts also drop ¥/RMB/CNY and thousands separators;
-accounts also drop hyphens. Numbers may not be cut: '2345.67' is not read from '12345.67'. Dates are
-found in any of yyyy-mm-dd, yyyy/mm/dd, yyyy.mm.dd, yyyy年m月d日, yyyymmdd and compared as yyyymmdd. The kind
-comes from the field name (field_kind); empty truth values are not scored.
+Key fields: a field is read when some predicted line reads its truth value as a whole token, by the one
+rule in `harness.keyfields` that the golden, batch-path and variation checks use too (amounts as decimals,
+dates as dates, accounts as digit strings); empty truth values are not scored.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import shapely
-from rapidfuzz.distance import Levenshtein
 
 from harness.errors import UserError
+from harness.keyfields import KeyValue, KeyValueError
+from harness.text import accuracy_form, edit_distance, graphemes
+from harness.text import cer as text_cer
 from harness.results import OcrResult
 
 TruthLine = tuple[str, Sequence[tuple[float, float]]]
@@ -50,46 +45,14 @@ NO_TEMPLATE = "(none)"
 
 # --- text ------------------------------------------------------------------------------------------
 
-_WHITESPACE = re.compile(r"\s+")
-
-
 def normalise_text(text: str) -> str:
     """The documented text normalisation for accuracy: NFKC, whitespace removed."""
-    return _WHITESPACE.sub("", unicodedata.normalize("NFKC", text))
-
-
-def _extends_cluster(ch: str) -> bool:
-    cp = ord(ch)
-    return (
-        unicodedata.category(ch) in ("Mn", "Me", "Mc")
-        or 0xFE00 <= cp <= 0xFE0F  # variation selectors
-        or 0xE0100 <= cp <= 0xE01EF
-        or 0x1F3FB <= cp <= 0x1F3FF  # emoji skin tones
-        or cp == 0x200D
-    )
-
-
-def graphemes(text: str) -> tuple[str, ...]:
-    """Grapheme clusters of the normalised text (an approximation of UAX #29 that needs no extra dependency)."""
-    out: list[str] = []
-    joined = False
-    for ch in normalise_text(text):
-        if out and (joined or _extends_cluster(ch)):
-            out[-1] += ch
-        else:
-            out.append(ch)
-        joined = ch == "\u200d"
-    return tuple(out)
-
-
-def edit_distance(reference: str, prediction: str) -> int:
-    """Levenshtein distance over grapheme clusters of the normalised texts."""
-    return int(Levenshtein.distance(graphemes(reference), graphemes(prediction)))
+    return accuracy_form(text)
 
 
 def cer(reference: str, prediction: str) -> float:
-    """Character error rate of one string pair (see the module docstring for the empty reference)."""
-    return _rate(edit_distance(reference, prediction), len(graphemes(reference)))
+    """Character error rate of one string pair in the accuracy form (see harness.text)."""
+    return text_cer(reference, prediction, accuracy_form)
 
 
 def _rate(edits: int, ref_chars: int) -> float:
@@ -177,86 +140,13 @@ def detection_counts(truth_polys: Sequence[Sequence[Sequence[float]]], pred_poly
 
 # --- key fields ------------------------------------------------------------------------------------
 
-_CURRENCY = re.compile(r"¥|RMB|CNY", re.IGNORECASE)
-_SPACE = re.compile(r"\s+")
-_DATE_SPACE = re.compile(r"\s*([-/.年月日])\s*")
-_THOUSANDS = re.compile(r"(?<=\d)[,'](?=\d{3})")
-_DATE_PATTERNS = (
-    re.compile(r"(?<!\d)(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?!\d)"),
-    re.compile(r"(?<!\d)(\d{4})()年(\d{1,2})月(\d{1,2})日?"),
-    re.compile(r"(?<!\d)(\d{4})()(\d{2})(\d{2})(?!\d)"),
-)
-
-
-def field_kind(name: str) -> str:
-    """'date', 'amount', 'account' or 'text', from the field name (amount_words is text)."""
-    if "date" in name:
-        return "date"
-    if name.endswith("_words"):
-        return "text"
-    if "amount" in name:
-        return "amount"
-    if "account" in name:
-        return "account"
-    return "text"
-
-
-def normalise_field_text(text: str, kind: str) -> str:
-    """NFKC (full-width digits/punctuation to ASCII), no whitespace; amounts also lose ¥/RMB/CNY and
-    thousands separators; accounts also lose hyphens. Applied to both the truth value and each line.
-    Dates are not compared as text: see dates_in."""
-    s = _SPACE.sub("", unicodedata.normalize("NFKC", text))
-    if kind == "amount":
-        s = _THOUSANDS.sub("", _CURRENCY.sub("", s))
-    elif kind == "account":
-        s = s.replace("-", "")
-    return s
-
-
-def dates_in(text: str) -> set[str]:
-    """Every valid date written in the text, as yyyymmdd."""
-    # Spaces go only around separators: removing all would run "2024-02-30 2024-02-29" together.
-    s = _DATE_SPACE.sub(r"\1", unicodedata.normalize("NFKC", text))
-    found = set()
-    for pattern in _DATE_PATTERNS:
-        for m in pattern.finditer(s):
-            y, mo, d = int(m.group(1)), int(m.group(3)), int(m.group(4))
-            try:
-                found.add(_dt.date(y, mo, d).strftime("%Y%m%d"))
-            except ValueError:
-                continue
-    return found
-
-
-def _contains_number(haystack: str, needle: str) -> bool:
-    """Substring match that may not cut through a longer number: '2345.67' is not in '12345.67' and
-    '12345' is not in '12345.67'."""
-    if not needle:
-        return False
-    digit_start, digit_end = needle[0].isdigit(), needle[-1].isdigit()
-    start = haystack.find(needle)
-    while start >= 0:
-        end = start + len(needle)
-        cut_before = digit_start and start > 0 and haystack[start - 1].isdigit()
-        after = haystack[end:end + 2]
-        cut_after = digit_end and (after[:1].isdigit() or (after[:1] == "." and after[1:2].isdigit()))
-        if not cut_before and not cut_after:
-            return True
-        start = haystack.find(needle, start + 1)
-    return False
-
-
 def field_read(name: str, value: str, line_texts: Sequence[str]) -> bool:
-    """Whether some predicted line contains the truth ``value`` after normalisation (see field_kind)."""
-    kind = field_kind(name)
-    if kind == "date":
-        wanted = dates_in(value)
-        if len(wanted) != 1:
-            raise UserError(f"ground-truth field {name!r}: {value!r} is not a date "
-                            "(yyyy-mm-dd, yyyy/mm/dd, yyyy.mm.dd, yyyy年m月d日 or yyyymmdd)")
-        return any(wanted & dates_in(t) for t in line_texts)
-    needle = normalise_field_text(value, kind)
-    return any(_contains_number(normalise_field_text(t, kind), needle) for t in line_texts)
+    """Whether some predicted line reads the truth ``value`` as a whole token (harness.keyfields)."""
+    try:
+        key = KeyValue.parse(name, value)
+    except KeyValueError as e:
+        raise UserError(f"ground-truth {e}") from None
+    return key is not None and any(key.read_by(t) for t in line_texts)
 
 
 # --- per image and corpus --------------------------------------------------------------------------

@@ -16,13 +16,17 @@ pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent
 
 
-def fault_config(tmp_path: Path, factory: str | None = None, **checks: object) -> Path:
+def fault_config(tmp_path: Path, factory: str | None = None, tolerances: dict[str, float] | None = None,
+                 **checks: object) -> Path:
     lines = ["[profiles.t]", f'corpus = "{CORPUS.as_posix()}"', f'golden_dir = "{(ROOT / "golden").as_posix()}"',
              'golden_set = "default"', "[profiles.t.engine]"]
     if factory:
         lines.append(f'factory = "{factory}"')
     lines.append("[profiles.t.checks]")
     lines += [f"{k} = {json.dumps(v)}" for k, v in checks.items()]
+    if tolerances:
+        lines.append("[profiles.t.tolerances]")
+        lines += [f"{k} = {v!r}" for k, v in tolerances.items()]
     path = tmp_path / "harness.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -109,6 +113,29 @@ def test_corrupt_golden_is_a_usage_error_naming_file_and_position(tmp_path: Path
 
 
 # --- planted engine faults (real engine underneath, loaded in the worker through engine.factory) ------------
+
+def test_dropped_decimal_point_is_critical_under_a_relaxed_text_tolerance(tmp_path: Path) -> None:
+    """'¥6.41' -> '¥641' is CER 0.2: inside text_max_cer 0.35, yet a lost amount fails whatever the tolerance."""
+    config = fault_config(tmp_path, "faults:DecimalDroppingEngine", tolerances={"text_max_cer": 0.35}, repeats=1,
+                          audit=False)
+    ids = ["slip_0001", "slip_0003"]
+    res = run_t(tmp_path, config, *(a for i in ids for a in ("--id", i)))
+    assert res.returncode == 1, res.stderr[-2000:]
+    golden = res.report["checks"]["golden"]
+    assert golden["failed_images"] == ids
+    images = {i["id"]: i for i in res.report["images"]}
+    for image_id, before, after in (("slip_0001", "￥82775.49", "￥8277,549"), ("slip_0003", "￥6.41", "￥641")):
+        detail = images[image_id]["checks"]["golden"]
+        assert detail["summary"].startswith(f"{image_id}: FAIL CRITICAL amount"), detail["summary"]
+        (line,) = [d for d in detail["details"]["lines"] if d["critical"]]
+        assert (line["golden_text"], line["current_text"], line["key_fields"]) == (before, after, ["amount"])
+        assert line["cer"] <= 0.35  # the text tolerance alone would have let it through
+    summary = (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+    assert "CRITICAL" in summary and "￥641" in summary and "slip_0003" in summary
+    # Clean engine, same relaxed tolerance: quiet.
+    clean = fault_config(tmp_path, None, tolerances={"text_max_cer": 0.35}, repeats=1, audit=False)
+    assert run_t(tmp_path, clean, *(a for i in ids for a in ("--id", i))).returncode == 0
+
 
 def test_worker_abort_fails_that_image_and_the_run_goes_on(tmp_path: Path) -> None:
     config = fault_config(tmp_path, "faults:AbortingEngine", repeats=1)

@@ -9,10 +9,8 @@ from harness.metrics import (
     ImageAccuracy,
     cer,
     corpus_accuracy,
-    dates_in,
     detection_counts,
     edit_distance,
-    field_kind,
     field_read,
     graphemes,
     image_accuracy,
@@ -39,7 +37,7 @@ def test_cer_hand_computed() -> None:
 
 def test_cer_empty_reference() -> None:
     assert cer("", "") == 0.0
-    assert cer("", "xy") == 1.0  # capped: JSON has no infinity
+    assert cer("", "xy") == 2.0  # per line: no tolerance in 0..1 passes text from nothing
     assert edit_distance("", "xy") == 2  # the count stays exact for the corpus CER
     assert cer("ab", "") == 1.0
 
@@ -115,55 +113,13 @@ def test_no_prediction_with_truth() -> None:
 
 # --- key fields ------------------------------------------------------------------------------------
 
-def test_field_kinds() -> None:
-    assert [field_kind(n) for n in ("amount", "amount_words", "payer_account", "date", "reference")] == \
-        ["amount", "text", "account", "date", "text"]
-
-
-@pytest.mark.parametrize(("line", "ok"), [
-    ("小写金额 ¥12,345.67", True),
-    ("RMB 12 345.67", True),
-    ("CNY12,345.67元", True),
-    ("￥１２，３４５．６７", True),  # full-width forms
-    ("金额 12345.61", False),
-    ("112345.67", False),  # may not cut through a longer number
-    ("12345.678", False),
-    ("12345", False),
-])
-def test_amount_normalisation(line: str, ok: bool) -> None:
-    assert field_read("amount", "12345.67", [line]) is ok
-
-
-@pytest.mark.parametrize(("line", "ok"), [
-    ("日期：2024年3月5日", True),
-    ("2024/03/05", True),
-    ("2024.3.5", True),
-    ("交易日 20240305", True),
-    ("2024 - 03 - 05", True),
-    ("2024-03-06", False),
-    ("流水号 120240305", False),
-    ("2024/03.05", False),  # mixed separators are not a date
-])
-def test_date_normalisation(line: str, ok: bool) -> None:
-    assert field_read("date", "2024-03-05", [line]) is ok
-
-
-def test_date_truth_in_any_form_and_invalid_truth() -> None:
+def test_field_read_uses_the_key_field_rule() -> None:
+    # The rule itself is table-tested in test_keyfields.py; here: metrics and goldens share it.
+    assert field_read("amount", "12345.67", ["小写", "¥12,345.67"])
+    assert not field_read("amount", "12345.67", ["112,345.67"])
     assert field_read("date", "2024年3月5日", ["2024-03-05"])
-    assert dates_in("2024-02-30 2024-02-29") == {"20240229"}
     with pytest.raises(UserError, match="not a date"):
         field_read("date", "March 5", ["2024-03-05"])
-
-
-@pytest.mark.parametrize(("line", "ok"), [
-    ("付款账号 6222021234567890", True),
-    ("6222-0212-3456-7890", True),
-    ("6222 0212 3456 7890", True),
-    ("62220212345678901", False),
-    ("622202123456789", False),
-])
-def test_account_normalisation(line: str, ok: bool) -> None:
-    assert field_read("payer_account", "6222 0212 3456 7890", [line]) is ok
 
 
 def test_fields_in_image_accuracy() -> None:

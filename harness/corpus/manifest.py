@@ -16,6 +16,8 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
+from harness.keyfields import KeyValue, KeyValueError
+
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -90,6 +92,10 @@ def _fields(record: dict[str, Any]) -> Mapping[str, str]:
         if isinstance(v, bool) or not isinstance(v, str | int | float):
             raise _Bad(f"fields.{key} must be a string or a number")
         out[key] = v if isinstance(v, str) else str(v)
+        try:  # a key value the harness cannot read by its kind would fail every check that uses it
+            KeyValue.parse(key, out[key])
+        except KeyValueError as e:
+            raise _Bad(str(e)) from None
     return MappingProxyType(out)
 
 

@@ -1,7 +1,7 @@
 """Compare one image's current OCR output with its golden, field by field, with per-field tolerances.
 
-Lines are paired by polygon IoU (see `geometry.match_lines`), then each pair is judged on text (CER over
-NFC-normalised text), polygon (max vertex shift and IoU) and score (absolute difference). Alongside the
+Lines are paired by polygon IoU (see `geometry.match_lines`), then each pair is judged on text (CER in
+`harness.text`'s exact form: NFC, whitespace kept), polygon (max vertex shift and IoU) and score (absolute difference). Alongside the
 verdict every comparison carries the smallest tolerances that would have passed (Polygraphy's "minimum
 required tolerance"), so thresholds can be set from data rather than guessed.
 
@@ -9,52 +9,29 @@ Key fields: `key_texts` maps a field name (amount, payer_account, date, ...) to 
 golden line that reads that value and whose current text no longer reads it (or that is missing) is
 *critical*, whatever the text tolerance says: a CER of 0.1 is harmless in a bank name and fatal in an amount.
 A key line that only moved or changed score is reported with its field names but is not critical.
-Values are compared after `normalise_key_text`.
+"Reads" is the one rule of `harness.keyfields`: amounts as decimals, dates as dates, accounts as digit strings,
+each a whole token ('¥6.41' -> '¥641' loses the amount; '6017437071' -> '6017 4370 71' keeps the account).
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rapidfuzz.distance import Levenshtein
-
 from harness.config import Tolerances
 from harness.golden.geometry import match_lines, max_vertex_shift
+from harness.keyfields import KeyValue, parse_fields
 from harness.results import Line, OcrResult
+from harness.text import cer as text_cer
+from harness.text import exact_form
 
 LineKind = Literal["identical", "within", "changed", "missing", "extra"]
 FIELDS = ("text", "poly", "score")
 
-_SPACES = re.compile(r"\s+")
-_CURRENCY_WORDS = re.compile(r"rmb|cny")
-# Separators people and OCR write differently in amounts, accounts and dates; NFKC has already folded the
-# full-width forms (，－／．：￥) into these.
-_SEPARATORS = str.maketrans("", "", ",.-/_:·、。¥$元年月日")
-
-
-def normalise_key_text(text: str) -> str:
-    """NFKC, casefold, then drop whitespace, `RMB`/`CNY`, `¥ $ 元`, and the separators `, . - / _ : · 、 。`
-    plus the date characters `年 月 日`: '¥1,234.50' == '1234.50元', '2024-03-05' == '2024年03月05日',
-    '6222 0212 3456' == '6222-0212-3456'."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    folded = _CURRENCY_WORDS.sub("", _SPACES.sub("", folded))
-    return folded.translate(_SEPARATORS)
-
-
 def cer(reference: str, hypothesis: str) -> float:
-    """Character error rate: Levenshtein distance over NFC code points / reference length.
-
-    An empty reference divides by 1, so '' -> 'ab' has CER 2.0 (no tolerance in 0..1 passes it).
-    """
-    ref = unicodedata.normalize("NFC", reference)
-    hyp = unicodedata.normalize("NFC", hypothesis)
-    if ref == hyp:
-        return 0.0
-    return Levenshtein.distance(ref, hyp) / max(len(ref), 1)
+    """Character error rate in the exact form (NFC, whitespace kept); '' -> 'ab' is 2.0."""
+    return text_cer(reference, hypothesis, exact_form)
 
 
 @dataclass(frozen=True)
@@ -244,7 +221,7 @@ def compare_image(
     """Judge `current` against `golden` line by line; see the module docstring for the rules."""
     if golden.image_id != current.image_id:
         raise ValueError(f"comparing different images: {golden.image_id!r} vs {current.image_id!r}")
-    keys = {name: norm for name, value in (key_texts or {}).items() if (norm := normalise_key_text(value))}
+    keys = parse_fields(dict(key_texts or {}))
     pairs = match_lines(golden.lines, current.lines, tol.match_min_iou)
     by_golden = {i: (j, iou) for i, j, iou in pairs}
     matched_current = {j for _, j, _ in pairs}
@@ -252,7 +229,7 @@ def compare_image(
     diffs: list[LineDiff] = []
     required = RequiredTolerances(blocking=int((golden.width, golden.height) != (current.width, current.height)))
     for i, g in enumerate(golden.lines):
-        held = tuple(name for name, norm in keys.items() if norm in normalise_key_text(g.text))
+        held = tuple(name for name, key in keys.items() if key.read_by(g.text))
         if i not in by_golden:
             diffs.append(LineDiff("missing", i, None, g, None, key_fields=held, critical=bool(held)))
             required = required.merge(RequiredTolerances(blocking=1))
@@ -275,15 +252,14 @@ def compare_image(
 
 
 def _judge(
-    i: int, g: Line, j: int, c: Line, iou: float, tol: Tolerances, keys: Mapping[str, str], held: tuple[str, ...]
+    i: int, g: Line, j: int, c: Line, iou: float, tol: Tolerances, keys: Mapping[str, KeyValue], held: tuple[str, ...]
 ) -> tuple[LineDiff, RequiredTolerances]:
     text_cer = cer(g.text, c.text)
     shift = max_vertex_shift(g.poly, c.poly)
     poly_iou = iou  # the matcher's IoU; computed once
     delta = c.score - g.score
 
-    current_norm = normalise_key_text(c.text)
-    lost = tuple(name for name in held if keys[name] not in current_norm)
+    lost = tuple(name for name in held if not keys[name].read_by(c.text))
     drifted = tuple(
         f for f, differs in (("text", text_cer > 0), ("poly", g.poly != c.poly), ("score", delta != 0.0)) if differs
     )
