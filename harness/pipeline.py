@@ -26,6 +26,7 @@ from harness.golden.status import golden_status
 from harness.golden.store import Golden
 from harness.results import OcrResult, canonical_line
 from harness.runner import RunPlan, RunState, execute, infer_all, infer_together, plan, terminal_progress
+from harness.worker import ImageOutcome
 
 Hook = Callable[[RunPlan, RunState], None]
 
@@ -57,8 +58,9 @@ def bs1_path(p: RunPlan, state: RunState) -> dict[str, Any]:
     return state.extra_paths["bs1"]
 
 
-def golden_path(p: RunPlan, state: RunState) -> dict[str, OcrResult]:
-    return first_results(bs1_path(p, state) if p.profile.checks.golden_path == "bs1" else state.outcomes)
+def golden_path(p: RunPlan, state: RunState) -> dict[str, ImageOutcome]:
+    """The outcomes of the path the goldens were made on."""
+    return bs1_path(p, state) if p.profile.checks.golden_path == "bs1" else state.outcomes
 
 
 def batch_paths_hook(p: RunPlan, state: RunState) -> None:
@@ -92,12 +94,11 @@ def audit_hook(p: RunPlan, state: RunState) -> None:
                for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
     failed = [k for k, r in reports.items() if not r.passed]
     summary = "; ".join(
-        f"{k}: {r.bn_count} BN (folded into conv: {r.bn_folded}), {r.dropout_count} dropout, "
-        f"min variance {r.variance_min if r.variance_min is not None else float('nan'):.3g}, {len(r.findings)} findings"
-        + "".join(f" [{f}]" for f in r.findings[:3])
+        f"{k}: {r.headline()}, min variance {r.variance_min if r.variance_min is not None else float('nan'):.3g}, "
+        f"{len(r.findings)} findings" + "".join(f" [{f}]" for f in r.findings[:3])
         for k, r in reports.items())
-    state.checks["audit"] = CheckResult("audit", not failed, summary,
-                                        details={k: r.to_dict() for k, r in reports.items()})
+    state.checks["audit"] = CheckResult("audit", not failed, summary, details={k: r.to_dict() for k, r in reports.items()},
+                                        judged=len(reports), unit="models")
 
 
 def probe_hook(p: RunPlan, state: RunState) -> None:
@@ -108,7 +109,8 @@ def probe_hook(p: RunPlan, state: RunState) -> None:
     summary = "; ".join(f"{k}: sample alone vs with batch-mates, max diff {r.max_abs_diff:.3g} (atol {r.atol:g})"
                         for k, r in reports.items())
     state.checks["probe"] = CheckResult("probe", not failed, summary,
-                                        details={k: r.to_dict() for k, r in reports.items()})
+                                        details={k: r.to_dict() for k, r in reports.items()}, judged=len(reports),
+                                        unit="models")
 
 
 def bn_drift_hook(p: RunPlan, state: RunState) -> None:
@@ -122,13 +124,18 @@ def bn_drift_hook(p: RunPlan, state: RunState) -> None:
         if it.problem is None:
             with contextlib.suppress(ImageError):
                 images.append(read_image(it.path, expected_sha256=it.sha256, max_pixels=p.profile.max_image_pixels))
-    if not images:
-        state.checks["bn_drift"] = skipped("bn_drift", "no readable image")
+    if not images:  # judged nothing: never a pass
+        state.checks["bn_drift"] = CheckResult("bn_drift", False, "judged nothing: no readable image to measure")
         return
     report = bn_drift(p.dirs.det, images, kind="det", threshold=p.profile.checks.bn_drift_threshold)
+    if not report.layers:
+        state.checks["bn_drift"] = CheckResult("bn_drift", False, "judged nothing: the det model has no BN layer left "
+                                               "(all folded into conv); disable bn_drift for it",
+                                               details={"det": report.to_dict()})
+        return
     state.checks["bn_drift"] = CheckResult("bn_drift", report.passed, f"det on {len(images)} images: max score {report.max_score:.3f}, "
                                            f"{len(report.flagged)} of {len(report.layers)} BN layers drifted",
-                                           details={"det": report.to_dict()})
+                                           details={"det": report.to_dict()}, judged=len(images))
 
 
 def accuracy_hook(p: RunPlan, state: RunState) -> None:
@@ -173,7 +180,8 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
         def golden_hook(p: RunPlan, state: RunState) -> None:
             status = golden_status(store, [it.id for it in p.items], p.corpus.selection_is_complete and p.shard is None,
                                    stack(p.profile.engine, p.dirs.file_hashes()))
-            state.checks["golden"] = golden_check(p.items, golden_path(p, state), goldens, p.profile, status)
+            state.checks["golden"] = golden_check(p.items, golden_path(p, state), p.profile.checks.golden_path, goldens,
+                                                  p.profile, status)
 
     def finish(p: RunPlan, state: RunState) -> None:
         for name in ("golden", "batch_paths", "variations", "audit", "probe", "bn_drift"):

@@ -86,3 +86,13 @@ class DecimalDroppingEngine(OcrEngine):
 
 
 _AMOUNT = re.compile(r"([¥￥])([\d,]+)\.(\d{2})")
+
+
+class Bs1AbortingEngine(OcrEngine):
+    """Real inference; the process aborts on FAULT_IDS only when recognition runs at batch size 1 (the service
+    path), so the profile path works and only the bs1 path loses the image."""
+
+    def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
+        if self.settings.rec_batch_size == 1 and set(image_ids) & set(os.environ.get("FAULT_IDS", "").split(",")):
+            os.abort()
+        return super().predict(images, image_ids)

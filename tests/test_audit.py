@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from harness.checks.audit import AuditReport, audit_model_dir, judge
-from harness.checks.bn_faults import plant_bn_variance, plant_op_mode, write_reference_model
+from harness.checks.bn_faults import plant_bn_variance, plant_op_mode, plant_op_type, write_reference_model
 from harness.cli import main
 from harness.errors import UserError
 from harness.results import canonical_json
@@ -197,6 +197,38 @@ def test_pir_program_faults_fail(pir_pack: Path, tmp_path: Path, op_type: str, c
     plant_op_mode(pir_pack, tmp_path / "bad", op_type=op_type)
     [finding] = audit_model_dir(tmp_path / "bad").findings
     assert finding.check == check
+
+
+@pytest.mark.parametrize("new_type", ["fused_batch_norm_act", "fused_bn_add_activation"])
+def test_unknown_norm_like_op_is_a_finding_never_ignored(pir_pack: Path, tmp_path: Path, new_type: str) -> None:
+    plant_op_type(pir_pack, tmp_path / "bad", new_type=new_type)
+    report = audit_model_dir(tmp_path / "bad")
+    [finding] = report.findings
+    assert not report.passed and finding.check == "unknown-op" and new_type in finding.message
+    assert report.norm_op_counts[new_type] == 1 and "1 unknown norm/dropout-like ops" in report.headline()
+    assert "all folded" not in report.headline()
+
+
+def test_understood_spellings_are_counted_per_type(pir_pack: Path, tmp_path: Path) -> None:
+    plant_op_type(pir_pack, tmp_path / "sync", new_type="sync_batch_norm_")
+    sync = audit_model_dir(tmp_path / "sync")
+    assert sync.passed and sync.bn_count == 1 and "1 BN (sync_batch_norm 1" in sync.headline()
+    plant_op_type(pir_pack, tmp_path / "inorm", new_type="instance_norm")
+    inorm = audit_model_dir(tmp_path / "inorm")  # per-sample statistics: nothing to prove about eval mode
+    assert inorm.passed and inorm.bn_count == 0 and "1 per-sample norms (instance_norm 1)" in inorm.headline()
+
+
+def test_no_bn_at_all_says_so() -> None:
+    facts = {"bn": [], "dropout": [], "op_counts": {"conv2d": 4, "relu": 4}, "conv_count": 4, "convs_feeding_bn": 0}
+    report = judge("m", "pdmodel", facts, {}, min_variance=1e-6)
+    assert report.passed and report.headline() == "0 BN: all folded, 0 dropout"
+    assert report.to_dict()["headline"] == "0 BN: all folded, 0 dropout"
+
+
+def test_shipped_models_headline_counts_per_type(shipped: dict[str, AuditReport]) -> None:
+    assert shipped["det"].headline() == "3 BN (batch_norm 3; folded into conv: mostly), 0 dropout"
+    assert shipped["rec"].headline() == ("6 BN (batch_norm 6; folded into conv: mostly), 8 dropout (dropout 8), "
+                                         "5 per-sample norms (layer_norm 5)")
 
 
 # ---------------------------------------------------------------- CLI

@@ -112,7 +112,42 @@ def test_corrupt_golden_is_a_usage_error_naming_file_and_position(tmp_path: Path
     assert "slip_0001.json" in res.stderr and "line" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_missing_goldens_under_warn_are_counted_never_all_clean(tmp_path: Path) -> None:
+    goldens = tmp_path / "golden"
+    shutil.copytree(ROOT / "golden", goldens)
+    (goldens / "default" / "slip_0005.json").unlink()
+    config = fault_config(tmp_path, None, repeats=1, audit=False, missing_golden="warn")
+    config.write_text(config.read_text().replace(f'golden_dir = "{(ROOT / "golden").as_posix()}"',
+                                                 f'golden_dir = "{goldens.as_posix()}"'))
+    res = run_t(tmp_path, config, "--id", "slip_0004", "--id", "slip_0005")
+    assert res.returncode == 0, res.stderr[-2000:]
+    golden = res.report["checks"]["golden"]
+    assert golden["passed"] and golden["judged"] == 1
+    assert golden["summary"].startswith("1 of 2 images judged, all clean; 1 not judged (no golden"), golden["summary"]
+    golden_row = next(line for line in (tmp_path / "out" / "summary.md").read_text(encoding="utf-8").splitlines()
+                      if line.startswith("| `golden`"))
+    assert "1 not judged" in golden_row and "all 2 images clean" not in golden_row
+    # Nothing had a golden: the check judged nothing and fails.
+    res = run_t(tmp_path, config, "--id", "slip_0005")
+    assert res.returncode == 1
+    assert res.report["checks"]["golden"]["summary"].startswith("judged nothing"), res.report["checks"]["golden"]
+
+
 # --- planted engine faults (real engine underneath, loaded in the worker through engine.factory) ------------
+
+def test_bs1_crash_fails_the_golden_check_when_goldens_use_bs1(tmp_path: Path) -> None:
+    # The nightly's measured batch envelope, so the bs1 reading of slip_0004 stays within its profile golden.
+    config = fault_config(tmp_path, "faults:Bs1AbortingEngine", tolerances={"text_max_cer": 0.35, "score_abs": 0.15},
+                          repeats=1, audit=False, golden_path="bs1")
+    res = run_t(tmp_path, config, "--id", "slip_0004", "--id", "slip_0005", env={"FAULT_IDS": "slip_0005"})
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert res.report["checks"]["inference"]["passed"]  # the profile path ran every image
+    golden = res.report["checks"]["golden"]
+    assert golden["failed_images"] == ["slip_0005"] and golden["judged"] == 1
+    images = {i["id"]: i for i in res.report["images"]}
+    assert "the bs1 path failed to run: worker crashed with SIGABRT" in images["slip_0005"]["checks"]["golden"]["summary"]
+    assert images["slip_0004"]["checks"]["golden"]["passed"]
+
 
 def test_dropped_decimal_point_is_critical_under_a_relaxed_text_tolerance(tmp_path: Path) -> None:
     """'¥6.41' -> '¥641' is CER 0.2: inside text_max_cer 0.35, yet a lost amount fails whatever the tolerance."""

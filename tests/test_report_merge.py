@@ -148,7 +148,7 @@ class Synthetic:
                                                     {"bs1": self.bs1, "3-per-call": self.multi},
                                                     self.profile.tolerances)
         status = golden_status(self.store, [it.id for it in items], shard is None, {"paddle": "3.3.0"})
-        state.checks["golden"] = golden_check(items, first_results(part), self.goldens, self.profile, status)
+        state.checks["golden"] = golden_check(items, part, "profile", self.goldens, self.profile, status)
         state.checks["audit"] = CheckResult("audit", True, "det: 3 BN, 0 findings", details={"det": {"bn": 3}})
         state.checks["bn_drift"] = bn_drift if bn_drift is not None else skipped("bn_drift", "disabled in profile")
         state.checks["variations"] = skipped("variations", "disabled in profile")
@@ -187,7 +187,9 @@ def test_every_check_merges_to_what_the_whole_run_says(synthetic: Synthetic) -> 
     assert checks["mutation"]["failed_images"] == ["slip_0007"]
     assert checks["cross_process"]["failed_images"] == ["slip_0004"]
     assert checks["batch_paths"]["summary"].startswith("1 of 7 images differ beyond tolerance from the profile path")
-    assert "and 1 more | likely cause: " in checks["golden"]["summary"]
+    # slip_0001 did not run: its golden was not met either (judged False), slip_0003 has no golden.
+    assert "and 2 more | likely cause: " in checks["golden"]["summary"]
+    assert "slip_0001" in checks["golden"]["failed_images"] and checks["golden"]["judged"] == 6
     status = checks["golden"]["details"]["status"]
     assert status["orphaned"] == ["slip_9999"] and status["missing"] == ["slip_0003"] and status["selected"] == 8
     assert merged.report["corpus"]["shard"] is None and merged.report["corpus"]["complete"] is True

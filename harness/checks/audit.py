@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.checks.paddle_child import Arrays, ModelFiles, locate_model, run_in_child
+from harness.checks.program_view import BN_TYPES, DROPOUT_TYPES, LOOKS_LIKE_NORM, PER_SAMPLE_NORM_TYPES
 from harness.errors import UserError
 
 DEFAULT_MIN_VARIANCE = 1e-6
@@ -24,7 +25,7 @@ DEFAULT_MIN_VARIANCE = 1e-6
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # load | bn-mode | dropout-mode | bn-stats
+    check: str  # load | bn-mode | dropout-mode | bn-stats | unknown-op
     layer: str
     op_index: int | None
     param: str | None
@@ -93,6 +94,33 @@ class AuditReport:
         return len(self.bn_layers)
 
     @property
+    def norm_op_counts(self) -> dict[str, int]:
+        """Every op the audit looked at, per op type: BN, dropout, per-sample norms and look-alikes."""
+        return {t: n for t, n in self.op_counts
+                if t in BN_TYPES or t in DROPOUT_TYPES or t in PER_SAMPLE_NORM_TYPES or LOOKS_LIKE_NORM.search(t)}
+
+    def headline(self) -> str:
+        """'3 BN (batch_norm 3; folded into conv: mostly), 0 dropout, 5 per-sample norms (layer_norm 5)', or
+        '0 BN: all folded' when the program has none left: never a bare pass."""
+        counts = self.norm_op_counts
+        unknown = [f.layer for f in self.findings if f.check == "unknown-op"]
+
+        def listed(types: frozenset[str]) -> str:
+            return ", ".join(f"{t} {n}" for t, n in counts.items() if t in types)
+
+        if self.bn_count:
+            bn = f"{self.bn_count} BN ({listed(BN_TYPES)}; folded into conv: {self.bn_folded})"
+        else:
+            bn = "0 BN: all folded" if self.conv_count and not unknown else "0 BN"
+        parts = [bn, f"{self.dropout_count} dropout" + (f" ({listed(DROPOUT_TYPES)})" if self.dropout_count else "")]
+        per_sample = sum(n for t, n in counts.items() if t in PER_SAMPLE_NORM_TYPES)
+        if per_sample:
+            parts.append(f"{per_sample} per-sample norms ({listed(PER_SAMPLE_NORM_TYPES)})")
+        if unknown:
+            parts.append(f"{len(unknown)} unknown norm/dropout-like ops")
+        return ", ".join(parts)
+
+    @property
     def bn_folded(self) -> str:
         """How far BN was folded into convolutions: judged by convs that still feed a BN op."""
         if self.conv_count == 0:
@@ -111,6 +139,7 @@ class AuditReport:
                 "min_variance": self.min_variance, "op_counts": dict(self.op_counts),
                 "conv_count": self.conv_count, "convs_feeding_bn": self.convs_feeding_bn,
                 "bn_count": self.bn_count, "bn_folded": self.bn_folded, "dropout_count": self.dropout_count,
+                "norm_op_counts": self.norm_op_counts, "headline": self.headline(),
                 "variance_min": json_number(self.variance_min),
                 "bn_layers": [b.to_dict() for b in self.bn_layers],
                 "findings": [f.to_dict() for f in self.findings]}
@@ -170,6 +199,10 @@ def judge(model_dir: str, program_format: str, facts: dict[str, Any], arrays: Ar
         if not d["is_test"]:
             findings.append(Finding("dropout-mode", d["name"], d["index"], None,
                                     "is_test=False: dropout is active, outputs are random"))
+    for u in facts.get("unknown", []):
+        findings.append(Finding("unknown-op", u["name"], u["index"], None,
+                                f"op type {u['type']!r} looks like a normalisation or dropout that the audit does "
+                                "not understand: its eval mode is not proven"))
     counts = facts.get("op_counts", {})
     return AuditReport(
         model_dir=model_dir, program_format=program_format, min_variance=min_variance,
@@ -256,14 +289,14 @@ def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 # ---------------------------------------------------------------- child side (paddle imported here only)
 
 def inspect_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
-    from harness.checks.program_view import BN_TYPES, CONV_TYPES, DROPOUT_TYPES, load_program, short_error
+    from harness.checks.program_view import CONV_TYPES, load_program, short_error
 
     files = ModelFiles(Path(payload["prefix"]), payload["format"])
     try:
         view, _, _, _ = load_program(str(files.prefix), files.pir)
     except Exception as exc:  # a broken pack is a finding, not a crash
         return {"load_error": short_error(exc)}, {}
-    facts: dict[str, Any] = {"bn": [], "dropout": []}
+    facts: dict[str, Any] = {"bn": [], "dropout": [], "unknown": []}
     arrays: Arrays = {}
     counts: Counter[str] = Counter()
     convs_feeding_bn = 0
@@ -292,6 +325,8 @@ def inspect_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str
         elif kind in DROPOUT_TYPES:
             facts["dropout"].append({"index": index, "name": view.output_label(op, index),
                                      "is_test": bool(view.attr(op, "is_test"))})
+        elif kind not in PER_SAMPLE_NORM_TYPES and LOOKS_LIKE_NORM.search(kind):
+            facts["unknown"].append({"index": index, "type": kind, "name": view.output_label(op, index)})
     facts["op_counts"] = dict(counts)
     facts["conv_count"] = sum(n for k, n in counts.items() if k in CONV_TYPES)
     facts["convs_feeding_bn"] = convs_feeding_bn

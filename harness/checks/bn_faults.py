@@ -56,6 +56,21 @@ def plant_op_mode(src: Path, dst: Path, *, op_type: str = "batch_norm", nth: int
     return str(result["op"])
 
 
+def plant_op_type(src: Path, dst: Path, *, new_type: str, op_type: str = "batch_norm") -> str:
+    """Copy of the PIR pack `src` in `dst` whose first `op_type` op is renamed to `new_type` (a fused or
+    unknown spelling, e.g. fused_batch_norm_act). Returns the new dialect name."""
+    target = copy_pack(src, dst)
+    if not target.pir:
+        raise UserError(f"{src}: renaming ops is implemented for PIR (inference.json) packs only")
+    doc = json.loads(target.program_path.read_text("utf-8"))
+    op = next((op for op in _pir_ops(doc) if op.get("#") in _PIR_OP_NAMES[op_type]), None)
+    if op is None:
+        raise UserError(f"{target.program_path}: no {op_type} op")
+    op["#"] = f"1.{new_type}"
+    target.program_path.write_text(json.dumps(doc, separators=(",", ":")), "utf-8")
+    return op["#"]
+
+
 def write_reference_model(dst: Path, *, pir: bool = True, seed: int = 0) -> ModelFiles:
     """A tiny known-good Conv2D + BatchNorm2D + Dropout model (input N x 3 x 16 x 16), saved in eval mode by
     `paddle.jit.save`: PIR `inference.json` by default, old `inference.pdmodel` with `pir=False`."""

@@ -13,7 +13,7 @@ from harness.golden.compare import ImageComparison, compare_image
 from harness.golden.status import GoldenStatus
 from harness.golden.store import Golden, GoldenStore
 from harness.golden.summary import summarise
-from harness.results import OcrResult
+from harness.worker import ImageOutcome
 
 
 def open_store(profile: Profile, base: Path) -> GoldenStore:
@@ -31,25 +31,30 @@ def preload(store: GoldenStore, ids: Sequence[str]) -> dict[str, Golden]:
     return goldens
 
 
-def golden_check(items: Sequence[CorpusItem], current: Mapping[str, OcrResult], goldens: Mapping[str, Golden],
-                 profile: Profile, status: GoldenStatus) -> CheckResult:
+def golden_check(items: Sequence[CorpusItem], outcomes: Mapping[str, ImageOutcome], path: str,
+                 goldens: Mapping[str, Golden], profile: Profile, status: GoldenStatus) -> CheckResult:
+    """`outcomes` come from the path the goldens were made on (`path`: profile or bs1). An image that did not
+    run on that path fails here too: its golden was not met, whatever the other paths did."""
     per_image: dict[str, ImageCheck] = {}
     comparisons: dict[str, ImageComparison] = {}
     warn_missing = profile.checks.missing_golden == "warn"
     for it in items:
-        result = current.get(it.id)
-        if result is None:
-            continue  # failed to run: the inference check reports it
+        outcome = outcomes.get(it.id)
+        if outcome is None or not outcome.ok:
+            why = outcome.error if outcome is not None else "not run"
+            per_image[it.id] = ImageCheck(False, f"not judged: the {path} path failed to run: {why}",
+                                          {"path": path, "error": why}, judged=False)
+            continue
         golden = goldens.get(it.id)
         if golden is None:
             per_image[it.id] = ImageCheck(warn_missing, "no golden (run: ocr-harness golden refresh --new-only --yes)",
-                                          {"missing_golden": True})
+                                          {"missing_golden": True}, judged=False)
             continue
-        comp = compare_image(golden.result, result, profile.tolerances, dict(it.fields) or None)
+        comp = compare_image(golden.result, outcome.runs[0], profile.tolerances, dict(it.fields) or None)
         comparisons[it.id] = comp
         per_image[it.id] = ImageCheck(comp.passed, comp.summary(), comp.to_dict())
     check = from_images("golden", per_image, "differ from their golden")
-    details: dict[str, Any] = {"status": status.to_dict(), "golden_set": profile.golden_name}
+    details: dict[str, Any] = {"status": status.to_dict(), "golden_set": profile.golden_name, "path": path}
     if comparisons:
         details["summary"] = summarise(comparisons).to_dict()
     summary = check.summary
@@ -57,4 +62,4 @@ def golden_check(items: Sequence[CorpusItem], current: Mapping[str, OcrResult], 
         summary += f" | likely cause: {status.likely_cause}"
     elif not check.passed:
         summary += f" | to accept deliberately: ocr-harness golden refresh --profile {profile.name} --failed"
-    return CheckResult("golden", check.passed, summary, per_image, details)
+    return CheckResult("golden", check.passed, summary, per_image, details, judged=check.judged)

@@ -1,4 +1,9 @@
-"""Check results: one record per check with a verdict per image, as the runner and reports consume them."""
+"""Check results: one record per check with a verdict per image, as the runner and reports consume them.
+
+A check that judged nothing never passes: every result says how many images (or models) it judged, and an
+image that a check could not judge (no golden under `missing_golden = "warn"`) is counted apart, never
+folded into "all clean".
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ class ImageCheck:
     passed: bool
     summary: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    judged: bool = True  # False: the check could not look at this image (a warning when passed, else a failure)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "summary": self.summary, "details": self.details}
+        return {"passed": self.passed, "summary": self.summary, "details": self.details, "judged": self.judged}
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,8 @@ class CheckResult:
     per_image: dict[str, ImageCheck] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     skipped: bool = False
+    judged: int = 0
+    unit: str = "images"  # what `judged` counts: images, or models for model-level checks
 
     def __bool__(self) -> bool:
         return self.passed
@@ -34,21 +42,34 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "skipped": self.skipped, "summary": self.summary,
-                "failed_images": self.failed_images, "details": self.details}
+                "failed_images": self.failed_images, "judged": self.judged, "unit": self.unit,
+                "details": self.details}
+
+
+def _ids(ids: list[str]) -> str:
+    ids = sorted(ids)
+    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
 
 
 def from_images(name: str, per_image: dict[str, ImageCheck], what: str, details: dict[str, Any] | None = None) -> CheckResult:
-    """A check that passes when every image passes; the summary counts failures."""
+    """A check that passes when every image passes and at least one image was judged; the summary counts
+    failures, and images not judged."""
     failed = [i for i, c in per_image.items() if not c.passed]
+    judged = sum(c.judged for c in per_image.values())
+    unjudged = [i for i, c in per_image.items() if not c.judged and c.passed]
     if failed:
-        summary = f"{len(failed)} of {len(per_image)} images {what}: " + ", ".join(sorted(failed)[:5])
-        if len(failed) > 5:
-            summary += f" and {len(failed) - 5} more"
-    elif per_image:
-        summary = f"all {len(per_image)} images clean"
+        summary = f"{len(failed)} of {len(per_image)} images {what}: " + _ids(failed)
+    elif not per_image:
+        summary = "judged nothing: no image ran"
+    elif not judged:
+        summary = f"judged nothing: {len(unjudged)} images not judged ({per_image[unjudged[0]].summary})"
+    elif unjudged:
+        summary = (f"{judged} of {len(per_image)} images judged, all clean; {len(unjudged)} not judged "
+                   f"({per_image[unjudged[0]].summary}): {_ids(unjudged)}")
     else:
-        summary = "no image to check (none ran)"
-    return CheckResult(name=name, passed=not failed, summary=summary, per_image=per_image, details=details or {})
+        summary = f"all {len(per_image)} images clean"
+    return CheckResult(name=name, passed=not failed and judged > 0, summary=summary, per_image=per_image,
+                       details=details or {}, judged=judged)
 
 
 def skipped(name: str, why: str) -> CheckResult:

@@ -71,4 +71,4 @@ def compare_paths(name: str, reference_label: str, reference: Mapping[str, Image
     if not check.passed:
         summary = check.summary + " | " + summary
     return CheckResult(name=name, passed=check.passed, summary=summary, per_image=per_image,
-                       details={"reference": reference_label, "paths": totals})
+                       details={"reference": reference_label, "paths": totals}, judged=check.judged)

@@ -7,6 +7,7 @@ normalised type and attributes, one input by slot, the parameter behind a value 
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -18,6 +19,13 @@ BN_TYPES = frozenset({"batch_norm", "sync_batch_norm"})
 # Only these change behaviour with the mode: conv2d, pool2d, softmax... also carry an `is_test` attribute
 # (an old oneDNN hint) that is False in the shipped, correct programs.
 DROPOUT_TYPES = frozenset({"dropout", "dropout_nd"})
+# Normalisations that use each sample's own statistics (no stored ones, nothing shared with batch-mates), and
+# vector norms: correct in any mode, counted but not judged further.
+PER_SAMPLE_NORM_TYPES = frozenset({"layer_norm", "group_norm", "instance_norm", "rms_norm", "p_norm", "norm",
+                                   "frobenius_norm", "squared_l2_norm", "l1_norm", "l2_normalize"})
+# Any other op type that looks like one of these (fused_bn_add_activation, fused_batch_norm_act, a new PIR
+# spelling...) is an op whose eval-mode behaviour the audit cannot vouch for: a finding, never ignored.
+LOOKS_LIKE_NORM = re.compile(r"norm|dropout|(^|_)bn(_|$)", re.IGNORECASE)
 _ADD_TYPES = frozenset({"elementwise_add", "add"})
 _RESHAPE_TYPES = frozenset({"reshape", "reshape2", "unsqueeze", "unsqueeze2", "cast"})
 _LEGACY_SLOTS = {"x": "X", "mean": "Mean", "variance": "Variance", "scale": "Scale", "bias": "Bias", "y": "Y"}

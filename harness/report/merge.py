@@ -207,7 +207,7 @@ def _agree(a: ShardRun, b: ShardRun, what: str, x: Any, y: Any, hint: str = "") 
 def _merge_check(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                  stored_goldens: Collection[str] | None) -> dict[str, Any]:
     dicts = [s.report["checks"][name] for s in shards]
-    per_image = {img["id"]: ImageCheck(c["passed"], c["summary"], c["details"])
+    per_image = {img["id"]: ImageCheck(c["passed"], c["summary"], c["details"], c.get("judged", True))
                  for img in images if (c := img["checks"].get(name)) is not None}
     if all(d["skipped"] for d in dicts) or not (per_image or name in PER_IMAGE_CHECKS):
         # Skipped, or model-level (audit, probe): what every shard says.
@@ -308,7 +308,8 @@ def _golden_details(name: str, shards: Sequence[ShardRun], details: Sequence[Map
         stack_differences=tuple(StackDifference(d["key"], d["golden"], d["current"])
                                 for d in statuses[0]["stack_differences"]),
         likely_cause=statuses[0]["likely_cause"])
-    out: dict[str, Any] = {"status": status.to_dict(), "golden_set": details[0]["golden_set"]}
+    out: dict[str, Any] = {"status": status.to_dict(), "golden_set": details[0]["golden_set"],
+                           "path": details[0]["path"]}
     comparisons = {i: _comparison(c.details) for i, c in per_image.items() if "counts" in c.details}
     if comparisons:
         out["summary"] = summarise(comparisons).to_dict()

@@ -1,0 +1,48 @@
+"""A check that judged nothing never passes; images it could not judge are counted, never "all clean"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from harness.checks.outcome import ImageCheck, from_images
+
+
+def test_judged_nothing_fails() -> None:
+    empty = from_images("repeat", {}, "not reproducible")
+    assert not empty.passed and empty.summary == "judged nothing: no image ran" and empty.judged == 0
+    unjudged = from_images("golden", {"a": ImageCheck(True, "no golden", judged=False)}, "differ")
+    assert not unjudged.passed and unjudged.summary.startswith("judged nothing: 1 images not judged (no golden")
+
+
+def test_unjudged_images_are_counted_apart() -> None:
+    per_image = {"a": ImageCheck(True, "ok"), "b": ImageCheck(True, "no golden", judged=False),
+                 "c": ImageCheck(True, "ok")}
+    check = from_images("golden", per_image, "differ")
+    assert check.passed and check.judged == 2
+    assert check.summary == "2 of 3 images judged, all clean; 1 not judged (no golden): b"
+    assert check.to_dict()["judged"] == 2 and check.to_dict()["unit"] == "images"
+
+
+def test_all_judged_and_clean_and_failures() -> None:
+    assert from_images("x", {"a": ImageCheck(True)}, "bad").summary == "all 1 images clean"
+    failed = from_images("x", {"a": ImageCheck(False), "b": ImageCheck(True)}, "bad")
+    assert not failed.passed and failed.summary == "1 of 2 images bad: a" and failed.failed_images == ["a"]
+
+
+@pytest.mark.slow
+def test_bn_drift_with_no_readable_image_fails(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "slip.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    config = tmp_path / "harness.toml"
+    config.write_text(f'[profiles.t]\ncorpus = "{corpus.as_posix()}"\n[profiles.t.checks]\ngoldens = false\n'
+                      "audit = false\nbn_drift = true\n", encoding="utf-8")
+    out = tmp_path / "out"
+    res = run_cli(["run", "--config", str(config), "--profile", "t", "--out", str(out)], out=out)
+    assert res.returncode == 1, res.stderr[-2000:]
+    check = res.report["checks"]["bn_drift"]
+    assert not check["passed"] and not check["skipped"]
+    assert check["summary"] == "judged nothing: no readable image to measure"
