@@ -139,6 +139,13 @@ class Profile:
     # key-field value (amount, account, date) fails whatever they say.
     batch_tolerances: Tolerances = field(default_factory=Tolerances)
 
+    def golden_engine(self) -> EngineSettings:
+        """The engine the goldens are made and compared on: recognition batch 1 when `golden_path = "bs1"`.
+        Refresh, run, status and the pytest plugin all record and compare this engine's stack."""
+        if self.checks.golden_path == "bs1":
+            return dataclasses.replace(self.engine, rec_batch_size=1)
+        return self.engine
+
     def validate(self) -> None:
         where = f"profiles.{self.name}"
         _require(self.workers >= 1, f"{where}.workers", "must be >= 1")

@@ -19,7 +19,7 @@ from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.outcome import CheckResult, skipped
 from harness.checks.paths import compare_paths
 from harness.config import Profile
-from harness.corpus.loader import read_image
+from harness.corpus.loader import content_sha256, read_image
 from harness.environment import stack
 from harness.errors import ImageError
 from harness.golden.status import golden_status
@@ -178,10 +178,11 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
         goldens = preload(store, [it.id for it in p.items])
 
         def golden_hook(p: RunPlan, state: RunState) -> None:
+            hashes = {it.id: content_sha256(it) for it in p.items}
             status = golden_status(store, [it.id for it in p.items], p.corpus.selection_is_complete and p.shard is None,
-                                   stack(p.profile.engine, p.dirs.file_hashes()))
+                                   stack(p.profile.golden_engine(), p.dirs.file_hashes()), image_sha256=hashes)
             state.checks["golden"] = golden_check(p.items, golden_path(p, state), p.profile.checks.golden_path, goldens,
-                                                  p.profile, status)
+                                                  p.profile, status, hashes)
 
     def finish(p: RunPlan, state: RunState) -> None:
         for name in ("golden", "batch_paths", "variations", "audit", "probe", "bn_drift"):

@@ -16,7 +16,6 @@ A thin shell, like syrupy's: options, one session fixture, one parametrising hoo
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import pytest
 from harness.checks.determinism import first_divergence
 from harness.checks.golden_check import open_store, preload
 from harness.config import Profile, find_config, load_profile
-from harness.corpus.loader import CorpusItem, load_corpus
+from harness.corpus.loader import CorpusItem, content_sha256, load_corpus
 from harness.environment import stack
 from harness.errors import UserError
 from harness.golden.compare import ImageComparison, compare_image
@@ -104,9 +103,7 @@ class GoldenRegression:
         self.items: dict[str, CorpusItem] = {it.id: it for it in self.plan.items}
         self.store = open_store(profile, base)
         self.goldens: dict[str, Golden] = preload(self.store, list(self.items))
-        engine = profile.engine
-        if profile.checks.golden_path == "bs1":
-            engine = dataclasses.replace(engine, rec_batch_size=1)
+        engine = profile.golden_engine()
         self.engine = engine
         # A golden is only as good as its reproducibility: regenerating repeats like `golden refresh` does.
         self.repeats = max(2, profile.checks.repeats) if options.regen else 1
@@ -159,7 +156,7 @@ class GoldenRegression:
         current = {item.id: outcome.runs[0]}
         reproducible = all(first_divergence(outcome.runs[0], r) is None for r in outcome.runs[1:])
         refresh = plan_refresh(self.store, current, mode, self.profile.tolerances, {item.id: reproducible},
-                               image_sha256={item.id: item.sha256} if item.sha256 else {},
+                               image_sha256={item.id: sha} if (sha := content_sha256(item)) else {},
                                key_texts={item.id: dict(item.fields)} if item.fields else {})
         (entry,) = refresh.items
         if entry.action == "refused":

@@ -12,7 +12,8 @@ import pytest
 from harness.config import Tolerances
 from harness.errors import UserError
 from harness.golden.refresh import apply_refresh, plan_refresh
-from harness.golden.store import Golden, GoldenStore, dumps_golden, loads_golden
+from harness.golden.status import golden_status
+from harness.golden.store import Golden, GoldenMeta, GoldenStore, dumps_golden, loads_golden, stack_id
 from harness.results import Line, OcrResult
 
 STACK: dict[str, Any] = {"paddle": "3.2.2", "cpu": {"isa_flags": ["avx2"]}}
@@ -86,8 +87,9 @@ def test_apply_writes_only_what_changed(store: GoldenStore) -> None:
     plan = plan_refresh(store, cur, "failed", Tolerances(), dict.fromkeys(cur, True))
     written = apply_refresh(plan, store, {**STACK, "paddle": "3.3.1"}, now=clock(2))
     assert written == ("broken", "nested/new")
-    assert store.load("broken") == Golden(cur["broken"])
-    assert store.load("drift") == Golden(slip("drift"))  # kept: within tolerance
+    new_id = stack_id({**STACK, "paddle": "3.3.1"})
+    assert store.load("broken") == Golden(cur["broken"], stack_id=new_id)
+    assert store.load("drift") == Golden(slip("drift"), stack_id=stack_id(STACK))  # kept: within tolerance
     assert store.path_for("same").stat().st_mtime_ns == same_before
     meta = store.meta()
     assert meta is not None and meta.stack["paddle"] == "3.3.1"
@@ -131,7 +133,42 @@ def test_forced_refresh_records_the_reason(store: GoldenStore) -> None:
     forced = meta.forced_refreshes[0]
     assert (forced.reason, forced.time, forced.ids) == ("scanner noise on line 2, see #41", "2025-01-03T12:00:00Z",
                                                         ("broken",))
-    assert store.load("broken") == Golden(cur["broken"])
+    assert store.load("broken") == Golden(cur["broken"], stack_id=stack_id(STACK))
+
+
+def test_partial_refresh_restamps_only_what_it_rewrote(store: GoldenStore) -> None:
+    new_stack = {**STACK, "paddle": "3.3.1"}
+    plan = plan_refresh(store, {"broken": current()["broken"]}, "all", Tolerances(), {"broken": True})
+    apply_refresh(plan, store, new_stack)
+    meta = store.meta()
+    assert meta is not None
+    assert meta.stack_of(store.load("broken"))["paddle"] == "3.3.1"
+    assert meta.stack_of(store.load("same"))["paddle"] == "3.2.2"  # not rewritten: still the stack that made it
+    assert set(meta.stacks) == {stack_id(STACK), stack_id(new_stack)}
+    status = golden_status(store, ["broken"], False, new_stack)
+    assert status.stack_matches and status.stack_groups == ((stack_id(new_stack), 1),)
+    status = golden_status(store, ["broken", "same"], False, new_stack)
+    assert [(d.key, d.golden, d.current) for d in status.stack_differences] == [("paddle", "3.2.2", "3.3.1")]
+    assert len(status.stack_groups) == 2 and "goldens made on 2 stacks" in status.summary()
+
+
+def test_partial_refresh_of_a_legacy_set_keeps_its_stack(tmp_path: Path) -> None:
+    """Goldens written before per-golden stacks name none: `_meta.json`'s `stack` stays theirs."""
+    store = GoldenStore(tmp_path, "p")
+    store.write_meta(GoldenMeta("p", STACK, "0.1.0", "2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z"))
+    for i in ("a", "b"):
+        store.write(Golden(slip(i)))
+    new_stack = {**STACK, "paddle": "3.3.1"}
+    apply_refresh(plan_refresh(store, {"a": slip("a", amount="¥9.99")}, "all", Tolerances(), {"a": True}), store,
+                  new_stack)
+    meta = store.meta()
+    assert meta is not None and meta.stack == STACK and store.load("b").stack_id is None
+    assert meta.stack_of(store.load("a")) == new_stack and meta.stack_of(store.load("b")) == STACK
+    # Once no legacy golden is left, `stack` moves on.
+    apply_refresh(plan_refresh(store, {"b": slip("b", amount="¥9.99")}, "all", Tolerances(), {"b": True}), store,
+                  new_stack)
+    meta = store.meta()
+    assert meta is not None and meta.stack == new_stack and set(meta.stacks) == {stack_id(new_stack)}
 
 
 def test_image_hashes_are_stored_and_kept(store: GoldenStore) -> None:
@@ -149,7 +186,8 @@ def test_interrupted_refresh_leaves_every_file_old_or_new(store: GoldenStore, mo
     apply_refresh(plan_refresh(store, olds, "all", Tolerances(), dict.fromkeys(ids, True)), store, STACK)
     old_bytes = {i: store.path_for(i).read_bytes() for i in ids}
     news = {i: slip(i, amount="¥9.99", dy=3) for i in ids}
-    new_bytes = {i: dumps_golden(Golden(news[i])).encode() for i in ids}
+    new_stack = {**STACK, "paddle": "3.3.1"}  # a refresh on another stack: each golden must keep naming its own
+    new_bytes = {i: dumps_golden(Golden(news[i], stack_id=stack_id(new_stack))).encode() for i in ids}
     plan = plan_refresh(store, news, "all", Tolerances(), dict.fromkeys(ids, True))
     assert len(plan.to_write) == len(ids)
 
@@ -164,7 +202,7 @@ def test_interrupted_refresh_leaves_every_file_old_or_new(store: GoldenStore, mo
 
     monkeypatch.setattr(os, "replace", flaky_replace)
     with pytest.raises(OSError, match="injected failure"):
-        apply_refresh(plan, store, STACK)
+        apply_refresh(plan, store, new_stack)
     monkeypatch.setattr(os, "replace", real_replace)
 
     states = []
@@ -174,9 +212,14 @@ def test_interrupted_refresh_leaves_every_file_old_or_new(store: GoldenStore, mo
         assert data in (old_bytes[i], new_bytes[i])
         states.append("new" if data == new_bytes[i] else "old")
     assert states == ["new", "new", "old", "old", "old", "old"]
+    # _meta.json is consistent with every file: each golden's stack is in its table, old ones on the old stack.
+    meta = GoldenStore(store.directory.parent, store.profile).meta()
+    assert meta is not None
+    made_on = [meta.stack_of(loads_golden(store.path_for(i).read_text("utf-8"), i)) for i in ids]
+    assert [m["paddle"] if m else None for m in made_on] == ["3.3.1", "3.3.1", "3.2.2", "3.2.2", "3.2.2", "3.2.2"]
     assert not [p for p in store.directory.rglob(".*")]  # no temp files left behind
     # Re-running the same refresh finishes the job.
-    apply_refresh(plan_refresh(store, news, "all", Tolerances(), dict.fromkeys(ids, True)), store, STACK)
+    apply_refresh(plan_refresh(store, news, "all", Tolerances(), dict.fromkeys(ids, True)), store, new_stack)
     assert all(store.path_for(i).read_bytes() == new_bytes[i] for i in ids)
 
 

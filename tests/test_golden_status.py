@@ -87,7 +87,9 @@ def test_model_and_settings_changes_are_told_apart() -> None:
     now = stack(models__det_sha256="ffff", profile_settings_sha256="s2")
     cause = likely_cause(stack_differences(GOLDEN_STACK, now))
     assert cause is not None
-    assert cause.startswith("the model files differ from those the goldens were made with (models.det_sha256)")
+    # The most specific cause first: which file changed, old -> new hash, before "settings changed".
+    assert cause.startswith("model files changed since the goldens were made (det_sha256 49ee -> ffff)"), cause
+    assert cause.index("det_sha256") < cause.index("profile settings")
     assert "the profile settings changed since the goldens were made (profile_settings_sha256)" in cause
     assert "may come from the stack" not in cause
 

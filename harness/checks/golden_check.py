@@ -32,7 +32,8 @@ def preload(store: GoldenStore, ids: Sequence[str]) -> dict[str, Golden]:
 
 
 def golden_check(items: Sequence[CorpusItem], outcomes: Mapping[str, ImageOutcome], path: str,
-                 goldens: Mapping[str, Golden], profile: Profile, status: GoldenStatus) -> CheckResult:
+                 goldens: Mapping[str, Golden], profile: Profile, status: GoldenStatus,
+                 image_sha256: Mapping[str, str | None] | None = None) -> CheckResult:
     """`outcomes` come from the path the goldens were made on (`path`: profile or bs1). An image that did not
     run on that path fails here too: its golden was not met, whatever the other paths did."""
     per_image: dict[str, ImageCheck] = {}
@@ -52,6 +53,15 @@ def golden_check(items: Sequence[CorpusItem], outcomes: Mapping[str, ImageOutcom
             continue
         comp = compare_image(golden.result, outcome.runs[0], profile.tolerances, dict(it.fields) or None)
         comparisons[it.id] = comp
+        now = (image_sha256 or {}).get(it.id)
+        if golden.image_sha256 and now and now != golden.image_sha256:
+            # The golden describes other bytes: whatever the lines say, it no longer vouches for this image.
+            note = (f"{it.id}: FAIL image changed since its golden was made (sha256 {golden.image_sha256[:12]} -> "
+                    f"{now[:12]}); refresh its golden if the new image is intended")
+            per_image[it.id] = ImageCheck(False, f"{note} | {comp.summary()}",
+                                          {**comp.to_dict(), "image_changed": {"golden": golden.image_sha256,
+                                                                                "current": now}})
+            continue
         per_image[it.id] = ImageCheck(comp.passed, comp.summary(), comp.to_dict())
     check = from_images("golden", per_image, "differ from their golden")
     details: dict[str, Any] = {"status": status.to_dict(), "golden_set": profile.golden_name, "path": path}

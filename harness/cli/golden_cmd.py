@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from harness import atomic
 from harness.checks.determinism import first_divergence
 from harness.checks.golden_check import open_store, preload
 from harness.cli.run_cmd import add_profile_args, resolve_profile
+from harness.corpus.loader import content_sha256
 from harness.environment import stack
 from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.golden.refresh import apply_refresh, plan_refresh
@@ -42,17 +42,20 @@ def status(args: argparse.Namespace) -> int:
     store = open_store(profile, base)
     preload(store, [it.id for it in p.items])  # a corrupt golden is exit 2 here too
     st = golden_status(store, [it.id for it in p.items], p.corpus.selection_is_complete,
-                       stack(profile.engine, p.dirs.file_hashes()))
+                       stack(profile.golden_engine(), p.dirs.file_hashes()),
+                       image_sha256={it.id: content_sha256(it) for it in p.items})
     print(st.summary())
     for image_id in st.missing:
         print(f"  missing   {image_id}")
     for image_id in st.orphaned:
         print(f"  orphaned  {image_id}  ({store.path_for(image_id)})")
+    for image_id in st.changed_images:
+        print(f"  changed   {image_id}: image changed since its golden was made")
     for diff in st.stack_differences:
         print(f"  stack     {diff.key}: golden {diff.golden!r} -> current {diff.current!r}")
     if st.likely_cause:
         print(f"  note      {st.likely_cause}")
-    return EXIT_OK if not st.missing and not st.orphaned else EXIT_REGRESSION
+    return EXIT_OK if not (st.missing or st.orphaned or st.changed_images) else EXIT_REGRESSION
 
 
 def refresh(args: argparse.Namespace) -> int:
@@ -63,9 +66,7 @@ def refresh(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     store = open_store(profile, base)
     preload(store, [it.id for it in p.items])
-    engine = profile.engine
-    if profile.checks.golden_path == "bs1":
-        engine = dataclasses.replace(engine, rec_batch_size=1)
+    engine = profile.golden_engine()
     repeats = max(2, profile.checks.repeats)  # a golden is only as good as its reproducibility
     outcomes = infer_all(p, engine, "refresh", repeats, profile.workers, terminal_progress())
     current = {i: o.runs[0] for i, o in outcomes.items() if o.ok}
@@ -76,7 +77,7 @@ def refresh(args: argparse.Namespace) -> int:
             print(f"  error     {i}: {o.error}")
     items = {it.id: it for it in p.items}
     refresh_plan = plan_refresh(store, current, args.mode, profile.tolerances, reproducible,
-                                image_sha256={i: items[i].sha256 for i in current if items[i].sha256},
+                                image_sha256={i: sha for i in current if (sha := content_sha256(items[i]))},
                                 key_texts={i: dict(items[i].fields) for i in current if items[i].fields})
     review = refresh_plan.to_markdown()
     atomic.write_text(args.out / "golden-review.md", review)

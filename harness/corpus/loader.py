@@ -7,6 +7,7 @@ recorded on the item: that image fails, the run goes on. Nothing is skipped sile
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,17 @@ class _Scan:
     has_manifest: bool
     subsets: dict[str, tuple[str, ...]]
     errors: tuple[str, ...]  # corpus-level: the manifest's malformed lines
+
+
+def content_sha256(item: CorpusItem) -> str | None:
+    """The image's sha256: the manifest's (reading verifies the file against it) or the file's own; None when
+    the file cannot be read (that image fails elsewhere)."""
+    if item.sha256:
+        return item.sha256
+    try:
+        return hashlib.sha256(item.path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _unsafe_id(item_id: str) -> str | None:

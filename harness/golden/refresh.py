@@ -8,7 +8,7 @@ the caller gives a reason, which is then recorded in `_meta.json` next to the id
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -16,7 +16,7 @@ from harness import __version__
 from harness.config import Tolerances
 from harness.errors import UserError
 from harness.golden.compare import ImageComparison, compare_image
-from harness.golden.store import ForcedRefresh, Golden, GoldenMeta, GoldenStore, dumps_golden
+from harness.golden.store import ForcedRefresh, Golden, GoldenMeta, GoldenStore, dumps_golden, stack_id
 from harness.results import OcrResult
 
 RefreshMode = Literal["new-only", "failed", "all"]
@@ -158,7 +158,7 @@ def plan_refresh(
         if old is None:
             items.append(_gate(RefreshItem(image_id, "new", golden, None, None), reproducible))
             continue
-        if dumps_golden(old) == dumps_golden(golden):
+        if dumps_golden(replace(old, stack_id=None)) == dumps_golden(golden):  # same bits: keeps its stack stamp
             items.append(RefreshItem(image_id, "unchanged", golden, old, None))
             continue
         comp = compare_image(old.result, result, tol, (key_texts or {}).get(image_id))
@@ -223,16 +223,23 @@ def apply_refresh(
     if forced:
         assert force_reason is not None
         history = (*history, ForcedRefresh(force_reason.strip(), stamp, tuple(item.image_id for item in forced)))
-    store.write_meta(GoldenMeta(
-        profile=store.profile,
-        stack=dict(stack),
-        harness_version=__version__,
-        created=old_meta.created if old_meta else stamp,
-        updated=stamp,
-        forced_refreshes=history,
-    ))
+    new_id = stack_id(stack)
+    stacks = {**(old_meta.stacks if old_meta else {}), new_id: dict(stack)}
+    # `stack` belongs to the goldens that name no stack (written before stacks were recorded per golden): it
+    # moves to the new stack only once no such golden is left, so a partial refresh re-stamps nothing else.
+    written = {item.image_id for item in writes}
+    legacy_left = old_meta is not None and any(
+        g.stack_id is None for g in store.load_all() if g.image_id not in written)
+    base = GoldenMeta(profile=store.profile, stack=dict(old_meta.stack) if legacy_left and old_meta else dict(stack),
+                      harness_version=__version__, created=old_meta.created if old_meta else stamp, updated=stamp,
+                      forced_refreshes=history, stacks=stacks)
+    # Ordered so that an interruption anywhere leaves a consistent set: every golden is old or new and the
+    # stack it names is in _meta.json. The table gains the new stack first, and sheds unnamed stacks last.
+    store.write_meta(replace(base, stack=dict(old_meta.stack)) if old_meta else base)
     for item in writes:
-        store.write(item.golden)
+        store.write(replace(item.golden, stack_id=new_id))
+    named = {g.stack_id for g in store.load_all()}
+    store.write_meta(replace(base, stacks={k: v for k, v in stacks.items() if k in named}))
     return tuple(item.image_id for item in writes)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.golden.store import GoldenStore
+from harness.golden.store import GoldenStore, stack_id
 
 # Highest first; a flag matches a level when it starts with the level's name (avx512f -> avx512).
 _ISA_LEVELS = ("amx", "avx512", "avx2", "avx", "sse4_2", "sse4.2", "sse4_1", "sse4.1")
@@ -63,6 +63,8 @@ class GoldenStatus:
     has_meta: bool
     stack_differences: tuple[StackDifference, ...]
     likely_cause: str | None
+    changed_images: tuple[str, ...] = ()  # selected images whose bytes differ from those their golden was made on
+    stack_groups: tuple[tuple[str, int], ...] = ()  # (stack id, selected goldens made on it)
 
     @property
     def stack_matches(self) -> bool:
@@ -74,6 +76,10 @@ class GoldenStatus:
             parts.append(f"{len(self.orphaned)} orphaned")
         else:
             parts.append("orphans not judged (partial selection)")
+        if self.changed_images:
+            parts.append(f"{len(self.changed_images)} images changed since their golden was made")
+        if len(self.stack_groups) > 1:
+            parts.append(f"goldens made on {len(self.stack_groups)} stacks")
         if self.stack_differences:
             parts.append(f"stack differs in {', '.join(d.key for d in self.stack_differences)}")
         elif not self.has_meta:
@@ -90,6 +96,8 @@ class GoldenStatus:
             "has_meta": self.has_meta,
             "stack_differences": [d.to_dict() for d in self.stack_differences],
             "likely_cause": self.likely_cause,
+            "changed_images": list(self.changed_images),
+            "stacks": dict(self.stack_groups),
             "summary": self.summary(),
         }
 
@@ -101,23 +109,48 @@ def golden_status(
     current_stack: Mapping[str, Any],
     *,
     ignore_keys: Collection[str] = (),
+    image_sha256: Mapping[str, str | None] | None = None,
 ) -> GoldenStatus:
-    """`image_ids`: the images this run selected. `ignore_keys`: dotted stack keys not to compare."""
+    """`image_ids`: the images this run selected. `ignore_keys`: dotted stack keys not to compare.
+    `image_sha256`: the selected images' current hashes, to name images replaced since their golden.
+
+    Each golden is judged against the stack that made it (goldens name their stack), so a set refreshed in
+    parts on two stacks reports the differences of each part."""
     meta = store.meta()
     stored = set(store.ids())
     selected = sorted(set(image_ids))
     missing = tuple(i for i in selected if i not in stored)
     orphaned = tuple(sorted(stored - set(selected))) if selection_is_complete else ()
-    diffs: tuple[StackDifference, ...] = ()
-    if meta is not None:
-        diffs = stack_differences(meta.stack, current_stack, ignore_keys)
+    diffs: dict[str, StackDifference] = {}
+    groups: dict[str, int] = {}
+    changed = []
+    for image_id in selected:
+        golden = store.load(image_id) if image_id in stored else None
+        if golden is None:
+            continue
+        now = (image_sha256 or {}).get(image_id)
+        if golden.image_sha256 and now and now != golden.image_sha256:
+            changed.append(image_id)
+        if meta is None:
+            continue
+        made_on = meta.stack_of(golden)
+        sid = golden.stack_id or stack_id(meta.stack)
+        if sid not in groups:
+            found = (stack_differences(made_on, current_stack, ignore_keys) if made_on is not None else
+                     (StackDifference("stack", sid, "(not in _meta.json)"),))
+            for d in found:
+                diffs.setdefault(d.key, d)
+        groups[sid] = groups.get(sid, 0) + 1
+    if meta is not None and not groups:
+        diffs = {d.key: d for d in stack_differences(meta.stack, current_stack, ignore_keys)}
+    found_diffs = tuple(diffs[k] for k in sorted(diffs))
     if meta is None:
         cause = (f"{store.meta_path.name} is missing: the stack that made these goldens is unknown"
                  if stored else None)
     else:
-        cause = likely_cause(diffs)
+        cause = likely_cause(found_diffs)
     return GoldenStatus(store.profile, len(selected), missing, orphaned, selection_is_complete,
-                        meta is not None, diffs, cause)
+                        meta is not None, found_diffs, cause, tuple(changed), tuple(sorted(groups.items())))
 
 
 def stack_differences(
@@ -145,10 +178,12 @@ def likely_cause(diffs: Sequence[StackDifference]) -> str | None:
         return None
     sentences = []
     models = [d for d in diffs if d.category == "model"]
-    if models:
+    if models:  # the most specific cause first, with the hashes that prove it
+        changed = ", ".join(f"{d.key.removeprefix('models.')} {_short(d.golden)} -> {_short(d.current)}"
+                            for d in models)
         sentences.append(
-            f"the model files differ from those the goldens were made with ({', '.join(d.key for d in models)}): "
-            "differences are expected from the model itself; refresh the goldens if the new model is intended"
+            f"model files changed since the goldens were made ({changed}): differences are expected from the "
+            "model itself; refresh the goldens if the new model is intended"
         )
     settings = [d for d in diffs if d.category == "settings"]
     if settings:
@@ -164,6 +199,10 @@ def likely_cause(diffs: Sequence[StackDifference]) -> str | None:
             f"goldens were made {before}; this run is {after}: differences may come from the stack, not the model"
         )
     return "; ".join(sentences) + "."
+
+
+def _short(value: Any) -> str:
+    return "(none)" if value is None else str(value)[:12]
 
 
 def _describe(diffs: Sequence[StackDifference], *, golden_side: bool) -> tuple[str, str]:

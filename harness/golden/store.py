@@ -1,5 +1,9 @@
 """Golden files on disk: `<root>/<profile>/<image-id>.json` plus `<root>/<profile>/_meta.json`.
 
+Each golden names the stack that made it (`stack`: a short id into `_meta.json`'s `stacks` table), so a
+partial refresh on another stack re-stamps only the goldens it rewrote. Goldens written before stack ids
+existed carry none and belong to `_meta.json`'s `stack`, which is otherwise the stack of the latest refresh.
+
 One golden per image, written so that `git diff` of a refresh reads like a changelog: sorted keys, one JSON
 line per text line, floats in shortest round-trip form (`repr`), UTF-8 unescaped, trailing newline. Loading is
 strict: a hand-edited file that is not valid, not this schema or not this profile ends as a `UserError`
@@ -9,6 +13,7 @@ so an interrupted refresh leaves each file either old or new.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,8 +29,14 @@ META_NAME = "_meta.json"
 SUFFIX = ".json"
 
 _LINE_KEYS = {"text", "score", "poly"}
-_GOLDEN_KEYS = {"schema_version", "image_id", "width", "height", "lines", "image_sha256"}
-_GOLDEN_REQUIRED = _GOLDEN_KEYS - {"image_sha256"}
+_GOLDEN_KEYS = {"schema_version", "image_id", "width", "height", "lines", "image_sha256", "stack"}
+_GOLDEN_REQUIRED = _GOLDEN_KEYS - {"image_sha256", "stack"}
+_META_KEYS = {"schema_version", "profile", "stack", "harness_version", "created", "updated", "forced_refreshes"}
+
+
+def stack_id(stack: Mapping[str, Any]) -> str:
+    """A short, stable name for a stack record: the first 12 hex digits of its canonical JSON's sha256."""
+    return hashlib.sha256(canonical_json(dict(stack)).encode("utf-8")).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,7 @@ class Golden:
 
     result: OcrResult
     image_sha256: str | None = None
+    stack_id: str | None = None  # key into GoldenMeta.stacks; None: written before stacks were recorded per golden
 
     @property
     def image_id(self) -> str:
@@ -62,12 +74,20 @@ class GoldenMeta:
     created: str
     updated: str
     forced_refreshes: tuple[ForcedRefresh, ...] = field(default=())
+    stacks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def stack_of(self, golden: Golden) -> Mapping[str, Any] | None:
+        """The stack that made `golden`; None when its id is not in the table (an inconsistent set)."""
+        if golden.stack_id is None:
+            return self.stack
+        return self.stacks.get(golden.stack_id)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
             "profile": self.profile,
             "stack": dict(self.stack),
+            "stacks": {k: dict(v) for k, v in sorted(self.stacks.items())},
             "harness_version": self.harness_version,
             "created": self.created,
             "updated": self.updated,
@@ -88,6 +108,8 @@ def dumps_golden(golden: Golden) -> str:
     }
     if golden.image_sha256 is not None:
         top["image_sha256"] = golden.image_sha256
+    if golden.stack_id is not None:
+        top["stack"] = golden.stack_id
     rows = [_one_line(_line_dict(line)) for line in golden.result.lines]
     parts = []
     for key in sorted([*top, "lines"]):
@@ -124,8 +146,11 @@ def loads_golden(text: str, source: str) -> Golden:
     lines_raw = raw["lines"]
     if not isinstance(lines_raw, list):
         raise UserError(f"{source}: lines: expected a list, got {_kind(lines_raw)}")
+    sid = raw.get("stack")
+    if sid is not None and not isinstance(sid, str):
+        raise UserError(f"{source}: stack: expected a stack id string, got {_kind(sid)}")
     lines = tuple(_parse_line(item, f"lines[{i}]", source) for i, item in enumerate(lines_raw))
-    return Golden(OcrResult(image_id, width, height, lines), sha)
+    return Golden(OcrResult(image_id, width, height, lines), sha, sid)
 
 
 def _parse_line(item: Any, where: str, source: str) -> Line:
@@ -193,8 +218,7 @@ def loads_meta(text: str, source: str) -> GoldenMeta:
     if not isinstance(raw, dict):
         raise UserError(f"{source}: expected a JSON object at the top level, got {_kind(raw)}")
     _check_schema(raw, source)
-    keys = {"schema_version", "profile", "stack", "harness_version", "created", "updated", "forced_refreshes"}
-    _check_keys(raw, keys, keys, "", source)
+    _check_keys(raw, _META_KEYS | {"stacks"}, _META_KEYS, "", source)
     for key in ("profile", "harness_version", "created", "updated"):
         _typed(raw, key, str, "", source)
     _typed(raw, "stack", dict, "", source)
@@ -210,8 +234,11 @@ def loads_meta(text: str, source: str) -> GoldenMeta:
             raise UserError(f"{source}: {where}ids: expected a list of image ids")
         reason = _typed(item, "reason", str, where, source)
         forced.append(ForcedRefresh(reason, _typed(item, "time", str, where, source), tuple(ids)))
+    stacks = raw.get("stacks", {})
+    if not isinstance(stacks, dict) or not all(isinstance(v, dict) for v in stacks.values()):
+        raise UserError(f"{source}: stacks: expected an object of stack records")
     return GoldenMeta(raw["profile"], raw["stack"], raw["harness_version"], raw["created"], raw["updated"],
-                      tuple(forced))
+                      tuple(forced), stacks)
 
 
 # ---------------------------------------------------------------------------------------------- ids and paths

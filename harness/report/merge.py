@@ -43,7 +43,7 @@ from harness.config import find_config
 from harness.corpus.loader import read_image
 from harness.errors import ImageError, UserError
 from harness.golden.compare import ImageComparison, LineDiff, RequiredTolerances
-from harness.golden.status import GoldenStatus, StackDifference, stack_differences
+from harness.golden.status import GoldenStatus, StackDifference, likely_cause, stack_differences
 from harness.golden.store import GoldenStore
 from harness.golden.summary import summarise
 from harness.metrics import ImageAccuracy, corpus_accuracy
@@ -295,19 +295,27 @@ def _paths_tail(details: Mapping[str, Any], shard_summary: str) -> str:
 def _golden_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
                     per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
     statuses = [d["status"] for d in details]
-    facts = ("profile", "has_meta", "stack_differences", "likely_cause")
+    facts = ("profile", "has_meta")
     for s, st in zip(shards, statuses):
         _agree(shards[0], s, "golden status", {k: statuses[0][k] for k in facts}, {k: st[k] for k in facts})
     ids = {img["id"] for s in shards for img in s.report["images"]}
     judged = stored_goldens is not None
+    # Each shard judged its goldens against the stacks that made them: the union, in key order.
+    by_key = {d["key"]: StackDifference(d["key"], d["golden"], d["current"])
+              for st in statuses for d in st["stack_differences"]}
+    diffs = tuple(by_key[k] for k in sorted(by_key))
+    groups: dict[str, int] = {}
+    for st in statuses:
+        for sid, n in st.get("stacks", {}).items():
+            groups[sid] = groups.get(sid, 0) + n
     status = GoldenStatus(
         profile=statuses[0]["profile"], selected=len(ids),
         missing=tuple(sorted({i for st in statuses for i in st["missing"]})),
         orphaned=tuple(sorted(set(stored_goldens) - ids)) if stored_goldens is not None else (),
         orphans_judged=judged, has_meta=statuses[0]["has_meta"],
-        stack_differences=tuple(StackDifference(d["key"], d["golden"], d["current"])
-                                for d in statuses[0]["stack_differences"]),
-        likely_cause=statuses[0]["likely_cause"])
+        stack_differences=diffs, likely_cause=likely_cause(diffs) if statuses[0]["has_meta"] else statuses[0]["likely_cause"],
+        changed_images=tuple(sorted({i for st in statuses for i in st.get("changed_images", [])})),
+        stack_groups=tuple(sorted(groups.items())))
     out: dict[str, Any] = {"status": status.to_dict(), "golden_set": details[0]["golden_set"],
                            "path": details[0]["path"]}
     comparisons = {i: _comparison(c.details) for i, c in per_image.items() if "counts" in c.details}
