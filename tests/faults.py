@@ -96,3 +96,25 @@ class Bs1AbortingEngine(OcrEngine):
         if self.settings.rec_batch_size == 1 and set(image_ids) & set(os.environ.get("FAULT_IDS", "").split(",")):
             os.abort()
         return super().predict(images, image_ids)
+
+
+class ProcessStateEngine(OcrEngine):
+    """Real inference, plus hidden state that outlives the process (as an on-disk cache would): the first
+    process to start marks FAULT_STATE; every later process nudges the first line's score by 1e-7. Repeats
+    inside one process stay identical, so only a fresh process shows it."""
+
+    def __init__(self, settings: object, dirs: object) -> None:
+        super().__init__(settings, dirs)  # type: ignore[arg-type]
+        marker = os.environ["FAULT_STATE"]
+        try:
+            with open(marker, "x"):
+                self.later = False
+        except FileExistsError:
+            self.later = True
+
+    def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
+        results = super().predict(images, image_ids)
+        if not self.later:
+            return results
+        return [dataclasses.replace(r, lines=(dataclasses.replace(r.lines[0], score=r.lines[0].score + 1e-7),
+                                              *r.lines[1:])) if r.lines else r for r in results]

@@ -207,6 +207,18 @@ def test_perturbed_repeat_is_caught_and_named(tmp_path: Path, field: str) -> Non
     assert div["delta"] > 0
 
 
+def test_state_that_outlives_the_process_is_caught_by_cross_process(tmp_path: Path) -> None:
+    config = fault_config(tmp_path, "faults:ProcessStateEngine", repeats=2, cross_process=True, audit=False,
+                          goldens=False)
+    res = run_t(tmp_path, config, "--id", "slip_0008", env={"FAULT_STATE": str(tmp_path / "state")})
+    assert res.returncode == 1, res.stderr[-2000:]
+    checks = res.report["checks"]
+    assert checks["repeat"]["passed"] and checks["repeat"]["judged"] == 1  # identical inside one process
+    assert checks["cross_process"]["failed_images"] == ["slip_0008"]
+    div = res.report["images"][0]["checks"]["cross_process"]["details"]["first_divergence"]
+    assert (div["line"], div["field"]) == (0, "score") and 0 < div["delta"] < 1e-6
+
+
 def test_input_mutation_is_caught(tmp_path: Path) -> None:
     config = fault_config(tmp_path, "faults:MutatingEngine", repeats=1)
     res = run_t(tmp_path, config, "--id", "slip_0010")
