@@ -98,6 +98,9 @@ class CheckSettings:
     golden_path: str = "profile"  # which path the goldens use: profile | bs1
     variations: bool = False  # oneDNN on/off and thread counts, judged by the golden tolerances
     variation_threads: tuple[int, ...] = (1,)
+    # 0: every image. N: variations, several-per-call batching and the fresh process (properties of the stack)
+    # run on a deterministic stratified sample of N images covering every template x tag (harness.sampling).
+    stack_sample: int = 0
     audit: bool = True  # static eval-mode / BN audit of the model dirs
     audit_min_variance: float = 1e-6
     probe: bool = False  # behavioural batch-independence probe on the raw models
@@ -115,6 +118,7 @@ class CheckSettings:
         _require(self.audit_min_variance >= 0, f"{where}.audit_min_variance", "must be >= 0")
         _require(self.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
         _require(self.bn_drift_images >= 1, f"{where}.bn_drift_images", "must be >= 1")
+        _require(self.stack_sample >= 0, f"{where}.stack_sample", "must be >= 0 (0: every image)")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from harness.errors import ImageError
 from harness.golden.status import golden_status
 from harness.golden.store import Golden
 from harness.results import OcrResult, canonical_line
-from harness.runner import RunPlan, RunState, execute, infer_all, infer_together, plan, terminal_progress
+from harness.runner import (RunPlan, RunState, execute, infer_all, infer_together, plan, stack_sample,
+                            terminal_progress, with_sample)
 from harness.worker import ImageOutcome
 
 Hook = Callable[[RunPlan, RunState], None]
@@ -65,13 +66,16 @@ def golden_path(p: RunPlan, state: RunState) -> dict[str, ImageOutcome]:
 
 def batch_paths_hook(p: RunPlan, state: RunState) -> None:
     group = p.profile.checks.batch_path_images
+    sample, info = stack_sample(p)  # bs1 is the service path: every image; batching is a stack property
+    multi = f"{group}-per-call"
     paths = {"bs1": bs1_path(p, state), "profile": state.outcomes,
-             f"{group}-per-call": infer_together(p, p.profile.engine, "multi", group)}
+             multi: infer_together(sample, p.profile.engine, "multi", group)}
     reference = p.profile.checks.golden_path
     others = {k: v for k, v in paths.items() if k != reference}
     keys = {it.id: dict(it.fields) for it in p.items if it.fields}
-    state.checks["batch_paths"] = compare_paths("batch_paths", reference, paths[reference], others,
-                                                p.profile.batch_tolerances, keys)
+    check = compare_paths("batch_paths", reference, paths[reference], others, p.profile.batch_tolerances, keys,
+                          only={multi: {it.id for it in sample.items}})
+    state.checks["batch_paths"] = with_sample(check, info)
 
 
 def variations_hook(p: RunPlan, state: RunState) -> None:
@@ -81,10 +85,12 @@ def variations_hook(p: RunPlan, state: RunState) -> None:
     for threads in p.profile.checks.variation_threads:
         if threads != engine.resolved_threads():
             variants[f"threads-{threads}"] = dataclasses.replace(engine, cpu_threads=threads)
-    others = {label: infer_all(p, settings, label, 1) for label, settings in variants.items()}
+    sample, info = stack_sample(p)
+    others = {label: infer_all(sample, settings, label, 1) for label, settings in variants.items()}
     keys = {it.id: dict(it.fields) for it in p.items if it.fields}
-    state.checks["variations"] = compare_paths("variations", "profile", state.outcomes, others, p.profile.tolerances,
-                                               keys)
+    reference = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
+    state.checks["variations"] = with_sample(compare_paths("variations", "profile", reference, others,
+                                                           p.profile.tolerances, keys), info)
 
 
 def audit_hook(p: RunPlan, state: RunState) -> None:

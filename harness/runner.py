@@ -7,6 +7,7 @@ loads, so a usage error costs seconds, not minutes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import statistics
@@ -26,6 +27,7 @@ from harness.environment import environment, stack
 from harness.errors import UserError
 from harness.modelpack import ModelDirs, resolve_model_dirs
 from harness.results import canonical_line
+from harness.sampling import sample_info, sample_note, stratified_sample
 from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec
 
 REPORT_SCHEMA = "ocr-harness/report/1"
@@ -73,6 +75,22 @@ def plan(profile: Profile, base: Path, *, shard: tuple[int, int] | None = None, 
                         f"{corpus.root}: no images selected")
     dirs = resolve_model_dirs(profile.engine, base, profile.model_cache)
     return RunPlan(profile=profile, base=base, corpus=corpus, items=items, dirs=dirs, shard=shard, log_dir=log_dir)
+
+
+def stack_sample(p: RunPlan) -> tuple[RunPlan, dict[str, Any]]:
+    """The plan restricted to the profile's stack sample (drawn from the whole selection, so every shard uses
+    the same one), and what the report says about it."""
+    whole = stratified_sample(p.corpus.items, p.profile.checks.stack_sample)
+    chosen = {id(it) for it in whole}
+    info = sample_info(whole, sum(1 for it in p.corpus.items if it.problem is None))
+    return dataclasses.replace(p, items=tuple(it for it in p.items if id(it) in chosen)), info
+
+
+def with_sample(check: CheckResult, info: dict[str, Any]) -> CheckResult:
+    if info["size"] == info["of"]:
+        return check
+    return dataclasses.replace(check, summary=check.summary + sample_note(info),
+                               details={**check.details, "sample": info})
 
 
 def _requests(items: Sequence[CorpusItem]) -> list[ImageRequest]:
@@ -164,8 +182,10 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
                               else skipped("repeat", "repeats = 1"))
     state.checks["mutation"] = mutation_check(state.outcomes) if checks.mutation else skipped("mutation", "disabled")
     if checks.cross_process:
-        fresh = infer_all(p, prof.engine, "fresh", 1, 1, progress)
-        state.checks["cross_process"] = cross_process_check(state.outcomes, fresh)
+        sample, info = stack_sample(p)
+        fresh = infer_all(sample, prof.engine, "fresh", 1, 1, progress)
+        mine = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
+        state.checks["cross_process"] = with_sample(cross_process_check(mine, fresh), info)
     else:
         state.checks["cross_process"] = skipped("cross_process", "disabled in profile")
     for hook in extra_checks:

@@ -6,10 +6,12 @@ The first divergence names the repeat, the line, the field and the size of the d
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from harness.checks.outcome import CheckResult, ImageCheck, from_images
+from harness.sampling import describe_power, detectable_rate
 from harness.results import OcrResult
 from harness.worker import ImageOutcome
 
@@ -57,7 +59,11 @@ def repeat_check(outcomes: Mapping[str, ImageOutcome]) -> CheckResult:
         else:
             per_image[image_id] = ImageCheck(True, f"{len(out.runs)} repeats identical")
     repeats = max((len(o.runs) for o in outcomes.values()), default=0)
-    return from_images("repeat", per_image, "not reproducible across repeats", {"repeats": repeats})
+    # Every call of an image with two or more repeats is compared (a fault on the first shows on all others).
+    calls = sum(len(o.runs) for o in outcomes.values() if o.ok and len(o.runs) > 1)
+    check = from_images("repeat", per_image, "not reproducible across repeats",
+                        {"repeats": repeats, "calls": calls, "detectable_rate": detectable_rate(calls)})
+    return dataclasses.replace(check, summary=f"{check.summary}; {describe_power(calls)}")
 
 
 def cross_process_check(outcomes: Mapping[str, ImageOutcome], fresh: Mapping[str, ImageOutcome]) -> CheckResult:

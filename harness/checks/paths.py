@@ -8,7 +8,7 @@ verdict says whether it stays inside what the profile tolerates.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from harness.checks.determinism import first_divergence
@@ -20,9 +20,11 @@ from harness.worker import ImageOutcome
 
 def compare_paths(name: str, reference_label: str, reference: Mapping[str, ImageOutcome],
                   others: Mapping[str, Mapping[str, ImageOutcome]], tol: Tolerances,
-                  key_texts: Mapping[str, Mapping[str, str]] | None = None) -> CheckResult:
+                  key_texts: Mapping[str, Mapping[str, str]] | None = None,
+                  only: Mapping[str, Collection[str]] | None = None) -> CheckResult:
     """`key_texts` (image id -> key field -> value): a key value read on the reference path and lost on
-    another path fails the image whatever the tolerances say."""
+    another path fails the image whatever the tolerances say. `only` (label -> image ids): a path that ran on
+    a sample is compared on those images only."""
     per_image: dict[str, ImageCheck] = {}
     stats: dict[str, dict[str, Any]] = {
         label: {"identical": 0, "within": 0, "beyond": 0, "failed_to_run": 0, "required": RequiredTolerances()}
@@ -35,6 +37,8 @@ def compare_paths(name: str, reference_label: str, reference: Mapping[str, Image
         notes: list[str] = []
         ok = True
         for label, outcomes in others.items():
+            if only is not None and label in only and image_id not in only[label]:
+                continue
             other = outcomes.get(image_id)
             s = stats[label]
             if other is None or not other.ok:

@@ -49,6 +49,7 @@ from harness.golden.summary import summarise
 from harness.metrics import ImageAccuracy, corpus_accuracy
 from harness.results import Line, OcrResult
 from harness.runner import REPORT_SCHEMA, timing_summary
+from harness.sampling import describe_power, detectable_rate, sample_note
 
 SAMPLED_CHECKS = ("bn_drift",)  # measured on a sample: reported per shard if shards ever disagree
 # Judged image by image (harness.checks.outcome.from_images), even when no image ran; any other check with
@@ -226,6 +227,9 @@ def _merge_check(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping
         summary = (check.summary + " | " if not check.passed else "") + _TAILS[name](details, dicts[0]["summary"])
     else:
         summary = check.summary + (tail if not check.passed else "")
+    if name == "repeat":  # the power statement counts the calls of every shard
+        summary = f"{check.summary}; {describe_power(details['calls'])}"
+    summary += sample_note(details.get("sample"))
     return {**check.to_dict(), "summary": summary}
 
 
@@ -256,7 +260,9 @@ def _agreed_details(name: str, shards: Sequence[ShardRun], details: Sequence[Map
 
 def _repeat_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
                     per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
-    return {**details[0], "repeats": max(d["repeats"] for d in details)}
+    calls = sum(d.get("calls", 0) for d in details)
+    return {**details[0], "repeats": max(d["repeats"] for d in details), "calls": calls,
+            "detectable_rate": detectable_rate(calls)}
 
 
 def _paths_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
@@ -272,7 +278,10 @@ def _paths_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapp
             t["required"] = t["required"].merge(RequiredTolerances(**s["required_tolerances"]))
     paths = {label: {**{k: v for k, v in t.items() if k != "required"},
                      "required_tolerances": t["required"].to_dict()} for label, t in totals.items()}
-    return {"reference": details[0]["reference"], "paths": paths}
+    out = {"reference": details[0]["reference"], "paths": paths}
+    if "sample" in details[0]:  # drawn from the whole selection: the same in every shard
+        out["sample"] = details[0]["sample"]
+    return out
 
 
 def _paths_tail(details: Mapping[str, Any], shard_summary: str) -> str:
