@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def merge(args: argparse.Namespace) -> int:
+    from harness.report.history import check_history_path
     from harness.report.markdown import write_step_summary
     from harness.report.merge import (
         ShardRun,
@@ -35,6 +36,8 @@ def merge(args: argparse.Namespace) -> int:
         write_merged,
     )
 
+    if args.history is not None:
+        check_history_path(args.history)
     out = args.out.resolve()
     for d in args.dirs:
         if d.resolve() == out:

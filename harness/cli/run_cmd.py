@@ -97,16 +97,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                        ("goldens", "compare with goldens")):
         p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=what)
     p.add_argument("--html", action="store_true", help="also write report.html")
-    p.add_argument("--history", type=Path, help="append one line per run to this JSONL file and plot the trend")
+    p.add_argument("--history", type=Path, help="append one line per run to this JSONL file and plot the trend "
+                                                "next to it (<name>.png)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from harness.pipeline import run_and_report
+    from harness.report.history import check_history_path
 
     profile, base = resolve_profile(args)
-    report = run_and_report(profile, base, args.out, shard=parse_shard(args.shard), html=args.html,
-                            history=args.history)
+    shard = parse_shard(args.shard)
+    if args.history is not None:
+        check_history_path(args.history)
+    report = run_and_report(profile, base, args.out, shard=shard, html=args.html, history=args.history)
     from harness.report.markdown import write_step_summary
 
     write_step_summary(report)  # only when $GITHUB_STEP_SUMMARY is set
