@@ -25,17 +25,20 @@ from harness.errors import ImageError
 from harness.golden.status import golden_status
 from harness.golden.store import Golden
 from harness.results import OcrResult, canonical_line
-from harness.runner import RunPlan, RunState, execute, infer_all, infer_together, plan, terminal_progress
+from harness.runner import (RunPlan, RunState, execute, infer_all, infer_together, machine_paths, plan,
+                            terminal_progress)
 
 Hook = Callable[[RunPlan, RunState], None]
 
 
 def write_results(out: Path, p: RunPlan, state: RunState) -> None:
     """results.jsonl: one canonical record per image in corpus order (the first repeat; errors included)."""
+    paths = machine_paths(p)
     lines = []
     for it in p.items:
         o = state.outcomes.get(it.id)
-        record: dict[str, Any] = {"id": it.id, "error": o.error if o else "not run"}
+        error = (paths.text(o.error) if o.error else None) if o is not None else "not run"
+        record: dict[str, Any] = {"id": it.id, "error": error}
         if o is not None and o.ok:
             record["result"] = o.runs[0].to_dict()
         lines.append(canonical_line(record))

@@ -24,7 +24,8 @@ from harness.config import EngineSettings, Profile
 from harness.corpus.loader import Corpus, CorpusItem, load_corpus
 from harness.environment import environment, stack
 from harness.errors import UserError
-from harness.modelpack import ModelDirs, resolve_model_dirs
+from harness.modelpack import ModelDirs, cache_root, resolve_model_dirs
+from harness.portable import MachinePaths, for_run
 from harness.results import canonical_line
 from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec
 
@@ -231,7 +232,7 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         })
     env = environment()
     env.update({"onednn": p.profile.engine.enable_mkldnn, "cpu_threads": p.profile.engine.resolved_threads()})
-    return {
+    return machine_paths(p).scrub({
         "schema": REPORT_SCHEMA,
         "passed": passed,
         "exit_code": 0 if passed else 1,
@@ -249,7 +250,17 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         "accuracy": state.accuracy,
         "timing": timing_summary([statistics.median(o.predict_s) for o in state.outcomes.values() if o.ok],
                                  state.load_s, wall_s),
-    }
+    })
+
+
+def machine_paths(p: RunPlan) -> MachinePaths:
+    """This run's absolute roots and their portable names (harness.portable): no report names a machine path."""
+    golden = Path(p.profile.golden_dir)
+    cache = cache_root(p.profile.model_cache).resolve()
+    det, rec = (d if not d.resolve().is_relative_to(cache) else None for d in (p.dirs.det, p.dirs.rec))
+    return for_run(checkout=p.base, corpus_root=p.corpus.root,
+                   golden_root=golden if golden.is_absolute() else p.base / golden,
+                   cache_root=cache, det_model_dir=det, rec_model_dir=rec)
 
 
 def _display_path(path: Path, base: Path) -> str:
