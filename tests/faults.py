@@ -64,3 +64,17 @@ class MutatingEngine(OcrEngine):
 def failing_engine(settings: object, dirs: object) -> OcrEngine:
     """A stack whose model cannot load (as paddle 3.3.x + oneDNN can fail on PP-OCRv4 det)."""
     raise NotImplementedError("ConvertPirAttribute2RuntimeAttribute not support (planted)")
+
+
+class MarkingEngine(OcrEngine):
+    """Real inference that leaves a mark per finished image: FAULT_MARK_DIR/<image id> holding the worker's pid,
+    so a test knows when an image is done (and which process did it) while the run is still going."""
+
+    def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
+        results = super().predict(images, image_ids)
+        for image_id in image_ids:
+            mark = os.path.join(os.environ["FAULT_MARK_DIR"], image_id)
+            with open(mark + ".tmp", "w") as fh:
+                fh.write(str(os.getpid()))
+            os.replace(mark + ".tmp", mark)  # a reader never sees an empty mark
+        return results

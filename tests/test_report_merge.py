@@ -384,6 +384,13 @@ def test_corpus_file(tmp_path: Path, file: str, inside: bool) -> None:
         assert found == (root / "slip_0000.png").resolve()
 
 
+def test_incomplete_shard_is_refused() -> None:
+    two = hand_shard(2, 2, ["s2", "s3"])
+    two.report.update(complete=False, incomplete={"reason": "cancelled by SIGTERM", "finished_images": ["s2"]})
+    with pytest.raises(UserError, match="shard-2: an incomplete run \\(cancelled by SIGTERM\\); re-run that shard"):
+        merge_shards([hand_shard(1, 2, ["s0", "s1"]), two])
+
+
 def test_history_png_is_refused_and_nothing_is_overwritten(tmp_path: Path, synthetic: Synthetic,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     write_shard(tmp_path / "s1", synthetic.shard(1))

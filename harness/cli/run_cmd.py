@@ -84,7 +84,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the harness on a corpus and write results and reports")
+    from harness.cli import exit_codes_epilog
+
+    p = sub.add_parser("run", help="run the harness on a corpus and write results and reports",
+                       epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_profile_args(p)
     p.add_argument("--out", type=Path, default=Path("out"), help="output dir (default: ./out)")
     p.add_argument("--workers", type=int, help="parallel worker processes")
@@ -103,6 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.cancel import cancel_on_signals
     from harness.pipeline import run_and_report
     from harness.report.history import check_history_path
 
@@ -110,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard)
     if args.history is not None:
         check_history_path(args.history)
-    report = run_and_report(profile, base, args.out, shard=shard, html=args.html, history=args.history)
+    with cancel_on_signals():  # SIGINT/SIGTERM: workers stopped, reports of what finished written, exit 130/143
+        report = run_and_report(profile, base, args.out, shard=shard, html=args.html, history=args.history)
     from harness.report.markdown import write_step_summary
 
     write_step_summary(report)  # only when $GITHUB_STEP_SUMMARY is set

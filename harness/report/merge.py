@@ -55,8 +55,8 @@ SAMPLED_CHECKS = ("bn_drift",)  # measured on a sample: reported per shard if sh
 # Judged image by image (harness.checks.outcome.from_images), even when no image ran; any other check with
 # per-image verdicts is treated the same way.
 PER_IMAGE_CHECKS = ("inference", "repeat", "mutation", "cross_process", "golden", "batch_paths", "variations")
-_HANDLED = {"schema", "passed", "exit_code", "started_at", "duration_s", "profile", "environment", "stack",
-            "corpus", "checks", "images", "accuracy", "timing"}
+_HANDLED = {"schema", "passed", "exit_code", "complete", "incomplete", "started_at", "duration_s", "profile",
+            "environment", "stack", "corpus", "checks", "images", "accuracy", "timing"}
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,8 @@ def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] 
         "schema": first["schema"],
         "passed": passed,
         "exit_code": 0 if passed else 1,
+        "complete": True,
+        "incomplete": None,
         "started_at": min(s.report["started_at"] for s in ordered),
         "duration_s": max(s.report["duration_s"] for s in ordered),
         "profile": first["profile"],
@@ -158,6 +160,9 @@ def validate_shards(shards: Sequence[ShardRun]) -> list[ShardRun]:
             raise UserError(f"{s.source}: not a shard run (made without --shard K/N); nothing to merge it with")
         if "selection" not in corpus or any(img.get("index") is None for img in s.report.get("images", ())):
             raise UserError(f"{s.source}: made by an older ocr-harness without corpus selection data; re-run it")
+        if s.report.get("complete") is False:
+            reason = (s.report.get("incomplete") or {}).get("reason", "stopped early")
+            raise UserError(f"{s.source}: an incomplete run ({reason}); re-run that shard")
     splits = sorted({s.shard[1] for s in shards})
     if len(splits) > 1:
         raise UserError("shards of different splits: " + ", ".join(s.label for s in shards))
