@@ -11,6 +11,7 @@ import json
 import os
 import platform
 from importlib import metadata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,13 @@ PACKAGES = ("paddlepaddle", "paddleocr", "paddlex", "numpy", "opencv-python", "o
             "rapidocr-paddle")
 ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
              "amx_tile", "amx_bf16", "amx_int8")
-ENV_PREFIXES = ("PADDLE_", "FLAGS_", "OMP_", "MKL_", "ONEDNN_", "DNNL_", "OPENBLAS_", "OCR_HARNESS_", "CUDA_VISIBLE")
+# Reports are shared (CI artifacts, pull requests, merged from other machines), so environment variables are
+# an allowlist: values only of the variables that change what Paddle, oneDNN or OpenMP compute (or how fast);
+# every other variable is listed by name, its value never recorded (tokens, machine paths).
+ENV_VALUE_PREFIXES = ("FLAGS_", "OMP_", "KMP_", "MKL_", "ONEDNN_", "DNNL_", "OPENBLAS_", "GLOG_")
+ENV_VALUE_NAMES = frozenset({"CUDA_VISIBLE_DEVICES", "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "PYTHONHASHSEED",
+                             "OCR_HARNESS_BENCH_IMAGES", "CI", "GITHUB_ACTIONS"})
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSW", "KEY", "CREDENTIAL", "AUTH", "COOKIE", "SESSION")
 
 
 def package_version(name: str) -> str | None:
@@ -44,8 +51,23 @@ def cpu_info() -> dict[str, Any]:
     return {"cpu_model": model, "isa": [f for f in ISA_FLAGS if f in flags], "cores": os.cpu_count() or 1}
 
 
-def relevant_env() -> dict[str, str]:
-    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}
+def env_value_allowed(name: str, value: str) -> bool:
+    """A value is recorded only for an allowlisted name that does not look like a secret, and never a path
+    or URL (a machine path, or credentials in a URL)."""
+    upper = name.upper()
+    if not (upper in ENV_VALUE_NAMES or upper.startswith(ENV_VALUE_PREFIXES)):
+        return False
+    if any(word in upper for word in _SECRET_WORDS):
+        return False
+    windows_path = len(value) > 2 and value[0].isalpha() and value[1:3] in (":\\", ":/")
+    return not (value.startswith(("/", "~", "\\")) or "://" in value or windows_path)
+
+
+def relevant_env(environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """(allowlisted variables with their values, the names of every other variable)."""
+    env = os.environ if environ is None else environ
+    shown = {k: v for k, v in sorted(env.items()) if env_value_allowed(k, v)}
+    return shown, sorted(k for k in env if k not in shown)
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -76,6 +98,7 @@ def stack(engine: EngineSettings, model_hashes: dict[str, str]) -> dict[str, Any
 
 def environment() -> dict[str, Any]:
     cpu = cpu_info()
+    shown, redacted = relevant_env()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -86,5 +109,6 @@ def environment() -> dict[str, Any]:
         "numpy": package_version("numpy"),
         "opencv": package_version("opencv-python"),
         **cpu,
-        "env": relevant_env(),
+        "env": shown,
+        "env_redacted": redacted,
     }

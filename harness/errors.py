@@ -1,10 +1,29 @@
-"""The one user-error channel: a mistake in input or configuration ends as one line and exit code 2."""
+"""The one user-error channel, and every exit code the CLI returns.
+
+A mistake in input or configuration ends as one line and exit code 2; a bug (internal error) exits 3 with its
+traceback saved to a file; a run stopped by a signal exits 128 + the signal number, after writing its reports.
+"""
 
 from __future__ import annotations
+
+import signal
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_SIGINT = 128 + signal.SIGINT  # 130
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
+
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "every check passed"),
+    (EXIT_REGRESSION, "a check failed (a regression)"),
+    (EXIT_USAGE, "usage or input error (one line on stderr)"),
+    (EXIT_INTERNAL, "internal error, a bug: reports marked incomplete, traceback saved to a file named on stderr"),
+    (EXIT_SIGINT, "stopped by SIGINT (Ctrl-C): workers stopped, reports marked incomplete"),
+    (EXIT_SIGTERM, "stopped by SIGTERM (a cancelled CI job): workers stopped, reports marked incomplete"),
+)
 
 
 class UserError(Exception):
@@ -13,3 +32,25 @@ class UserError(Exception):
 
 class ImageError(Exception):
     """One corpus image cannot be used; that image fails, the run goes on."""
+
+
+class Cancelled(BaseException):
+    """The run was stopped by a signal. A BaseException, like KeyboardInterrupt, so that no `except Exception`
+    on the way up swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(f"cancelled by {self.signal_name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class InternalError(Exception):
+    """A bug surfaced by the run, after its reports were written as far as they could be."""
+
+    def __init__(self, message: str, traceback_path: Path) -> None:
+        super().__init__(message)
+        self.traceback_path = traceback_path

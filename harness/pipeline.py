@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,16 +19,18 @@ import numpy as np
 from harness import atomic
 from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.outcome import CheckResult, skipped
+from harness.checks.paddle_child import ChildError
 from harness.checks.paths import compare_paths
 from harness.config import Profile
 from harness.corpus.loader import content_sha256, read_image
 from harness.environment import stack
-from harness.errors import ImageError
+from harness.errors import ImageError, InternalError
 from harness.golden.status import golden_status
 from harness.golden.store import Golden
+from harness.incomplete import TRACEBACK_FILE, Stop, write_incomplete
 from harness.results import OcrResult, canonical_line
-from harness.runner import (RunPlan, RunState, execute, infer_all, infer_together, plan, stack_sample,
-                            terminal_progress, with_sample)
+from harness.runner import (RunPlan, RunState, execute, infer_all, infer_together, machine_paths, plan,
+                            stack_sample, terminal_progress, with_sample)
 from harness.worker import ImageOutcome
 
 Hook = Callable[[RunPlan, RunState], None]
@@ -34,10 +38,12 @@ Hook = Callable[[RunPlan, RunState], None]
 
 def write_results(out: Path, p: RunPlan, state: RunState) -> None:
     """results.jsonl: one canonical record per image in corpus order (the first repeat; errors included)."""
+    paths = machine_paths(p)
     lines = []
     for it in p.items:
         o = state.outcomes.get(it.id)
-        record: dict[str, Any] = {"id": it.id, "error": o.error if o else "not run"}
+        error = (paths.text(o.error) if o.error else None) if o is not None else "not run"
+        record: dict[str, Any] = {"id": it.id, "error": error}
         if o is not None and o.ok:
             record["result"] = o.runs[0].to_dict()
         lines.append(canonical_line(record))
@@ -158,6 +164,19 @@ def accuracy_hook(p: RunPlan, state: RunState) -> None:
     state.accuracy = corpus_accuracy(rows) if rows else None
 
 
+def child_check(name: str, hook: Hook) -> Hook:
+    """audit, probe and bn_drift run Paddle in a child process: a child that dies (a signal, an exception, a
+    timeout) fails that check with the reason, and the run goes on to its other checks and reports."""
+    def guarded(p: RunPlan, state: RunState) -> None:
+        try:
+            hook(p, state)
+        except ChildError as e:
+            reason = machine_paths(p).text(str(e)).strip()
+            state.checks[name] = CheckResult(name, False, f"{name} did not run: {reason.splitlines()[0]}",
+                                             details={"error": reason})
+    return guarded
+
+
 def hooks_for(profile: Profile, golden_hook: Hook | None) -> list[Hook]:
     c = profile.checks
     chosen: list[Hook] = []
@@ -167,9 +186,10 @@ def hooks_for(profile: Profile, golden_hook: Hook | None) -> list[Hook]:
         chosen.append(variations_hook)
     if golden_hook is not None:
         chosen.append(golden_hook)
-    for enabled, hook in ((c.audit, audit_hook), (c.probe, probe_hook), (c.bn_drift, bn_drift_hook)):
+    for enabled, name, hook in ((c.audit, "audit", audit_hook), (c.probe, "probe", probe_hook),
+                                (c.bn_drift, "bn_drift", bn_drift_hook)):
         if enabled:
-            chosen.append(hook)
+            chosen.append(child_check(name, hook))
     return chosen
 
 
@@ -196,9 +216,6 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
         if profile.checks.accuracy:
             accuracy_hook(p, state)
 
-    report, state = execute(p, progress=terminal_progress(), extra_checks=[*hooks_for(profile, golden_hook), finish])
-    current = first_results(state.outcomes)
-    write_results(out, p, state)
     from harness.report.writer import write_reports
 
     by_id = {it.id: it for it in p.items}
@@ -210,6 +227,24 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
         except ImageError:  # the image already failed the run; the HTML shows it without a picture
             return None
 
-    write_reports(out, report, current, load, html=html, history=history,
-                  goldens={i: g.result for i, g in goldens.items()})
+    started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+    state = RunState()
+    try:
+        report, state = execute(p, progress=terminal_progress(),
+                                extra_checks=[*hooks_for(profile, golden_hook), finish], state=state)
+        write_results(out, p, state)
+        write_reports(out, report, first_results(state.outcomes), load, html=html, history=history,
+                      goldens={i: g.result for i, g in goldens.items()})
+    except BaseException as e:  # every way a run can stop leaves reports marked incomplete
+        stop = Stop.from_exception(e, out)
+
+        def write(report: dict[str, Any]) -> None:
+            write_results(out, p, state)
+            write_reports(out, report, first_results(state.outcomes), load, html=html,
+                          goldens={i: g.result for i, g in goldens.items()})
+
+        write_incomplete(p, state, started, time.perf_counter() - t0, stop, write, out)
+        if stop.internal:
+            raise InternalError(stop.reason, out / TRACEBACK_FILE) from e
+        raise
     return report

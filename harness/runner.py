@@ -25,10 +25,11 @@ from harness.config import EngineSettings, Profile
 from harness.corpus.loader import Corpus, CorpusItem, load_corpus
 from harness.environment import environment, stack
 from harness.errors import UserError
-from harness.modelpack import ModelDirs, resolve_model_dirs
+from harness.modelpack import ModelDirs, cache_root, resolve_model_dirs
+from harness.portable import MachinePaths, for_run
 from harness.results import canonical_line
 from harness.sampling import sample_info, sample_note, stratified_sample
-from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec
+from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec, workers_cancelled
 
 REPORT_SCHEMA = "ocr-harness/report/1"
 Progress = Callable[[str, int, int, str], None]
@@ -103,22 +104,34 @@ def _spec(p: RunPlan, settings: EngineSettings, label: str) -> WorkerSpec:
 
 
 def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, workers: int = 1,
-              progress: Progress | None = None, load_s: list[float] | None = None) -> dict[str, ImageOutcome]:
-    """Every usable image through persistent workers, one image per predict call (the service path)."""
+              progress: Progress | None = None, load_s: list[float] | None = None,
+              into: dict[str, ImageOutcome] | None = None) -> dict[str, ImageOutcome]:
+    """Every usable image through persistent workers, one image per predict call (the service path).
+
+    Outcomes are filled into `into` (a new dict by default) as images finish, so a cancelled run still has them."""
     usable = [it for it in p.items if it.problem is None]
-    out: dict[str, ImageOutcome] = {it.id: ImageOutcome(it.id, error=it.problem) for it in p.items if it.problem}
+    out = into if into is not None else {}
+    out.update({it.id: ImageOutcome(it.id, error=it.problem) for it in p.items if it.problem})
     if not usable:
         return out
     lock = threading.Lock()
     done = [0]
     errors: list[BaseException] = []
+    stop = threading.Event()
+    started: list[Worker] = []
 
-    def drive(part: list[CorpusItem], wlabel: str) -> None:
+    def stopping() -> bool:
+        return stop.is_set() or workers_cancelled()
+
+    def drive(part: list[CorpusItem], wlabel: str, settled: threading.Event) -> None:
         requests = _requests(part)
         try:
             with Worker(_spec(p, settings, wlabel), timeout_s=p.profile.image_timeout_s) as w:
+                started.append(w)
                 load_error: str | None = None
                 for req in requests:
+                    if stopping():
+                        break
                     if load_error is None:
                         try:
                             (res,) = w.infer([req], repeats=repeats)
@@ -126,6 +139,8 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
                             load_error = str(e)
                     if load_error is not None:
                         res = ImageOutcome(req.image_id, error=load_error)
+                    if not res.ok and stopping():
+                        break  # killed by the cancellation: says nothing about this image
                     with lock:
                         out[req.image_id] = res
                         done[0] += 1
@@ -135,12 +150,28 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
                     load_s.extend(w.load_s)
         except BaseException as e:  # surfaced in the calling thread
             errors.append(e)
+        finally:
+            settled.set()
 
     n = max(1, min(workers, len(usable)))
     parts = [usable[i::n] for i in range(n)]
-    threads = [threading.Thread(target=drive, args=(part, f"{label}-{i}" if n > 1 else label)) for i, part in enumerate(parts)]
+    # Waited for through events, not Thread.join: a join interrupted by a signal marks a still running thread
+    # as stopped (CPython 3.11), and the outcomes must be settled before a cancelled run reports them.
+    settled = [threading.Event() for _ in parts]
+    threads = [threading.Thread(target=drive, args=(part, f"{label}-{i}" if n > 1 else label, ev))
+               for i, (part, ev) in enumerate(zip(parts, settled, strict=True))]
     for t in threads:
         t.start()
+    try:
+        for ev in settled:
+            ev.wait()
+    except BaseException:  # cancelled (or interrupted): stop this pass's workers, let the threads settle
+        stop.set()
+        for w in list(started):
+            w.kill_process()
+        for ev in settled:
+            ev.wait()
+        raise
     for t in threads:
         t.join()
     if errors:
@@ -170,13 +201,16 @@ def inference_check(p: RunPlan, outcomes: Mapping[str, ImageOutcome]) -> CheckRe
 
 
 def execute(p: RunPlan, *, progress: Progress | None = None,
-            extra_checks: Sequence[Callable[[RunPlan, RunState], None]] = ()) -> tuple[dict[str, Any], RunState]:
-    """Run inference and every enabled check; returns the report dict and the raw state for renderers."""
+            extra_checks: Sequence[Callable[[RunPlan, RunState], None]] = (),
+            state: RunState | None = None) -> tuple[dict[str, Any], RunState]:
+    """Run inference and every enabled check; returns the report dict and the raw state for renderers.
+
+    `state` is filled as the run goes: a caller that passes one still has what finished if the run stops."""
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     prof, checks = p.profile, p.profile.checks
-    state = RunState()
-    state.outcomes = infer_all(p, prof.engine, "main", checks.repeats, prof.workers, progress, state.load_s)
+    state = state if state is not None else RunState()
+    infer_all(p, prof.engine, "main", checks.repeats, prof.workers, progress, state.load_s, into=state.outcomes)
     state.checks["inference"] = inference_check(p, state.outcomes)
     state.checks["repeat"] = (repeat_check(state.outcomes) if checks.repeats > 1
                               else skipped("repeat", "repeats = 1"))
@@ -251,10 +285,12 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         })
     env = environment()
     env.update({"onednn": p.profile.engine.enable_mkldnn, "cpu_threads": p.profile.engine.resolved_threads()})
-    return {
+    return machine_paths(p).scrub({
         "schema": REPORT_SCHEMA,
         "passed": passed,
         "exit_code": 0 if passed else 1,
+        "complete": True,  # False only for a run that stopped early (harness.incomplete)
+        "incomplete": None,
         "started_at": started.isoformat(timespec="seconds"),
         "duration_s": wall_s,
         "profile": {"name": p.profile.name, "settings": p.profile.settings_dict()},
@@ -269,7 +305,17 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         "accuracy": state.accuracy,
         "timing": timing_summary([statistics.median(o.predict_s) for o in state.outcomes.values() if o.ok],
                                  state.load_s, wall_s),
-    }
+    })
+
+
+def machine_paths(p: RunPlan) -> MachinePaths:
+    """This run's absolute roots and their portable names (harness.portable): no report names a machine path."""
+    golden = Path(p.profile.golden_dir)
+    cache = cache_root(p.profile.model_cache).resolve()
+    det, rec = (d if not d.resolve().is_relative_to(cache) else None for d in (p.dirs.det, p.dirs.rec))
+    return for_run(checkout=p.base, corpus_root=p.corpus.root,
+                   golden_root=golden if golden.is_absolute() else p.base / golden,
+                   cache_root=cache, det_model_dir=det, rec_model_dir=rec)
 
 
 def _display_path(path: Path, base: Path) -> str:

@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -64,6 +65,32 @@ class WorkerError(Exception):
     """The worker could not start (model load failed) or died outside an image."""
 
 
+# Every live worker of this process, so that a cancelled run (SIGINT/SIGTERM) can stop them all at once: a
+# worker busy in Paddle would otherwise finish its image, or outlive the harness. Reentrant because the signal
+# handler that cancels runs in the main thread, possibly while that thread holds the lock.
+_LIVE: set[Worker] = set()
+_LIVE_LOCK = threading.RLock()
+_CANCELLED = threading.Event()
+
+
+def cancel_workers() -> None:
+    """From now on no worker starts, and every live one is killed now (the run is being cancelled)."""
+    _CANCELLED.set()
+    with _LIVE_LOCK:
+        workers = list(_LIVE)
+    for w in workers:
+        w.kill_process()
+
+
+def workers_cancelled() -> bool:
+    return _CANCELLED.is_set()
+
+
+def allow_workers() -> None:
+    """Ends a cancellation: workers may start again (a new run in the same process)."""
+    _CANCELLED.clear()
+
+
 def _digest(array: Any) -> str:
     return hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()
 
@@ -78,6 +105,8 @@ def _engine_factory(dotted: str | None) -> Callable[[EngineSettings, ModelDirs],
 
 
 def _child_main(conn: Connection, spec: WorkerSpec) -> None:
+    # Ctrl-C reaches the whole process group; the parent decides what stops (and records what finished).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if spec.log_path:
         fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
@@ -161,6 +190,8 @@ class Worker:
     def start(self) -> None:
         if self._proc is not None and self._proc.is_alive():
             return
+        if _CANCELLED.is_set():
+            raise WorkerError(f"{self.spec.label} worker: not started, the run is being cancelled")
         ctx = mp.get_context("spawn")  # never fork a process that may hold Paddle's threads
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_child_main, args=(child, self.spec), daemon=True,
@@ -168,6 +199,8 @@ class Worker:
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        with _LIVE_LOCK:
+            _LIVE.add(self)
         reply = self._receive(self.timeout_s)
         if reply is None or reply[0] != "ready":
             reason = reply[1] if reply else f"worker died while loading the model: {_signal_name(proc.exitcode)}"
@@ -213,7 +246,15 @@ class Worker:
             lines = [ln for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
         return f" (last worker log line: {lines[-1].strip()[:300]})" if lines else ""
 
+    def kill_process(self) -> None:
+        """Kills the worker process now, from any thread; the thread using this worker sees it die."""
+        proc = self._proc
+        if proc is not None and proc.is_alive():
+            proc.kill()
+
     def _kill(self) -> None:
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
         if self._proc is not None:
             if self._proc.is_alive():
                 self._proc.kill()

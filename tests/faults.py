@@ -118,3 +118,17 @@ class ProcessStateEngine(OcrEngine):
             return results
         return [dataclasses.replace(r, lines=(dataclasses.replace(r.lines[0], score=r.lines[0].score + 1e-7),
                                               *r.lines[1:])) if r.lines else r for r in results]
+
+
+class MarkingEngine(OcrEngine):
+    """Real inference that leaves a mark per finished image: FAULT_MARK_DIR/<image id> holding the worker's pid,
+    so a test knows when an image is done (and which process did it) while the run is still going."""
+
+    def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
+        results = super().predict(images, image_ids)
+        for image_id in image_ids:
+            mark = os.path.join(os.environ["FAULT_MARK_DIR"], image_id)
+            with open(mark + ".tmp", "w") as fh:
+                fh.write(str(os.getpid()))
+            os.replace(mark + ".tmp", mark)  # a reader never sees an empty mark
+        return results

@@ -5,10 +5,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
+from conftest import ROOT
 from PIL import Image
 
+from harness.cli import main
+from harness.errors import UserError
 from harness.report.history import RED, append_history, plot_history, read_history
 from harness.report.sample import sample_run
+from harness.report.writer import write_reports
 
 
 def run(day: int, passed: bool, cer: float | None, median: float) -> dict[str, Any]:
@@ -62,3 +67,21 @@ def test_plot_empty_history(tmp_path: Path) -> None:
     path.write_text("", encoding="utf-8")
     with Image.open(plot_history(path, tmp_path / "trend.png")) as img:
         assert img.size == (1200, 900)
+
+
+def test_a_png_history_is_refused_before_anything_is_written(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`--history x.png` used to append the JSONL lines to x.png and then overwrite it with its own plot."""
+    plot = tmp_path / "nightly.png"
+    plot.write_bytes(b"the existing plot")
+    out = tmp_path / "out"
+    code = main(["run", "--config", str(ROOT / "harness.toml"), "--profile", "release", "--id", "slip_0000",
+                 "--repeats", "1", "--history", str(plot), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"--history {plot}: give the JSONL history file (e.g. {tmp_path / 'nightly.jsonl'})" in err
+    assert plot.read_bytes() == b"the existing plot" and not out.exists()  # refused before any model loads
+    report, results, images, _ = sample_run()
+    with pytest.raises(UserError, match="give the JSONL history file"):
+        write_reports(out, report, results, images.get, history=tmp_path / "NIGHTLY.PNG")
+    assert not out.exists()

@@ -326,3 +326,83 @@ def test_cli_writes_every_report(tmp_path: Path, synthetic: Synthetic, capsys: p
     assert "FAIL: 8 images from 2 shards" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "report.json", "results.jsonl", "summary.md"]
     assert json.loads((out / "report.json").read_text(encoding="utf-8"))["corpus"]["selected"] == 8
+
+
+# --- merging reports from other machines reads only this checkout's corpus -----------------------------------
+
+def test_merge_reads_pictures_only_inside_the_corpus_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import harness.report.merge as merge_module
+    from PIL import Image
+
+    corpus = tmp_path / "checkout"
+    corpus.mkdir()
+    synthetic = Synthetic(corpus)
+    for i in IDS:
+        Image.new("RGB", (80, 30), "white").save(corpus / f"{i}.png")
+    Image.new("RGB", (80, 30), "red").save(tmp_path / "outside.png")  # a real picture the merge must not read
+    tampered = {"slip_0001": "../outside.png", "slip_0002": str(tmp_path / "outside.png"),
+                "slip_0004": "sub/../../outside.png", "slip_0005": "slip_0005.png\\..\\..\\outside.png"}
+    for k in (1, 2):
+        shard = synthetic.shard(k)
+        for image in shard.report["images"]:
+            image["file"] = tampered.get(image["id"], image["file"])
+        write_shard(tmp_path / f"s{k}", shard)
+    config = corpus / "harness.toml"
+    config.write_text("# the merging checkout\n", encoding="utf-8")
+    read: list[Path] = []
+
+    def recording_read_image(path: Path, **kwargs: Any) -> Any:
+        read.append(Path(path))
+        return real_read_image(path, **kwargs)
+
+    real_read_image = merge_module.read_image
+    monkeypatch.setattr(merge_module, "read_image", recording_read_image)
+    monkeypatch.chdir(corpus)
+    out = tmp_path / "merged"
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(out), "--html",
+                 "--config", str(config)]) == 1
+    capsys.readouterr()
+    assert sorted(p.name for p in read) == sorted(f"{i}.png" for i in IDS if i not in tampered)
+    assert all(p.resolve().is_relative_to(corpus.resolve()) for p in read)
+    assert (out / "report.html").read_text(encoding="utf-8").count("data:image") == len(IDS) - len(tampered)
+
+
+@pytest.mark.parametrize(("file", "inside"), [
+    ("slip_0000.png", True), ("./slip_0000.png", True), ("../outside.png", False), ("/etc/passwd", False),
+    ("a/../../outside.png", False), ("C:/x.png", False), ("x\\..\\..\\outside.png", False), ("", False),
+    ("missing.png", False), ("link.png", False),
+])
+def test_corpus_file(tmp_path: Path, file: str, inside: bool) -> None:
+    from harness.report.merge import corpus_file
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "slip_0000.png").write_bytes(b"x")
+    (tmp_path / "outside.png").write_bytes(b"x")
+    (root / "link.png").symlink_to(tmp_path / "outside.png")
+    found = corpus_file(root, file)
+    assert (found is not None) == inside
+    if found is not None:
+        assert found == (root / "slip_0000.png").resolve()
+
+
+def test_incomplete_shard_is_refused() -> None:
+    two = hand_shard(2, 2, ["s2", "s3"])
+    two.report.update(complete=False, incomplete={"reason": "cancelled by SIGTERM", "finished_images": ["s2"]})
+    with pytest.raises(UserError, match="shard-2: an incomplete run \\(cancelled by SIGTERM\\); re-run that shard"):
+        merge_shards([hand_shard(1, 2, ["s0", "s1"]), two])
+
+
+def test_history_png_is_refused_and_nothing_is_overwritten(tmp_path: Path, synthetic: Synthetic,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    write_shard(tmp_path / "s1", synthetic.shard(1))
+    write_shard(tmp_path / "s2", synthetic.shard(2))
+    plot = tmp_path / "trend.png"
+    plot.write_bytes(b"the existing plot")
+    out = tmp_path / "merged"
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(out),
+                 "--history", str(plot)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"--history {plot}: give the JSONL history file" in err
+    assert plot.read_bytes() == b"the existing plot" and not out.exists()

@@ -1,17 +1,22 @@
 """`ocr-harness`: a thin shell over the core. Each command group lives in its own module with `register()`.
 
-Exit codes: 0 all good, 1 a check failed, 2 usage or input error (one line on stderr, no traceback).
-Internal bugs keep their traceback.
+Exit codes (harness.errors.EXIT_CODES): 0 all good, 1 a check failed, 2 usage or input error (one line on
+stderr, no traceback), 3 internal error (a bug: one line on stderr naming the file that holds the traceback),
+130 / 143 stopped by SIGINT / SIGTERM (after writing the reports of what finished, marked incomplete).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness import __version__
-from harness.errors import EXIT_USAGE, UserError
+from harness.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, InternalError, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,10 +24,15 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
+def exit_codes_epilog() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from harness.cli import audit_cmd, corpus_cmd, doctor_cmd, golden_cmd, models_cmd, report_cmd, run_cmd
 
-    parser = _Parser(prog="ocr-harness", description="Deployment regression harness for PaddleOCR.")
+    parser = _Parser(prog="ocr-harness", description="Deployment regression harness for PaddleOCR.",
+                     epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ocr-harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in (run_cmd, models_cmd, doctor_cmd, corpus_cmd, golden_cmd, audit_cmd, report_cmd):
@@ -31,12 +41,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))
     except UserError as e:
         print(f"ocr-harness: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except Cancelled as e:
+        out = getattr(args, "out", None)
+        print(f"ocr-harness: {e}" + (f"; reports of what finished, marked incomplete, in {out}" if out else ""),
+              file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("ocr-harness: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
+    except InternalError as e:
+        print(f"ocr-harness: internal error (a bug): {e}; traceback in {e.traceback_path}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as e:  # a bug outside a run: the traceback goes to a file, one line here says where
+        path = _save_traceback(e, getattr(args, "out", None))
+        print(f"ocr-harness: internal error (a bug): {type(e).__name__}: {e}; traceback in {path}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _save_traceback(e: BaseException, out: object) -> Path:
+    text = "".join(traceback.format_exception(e))
+    if isinstance(out, Path):
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "traceback.txt").write_text(text, encoding="utf-8")
+            return out / "traceback.txt"
+        except OSError:
+            pass
+    fd, name = tempfile.mkstemp(prefix="ocr-harness-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return Path(name)

@@ -26,15 +26,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def merge(args: argparse.Namespace) -> int:
+    from harness.report.history import check_history_path
     from harness.report.markdown import write_step_summary
     from harness.report.merge import (
         ShardRun,
+        corpus_root_for,
         golden_store_for,
         merge_shards,
         validate_shards,
         write_merged,
     )
 
+    if args.history is not None:
+        check_history_path(args.history)
     out = args.out.resolve()
     for d in args.dirs:
         if d.resolve() == out:
@@ -49,7 +53,11 @@ def merge(args: argparse.Namespace) -> int:
         print("ocr-harness: warning: golden store not found from here; orphaned goldens are not judged "
               "(run the merge in the checkout, or pass --config)", file=sys.stderr)
     merged = merge_shards(shards, stored_goldens=store.ids() if store is not None and complete else None)
-    write_merged(args.out, merged, html=args.html, history=args.history, store=store)
+    corpus = corpus_root_for(first, args.config) if args.html else None
+    if args.html and corpus is None:
+        print(f"ocr-harness: warning: corpus {first['corpus']['root']!r} is not in this checkout; report.html "
+              "shows no pictures (run the merge in the checkout, or pass --config)", file=sys.stderr)
+    write_merged(args.out, merged, html=args.html, history=args.history, store=store, corpus_root=corpus)
     report = merged.report
     write_step_summary(report)  # only when $GITHUB_STEP_SUMMARY is set
     verdict = "PASS" if report["passed"] else "FAIL"

@@ -84,7 +84,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the harness on a corpus and write results and reports")
+    from harness.cli import exit_codes_epilog
+
+    p = sub.add_parser("run", help="run the harness on a corpus and write results and reports",
+                       epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_profile_args(p)
     p.add_argument("--out", type=Path, default=Path("out"), help="output dir (default: ./out)")
     p.add_argument("--workers", type=int, help="parallel worker processes")
@@ -97,16 +100,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                        ("goldens", "compare with goldens")):
         p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=what)
     p.add_argument("--html", action="store_true", help="also write report.html")
-    p.add_argument("--history", type=Path, help="append one line per run to this JSONL file and plot the trend")
+    p.add_argument("--history", type=Path, help="append one line per run to this JSONL file and plot the trend "
+                                                "next to it (<name>.png)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.cancel import cancel_on_signals
     from harness.pipeline import run_and_report
+    from harness.report.history import check_history_path
 
     profile, base = resolve_profile(args)
-    report = run_and_report(profile, base, args.out, shard=parse_shard(args.shard), html=args.html,
-                            history=args.history)
+    shard = parse_shard(args.shard)
+    if args.history is not None:
+        check_history_path(args.history)
+    with cancel_on_signals():  # SIGINT/SIGTERM: workers stopped, reports of what finished written, exit 130/143
+        report = run_and_report(profile, base, args.out, shard=shard, html=args.html, history=args.history)
     from harness.report.markdown import write_step_summary
 
     write_step_summary(report)  # only when $GITHUB_STEP_SUMMARY is set

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from harness.corpus.images import read_image
 from harness.corpus.manifest import Record, TruthLine, parse_manifest
 from harness.errors import ImageError, UserError
+from harness.image_id import image_id_problem
 
 __all__ = ["Corpus", "CorpusItem", "TruthLine", "load_corpus", "read_image", "validate_corpus"]
 
@@ -66,13 +67,9 @@ def content_sha256(item: CorpusItem) -> str | None:
 
 
 def _unsafe_id(item_id: str) -> str | None:
-    # Ids become file names of goldens and reports; they must not climb out of a directory.
-    parts = PurePosixPath(item_id).parts
-    if item_id.startswith(("/", "\\")) or ".." in parts or "\\" in item_id or PureWindowsPath(item_id).drive:
-        return f"unsafe id {item_id!r} (absolute, '..' or backslash)"
-    if any(ord(c) < 32 for c in item_id):
-        return f"unsafe id {item_id!r} (control character)"
-    return None
+    # Ids become file names of goldens and reports: the golden store accepts exactly the same ones.
+    why = image_id_problem(item_id)
+    return f"unsafe id {item_id!r} ({why})" if why else None
 
 
 def _path_problem(root: Path, rel: str) -> str | None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness import atomic
 from harness.errors import UserError
+from harness.image_id import image_id_problem
 from harness.results import Line, OcrResult, canonical_json
 
 SCHEMA_VERSION = 1
@@ -245,18 +246,10 @@ def loads_meta(text: str, source: str) -> GoldenMeta:
 
 
 def check_image_id(image_id: str) -> None:
-    """Image ids may nest with `/`; anything that could escape the golden dir or hit a reserved name fails."""
-    if not isinstance(image_id, str) or not image_id:
-        raise UserError(f"image id {image_id!r}: must be a non-empty string")
-    if "\\" in image_id or "\x00" in image_id or image_id.startswith("/"):
-        raise UserError(f"image id {image_id!r}: must be a relative '/'-separated path without '\\' or NUL")
-    for part in image_id.split("/"):
-        if part in ("", ".", ".."):
-            raise UserError(f"image id {image_id!r}: empty, '.' or '..' path components are not allowed")
-        if part.startswith("."):  # dot-names are reserved for the temp files of atomic writes
-            raise UserError(f"image id {image_id!r}: path components must not start with '.'")
-    if image_id + SUFFIX == META_NAME:
-        raise UserError(f"image id {image_id!r}: reserved for the golden metadata file")
+    """The corpus loader's rule (harness.image_id): an id either side refuses cannot name a golden."""
+    why = image_id_problem(image_id)
+    if why:
+        raise UserError(f"image id {image_id!r}: {why}")
 
 
 def _check_profile_name(profile: str) -> None:

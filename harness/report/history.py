@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from harness.atomic import write_bytes as atomic_write_bytes
+from harness.errors import UserError
 from harness.report.view import VERSION_KEYS, Report
 from harness.results import canonical_line
 
@@ -45,6 +46,18 @@ def history_entry(report: Mapping[str, Any]) -> dict[str, Any]:
         "versions": {k: r.environment[k] for k in VERSION_KEYS if r.environment.get(k) is not None},
         "cpu_model": r.environment.get("cpu_model"),
     }
+
+
+def check_history_path(path: Path | str) -> Path:
+    """The history is JSONL and its plot goes next to it as <name>.png: a .png history would be overwritten by
+    its own plot, and a directory cannot take lines."""
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        raise UserError(f"--history {path}: give the JSONL history file (e.g. {path.with_suffix('.jsonl')}); "
+                        "its trend plot is written next to it as <name>.png")
+    if path.is_dir():
+        raise UserError(f"--history {path}: is a directory; give the JSONL history file")
+    return path
 
 
 def append_history(path: Path | str, report: Mapping[str, Any]) -> dict[str, Any]:

@@ -340,6 +340,9 @@ def _summary_tables(r: Report) -> str:
         env_vars = r.environment.get("env")
         if isinstance(env_vars, Mapping) and env_vars:
             out.append(_generic(env_vars))
+        redacted = r.environment.get("env_redacted")
+        if isinstance(redacted, list) and redacted:
+            out.append(f"<p class='muted'>Also set, values not recorded: {e(', '.join(map(str, redacted)))}</p>")
     return "\n".join(out)
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from harness import atomic
@@ -47,6 +47,7 @@ from harness.golden.status import GoldenStatus, StackDifference, likely_cause, s
 from harness.golden.store import GoldenStore
 from harness.golden.summary import summarise
 from harness.metrics import ImageAccuracy, corpus_accuracy
+from harness.report.history import check_history_path
 from harness.results import Line, OcrResult
 from harness.runner import REPORT_SCHEMA, timing_summary
 from harness.sampling import describe_power, detectable_rate, sample_note
@@ -55,8 +56,8 @@ SAMPLED_CHECKS = ("bn_drift",)  # measured on a sample: reported per shard if sh
 # Judged image by image (harness.checks.outcome.from_images), even when no image ran; any other check with
 # per-image verdicts is treated the same way.
 PER_IMAGE_CHECKS = ("inference", "repeat", "mutation", "cross_process", "golden", "batch_paths", "variations")
-_HANDLED = {"schema", "passed", "exit_code", "started_at", "duration_s", "profile", "environment", "stack",
-            "corpus", "checks", "images", "accuracy", "timing"}
+_HANDLED = {"schema", "passed", "exit_code", "complete", "incomplete", "started_at", "duration_s", "profile",
+            "environment", "stack", "corpus", "checks", "images", "accuracy", "timing"}
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,8 @@ def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] 
         "schema": first["schema"],
         "passed": passed,
         "exit_code": 0 if passed else 1,
+        "complete": True,
+        "incomplete": None,
         "started_at": min(s.report["started_at"] for s in ordered),
         "duration_s": max(s.report["duration_s"] for s in ordered),
         "profile": first["profile"],
@@ -158,6 +161,9 @@ def validate_shards(shards: Sequence[ShardRun]) -> list[ShardRun]:
             raise UserError(f"{s.source}: not a shard run (made without --shard K/N); nothing to merge it with")
         if "selection" not in corpus or any(img.get("index") is None for img in s.report.get("images", ())):
             raise UserError(f"{s.source}: made by an older ocr-harness without corpus selection data; re-run it")
+        if s.report.get("complete") is False:
+            reason = (s.report.get("incomplete") or {}).get("reason", "stopped early")
+            raise UserError(f"{s.source}: an incomplete run ({reason}); re-run that shard")
     splits = sorted({s.shard[1] for s in shards})
     if len(splits) > 1:
         raise UserError("shards of different splits: " + ", ".join(s.label for s in shards))
@@ -408,16 +414,43 @@ def golden_store_for(report: Mapping[str, Any], config: Path | None = None) -> G
     return store if store.directory.is_dir() else None
 
 
+def corpus_root_for(report: Mapping[str, Any], config: Path | None = None) -> Path | None:
+    """The corpus root in the checkout that merges: the report's `corpus.root` (relative to the directory of
+    harness.toml, as runs write it) under the directory of `config` (default: the nearest harness.toml upwards
+    from the cwd). None when the report names a corpus outside its checkout (`<corpus>`) or it is not here."""
+    text = str((report.get("corpus") or {}).get("root") or "")
+    rel = PurePosixPath(text)
+    if not text or rel.is_absolute() or PureWindowsPath(text).drive or text.startswith(("<", "$", "~")) \
+            or ".." in rel.parts:
+        return None
+    found = config if config is not None else find_config()
+    root = ((found.parent if found is not None else Path.cwd()) / rel).resolve()
+    return root if root.is_dir() else None
+
+
+def corpus_file(root: Path, file: str) -> Path | None:
+    """A shard's image `file` inside `root`, or None: shard reports come from other machines, so an absolute
+    path, a `..` or a symlink that leads out of the corpus is never read."""
+    rel = PurePosixPath(file)
+    if not file or "\\" in file or rel.is_absolute() or PureWindowsPath(file).drive or ".." in rel.parts:
+        return None
+    path = (root / rel).resolve()
+    return path if path.is_relative_to(root.resolve()) and path.is_file() else None
+
+
 def write_merged(out: Path, merged: MergedRun, *, html: bool = False, history: Path | None = None,
-                 store: GoldenStore | None = None) -> dict[str, Path]:
-    """results.jsonl, then every report through `write_reports` (as `run` writes them)."""
+                 store: GoldenStore | None = None, corpus_root: Path | None = None) -> dict[str, Path]:
+    """results.jsonl, then every report through `write_reports` (as `run` writes them). The HTML draws the
+    pictures found inside `corpus_root` (see `corpus_root_for`), none when it is None."""
     from harness.report.writer import write_reports
 
     out.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out / "results.jsonl", "".join(line + "\n" for line in merged.results))
     report = merged.report
-    root = Path(report["corpus"]["root"])
-    files = {img["id"]: root / img["file"] for img in report["images"]}
+    if history is not None:
+        check_history_path(history)
+    atomic.write_text(out / "results.jsonl", "".join(line + "\n" for line in merged.results))
+    files = {img["id"]: path for img in report["images"]
+             if corpus_root is not None and (path := corpus_file(corpus_root, str(img.get("file") or "")))}
     max_pixels = int(report["profile"]["settings"].get("max_image_pixels", 40_000_000))
 
     def load(image_id: str) -> Any:
@@ -428,5 +461,5 @@ def write_merged(out: Path, merged: MergedRun, *, html: bool = False, history: P
 
     goldens: dict[str, OcrResult] = {}
     if html and store is not None:
-        goldens = {i: g.result for i in files if (g := store.load(i)) is not None}
+        goldens = {img["id"]: g.result for img in report["images"] if (g := store.load(img["id"])) is not None}
     return write_reports(out, report, merged.current(), load, html=html, history=history, goldens=goldens)

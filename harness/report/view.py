@@ -13,8 +13,9 @@ from typing import Any
 from rapidfuzz.distance import Levenshtein
 
 SCHEMA = "ocr-harness/report/1"
-# The order people read checks in: cheap, model-wide sanity first, then per-image comparisons.
-CHECK_ORDER = ("inference", "audit", "probe", "bn_drift", "golden", "repeat", "cross_process", "mutation",
+# The order people read checks in: a run that stopped early (harness.incomplete), cheap model-wide sanity,
+# then per-image comparisons.
+CHECK_ORDER = ("run", "inference", "audit", "probe", "bn_drift", "golden", "repeat", "cross_process", "mutation",
                "batch_paths", "variations", "accuracy")
 VERSION_KEYS = ("python", "paddle", "paddleocr", "paddlex", "numpy", "opencv")
 
@@ -251,6 +252,11 @@ def verdict_line(r: Report) -> str:
         text = f"PASS: {n} images, {len(r.checks) - skipped} checks passed"
         return text + (f" ({skipped} skipped)" if skipped else "")
     parts = [f"FAIL: {bad} of {n} images failed"]
+    if r.raw.get("complete") is False:  # a run that stopped early (harness.incomplete)
+        stop = _map(r.raw.get("incomplete"))
+        parts = [f"INCOMPLETE ({stop.get('reason') or 'stopped early'}): "
+                 f"{len(_seq(stop.get('finished_images')))} of {n} images finished"]
+        failed = tuple(c for c in failed if c.name != "run")
     if failed:
         parts.append("checks failed: " + ", ".join(
             f"{c.name} ({len(c.failed_images)})" if c.failed_images else c.name for c in failed))

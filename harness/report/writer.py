@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import write_text as atomic_write_text
-from harness.report.history import append_history, plot_history
+from harness.report.history import append_history, check_history_path, plot_history
 from harness.report.html import ImageLoader, render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_summary
@@ -25,6 +25,8 @@ def write_reports(out_dir: Path | str, report: Mapping[str, Any], results: Mappi
     """report.json, junit.xml, summary.md, optionally report.html; ``history`` is a JSONL file to append
     to (its trend plot is written next to it as <name>.png). Returns {kind: path}."""
     out = Path(out_dir)
+    if history is not None:
+        check_history_path(history)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     # report.json first: if a renderer has a bug, the data is still on disk.
     written = {"json": atomic_write_text(out / REPORT_JSON, canonical_json(report))}

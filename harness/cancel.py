@@ -1,0 +1,42 @@
+"""Stopping a run on SIGINT or SIGTERM (Ctrl-C, a cancelled CI job) without losing what finished.
+
+The first signal kills every worker process (none may outlive the harness or start afterwards) and raises
+`Cancelled` in the main thread, which unwinds to the code that writes the incomplete reports. A second signal
+ends the process at once, as the default handler would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from harness.errors import Cancelled
+from harness.worker import allow_workers, cancel_workers
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def cancel_on_signals() -> Iterator[None]:
+    """Installs the handlers for the duration of a run (main thread only); restores the previous ones after."""
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        for s in previous:
+            signal.signal(s, signal.SIG_DFL)
+        cancel_workers()
+        raise Cancelled(signum)
+
+    allow_workers()
+    for s in SIGNALS:
+        if signal.getsignal(s) is not signal.SIG_IGN:  # ignored on purpose (nohup, a background job): keep it so
+            previous[s] = signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        allow_workers()

@@ -1,0 +1,81 @@
+"""A run that stopped early (a signal, a bug, an error found mid-run) still leaves its reports, marked incomplete.
+
+The report of what finished has `complete: false` and `incomplete: {reason, finished_images, traceback}`;
+images that did not finish are "not run"; a failing `run` check makes every renderer (and CI) show the run as
+failed and why. A bug's traceback goes to `traceback.txt` in the output dir, named in the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import atomic
+from harness.checks.outcome import CheckResult
+from harness.errors import EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, UserError
+from harness.results import canonical_json
+from harness.runner import REPORT_SCHEMA, RunPlan, RunState, build_report, inference_check, machine_paths
+
+TRACEBACK_FILE = "traceback.txt"
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a run stopped early, and the exit code that says so."""
+
+    reason: str
+    exit_code: int
+    internal: bool = False  # a bug: its traceback is in TRACEBACK_FILE
+
+    @classmethod
+    def from_exception(cls, e: BaseException, out: Path) -> Stop:
+        """Classifies `e`; for a bug, also saves its traceback to `out / TRACEBACK_FILE`."""
+        if isinstance(e, Cancelled):
+            return cls(str(e), e.exit_code)
+        if isinstance(e, KeyboardInterrupt):
+            return cls("cancelled by SIGINT", EXIT_SIGINT)
+        if isinstance(e, UserError):
+            return cls(f"error: {e}", EXIT_USAGE)
+        if isinstance(e, Exception):
+            atomic.write_text(out / TRACEBACK_FILE, "".join(traceback.format_exception(e)))
+            return cls(f"internal error: {type(e).__name__}: {e}", EXIT_INTERNAL, internal=True)
+        return cls(f"stopped by {type(e).__name__}", EXIT_INTERNAL)
+
+
+def incomplete_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float, stop: Stop) -> dict[str, Any]:
+    reason = machine_paths(p).text(stop.reason)
+    finished = [it.id for it in p.items if it.id in state.outcomes]
+    if state.outcomes and "inference" not in state.checks:  # stopped during the main pass: judge what finished
+        state.checks["inference"] = inference_check(p, state.outcomes)
+    state.checks["run"] = CheckResult("run", False, f"incomplete, {reason}: {len(finished)} of {len(p.items)} "
+                                                    "images finished")
+    report = build_report(p, state, started, wall_s)
+    for image in report["images"]:
+        if image["id"] not in state.outcomes:
+            image.update(error=f"not run ({reason})", passed=False)
+    report.update(passed=False, exit_code=stop.exit_code, complete=False,
+                  incomplete={"reason": reason, "finished_images": finished,
+                              "traceback": TRACEBACK_FILE if stop.internal else None})
+    return report
+
+
+def write_incomplete(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float, stop: Stop,
+                     write: Callable[[dict[str, Any]], None], out: Path) -> None:
+    """Writes what it can: every report of what finished through `write` (report.json first), or, if building
+    that report fails too, the bare verdict."""
+    try:
+        report = incomplete_report(p, state, started, wall_s, stop)
+    except Exception:
+        report = {"schema": REPORT_SCHEMA, "passed": False, "exit_code": stop.exit_code, "complete": False,
+                  "incomplete": {"reason": machine_paths(p).text(stop.reason), "finished_images": [],
+                                 "traceback": TRACEBACK_FILE if stop.internal else None},
+                  "checks": {}, "images": []}
+    with contextlib.suppress(Exception):  # a renderer's bug must not hide why the run stopped
+        write(report)
+    if not (out / "report.json").is_file():
+        atomic.write_text(out / "report.json", canonical_json(report))

@@ -1,0 +1,83 @@
+"""Machine paths out of reports, so that a report reads the same on every machine and shards merge.
+
+A report is shared (CI artifacts, pull requests) and merged with shards run elsewhere; an absolute path names
+one machine's layout. Each known root is written portably instead: paths inside the checkout (the directory
+of harness.toml) relative to it, the model cache as `$OCR_HARNESS_CACHE`, a corpus, golden dir or model dir
+outside the checkout as `<corpus>`, `<golden>`, `<det_model_dir>`, `<rec_model_dir>`, the Python installation
+as `<python>`, the temp dir as `$TMPDIR` and the home dir as `~`. The most specific root wins.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHECKOUT = ""  # the portable name of the checkout: its paths become relative
+
+
+@dataclass(frozen=True)
+class MachinePaths:
+    prefixes: tuple[tuple[str, str], ...]  # (absolute prefix, portable name), longest first
+
+    @classmethod
+    def of(cls, named: Iterable[tuple[Path | str | None, str]]) -> MachinePaths:
+        found: dict[str, str] = {}
+        for path, name in named:
+            if path is None:
+                continue
+            p = Path(path).expanduser()
+            for variant in (str(p), str(p.resolve())):  # a symlinked /tmp or home shows up both ways
+                variant = variant.rstrip("/")
+                if variant.startswith("/") and variant not in found:
+                    found[variant] = name
+        return cls(tuple(sorted(found.items(), key=lambda kv: -len(kv[0]))))
+
+    def text(self, s: str) -> str:
+        if not self.prefixes or "/" not in s:
+            return s
+        return self._pattern.sub(self._replace, s)
+
+    def scrub(self, obj: Any) -> Any:
+        """A copy of a JSON-like value with every string (keys too) made portable."""
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, Mapping):
+            return {self.text(k) if isinstance(k, str) else k: self.scrub(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.scrub(v) for v in obj]
+        return obj
+
+    @functools.cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        # A prefix counts only as whole path components: /work/a must not match inside /work/ab.
+        alternatives = "|".join(f"({re.escape(prefix)})" for prefix, _ in self.prefixes)
+        return re.compile(f"(?:{alternatives})(?=/|$|[^\\w.\\-]|\\.(?![\\w\\-]))(/)?")
+
+    def _replace(self, m: re.Match[str]) -> str:
+        *roots, slash = m.groups()
+        name = self.prefixes[next(i for i, g in enumerate(roots) if g is not None)][1]
+        if name == CHECKOUT:
+            return "" if slash else "."
+        return name + (slash or "")
+
+
+def for_run(*, checkout: Path, corpus_root: Path | None = None, golden_root: Path | None = None,
+            cache_root: Path | None = None, det_model_dir: Path | None = None,
+            rec_model_dir: Path | None = None) -> MachinePaths:
+    """The roots of one run. A root inside the checkout gets no name of its own: its paths become relative."""
+    home = checkout.expanduser().resolve()
+    named = [(corpus_root, "<corpus>"), (golden_root, "<golden>"), (cache_root, "$OCR_HARNESS_CACHE"),
+             (det_model_dir, "<det_model_dir>"), (rec_model_dir, "<rec_model_dir>"), (Path(sys.prefix), "<python>"),
+             (Path(sys.base_prefix), "<python>"), (Path(tempfile.gettempdir()), "$TMPDIR"), (Path.home(), "~")]
+    outside = [(p, name) for p, name in named if p is not None and not _inside(p, home)]
+    return MachinePaths.of([(checkout, CHECKOUT), *outside])
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path.expanduser().resolve().is_relative_to(root) and root != Path("/")

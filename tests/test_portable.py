@@ -1,0 +1,99 @@
+"""No machine paths in reports (harness.portable): each known root becomes a portable name, so reports are safe
+to share and shards run on different machines (other checkouts, caches, corpus copies) merge."""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, ROOT, CliRun, run_cli
+
+from harness.portable import MachinePaths, for_run
+
+PATHS = MachinePaths.of([("/work/co", ""), ("/data/slips", "<corpus>"), ("/home/u/.cache/ocr-harness", "$OCR_HARNESS_CACHE"),
+                         ("/home/u", "~"), ("/tmp", "$TMPDIR")])
+
+
+@pytest.mark.parametrize(("text", "portable"), [
+    ("/work/co/datasets/bank_slips/images/a.png", "datasets/bank_slips/images/a.png"),
+    ("/work/co", "."),
+    ("/data/slips/images/a.png: not an image", "<corpus>/images/a.png: not an image"),
+    ("/home/u/.cache/ocr-harness/pp-ocrv4-1/det", "$OCR_HARNESS_CACHE/pp-ocrv4-1/det"),  # the most specific root
+    ("/home/u/notes.txt", "~/notes.txt"),
+    ('File "/tmp/harness-child-x/request.json", line 1', 'File "$TMPDIR/harness-child-x/request.json", line 1'),
+    ("/work/cold/x and /work/co-op and /data/slips2", "/work/cold/x and /work/co-op and /data/slips2"),  # not a root
+    ("read /work/co/a.png.", "read a.png."),
+    ("no path at all", "no path at all"),
+])
+def test_roots_become_portable(text: str, portable: str) -> None:
+    assert PATHS.text(text) == portable
+
+
+def test_scrub_reaches_every_string_and_key() -> None:
+    report = {"corpus": {"root": "/data/slips"}, "checks": {"audit": {"details": {"det": {"model_dir":
+              "/home/u/.cache/ocr-harness/p/det"}}}}, "/work/co/k": ["/tmp/a", 1, None, 2.5]}
+    assert PATHS.scrub(report) == {"corpus": {"root": "<corpus>"}, "checks": {"audit": {"details": {"det": {
+        "model_dir": "$OCR_HARNESS_CACHE/p/det"}}}}, "k": ["$TMPDIR/a", 1, None, 2.5]}
+
+
+def test_roots_inside_the_checkout_stay_relative(tmp_path: Path) -> None:
+    paths = for_run(checkout=tmp_path / "co", corpus_root=tmp_path / "co" / "corpus",
+                    golden_root=tmp_path / "golden", cache_root=tmp_path / "cache")
+    assert paths.text(str(tmp_path / "co" / "corpus" / "a.png")) == "corpus/a.png"
+    assert paths.text(str(tmp_path / "golden" / "default")) == "<golden>/default"
+    assert paths.text(str(tmp_path / "cache" / "p")) == "$OCR_HARNESS_CACHE/p"
+
+
+# --- end to end: two "machines" ------------------------------------------------------------------------------
+
+SECRETS = {"MY_API_TOKEN": "s3cret-api-value", "OCR_HARNESS_UPLOAD_TOKEN": "s3cret-upload-value"}
+REPORT_FILES = ("report.json", "summary.md", "junit.xml", "report.html", "results.jsonl")
+
+
+def machine(tmp_path: Path, name: str) -> tuple[Path, dict[str, str], Path]:
+    """A corpus copy, a golden copy and a model cache of one's own, outside the checkout; secrets in the env."""
+    home = tmp_path / name
+    shutil.copytree(CORPUS, home / "corpus")
+    shutil.copytree(ROOT / "golden", home / "golden")
+    return home, {"OCR_HARNESS_CACHE": str(home / "cache"), **SECRETS}, home / "out"
+
+
+def assert_portable(out: Path, machine_paths: list[str]) -> None:
+    for name in REPORT_FILES:
+        text = (out / name).read_text(encoding="utf-8")
+        for path in machine_paths:
+            assert path not in text, (name, path)
+        for value in SECRETS.values():
+            assert value not in text, (name, value)
+
+
+@pytest.mark.slow
+def test_shards_from_two_machines_hold_no_machine_path_and_merge(tmp_path: Path) -> None:
+    def shard(k: int) -> CliRun:
+        home, env, out = machine(tmp_path, f"machine-{k}")
+        return run_cli(["run", "--profile", "release", "--corpus", str(home / "corpus"), "--golden-dir",
+                        str(home / "golden"), "--id", "slip_0003", "--id", "slip_0006", "--repeats", "1",
+                        "--shard", f"{k}/2", "--html", "--out", str(out)], env=env, out=out)
+
+    with ThreadPoolExecutor(2) as pool:
+        one, two = pool.map(shard, [1, 2])
+    assert (one.returncode, two.returncode) == (0, 0), one.stderr[-2000:] + two.stderr[-2000:]
+    machine_paths = [str(tmp_path), str(tmp_path.resolve()), str(ROOT), f"{Path.home()}/"]
+    for res in (one, two):
+        assert_portable(res.out, machine_paths)
+        report = res.report
+        assert report["corpus"]["root"] == "<corpus>"
+        settings = report["profile"]["settings"]
+        assert (settings["corpus"], settings["golden_dir"]) == ("<corpus>", "<golden>")
+        assert report["checks"]["audit"]["details"]["det"]["model_dir"].startswith("$OCR_HARNESS_CACHE/pp-ocrv4-")
+        assert set(SECRETS) <= set(report["environment"]["env_redacted"])
+        assert "MY_API_TOKEN" in (res.out / "report.html").read_text(encoding="utf-8")
+
+    out = tmp_path / "merged"
+    merged = run_cli(["report", "merge", str(one.out), str(two.out), "--out", str(out), "--html"], out=out)
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    assert [i["id"] for i in merged.report["images"]] == ["slip_0003", "slip_0006"]
+    assert "not in this checkout" in merged.stderr  # the corpus was outside both checkouts: no pictures, said so
+    assert_portable(out, machine_paths)
