@@ -145,13 +145,14 @@ def test_signal_stops_the_workers_and_leaves_an_incomplete_report(tmp_path: Path
             proc.kill()
     name = signal.Signals(signum).name
     assert proc.returncode == 128 + signum, stderr[-2000:]
-    assert stderr.strip() == f"ocr-harness: cancelled by {name}; reports of what finished, marked incomplete, in {out}"
     # No worker (nor anything else the run started) outlives it.
     deadline = time.monotonic() + 10
     while (left := live_processes_with(f"FAULT_MARK_DIR={marks}")) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert left == [] and not Path(f"/proc/{worker}").exists()
 
+    assert (out / "report.json").is_file(), stderr[-2000:]
+    assert stderr.strip() == f"ocr-harness: cancelled by {name}; reports of what finished, marked incomplete, in {out}"
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     finished = report["incomplete"]["finished_images"]
     assert report["complete"] is False and report["passed"] is False and report["exit_code"] == 128 + signum
