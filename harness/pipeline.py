@@ -30,7 +30,7 @@ from harness.golden.store import Golden
 from harness.incomplete import TRACEBACK_FILE, Stop, write_incomplete
 from harness.results import OcrResult, canonical_line
 from harness.runner import (RunPlan, RunState, execute, infer_all, infer_together, machine_paths, plan,
-                            stack_sample, terminal_progress, with_sample)
+                            stack_sample, terminal_progress, usable_items, with_sample)
 from harness.worker import ImageOutcome
 
 Hook = Callable[[RunPlan, RunState], None]
@@ -61,7 +61,8 @@ def bs1_path(p: RunPlan, state: RunState) -> dict[str, Any]:
             state.extra_paths["bs1"] = state.outcomes
         else:
             bs1 = dataclasses.replace(p.profile.engine, rec_batch_size=1)
-            state.extra_paths["bs1"] = infer_all(p, bs1, "bs1", 1)
+            with state.phase("bs1", len(usable_items(p))):
+                state.extra_paths["bs1"] = infer_all(p, bs1, "bs1", 1)
     return state.extra_paths["bs1"]
 
 
@@ -74,8 +75,9 @@ def batch_paths_hook(p: RunPlan, state: RunState) -> None:
     group = p.profile.checks.batch_path_images
     sample, info = stack_sample(p)  # bs1 is the service path: every image; batching is a stack property
     multi = f"{group}-per-call"
-    paths = {"bs1": bs1_path(p, state), "profile": state.outcomes,
-             multi: infer_together(sample, p.profile.engine, "multi", group)}
+    with state.phase("multi", len(usable_items(sample))):
+        together = infer_together(sample, p.profile.engine, "multi", group)
+    paths = {"bs1": bs1_path(p, state), "profile": state.outcomes, multi: together}
     reference = p.profile.checks.golden_path
     others = {k: v for k, v in paths.items() if k != reference}
     keys = {it.id: dict(it.fields) for it in p.items if it.fields}
@@ -92,7 +94,10 @@ def variations_hook(p: RunPlan, state: RunState) -> None:
         if threads != engine.resolved_threads():
             variants[f"threads-{threads}"] = dataclasses.replace(engine, cpu_threads=threads)
     sample, info = stack_sample(p)
-    others = {label: infer_all(sample, settings, label, 1) for label, settings in variants.items()}
+    others = {}
+    for label, settings in variants.items():
+        with state.phase(label, len(usable_items(sample))):
+            others[label] = infer_all(sample, settings, label, 1)
     keys = {it.id: dict(it.fields) for it in p.items if it.fields}
     reference = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
     state.checks["variations"] = with_sample(compare_paths("variations", "profile", reference, others,
@@ -169,7 +174,8 @@ def child_check(name: str, hook: Hook) -> Hook:
     timeout) fails that check with the reason, and the run goes on to its other checks and reports."""
     def guarded(p: RunPlan, state: RunState) -> None:
         try:
-            hook(p, state)
+            with state.phase(name, 0):
+                hook(p, state)
         except ChildError as e:
             reason = machine_paths(p).text(str(e)).strip()
             state.checks[name] = CheckResult(name, False, f"{name} did not run: {reason.splitlines()[0]}",

@@ -7,6 +7,7 @@ loads, so a usage error costs seconds, not minutes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -14,7 +15,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,17 @@ class RunState:
     extra_paths: dict[str, dict[str, ImageOutcome]] = field(default_factory=dict)
     accuracy: dict[str, Any] | None = None  # corpus level; the per-image rows below let `report merge` re-aggregate
     image_accuracy: dict[str, Any] = field(default_factory=dict)
+    phases: dict[str, dict[str, Any]] = field(default_factory=dict)  # wall time per inference path and check
+
+    @contextlib.contextmanager
+    def phase(self, label: str, images: int, calls_per_image: int = 1) -> Iterator[None]:
+        """Times one phase of the run for the report's `timing.phases` (what `ocr-harness plan` predicts from)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[label] = {"wall_s": time.perf_counter() - t0, "images": images,
+                                  "calls_per_image": calls_per_image}
 
 
 def shard_items(items: Sequence[CorpusItem], shard: tuple[int, int] | None) -> tuple[CorpusItem, ...]:
@@ -210,14 +222,16 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
     t0 = time.perf_counter()
     prof, checks = p.profile, p.profile.checks
     state = state if state is not None else RunState()
-    infer_all(p, prof.engine, "main", checks.repeats, prof.workers, progress, state.load_s, into=state.outcomes)
+    with state.phase("main", len(usable_items(p)), checks.repeats):
+        infer_all(p, prof.engine, "main", checks.repeats, prof.workers, progress, state.load_s, into=state.outcomes)
     state.checks["inference"] = inference_check(p, state.outcomes)
     state.checks["repeat"] = (repeat_check(state.outcomes) if checks.repeats > 1
                               else skipped("repeat", "repeats = 1"))
     state.checks["mutation"] = mutation_check(state.outcomes) if checks.mutation else skipped("mutation", "disabled")
     if checks.cross_process:
         sample, info = stack_sample(p)
-        fresh = infer_all(sample, prof.engine, "fresh", 1, 1, progress)
+        with state.phase("fresh", len(usable_items(sample))):
+            fresh = infer_all(sample, prof.engine, "fresh", 1, 1, progress)
         mine = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
         state.checks["cross_process"] = with_sample(cross_process_check(mine, fresh), info)
     else:
@@ -228,7 +242,12 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
     return report, state
 
 
-def timing_summary(predict_s: Sequence[float], load_s: Sequence[float], wall_s: float) -> dict[str, Any]:
+def usable_items(p: RunPlan) -> list[CorpusItem]:
+    return [it for it in p.items if it.problem is None]
+
+
+def timing_summary(predict_s: Sequence[float], load_s: Sequence[float], wall_s: float,
+                   phases: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The report's `timing` from per-image predict times (each image's median over repeats); shared with
     `report merge`, which re-aggregates the per-image times of its shards."""
     per_image = sorted(predict_s)
@@ -238,6 +257,7 @@ def timing_summary(predict_s: Sequence[float], load_s: Sequence[float], wall_s: 
         "predict_p90_s": per_image[min(len(per_image) - 1, int(0.9 * len(per_image)))] if per_image else None,
         "model_load_s": statistics.median(load_s) if load_s else None,
         "wall_s": wall_s,
+        "phases": {k: dict(v) for k, v in sorted((phases or {}).items())},
     }
 
 
@@ -304,7 +324,7 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         "images": images,
         "accuracy": state.accuracy,
         "timing": timing_summary([statistics.median(o.predict_s) for o in state.outcomes.values() if o.ok],
-                                 state.load_s, wall_s),
+                                 state.load_s, wall_s, state.phases),
     })
 
 

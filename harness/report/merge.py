@@ -142,7 +142,7 @@ def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] 
         "timing": timing_summary(
             [img["timings"]["predict_s"] for img in images if img["timings"]],
             [s.report["timing"]["model_load_s"] for s in ordered if s.report["timing"]["model_load_s"] is not None],
-            max(s.report["timing"]["wall_s"] for s in ordered)),
+            max(s.report["timing"]["wall_s"] for s in ordered), _phases(ordered)),
     })
     return MergedRun(report, tuple(r[4] for r in rows))
 
@@ -370,6 +370,17 @@ Details = Callable[[str, Sequence[ShardRun], Sequence[Mapping[str, Any]], Mappin
 _DETAILS: dict[str, Details] = {"repeat": _repeat_details, "golden": _golden_details,
                                 "batch_paths": _paths_details, "variations": _paths_details}
 _TAILS: dict[str, Callable[[Mapping[str, Any], str], str]] = {"batch_paths": _paths_tail, "variations": _paths_tail}
+
+
+def _phases(shards: Sequence[ShardRun]) -> dict[str, dict[str, Any]]:
+    """Each phase as the shards ran it side by side: the longest shard's wall time, all shards' images."""
+    out: dict[str, dict[str, Any]] = {}
+    for s in shards:
+        for label, ph in s.report["timing"].get("phases", {}).items():
+            o = out.setdefault(label, {"wall_s": 0.0, "images": 0, "calls_per_image": ph["calls_per_image"]})
+            o["wall_s"] = max(o["wall_s"], ph["wall_s"])
+            o["images"] += ph["images"]
+    return out
 
 
 def _accuracy(images: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:

@@ -1,0 +1,117 @@
+"""`ocr-harness plan`: how long a profile's run takes for N images on K shards, from a measured run.
+
+A run's report carries `timing.phases`: the wall time of each inference path and model-level check, with the
+images it ran. Each phase costs a fixed start (a worker spawn + model load, `timing.model_load_s`) plus a
+per-image cost. Phases scale in three ways:
+- corpus: every image (main repeats, the bs1 service path);
+- sample: the stack checks run on `checks.stack_sample` images (harness.sampling), or every image when 0;
+- fixed: model-level checks (audit, probe, BN drift) cost the same whatever the corpus.
+The rest of the run (golden comparison, accuracy, reports) is taken as per-image. Shards run side by side:
+each pays every fixed start, and its share of the images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from harness.config import Profile
+
+Scaling = Literal["corpus", "sample", "fixed"]
+_FIXED = ("audit", "probe", "bn_drift")
+
+
+@dataclass(frozen=True)
+class PhaseCost:
+    label: str
+    scaling: Scaling
+    start_s: float
+    per_image_s: float
+
+    def predict(self, images: int) -> float:
+        return self.start_s + self.per_image_s * images if self.scaling != "fixed" else self.start_s
+
+
+@dataclass(frozen=True)
+class Prediction:
+    images: int
+    shards: int
+    phases: tuple[tuple[str, float], ...]  # per shard, side by side
+
+    @property
+    def wall_s(self) -> float:
+        return sum(s for _, s in self.phases)
+
+    def table(self) -> str:
+        rows = [f"  {label:<16} {s / 60:7.2f} min" for label, s in self.phases]
+        return "\n".join([*rows, f"  {'total':<16} {self.wall_s / 60:7.2f} min per shard "
+                                  f"({self.images} images, {self.shards} shard{'s' if self.shards > 1 else ''})"])
+
+
+def expected_phases(profile: Profile) -> list[str]:
+    """The phases a run of `profile` has, as `timing.phases` names them."""
+    c, e = profile.checks, profile.engine
+    out = ["main"]
+    if c.cross_process:
+        out.append("fresh")
+    if (c.batch_paths or c.golden_path == "bs1") and e.rec_batch_size != 1:
+        out.append("bs1")
+    if c.batch_paths:
+        out.append("multi")
+    if c.variations:
+        out.append(f"onednn-{'off' if e.enable_mkldnn else 'on'}")
+        out += [f"threads-{t}" for t in c.variation_threads if t != e.resolved_threads()]
+    out += [name for name in _FIXED if getattr(c, name)]
+    return out
+
+
+def _scaling(label: str) -> Scaling:
+    if label in _FIXED:
+        return "fixed"
+    return "corpus" if label in ("main", "bs1") else "sample"
+
+
+def fit(report: Mapping[str, Any], profile: Profile) -> tuple[list[PhaseCost], list[str]]:
+    """Per-phase costs from a measured report, scaled to the profile's repeats; and the phases the profile
+    needs that the report did not measure."""
+    timing = report["timing"]
+    phases: Mapping[str, Mapping[str, Any]] = timing.get("phases") or {}
+    load = float(timing.get("model_load_s") or 0.0)
+    costs, missing = [], []
+    for label in expected_phases(profile):
+        ph = phases.get(label)
+        if ph is None:
+            missing.append(label)
+            continue
+        scaling = _scaling(label)
+        if scaling == "fixed" or not ph["images"]:
+            costs.append(PhaseCost(label, "fixed", float(ph["wall_s"]), 0.0))
+            continue
+        start = min(load, float(ph["wall_s"]))
+        per_image = (float(ph["wall_s"]) - start) / ph["images"]
+        if label == "main":  # repeats are calls per image
+            per_image *= profile.checks.repeats / max(1, int(ph.get("calls_per_image", 1)))
+        costs.append(PhaseCost(label, scaling, start, per_image))
+    measured = sum(float(ph["wall_s"]) for ph in phases.values())
+    images = int(report["corpus"]["selected"]) or 1
+    rest = max(0.0, float(timing["wall_s"]) - measured) / images
+    costs.append(PhaseCost("checks+reports", "corpus", 0.0, rest))
+    return costs, missing
+
+
+def predict(costs: list[PhaseCost], profile: Profile, images: int, shards: int = 1) -> Prediction:
+    sample = profile.checks.stack_sample or images
+    per_shard = {"corpus": math.ceil(images / shards), "sample": math.ceil(min(sample, images) / shards), "fixed": 0}
+    return Prediction(images, shards, tuple((c.label, c.predict(per_shard[c.scaling])) for c in costs))
+
+
+def shards_for_budget(costs: list[PhaseCost], profile: Profile, images: int, budget_s: float,
+                      max_shards: int = 256) -> Prediction | None:
+    """The fewest shards (GitHub's matrix allows 256) whose per-shard wall time fits the budget; None if none."""
+    for k in range(1, max_shards + 1):
+        p = predict(costs, profile, images, k)
+        if p.wall_s <= budget_s:
+            return p
+    return None

@@ -1,0 +1,68 @@
+"""The cost model behind `ocr-harness plan`: per-phase fits from a measured report, scaling, shards, budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.config import load_profile
+from harness.costmodel import expected_phases, fit, predict, shards_for_budget
+
+CONFIG = Path(__file__).resolve().parents[1] / "harness.toml"
+
+
+def report(images: int = 8) -> dict:
+    """A nightly on `images` slips: 2 s model load; per image main 5 x 0.8 s, others 0.8 s, oneDNN off 4 s."""
+    per = {"main": 4.0, "bs1": 0.8, "fresh": 0.8, "multi": 0.8, "onednn-off": 4.0, "threads-1": 1.2}
+    phases = {k: {"wall_s": 2.0 + v * images, "images": images, "calls_per_image": 5 if k == "main" else 1}
+              for k, v in per.items()}
+    phases.update({"audit": {"wall_s": 6.0, "images": 0, "calls_per_image": 1},
+                   "probe": {"wall_s": 9.0, "images": 0, "calls_per_image": 1},
+                   "bn_drift": {"wall_s": 12.0, "images": 0, "calls_per_image": 1}})
+    wall = sum(p["wall_s"] for p in phases.values()) + 0.5 * images  # goldens + reports: 0.5 s per image
+    return {"profile": {"name": "nightly"}, "corpus": {"selected": images},
+            "timing": {"wall_s": wall, "model_load_s": 2.0, "phases": phases}}
+
+
+def test_nightly_has_every_phase_and_fits_exactly() -> None:
+    nightly, _ = load_profile(CONFIG, "nightly")
+    assert expected_phases(nightly) == ["main", "fresh", "bs1", "multi", "onednn-off", "threads-1", "audit", "probe",
+                                        "bn_drift"]
+    costs, missing = fit(report(8), nightly)
+    assert not missing
+    # Fitted on 8 images, predicted for 8: the measured run back.
+    assert predict(costs, nightly, 8).wall_s == pytest.approx(report(8)["timing"]["wall_s"])
+    # For 64: corpus phases x8; stack checks on the 32-image sample (x4); fixed checks as measured.
+    big = dict(predict(costs, nightly, 64).phases)
+    assert big["main"] == pytest.approx(2 + 4.0 * 64) and big["onednn-off"] == pytest.approx(2 + 4.0 * 32)
+    assert big["probe"] == 9.0 and big["checks+reports"] == pytest.approx(0.5 * 64)
+
+
+def test_shards_split_the_images_and_each_pays_the_starts() -> None:
+    nightly, _ = load_profile(CONFIG, "nightly")
+    costs, _ = fit(report(8), nightly)
+    one, four = predict(costs, nightly, 64, 1), predict(costs, nightly, 64, 4)
+    assert four.wall_s < one.wall_s / 3  # images split; starts and model-level checks are paid per shard
+    assert dict(four.phases)["main"] == pytest.approx(2 + 4.0 * 16)
+    best = shards_for_budget(costs, nightly, 10_000, 30 * 60)
+    assert best is not None and best.wall_s <= 30 * 60
+    assert predict(costs, nightly, 10_000, best.shards - 1).wall_s > 30 * 60  # the fewest that fit
+    assert shards_for_budget(costs, nightly, 10_000, 10) is None  # fixed costs alone exceed 10 s
+
+
+def test_plan_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "report.json"
+    source.write_text(json.dumps(report(8)), encoding="utf-8")
+    assert main(["plan", "--config", str(CONFIG), "--from", str(source), "--images", "1000", "--budget", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "plan for profile nightly" in out and "min per shard (1000 images" in out
+    assert main(["plan", "--config", str(CONFIG), "--from", str(tmp_path / "none.json")]) == 2
+    assert "no measured run" in capsys.readouterr().err
+    release = report(8)
+    del release["timing"]["phases"]["bn_drift"]
+    source.write_text(json.dumps(release), encoding="utf-8")
+    assert main(["plan", "--config", str(CONFIG), "--from", str(source)]) == 0
+    assert "not measured (run them once to plan them): bn_drift" in capsys.readouterr().out
