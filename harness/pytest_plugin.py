@@ -2,7 +2,7 @@
 
 A thin shell, like syrupy's: options, one session fixture, one parametrising hook. The work is done by
 `GoldenRegression`, a plain class over the same core as `ocr-harness run` and `golden refresh` (plan, worker,
-`compare_image`, `plan_refresh`/`apply_refresh`).
+`judge_image`, `plan_refresh`/`apply_refresh`).
 
 - Test ids come from the profile's corpus selection (subset, tags, ids; `--ocr-id` narrows it), read at
   collection without loading a model.
@@ -25,12 +25,12 @@ from typing import Any, cast
 import pytest
 
 from harness.checks.determinism import first_divergence
-from harness.checks.golden_check import open_store, preload
+from harness.checks.golden_check import judge_image, open_store, preload
 from harness.config import Profile, find_config, load_profile
 from harness.corpus.loader import CorpusItem, content_sha256, load_corpus
 from harness.environment import stack
 from harness.errors import UserError
-from harness.golden.compare import ImageComparison, compare_image
+from harness.golden.compare import ImageComparison
 from harness.golden.refresh import MODES, RefreshMode, apply_refresh, plan_refresh
 from harness.golden.store import Golden
 from harness.runner import plan
@@ -145,10 +145,12 @@ class GoldenRegression:
             return Verdict(image_id, False, f"{image_id}: did not run: {outcome.error}")
         regen = self._regenerate(item, outcome) if self.options.regen else None
         golden = self.goldens.get(image_id)  # as it was when the session started: a regenerated test still fails
-        comp = None
+        comp = changed = None
         if golden is not None:
-            comp = compare_image(golden.result, outcome.runs[0], self.profile.tolerances, dict(item.fields) or None)
-        return Verdict(image_id, bool(comp), self._message(image_id, comp, regen), comp, regen)
+            comp, changed = judge_image(item, outcome.runs[0], golden, self.profile, content_sha256(item))
+        message = self._message(image_id, comp, regen)
+        return Verdict(image_id, bool(comp) and not changed, f"{changed}\n{message}" if changed else message, comp,
+                       regen)
 
     def _regenerate(self, item: CorpusItem, outcome: ImageOutcome) -> str | None:
         """`golden refresh --<mode> --yes` for this image; returns what was done (None: nothing to do)."""

@@ -13,6 +13,7 @@ from harness.golden.compare import ImageComparison, compare_image
 from harness.golden.status import GoldenStatus
 from harness.golden.store import Golden, GoldenStore
 from harness.golden.summary import summarise
+from harness.results import OcrResult
 from harness.worker import ImageOutcome
 
 
@@ -29,6 +30,18 @@ def preload(store: GoldenStore, ids: Sequence[str]) -> dict[str, Golden]:
         if golden is not None:
             goldens[image_id] = golden
     return goldens
+
+
+def judge_image(item: CorpusItem, current: OcrResult, golden: Golden, profile: Profile,
+                current_sha256: str | None) -> tuple[ImageComparison, str | None]:
+    """One image against its golden, as `run` and the pytest plugin both judge it: the comparison, and a
+    failure note when the image bytes changed since the golden was made (then the golden no longer vouches
+    for the image, whatever its lines say)."""
+    comp = compare_image(golden.result, current, profile.tolerances, dict(item.fields) or None)
+    if golden.image_sha256 and current_sha256 and current_sha256 != golden.image_sha256:
+        return comp, (f"{item.id}: FAIL image changed since its golden was made (sha256 {golden.image_sha256[:12]}"
+                      f" -> {current_sha256[:12]}); refresh its golden if the new image is intended")
+    return comp, None
 
 
 def golden_check(items: Sequence[CorpusItem], outcomes: Mapping[str, ImageOutcome], path: str,
@@ -51,16 +64,12 @@ def golden_check(items: Sequence[CorpusItem], outcomes: Mapping[str, ImageOutcom
             per_image[it.id] = ImageCheck(warn_missing, "no golden (run: ocr-harness golden refresh --new-only --yes)",
                                           {"missing_golden": True}, judged=False)
             continue
-        comp = compare_image(golden.result, outcome.runs[0], profile.tolerances, dict(it.fields) or None)
+        comp, changed = judge_image(it, outcome.runs[0], golden, profile, (image_sha256 or {}).get(it.id))
         comparisons[it.id] = comp
-        now = (image_sha256 or {}).get(it.id)
-        if golden.image_sha256 and now and now != golden.image_sha256:
-            # The golden describes other bytes: whatever the lines say, it no longer vouches for this image.
-            note = (f"{it.id}: FAIL image changed since its golden was made (sha256 {golden.image_sha256[:12]} -> "
-                    f"{now[:12]}); refresh its golden if the new image is intended")
-            per_image[it.id] = ImageCheck(False, f"{note} | {comp.summary()}",
+        if changed:
+            per_image[it.id] = ImageCheck(False, f"{changed} | {comp.summary()}",
                                           {**comp.to_dict(), "image_changed": {"golden": golden.image_sha256,
-                                                                                "current": now}})
+                                                                                "current": image_sha256[it.id]}})
             continue
         per_image[it.id] = ImageCheck(comp.passed, comp.summary(), comp.to_dict())
     check = from_images("golden", per_image, "differ from their golden")
