@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness import atomic
+from harness.backends import backend_owned_keys, unsupported_checks
 from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.outcome import CheckResult, skipped
 from harness.checks.paths import compare_paths
@@ -145,17 +146,40 @@ def accuracy_hook(p: RunPlan, state: RunState) -> None:
     state.accuracy = corpus_accuracy(rows) if rows else None
 
 
+def served_settings_hook(p: RunPlan, state: RunState) -> None:
+    from harness.checks.served import served_settings_check
+
+    state.checks["served_settings"] = served_settings_check(p.profile.engine, p.backend_facts)
+
+
+def shared_golden_keys(profile: Profile, store: Any, current_stack: dict[str, Any]) -> list[str]:
+    """Stack keys not to compare when the profile declares it shares another backend's goldens (and the
+    golden set was made by that backend)."""
+    meta = store.meta()
+    if profile.engine.goldens_from is None or meta is None:
+        return []
+    if meta.stack.get("backend", "paddle") != profile.engine.goldens_from:
+        return []
+    return backend_owned_keys(meta.stack, current_stack)
+
+
 def hooks_for(profile: Profile, golden_hook: Hook | None) -> list[Hook]:
     c = profile.checks
-    chosen: list[Hook] = []
+    unsupported = unsupported_checks(profile)
+    chosen: list[Hook] = [served_settings_hook] if profile.engine.backend == "http" else []
     if c.batch_paths:
         chosen.append(batch_paths_hook)
-    if c.variations:
+    if c.variations and "variations" not in unsupported:
         chosen.append(variations_hook)
+    if c.parity:
+        from harness.checks.parity import parity_hook
+
+        chosen.append(parity_hook)
     if golden_hook is not None:
         chosen.append(golden_hook)
-    for enabled, hook in ((c.audit, audit_hook), (c.probe, probe_hook), (c.bn_drift, bn_drift_hook)):
-        if enabled:
+    for enabled, hook, name in ((c.audit, audit_hook, "audit"), (c.probe, probe_hook, "probe"),
+                                (c.bn_drift, bn_drift_hook, "bn_drift")):
+        if enabled and name not in unsupported:
             chosen.append(hook)
     return chosen
 
@@ -171,16 +195,32 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
         goldens = preload(store, [it.id for it in p.items])
 
         def golden_hook(p: RunPlan, state: RunState) -> None:
+            current_stack = stack(p.profile.engine, p.dirs.file_hashes(), dict(p.backend_facts))
+            shared = shared_golden_keys(p.profile, store, current_stack)
             status = golden_status(store, [it.id for it in p.items], p.corpus.selection_is_complete and p.shard is None,
-                                   stack(p.profile.engine, p.dirs.file_hashes()))
-            state.checks["golden"] = golden_check(p.items, golden_path(p, state), goldens, p.profile, status)
+                                   current_stack, ignore_keys=shared)
+            check = golden_check(p.items, golden_path(p, state), goldens, p.profile, status)
+            if shared:  # declared: this backend reads like the goldens' backend within the profile's tolerances
+                check = dataclasses.replace(
+                    check, summary=f"{check.summary} (goldens shared from {p.profile.engine.goldens_from})",
+                    details={**check.details, "shared_goldens": {"from": p.profile.engine.goldens_from,
+                                                                 "not_compared": shared}})
+            state.checks["golden"] = check
 
     def finish(p: RunPlan, state: RunState) -> None:
+        for name, why in unsupported_checks(profile).items():
+            if getattr(profile.checks, name):
+                state.checks.setdefault(name, skipped(name, why))
+        state.checks.setdefault("parity", skipped("parity", "disabled in profile"))
         for name in ("golden", "batch_paths", "variations", "audit", "probe", "bn_drift"):
             state.checks.setdefault(name, skipped(name, "disabled in profile"))
         if profile.checks.accuracy:
             accuracy_hook(p, state)
 
+    if profile.checks.parity:  # the reference's models too are verified before any model loads
+        from harness.checks.parity import reference_plan
+
+        reference_plan(p)
     report, state = execute(p, progress=terminal_progress(), extra_checks=[*hooks_for(profile, golden_hook), finish])
     current = first_results(state.outcomes)
     write_results(out, p, state)

@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.backends import main_workers, make_worker, preflight, resolve_models
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.outcome import CheckResult, ImageCheck, from_images, skipped
 from harness.config import EngineSettings, Profile
 from harness.corpus.loader import Corpus, CorpusItem, load_corpus
 from harness.environment import environment, stack
 from harness.errors import UserError
-from harness.modelpack import ModelDirs, resolve_model_dirs
+from harness.modelpack import ModelDirs
 from harness.results import canonical_line
-from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec
+from harness.worker import ImageOutcome, ImageRequest, WorkerError, WorkerSpec
 
 REPORT_SCHEMA = "ocr-harness/report/1"
 Progress = Callable[[str, int, int, str], None]
@@ -43,6 +44,7 @@ class RunPlan:
     dirs: ModelDirs
     shard: tuple[int, int] | None = None
     log_dir: Path | None = None
+    backend_facts: Mapping[str, Any] = field(default_factory=dict)  # what a service reported in the preflight
 
 
 @dataclass
@@ -71,8 +73,10 @@ def plan(profile: Profile, base: Path, *, shard: tuple[int, int] | None = None, 
     if not items:
         raise UserError(f"{corpus.root}: shard {shard[0]}/{shard[1]} selects no images" if shard else
                         f"{corpus.root}: no images selected")
-    dirs = resolve_model_dirs(profile.engine, base, profile.model_cache)
-    return RunPlan(profile=profile, base=base, corpus=corpus, items=items, dirs=dirs, shard=shard, log_dir=log_dir)
+    dirs = resolve_models(profile.engine, base, profile.model_cache)
+    facts = preflight(profile.engine, f"profiles.{profile.name}.engine")  # a service: reachable, and its settings
+    return RunPlan(profile=profile, base=base, corpus=corpus, items=items, dirs=dirs, shard=shard, log_dir=log_dir,
+                   backend_facts=facts)
 
 
 def _requests(items: Sequence[CorpusItem]) -> list[ImageRequest]:
@@ -98,7 +102,7 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     def drive(part: list[CorpusItem], wlabel: str) -> None:
         requests = _requests(part)
         try:
-            with Worker(_spec(p, settings, wlabel), timeout_s=p.profile.image_timeout_s) as w:
+            with make_worker(_spec(p, settings, wlabel), p.profile.image_timeout_s) as w:
                 load_error: str | None = None
                 for req in requests:
                     if load_error is None:
@@ -134,7 +138,7 @@ def infer_together(p: RunPlan, settings: EngineSettings, label: str, group: int)
     """Several images per predict call: what a batching service does."""
     usable = [it for it in p.items if it.problem is None]
     out: dict[str, ImageOutcome] = {}
-    with Worker(_spec(p, settings, label), timeout_s=p.profile.image_timeout_s) as w:
+    with make_worker(_spec(p, settings, label), p.profile.image_timeout_s) as w:
         for i in range(0, len(usable), group):
             requests = _requests(usable[i:i + group])
             try:
@@ -158,7 +162,7 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
     t0 = time.perf_counter()
     prof, checks = p.profile, p.profile.checks
     state = RunState()
-    state.outcomes = infer_all(p, prof.engine, "main", checks.repeats, prof.workers, progress, state.load_s)
+    state.outcomes = infer_all(p, prof.engine, "main", checks.repeats, main_workers(prof), progress, state.load_s)
     state.checks["inference"] = inference_check(p, state.outcomes)
     state.checks["repeat"] = (repeat_check(state.outcomes) if checks.repeats > 1
                               else skipped("repeat", "repeats = 1"))
@@ -230,7 +234,8 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
             "lines": len(out.runs[0].lines) if out is not None and out.ok else 0,
         })
     env = environment()
-    env.update({"onednn": p.profile.engine.enable_mkldnn, "cpu_threads": p.profile.engine.resolved_threads()})
+    env.update({"onednn": p.profile.engine.enable_mkldnn, "cpu_threads": p.profile.engine.resolved_threads()}
+               if p.profile.engine.backend == "paddle" else {"backend": p.profile.engine.backend})
     return {
         "schema": REPORT_SCHEMA,
         "passed": passed,
@@ -239,7 +244,7 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         "duration_s": wall_s,
         "profile": {"name": p.profile.name, "settings": p.profile.settings_dict()},
         "environment": env,
-        "stack": stack(p.profile.engine, p.dirs.file_hashes()),
+        "stack": stack(p.profile.engine, p.dirs.file_hashes(), dict(p.backend_facts)),
         "corpus": {"root": _display_path(p.corpus.root, p.base), "subset": p.profile.subset, "selected": len(p.items),
                    "complete": p.corpus.selection_is_complete and p.shard is None,
                    "has_manifest": p.corpus.has_manifest,

@@ -14,8 +14,8 @@ from rapidfuzz.distance import Levenshtein
 
 SCHEMA = "ocr-harness/report/1"
 # The order people read checks in: cheap, model-wide sanity first, then per-image comparisons.
-CHECK_ORDER = ("inference", "audit", "probe", "bn_drift", "golden", "repeat", "cross_process", "mutation",
-               "batch_paths", "variations", "accuracy")
+CHECK_ORDER = ("inference", "served_settings", "audit", "probe", "bn_drift", "golden", "parity", "repeat",
+               "cross_process", "mutation", "batch_paths", "variations", "accuracy")
 VERSION_KEYS = ("python", "paddle", "paddleocr", "paddlex", "numpy", "opencv")
 
 
