@@ -41,7 +41,11 @@ def reference_plan(p: RunPlan) -> tuple[EngineSettings, RunPlan]:
 
 
 def latency(outcomes: Mapping[str, ImageOutcome]) -> dict[str, Any]:
-    per_image = sorted(statistics.median(o.predict_s) for o in outcomes.values() if o.ok and o.predict_s)
+    return latency_of([statistics.median(o.predict_s) for o in outcomes.values() if o.ok and o.predict_s])
+
+
+def latency_of(values: list[float]) -> dict[str, Any]:
+    per_image = sorted(values)
     if not per_image:
         return {"images": 0, "median_s": None, "p90_s": None, "total_s": None}
     return {"images": len(per_image), "median_s": statistics.median(per_image),
@@ -75,6 +79,10 @@ def parity_check(reference_label: str, reference: Mapping[str, ImageOutcome], la
     paths = {k: {**v, "text_differences": text_differences(check, k)} for k, v in check.details["paths"].items()}
     ran = sum(1 for o in reference.values() if o.ok)
     details = {**check.details, "paths": paths, "latency": lat, "backend": label}
+    for image_id, img in check.per_image.items():  # per image too, so `report merge` can recompute the table
+        img.details["latency_s"] = {name: statistics.median(o.predict_s) for name, o in
+                                    ((reference_label, reference.get(image_id)), (label, outcomes.get(image_id)))
+                                    if o is not None and o.ok and o.predict_s}
     ref_med, med = lat[reference_label]["median_s"], lat[label]["median_s"]
     summary = check.summary
     if ref_med and med:
@@ -92,3 +100,18 @@ def parity_hook(p: RunPlan, state: RunState) -> None:
     keys = {it.id: dict(it.fields) for it in p.items if it.fields}
     state.checks["parity"] = parity_check(ref_name, reference, p.profile.engine.backend, state.outcomes,
                                           p.profile.parity_tolerances, keys)
+
+
+def merged_details(name: str, shards: Any, details: Any, per_image: Mapping[str, ImageCheck],
+                   stored_goldens: Any) -> dict[str, Any]:
+    """`report merge`: the shards' parity details as one run's (counts add up, latency from the per-image times)."""
+    from harness.report.merge import _paths_details
+
+    merged = _paths_details(name, shards, details, per_image, stored_goldens)
+    for label, s in merged["paths"].items():
+        s["text_differences"] = sum(d["paths"].get(label, {}).get("text_differences", 0) for d in details)
+    times: dict[str, list[float]] = {}
+    for img in per_image.values():
+        for backend, t in (img.details.get("latency_s") or {}).items():
+            times.setdefault(backend, []).append(t)
+    return {**merged, "backend": details[0].get("backend"), "latency": {b: latency_of(v) for b, v in times.items()}}
