@@ -216,3 +216,19 @@ def test_unreachable_url_is_a_one_line_usage_error(tmp_path: Path) -> None:
     res = run_cli(["run", "--profile", "service", "--out", str(tmp_path / "o2")],
                   env={"OCR_HARNESS_SERVICE_URL": ""})
     assert res.returncode == 2 and "OCR_HARNESS_SERVICE_URL is not set" in res.stderr
+
+
+def test_serve_config_runs_the_profiles_models_and_settings(tmp_path: Path, pack: ModelDirs) -> None:
+    import yaml
+
+    res = run_cli(["models", "serve-config", "--profile", "release", "--out", str(tmp_path / "OCR.yaml")])
+    assert res.returncode == 0, res.stderr[-2000:]
+    c = yaml.safe_load((tmp_path / "OCR.yaml").read_text(encoding="utf-8"))
+    det, rec = c["SubModules"]["TextDetection"], c["SubModules"]["TextRecognition"]
+    assert (det["model_name"], det["model_dir"]) == ("PP-OCRv4_mobile_det", str(pack.det))
+    assert (det["limit_type"], det["limit_side_len"], rec["batch_size"]) == ("max", 960, 6)
+    assert c["use_doc_preprocessor"] is False and "TextLineOrientation" not in c["SubModules"]
+    res = run_cli(["models", "serve-config", "--profile", "release", "--paddlex-defaults",
+                   "--out", str(tmp_path / "defaults.yaml")])
+    d = yaml.safe_load((tmp_path / "defaults.yaml").read_text(encoding="utf-8"))["SubModules"]["TextDetection"]
+    assert (d["limit_type"], d["limit_side_len"]) == ("min", 64)  # PaddleX's own template value
