@@ -18,12 +18,78 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from harness.errors import UserError
 
 CONFIG_NAME = "harness.toml"
+BACKENDS = ("paddle", "onnxruntime", "http")
+# Keys of `[engine]` that belong to the paddle backend. They stay flat in `[engine]` (where profiles have always
+# set them); every other backend has its own sub-table and rejects them.
+PADDLE_KEYS = ("device", "enable_mkldnn", "cpu_threads")
+_BACKEND_TABLES = ("onnxruntime", "http")
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeSettings:
+    """`[engine.onnxruntime]`: ONNX Runtime through PaddleX's own pre- and post-processing."""
+
+    intra_op_threads: int | None = None  # None: the machine's cores
+    graph_optimization_level: int | None = None  # None: ONNX Runtime's default (99, all)
+
+    def validate(self, where: str) -> None:
+        _require(self.intra_op_threads is None or self.intra_op_threads >= 1, f"{where}.intra_op_threads",
+                 "must be >= 1")
+        _require(self.graph_optimization_level in (None, 0, 1, 2, 99), f"{where}.graph_optimization_level",
+                 "must be 0, 1, 2 or 99")
+
+    def resolved_threads(self) -> int:
+        return self.intra_op_threads if self.intra_op_threads is not None else (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """`[engine.http]`: a running service speaking the PaddleX serving OCR protocol (`POST /ocr`)."""
+
+    url: str | None = None  # e.g. http://127.0.0.1:8080/ocr
+    url_env: str | None = None  # or: the name of an environment variable holding the URL (CI secrets, tox)
+    timeout_s: float = 120.0  # per request
+    retries: int = 2  # after the first try, on connection errors, timeouts and 5xx
+    backoff_s: float = 0.5  # doubled after every retry
+    max_in_flight: int = 1  # requests in flight at once
+
+    def validate(self, where: str) -> None:
+        _require(not (self.url and self.url_env), f"{where}.url", "set url or url_env, not both")
+        _require(self.url is None or self.url.startswith(("http://", "https://")), f"{where}.url",
+                 "must start with http:// or https://")
+        _require(self.timeout_s > 0, f"{where}.timeout_s", "must be > 0")
+        _require(0 <= self.retries <= 10, f"{where}.retries", "must be in 0..10")
+        _require(self.backoff_s >= 0, f"{where}.backoff_s", "must be >= 0")
+        _require(1 <= self.max_in_flight <= 64, f"{where}.max_in_flight", "must be in 1..64")
+
+    def resolved_url(self, where: str) -> str:
+        """The endpoint; from the environment when `url_env` names a variable (read at run time)."""
+        if self.url:
+            return self.url
+        if not self.url_env:
+            raise UserError(f"{where}.url: the http backend needs url or url_env")
+        value = os.environ.get(self.url_env, "").strip()
+        if not value:
+            raise UserError(f"{where}.url_env: environment variable {self.url_env} is not set")
+        if not value.startswith(("http://", "https://")):
+            raise UserError(f"{where}.url_env: {self.url_env}={value!r} must start with http:// or https://")
+        return value
 
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Everything handed to `paddleocr.PaddleOCR`; `None` means the harness default."""
+    """Everything that decides what the engine reads; `None` means the harness default.
 
+    Backend-neutral settings (models, detection limits, thresholds, recognition batch) apply to every backend:
+    in-process backends are given them, the http backend is expected to be configured with them and every
+    difference the service reports is flagged. `PADDLE_KEYS` belong to the paddle backend; the other backends
+    have their own sub-tables.
+    """
+
+    backend: str = "paddle"  # paddle | onnxruntime | http (see harness.backends)
+    # The backend whose goldens this profile's golden set holds, when it is not `backend` itself: the profile
+    # declares that its backend reads like that one within the profile's tolerances ("shares the goldens").
+    goldens_from: str | None = None
     # "module:callable" building the engine in the worker as callable(settings, model_dirs); None: PaddleOCR.
     # An extension point like Polygraphy's runners: wrap or replace the engine without touching the harness.
     factory: str | None = None
@@ -46,8 +112,24 @@ class EngineSettings:
     use_textline_orientation: bool = False
     use_doc_orientation_classify: bool = False
     use_doc_unwarping: bool = False
+    onnxruntime: OnnxRuntimeSettings = field(default_factory=OnnxRuntimeSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     def validate(self, where: str) -> None:
+        _require(self.backend in BACKENDS, f"{where}.backend", f"must be one of {', '.join(BACKENDS)}")
+        _require(self.goldens_from is None or (self.goldens_from in BACKENDS and self.goldens_from != self.backend),
+                 f"{where}.goldens_from", f"must be another backend ({', '.join(BACKENDS)})")
+        if self.backend != "paddle":
+            default = EngineSettings()
+            for name in PADDLE_KEYS:
+                _require(getattr(self, name) == getattr(default, name), f"{where}.{name}",
+                         f"belongs to the paddle backend; this profile's backend is {self.backend}")
+        for table in _BACKEND_TABLES:
+            if table != self.backend:
+                _require(getattr(self, table) == type(getattr(self, table))(), f"{where}.{table}",
+                         f"settings for the {table} backend; this profile's backend is {self.backend}")
+        self.onnxruntime.validate(f"{where}.onnxruntime")
+        self.http.validate(f"{where}.http")
         _require(self.factory is None or (":" in self.factory and all(self.factory.split(":", 1))),
                  f"{where}.factory", "must look like 'package.module:callable'")
         _require(self.device == "cpu" or self.device.startswith("gpu"), f"{where}.device", "must be 'cpu' or 'gpu[:N]'")
@@ -66,6 +148,24 @@ class EngineSettings:
 
     def resolved_threads(self) -> int:
         return self.cpu_threads if self.cpu_threads is not None else (os.cpu_count() or 1)
+
+    def hash_dict(self) -> dict[str, Any]:
+        """What the stack's `engine_settings_hash` is computed over: the neutral settings plus the backend's own.
+
+        For paddle this is exactly the flat dict the harness has always hashed, so goldens made before backends
+        existed keep matching. Transport settings (url, timeouts, retries) and `goldens_from` never change what
+        is read, so they are not in it."""
+        d = dataclasses.asdict(self)
+        for key in ("backend", "goldens_from", *_BACKEND_TABLES):
+            d.pop(key)
+        if self.backend == "paddle":
+            return d
+        for key in PADDLE_KEYS:
+            d.pop(key)
+        d["backend"] = self.backend
+        if self.backend == "onnxruntime":
+            d["onnxruntime"] = dataclasses.asdict(self.onnxruntime)
+        return d
 
 
 @dataclass(frozen=True)
@@ -108,8 +208,12 @@ class CheckSettings:
     bn_drift_images: int = 8
     bn_drift_threshold: float = 2.5  # clean bank slips score up to ~2.3 on det's head BN layer
     accuracy: bool = True
+    parity: bool = False  # every image on the profile's backend against a reference backend
+    parity_reference: str = "paddle"  # the reference backend, with the profile's neutral engine settings
 
     def validate(self, where: str) -> None:
+        _require(self.parity_reference in BACKENDS, f"{where}.parity_reference",
+                 f"must be one of {', '.join(BACKENDS)}")
         _require(1 <= self.repeats <= 100, f"{where}.repeats", "must be in 1..100")
         _require(self.missing_golden in ("fail", "warn"), f"{where}.missing_golden", "must be 'fail' or 'warn'")
         _require(self.golden_path in ("profile", "bs1"), f"{where}.golden_path", "must be 'profile' or 'bs1'")
@@ -142,6 +246,9 @@ class Profile:
     # recognition crops to the widest in their batch, so these may need to be looser than `tolerances`; a lost
     # key-field value (amount, account, date) fails whatever they say.
     batch_tolerances: Tolerances = field(default_factory=Tolerances)
+    # What the parity check tolerates between the profile's backend and the reference backend; a lost key-field
+    # value fails whatever they say.
+    parity_tolerances: Tolerances = field(default_factory=Tolerances)
 
     def golden_engine(self) -> EngineSettings:
         """The engine the goldens are made and compared on: recognition batch 1 when `golden_path = "bs1"`.
@@ -159,6 +266,11 @@ class Profile:
         self.checks.validate(f"{where}.checks")
         self.tolerances.validate(f"{where}.tolerances")
         self.batch_tolerances.validate(f"{where}.batch_tolerances")
+        self.parity_tolerances.validate(f"{where}.parity_tolerances")
+        _require(not self.checks.parity or self.checks.parity_reference != self.engine.backend,
+                 f"{where}.checks.parity_reference", f"is the profile's own backend ({self.engine.backend})")
+        _require(self.checks.parity_reference != "http", f"{where}.checks.parity_reference",
+                 "must be an in-process backend (paddle or onnxruntime)")
 
     @property
     def golden_name(self) -> str:

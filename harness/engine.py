@@ -1,82 +1,9 @@
-"""A thin, explicit wrapper around `paddleocr.PaddleOCR` 3.x that returns canonical results.
-
-Every setting PaddleOCR would otherwise pick for us (model names, sub-models, thread count, oneDNN,
-detection limits) is passed explicitly, so a run is described completely by its `EngineSettings`.
-Import this module only inside a worker process: it loads Paddle.
-"""
+"""The paddle backend under its historical name: `harness.engine.OcrEngine` is what `engine.factory` callables
+wrap or subclass. The code lives in `harness.backends.paddle`."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from typing import Any
+from harness.backends.paddle import (OFFLINE_ENV, OcrEngine, paddleocr_kwargs, pipeline_kwargs, set_offline_env,
+                                     to_canonical)
 
-import numpy as np
-
-from harness.config import EngineSettings
-from harness.modelpack import ModelDirs
-from harness.results import Line, OcrResult, reading_order
-
-OFFLINE_ENV = {
-    # paddlex probes the model hubs at import time unless this is set (any non-empty value).
-    "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK": "True",
-}
-
-
-def set_offline_env() -> None:
-    """Must run before paddlex is imported."""
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
-
-
-def paddleocr_kwargs(settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:
-    return {
-        "text_detection_model_name": settings.det_model_name,
-        "text_detection_model_dir": str(dirs.det),
-        "text_recognition_model_name": settings.rec_model_name,
-        "text_recognition_model_dir": str(dirs.rec),
-        "text_recognition_batch_size": settings.rec_batch_size,
-        "use_doc_orientation_classify": settings.use_doc_orientation_classify,
-        "use_doc_unwarping": settings.use_doc_unwarping,
-        "use_textline_orientation": settings.use_textline_orientation,
-        "text_det_limit_side_len": settings.det_limit_side_len,
-        "text_det_limit_type": settings.det_limit_type,
-        "text_det_thresh": settings.det_thresh,
-        "text_det_box_thresh": settings.det_box_thresh,
-        "text_det_unclip_ratio": settings.det_unclip_ratio,
-        "text_rec_score_thresh": settings.rec_score_thresh,
-        "device": settings.device,
-        "enable_mkldnn": settings.enable_mkldnn,
-        "cpu_threads": settings.resolved_threads(),
-    }
-
-
-class OcrEngine:
-    """One loaded pipeline; reused for every image and repeat of a worker."""
-
-    def __init__(self, settings: EngineSettings, dirs: ModelDirs) -> None:
-        set_offline_env()
-        from paddleocr import PaddleOCR  # heavy import, deliberately late
-
-        self.settings = settings
-        self._ocr = PaddleOCR(**paddleocr_kwargs(settings, dirs))
-
-    def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
-        """Several images in one `predict` call (one image is the service path)."""
-        raw = self._ocr.predict(list(images) if len(images) > 1 else images[0])
-        if len(raw) != len(images):
-            raise RuntimeError(f"PaddleOCR returned {len(raw)} results for {len(images)} images")
-        return [to_canonical(r, image_id, img) for r, image_id, img in zip(raw, image_ids, images, strict=True)]
-
-
-def to_canonical(raw: Any, image_id: str, image: np.ndarray) -> OcrResult:
-    texts, scores, polys = raw["rec_texts"], raw["rec_scores"], raw["rec_polys"]
-    if not (len(texts) == len(scores) == len(polys)):
-        raise RuntimeError(f"inconsistent PaddleOCR result for {image_id}: "
-                           f"{len(texts)} texts, {len(scores)} scores, {len(polys)} polygons")
-    lines = [
-        Line(text=str(t), score=float(s), poly=tuple((int(x), int(y)) for x, y in np.asarray(p).reshape(-1, 2)))
-        for t, s, p in zip(texts, scores, polys, strict=True)
-    ]
-    height, width = image.shape[:2]
-    return OcrResult(image_id=image_id, width=int(width), height=int(height), lines=reading_order(lines))
+__all__ = ["OFFLINE_ENV", "OcrEngine", "paddleocr_kwargs", "pipeline_kwargs", "set_offline_env", "to_canonical"]

@@ -5,7 +5,6 @@ Read without importing Paddle (metadata and /proc only), so the parent process s
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -74,26 +73,29 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def stack(engine: EngineSettings, model_hashes: dict[str, str]) -> dict[str, Any]:
+def stack(engine: EngineSettings, model_hashes: dict[str, str],
+          backend_facts: dict[str, Any] | None = None) -> dict[str, Any]:
     """The record stored with goldens and in every report; two equal stacks should give equal outputs.
 
     Only what can change outputs is in it: engine settings (not the profile's name or corpus), versions,
     model hashes, CPU."""
+    from harness.backends import adjust_stack
+
     cpu = cpu_info()
-    return {
+    return adjust_stack({
         "python": platform.python_version(),
         "paddle": package_version("paddlepaddle"),
         "paddleocr": package_version("paddleocr"),
         "paddlex": package_version("paddlex"),
         "harness": __version__,
         "models": model_hashes,
-        "engine_settings_hash": settings_hash(dataclasses.asdict(engine)),
+        "engine_settings_hash": settings_hash(engine.hash_dict()),
         "onednn": engine.enable_mkldnn,
         "cpu_threads": engine.resolved_threads(),
         "rec_batch_size": engine.rec_batch_size,
         "cpu_model": cpu["cpu_model"],
         "isa": cpu["isa"],
-    }
+    }, engine, backend_facts)
 
 
 def environment() -> dict[str, Any]:

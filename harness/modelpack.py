@@ -60,6 +60,8 @@ class ModelDirs:
     def file_hashes(self) -> dict[str, str]:
         """sha256 of every inference file, for the environment record and goldens' _meta.json."""
         out: dict[str, str] = {}
+        if self.source == "service":  # the models live in the service; it reports what it can about them
+            return out
         for kind, d in (("det", self.det), ("rec", self.rec)):
             for f in sorted(d.iterdir()):
                 if f.is_file() and f.name.startswith("inference."):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness import atomic
+from harness.backends import backend_owned_keys, unsupported_checks
 from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.outcome import CheckResult, skipped
 from harness.checks.paddle_child import ChildError
@@ -183,18 +184,40 @@ def child_check(name: str, hook: Hook) -> Hook:
     return guarded
 
 
+def served_settings_hook(p: RunPlan, state: RunState) -> None:
+    from harness.checks.served import served_settings_check
+
+    state.checks["served_settings"] = served_settings_check(p.profile.engine, p.backend_facts)
+
+
+def shared_golden_keys(profile: Profile, store: Any, current_stack: dict[str, Any]) -> list[str]:
+    """Stack keys not to compare when the profile declares it shares another backend's goldens (and the
+    golden set was made by that backend)."""
+    meta = store.meta()
+    if profile.engine.goldens_from is None or meta is None:
+        return []
+    if meta.stack.get("backend", "paddle") != profile.engine.goldens_from:
+        return []
+    return backend_owned_keys(meta.stack, current_stack)
+
+
 def hooks_for(profile: Profile, golden_hook: Hook | None) -> list[Hook]:
     c = profile.checks
-    chosen: list[Hook] = []
+    unsupported = unsupported_checks(profile)
+    chosen: list[Hook] = [served_settings_hook] if profile.engine.backend == "http" else []
     if c.batch_paths:
         chosen.append(batch_paths_hook)
-    if c.variations:
+    if c.variations and "variations" not in unsupported:
         chosen.append(variations_hook)
+    if c.parity:
+        from harness.checks.parity import parity_hook
+
+        chosen.append(parity_hook)
     if golden_hook is not None:
         chosen.append(golden_hook)
     for enabled, name, hook in ((c.audit, "audit", audit_hook), (c.probe, "probe", probe_hook),
                                 (c.bn_drift, "bn_drift", bn_drift_hook)):
-        if enabled:
+        if enabled and name not in unsupported:
             chosen.append(child_check(name, hook))
     return chosen
 
@@ -211,17 +234,33 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
 
         def golden_hook(p: RunPlan, state: RunState) -> None:
             hashes = {it.id: content_sha256(it) for it in p.items}
+            current_stack = stack(p.profile.golden_engine(), p.dirs.file_hashes(), dict(p.backend_facts))
+            shared = shared_golden_keys(p.profile, store, current_stack)
             status = golden_status(store, [it.id for it in p.items], p.corpus.selection_is_complete and p.shard is None,
-                                   stack(p.profile.golden_engine(), p.dirs.file_hashes()), image_sha256=hashes)
-            state.checks["golden"] = golden_check(p.items, golden_path(p, state), p.profile.checks.golden_path, goldens,
-                                                  p.profile, status, hashes)
+                                   current_stack, ignore_keys=shared, image_sha256=hashes)
+            check = golden_check(p.items, golden_path(p, state), p.profile.checks.golden_path, goldens, p.profile,
+                                 status, hashes)
+            if shared:  # declared: this backend reads like the goldens' backend within the profile's tolerances
+                check = dataclasses.replace(
+                    check, summary=f"{check.summary} (goldens shared from {p.profile.engine.goldens_from})",
+                    details={**check.details, "shared_goldens": {"from": p.profile.engine.goldens_from,
+                                                                 "not_compared": shared}})
+            state.checks["golden"] = check
 
     def finish(p: RunPlan, state: RunState) -> None:
+        for name, why in unsupported_checks(profile).items():
+            if getattr(profile.checks, name):
+                state.checks.setdefault(name, skipped(name, why))
+        state.checks.setdefault("parity", skipped("parity", "disabled in profile"))
         for name in ("golden", "batch_paths", "variations", "audit", "probe", "bn_drift"):
             state.checks.setdefault(name, skipped(name, "disabled in profile"))
         if profile.checks.accuracy:
             accuracy_hook(p, state)
 
+    if profile.checks.parity:  # the reference's models too are verified before any model loads
+        from harness.checks.parity import reference_plan
+
+        reference_plan(p)
     from harness.report.writer import write_reports
 
     by_id = {it.id: it for it in p.items}

@@ -34,7 +34,8 @@ from harness.golden.compare import ImageComparison
 from harness.golden.refresh import MODES, RefreshMode, apply_refresh, plan_refresh
 from harness.golden.store import Golden
 from harness.runner import plan
-from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec
+from harness.backends import check_may_write_goldens, make_worker
+from harness.worker import ImageOutcome, ImageRequest, WorkerError, WorkerSpec
 
 _IDS = pytest.StashKey[list[str]]()
 
@@ -108,8 +109,8 @@ class GoldenRegression:
         # A golden is only as good as its reproducibility: regenerating repeats like `golden refresh` does.
         self.repeats = max(2, profile.checks.repeats) if options.regen else 1
         log = str(log_dir / "worker-pytest.log") if log_dir is not None else None
-        self._worker = Worker(WorkerSpec(settings=engine, dirs=self.plan.dirs, max_pixels=profile.max_image_pixels,
-                                         label="pytest", log_path=log), timeout_s=profile.image_timeout_s)
+        self._worker = make_worker(WorkerSpec(settings=engine, dirs=self.plan.dirs, max_pixels=profile.max_image_pixels,
+                                              label="pytest", log_path=log), profile.image_timeout_s)
         self._load_error: str | None = None
         self._stack: dict[str, Any] | None = None
 
@@ -154,6 +155,10 @@ class GoldenRegression:
 
     def _regenerate(self, item: CorpusItem, outcome: ImageOutcome) -> str | None:
         """`golden refresh --<mode> --yes` for this image; returns what was done (None: nothing to do)."""
+        try:
+            check_may_write_goldens(self.profile)
+        except UserError as e:
+            return f"golden NOT regenerated: {e}"
         mode = cast(RefreshMode, self.options.regen)
         current = {item.id: outcome.runs[0]}
         reproducible = all(first_divergence(outcome.runs[0], r) is None for r in outcome.runs[1:])
@@ -166,7 +171,7 @@ class GoldenRegression:
         if not entry.writes:
             return None
         if self._stack is None:
-            self._stack = stack(self.engine, self.plan.dirs.file_hashes())
+            self._stack = stack(self.engine, self.plan.dirs.file_hashes(), dict(self.plan.backend_facts))
         apply_refresh(refresh, self.store, self._stack)
         what = "written (new)" if entry.action == "new" else "regenerated (changed)"
         return f"golden {what}: {self.store.path_for(item.id)}; the next run compares with it"

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.backends import main_workers, make_worker, preflight, resolve_models
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.outcome import CheckResult, ImageCheck, from_images, skipped
 from harness.config import EngineSettings, Profile
 from harness.corpus.loader import Corpus, CorpusItem, load_corpus
 from harness.environment import environment, stack
 from harness.errors import UserError
-from harness.modelpack import ModelDirs, cache_root, resolve_model_dirs
+from harness.modelpack import ModelDirs, cache_root
 from harness.portable import MachinePaths, for_run
 from harness.results import canonical_line
 from harness.sampling import sample_info, sample_note, stratified_sample
@@ -47,6 +48,7 @@ class RunPlan:
     dirs: ModelDirs
     shard: tuple[int, int] | None = None
     log_dir: Path | None = None
+    backend_facts: Mapping[str, Any] = field(default_factory=dict)  # what a service reported in the preflight
 
 
 @dataclass
@@ -86,8 +88,10 @@ def plan(profile: Profile, base: Path, *, shard: tuple[int, int] | None = None, 
     if not items:
         raise UserError(f"{corpus.root}: shard {shard[0]}/{shard[1]} selects no images" if shard else
                         f"{corpus.root}: no images selected")
-    dirs = resolve_model_dirs(profile.engine, base, profile.model_cache)
-    return RunPlan(profile=profile, base=base, corpus=corpus, items=items, dirs=dirs, shard=shard, log_dir=log_dir)
+    dirs = resolve_models(profile.engine, base, profile.model_cache)
+    facts = preflight(profile.engine, f"profiles.{profile.name}.engine")  # a service: reachable, and its settings
+    return RunPlan(profile=profile, base=base, corpus=corpus, items=items, dirs=dirs, shard=shard, log_dir=log_dir,
+                   backend_facts=facts)
 
 
 def stack_sample(p: RunPlan) -> tuple[RunPlan, dict[str, Any]]:
@@ -138,7 +142,7 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     def drive(part: list[CorpusItem], wlabel: str, settled: threading.Event) -> None:
         requests = _requests(part)
         try:
-            with Worker(_spec(p, settings, wlabel), timeout_s=p.profile.image_timeout_s) as w:
+            with make_worker(_spec(p, settings, wlabel), p.profile.image_timeout_s) as w:
                 started.append(w)
                 load_error: str | None = None
                 for req in requests:
@@ -180,7 +184,8 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     except BaseException:  # cancelled (or interrupted): stop this pass's workers, let the threads settle
         stop.set()
         for w in list(started):
-            w.kill_process()
+            if isinstance(w, Worker):  # a process to kill; an in-process client stops with its thread
+                w.kill_process()
         for ev in settled:
             ev.wait()
         raise
@@ -195,7 +200,7 @@ def infer_together(p: RunPlan, settings: EngineSettings, label: str, group: int)
     """Several images per predict call: what a batching service does."""
     usable = [it for it in p.items if it.problem is None]
     out: dict[str, ImageOutcome] = {}
-    with Worker(_spec(p, settings, label), timeout_s=p.profile.image_timeout_s) as w:
+    with make_worker(_spec(p, settings, label), p.profile.image_timeout_s) as w:
         for i in range(0, len(usable), group):
             requests = _requests(usable[i:i + group])
             try:
@@ -223,7 +228,8 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
     prof, checks = p.profile, p.profile.checks
     state = state if state is not None else RunState()
     with state.phase("main", len(usable_items(p)), checks.repeats):
-        infer_all(p, prof.engine, "main", checks.repeats, prof.workers, progress, state.load_s, into=state.outcomes)
+        infer_all(p, prof.engine, "main", checks.repeats, main_workers(prof), progress, state.load_s,
+                  into=state.outcomes)
     state.checks["inference"] = inference_check(p, state.outcomes)
     state.checks["repeat"] = (repeat_check(state.outcomes) if checks.repeats > 1
                               else skipped("repeat", "repeats = 1"))
@@ -304,7 +310,8 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
             "lines": len(out.runs[0].lines) if out is not None and out.ok else 0,
         })
     env = environment()
-    env.update({"onednn": p.profile.engine.enable_mkldnn, "cpu_threads": p.profile.engine.resolved_threads()})
+    env.update({"onednn": p.profile.engine.enable_mkldnn, "cpu_threads": p.profile.engine.resolved_threads()}
+               if p.profile.engine.backend == "paddle" else {"backend": p.profile.engine.backend})
     return machine_paths(p).scrub({
         "schema": REPORT_SCHEMA,
         "passed": passed,
@@ -315,7 +322,7 @@ def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: floa
         "duration_s": wall_s,
         "profile": {"name": p.profile.name, "settings": p.profile.settings_dict()},
         "environment": env,
-        "stack": stack(p.profile.engine, p.dirs.file_hashes()),
+        "stack": stack(p.profile.engine, p.dirs.file_hashes(), dict(p.backend_facts)),
         "corpus": {"root": _display_path(p.corpus.root, p.base), "subset": p.profile.subset, "selected": len(p.items),
                    "complete": p.corpus.selection_is_complete and p.shard is None,
                    "has_manifest": p.corpus.has_manifest,
@@ -332,7 +339,8 @@ def machine_paths(p: RunPlan) -> MachinePaths:
     """This run's absolute roots and their portable names (harness.portable): no report names a machine path."""
     golden = Path(p.profile.golden_dir)
     cache = cache_root(p.profile.model_cache).resolve()
-    det, rec = (d if not d.resolve().is_relative_to(cache) else None for d in (p.dirs.det, p.dirs.rec))
+    det, rec = (d if p.dirs.source != "service" and not d.resolve().is_relative_to(cache) else None
+                for d in (p.dirs.det, p.dirs.rec))
     return for_run(checkout=p.base, corpus_root=p.corpus.root,
                    golden_root=golden if golden.is_absolute() else p.base / golden,
                    cache_root=cache, det_model_dir=det, rec_model_dir=rec)

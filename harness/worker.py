@@ -9,7 +9,6 @@ not modify its input array.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import multiprocessing as mp
 import os
 import signal
@@ -95,13 +94,10 @@ def _digest(array: Any) -> str:
     return hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()
 
 
-def _engine_factory(dotted: str | None) -> Callable[[EngineSettings, ModelDirs], Any]:
-    if dotted is None:
-        from harness.engine import OcrEngine
+def _engine_factory(settings: EngineSettings) -> Callable[[EngineSettings, ModelDirs], Any]:
+    from harness.backends import engine_factory
 
-        return OcrEngine
-    module, _, attr = dotted.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return engine_factory(settings)
 
 
 def _child_main(conn: Connection, spec: WorkerSpec) -> None:
@@ -115,7 +111,7 @@ def _child_main(conn: Connection, spec: WorkerSpec) -> None:
 
     try:
         t0 = time.perf_counter()
-        engine = _engine_factory(spec.settings.factory)(spec.settings, spec.dirs)
+        engine = _engine_factory(spec.settings)(spec.settings, spec.dirs)
         conn.send(("ready", time.perf_counter() - t0))
     except Exception as e:  # reported to the parent as a load failure, with the reason
         conn.send(("load_error", f"{type(e).__name__}: {e}"))

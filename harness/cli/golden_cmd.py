@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from harness import atomic
+from harness.backends import check_may_write_goldens
 from harness.checks.determinism import first_divergence
 from harness.checks.golden_check import open_store, preload
 from harness.cli.run_cmd import add_profile_args, resolve_profile
@@ -62,6 +63,7 @@ def refresh(args: argparse.Namespace) -> int:
     if args.force and not args.reason:
         raise UserError("--force needs --reason: say why non-reproducible output may become a golden")
     profile, base = resolve_profile(args)
+    check_may_write_goldens(profile)
     p = plan(profile, base, log_dir=args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     store = open_store(profile, base)
@@ -85,7 +87,7 @@ def refresh(args: argparse.Namespace) -> int:
     if not args.yes:
         print(f"dry run: nothing written; review in {args.out / 'golden-review.md'}; add --yes to apply")
         return EXIT_OK
-    written = apply_refresh(refresh_plan, store, stack(engine, p.dirs.file_hashes()),
+    written = apply_refresh(refresh_plan, store, stack(engine, p.dirs.file_hashes(), dict(p.backend_facts)),
                             force_reason=args.reason if args.force else None)
     print(f"wrote {len(written)} goldens to {store.directory}")
     return EXIT_OK if all(o.ok for o in outcomes.values()) else EXIT_REGRESSION

@@ -1,12 +1,13 @@
-"""`ocr-harness models prepare|verify|list`: the offline model pack."""
+"""`ocr-harness models prepare|verify|list|export|serve-config`: the offline model packs (Paddle and ONNX)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from harness import modelpack
 from harness.cli.run_cmd import add_profile_args, resolve_profile
-from harness.errors import EXIT_OK
+from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,34 +19,105 @@ def register(sub: argparse._SubParsersAction) -> None:
         sp = msub.add_parser(name, help=what)
         add_profile_args(sp)
         sp.set_defaults(func=func)
+    sp = msub.add_parser("export", help="convert a Paddle model dir to ONNX (paddle2onnx) and prove it: ONNX Runtime "
+                                        "loads it and it reads the corpus like Paddle, within parity tolerances")
+    sp.add_argument("model_dir", type=Path, help="a Paddle model dir (inference.pdmodel/.json, .pdiparams, .yml)")
+    sp.add_argument("--to", choices=["onnx"], required=True, help="target format")
+    sp.add_argument("--out", type=Path, help="where the ONNX model dir goes (default: MODEL_DIR-onnx beside it)")
+    sp.add_argument("--opset", type=int, default=14, help="ONNX opset (default: 14)")
+    add_profile_args(sp)
+    sp.set_defaults(func=export)
+    sp = msub.add_parser("serve-config", help="write a PaddleX serving pipeline config (paddlex --serve --pipeline "
+                                              "FILE) that runs the profile's models and settings")
+    sp.add_argument("--out", type=Path, default=Path("OCR.yaml"), help="output file (default: ./OCR.yaml)")
+    sp.add_argument("--paddlex-defaults", action="store_true",
+                    help="keep PaddleX's own detection limits (to see what a default service reads differently)")
+    add_profile_args(sp)
+    sp.set_defaults(func=serve_config)
 
 
 def prepare(args: argparse.Namespace) -> int:
+    from harness.backends import resolve_models
+
     profile, base = resolve_profile(args)
-    dirs = modelpack.resolve_model_dirs(profile.engine, base, profile.model_cache)
+    dirs = resolve_models(profile.engine, base, profile.model_cache)
     print(f"det: {dirs.det}\nrec: {dirs.rec}")
     return EXIT_OK
 
 
 def verify(args: argparse.Namespace) -> int:
+    from harness.backends import onnx_pack, resolve_models
+
     profile, base = resolve_profile(args)
     found = modelpack.verify_sources()
     for pf in modelpack.PACK_FILES:
         print(f"ok  {pf.sha256[:16]}  {found[pf.source]}")
-    dirs = modelpack.resolve_model_dirs(profile.engine, base, profile.model_cache)
+    if profile.engine.backend == "onnxruntime":
+        onnx_found = onnx_pack.verify_sources()
+        for pf in onnx_pack.ONNX_FILES:
+            print(f"ok  {pf.sha256[:16]}  {onnx_found[pf.source]}")
+    dirs = resolve_models(profile.engine, base, profile.model_cache)
     if dirs.source == "bundled":
         modelpack.verify_prepared(dirs.det.parent)
         print(f"ok  prepared pack {dirs.det.parent}")
+    elif dirs.source == "bundled-onnx":
+        onnx_pack.verify_prepared(dirs.det.parent)
+        print(f"ok  prepared ONNX pack {dirs.det.parent}")
     return EXIT_OK
 
 
 def list_models(args: argparse.Namespace) -> int:
+    from harness.backends import onnx_pack, resolve_models
+
     profile, base = resolve_profile(args)
-    dirs = modelpack.resolve_model_dirs(profile.engine, base, profile.model_cache)
+    dirs = resolve_models(profile.engine, base, profile.model_cache)
     e = profile.engine
-    print(f"source: {dirs.source} ({modelpack.PACK_ID} from {modelpack.CARRIER} {modelpack.CARRIER_VERSION})")
+    if e.backend == "http":
+        print("source: the service (its models are not local; run reports record what it says about itself)")
+        return EXIT_OK
+    if e.backend == "onnxruntime":
+        print(f"source: {dirs.source} ({onnx_pack.ONNX_PACK_ID} from {onnx_pack.CARRIER} {onnx_pack.CARRIER_VERSION})")
+    else:
+        print(f"source: {dirs.source} ({modelpack.PACK_ID} from {modelpack.CARRIER} {modelpack.CARRIER_VERSION})")
     print(f"det  {e.det_model_name:<22} {dirs.det}")
     print(f"rec  {e.rec_model_name:<22} {dirs.rec}")
     for name, digest in dirs.file_hashes().items():
         print(f"     {name:<28} {digest}")
+    return EXIT_OK
+
+
+def export(args: argparse.Namespace) -> int:
+    from harness.backends import export as ex
+
+    profile, base = resolve_profile(args)
+    source = ex.check_source(args.model_dir)
+    kind = ex.model_kind(source)
+    out = (args.out or source.parent / f"{source.name}-onnx").expanduser().resolve()
+    if out == source:
+        raise UserError(f"--out {out}: must differ from the model dir")
+    print(f"export {kind} model {source} -> {out / ex.ONNX_FILE} (opset {args.opset})")
+    steps = (("convert", lambda: ex.convert(source, out, args.opset)),
+             ("load", lambda: ex.load_check(out / ex.ONNX_FILE)))
+    for name, step in steps:
+        result = step()
+        if not result.ok:
+            print(f"FAIL  {name}: {result.message}")
+            return EXIT_REGRESSION
+        print(f"  ok  {name}: {result.message}")
+    check = ex.agreement(profile, base, source, out, kind)
+    print(f"{'  ok' if check.passed else 'FAIL'}  parity: {check.summary}")
+    for image_id in check.failed_images[:10]:
+        print(f"        {image_id}: {check.per_image[image_id].summary}")
+    return EXIT_OK if check.passed else EXIT_REGRESSION
+
+
+def serve_config(args: argparse.Namespace) -> int:
+    from harness.backends.serving import pipeline_template, serving_config, write_serving_config
+
+    profile, base = resolve_profile(args)
+    dirs = modelpack.resolve_model_dirs(profile.engine, base, profile.model_cache)
+    config = serving_config(pipeline_template(), profile.engine, dirs, cpu_threads=profile.engine.resolved_threads(),
+                            paddlex_defaults=args.paddlex_defaults)
+    write_serving_config(args.out, config)
+    print(f"wrote {args.out}; start: paddlex --serve --pipeline {args.out} --host 127.0.0.1 --port 8080")
     return EXIT_OK

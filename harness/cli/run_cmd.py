@@ -26,6 +26,7 @@ def add_profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rec-batch-size", type=int, help="engine.rec_batch_size")
     p.add_argument("--onednn", action=argparse.BooleanOptionalAction, default=None, help="engine.enable_mkldnn")
     p.add_argument("--repeats", type=int, help="checks.repeats")
+    p.add_argument("--service-url", help="engine.http.url: the service endpoint (http backend profiles)")
 
 
 def resolve_profile(args: argparse.Namespace) -> tuple[Profile, Path]:
@@ -52,6 +53,8 @@ def resolve_profile(args: argparse.Namespace) -> tuple[Profile, Path]:
         engine["rec_batch_size"] = args.rec_batch_size
     if args.onednn is not None:
         engine["enable_mkldnn"] = args.onednn
+    if getattr(args, "service_url", None) is not None:
+        engine["http"] = dataclasses.replace(profile.engine.http, url=args.service_url, url_env=None)
     checks: dict[str, Any] = {}
     if getattr(args, "repeats", None) is not None:
         checks["repeats"] = args.repeats

@@ -16,6 +16,8 @@ from harness.golden.store import GoldenStore, stack_id
 # Highest first; a flag matches a level when it starts with the level's name (avx512f -> avx512).
 _ISA_LEVELS = ("amx", "avx512", "avx2", "avx", "sse4_2", "sse4.2", "sse4_1", "sse4.1")
 _GENERIC = {"version", "value", "name", "sha256", "hash", "enabled", "on"}
+# Stack keys added after goldens were first written, with the value every older golden had.
+_LEGACY_STACK = {"backend": "paddle"}
 _LABELS = {"onednn": "oneDNN", "mkldnn": "oneDNN", "enable_mkldnn": "oneDNN", "use_onednn": "oneDNN"}
 
 
@@ -156,7 +158,7 @@ def golden_status(
 def stack_differences(
     golden: Mapping[str, Any], current: Mapping[str, Any], ignore_keys: Collection[str] = ()
 ) -> tuple[StackDifference, ...]:
-    g, c = _flatten(golden), _flatten(current)
+    g, c = {**_LEGACY_STACK, **_flatten(golden)}, {**_LEGACY_STACK, **_flatten(current)}
     keys = sorted((g.keys() | c.keys()) - set(ignore_keys))
     return tuple(StackDifference(k, g.get(k), c.get(k)) for k in keys if g.get(k) != c.get(k))
 

@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from harness.report.parity import html_section as parity_html
 from harness.report.view import (
     CheckOutcome,
     ImageOutcome,
@@ -300,6 +301,7 @@ def _summary_tables(r: Report) -> str:
             out.append(f"<tr><td>{e(c.name)}</td><td>{_status(c)}</td><td class='num'>{len(c.failed_images) or ''}</td>"
                        f"<td>{e(c.summary)}</td></tr>")
         out.append("</table>")
+    out.append(parity_html(r.raw, e))
     acc = r.accuracy
     if acc:
         out.append("<h2>Accuracy</h2><table><tr><th>scope</th><th>images</th><th>CER</th><th>lines exact</th>"

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.report.parity import markdown_section as parity_markdown
 from harness.report.view import (
     CheckOutcome,
     ImageOutcome,
@@ -198,7 +199,7 @@ def render_summary(report: Mapping[str, Any], *, max_bytes: int = SUMMARY_CAP) -
     if any(meta):
         head_lines += [" · ".join(m for m in meta if m), ""]
     head = "\n".join(head_lines) + "\n"
-    tail = "\n".join(_checks_table(r) + _accuracy_tables(r.accuracy) + _timing_table(r.timing)
+    tail = "\n".join(_checks_table(r) + parity_markdown(report) + _accuracy_tables(r.accuracy) + _timing_table(r.timing)
                      + [f"Environment: {md(environment_line(r.environment), 1000)}", ""])
 
     intro = ""

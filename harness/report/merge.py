@@ -367,9 +367,16 @@ def _per_shard(shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, Any]]) -
 
 Details = Callable[[str, Sequence[ShardRun], Sequence[Mapping[str, Any]], Mapping[str, ImageCheck],
                     Collection[str] | None], dict[str, Any]]
-_DETAILS: dict[str, Details] = {"repeat": _repeat_details, "golden": _golden_details,
+def _parity_details(*args: Any) -> dict[str, Any]:
+    from harness.checks.parity import merged_details
+
+    return merged_details(*args)
+
+
+_DETAILS: dict[str, Details] = {"repeat": _repeat_details, "golden": _golden_details, "parity": _parity_details,
                                 "batch_paths": _paths_details, "variations": _paths_details}
-_TAILS: dict[str, Callable[[Mapping[str, Any], str], str]] = {"batch_paths": _paths_tail, "variations": _paths_tail}
+_TAILS: dict[str, Callable[[Mapping[str, Any], str], str]] = {"batch_paths": _paths_tail, "variations": _paths_tail,
+                                                              "parity": _paths_tail}
 
 
 def _phases(shards: Sequence[ShardRun]) -> dict[str, dict[str, Any]]:

@@ -15,8 +15,8 @@ from rapidfuzz.distance import Levenshtein
 SCHEMA = "ocr-harness/report/1"
 # The order people read checks in: a run that stopped early (harness.incomplete), cheap model-wide sanity,
 # then per-image comparisons.
-CHECK_ORDER = ("run", "inference", "audit", "probe", "bn_drift", "golden", "repeat", "cross_process", "mutation",
-               "batch_paths", "variations", "accuracy")
+CHECK_ORDER = ("run", "inference", "served_settings", "audit", "probe", "bn_drift", "golden", "parity", "repeat",
+               "cross_process", "mutation", "batch_paths", "variations", "accuracy")
 VERSION_KEYS = ("python", "paddle", "paddleocr", "paddlex", "numpy", "opencv")
 
 

@@ -1,0 +1,76 @@
+"""A worker that runs its backend in this process, for backends with nothing native to crash (the http client).
+
+Same interface and same bookkeeping as `harness.worker.Worker` (reads the images, checks the backend left them
+untouched, times each predict, turns an exception into that request's error), so the runner drives both alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ImageError
+from harness.worker import ImageOutcome, ImageRequest, WorkerError, WorkerSpec, _digest
+
+
+class LocalWorker:
+    def __init__(self, spec: WorkerSpec, factory: Callable[..., Any], timeout_s: float = 300.0) -> None:
+        self.spec = spec
+        self.timeout_s = timeout_s
+        self.load_s: list[float] = []
+        self._factory = factory
+        self._engine: Any = None
+
+    def __enter__(self) -> LocalWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    def start(self) -> None:
+        if self._engine is not None:
+            return
+        t0 = time.perf_counter()
+        try:
+            self._engine = self._factory(self.spec.settings, self.spec.dirs)
+        except Exception as e:
+            raise WorkerError(f"{self.spec.label} backend: could not start: {type(e).__name__}: {e}") from None
+        self.load_s.append(time.perf_counter() - t0)
+
+    def infer(self, requests: list[ImageRequest], repeats: int = 1) -> list[ImageOutcome]:
+        from harness.corpus.loader import read_image
+
+        self.start()
+        try:
+            t0 = time.perf_counter()
+            images = [read_image(Path(r.path), expected_sha256=r.sha256, max_pixels=self.spec.max_pixels)
+                      for r in requests]
+            read_s = (time.perf_counter() - t0) / len(requests)
+        except ImageError as e:
+            return [ImageOutcome(r.image_id, error=str(e)) for r in requests]
+        before = [_digest(img) for img in images]
+        runs = []
+        times: list[float] = []
+        try:
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                runs.append(self._engine.predict(images, [r.image_id for r in requests]))
+                times.append((time.perf_counter() - t0) / len(requests))
+        except Exception as e:  # the backend's own message (a service's error) is the image's error
+            return [ImageOutcome(r.image_id, error=f"{type(e).__name__}: {e}") for r in requests]
+        mutated = [_digest(img) != b for img, b in zip(images, before, strict=True)]
+        return [ImageOutcome(image_id=r.image_id, runs=tuple(run[i] for run in runs), predict_s=tuple(times),
+                             read_s=read_s, mutated=mutated[i]) for i, r in enumerate(requests)]
+
+    def close(self) -> None:
+        if self._engine is not None:
+            close = getattr(self._engine, "close", None)
+            if close is not None:
+                close()
+        self._engine = None

@@ -1,0 +1,33 @@
+"""The onnxruntime backend: PaddleOCR's pipeline with `engine="onnxruntime"`.
+
+PaddleX 3.7 runs `inference.onnx` from each model dir through ONNX Runtime with its own pre- and
+post-processing, so only the runtime differs from the paddle backend: same resize, same DB post-processing,
+same CTC decoding. Loaded in a worker process like the paddle backend (a native crash stays an image's failure).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.backends.base import StackFacts
+from harness.backends.paddle import OcrEngine, package_version, pipeline_kwargs
+from harness.config import EngineSettings
+from harness.modelpack import ModelDirs
+
+
+def onnxruntime_kwargs(settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:
+    ort = settings.onnxruntime
+    config: dict[str, Any] = {"intra_op_num_threads": ort.resolved_threads(), "providers": ["CPUExecutionProvider"]}
+    if ort.graph_optimization_level is not None:
+        config["graph_optimization_level"] = ort.graph_optimization_level
+    return {**pipeline_kwargs(settings, dirs), "device": "cpu", "engine": "onnxruntime", "engine_config": config}
+
+
+class OnnxRuntimeEngine(OcrEngine):
+    name = "onnxruntime"
+
+    def _kwargs(self, settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:
+        return onnxruntime_kwargs(settings, dirs)
+
+    def facts(self) -> StackFacts:
+        return StackFacts(self.name, "onnxruntime", package_version("onnxruntime"), self.dirs.file_hashes())
