@@ -21,12 +21,14 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from harness.cli import audit_cmd, corpus_cmd, doctor_cmd, golden_cmd, models_cmd, report_cmd, run_cmd
+    from harness.cli import init_cmd
 
     parser = _Parser(prog="ocr-harness", description="Deployment regression harness for PaddleOCR.")
     parser.add_argument("--version", action="version", version=f"ocr-harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in (run_cmd, models_cmd, doctor_cmd, corpus_cmd, golden_cmd, audit_cmd, report_cmd):
         module.register(sub)
+    init_cmd.register(sub)
     return parser
 
 
