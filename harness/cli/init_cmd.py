@@ -45,7 +45,8 @@ def _walk(node: Traversable, rel: PurePosixPath) -> list[TemplateFile]:
         if child.is_dir():
             out += _walk(child, rel / child.name)
         else:
-            out.append(TemplateFile(rel / child.name, child.read_text(encoding="utf-8")))
+            # '.tmpl': a template that is Python source would otherwise be left out of the wheel.
+            out.append(TemplateFile(rel / child.name.removesuffix(".tmpl"), child.read_text(encoding="utf-8")))
     return out
 
 
