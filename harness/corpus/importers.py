@@ -373,7 +373,7 @@ def _write(out: Path, records: list[tuple[dict[str, object], bytes, str]], force
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        for _record_, data, rel in records:
+        for _, data, rel in records:
             write_bytes(tmp / "images" / rel, data)
         text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r, _, _ in records)
         write_text(tmp / "manifest.jsonl", text)
