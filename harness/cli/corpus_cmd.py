@@ -1,4 +1,4 @@
-"""`ocr-harness corpus generate|validate|list`: make, check and inspect an image corpus."""
+"""`ocr-harness corpus generate|import|validate|list`: make, import, check and inspect an image corpus."""
 
 from __future__ import annotations
 
@@ -23,6 +23,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="templates to cycle through (default: all); comma- or space-separated")
     gen.add_argument("--force", action="store_true", help="replace a corpus this command generated before")
     gen.set_defaults(func=_generate)
+
+    imp = actions.add_parser(
+        "import", help="convert PPOCRLabel / PaddleOCR det or rec / ICDAR 2015 labels into a corpus with manifest",
+        description="Reads the labels, checks every line and image, then writes OUT/manifest.jsonl and OUT/images/ "
+                    "all at once (nothing on any error). Key fields come from --field NAME=REGEX (group 1 or the "
+                    "whole match, over each transcription); a field not found is reported per image.")
+    imp.add_argument("labels", type=Path,
+                     help="Label.txt (ppocrlabel), a det/rec label file, or a gt_*.txt file or folder (icdar2015)")
+    imp.add_argument("--from", dest="fmt", required=True, choices=("ppocrlabel", "det", "rec", "icdar2015"))
+    imp.add_argument("--out", type=Path, required=True, help="corpus directory to write (must be new or empty)")
+    imp.add_argument("--images", type=Path, default=None,
+                     help="folder the image paths are relative to (default: next to the label file)")
+    imp.add_argument("--field", action="append", default=[], metavar="NAME=REGEX",
+                     help="a key field, e.g. amount='[¥￥]\\s*([\\d,]+\\.\\d{2})' (repeatable)")
+    imp.add_argument("--fields", type=Path, default=None, metavar="FILE",
+                     help="TOML or JSON mapping of field name = regex (--field overrides a name)")
+    imp.add_argument("--subset", action="append", default=None, help="subset(s) to put every image in (default: full)")
+    imp.add_argument("--force", action="store_true", help="replace an existing corpus at --out")
+    imp.set_defaults(func=_import)
 
     val = actions.add_parser("validate", help="check every item of a corpus; exit 2 listing all problems")
     val.add_argument("path", type=Path, help="corpus directory, manifest file, or a plain directory of images")
@@ -52,10 +71,35 @@ def _generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _import(args: argparse.Namespace) -> int:
+    from harness.corpus.importers import ImportErrors, import_corpus, parse_field_rules, summary
+
+    rules = parse_field_rules(args.field, args.fields)
+    try:
+        result = import_corpus(args.fmt, args.labels, args.out, images=args.images, rules=rules,
+                               subsets=tuple(args.subset or ("full",)), force=args.force)
+    except ImportErrors as e:
+        for line in e.problems:
+            print(line, file=sys.stderr)
+        raise
+    for line in result.missing_fields:
+        print(f"warning: {line}", file=sys.stderr)
+    print(summary(result))
+    if rules:
+        found = result.images * len(rules) - len(result.missing_fields)
+        print(f"key fields: {found} of {result.images * len(rules)} found ({', '.join(r.name for r in rules)})")
+    return EXIT_OK
+
+
 def _validate(args: argparse.Namespace) -> int:
     from harness.corpus.loader import load_corpus, validate_corpus
 
+    from harness.corpus.schema import schema_problems
+
     problems = validate_corpus(args.path, max_pixels=args.max_pixels)
+    manifest = args.path / "manifest.jsonl" if args.path.is_dir() else args.path
+    if manifest.suffix == ".jsonl" and manifest.is_file():
+        problems = schema_problems(manifest) + problems
     if problems:
         for line in problems:
             print(line)

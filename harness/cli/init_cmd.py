@@ -1,0 +1,85 @@
+"""`ocr-harness init [DIR]`: a working starting point for a harness in any repository; never overwrites.
+
+Writes (from the package's templates, so a wheel carries them): harness.toml with default/release/nightly/bench
+profiles, datasets/ (README, an empty manifest), golden/, tox.ini, requirements-ocr.txt (the one pin of the
+stack), a pytest golden test and GitHub Actions workflows (release gate on pull requests, sharded nightly with
+a merge job, manual golden refresh that opens a pull request).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path, PurePosixPath
+
+from harness import __version__, atomic
+from harness.errors import EXIT_OK, UserError
+
+CI_PYTHON = "3.12"
+
+
+@dataclass(frozen=True)
+class TemplateFile:
+    rel: PurePosixPath
+    text: str
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("init", help="write a starting harness (config, corpus folder, goldens, tox, CI) into DIR",
+                       description="Writes harness.toml, datasets/, golden/, tox.ini, requirements-ocr.txt, "
+                                   "tests/test_ocr_golden.py and .github/workflows/ocr-*.yml. Refuses to "
+                                   "overwrite: if any of them exists, nothing is written.")
+    p.add_argument("dir", nargs="?", type=Path, default=Path("."), help="target directory (default: .)")
+    p.add_argument("--skip-existing", action="store_true", help="write only the files that do not exist yet")
+    p.add_argument("--python", default=CI_PYTHON, help=f"Python version the workflows use (default: {CI_PYTHON})")
+    p.set_defaults(func=run_init)
+
+
+def _walk(node: Traversable, rel: PurePosixPath) -> list[TemplateFile]:
+    out = []
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        if child.name == "__pycache__":
+            continue
+        if child.is_dir():
+            out += _walk(child, rel / child.name)
+        else:
+            # '.tmpl': a template that is Python source would otherwise be left out of the wheel.
+            out.append(TemplateFile(rel / child.name.removesuffix(".tmpl"), child.read_text(encoding="utf-8")))
+    return out
+
+
+def template_files(python: str = CI_PYTHON) -> list[TemplateFile]:
+    """The files init writes, rendered (the harness version pinned, the workflows' Python)."""
+    root = resources.files("harness").joinpath("templates", "init")
+    return [TemplateFile(f.rel, f.text.replace("@version@", __version__).replace("@python@", python))
+            for f in _walk(root, PurePosixPath())]
+
+
+def init(target: Path, *, skip_existing: bool = False, python: str = CI_PYTHON) -> list[Path]:
+    """Writes the starting point; UserError naming every file that exists unless `skip_existing`."""
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{target}: exists and is not a directory")
+    files = template_files(python)
+    existing = [f.rel.as_posix() for f in files if (target / f.rel).exists()]
+    if existing and not skip_existing:
+        shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
+        raise UserError(f"{target}: would overwrite {shown}; nothing written (--skip-existing writes the rest)")
+    written = []
+    for f in files:
+        if f.rel.as_posix() in existing:
+            continue
+        written.append(atomic.write_text(target / f.rel, f.text))
+    return written
+
+
+def run_init(args: argparse.Namespace) -> int:
+    written = init(args.dir, skip_existing=args.skip_existing, python=args.python)
+    for path in written:
+        print(f"  wrote {path.relative_to(args.dir).as_posix()}")
+    print(f"initialised an ocr-harness starting point in {args.dir} ({len(written)} files). Next:\n"
+          "  ocr-harness corpus import --from ppocrlabel path/to/Label.txt --out datasets/slips --force\n"
+          "  ocr-harness golden refresh --all --yes\n"
+          "  ocr-harness run --profile release")
+    return EXIT_OK
