@@ -183,7 +183,8 @@ def test_batch_paths_verdict_is_what_the_data_gives(tmp_path: Path) -> None:
     check = strict.report["checks"]["batch_paths"]
     assert not check["passed"] and check["failed_images"] == ["slip_0000"], check["summary"]
     assert strict.returncode == 1, strict.stderr[-2000:]
-    assert (check["details"]["paths"]["bs1"]["beyond"], check["details"]["paths"]["3-per-call"]["identical"]) == (1, 1)
+    paths = check["details"]["paths"]
+    assert (paths["bs1"]["beyond"], paths["3-per-call"]["identical"]) == (1, 1)
     assert strict.report["checks"]["golden"]["passed"]  # only the batch-path check failed
 
 
@@ -232,7 +233,8 @@ def test_doctor_reports_what_decides_reproducibility() -> None:
 
 def test_variations_verdict_is_what_the_data_gives(tmp_path: Path) -> None:
     """Measured: oneDNN off moves scores by ~3e-6 (up to 2.6e-4 over the 64 slips), inside the golden tolerance
-    score_abs = 1e-3; one thread instead of two gives the same bits. Same on AVX-512 and AVX2 (ONEDNN_MAX_CPU_ISA)."""
+    score_abs = 1e-3; one thread instead of two gives the same bits. Same on AVX-512 and on AVX2
+    (ONEDNN_MAX_CPU_ISA=AVX2)."""
     res = run_cli(["run", "--profile", "release", "--id", "slip_0011", "--repeats", "1", "--threads", "2",
                    "--variations", "--out", str(tmp_path / "clean")], out=tmp_path / "clean")
     check = res.report["checks"]["variations"]
