@@ -27,13 +27,24 @@ from harness.worker import ImageOutcome, ImageRequest
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "harness.toml"
 IMAGES_ENV = "OCR_HARNESS_BENCH_IMAGES"
+ROUNDS_ENV = "OCR_HARNESS_BENCH_ROUNDS"
+
+
+def benchmark_json_path(option: Any) -> Path | None:
+    """--benchmark-json as a path, whatever pytest-benchmark made of it: a Path (5.3+), or a file it already
+    opened while parsing the command line (up to 5.2: argparse.FileType)."""
+    if option is None:
+        return None
+    return Path(option if isinstance(option, str | os.PathLike) else option.name)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """pytest-benchmark opens --benchmark-json without creating its folder (tox's `out/` in a fresh clone)."""
-    target = config.getoption("benchmark_json", default=None)
+    """pytest-benchmark 5.3+ opens --benchmark-json at the end without creating its folder (tox's `out/` in a fresh
+    clone). Up to 5.2 it opens the file while parsing the command line, before any conftest runs: there tox's
+    `commands_pre` creates the folder."""
+    target = benchmark_json_path(config.getoption("benchmark_json", default=None))
     if target is not None:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
 
 
 def profile_named(name: str, **changes: Any) -> tuple[Profile, Path]:
@@ -49,6 +60,15 @@ def rotating(values: Sequence[Any]) -> Callable[[], tuple[tuple[Any, ...], dict[
     """A `benchmark.pedantic(setup=...)` that hands each round the next value: rounds = len(values) covers each once."""
     it: Iterator[Any] = itertools.cycle(values)
     return lambda: ((next(it),), {})
+
+
+def rounds(n: int, warmup: int = 0) -> dict[str, int]:
+    """`benchmark.pedantic`'s rounds and warm-up rounds. OCR_HARNESS_BENCH_ROUNDS=N caps the rounds at N and drops
+    the warm-up: the test suite runs the bench env with 1 (every benchmark once, timed) so that it cannot rot."""
+    cap = os.environ.get(ROUNDS_ENV)
+    if not cap:
+        return {"rounds": n, "warmup_rounds": warmup}
+    return {"rounds": min(n, int(cap)), "warmup_rounds": 0}
 
 
 def mib(n: int | None) -> float | None:

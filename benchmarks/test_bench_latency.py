@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import mib, requests_for, rotating
+from conftest import mib, requests_for, rotating, rounds
 
 from harness.perf import detector, peak_rss_bytes, recognizer, text_crops
 from harness.runner import RunPlan
@@ -42,7 +42,7 @@ def test_worker_start(benchmark: Any, default_plan: RunPlan) -> None:
         records.append((w.load_s[0], out.predict_s[0], peak_rss_bytes(w.pid)))
 
     try:
-        benchmark.pedantic(start_and_first_predict, setup=close_previous, rounds=2, warmup_rounds=1)
+        benchmark.pedantic(start_and_first_predict, setup=close_previous, **rounds(2, warmup=1))
     finally:
         close_previous()
     measured = records[-2:]  # not the warm-up round (with --benchmark-disable there is one record)
@@ -58,7 +58,7 @@ def test_e2e_in_process(benchmark: Any, engine: Any, smoke_images: list[tuple[st
     def one(image: tuple[str, np.ndarray]) -> Any:
         return engine.predict([image[1]], [image[0]])
 
-    benchmark.pedantic(one, setup=rotating(smoke_images), rounds=len(smoke_images), warmup_rounds=1)
+    benchmark.pedantic(one, setup=rotating(smoke_images), **rounds(len(smoke_images), warmup=1))
     benchmark.extra_info["images"] = len(smoke_images)
 
 
@@ -81,7 +81,7 @@ def test_e2e_worker(benchmark: Any, worker: Worker, default_plan: RunPlan) -> No
         assert out.ok, out.error
 
     reqs = requests_for(default_plan.items)
-    benchmark.pedantic(one, setup=rotating(reqs), rounds=len(reqs), warmup_rounds=1)
+    benchmark.pedantic(one, setup=rotating(reqs), **rounds(len(reqs), warmup=1))
     measured = calls[-len(reqs):]  # not the cold warm-up call
     benchmark.extra_info.update({
         "images": len(reqs),
@@ -105,7 +105,7 @@ def crops(det_model: Any, smoke_images: list[tuple[str, np.ndarray]]) -> list[li
 
 def test_detection_only(benchmark: Any, det_model: Any, smoke_images: list[tuple[str, np.ndarray]]) -> None:
     benchmark.pedantic(lambda img: det_model.predict(img), setup=rotating([img for _, img in smoke_images]),
-                       rounds=len(smoke_images), warmup_rounds=1)
+                       **rounds(len(smoke_images), warmup=1))
     benchmark.extra_info["images"] = len(smoke_images)
 
 
@@ -114,6 +114,6 @@ def test_recognition_only(benchmark: Any, default_plan: RunPlan, crops: list[lis
     model = recognizer(default_plan.profile.engine, default_plan.dirs)
     batch = default_plan.profile.engine.rec_batch_size
     benchmark.pedantic(lambda c: model.predict(c, batch_size=batch), setup=rotating(crops),
-                       rounds=len(crops), warmup_rounds=1)
+                       **rounds(len(crops), warmup=1))
     benchmark.extra_info.update({"images": len(crops), "rec_batch_size": batch,
                                  "crops_per_image_median": statistics.median(len(c) for c in crops)})

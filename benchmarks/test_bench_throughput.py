@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import summary
+from conftest import rounds, summary
 
 from harness.checks.determinism import first_divergence, repeat_check
 from harness.config import EngineSettings
@@ -126,7 +126,7 @@ def test_harness_overhead(benchmark: Any, default_plan: RunPlan) -> None:
             runs.append(_paired_pass(p, b))
 
     # Every round is cold on purpose (fresh processes on both sides), so no warm-up round.
-    benchmark.pedantic(paired, setup=start_bare, rounds=3, warmup_rounds=0)
+    benchmark.pedantic(paired, setup=start_bare, **rounds(3))
     steady = statistics.median(r.steady_ratio for r in runs) if len(images) > 1 else None
     per_image = [h / b for r in runs for h, b in zip(r.harness_image_s[1:], r.bare_image_s[1:])]
     benchmark.extra_info.update({
@@ -163,7 +163,7 @@ def test_corpus_throughput(benchmark: Any, default_plan: RunPlan) -> None:
         passes.append(_timed_infer(p, p.profile.engine, 1, "bench-throughput", repeats=1))
 
     # Every round starts a fresh worker; a warm-up round would only double a slow test.
-    benchmark.pedantic(run, rounds=2, warmup_rounds=0)
+    benchmark.pedantic(run, **rounds(2))
     benchmark.extra_info.update({
         "images": len(p.items),
         "images_per_s": len(p.items) / statistics.median(h.wall_s for h in passes),
@@ -227,7 +227,7 @@ def test_config_vs_default(benchmark: Any, default_plan: RunPlan, name: str) -> 
     def run_candidate() -> None:
         candidates.append(_timed_infer(p, settings, c.workers, f"bench-{name}", REPEATS))
 
-    benchmark.pedantic(run_candidate, setup=run_default, rounds=c.rounds, warmup_rounds=0)
+    benchmark.pedantic(run_candidate, setup=run_default, **rounds(c.rounds))
     predictions = len(p.items) * REPEATS
     speedups = [d.wall_s / k.wall_s for d, k in zip(defaults, candidates, strict=True)]
     checks = {

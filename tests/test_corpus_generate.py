@@ -1,6 +1,7 @@
 """The slip generator: byte-identical output per seed, and ground truth that agrees with what was drawn.
 
-Needs a CJK font. CI: `apt-get install -y fonts-noto-cjk` (the faces the committed corpus was made with).
+Needs a CJK font, or these tests fail: `apt-get install fonts-noto-cjk` (the faces the committed corpus was made
+with).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def cjk_fonts() -> FontSet:
     try:
         return find_fonts()
     except UserError as e:
-        pytest.skip(f"no CJK font for the generator (CI: apt-get install -y fonts-noto-cjk): {e}")
+        pytest.fail(f"no CJK font for the generator; the suite needs one (Debian: apt-get install fonts-noto-cjk): "
+                    f"{e}")
 
 
 @pytest.fixture(scope="module")

