@@ -27,5 +27,5 @@ def test_every_benchmark_runs_on_one_image() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-disable", "-p", "no:cacheprovider", "-q",
          "-k", "not test_release_run and not test_nightly_sample"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
     assert proc.returncode == 0, f"benchmarks failed on one image:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
