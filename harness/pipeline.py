@@ -205,7 +205,7 @@ def hooks_for(profile: Profile, golden_hook: Hook | None) -> list[Hook]:
     c = profile.checks
     unsupported = unsupported_checks(profile)
     chosen: list[Hook] = [served_settings_hook] if profile.engine.backend == "http" else []
-    if c.batch_paths:
+    if c.batch_paths and "batch_paths" not in unsupported:
         chosen.append(batch_paths_hook)
     if c.variations and "variations" not in unsupported:
         chosen.append(variations_hook)

@@ -128,6 +128,9 @@ def test_repo_backend_profiles() -> None:
     assert onnx.engine.backend == "onnxruntime" and onnx.engine.goldens_from == "paddle"
     assert onnx.checks.parity and onnx.golden_name == "default"
     assert set(unsupported_checks(onnx)) == {"audit", "probe", "bn_drift", "variations"}
+    service, _ = load_profile(ROOT / "harness.toml", "service")
+    assert set(unsupported_checks(service)) == {"audit", "probe", "bn_drift", "variations", "batch_paths"}
+    assert service.engine.http.url_env == "OCR_HARNESS_SERVICE_URL" and main_workers(service) == 2
     release, _ = load_profile(ROOT / "harness.toml", "release")
     assert unsupported_checks(release) == {} and main_workers(release) == release.workers
     with pytest.raises(UserError, match="shares the paddle goldens"):

@@ -100,6 +100,8 @@ def unsupported_checks(profile: Profile) -> dict[str, str]:
             out[check] = f"reads Paddle programs; the {name} backend runs none"
     if name != "paddle":
         out["variations"] = f"oneDNN and thread variations are paddle settings; the backend is {name}"
+    if name == "http":
+        out["batch_paths"] = "the recognition batch size is the service's own setting; the client cannot vary it"
     return out
 
 
