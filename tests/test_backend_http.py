@@ -204,7 +204,10 @@ def test_service_killed_mid_run_fails_the_rest_and_writes_a_complete_report(tmp_
         assert any(w in images[i]["error"] for w in ("connection refused", "connection reset", "broken HTTP")), \
             images[i]["error"]
     assert report["checks"]["inference"]["failed_images"] == failed
-    assert report["checks"]["golden"]["passed"]  # the images that ran still match
+    # The images that ran still match their goldens; the rest were not judged, and an unmet golden fails.
+    assert report["checks"]["golden"]["failed_images"] == failed
+    assert all(images[i]["checks"]["golden"]["passed"] for i in ok)
+    assert report["checks"]["golden"]["judged"] == len(ok)
 
 
 def test_unreachable_url_is_a_one_line_usage_error(tmp_path: Path) -> None:
