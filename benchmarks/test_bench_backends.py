@@ -11,7 +11,6 @@ import dataclasses
 import statistics
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -7,7 +7,6 @@ timeouts) are planted by a loopback proxy in front of the real server; the OCR u
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from harness.config import EngineSettings, Profile
+from harness.config import Profile
 from harness.errors import UserError
 
 ONNX_FILE = "inference.onnx"
