@@ -181,7 +181,9 @@ def test_worker_abort_fails_that_image_and_the_run_goes_on(tmp_path: Path) -> No
     assert "SIGABRT" in images["slip_0005"]["error"] and "slip_0005" in images["slip_0005"]["error"]
     assert images["slip_0004"]["error"] is None and images["slip_0006"]["error"] is None
     assert res.report["checks"]["inference"]["failed_images"] == ["slip_0005"]
-    assert res.report["checks"]["golden"]["passed"]  # the others still match their goldens
+    # The others still match their goldens; the one that did not run cannot have met its golden.
+    assert res.report["checks"]["golden"]["failed_images"] == ["slip_0005"]
+    assert images["slip_0004"]["checks"]["golden"]["passed"] and images["slip_0006"]["checks"]["golden"]["passed"]
 
 
 def test_model_load_failure_is_a_reported_failure_with_a_report(tmp_path: Path) -> None:

@@ -44,6 +44,8 @@ def strip_volatile(report: Mapping[str, Any], *, measured: bool = False) -> dict
     r["corpus"].pop("root")
     for key in ("model_load_s", "wall_s", *(("predict_median_s", "predict_p90_s") if measured else ())):
         r["timing"].pop(key)
+    if measured:  # phase wall times are measured too; which phases ran, and on how many images, is not
+        r["timing"]["phases"] = {k: {**v, "wall_s": None} for k, v in r["timing"]["phases"].items()}
     for image in r["images"]:
         image.pop("timings")
     return r
