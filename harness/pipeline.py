@@ -237,7 +237,7 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
             current_stack = stack(p.profile.golden_engine(), p.dirs.file_hashes(), dict(p.backend_facts))
             shared = shared_golden_keys(p.profile, store, current_stack)
             status = golden_status(store, [it.id for it in p.items], p.corpus.selection_is_complete and p.shard is None,
-                                   current_stack, ignore_keys=shared, image_sha256=hashes)
+                                   current_stack, ignore_keys=shared, image_sha256=hashes, loaded=goldens)
             check = golden_check(p.items, golden_path(p, state), p.profile.checks.golden_path, goldens, p.profile,
                                  status, hashes)
             if shared:  # declared: this backend reads like the goldens' backend within the profile's tolerances

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from harness.report.browser import dump_dom, find_chromium, screenshot
 from harness.report.html import CURRENT, GOLDEN, render_html

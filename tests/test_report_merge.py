@@ -27,7 +27,7 @@ from harness.errors import UserError
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore
 from harness.modelpack import ModelDirs
-from harness.pipeline import accuracy_hook, first_results
+from harness.pipeline import accuracy_hook
 from harness.report.merge import MergedRun, ShardRun, merge_shards
 from harness.results import Line, OcrResult, canonical_json, canonical_line
 from harness.runner import RunPlan, RunState, build_report, inference_check, shard_items

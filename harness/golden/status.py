@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.golden.store import GoldenStore, stack_id
+from harness.golden.store import Golden, GoldenStore, stack_id
 
 # Highest first; a flag matches a level when it starts with the level's name (avx512f -> avx512).
 _ISA_LEVELS = ("amx", "avx512", "avx2", "avx", "sse4_2", "sse4.2", "sse4_1", "sse4.1")
@@ -112,9 +112,11 @@ def golden_status(
     *,
     ignore_keys: Collection[str] = (),
     image_sha256: Mapping[str, str | None] | None = None,
+    loaded: Mapping[str, Golden] | None = None,
 ) -> GoldenStatus:
     """`image_ids`: the images this run selected. `ignore_keys`: dotted stack keys not to compare.
     `image_sha256`: the selected images' current hashes, to name images replaced since their golden.
+    `loaded`: goldens the caller already read (a run preloads them), so they are not read twice.
 
     Each golden is judged against the stack that made it (goldens name their stack), so a set refreshed in
     parts on two stacks reports the differences of each part."""
@@ -127,7 +129,7 @@ def golden_status(
     groups: dict[str, int] = {}
     changed = []
     for image_id in selected:
-        golden = store.load(image_id) if image_id in stored else None
+        golden = (loaded or {}).get(image_id) or (store.load(image_id) if image_id in stored else None)
         if golden is None:
             continue
         now = (image_sha256 or {}).get(image_id)
