@@ -1,0 +1,163 @@
+"""No behaviour change: report.json of a release run and of a nightly on two slips equals the committed
+reference reports (written by the code before a refactor; `python tests/test_report_reference.py --write`
+rewrites them from the current code), except the documented volatile fields.
+
+Volatile, not compared: `started_at`, `duration_s`, `environment`, `timing`, every image's `timings` (measured,
+never shared by two runs); in `stack` the machine's own keys (CPU model, ISA flags, threads, Python); in the
+golden status the stack differences and what they suggest (the committed goldens name the stack that made them,
+and another CPU differs from it). Decimal numbers, also those inside summaries, are compared within 1e-3
+absolute (CPUs move scores in the 7th digit); everything else, every check, verdict, text, count and integer
+(an account number in a line's text), exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+
+from conftest import ROOT, CliRun, run_cli  # noqa: E402
+
+REFERENCE = TESTS / "reference_reports"
+NIGHTLY_IDS = ("slip_0003", "slip_0007")  # two templates; 0007 is in shard 1/2, 0003 in shard 2/2
+NIGHTLY_ARGS = ("run", "--profile", "nightly", *(a for i in NIGHTLY_IDS for a in ("--id", i)))
+VOLATILE = {"started_at", "duration_s", "environment", "timing", "timings"}
+MACHINE_STACK_KEYS = {"cpu_model", "isa", "cpu_threads", "python"}
+MACHINE_GOLDEN_STATUS_KEYS = {"stack_differences", "likely_cause", "summary"}
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+TOLERANCE = 1e-3
+
+
+def normalise(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without its volatile fields (see the module doc)."""
+    def strip(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in VOLATILE}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+
+    out = strip(report)
+    out["stack"] = {k: v for k, v in out["stack"].items() if k not in MACHINE_STACK_KEYS}
+    golden = out["checks"].get("golden", {}).get("details", {})
+    if "status" in golden:
+        golden["status"] = {k: v for k, v in golden["status"].items() if k not in MACHINE_GOLDEN_STATUS_KEYS}
+    return out
+
+
+def differences(ref: Any, cur: Any, where: str = "$") -> Iterator[str]:
+    """Every place `cur` differs from `ref`: numbers (also inside strings) within TOLERANCE, the rest exactly."""
+    if isinstance(ref, dict) and isinstance(cur, dict):
+        for k in sorted(ref.keys() | cur.keys()):
+            if k not in cur or k not in ref:
+                yield f"{where}.{k}: {'missing' if k not in cur else 'unexpected'}"
+            else:
+                yield from differences(ref[k], cur[k], f"{where}.{k}")
+    elif isinstance(ref, list) and isinstance(cur, list):
+        if len(ref) != len(cur):
+            yield f"{where}: {len(ref)} items -> {len(cur)}"
+        for n, (a, b) in enumerate(zip(ref, cur)):
+            yield from differences(a, b, f"{where}[{n}]")
+    elif isinstance(ref, str) and isinstance(cur, str):
+        if NUMBER.split(ref) != NUMBER.split(cur) or not _close(NUMBER.findall(ref), NUMBER.findall(cur), True):
+            yield f"{where}: {ref!r} -> {cur!r}"
+    elif isinstance(ref, float) or isinstance(cur, float):
+        if isinstance(ref, bool) or isinstance(cur, bool) or not _close([ref], [cur]):
+            yield f"{where}: {ref!r} -> {cur!r}"
+    elif ref != cur or type(ref) is not type(cur):
+        yield f"{where}: {ref!r} -> {cur!r}"
+
+
+def _close(a: list[Any], b: list[Any], text: bool = False) -> bool:
+    """Equal integers; decimals within TOLERANCE (in text, plus the last printed digit's rounding)."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if text and not any(c in x + y for c in ".e"):
+            if x != y:
+                return False
+        elif not isinstance(x, (int, float, str)) or not isinstance(y, (int, float, str)) or \
+                not math.isclose(float(x), float(y), rel_tol=0, abs_tol=TOLERANCE * (1 + 1e-6)):
+            return False
+    return True
+
+
+def nightly_run(out: Path) -> CliRun:
+    return run_cli([*NIGHTLY_ARGS, "--out", str(out)], out=out)
+
+
+def assert_matches(name: str, run: CliRun) -> None:
+    assert run.returncode in (0, 1), run.stderr[-2000:]
+    reference = json.loads((REFERENCE / f"{name}.json").read_text(encoding="utf-8"))
+    found = list(differences(reference, normalise(run.report)))
+    assert not found, f"report.json of {name} differs from its reference in {len(found)} places:\n" + \
+        "\n".join(found[:40])
+
+
+# --- the comparison itself fires and stays quiet ---------------------------------------------------------------
+
+def test_comparison_names_a_changed_verdict_text_and_score_and_ignores_volatile_fields() -> None:
+    ref = {"passed": True, "summary": "max diff 0.1234 on 3 lines", "score": 0.98, "started_at": "x",
+           "stack": {"cpu_model": "A", "paddle": "3.2.2"}, "checks": {}, "images": [{"timings": {"predict_s": 1}}]}
+    assert list(differences(normalise(ref), normalise(
+        {**ref, "started_at": "y", "score": 0.9804, "summary": "max diff 0.1236 on 3 lines",
+         "stack": {"cpu_model": "B", "paddle": "3.2.2"}, "images": [{"timings": {"predict_s": 2}}]}))) == []
+    found = list(differences(normalise(ref), normalise(
+        {**ref, "passed": False, "summary": "max diff 0.1234 on 4 lines", "score": 0.97,
+         "stack": {"cpu_model": "A", "paddle": "3.3.1"}})))
+    assert found == ["$.passed: True -> False", "$.score: 0.98 -> 0.97", "$.stack.paddle: '3.2.2' -> '3.3.1'",
+                     "$.summary: 'max diff 0.1234 on 3 lines' -> 'max diff 0.1234 on 4 lines'"]
+    # An account number or amount in a line's text is not a score: one digit is a difference.
+    assert list(differences({"t": "601743707102007566 ¥6.41"}, {"t": "601743707102007567 ¥6.41"}))
+    assert list(differences({"t": "601743707102007566 ¥6.41"}, {"t": "601743707102007566 ¥6.42"}))
+
+
+def test_references_name_no_machine_path() -> None:
+    paths = sorted(REFERENCE.glob("*.json"))
+    assert [p.name for p in paths] == ["nightly-2.json", "release.json"]
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        assert str(ROOT) not in text and "/home/" not in text and "/tmp/" not in text, path
+
+
+# --- the runs --------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_release_report_matches_reference(smoke_run: CliRun) -> None:
+    assert_matches("release", smoke_run)
+
+
+@pytest.mark.slow
+def test_nightly_two_slips_report_matches_reference(tmp_path: Path) -> None:
+    assert_matches("nightly-2", nightly_run(tmp_path / "out"))
+
+
+def write_references(scratch: Path) -> None:
+    """Rewrites the references from the current code (run it from the code the refactor must not change)."""
+    REFERENCE.mkdir(exist_ok=True)
+    runs = {"release": run_cli(["run", "--profile", "release", "--out", str(scratch / "release")],
+                               out=scratch / "release"),
+            "nightly-2": nightly_run(scratch / "nightly-2")}
+    for name, run in runs.items():
+        assert run.returncode in (0, 1), run.stderr[-2000:]
+        text = json.dumps(normalise(run.report), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        (REFERENCE / f"{name}.json").write_text(text, encoding="utf-8")
+        print(f"wrote {REFERENCE / name}.json (exit {run.returncode})")
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python tests/test_report_reference.py --write")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_references(Path(tmp))
