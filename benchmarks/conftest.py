@@ -127,17 +127,22 @@ class PhaseClock:
     onednn-off, threads-1); model-level hooks (audit, probe, bn_drift) by name; the rest is "other".
     """
 
-    HOOKS = ("audit_hook", "probe_hook", "bn_drift_hook")
+    HOOKS = ("audit", "probe", "bn_drift")
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from harness import pipeline, runner
+        import dataclasses
+
+        from harness import runner
+        from harness.checks import builtin, registry
 
         self.phases: list[Phase] = []
         monkeypatch.setattr(runner, "infer_all", self._infer(runner.infer_all))
-        monkeypatch.setattr(pipeline, "infer_all", self._infer(pipeline.infer_all))
-        monkeypatch.setattr(pipeline, "infer_together", self._infer(pipeline.infer_together, tag="multi"))
-        for name in self.HOOKS:
-            monkeypatch.setattr(pipeline, name, self._hook(getattr(pipeline, name), name.removesuffix("_hook")))
+        monkeypatch.setattr(builtin, "infer_all", self._infer(builtin.infer_all))
+        monkeypatch.setattr(builtin, "infer_together", self._infer(builtin.infer_together, tag="multi"))
+        for name in self.HOOKS:  # the registry holds each check's run function: time it there
+            spec = registry.get(name)
+            assert spec is not None, name
+            monkeypatch.setitem(registry._SPECS, name, dataclasses.replace(spec, run=self._hook(spec.run, name)))
 
     def _infer(self, fn: Callable[..., dict[str, ImageOutcome]],
                tag: str | None = None) -> Callable[..., dict[str, ImageOutcome]]:
@@ -153,11 +158,13 @@ class PhaseClock:
 
         return timed
 
-    def _hook(self, fn: Callable[..., None], name: str) -> Callable[..., None]:
-        def timed(*args: Any, **kwargs: Any) -> None:
+    def _hook(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()
-            fn(*args, **kwargs)
-            self.phases.append(Phase(name, time.perf_counter() - t0))
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.phases.append(Phase(name, time.perf_counter() - t0))
 
         return timed
 

@@ -11,6 +11,7 @@ import difflib
 import os
 import tomllib
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -211,18 +212,55 @@ class CheckSettings:
     parity: bool = False  # every image on the profile's backend against a reference backend
     parity_reference: str = "paddle"  # the reference backend, with the profile's neutral engine settings
 
+    # `[checks]` keys owned by registered checks beyond the fields above (harness.checks.registry Option).
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str) -> Any:
+        """A `[checks]` value by key: a field above, or a registered check's option (its default when unset)."""
+        if key != "extra" and key in _field_names(CheckSettings):
+            return getattr(self, key)
+        if key in self.extra:
+            return self.extra[key]
+        from harness.checks import registry
+
+        owned = registry.options().get(key)
+        if owned is None:
+            raise KeyError(key)
+        return owned[1].default
+
+    def with_values(self, **values: Any) -> CheckSettings:
+        """A copy with these keys changed, fields and registered options alike."""
+        fields = _field_names(CheckSettings)
+        own = {k: v for k, v in values.items() if k in fields and k != "extra"}
+        extra = {**self.extra, **{k: v for k, v in values.items() if k not in own}}
+        return dataclasses.replace(self, **own, extra=extra)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The flat `[checks]` table, as report.json records it."""
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return {**d, **self.extra}
+
     def validate(self, where: str) -> None:
-        _require(self.parity_reference in BACKENDS, f"{where}.parity_reference",
-                 f"must be one of {', '.join(BACKENDS)}")
+        """Each registered check validates the keys it owns; an option's value is checked by its own rule."""
+        from harness.checks import registry
+
+        owned = registry.options()
+        for key, value in self.extra.items():
+            if key not in owned:
+                raise UserError(f"{where}.{key}: unknown key")
+            problem = owned[key][1].problem
+            why = problem(value) if problem is not None else None
+            _require(why is None, f"{where}.{key}", why or "")
         _require(1 <= self.repeats <= 100, f"{where}.repeats", "must be in 1..100")
-        _require(self.missing_golden in ("fail", "warn"), f"{where}.missing_golden", "must be 'fail' or 'warn'")
-        _require(self.golden_path in ("profile", "bs1"), f"{where}.golden_path", "must be 'profile' or 'bs1'")
-        _require(2 <= self.batch_path_images <= 64, f"{where}.batch_path_images", "must be in 2..64")
-        _require(all(t >= 1 for t in self.variation_threads), f"{where}.variation_threads", "values must be >= 1")
-        _require(self.audit_min_variance >= 0, f"{where}.audit_min_variance", "must be >= 0")
-        _require(self.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
-        _require(self.bn_drift_images >= 1, f"{where}.bn_drift_images", "must be >= 1")
         _require(self.stack_sample >= 0, f"{where}.stack_sample", "must be >= 0 (0: every image)")
+        for spec in registry.specs():
+            if spec.validate is not None:
+                spec.validate(self, where)
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
 
 
 @dataclass(frozen=True)
@@ -280,12 +318,16 @@ class Profile:
         return dataclasses.replace(self, **changes)
 
     def settings_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "checks": self.checks.as_dict()}
 
 
-def _require(ok: bool, key: str, why: str) -> None:
+def require(ok: bool, key: str, why: str) -> None:
+    """A UserError naming `key` unless `ok`: how every validation rule (here and in check specs) reads."""
     if not ok:
         raise UserError(f"{key}: {why}")
+
+
+_require = require
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -348,15 +390,28 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _build(cls: type, raw: dict[str, Any], where: str, path: Path) -> Any:
     hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.name != "name"}
+    names = {f.name for f in dataclasses.fields(cls) if f.name not in ("name", "extra")}
     kwargs: dict[str, Any] = {}
+    owned = _registered_options() if cls is CheckSettings else {}
+    extra: dict[str, Any] = {}
     for key, value in raw.items():
+        if key in owned and key not in names:  # a registered check's own key (harness.checks.registry)
+            extra[key] = _coerce(owned[key], value, f"{where}.{key}", path)
+            continue
         if key not in names:
-            close = difflib.get_close_matches(key, sorted(names), n=1)
+            close = difflib.get_close_matches(key, sorted(names | set(owned)), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UserError(f"{path}: {where}.{key}: unknown key{hint}")
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}", path)
+    if extra:
+        kwargs["extra"] = extra
     return cls(**kwargs)
+
+
+def _registered_options() -> dict[str, type]:
+    from harness.checks import registry
+
+    return {key: opt.type for key, (_, opt) in registry.options().items()}
 
 
 def _coerce(hint: Any, value: Any, key: str, path: Path) -> Any:

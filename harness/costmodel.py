@@ -15,12 +15,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from harness.checks.registry import Scaling
 from harness.config import Profile
-
-Scaling = Literal["corpus", "sample", "fixed"]
-_FIXED = ("audit", "probe", "bn_drift")
 
 
 @dataclass(frozen=True)
@@ -50,27 +48,21 @@ class Prediction:
                                   f"({self.images} images, {self.shards} shard{'s' if self.shards > 1 else ''})"])
 
 
-def expected_phases(profile: Profile) -> list[str]:
-    """The phases a run of `profile` has, as `timing.phases` names them."""
-    c, e = profile.checks, profile.engine
-    out = ["main"]
-    if c.cross_process:
-        out.append("fresh")
-    if (c.batch_paths or c.golden_path == "bs1") and e.rec_batch_size != 1:
-        out.append("bs1")
-    if c.batch_paths:
-        out.append("multi")
-    if c.variations:
-        out.append(f"onednn-{'off' if e.enable_mkldnn else 'on'}")
-        out += [f"threads-{t}" for t in c.variation_threads if t != e.resolved_threads()]
-    out += [name for name in _FIXED if getattr(c, name)]
+def _phase_costs(profile: Profile) -> dict[str, Scaling]:
+    """Each phase a run of `profile` has, as `timing.phases` names them (harness.checks.registry), and how its
+    cost scales; the main pass first."""
+    from harness.checks import registry
+
+    out: dict[str, Scaling] = {"main": "corpus"}
+    for spec in registry.specs():
+        for label, scaling in spec.phase_costs(profile):
+            out.setdefault(label, scaling)
     return out
 
 
-def _scaling(label: str) -> Scaling:
-    if label in _FIXED:
-        return "fixed"
-    return "corpus" if label in ("main", "bs1") else "sample"
+def expected_phases(profile: Profile) -> list[str]:
+    """The phases a run of `profile` has, as `timing.phases` names them."""
+    return list(_phase_costs(profile))
 
 
 def fit(report: Mapping[str, Any], profile: Profile) -> tuple[list[PhaseCost], list[str]]:
@@ -80,12 +72,11 @@ def fit(report: Mapping[str, Any], profile: Profile) -> tuple[list[PhaseCost], l
     phases: Mapping[str, Mapping[str, Any]] = timing.get("phases") or {}
     load = float(timing.get("model_load_s") or 0.0)
     costs, missing = [], []
-    for label in expected_phases(profile):
+    for label, scaling in _phase_costs(profile).items():
         ph = phases.get(label)
         if ph is None:
             missing.append(label)
             continue
-        scaling = _scaling(label)
         if scaling == "fixed" or not ph["images"]:
             costs.append(PhaseCost(label, "fixed", float(ph["wall_s"]), 0.0))
             continue

@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.backends import main_workers, make_worker, preflight, resolve_models
-from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.outcome import CheckResult, ImageCheck, from_images, skipped
 from harness.config import EngineSettings, Profile
 from harness.corpus.loader import Corpus, CorpusItem, load_corpus
@@ -32,6 +31,9 @@ from harness.portable import MachinePaths, for_run
 from harness.results import canonical_line
 from harness.sampling import sample_info, sample_note, stratified_sample
 from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec, workers_cancelled
+
+if TYPE_CHECKING:
+    from harness.checks.registry import CheckSpec
 
 REPORT_SCHEMA = "ocr-harness/report/1"
 Progress = Callable[[str, int, int, str], None]
@@ -60,6 +62,8 @@ class RunState:
     accuracy: dict[str, Any] | None = None  # corpus level; the per-image rows below let `report merge` re-aggregate
     image_accuracy: dict[str, Any] = field(default_factory=dict)
     phases: dict[str, dict[str, Any]] = field(default_factory=dict)  # wall time per inference path and check
+    prepared: dict[str, Any] | None = None  # per check: what it read before any model loaded (prepare_checks)
+    progress: Progress | None = None
 
     @contextlib.contextmanager
     def phase(self, label: str, images: int, calls_per_image: int = 1) -> Iterator[None]:
@@ -220,32 +224,63 @@ def inference_check(p: RunPlan, outcomes: Mapping[str, ImageOutcome]) -> CheckRe
 def execute(p: RunPlan, *, progress: Progress | None = None,
             extra_checks: Sequence[Callable[[RunPlan, RunState], None]] = (),
             state: RunState | None = None) -> tuple[dict[str, Any], RunState]:
-    """Run inference and every enabled check; returns the report dict and the raw state for renderers.
+    """Run inference and every registered check (harness.checks.registry) that applies to the profile, then
+    `extra_checks`; returns the report dict and the raw state for renderers.
 
     `state` is filled as the run goes: a caller that passes one still has what finished if the run stops."""
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     prof, checks = p.profile, p.profile.checks
     state = state if state is not None else RunState()
+    state.progress = progress
+    if state.prepared is None:
+        state.prepared = prepare_checks(p)
     with state.phase("main", len(usable_items(p)), checks.repeats):
         infer_all(p, prof.engine, "main", checks.repeats, main_workers(prof), progress, state.load_s,
                   into=state.outcomes)
-    state.checks["inference"] = inference_check(p, state.outcomes)
-    state.checks["repeat"] = (repeat_check(state.outcomes) if checks.repeats > 1
-                              else skipped("repeat", "repeats = 1"))
-    state.checks["mutation"] = mutation_check(state.outcomes) if checks.mutation else skipped("mutation", "disabled")
-    if checks.cross_process:
-        sample, info = stack_sample(p)
-        with state.phase("fresh", len(usable_items(sample))):
-            fresh = infer_all(sample, prof.engine, "fresh", 1, 1, progress)
-        mine = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
-        state.checks["cross_process"] = with_sample(cross_process_check(mine, fresh), info)
-    else:
-        state.checks["cross_process"] = skipped("cross_process", "disabled in profile")
+    run_checks(p, state)
     for hook in extra_checks:
         hook(p, state)
     report = build_report(p, state, started, time.perf_counter() - t0)
     return report, state
+
+
+def prepare_checks(p: RunPlan) -> dict[str, Any]:
+    """What each check that will run reads before any model loads (goldens, a reference's models)."""
+    from harness.checks import registry
+
+    return {spec.name: spec.prepare(p) for spec in registry.specs() if spec.prepare and spec.applies(p.profile)}
+
+
+def run_checks(p: RunPlan, state: RunState) -> None:
+    """Every registered check in registration order: run when it applies to the profile, else recorded as
+    skipped with the reason (or left out, for a check that only exists for some backends)."""
+    from harness.checks import registry
+
+    for spec in registry.specs():
+        if spec.absent_unless is not None and not spec.absent_unless(p.profile):
+            continue
+        why = spec.skip_reason(p.profile)
+        state.checks[spec.name] = skipped(spec.name, why) if why is not None else _run_one(spec, p, state)
+
+
+def _run_one(spec: CheckSpec, p: RunPlan, state: RunState) -> CheckResult:
+    """A child check (audit, probe, bn_drift run Paddle in a child process) that dies, by a signal, an exception
+    or a timeout, fails that check with the reason, and the run goes on to its other checks and reports."""
+    from harness.checks.paddle_child import ChildError
+
+    try:
+        with state.phase(spec.name, 0) if spec.timed else contextlib.nullcontext():
+            result = spec.run(p, state)
+    except ChildError as e:
+        if not spec.child:
+            raise
+        reason = machine_paths(p).text(str(e)).strip()
+        return CheckResult(spec.name, False, f"{spec.name} did not run: {reason.splitlines()[0]}",
+                           details={"error": reason})
+    if result.name != spec.name:
+        raise ValueError(f"check {spec.name!r} returned a result named {result.name!r}")
+    return result
 
 
 def usable_items(p: RunPlan) -> list[CorpusItem]:

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, CliRun, run_cli
 from test_cli_run import TESTS, fault_config
 
-import harness.runner
+import harness.checks.builtin
 from harness.cli import main
 
 pytestmark = pytest.mark.slow
@@ -81,7 +81,7 @@ def test_internal_error_exits_3_with_incomplete_reports_and_a_saved_traceback(
     def planted_bug(outcomes: object) -> None:  # a check with a bug, after both images ran
         raise RuntimeError("planted bug in a check")
 
-    monkeypatch.setattr(harness.runner, "repeat_check", planted_bug)
+    monkeypatch.setattr(harness.checks.builtin, "repeat_check", planted_bug)  # the repeat check's registered run
     out = tmp_path / "out"
     code = main(["run", "--config", str(ROOT / "harness.toml"), "--profile", "release", "--id", "slip_0006",
                  "--id", "slip_0007", "--repeats", "2", "--out", str(out)])

@@ -93,21 +93,21 @@ def parity_check(reference_label: str, reference: Mapping[str, ImageOutcome], la
     return dataclasses.replace(check, summary=summary, details=details)
 
 
-def parity_hook(p: RunPlan, state: RunState) -> None:
+def parity_hook(p: RunPlan, state: RunState) -> CheckResult:
     ref_name = p.profile.checks.parity_reference
     settings, ref_plan = reference_plan(p)
     reference = infer_all(ref_plan, settings, f"parity-{ref_name}", 1)
     keys = {it.id: dict(it.fields) for it in p.items if it.fields}
-    state.checks["parity"] = parity_check(ref_name, reference, p.profile.engine.backend, state.outcomes,
-                                          p.profile.parity_tolerances, keys)
+    return parity_check(ref_name, reference, p.profile.engine.backend, state.outcomes, p.profile.parity_tolerances,
+                        keys)
 
 
 def merged_details(name: str, shards: Any, details: Any, per_image: Mapping[str, ImageCheck],
                    stored_goldens: Any) -> dict[str, Any]:
     """`report merge`: the shards' parity details as one run's (counts add up, latency from the per-image times)."""
-    from harness.report.merge import _paths_details
+    from harness.report.merge import paths_details
 
-    merged = _paths_details(name, shards, details, per_image, stored_goldens)
+    merged = paths_details(name, shards, details, per_image, stored_goldens)
     for label, s in merged["paths"].items():
         s["text_differences"] = sum(d["paths"].get(label, {}).get("text_differences", 0) for d in details)
     times: dict[str, list[float]] = {}

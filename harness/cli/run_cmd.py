@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.checks import registry
 from harness.config import Profile, find_config, load_profile
 from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
@@ -58,17 +59,15 @@ def resolve_profile(args: argparse.Namespace) -> tuple[Profile, Path]:
     checks: dict[str, Any] = {}
     if getattr(args, "repeats", None) is not None:
         checks["repeats"] = args.repeats
-    for flag in ("cross_process", "batch_paths", "variations", "probe", "bn_drift"):
-        if getattr(args, flag, None) is not None:
-            checks[flag] = getattr(args, flag)
-    if getattr(args, "goldens", None) is not None:
-        checks["goldens"] = args.goldens
+    for spec in registry.specs():  # each check's own --<key>/--no-<key> flag
+        if spec.flag is not None and getattr(args, spec.key or "", None) is not None:
+            checks[spec.key or ""] = getattr(args, spec.key or "")
     if getattr(args, "workers", None) is not None:
         top["workers"] = args.workers
     profile = profile.replace(
         **top,
         engine=dataclasses.replace(profile.engine, **engine),
-        checks=dataclasses.replace(profile.checks, **checks),
+        checks=profile.checks.with_values(**checks),
     )
     profile.validate()  # flags are validated exactly like the file
     return profile, base
@@ -95,13 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("out"), help="output dir (default: ./out)")
     p.add_argument("--workers", type=int, help="parallel worker processes")
     p.add_argument("--shard", help="K/N: run only shard K of N (deterministic split by image id)")
-    for flag, what in (("cross-process", "repeat once more in a fresh worker process"),
-                       ("batch-paths", "compare bs1 / profile batch / several images per call"),
-                       ("variations", "oneDNN on/off and thread counts, judged by golden tolerances"),
-                       ("probe", "behavioural batch-independence probe of the raw models"),
-                       ("bn-drift", "stored BN statistics vs the corpus"),
-                       ("goldens", "compare with goldens")):
-        p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=what)
+    for spec in registry.specs():
+        if spec.flag is not None:
+            p.add_argument(spec.flag, dest=spec.key, action=argparse.BooleanOptionalAction, default=None,
+                           help=spec.flag_help)
     p.add_argument("--html", action="store_true", help="also write report.html")
     p.add_argument("--history", type=Path, help="append one line per run to this JSONL file and plot the trend "
                                                 "next to it (<name>.png)")

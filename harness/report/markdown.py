@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.checks import registry
 from harness.report.parity import markdown_section as parity_markdown
 from harness.report.view import (
     CheckOutcome,
@@ -109,7 +110,7 @@ def _check_detail(check: CheckOutcome) -> list[str]:
         if len(rows) > MAX_ROWS:
             out.append(f"| | ... and {len(rows) - MAX_ROWS} more | | | |")
         out.append("")
-    elif d and check.name != "golden":
+    elif d and _lists_details(check.name):
         items = list(d.items())
         out += ["; ".join(f"{md(k)}: {md(compact(v, 120))}" for k, v in items[:8])
                 + (f"; ... and {len(items) - 8} more" if len(items) > 8 else ""), ""]
@@ -255,3 +256,8 @@ def write_step_summary(report: Mapping[str, Any], environ: Mapping[str, str] | N
     with path.open("a", encoding="utf-8") as f:
         f.write(("\n" if existing else "") + text)
     return path
+
+
+def _lists_details(name: str) -> bool:
+    spec = registry.get(name)
+    return spec is None or spec.list_details

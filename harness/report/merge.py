@@ -32,12 +32,13 @@ the golden store (`golden_store_for`). Without it they are left unjudged and the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from harness import atomic
+from harness.checks import registry
 from harness.checks.outcome import ImageCheck, from_images
 from harness.config import find_config
 from harness.corpus.loader import read_image
@@ -50,12 +51,8 @@ from harness.metrics import ImageAccuracy, corpus_accuracy
 from harness.report.history import check_history_path
 from harness.results import Line, OcrResult
 from harness.runner import REPORT_SCHEMA, timing_summary
-from harness.sampling import describe_power, detectable_rate, sample_note
+from harness.sampling import detectable_rate, sample_note
 
-SAMPLED_CHECKS = ("bn_drift",)  # measured on a sample: reported per shard if shards ever disagree
-# Judged image by image (harness.checks.outcome.from_images), even when no image ran; any other check with
-# per-image verdicts is treated the same way.
-PER_IMAGE_CHECKS = ("inference", "repeat", "mutation", "cross_process", "golden", "batch_paths", "variations")
 _HANDLED = {"schema", "passed", "exit_code", "complete", "incomplete", "started_at", "duration_s", "profile",
             "environment", "stack", "corpus", "checks", "images", "accuracy", "timing"}
 
@@ -213,28 +210,30 @@ def _agree(a: ShardRun, b: ShardRun, what: str, x: Any, y: Any, hint: str = "") 
 
 def _merge_check(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                  stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    """How a check merges is its spec's (harness.checks.registry): judged image by image (harness.checks.outcome.
+    from_images, even when no image ran; so is any unknown check with per-image verdicts), or model-level (every
+    shard must say the same, or, for a check measured on a sample, reported per shard)."""
+    spec = registry.get(name)
     dicts = [s.report["checks"][name] for s in shards]
     per_image = {img["id"]: ImageCheck(c["passed"], c["summary"], c["details"], c.get("judged", True))
                  for img in images if (c := img["checks"].get(name)) is not None}
-    if all(d["skipped"] for d in dicts) or not (per_image or name in PER_IMAGE_CHECKS):
-        # Skipped, or model-level (audit, probe): what every shard says.
+    per_image_check = spec.level == "image" if spec is not None else False
+    if all(d["skipped"] for d in dicts) or not (per_image or per_image_check):
         if all(d == dicts[0] for d in dicts):
             return dict(dicts[0])
-        if name in SAMPLED_CHECKS:
+        if spec is not None and spec.per_shard:
             return _per_shard(shards, dicts)
         a, b = next((shards[0], s) for s, d in zip(shards, dicts) if d != dicts[0])
         raise UserError(f"cannot merge {b.label} with {a.label}: model-level check {name!r} differs "
                         f"({b.report['checks'][name]['summary']!r} vs {a.report['checks'][name]['summary']!r})")
     what, tail = _phrase(name, shards, dicts)
-    details = _DETAILS.get(name, _agreed_details)(name, shards, [d["details"] for d in dicts], per_image,
-                                                   stored_goldens)
+    merge_details = spec.merge_details if spec is not None and spec.merge_details else _agreed_details
+    details = merge_details(name, shards, [d["details"] for d in dicts], per_image, stored_goldens)
     check = from_images(name, per_image, what, details)
-    if name in _TAILS:
-        summary = (check.summary + " | " if not check.passed else "") + _TAILS[name](details, dicts[0]["summary"])
+    if spec is not None and spec.merge_summary is not None:
+        summary = spec.merge_summary(check.summary, check.passed, details, dicts[0]["summary"], tail)
     else:
         summary = check.summary + (tail if not check.passed else "")
-    if name == "repeat":  # the power statement counts the calls of every shard
-        summary = f"{check.summary}; {describe_power(details['calls'])}"
     summary += sample_note(details.get("sample"))
     return {**check.to_dict(), "summary": summary}
 
@@ -264,15 +263,16 @@ def _agreed_details(name: str, shards: Sequence[ShardRun], details: Sequence[Map
     return dict(details[0])
 
 
-def _repeat_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
-                    per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+def repeat_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
+                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    """The repeat check's details over every shard: the calls add up, and so does the power they give."""
     calls = sum(d.get("calls", 0) for d in details)
     return {**details[0], "repeats": max(d["repeats"] for d in details), "calls": calls,
             "detectable_rate": detectable_rate(calls)}
 
 
-def _paths_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
-                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+def paths_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
+                  per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
     """harness.checks.paths.compare_paths' totals: counts add up, required tolerances merge."""
     totals: dict[str, dict[str, Any]] = {}
     for d in details:
@@ -290,7 +290,7 @@ def _paths_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapp
     return out
 
 
-def _paths_tail(details: Mapping[str, Any], shard_summary: str) -> str:
+def paths_tail(details: Mapping[str, Any], shard_summary: str) -> str:
     """The sentence harness.checks.paths.compare_paths writes, paths in its order (which report.json's sorted
     keys lose; a shard's summary still has it)."""
     def position(label: str) -> int:
@@ -307,8 +307,8 @@ def _paths_tail(details: Mapping[str, Any], shard_summary: str) -> str:
     return f"vs {details['reference']}: " + "; ".join(parts)
 
 
-def _golden_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
-                    per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+def golden_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
+                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
     statuses = [d["status"] for d in details]
     facts = ("profile", "has_meta")
     for s, st in zip(shards, statuses):
@@ -363,20 +363,6 @@ def _per_shard(shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, Any]]) -
             "summary": "; ".join(f"shard {label}: {d['summary']}" for label, d in zip(labels, dicts)),
             "failed_images": sorted({i for d in dicts for i in d["failed_images"]}),
             "details": {"per_shard": {label: d["details"] for label, d in zip(labels, dicts)}}}
-
-
-Details = Callable[[str, Sequence[ShardRun], Sequence[Mapping[str, Any]], Mapping[str, ImageCheck],
-                    Collection[str] | None], dict[str, Any]]
-def _parity_details(*args: Any) -> dict[str, Any]:
-    from harness.checks.parity import merged_details
-
-    return merged_details(*args)
-
-
-_DETAILS: dict[str, Details] = {"repeat": _repeat_details, "golden": _golden_details, "parity": _parity_details,
-                                "batch_paths": _paths_details, "variations": _paths_details}
-_TAILS: dict[str, Callable[[Mapping[str, Any], str], str]] = {"batch_paths": _paths_tail, "variations": _paths_tail,
-                                                              "parity": _paths_tail}
 
 
 def _phases(shards: Sequence[ShardRun]) -> dict[str, dict[str, Any]]:

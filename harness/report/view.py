@@ -12,11 +12,9 @@ from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
+from harness.checks import registry
+
 SCHEMA = "ocr-harness/report/1"
-# The order people read checks in: a run that stopped early (harness.incomplete), cheap model-wide sanity,
-# then per-image comparisons.
-CHECK_ORDER = ("run", "inference", "served_settings", "audit", "probe", "bn_drift", "golden", "parity", "repeat",
-               "cross_process", "mutation", "batch_paths", "variations", "accuracy")
 VERSION_KEYS = ("python", "paddle", "paddleocr", "paddlex", "numpy", "opencv")
 
 
@@ -29,7 +27,9 @@ def _seq(x: Any) -> Sequence[Any]:
 
 
 def _check_key(name: str) -> tuple[int, str]:
-    return (CHECK_ORDER.index(name) if name in CHECK_ORDER else len(CHECK_ORDER), name)
+    """The order people read checks in (harness.checks.registry): a run that stopped early, cheap model-wide
+    sanity, then per-image comparisons; unknown checks last."""
+    return registry.order_key(name)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,315 @@
+"""The harness's own checks, each one `CheckSpec` (harness.checks.registry) next to the function that runs it.
+
+Registration order is run order: the core checks judge the main pass right after it (so a run stopped later
+still has them), then the other paths, goldens, and the model-level checks that run Paddle in a child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.backends import backend_owned_keys, load_callable, unsupported_checks
+from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
+from harness.checks.golden_check import golden_check, open_store, preload
+from harness.checks.outcome import CheckResult
+from harness.checks.paths import compare_paths
+from harness.checks.registry import CheckSpec, Scaling, register
+from harness.config import CheckSettings, EngineSettings, Profile, require
+from harness.corpus.loader import content_sha256, read_image
+from harness.environment import stack
+from harness.errors import ImageError
+from harness.golden.status import golden_status
+from harness.golden.store import Golden, GoldenStore
+from harness.runner import (RunPlan, RunState, inference_check, infer_all, infer_together, stack_sample,
+                            usable_items, with_sample)
+from harness.sampling import describe_power
+from harness.worker import ImageOutcome
+
+
+def lazy(dotted: str) -> Callable[..., Any]:
+    """`module:function` of a module that imports this one (report merge, parity), imported on first call."""
+    def call(*args: Any) -> Any:
+        return load_callable(dotted)(*args)
+    return call
+
+
+def unsupported(name: str) -> Callable[[Profile], str | None]:
+    """A `skip` rule: the reason the profile's backend cannot run check `name` (harness.backends)."""
+    return lambda profile: unsupported_checks(profile).get(name)
+
+
+# --- core: judged on the main pass -----------------------------------------------------------------------------
+
+register(CheckSpec("inference", 10, lambda p, state: inference_check(p, state.outcomes)))
+
+
+def _repeat_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:
+    return f"{summary}; {describe_power(details['calls'])}"  # the power statement counts every shard's calls
+
+
+register(CheckSpec("repeat", 80, lambda p, state: repeat_check(state.outcomes),
+                   skip=lambda profile: "repeats = 1" if profile.checks.repeats <= 1 else None,
+                   merge_details=lazy("harness.report.merge:repeat_details"), merge_summary=_repeat_summary))
+register(CheckSpec("mutation", 100, lambda p, state: mutation_check(state.outcomes),
+                   skip=lambda profile: None if profile.checks.mutation else "disabled"))
+
+
+def cross_process(p: RunPlan, state: RunState) -> CheckResult:
+    sample, info = stack_sample(p)
+    with state.phase("fresh", len(usable_items(sample))):
+        fresh = infer_all(sample, p.profile.engine, "fresh", 1, 1, state.progress)
+    mine = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
+    return with_sample(cross_process_check(mine, fresh), info)
+
+
+register(CheckSpec("cross_process", 90, cross_process, key="cross_process",
+                   flag_help="repeat once more in a fresh worker process",
+                   phases=lambda profile: [("fresh", "sample")]))
+
+
+# --- a service's own settings ----------------------------------------------------------------------------------
+
+def served_settings(p: RunPlan, state: RunState) -> CheckResult:
+    from harness.checks.served import served_settings_check
+
+    return served_settings_check(p.profile.engine, p.backend_facts)
+
+
+register(CheckSpec("served_settings", 20, served_settings, level="model",
+                   absent_unless=lambda profile: profile.engine.backend == "http"))
+
+
+# --- other execution paths -------------------------------------------------------------------------------------
+
+def bs1_path(p: RunPlan, state: RunState) -> dict[str, ImageOutcome]:
+    """Recognition batch size 1, one image per call: exactly what a service sees. Run once, shared by checks."""
+    if "bs1" not in state.extra_paths:
+        if p.profile.engine.rec_batch_size == 1:
+            state.extra_paths["bs1"] = state.outcomes
+        else:
+            bs1 = dataclasses.replace(p.profile.engine, rec_batch_size=1)
+            with state.phase("bs1", len(usable_items(p))):
+                state.extra_paths["bs1"] = infer_all(p, bs1, "bs1", 1)
+    return state.extra_paths["bs1"]
+
+
+def bs1_phase(profile: Profile) -> list[tuple[str, Scaling]]:
+    """The bs1 path runs once, on every image, for whichever check needs it first."""
+    return [("bs1", "corpus")] if profile.engine.rec_batch_size != 1 else []
+
+
+def golden_path(p: RunPlan, state: RunState) -> dict[str, ImageOutcome]:
+    """The outcomes of the path the goldens were made on."""
+    return bs1_path(p, state) if p.profile.checks.golden_path == "bs1" else state.outcomes
+
+
+def _key_texts(p: RunPlan) -> dict[str, dict[str, str]]:
+    return {it.id: dict(it.fields) for it in p.items if it.fields}
+
+
+def batch_paths(p: RunPlan, state: RunState) -> CheckResult:
+    group = p.profile.checks.batch_path_images
+    sample, info = stack_sample(p)  # bs1 is the service path: every image; batching is a stack property
+    multi = f"{group}-per-call"
+    with state.phase("multi", len(usable_items(sample))):
+        together = infer_together(sample, p.profile.engine, "multi", group)
+    paths = {"bs1": bs1_path(p, state), "profile": state.outcomes, multi: together}
+    reference = p.profile.checks.golden_path
+    others = {k: v for k, v in paths.items() if k != reference}
+    check = compare_paths("batch_paths", reference, paths[reference], others, p.profile.batch_tolerances,
+                          _key_texts(p), only={multi: {it.id for it in sample.items}})
+    return with_sample(check, info)
+
+
+def variants(profile: Profile) -> dict[str, EngineSettings]:
+    """oneDNN flipped, and each other thread count, by phase label."""
+    engine = profile.engine
+    out = {f"onednn-{'off' if engine.enable_mkldnn else 'on'}":
+           dataclasses.replace(engine, enable_mkldnn=not engine.enable_mkldnn)}
+    for threads in profile.checks.variation_threads:
+        if threads != engine.resolved_threads():
+            out[f"threads-{threads}"] = dataclasses.replace(engine, cpu_threads=threads)
+    return out
+
+
+def variations(p: RunPlan, state: RunState) -> CheckResult:
+    sample, info = stack_sample(p)
+    others = {}
+    for label, settings in variants(p.profile).items():
+        with state.phase(label, len(usable_items(sample))):
+            others[label] = infer_all(sample, settings, label, 1)
+    reference = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
+    return with_sample(compare_paths("variations", "profile", reference, others, p.profile.tolerances,
+                                     _key_texts(p)), info)
+
+
+def paths_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:
+    """harness.checks.paths.compare_paths' sentence after the verdict, recomputed from the merged totals."""
+    from harness.report.merge import paths_tail
+
+    return (summary + " | " if not passed else "") + paths_tail(details, shard_summary)
+
+
+def _validate_batch_paths(c: CheckSettings, where: str) -> None:
+    require(c.golden_path in ("profile", "bs1"), f"{where}.golden_path", "must be 'profile' or 'bs1'")
+    require(2 <= c.batch_path_images <= 64, f"{where}.batch_path_images", "must be in 2..64")
+
+
+def _validate_variations(c: CheckSettings, where: str) -> None:
+    require(all(t >= 1 for t in c.variation_threads), f"{where}.variation_threads", "values must be >= 1")
+
+
+register(CheckSpec("batch_paths", 110, batch_paths, key="batch_paths", skip=unsupported("batch_paths"),
+                   flag_help="compare bs1 / profile batch / several images per call", validate=_validate_batch_paths,
+                   merge_details=lazy("harness.report.merge:paths_details"), merge_summary=paths_summary,
+                   phases=lambda profile: [*bs1_phase(profile), ("multi", "sample")]))
+register(CheckSpec("variations", 120, variations, key="variations", skip=unsupported("variations"),
+                   flag_help="oneDNN on/off and thread counts, judged by golden tolerances",
+                   validate=_validate_variations,
+                   merge_details=lazy("harness.report.merge:paths_details"), merge_summary=paths_summary,
+                   phases=lambda profile: [(label, "sample") for label in variants(profile)]))
+
+
+# --- parity: another backend as the reference ------------------------------------------------------------------
+
+def _parity_prepare(p: RunPlan) -> None:
+    from harness.checks.parity import reference_plan
+
+    reference_plan(p)  # the reference's models too are verified before any model loads
+
+
+def _validate_parity(c: CheckSettings, where: str) -> None:
+    from harness.config import BACKENDS
+
+    require(c.parity_reference in BACKENDS, f"{where}.parity_reference", f"must be one of {', '.join(BACKENDS)}")
+
+
+register(CheckSpec("parity", 70, lazy("harness.checks.parity:parity_hook"), key="parity", prepare=_parity_prepare,
+                   validate=_validate_parity, merge_details=lazy("harness.checks.parity:merged_details"),
+                   merge_summary=paths_summary))
+
+
+# --- goldens ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GoldenInputs:
+    """Read and validated before any model loads: a corrupt golden is exit 2, not a lost run."""
+
+    store: GoldenStore
+    goldens: dict[str, Golden]
+
+
+def _golden_prepare(p: RunPlan) -> GoldenInputs:
+    store = open_store(p.profile, p.base)
+    return GoldenInputs(store, preload(store, [it.id for it in p.items]))
+
+
+def shared_golden_keys(profile: Profile, store: Any, current_stack: dict[str, Any]) -> list[str]:
+    """Stack keys not to compare when the profile declares it shares another backend's goldens (and the
+    golden set was made by that backend)."""
+    meta = store.meta()
+    if profile.engine.goldens_from is None or meta is None:
+        return []
+    if meta.stack.get("backend", "paddle") != profile.engine.goldens_from:
+        return []
+    return backend_owned_keys(meta.stack, current_stack)
+
+
+def golden(p: RunPlan, state: RunState) -> CheckResult:
+    inputs: GoldenInputs = state.prepared["golden"]
+    hashes = {it.id: content_sha256(it) for it in p.items}
+    current_stack = stack(p.profile.golden_engine(), p.dirs.file_hashes(), dict(p.backend_facts))
+    shared = shared_golden_keys(p.profile, inputs.store, current_stack)
+    status = golden_status(inputs.store, [it.id for it in p.items], p.corpus.selection_is_complete and p.shard is None,
+                           current_stack, ignore_keys=shared, image_sha256=hashes, loaded=inputs.goldens)
+    check = golden_check(p.items, golden_path(p, state), p.profile.checks.golden_path, inputs.goldens, p.profile,
+                         status, hashes)
+    if shared:  # declared: this backend reads like the goldens' backend within the profile's tolerances
+        check = dataclasses.replace(
+            check, summary=f"{check.summary} (goldens shared from {p.profile.engine.goldens_from})",
+            details={**check.details, "shared_goldens": {"from": p.profile.engine.goldens_from,
+                                                         "not_compared": shared}})
+    return check
+
+
+def _validate_golden(c: CheckSettings, where: str) -> None:
+    require(c.missing_golden in ("fail", "warn"), f"{where}.missing_golden", "must be 'fail' or 'warn'")
+
+
+register(CheckSpec("golden", 60, golden, key="goldens", flag_help="compare with goldens", prepare=_golden_prepare,
+                   validate=_validate_golden, merge_details=lazy("harness.report.merge:golden_details"),
+                   list_details=False,  # renderers show its line changes, never its status dict
+                   phases=lambda profile: bs1_phase(profile) if profile.checks.golden_path == "bs1" else []))
+
+
+# --- model-level checks: Paddle in a child process -------------------------------------------------------------
+
+def audit(p: RunPlan, state: RunState) -> CheckResult:
+    from harness.checks.audit import audit_model_dir
+
+    reports = {kind: audit_model_dir(d, min_variance=p.profile.checks.audit_min_variance)
+               for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
+    failed = [k for k, r in reports.items() if not r.passed]
+    summary = "; ".join(
+        f"{k}: {r.headline()}, min variance {r.variance_min if r.variance_min is not None else float('nan'):.3g}, "
+        f"{len(r.findings)} findings" + "".join(f" [{f}]" for f in r.findings[:3])
+        for k, r in reports.items())
+    return CheckResult("audit", not failed, summary, details={k: r.to_dict() for k, r in reports.items()},
+                       judged=len(reports), unit="models")
+
+
+def probe(p: RunPlan, state: RunState) -> CheckResult:
+    from harness.checks.probe import probe_model_dir
+
+    reports = {kind: probe_model_dir(d, kind=kind) for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
+    failed = [k for k, r in reports.items() if not r.passed]
+    summary = "; ".join(f"{k}: sample alone vs with batch-mates, max diff {r.max_abs_diff:.3g} (atol {r.atol:g})"
+                        for k, r in reports.items())
+    return CheckResult("probe", not failed, summary, details={k: r.to_dict() for k, r in reports.items()},
+                       judged=len(reports), unit="models")
+
+
+def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
+    from harness.checks.bn_drift import bn_drift as measure
+
+    # Sampled from the whole selection, not this shard, so every shard of a run measures the same images.
+    images: list[np.ndarray] = []
+    for it in p.corpus.items:
+        if len(images) == p.profile.checks.bn_drift_images:
+            break
+        if it.problem is None:
+            with contextlib.suppress(ImageError):
+                images.append(read_image(it.path, expected_sha256=it.sha256, max_pixels=p.profile.max_image_pixels))
+    if not images:  # judged nothing: never a pass
+        return CheckResult("bn_drift", False, "judged nothing: no readable image to measure")
+    report = measure(p.dirs.det, images, kind="det", threshold=p.profile.checks.bn_drift_threshold)
+    if not report.layers:
+        return CheckResult("bn_drift", False, "judged nothing: the det model has no BN layer left (all folded into "
+                           "conv); disable bn_drift for it", details={"det": report.to_dict()})
+    return CheckResult("bn_drift", report.passed, f"det on {len(images)} images: max score {report.max_score:.3f}, "
+                       f"{len(report.flagged)} of {len(report.layers)} BN layers drifted",
+                       details={"det": report.to_dict()}, judged=len(images))
+
+
+def _validate_audit(c: CheckSettings, where: str) -> None:
+    require(c.audit_min_variance >= 0, f"{where}.audit_min_variance", "must be >= 0")
+
+
+def _validate_bn_drift(c: CheckSettings, where: str) -> None:
+    require(c.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
+    require(c.bn_drift_images >= 1, f"{where}.bn_drift_images", "must be >= 1")
+
+
+register(CheckSpec("audit", 30, audit, level="model", key="audit", skip=unsupported("audit"), child=True,
+                   timed=True, validate=_validate_audit))
+register(CheckSpec("probe", 40, probe, level="model", key="probe", skip=unsupported("probe"), child=True, timed=True,
+                   flag_help="behavioural batch-independence probe of the raw models"))
+register(CheckSpec("bn_drift", 50, bn_drift, level="model", key="bn_drift", skip=unsupported("bn_drift"), child=True,
+                   timed=True, flag_help="stored BN statistics vs the corpus", validate=_validate_bn_drift,
+                   per_shard=True))

@@ -1,0 +1,166 @@
+"""The check registry: one `CheckSpec` per check, and everything that lists checks reads it.
+
+Config validation (`[profiles.X.checks]` keys), the `run` CLI flags, the order checks run and are reported in,
+how `report merge` combines shards, and what renderers show all come from here, so a new check is one module
+that calls `register` (see README, "Extending").
+
+Checks live in `harness.checks.builtin`; more are loaded from the modules named in `$OCR_HARNESS_CHECKS`
+(comma-separated, importable module names) and from the `ocr_harness.checks` entry point group: importing such
+a module registers its checks. Registration order is run order; `order` is report order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from harness.checks.outcome import CheckResult, ImageCheck
+    from harness.config import CheckSettings, Profile
+    from harness.report.merge import ShardRun
+    from harness.runner import RunPlan, RunState
+
+PLUGINS_ENV = "OCR_HARNESS_CHECKS"
+ENTRY_POINT_GROUP = "ocr_harness.checks"
+# Report entries that are not checks: a run that stopped early (harness.incomplete) first, accuracy last.
+FIRST, LAST = ("run",), ("accuracy",)
+
+Runner = Callable[["RunPlan", "RunState"], "CheckResult"]
+# `report merge`: (check name, shards, each shard's check details, the merged per-image verdicts, stored goldens
+# or None) -> the merged details. None on a spec: the shards must agree on them.
+MergeDetails = Callable[[str, Sequence["ShardRun"], Sequence[Mapping[str, Any]], Mapping[str, "ImageCheck"],
+                         "Collection[str] | None"], dict[str, Any]]
+Scaling = Literal["corpus", "sample", "fixed"]  # how a phase's cost grows: every image, the stack sample, not at all
+# `report merge`: (the merged check's from_images summary, whether it passed, merged details, shard 1's summary,
+# the tail shard 1's summary appended after its failing ids) -> the merged summary.
+MergeSummary = Callable[[str, bool, Mapping[str, Any], str, str], str]
+
+
+@dataclass(frozen=True)
+class Option:
+    """A `[checks]` key a check owns beyond the CheckSettings dataclass (plugin checks declare theirs here)."""
+
+    key: str
+    type: type  # bool, int, float or str
+    default: Any
+    help: str = ""
+    problem: Callable[[Any], str | None] | None = None  # what is wrong with a value, or None
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    order: int  # report order (view, markdown, junit, html); run order is registration order
+    run: Runner  # -> the CheckResult named `name`
+    level: Literal["image", "model"] = "image"  # judged per image (merged image by image) or per model
+    key: str | None = None  # the `[checks]` key that enables it; None: always on (unless `skip` says otherwise)
+    flag_help: str | None = None  # help of a `run --<key>/--no-<key>` flag; None: no flag
+    options: tuple[Option, ...] = ()  # `[checks]` keys it owns, besides `key`, not in CheckSettings
+    validate: Callable[[CheckSettings, str], None] | None = None  # raises UserError naming the key
+    skip: Callable[[Profile], str | None] | None = None  # why it does not run for this profile (after `key`)
+    absent_unless: Callable[[Profile], bool] | None = None  # False: not in the report at all (not even skipped)
+    prepare: Callable[[RunPlan], Any] | None = None  # before any model loads; the result is state.prepared[name]
+    child: bool = False  # runs Paddle in a child process: a child that dies fails this check, the run goes on
+    timed: bool = False  # its wall time is a phase of its own in timing.phases
+    # The inference phases it adds to timing.phases for a profile, and how each scales (`ocr-harness plan`);
+    # a timed check's own phase is (name, "fixed").
+    phases: Callable[[Profile], Sequence[tuple[str, Scaling]]] | None = None
+    merge_details: MergeDetails | None = None
+    merge_summary: MergeSummary | None = None
+    per_shard: bool = False  # measured on a sample; shards that disagree are reported per shard, not refused
+    list_details: bool = True  # renderers may list its top-level details when nothing more specific applies
+
+    @property
+    def flag(self) -> str | None:
+        return f"--{self.key.replace('_', '-')}" if self.flag_help and self.key else None
+
+    def applies(self, profile: Profile) -> bool:
+        """It runs for `profile` (is in its report and not skipped)."""
+        return (self.absent_unless is None or self.absent_unless(profile)) and self.skip_reason(profile) is None
+
+    def phase_costs(self, profile: Profile) -> list[tuple[str, Scaling]]:
+        """The timing.phases this check adds to a run of `profile` (none when it does not run)."""
+        if not self.applies(profile):
+            return []
+        own: list[tuple[str, Scaling]] = [(self.name, "fixed")] if self.timed else []
+        return own + list(self.phases(profile) if self.phases is not None else ())
+
+    def skip_reason(self, profile: Profile) -> str | None:
+        """None when the check runs for `profile`, else what its skipped entry says."""
+        if self.key is not None and not profile.checks.get(self.key):
+            return "disabled in profile"
+        if self.skip is not None:
+            return self.skip(profile)
+        return None
+
+
+_SPECS: dict[str, CheckSpec] = {}
+_loaded = False
+
+
+def register(spec: CheckSpec) -> CheckSpec:
+    """Adds a check; a name registered twice is a bug in whichever module did it."""
+    if spec.name in _SPECS and _SPECS[spec.name] is not spec:
+        raise ValueError(f"check {spec.name!r} is registered twice")
+    if spec.name in FIRST + LAST:
+        raise ValueError(f"check name {spec.name!r} is reserved")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    importlib.import_module("harness.checks.builtin")
+    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            from harness.errors import UserError
+
+            raise UserError(f"${PLUGINS_ENV}: cannot import check module {name!r}: {e}") from None
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()
+
+
+def specs() -> tuple[CheckSpec, ...]:
+    """Every registered check, in run order."""
+    _load()
+    return tuple(_SPECS.values())
+
+
+def get(name: str) -> CheckSpec | None:
+    _load()
+    return _SPECS.get(name)
+
+
+def options() -> dict[str, tuple[CheckSpec, Option]]:
+    """Every `[checks]` key owned by a registered check beyond CheckSettings' own fields."""
+    from harness.config import CheckSettings
+
+    fields = {f.name for f in dataclasses.fields(CheckSettings)}
+    out: dict[str, tuple[CheckSpec, Option]] = {}
+    for spec in specs():
+        if spec.key is not None and spec.key not in fields:  # the enabling key of a check that brings its own
+            out[spec.key] = (spec, Option(spec.key, bool, False, spec.flag_help or ""))
+        for opt in spec.options:
+            out[opt.key] = (spec, opt)
+    return out
+
+
+def report_order() -> tuple[str, ...]:
+    """The order people read checks in: cheap model-wide sanity, then per-image comparisons."""
+    return FIRST + tuple(s.name for s in sorted(specs(), key=lambda s: s.order)) + LAST
+
+
+def order_key(name: str) -> tuple[int, str]:
+    order = report_order()
+    return (order.index(name) if name in order else len(order), name)
