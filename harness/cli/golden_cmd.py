@@ -6,14 +6,13 @@ import argparse
 from pathlib import Path
 
 from harness import atomic
-from harness.backends import check_may_write_goldens
-from harness.checks.determinism import first_divergence
 from harness.checks.golden_check import open_store, preload
 from harness.cli.run_cmd import add_profile_args, resolve_profile
 from harness.corpus.loader import content_sha256
 from harness.environment import stack
 from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
-from harness.golden.refresh import apply_refresh, plan_refresh
+from harness.golden.core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
+from harness.golden.refresh import apply_refresh
 from harness.golden.status import golden_status
 from harness.runner import infer_all, plan, terminal_progress
 
@@ -68,26 +67,18 @@ def refresh(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     store = open_store(profile, base)
     preload(store, [it.id for it in p.items])
-    engine = profile.golden_engine()
-    repeats = max(2, profile.checks.repeats)  # a golden is only as good as its reproducibility
-    outcomes = infer_all(p, engine, "refresh", repeats, profile.workers, terminal_progress())
-    current = {i: o.runs[0] for i, o in outcomes.items() if o.ok}
-    reproducible = {i: all(first_divergence(o.runs[0], r) is None for r in o.runs[1:])
-                    for i, o in outcomes.items() if o.ok}
+    outcomes = infer_all(p, profile.golden_engine(), "refresh", golden_repeats(profile), profile.workers,
+                         terminal_progress())
     for i, o in sorted(outcomes.items()):
         if not o.ok:
             print(f"  error     {i}: {o.error}")
-    items = {it.id: it for it in p.items}
-    refresh_plan = plan_refresh(store, current, args.mode, profile.tolerances, reproducible,
-                                image_sha256={i: sha for i in current if (sha := content_sha256(items[i]))},
-                                key_texts={i: dict(items[i].fields) for i in current if items[i].fields})
+    refresh_plan = plan_golden_refresh(store, outcomes, {it.id: it for it in p.items}, args.mode, profile)
     review = refresh_plan.to_markdown()
     atomic.write_text(args.out / "golden-review.md", review)
     print(review)
     if not args.yes:
         print(f"dry run: nothing written; review in {args.out / 'golden-review.md'}; add --yes to apply")
         return EXIT_OK
-    written = apply_refresh(refresh_plan, store, stack(engine, p.dirs.file_hashes(), dict(p.backend_facts)),
-                            force_reason=args.reason if args.force else None)
+    written = apply_refresh(refresh_plan, store, golden_stack(p), force_reason=args.reason if args.force else None)
     print(f"wrote {len(written)} goldens to {store.directory}")
     return EXIT_OK if all(o.ok for o in outcomes.values()) else EXIT_REGRESSION

@@ -1,0 +1,67 @@
+"""harness.golden.core: how goldens are made, written once for `golden refresh` and the pytest plugin."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+from harness.config import CheckSettings, Profile
+from harness.corpus.loader import load_corpus
+from harness.golden.core import MIN_REPEATS, golden_repeats, plan_golden_refresh, reproducible
+from harness.golden.store import GoldenStore
+from harness.results import OcrResult
+from harness.worker import ImageOutcome
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = "slip_0003"
+
+
+def committed(image_id: str) -> OcrResult:
+    golden = GoldenStore(ROOT / "golden", "default").load(image_id)
+    assert golden is not None
+    return golden.result
+
+
+def test_repeat_floor() -> None:
+    assert MIN_REPEATS == 2
+    assert golden_repeats(Profile(checks=CheckSettings(repeats=1))) == 2
+    assert golden_repeats(Profile(checks=CheckSettings(repeats=5))) == 5
+
+
+def test_reproducible_sees_one_score_in_the_last_bit() -> None:
+    current = committed(IMAGE)
+    line = current.lines[3]
+    nudged = dataclasses.replace(
+        current, lines=(*current.lines[:3], dataclasses.replace(line, score=line.score + 1e-12), *current.lines[4:]))
+    assert reproducible(ImageOutcome(IMAGE, (current, current, current)))
+    assert not reproducible(ImageOutcome(IMAGE, (current, current, nudged)))
+    assert reproducible(ImageOutcome(IMAGE, (current,)))  # nothing to compare: the floor is golden_repeats' job
+
+
+def test_plan_refuses_output_that_differs_across_repeats(tmp_path: Path) -> None:
+    corpus = load_corpus(ROOT / "datasets" / "bank_slips", ids=(IMAGE,))
+    items = {it.id: it for it in corpus.items}
+    store = GoldenStore(tmp_path, "default")  # empty: every image is new
+    current = committed(IMAGE)
+    wobbly = dataclasses.replace(current, lines=(dataclasses.replace(current.lines[0], score=0.5), *current.lines[1:]))
+    profile = Profile()
+    (entry,) = plan_golden_refresh(store, {IMAGE: ImageOutcome(IMAGE, (current, wobbly))}, items, "all",
+                                   profile).items
+    assert entry.action == "refused" and not entry.writes
+    (entry,) = plan_golden_refresh(store, {IMAGE: ImageOutcome(IMAGE, (current, current))}, items, "all",
+                                   profile).items
+    assert entry.action == "new" and entry.writes
+
+
+def test_refresh_and_plugin_share_the_rules() -> None:
+    """No second copy of a rule: neither the CLI nor the plugin computes repeats, reproducibility or the stack."""
+    for path in (ROOT / "harness" / "cli" / "golden_cmd.py", ROOT / "harness" / "pytest_plugin.py",
+                 ROOT / "harness" / "golden" / "regression.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert not called & {"max", "first_divergence", "plan_refresh"}, path
+        if path.name == "pytest_plugin.py":  # a thin shell: options, a fixture, a parametrising hook
+            assert not [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+        else:
+            assert {"golden_repeats", "plan_golden_refresh", "golden_stack"} <= called, path
