@@ -148,3 +148,9 @@ def test_planted_dummy_failure_fails_the_run_and_names_the_image(tmp_path: Path)
     assert_dummy_everywhere(out, passed=False, images=1)
     assert "FAIL  dummy:" in res.stdout
 
+
+def test_readme_shows_the_dummy_check_as_it_is() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**A new check is one module.**", 1)[1].split("**A new engine is one module**", 1)[0]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert example.strip() and example.strip() in (TESTS / "dummy_check.py").read_text(encoding="utf-8")
