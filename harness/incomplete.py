@@ -8,6 +8,7 @@ failed and why. A bug's traceback goes to `traceback.txt` in the output dir, nam
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import traceback
 from collections.abc import Callable
@@ -18,8 +19,9 @@ from typing import Any
 from harness import atomic
 from harness.checks.outcome import CheckResult
 from harness.errors import EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, UserError
-from harness.results import canonical_json
-from harness.runner import REPORT_SCHEMA, RunPlan, RunState, build_report, inference_check, machine_paths
+from harness.report.model import Incomplete
+from harness.results import REPORT_SCHEMA, canonical_json
+from harness.runner import RunPlan, RunState, inference_check, machine_paths, run_report
 
 TRACEBACK_FILE = "traceback.txt"
 
@@ -54,14 +56,13 @@ def incomplete_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s:
         state.checks["inference"] = inference_check(p, state.outcomes)
     state.checks["run"] = CheckResult("run", False, f"incomplete, {reason}: {len(finished)} of {len(p.items)} "
                                                     "images finished")
-    report = build_report(p, state, started, wall_s)
-    for image in report["images"]:
-        if image["id"] not in state.outcomes:
-            image.update(error=f"not run ({reason})", passed=False)
-    report.update(passed=False, exit_code=stop.exit_code, complete=False,
-                  incomplete={"reason": reason, "finished_images": finished,
-                              "traceback": TRACEBACK_FILE if stop.internal else None})
-    return report
+    report = run_report(p, state, started, wall_s)
+    images = tuple(img if img.id in state.outcomes else dataclasses.replace(img, error=f"not run ({reason})",
+                                                                              passed=False)
+                   for img in report.images)
+    report = dataclasses.replace(report, images=images).stopped(
+        Incomplete(reason, tuple(finished), TRACEBACK_FILE if stop.internal else None), stop.exit_code)
+    return machine_paths(p).scrub(report.to_dict())
 
 
 def write_incomplete(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float, stop: Stop,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 Point = tuple[int, int]
+REPORT_SCHEMA = "ocr-harness/report/1"  # report.json's own schema; renderers and `report merge` read it
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from harness.environment import environment, stack
 from harness.errors import UserError
 from harness.modelpack import ModelDirs, cache_root
 from harness.portable import MachinePaths, for_run
+from harness.report.model import ImageRecord, RunReport
 from harness.results import canonical_line
 from harness.sampling import sample_info, sample_note, stratified_sample
 from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec, workers_cancelled
@@ -35,7 +36,6 @@ from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, Work
 if TYPE_CHECKING:
     from harness.checks.registry import CheckSpec
 
-REPORT_SCHEMA = "ocr-harness/report/1"
 Progress = Callable[[str, int, int, str], None]
 
 
@@ -324,50 +324,49 @@ def _selection_index(p: RunPlan) -> list[int | None]:
     return out
 
 
-def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> dict[str, Any]:
-    passed = all(c.passed for c in state.checks.values())
-    images = []
-    for it, index in zip(p.items, _selection_index(p), strict=True):
-        out = state.outcomes.get(it.id)
-        per_check = {name: c.per_image[it.id].to_dict() for name, c in state.checks.items() if it.id in c.per_image}
-        images.append({
-            "id": it.id,
-            "index": index,  # place in the selection before sharding: the order `report merge` restores
-            "accuracy": state.image_accuracy[it.id].to_dict() if it.id in state.image_accuracy else None,
-            "file": _relative(it.path, p.corpus.root),
-            "template": it.template,
-            "tags": list(it.tags),
-            "passed": all(c["passed"] for c in per_check.values()),
-            "error": out.error if out is not None else "not run",
-            "checks": per_check,
-            "timings": ({"predict_s": statistics.median(out.predict_s), "read_s": out.read_s,
-                         "repeats_s": list(out.predict_s)} if out is not None and out.ok else {}),
-            "lines": len(out.runs[0].lines) if out is not None and out.ok else 0,
-        })
+def image_record(it: CorpusItem, index: int | None, file: str, state: RunState) -> ImageRecord:
+    """One image of the report: its verdict under every check that judged it, and its measurements."""
+    out = state.outcomes.get(it.id)
+    per_check = {name: c.per_image[it.id].to_dict() for name, c in state.checks.items() if it.id in c.per_image}
+    ran = out is not None and out.ok
+    return ImageRecord(
+        id=it.id, index=index, file=file, template=it.template, tags=it.tags,
+        passed=all(c["passed"] for c in per_check.values()), error=out.error if out is not None else "not run",
+        checks=per_check,
+        timings=({"predict_s": statistics.median(out.predict_s), "read_s": out.read_s,
+                  "repeats_s": list(out.predict_s)} if out is not None and ran else {}),
+        lines=len(out.runs[0].lines) if out is not None and ran else 0,
+        accuracy=state.image_accuracy[it.id].to_dict() if it.id in state.image_accuracy else None)
+
+
+def run_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> RunReport:
+    """The typed report of what `state` holds (harness.report.model); `build_report` is it as written."""
+    images = [image_record(it, index, _relative(it.path, p.corpus.root), state)
+              for it, index in zip(p.items, _selection_index(p), strict=True)]
     env = environment()
     env.update({"onednn": p.profile.engine.enable_mkldnn, "cpu_threads": p.profile.engine.resolved_threads()}
                if p.profile.engine.backend == "paddle" else {"backend": p.profile.engine.backend})
-    return machine_paths(p).scrub({
-        "schema": REPORT_SCHEMA,
-        "passed": passed,
-        "exit_code": 0 if passed else 1,
-        "complete": True,  # False only for a run that stopped early (harness.incomplete)
-        "incomplete": None,
-        "started_at": started.isoformat(timespec="seconds"),
-        "duration_s": wall_s,
-        "profile": {"name": p.profile.name, "settings": p.profile.settings_dict()},
-        "environment": env,
-        "stack": stack(p.profile.engine, p.dirs.file_hashes(), dict(p.backend_facts)),
-        "corpus": {"root": _display_path(p.corpus.root, p.base), "subset": p.profile.subset, "selected": len(p.items),
-                   "complete": p.corpus.selection_is_complete and p.shard is None,
-                   "has_manifest": p.corpus.has_manifest,
-                   "shard": list(p.shard) if p.shard else None, "selection": selection_info(p.corpus)},
-        "checks": {name: c.to_dict() for name, c in state.checks.items()},
-        "images": images,
-        "accuracy": state.accuracy,
-        "timing": timing_summary([statistics.median(o.predict_s) for o in state.outcomes.values() if o.ok],
-                                 state.load_s, wall_s, state.phases),
-    })
+    return RunReport(
+        passed=all(c.passed for c in state.checks.values()),
+        started_at=started.isoformat(timespec="seconds"),
+        duration_s=wall_s,
+        profile={"name": p.profile.name, "settings": p.profile.settings_dict()},
+        environment=env,
+        stack=stack(p.profile.engine, p.dirs.file_hashes(), dict(p.backend_facts)),
+        corpus={"root": _display_path(p.corpus.root, p.base), "subset": p.profile.subset, "selected": len(p.items),
+                "complete": p.corpus.selection_is_complete and p.shard is None, "has_manifest": p.corpus.has_manifest,
+                "shard": list(p.shard) if p.shard else None, "selection": selection_info(p.corpus)},
+        checks={name: c.to_dict() for name, c in state.checks.items()},
+        images=tuple(images),
+        accuracy=state.accuracy,
+        timing=timing_summary([statistics.median(o.predict_s) for o in state.outcomes.values() if o.ok],
+                              state.load_s, wall_s, state.phases),
+    )
+
+
+def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> dict[str, Any]:
+    """report.json of a finished run: the typed report, serialised, with no machine path in it."""
+    return machine_paths(p).scrub(run_report(p, state, started, wall_s).to_dict())
 
 
 def machine_paths(p: RunPlan) -> MachinePaths:

@@ -44,7 +44,7 @@ def test_failing_first_and_highlighted() -> None:
     assert '<tr class="changed">' in html and '<tr class="missing">' in html
     assert '<mark class="del">7</mark>' in html and '<mark class="ins">1</mark>' in html
     assert "first divergence" in html and "0.0159" in html
-    assert "<th>predict_single</th><th>predict_list</th>" in html  # batch-path differences
+    assert "<h5>bs1 vs profile</h5>" in html and "<th>profile</th><th>bs1</th>" in html  # batch-path differences
     assert 'id="img-0" open' in html and 'id="img-2" open' not in html
 
 

@@ -13,7 +13,7 @@ def failing_report(n: int) -> dict[str, Any]:
                "passed": False, "error": None,
                "checks": {"golden": {"passed": False, "summary": "2 lines changed", "details": {"lines": [
                    {"kind": "changed", "golden_index": k, "golden_text": f"付款人账号 6222 0212 {i:04d} 789{k}",
-                    "current_text": f"付款人账号 6222 0212 {i:04d} 788{k}", "fields": ["text"]} for k in range(2)]}}}}
+                    "current_text": f"付款人账号 6222 0212 {i:04d} 788{k}", "failed": ["text"]} for k in range(2)]}}}}
               for i in range(n)]
     return {"schema": "ocr-harness/report/1", "passed": False, "exit_code": 1, "images": images,
             "checks": {"golden": {"passed": False, "summary": f"{n} of {n} images differ",
@@ -30,7 +30,9 @@ def test_verdict_first_and_details() -> None:
     assert "golden (1)" in first and "batch_paths (1)" in first
     assert "first divergence: repeat 3, line 4, score: 0.9871 → 0.9712 (delta 0.0159)" in text
     assert "AMOUNT CNY 12,345.6<b>7</b>" in text and "AMOUNT CNY 12,345.6<b>1</b>" in text
-    assert "predict\\_single" not in text and "predict_single" in text  # path names head the columns
+    # A batch path against the reference path, the path names heading the columns (real compare_paths output).
+    assert "`bs1` vs `profile`:" in text and "| line | kind | profile | bs1 | fields |" in text
+    assert "PAYEE 6217 0000 1111 222<b>2</b> | PAYEE 6217 0000 1111 222<b>3</b> | payee_account, text" in text
     # order: failures, then checks, accuracy, timing, environment
     idx = [text.index(s) for s in ("### Failures", "### Checks", "### Accuracy", "### Timing", "Environment: ")]
     assert idx == sorted(idx)

@@ -149,3 +149,17 @@ def test_comparison_shaped_details(tmp_path: Path) -> None:
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert '<tr class="within">' in html and '<tr class="changed">' in html
     assert "<h5>batch4 vs single</h5>" in html and "threads1: identical to single" in html
+
+
+def test_a_check_with_its_own_detail_keys_renders_everywhere(tmp_path: Path) -> None:
+    """A check's details are its own (a registered check may call a count "lines"): every renderer shows them,
+    none assumes a shape it does not know. Found by the dummy check (tests/dummy_check.py)."""
+    check = {"passed": False, "summary": "3 lines (need 10)", "details": {"lines": 3, "paths": 2}}
+    report = {"schema": "ocr-harness/report/1", "passed": False, "exit_code": 1,
+              "checks": {"mine": {"passed": False, "skipped": False, "summary": "1 of 1 images read too few lines: a",
+                                  "failed_images": ["a"], "details": {"lines": 3}}},
+              "images": [{"id": "a", "passed": False, "error": None, "checks": {"mine": check}}]}
+    written = write_reports(tmp_path, report, {}, lambda image_id: None, html=True)
+    assert "lines: 3" in written["junit"].read_text(encoding="utf-8")
+    assert "lines: 3" in written["summary"].read_text(encoding="utf-8")
+    assert "<dt>lines</dt><dd>3</dd><dt>paths</dt><dd>2</dd>" in written["html"].read_text(encoding="utf-8")

@@ -28,7 +28,6 @@ from harness.report.view import (
     golden_changes,
     is_line_diffs,
     path_diffs,
-    path_names,
     verdict_line,
 )
 from harness.results import OcrResult
@@ -221,28 +220,6 @@ def _divergence(d: Mapping[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
-def _batch_paths(d: Mapping[str, Any]) -> str:
-    out = []
-    if isinstance(d.get("paths"), Mapping):
-        out.append(_generic(d["paths"]))
-    rows = [x for x in d.get("lines") or () if isinstance(x, Mapping)]
-    if rows:
-        a, b = path_names(d)
-        out.append(f"<table><tr><th>line</th><th>field</th><th>{e(a)}</th><th>{e(b)}</th><th>delta</th></tr>")
-        for x in rows[:200]:
-            out.append(f'<tr><td class="num">{e(x.get("line"))}</td><td>{e(x.get("field"))}</td>'
-                       f'<td class="t">{e(compact(x.get("a"), 300))}</td>'
-                       f'<td class="t">{e(compact(x.get("b"), 300))}</td>'
-                       f'<td class="num">{e(compact(x.get("delta")) if "delta" in x else "")}</td></tr>')
-        out.append("</table>")
-        if len(rows) > 200:
-            out.append(f'<p class="muted">... and {len(rows) - 200} more</p>')
-    rest = {k: v for k, v in d.items() if k not in ("paths", "lines")}
-    if rest:
-        out.append(_generic(rest))
-    return "".join(out)
-
-
 def _changes_table(changes: Sequence[LineChange], left: str, right: str) -> str:
     out = [f'<table class="text"><tr><th>#</th><th>kind</th><th>{e(left)}</th><th>{e(right)}</th><th>fields</th></tr>']
     for ch in changes[:200]:
@@ -286,8 +263,6 @@ def _check_section(c: CheckOutcome) -> str:
             if pd.info:
                 out.append(_generic(pd.info))
         return "".join(out)
-    if d.get("lines"):
-        return head + _batch_paths(d)
     return head + (_generic(d) if d else "")
 
 

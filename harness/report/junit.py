@@ -21,7 +21,6 @@ from harness.report.view import (
     golden_changes,
     is_line_diffs,
     path_diffs,
-    path_names,
 )
 
 MODEL_CASE = "(model)"
@@ -55,12 +54,6 @@ def _body(check: CheckOutcome) -> str:
                 lines.append(f"{pd.label}: failed to run: {pd.error}")
             lines += [f"{pd.label} vs {pd.reference}: " + change_text(ch, pd.reference, pd.label)
                       for ch in pd.changes if ch.failing]
-    elif d.get("lines"):
-        a, b = path_names(d)
-        for x in d["lines"]:
-            x = x if isinstance(x, Mapping) else {}
-            lines.append(f"line {x.get('line')} {x.get('field')}: {a} {compact(x.get('a'), 80)} / {b} "
-                         f"{compact(x.get('b'), 80)}" + (f" (delta {compact(x.get('delta'))})" if "delta" in x else ""))
     if not lines:
         lines = [f"{k}: {compact(v)}" for k, v in d.items()]
     if check.failed_images:

@@ -27,7 +27,6 @@ from harness.report.view import (
     golden_changes,
     is_line_diffs,
     path_diffs,
-    path_names,
     verdict_line,
 )
 
@@ -100,16 +99,6 @@ def _check_detail(check: CheckOutcome) -> list[str]:
                 out += [f"{code(pd.label)} failed to run: {md(pd.error, 300)}", ""]
             elif bad:
                 out += [f"{code(pd.label)} vs {code(pd.reference)}:", ""] + _changes_table(bad, pd.reference, pd.label)
-    elif d.get("lines") and not is_line_diffs(d):
-        rows = [x for x in d["lines"] if isinstance(x, Mapping)]
-        names = path_names(d)
-        out += [f"| line | field | {md(names[0])} | {md(names[1])} | delta |", "|---:|---|---|---|---:|"]
-        for x in rows[:MAX_ROWS]:
-            out.append(f"| {md(x.get('line'))} | {md(x.get('field'))} | {md(compact(x.get('a')))} | "
-                       f"{md(compact(x.get('b')))} | {md(compact(x.get('delta')) if 'delta' in x else '')} |")
-        if len(rows) > MAX_ROWS:
-            out.append(f"| | ... and {len(rows) - MAX_ROWS} more | | | |")
-        out.append("")
     elif d and _lists_details(check.name):
         items = list(d.items())
         out += ["; ".join(f"{md(k)}: {md(compact(v, 120))}" for k, v in items[:8])

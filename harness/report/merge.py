@@ -49,8 +49,9 @@ from harness.golden.store import GoldenStore
 from harness.golden.summary import summarise
 from harness.metrics import ImageAccuracy, corpus_accuracy
 from harness.report.history import check_history_path
-from harness.results import Line, OcrResult
-from harness.runner import REPORT_SCHEMA, timing_summary
+from harness.report.model import RunReport
+from harness.results import REPORT_SCHEMA, Line, OcrResult
+from harness.runner import timing_summary
 from harness.sampling import detectable_rate, sample_note
 
 _HANDLED = {"schema", "passed", "exit_code", "complete", "incomplete", "started_at", "duration_s", "profile",
@@ -119,28 +120,23 @@ def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] 
                         "not the shards of one run")
     judged = stored_goldens if selection["complete"] else None
     checks = {name: _merge_check(name, ordered, images, judged) for name in first["checks"]}
-    passed = all(c["passed"] for c in checks.values())
-    report = {k: v for k, v in first.items() if k not in _HANDLED}  # future keys: agreed in validate_shards
-    report.update({
-        "schema": first["schema"],
-        "passed": passed,
-        "exit_code": 0 if passed else 1,
-        "complete": True,
-        "incomplete": None,
-        "started_at": min(s.report["started_at"] for s in ordered),
-        "duration_s": max(s.report["duration_s"] for s in ordered),
-        "profile": first["profile"],
-        "environment": first["environment"],
-        "stack": first["stack"],
-        "corpus": {**first["corpus"], "selected": len(images), "complete": selection["complete"], "shard": None},
-        "checks": checks,
-        "images": images,
-        "accuracy": _accuracy(images),
-        "timing": timing_summary(
+    report = RunReport(
+        passed=all(c["passed"] for c in checks.values()),
+        started_at=min(s.report["started_at"] for s in ordered),
+        duration_s=max(s.report["duration_s"] for s in ordered),
+        profile=first["profile"],
+        environment=first["environment"],
+        stack=first["stack"],
+        corpus={**first["corpus"], "selected": len(images), "complete": selection["complete"], "shard": None},
+        checks=checks,
+        images=tuple(images),
+        accuracy=_accuracy(images),
+        timing=timing_summary(
             [img["timings"]["predict_s"] for img in images if img["timings"]],
             [s.report["timing"]["model_load_s"] for s in ordered if s.report["timing"]["model_load_s"] is not None],
             max(s.report["timing"]["wall_s"] for s in ordered), _phases(ordered)),
-    })
+        extra={k: v for k, v in first.items() if k not in _HANDLED},  # future keys: agreed in validate_shards
+    ).to_dict()
     return MergedRun(report, tuple(r[4] for r in rows))
 
 

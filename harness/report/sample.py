@@ -1,14 +1,29 @@
 """A small synthetic run (drawn slips, one golden regression, one repeat divergence, one batch-path
-difference) for the README screenshot and the report tests. Nothing here runs a model."""
+difference) for the README screenshot and the report tests. Nothing here runs a model; every check result is
+made by the function a run calls, so the sample cannot drift from what runs write."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from harness.checks.determinism import repeat_check
+from harness.checks.golden_check import golden_check
+from harness.checks.outcome import CheckResult, ImageCheck, from_images, skipped
+from harness.checks.paths import compare_paths
+from harness.config import CheckSettings, Profile
+from harness.corpus.loader import CorpusItem
+from harness.golden.status import GoldenStatus
+from harness.golden.store import Golden
+from harness.metrics import corpus_accuracy, image_accuracy
+from harness.report.model import RunReport
 from harness.results import Line, OcrResult
+from harness.runner import RunState, image_record, timing_summary
+from harness.worker import ImageOutcome
 
 SLIP_W, SLIP_H = 1000, 560
 _SLIP_LINES = (
@@ -44,89 +59,74 @@ def _shift(line: Line, dx: int, text: str | None = None) -> Line:
                 poly=tuple((x + dx, y) for x, y in line.poly))
 
 
+def _rescore(result: OcrResult, index: int, score: float) -> OcrResult:
+    lines = list(result.lines)
+    lines[index] = dataclasses.replace(lines[index], score=score)
+    return dataclasses.replace(result, lines=tuple(lines))
+
+
 def sample_run() -> tuple[dict[str, Any], dict[str, OcrResult], dict[str, np.ndarray], dict[str, OcrResult]]:
-    """(report dict, current results, images by id, golden results)."""
+    """(report dict, current results, images by id, golden results). Every check result comes from the check
+    functions a run calls (golden comparison, repeat check, batch-path comparison, accuracy), so the sample
+    has exactly the shapes production reports have."""
+    ids = ("slip_0001", "slip_0002", "slip_0003")
     images: dict[str, np.ndarray] = {}
     results: dict[str, OcrResult] = {}
     goldens: dict[str, OcrResult] = {}
-    for n, image_id in enumerate(("slip_0001", "slip_0002", "slip_0003")):
+    for n, image_id in enumerate(ids):
         img, lines = draw_slip(n)
         images[image_id] = img
         goldens[image_id] = OcrResult(image_id, SLIP_W, SLIP_H, lines)
         results[image_id] = OcrResult(image_id, SLIP_W, SLIP_H, lines)
     g = goldens["slip_0001"].lines
     # The planted regression: the amount's last digit and a shifted box; the reference line vanished.
-    results["slip_0001"] = OcrResult("slip_0001", SLIP_W, SLIP_H,
-                                     g[:4] + (_shift(g[4], 14, "AMOUNT CNY 12,345.61"),))
-    golden_details = {"lines": [
-        {"kind": "changed", "golden_index": 4, "current_index": 4, "golden_text": g[4].text,
-         "current_text": "AMOUNT CNY 12,345.61", "fields": ["text", "poly"], "critical": ["amount"],
-         "golden_poly": [list(p) for p in g[4].poly]},
-        {"kind": "missing", "golden_index": 5, "current_index": None, "golden_text": g[5].text, "current_text": None,
-         "fields": [], "critical": ["reference"], "golden_poly": [list(p) for p in g[5].poly]},
-    ], "golden_file": "goldens/slip_0001.json"}
-    image_rows = [
-        {"id": "slip_0001", "file": "icbc/slip_0001.png", "template": "icbc_transfer", "tags": ["scan", "seal"],
-         "passed": False, "error": None, "lines": 5, "timings": {"predict_s": 0.412},
-         "checks": {
-             "inference": {"passed": True, "summary": "5 lines", "details": {}},
-             "golden": {"passed": False, "summary": "1 line changed, 1 missing (critical: amount, reference)",
-                        "details": golden_details},
-             "repeat": {"passed": False, "summary": "repeat 3 of 5 differs from repeat 1",
-                        "details": {"first_divergence": {"repeat": 3, "line": 4, "field": "score",
-                                                         "golden": 0.9871, "current": 0.9712, "delta": 0.0159}}}}},
-        {"id": "slip_0002", "file": "boc/slip_0002.png", "template": "boc_deposit", "tags": ["photo"],
-         "passed": False, "error": None, "lines": 6, "timings": {"predict_s": 0.398},
-         "checks": {
-             "inference": {"passed": True, "summary": "6 lines", "details": {}},
-             "golden": {"passed": True, "summary": "identical", "details": {}},
-             "batch_paths": {"passed": False, "summary": "path predict_list differs from predict_single on 1 line",
-                             "details": {"paths": {"a": "predict_single", "b": "predict_list"},
-                                         "lines": [{"line": 2, "field": "poly", "a": [[60, 205], [420, 205]],
-                                                    "b": [[60, 206], [420, 206]], "delta": 1.0}]}}}},
-        {"id": "slip_0003", "file": "boc/slip_0003.png", "template": "boc_deposit", "tags": ["scan"],
-         "passed": True, "error": None, "lines": 6, "timings": {"predict_s": 0.405},
-         "checks": {"inference": {"passed": True, "summary": "6 lines", "details": {}},
-                    "golden": {"passed": True, "summary": "identical", "details": {}}}},
-    ]
-    report = {
-        "schema": "ocr-harness/report/1", "passed": False, "exit_code": 1,
-        "started_at": "2024-03-06T02:00:00+00:00", "duration_s": 41.7,
-        "profile": {"name": "nightly", "settings": {"repeats": 5, "cpu_threads": 4}},
-        "environment": {"python": "3.11.9", "paddle": "3.2.2", "paddleocr": "3.7.0", "paddlex": "3.7.2",
-                        "numpy": "2.3.5", "opencv": "4.10.0", "cpu_model": "Example CPU @ 2.0GHz",
-                        "isa": ["avx2", "avx512f"], "onednn": True, "cpu_threads": 4,
-                        "env": {"OMP_NUM_THREADS": "4"}},
-        "corpus": {"root": "corpus", "subset": None, "selected": 3, "complete": True, "has_manifest": True},
-        "checks": {
-            "inference": {"passed": True, "skipped": False, "summary": "3 of 3 images read", "failed_images": [],
-                          "details": {}},
-            "audit": {"passed": True, "skipped": False, "summary": "all layers in eval mode", "failed_images": [],
-                      "details": {}},
-            "golden": {"passed": False, "skipped": False, "summary": "1 of 3 images differ from golden",
-                       "failed_images": ["slip_0001"], "details": {}},
-            "repeat": {"passed": False, "skipped": False, "summary": "1 of 3 images not repeatable",
-                       "failed_images": ["slip_0001"], "details": {}},
-            "batch_paths": {"passed": False, "skipped": False, "summary": "1 of 3 images differ between paths",
-                            "failed_images": ["slip_0002"], "details": {}},
-            "bn_drift": {"passed": True, "skipped": True, "summary": "skipped: no reference statistics",
-                         "failed_images": [], "details": {}},
-        },
-        "images": image_rows,
-        "accuracy": {
-            "overall": {"images": 3, "cer": 0.0412, "line_exact_rate": 0.882,
-                        "det": {"precision": 1.0, "recall": 0.941, "hmean": 0.970}, "field_accuracy": 0.889},
-            "by_template": {"boc_deposit": {"images": 2, "cer": 0.0, "line_exact_rate": 1.0,
-                                            "det": {"precision": 1.0, "recall": 1.0, "hmean": 1.0},
-                                            "field_accuracy": 1.0},
-                            "icbc_transfer": {"images": 1, "cer": 0.125, "line_exact_rate": 0.667,
-                                              "det": {"precision": 1.0, "recall": 0.833, "hmean": 0.909},
-                                              "field_accuracy": 0.667}},
-            "by_tag": {},
-            "by_field": {"amount": {"correct": 2, "total": 3, "accuracy": 0.667},
-                         "date": {"correct": 3, "total": 3, "accuracy": 1.0}},
-        },
-        "timing": {"images": 3, "predict_median_s": 0.405, "predict_p90_s": 0.41, "model_load_s": 3.2, "wall_s": 41.7},
-        "future_section": {"ignored": True},
-    }
-    return report, results, images, goldens
+    results["slip_0001"] = _rescore(OcrResult("slip_0001", SLIP_W, SLIP_H,
+                                              g[:4] + (_shift(g[4], 14, "AMOUNT CNY 12,345.61"),)), 4, 0.9871)
+    # The planted nondeterminism: repeat 3 of 5 scores line 4 differently.
+    runs = {i: (results[i],) * 5 for i in ids}
+    runs["slip_0001"] = (results["slip_0001"],) * 2 + (_rescore(results["slip_0001"], 4, 0.9712),) \
+        + (results["slip_0001"],) * 2
+    outcomes = {i: ImageOutcome(i, runs[i], predict_s=(0.41, 0.4, 0.398, 0.405, 0.412), read_s=0.02) for i in ids}
+    # The planted batch-path difference: recognition batch 1 reads the payee account differently on slip_0002.
+    b = results["slip_0002"].lines
+    bs1 = {**outcomes, "slip_0002": ImageOutcome("slip_0002", (dataclasses.replace(
+        results["slip_0002"], lines=b[:3] + (_shift(b[3], 0, "PAYEE 6217 0000 1111 2223"),) + b[4:]),))}
+    fields = {"date": "2024-03-05", "payer_account": "6222021234567890", "payee_account": "6217000011112222",
+              "amount": "12345.67", "reference": "TX20240305-0042"}
+    items = [CorpusItem(i, Path(f"{t}/{i}.png"), None, t, tags,
+                        tuple((line.text, line.poly) for line in goldens[i].lines), fields)
+             for i, t, tags in (("slip_0001", "icbc_transfer", ("scan", "seal")),
+                                ("slip_0002", "boc_deposit", ("photo",)), ("slip_0003", "boc_deposit", ("scan",)))]
+    profile = Profile(name="nightly", checks=CheckSettings(repeats=5, batch_paths=True, bn_drift=False))
+    status = GoldenStatus(profile="nightly", selected=3, missing=(), orphaned=(), orphans_judged=True, has_meta=True,
+                          stack_differences=(), likely_cause=None)
+    keys = {it.id: dict(it.fields) for it in items}
+    state = RunState(outcomes=outcomes, checks={
+        "inference": from_images("inference", {i: ImageCheck(True, f"{len(results[i].lines)} lines") for i in ids},
+                                 "failed to run"),
+        "audit": CheckResult("audit", True, "det: eval mode, 0 findings; rec: eval mode, 0 findings", judged=2,
+                             unit="models"),
+        "golden": golden_check(items, outcomes, "profile", {i: Golden(goldens[i]) for i in ids}, profile, status),
+        "repeat": repeat_check(outcomes),
+        "batch_paths": compare_paths("batch_paths", "profile", outcomes, {"bs1": bs1}, profile.batch_tolerances, keys),
+        "bn_drift": skipped("bn_drift", "disabled in profile"),
+    })
+    rows = []
+    for it in items:
+        state.image_accuracy[it.id] = image_accuracy(list(it.truth), fields, results[it.id])
+        rows.append((it.id, it.template, it.tags, state.image_accuracy[it.id]))
+    report = RunReport(
+        passed=all(c.passed for c in state.checks.values()),
+        started_at="2024-03-06T02:00:00+00:00", duration_s=41.7,
+        profile={"name": profile.name, "settings": profile.settings_dict()},
+        environment={"python": "3.11.9", "paddle": "3.2.2", "paddleocr": "3.7.0", "paddlex": "3.7.2",
+                     "numpy": "2.3.5", "opencv": "4.10.0", "cpu_model": "Example CPU @ 2.0GHz",
+                     "isa": ["avx2", "avx512f"], "onednn": True, "cpu_threads": 4, "env": {"OMP_NUM_THREADS": "4"}},
+        stack={}, corpus={"root": "corpus", "subset": None, "selected": 3, "complete": True, "has_manifest": True},
+        checks={name: c.to_dict() for name, c in state.checks.items()},
+        images=tuple(image_record(it, n, str(it.path), state) for n, it in enumerate(items)),
+        accuracy=corpus_accuracy(rows),
+        timing=timing_summary([0.405] * 3, [3.2], 41.7),
+        extra={"future_section": {"ignored": True}},
+    )
+    return report.to_dict(), results, images, goldens

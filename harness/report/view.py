@@ -14,7 +14,6 @@ from rapidfuzz.distance import Levenshtein
 
 from harness.checks import registry
 
-SCHEMA = "ocr-harness/report/1"
 VERSION_KEYS = ("python", "paddle", "paddleocr", "paddlex", "numpy", "opencv")
 
 
@@ -97,12 +96,9 @@ FAILING_KINDS = ("changed", "missing", "extra")
 
 @dataclass(frozen=True)
 class LineChange:
-    """One line difference: the golden check's per-image "lines" (also used between execution paths).
-
-    Reads both forms in use: {"fields": [...], "critical": [names], "golden_poly": [...]} and the golden
-    comparison's own {"failed": [...], "critical": bool, "key_fields": [...], "golden": Line, "current": Line}.
-    "within" lines drifted inside tolerance and are not failures.
-    """
+    """One line difference: harness.golden.compare.LineDiff.to_dict() in the golden check's per-image "lines"
+    (and each execution path's, between paths). "within" lines drifted inside tolerance and are not failures;
+    `critical` names the key fields a critical line lost."""
 
     kind: str
     golden_index: int | None
@@ -120,8 +116,8 @@ class LineChange:
         return self.kind in FAILING_KINDS
 
 
-_LINE_KEYS = {"kind", "golden_index", "golden_text", "current_text", "current_index", "fields", "failed", "critical",
-              "key_fields", "golden_poly", "current_poly", "golden", "current"}
+_LINE_KEYS = {"kind", "golden_index", "golden_text", "current_text", "current_index", "failed", "critical",
+              "key_fields", "golden", "current"}
 
 
 def _poly(x: Any) -> tuple[tuple[float, float], ...] | None:
@@ -150,20 +146,17 @@ def golden_changes(details: Mapping[str, Any]) -> tuple[LineChange, ...]:
     for d in _seq(details.get("lines")):
         d = _map(d)
         golden, current = _map(d.get("golden")), _map(d.get("current"))
-        critical = d.get("critical")
-        if isinstance(critical, bool):
-            critical = (_seq(d.get("key_fields")) or ["critical"]) if critical else ()
-        fields = d.get("fields") if "fields" in d else d.get("failed")
+        critical = (_seq(d.get("key_fields")) or ["critical"]) if d.get("critical") is True else ()
         out.append(LineChange(
             kind=str(d.get("kind", "changed")),
             golden_index=_opt_int(d.get("golden_index")),
             golden_text=_opt_str(d.get("golden_text", golden.get("text"))),
             current_text=_opt_str(d.get("current_text", current.get("text"))),
             current_index=_opt_int(d.get("current_index")),
-            fields=tuple(str(f) for f in _seq(fields)),
-            critical=tuple(str(f) for f in _seq(critical)),
-            golden_poly=_poly(d.get("golden_poly", golden.get("poly"))),
-            current_poly=_poly(d.get("current_poly", current.get("poly"))),
+            fields=tuple(str(f) for f in _seq(d.get("failed"))),
+            critical=tuple(str(f) for f in critical),
+            golden_poly=_poly(golden.get("poly")),
+            current_poly=_poly(current.get("poly")),
             extra={k: v for k, v in d.items() if k not in _LINE_KEYS},
         ))
     return tuple(out)
@@ -313,10 +306,3 @@ def diff_segments(a: str, b: str) -> tuple[list[tuple[str, bool]], list[tuple[st
         if op.dest_end > op.dest_start:
             right.append((b[op.dest_start:op.dest_end], changed))
     return left, right
-
-
-def path_names(details: Mapping[str, Any]) -> tuple[str, str]:
-    """Column names for batch-path sides a/b: the path names when details["paths"] gives them."""
-    paths = _map(details.get("paths"))
-    a, b = paths.get("a"), paths.get("b")
-    return (a, b) if isinstance(a, str) and isinstance(b, str) else ("a", "b")
