@@ -22,7 +22,7 @@ from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.outcome import CheckResult, skipped
 from harness.checks.paddle_child import ChildError
 from harness.checks.paths import compare_paths
-from harness.config import Profile
+from harness.config import EngineSettings, Profile
 from harness.corpus.loader import content_sha256, read_image
 from harness.environment import stack
 from harness.errors import ImageError, InternalError
@@ -55,6 +55,12 @@ def first_results(outcomes: dict[str, Any]) -> dict[str, OcrResult]:
     return {i: o.runs[0] for i, o in outcomes.items() if o.ok}
 
 
+def workers_for(p: RunPlan, settings: EngineSettings) -> int:
+    """Worker processes for an extra path: as many cores busy as the profile's workers x threads, whatever
+    thread count the path's settings take (a threads-2 variation of 2x1 workers runs one worker)."""
+    return max(1, p.profile.workers * p.profile.engine.resolved_threads() // settings.resolved_threads())
+
+
 def bs1_path(p: RunPlan, state: RunState) -> dict[str, Any]:
     """Recognition batch size 1, one image per call: exactly what a service sees. Run once, shared by hooks."""
     if "bs1" not in state.extra_paths:
@@ -63,7 +69,7 @@ def bs1_path(p: RunPlan, state: RunState) -> dict[str, Any]:
         else:
             bs1 = dataclasses.replace(p.profile.engine, rec_batch_size=1)
             with state.phase("bs1", len(usable_items(p))):
-                state.extra_paths["bs1"] = infer_all(p, bs1, "bs1", 1)
+                state.extra_paths["bs1"] = infer_all(p, bs1, "bs1", 1, workers_for(p, bs1))
     return state.extra_paths["bs1"]
 
 
@@ -77,7 +83,7 @@ def batch_paths_hook(p: RunPlan, state: RunState) -> None:
     sample, info = stack_sample(p)  # bs1 is the service path: every image; batching is a stack property
     multi = f"{group}-per-call"
     with state.phase("multi", len(usable_items(sample))):
-        together = infer_together(sample, p.profile.engine, "multi", group)
+        together = infer_together(sample, p.profile.engine, "multi", group, p.profile.workers)
     paths = {"bs1": bs1_path(p, state), "profile": state.outcomes, multi: together}
     reference = p.profile.checks.golden_path
     others = {k: v for k, v in paths.items() if k != reference}
@@ -98,7 +104,7 @@ def variations_hook(p: RunPlan, state: RunState) -> None:
     others = {}
     for label, settings in variants.items():
         with state.phase(label, len(usable_items(sample))):
-            others[label] = infer_all(sample, settings, label, 1)
+            others[label] = infer_all(sample, settings, label, 1, workers_for(p, settings))
     keys = {it.id: dict(it.fields) for it in p.items if it.fields}
     reference = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
     state.checks["variations"] = with_sample(compare_paths("variations", "profile", reference, others,

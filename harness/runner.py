@@ -121,9 +121,10 @@ def _spec(p: RunPlan, settings: EngineSettings, label: str) -> WorkerSpec:
 
 def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, workers: int = 1,
               progress: Progress | None = None, load_s: list[float] | None = None,
-              into: dict[str, ImageOutcome] | None = None) -> dict[str, ImageOutcome]:
-    """Every usable image through persistent workers, one image per predict call (the service path).
+              into: dict[str, ImageOutcome] | None = None, group: int = 1) -> dict[str, ImageOutcome]:
+    """Every usable image through persistent workers, `group` images per predict call (1: the service path).
 
+    Calls are made of consecutive usable images, whatever the worker count, so batch-mates never depend on it.
     Outcomes are filled into `into` (a new dict by default) as images finish, so a cancelled run still has them."""
     usable = [it for it in p.items if it.problem is None]
     out = into if into is not None else {}
@@ -139,29 +140,30 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     def stopping() -> bool:
         return stop.is_set() or workers_cancelled()
 
-    def drive(part: list[CorpusItem], wlabel: str, settled: threading.Event) -> None:
-        requests = _requests(part)
+    def drive(calls: list[list[CorpusItem]], wlabel: str, settled: threading.Event) -> None:
         try:
             with make_worker(_spec(p, settings, wlabel), p.profile.image_timeout_s) as w:
                 started.append(w)
                 load_error: str | None = None
-                for req in requests:
+                for call in calls:
                     if stopping():
                         break
+                    requests = _requests(call)
                     if load_error is None:
                         try:
-                            (res,) = w.infer([req], repeats=repeats)
+                            results = w.infer(requests, repeats=repeats)
                         except WorkerError as e:  # the model did not load: this worker's images fail, no retry
                             load_error = str(e)
                     if load_error is not None:
-                        res = ImageOutcome(req.image_id, error=load_error)
-                    if not res.ok and stopping():
-                        break  # killed by the cancellation: says nothing about this image
+                        results = [ImageOutcome(r.image_id, error=load_error) for r in requests]
+                    if not all(res.ok for res in results) and stopping():
+                        break  # killed by the cancellation: says nothing about these images
                     with lock:
-                        out[req.image_id] = res
-                        done[0] += 1
-                        if progress:
-                            progress(label, done[0], len(usable), req.image_id)
+                        for res in results:
+                            out[res.image_id] = res
+                            done[0] += 1
+                            if progress:
+                                progress(label, done[0], len(usable), res.image_id)
                 if load_s is not None:
                     load_s.extend(w.load_s)
         except BaseException as e:  # surfaced in the calling thread
@@ -169,8 +171,9 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
         finally:
             settled.set()
 
-    n = max(1, min(workers, len(usable)))
-    parts = [usable[i::n] for i in range(n)]
+    calls = [usable[i:i + group] for i in range(0, len(usable), group)]
+    n = max(1, min(workers, len(calls)))
+    parts = [calls[i::n] for i in range(n)]
     # Waited for through events, not Thread.join: a join interrupted by a signal marks a still running thread
     # as stopped (CPython 3.11), and the outcomes must be settled before a cancelled run reports them.
     settled = [threading.Event() for _ in parts]
@@ -196,20 +199,10 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     return out
 
 
-def infer_together(p: RunPlan, settings: EngineSettings, label: str, group: int) -> dict[str, ImageOutcome]:
+def infer_together(p: RunPlan, settings: EngineSettings, label: str, group: int,
+                   workers: int = 1) -> dict[str, ImageOutcome]:
     """Several images per predict call: what a batching service does."""
-    usable = [it for it in p.items if it.problem is None]
-    out: dict[str, ImageOutcome] = {}
-    with make_worker(_spec(p, settings, label), p.profile.image_timeout_s) as w:
-        for i in range(0, len(usable), group):
-            requests = _requests(usable[i:i + group])
-            try:
-                results = w.infer(requests, repeats=1)
-            except WorkerError as e:
-                results = [ImageOutcome(r.image_id, error=str(e)) for r in requests]
-            for res in results:
-                out[res.image_id] = res
-    return out
+    return infer_all(p, settings, label, 1, workers, group=group)
 
 
 def inference_check(p: RunPlan, outcomes: Mapping[str, ImageOutcome]) -> CheckResult:
@@ -237,7 +230,7 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
     if checks.cross_process:
         sample, info = stack_sample(p)
         with state.phase("fresh", len(usable_items(sample))):
-            fresh = infer_all(sample, prof.engine, "fresh", 1, 1, progress)
+            fresh = infer_all(sample, prof.engine, "fresh", 1, prof.workers, progress)
         mine = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
         state.checks["cross_process"] = with_sample(cross_process_check(mine, fresh), info)
     else:
