@@ -7,6 +7,7 @@ loads, so a usage error costs seconds, not minutes.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -140,12 +141,20 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     def stopping() -> bool:
         return stop.is_set() or workers_cancelled()
 
-    def drive(calls: list[list[CorpusItem]], wlabel: str, settled: threading.Event) -> None:
+    # One queue of calls for every worker: a worker that is done takes the next call, so no core idles while the
+    # other works through a static share (which worker reads an image must not matter; the checks prove it).
+    pending = collections.deque(usable[i:i + group] for i in range(0, len(usable), group))
+
+    def next_call() -> list[CorpusItem] | None:
+        with lock:
+            return pending.popleft() if pending else None
+
+    def drive(wlabel: str, settled: threading.Event) -> None:
         try:
             with make_worker(_spec(p, settings, wlabel), p.profile.image_timeout_s) as w:
                 started.append(w)
                 load_error: str | None = None
-                for call in calls:
+                while (call := next_call()) is not None:
                     if stopping():
                         break
                     requests = _requests(call)
@@ -171,14 +180,12 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
         finally:
             settled.set()
 
-    calls = [usable[i:i + group] for i in range(0, len(usable), group)]
-    n = max(1, min(workers, len(calls)))
-    parts = [calls[i::n] for i in range(n)]
+    n = max(1, min(workers, len(pending)))
     # Waited for through events, not Thread.join: a join interrupted by a signal marks a still running thread
     # as stopped (CPython 3.11), and the outcomes must be settled before a cancelled run reports them.
-    settled = [threading.Event() for _ in parts]
-    threads = [threading.Thread(target=drive, args=(part, f"{label}-{i}" if n > 1 else label, ev))
-               for i, (part, ev) in enumerate(zip(parts, settled, strict=True))]
+    settled = [threading.Event() for _ in range(n)]
+    threads = [threading.Thread(target=drive, args=(f"{label}-{i}" if n > 1 else label, ev))
+               for i, ev in enumerate(settled)]
     for t in threads:
         t.start()
     try:
