@@ -1,5 +1,5 @@
-"""Fixtures for the benchmarks (`tox -e bench`): the default profile's plan on the committed smoke subset, loaded
-engines, and a clock for the phases of a whole run.
+"""Fixtures for the benchmarks (`tox -e bench`): the default profile's plan on the committed smoke subset and
+loaded engines.
 
 Nothing here gates on an absolute time: this kind of machine is shared and drifts. Gates compare ratios of
 numbers measured side by side in the same run; everything else goes to `benchmark.extra_info` and the JSON.
@@ -11,7 +11,6 @@ import dataclasses
 import itertools
 import os
 import statistics
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 from harness.config import Profile, load_profile
 from harness.corpus.loader import CorpusItem, read_image
 from harness.runner import RunPlan, plan
-from harness.worker import ImageOutcome, ImageRequest
+from harness.worker import ImageRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "harness.toml"
@@ -106,69 +105,3 @@ def engine(default_plan: RunPlan) -> Any:
     first = default_plan.items[0]
     eng.predict([read_image(first.path)], [first.id])
     return eng
-
-
-@dataclasses.dataclass
-class Phase:
-    name: str
-    wall_s: float
-    predict_s: float = 0.0  # sum of the per-image predict times inside the phase (0 for non-inference phases)
-    images: int = 0
-
-    def scaled(self, factor: float) -> float:
-        """Fixed part (process start, model load, cold first call, checks) + the per-image part scaled."""
-        return (self.wall_s - self.predict_s) + self.predict_s * factor
-
-
-class PhaseClock:
-    """Times the phases of `run_and_report` by wrapping the pipeline's inference calls and check hooks.
-
-    Inference calls (`infer_all`, `infer_together`) are named by their label (main, fresh, bs1, multi,
-    onednn-off, threads-1); model-level hooks (audit, probe, bn_drift) by name; the rest is "other".
-    """
-
-    HOOKS = ("audit", "probe", "bn_drift")
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import dataclasses
-
-        from harness import runner
-        from harness.checks import builtin, registry
-
-        self.phases: list[Phase] = []
-        monkeypatch.setattr(runner, "infer_all", self._infer(runner.infer_all))
-        monkeypatch.setattr(builtin, "infer_all", self._infer(builtin.infer_all))
-        monkeypatch.setattr(builtin, "infer_together", self._infer(builtin.infer_together, tag="multi"))
-        for name in self.HOOKS:  # the registry holds each check's run function: time it there
-            spec = registry.get(name)
-            assert spec is not None, name
-            monkeypatch.setitem(registry._SPECS, name, dataclasses.replace(spec, run=self._hook(spec.run, name)))
-
-    def _infer(self, fn: Callable[..., dict[str, ImageOutcome]],
-               tag: str | None = None) -> Callable[..., dict[str, ImageOutcome]]:
-        def timed(*args: Any, **kwargs: Any) -> dict[str, ImageOutcome]:
-            t0 = time.perf_counter()
-            out = fn(*args, **kwargs)
-            wall = time.perf_counter() - t0
-            predict = sum(sum(o.predict_s) for o in out.values() if o.ok)
-            # Both functions take (plan, settings, label, ...).
-            label = tag or str(kwargs.get("label", args[2] if len(args) > 2 else fn.__name__))
-            self.phases.append(Phase(label, wall, predict, sum(1 for o in out.values() if o.ok)))
-            return out
-
-        return timed
-
-    def _hook(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.phases.append(Phase(name, time.perf_counter() - t0))
-
-        return timed
-
-
-@pytest.fixture
-def phase_clock(monkeypatch: pytest.MonkeyPatch) -> PhaseClock:
-    return PhaseClock(monkeypatch)

@@ -1,24 +1,23 @@
-"""Wall time of whole runs: `ocr-harness run --profile release` as CI runs it, and the nightly profile on a subset
-of the full corpus with a per-phase breakdown, extrapolated to the full corpus (nightly's budget is 30 min)."""
+"""Wall time of whole runs: `ocr-harness run --profile release` as CI runs it, and the nightly on the full corpus
+with the per-phase breakdown its report measures, extrapolated by the cost model to larger corpora."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, PhaseClock, profile_named
+from conftest import IMAGES_ENV, ROOT, profile_named
 
 from harness.runner import plan
 
 pytestmark = pytest.mark.bench
 
-NIGHTLY_BUDGET_S = 30 * 60
-NIGHTLY_SAMPLE_STRIDE = 8  # every 8th image of the full corpus: 8 of 64
+SCALING = (64, 1_000, 10_000, 100_000)  # corpus sizes the cost model predicts from the measured nightly
 
 
 def test_release_run(benchmark: Any, tmp_path: Path) -> None:
@@ -37,36 +36,34 @@ def test_release_run(benchmark: Any, tmp_path: Path) -> None:
                                  "report_timing": timing})
 
 
-def test_nightly_sample(benchmark: Any, tmp_path: Path, phase_clock: PhaseClock) -> None:
+def test_nightly(benchmark: Any, tmp_path: Path) -> None:
+    """The nightly as `tox -e nightly` runs it (HTML report and history line included) on the full corpus, or on
+    its first OCR_HARNESS_BENCH_IMAGES images; its phases as the report measures them, and what the cost model
+    (`ocr-harness plan`) fitted on this run predicts for larger corpora."""
+    from harness.costmodel import fit, predict
     from harness.pipeline import run_and_report
 
     full, base = profile_named("nightly")
-    all_ids = [it.id for it in plan(full, base).items]
-    sample = tuple(all_ids[::NIGHTLY_SAMPLE_STRIDE])
-    profile = full.replace(ids=sample)
-    runs: list[tuple[float, dict[str, Any]]] = []
+    ids = [it.id for it in plan(full, base).items]
+    limit = os.environ.get(IMAGES_ENV)
+    profile = full.replace(ids=tuple(ids[: int(limit)])) if limit else full
+    runs: list[dict[str, Any]] = []
 
     def nightly() -> None:
-        t0 = time.perf_counter()
-        # As `tox -e nightly` runs it: HTML report and history line included.
-        report = run_and_report(profile, base, tmp_path / "nightly", html=True, history=tmp_path / "history.jsonl")
-        runs.append((time.perf_counter() - t0, report))
+        runs.append(run_and_report(profile, base, tmp_path / "nightly", html=True,
+                                   history=tmp_path / "history.jsonl"))
 
     benchmark.pedantic(nightly, rounds=1, warmup_rounds=0)
-    measured, report = runs[-1]
-    factor = len(all_ids) / len(sample)
-    phases = [{"phase": ph.name, "wall_s": round(ph.wall_s, 2), "predict_s": round(ph.predict_s, 2),
-               "images": ph.images, "full_corpus_s": round(ph.scaled(factor if ph.predict_s else 1.0), 1)}
-              for ph in phase_clock.phases]
-    other = measured - sum(ph.wall_s for ph in phase_clock.phases)  # goldens, comparisons, accuracy, reports
-    estimate = sum(ph["full_corpus_s"] for ph in phases) + other * factor
+    report = runs[-1]
+    timing = report["timing"]
+    costs, missing = fit(report, full)
+    assert not missing, f"phases the nightly should have but did not measure: {missing}"
     benchmark.extra_info.update({
-        "command": "ocr-harness run --profile nightly  (here: in-process, "
-                   f"every {NIGHTLY_SAMPLE_STRIDE}th image of {len(all_ids)})",
-        "sample_images": len(sample), "full_images": len(all_ids),
-        "phases": phases, "other_s": round(other, 2),
-        "full_corpus_estimate_s": round(estimate, 1),
-        "budget_s": NIGHTLY_BUDGET_S, "budget_fraction": round(estimate / NIGHTLY_BUDGET_S, 3),
+        "command": "ocr-harness run --profile nightly --html --history ...  (in-process)",
+        "images": timing["images"], "wall_s": round(timing["wall_s"], 1),
+        "phases": {k: {"wall_s": round(v["wall_s"], 1), "images": v["images"], "calls_per_image": v["calls_per_image"]}
+                   for k, v in timing["phases"].items()},
+        "predicted_wall_s": {n: round(predict(costs, full, n).wall_s, 1) for n in SCALING},
         "passed": report["passed"],
         "failed_checks": sorted(k for k, c in report["checks"].items() if not c["passed"]),
     })

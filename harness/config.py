@@ -378,7 +378,18 @@ def _resolve(profiles: dict[str, Any], name: str, path: Path, chain: tuple[str, 
     if not isinstance(parent, str):
         raise UserError(f"{path}: profiles.{name}.extends: expected a profile name")
     base = _resolve(profiles, parent, path, (*chain, name))
+    engine = body.get("engine")
+    if isinstance(engine, dict) and isinstance(base.get("engine"), dict) and "backend" in engine:
+        base = {**base, "engine": _neutral_engine(base["engine"], engine["backend"])}
     return _deep_merge(base, body)
+
+
+def _neutral_engine(engine: dict[str, Any], backend: Any) -> dict[str, Any]:
+    """A parent's engine table as a profile that picks `backend` inherits it: the backend-neutral settings only
+    (a paddle parent's cpu_threads says nothing about an onnxruntime child); the child's own keys still validate."""
+    own = {"paddle": PADDLE_KEYS}.get(backend, ()) if isinstance(backend, str) else ()
+    other = {*PADDLE_KEYS, *_BACKEND_TABLES} - {*own, backend}
+    return {k: v for k, v in engine.items() if k not in other}
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

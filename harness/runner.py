@@ -7,6 +7,7 @@ loads, so a usage error costs seconds, not minutes.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -125,9 +126,10 @@ def _spec(p: RunPlan, settings: EngineSettings, label: str) -> WorkerSpec:
 
 def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, workers: int = 1,
               progress: Progress | None = None, load_s: list[float] | None = None,
-              into: dict[str, ImageOutcome] | None = None) -> dict[str, ImageOutcome]:
-    """Every usable image through persistent workers, one image per predict call (the service path).
+              into: dict[str, ImageOutcome] | None = None, group: int = 1) -> dict[str, ImageOutcome]:
+    """Every usable image through persistent workers, `group` images per predict call (1: the service path).
 
+    Calls are made of consecutive usable images, whatever the worker count, so batch-mates never depend on it.
     Outcomes are filled into `into` (a new dict by default) as images finish, so a cancelled run still has them."""
     usable = [it for it in p.items if it.problem is None]
     out = into if into is not None else {}
@@ -143,29 +145,38 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     def stopping() -> bool:
         return stop.is_set() or workers_cancelled()
 
-    def drive(part: list[CorpusItem], wlabel: str, settled: threading.Event) -> None:
-        requests = _requests(part)
+    # One queue of calls for every worker: a worker that is done takes the next call, so no core idles while the
+    # other works through a static share (which worker reads an image must not matter; the checks prove it).
+    pending = collections.deque(usable[i:i + group] for i in range(0, len(usable), group))
+
+    def next_call() -> list[CorpusItem] | None:
+        with lock:
+            return pending.popleft() if pending else None
+
+    def drive(wlabel: str, settled: threading.Event) -> None:
         try:
             with make_worker(_spec(p, settings, wlabel), p.profile.image_timeout_s) as w:
                 started.append(w)
                 load_error: str | None = None
-                for req in requests:
+                while (call := next_call()) is not None:
                     if stopping():
                         break
+                    requests = _requests(call)
                     if load_error is None:
                         try:
-                            (res,) = w.infer([req], repeats=repeats)
+                            results = w.infer(requests, repeats=repeats)
                         except WorkerError as e:  # the model did not load: this worker's images fail, no retry
                             load_error = str(e)
                     if load_error is not None:
-                        res = ImageOutcome(req.image_id, error=load_error)
-                    if not res.ok and stopping():
-                        break  # killed by the cancellation: says nothing about this image
+                        results = [ImageOutcome(r.image_id, error=load_error) for r in requests]
+                    if not all(res.ok for res in results) and stopping():
+                        break  # killed by the cancellation: says nothing about these images
                     with lock:
-                        out[req.image_id] = res
-                        done[0] += 1
-                        if progress:
-                            progress(label, done[0], len(usable), req.image_id)
+                        for res in results:
+                            out[res.image_id] = res
+                            done[0] += 1
+                            if progress:
+                                progress(label, done[0], len(usable), res.image_id)
                 if load_s is not None:
                     load_s.extend(w.load_s)
         except BaseException as e:  # surfaced in the calling thread
@@ -173,13 +184,12 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
         finally:
             settled.set()
 
-    n = max(1, min(workers, len(usable)))
-    parts = [usable[i::n] for i in range(n)]
+    n = max(1, min(workers, len(pending)))
     # Waited for through events, not Thread.join: a join interrupted by a signal marks a still running thread
     # as stopped (CPython 3.11), and the outcomes must be settled before a cancelled run reports them.
-    settled = [threading.Event() for _ in parts]
-    threads = [threading.Thread(target=drive, args=(part, f"{label}-{i}" if n > 1 else label, ev))
-               for i, (part, ev) in enumerate(zip(parts, settled, strict=True))]
+    settled = [threading.Event() for _ in range(n)]
+    threads = [threading.Thread(target=drive, args=(f"{label}-{i}" if n > 1 else label, ev))
+               for i, ev in enumerate(settled)]
     for t in threads:
         t.start()
     try:
@@ -200,20 +210,10 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     return out
 
 
-def infer_together(p: RunPlan, settings: EngineSettings, label: str, group: int) -> dict[str, ImageOutcome]:
+def infer_together(p: RunPlan, settings: EngineSettings, label: str, group: int,
+                   workers: int = 1) -> dict[str, ImageOutcome]:
     """Several images per predict call: what a batching service does."""
-    usable = [it for it in p.items if it.problem is None]
-    out: dict[str, ImageOutcome] = {}
-    with make_worker(_spec(p, settings, label), p.profile.image_timeout_s) as w:
-        for i in range(0, len(usable), group):
-            requests = _requests(usable[i:i + group])
-            try:
-                results = w.infer(requests, repeats=1)
-            except WorkerError as e:
-                results = [ImageOutcome(r.image_id, error=str(e)) for r in requests]
-            for res in results:
-                out[res.image_id] = res
-    return out
+    return infer_all(p, settings, label, 1, workers, group=group)
 
 
 def inference_check(p: RunPlan, outcomes: Mapping[str, ImageOutcome]) -> CheckResult:

@@ -132,3 +132,54 @@ class MarkingEngine(OcrEngine):
                 fh.write(str(os.getpid()))
             os.replace(mark + ".tmp", mark)  # a reader never sees an empty mark
         return results
+
+
+class NightlyFaultsEngine(OcrEngine):
+    """The real engine with every fault the nightly is there to catch, each off unless its variable is set, so one
+    nightly run proves them all (tests/test_nightly_catch.py):
+
+    FAULT_REPEAT_ID: line 0's score moves by 1e-7 on every second call of that image in a process (repeat).
+    FAULT_MUTATE_ID: the first call writes one pixel of that image's input array (mutation).
+    FAULT_BS1_ABORT_ID: the process aborts on that image at recognition batch 1, the service path (batch_paths).
+    FAULT_STATE: a marker file; every process started after the first moves scores by 1e-7 (cross_process).
+    FAULT_STACK=1: scores move by 0.01 with oneDNN off or with 2 threads (variations), and line 0 reads "X"
+    when several images share a call (batch_paths).
+    """
+
+    def __init__(self, settings: object, dirs: object) -> None:
+        super().__init__(settings, dirs)  # type: ignore[arg-type]
+        self.calls: dict[str, int] = {}
+        marker = os.environ.get("FAULT_STATE")
+        self.later = False
+        if marker:
+            try:
+                with open(marker, "x"):
+                    pass
+            except FileExistsError:
+                self.later = True
+
+    def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
+        env = os.environ.get
+        if self.settings.rec_batch_size == 1 and env("FAULT_BS1_ABORT_ID") in image_ids:
+            os.abort()
+        results = super().predict(images, image_ids)
+        stack = env("FAULT_STACK") == "1"
+        shift = 1e-7 if self.later else 0.0
+        if stack and (not self.settings.enable_mkldnn or self.settings.cpu_threads == 2):
+            shift += 0.01
+        out = []
+        for img, r in zip(images, results, strict=True):
+            n = self.calls[r.image_id] = self.calls.get(r.image_id, 0) + 1
+            if r.image_id == env("FAULT_MUTATE_ID") and n == 1:
+                img[0, 0] = 255 - img[0, 0]
+            if not r.lines:
+                out.append(r)
+                continue
+            first = r.lines[0]
+            moved = shift + (1e-7 if r.image_id == env("FAULT_REPEAT_ID") and n % 2 == 0 else 0.0)
+            if moved:
+                first = dataclasses.replace(first, score=first.score + moved)
+            if stack and len(images) > 1:
+                first = dataclasses.replace(first, text="X")
+            out.append(dataclasses.replace(r, lines=(first, *r.lines[1:])))
+        return out

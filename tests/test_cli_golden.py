@@ -75,7 +75,8 @@ def test_refresh_is_a_dry_run_until_yes(tmp_path: Path) -> None:
     comparison = compare_image(committed.result, refreshed.result, profile.tolerances)
     assert comparison.passed, comparison.summary()
     assert comparison.counts["identical"] + comparison.counts["within"] == len(committed.result.lines)
-    assert refreshed.stack_id is not None and committed.stack_id is None  # names the stack that made it
+    meta = json.loads((goldens / "default" / "_meta.json").read_text(encoding="utf-8"))
+    assert meta["stacks"][refreshed.stack_id]["cpu_threads"] == profile.engine.resolved_threads()  # the stack that made it
     kept = goldens / "default" / "slip_0007.json"
     assert kept.read_bytes() == (ROOT / "golden" / "default" / "slip_0007.json").read_bytes()  # never rewritten
 

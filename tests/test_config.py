@@ -58,3 +58,18 @@ def test_defaults_when_no_config() -> None:
     profile, _ = load_profile(None, "default")
     assert profile == Profile()
     assert profile.engine.resolved_threads() >= 1
+
+
+def test_a_profile_that_picks_another_backend_inherits_only_neutral_engine_settings(tmp_path: Path) -> None:
+    """A paddle parent's cpu_threads and oneDNN say nothing about an onnxruntime child: not inherited. Set in the
+    child itself, they are still an error naming the key."""
+    parent = "[profiles.p]\nworkers = 2\n[profiles.p.engine]\ncpu_threads = 1\nenable_mkldnn = false\nrec_batch_size = 1\n"
+    child = "[profiles.c]\nextends = 'p'\n[profiles.c.engine]\nbackend = 'onnxruntime'\n"
+    profile, _ = load_profile(write(tmp_path, parent + child), "c")
+    assert profile.engine.backend == "onnxruntime" and profile.engine.rec_batch_size == 1 and profile.workers == 2
+    assert profile.engine.cpu_threads is None and profile.engine.enable_mkldnn is True  # the defaults
+    paddle_child = "[profiles.k]\nextends = 'p'\n[profiles.k.engine]\nbackend = 'paddle'\n"
+    assert load_profile(write(tmp_path, parent + paddle_child), "k")[0].engine.cpu_threads == 1
+    planted = child + "cpu_threads = 1\n"
+    with pytest.raises(UserError, match="profiles.c.engine.cpu_threads: belongs to the paddle backend"):
+        load_profile(write(tmp_path, parent + planted), "c")

@@ -231,3 +231,19 @@ def test_bad_mode_and_mismatched_ids(store: GoldenStore) -> None:
     other = GoldenStore(store.root, "nightly")
     with pytest.raises(ValueError):
         apply_refresh(replace(plan_refresh(store, {}, "all", Tolerances(), {})), other, STACK)
+
+
+def test_restamp_moves_unchanged_goldens_to_the_current_stack_only_when_asked(store: GoldenStore) -> None:
+    """After a deliberate stack change that kept every output (a thread count, say): by default an unchanged
+    golden keeps the stack that made it; `restamp_unchanged` (CLI --restamp) re-stamps it, bits untouched."""
+    new_stack = {**STACK, "cpu_threads": 1}
+    same = {"same": slip("same")}
+    plan = plan_refresh(store, same, "all", Tolerances(), {"same": True})
+    assert apply_refresh(plan, store, new_stack) == ()
+    assert store.meta().stack_of(store.load("same")) == STACK  # type: ignore[union-attr]
+    assert apply_refresh(plan, store, new_stack, restamp_unchanged=True) == ("same",)
+    meta = store.meta()
+    assert meta is not None and meta.stack_of(store.load("same")) == new_stack
+    assert store.load("same").result == slip("same") and set(meta.stacks) == {stack_id(STACK), stack_id(new_stack)}
+    again = plan_refresh(store, same, "all", Tolerances(), {"same": True})
+    assert apply_refresh(again, store, new_stack, restamp_unchanged=True) == ()  # already on this stack

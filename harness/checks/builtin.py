@@ -63,7 +63,7 @@ register(CheckSpec("mutation", 100, lambda p, state: mutation_check(state.outcom
 def cross_process(p: RunPlan, state: RunState) -> CheckResult:
     sample, info = stack_sample(p)
     with state.phase("fresh", len(usable_items(sample))):
-        fresh = infer_all(sample, p.profile.engine, "fresh", 1, 1, state.progress)
+        fresh = infer_all(sample, p.profile.engine, "fresh", 1, p.profile.workers, state.progress)
     mine = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
     return with_sample(cross_process_check(mine, fresh), info)
 
@@ -87,6 +87,12 @@ register(CheckSpec("served_settings", 20, served_settings, level="model",
 
 # --- other execution paths -------------------------------------------------------------------------------------
 
+def workers_for(p: RunPlan, settings: EngineSettings) -> int:
+    """Worker processes for an extra path: as many cores busy as the profile's workers x threads, whatever
+    thread count the path's settings take (a threads-2 variation of 2x1 workers runs one worker)."""
+    return max(1, p.profile.workers * p.profile.engine.resolved_threads() // settings.resolved_threads())
+
+
 def bs1_path(p: RunPlan, state: RunState) -> dict[str, ImageOutcome]:
     """Recognition batch size 1, one image per call: exactly what a service sees. Run once, shared by checks."""
     if "bs1" not in state.extra_paths:
@@ -95,7 +101,7 @@ def bs1_path(p: RunPlan, state: RunState) -> dict[str, ImageOutcome]:
         else:
             bs1 = dataclasses.replace(p.profile.engine, rec_batch_size=1)
             with state.phase("bs1", len(usable_items(p))):
-                state.extra_paths["bs1"] = infer_all(p, bs1, "bs1", 1)
+                state.extra_paths["bs1"] = infer_all(p, bs1, "bs1", 1, workers_for(p, bs1))
     return state.extra_paths["bs1"]
 
 
@@ -118,7 +124,7 @@ def batch_paths(p: RunPlan, state: RunState) -> CheckResult:
     sample, info = stack_sample(p)  # bs1 is the service path: every image; batching is a stack property
     multi = f"{group}-per-call"
     with state.phase("multi", len(usable_items(sample))):
-        together = infer_together(sample, p.profile.engine, "multi", group)
+        together = infer_together(sample, p.profile.engine, "multi", group, p.profile.workers)
     paths = {"bs1": bs1_path(p, state), "profile": state.outcomes, multi: together}
     reference = p.profile.checks.golden_path
     others = {k: v for k, v in paths.items() if k != reference}
@@ -143,7 +149,7 @@ def variations(p: RunPlan, state: RunState) -> CheckResult:
     others = {}
     for label, settings in variants(p.profile).items():
         with state.phase(label, len(usable_items(sample))):
-            others[label] = infer_all(sample, settings, label, 1)
+            others[label] = infer_all(sample, settings, label, 1, workers_for(p, settings))
     reference = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
     return with_sample(compare_paths("variations", "profile", reference, others, p.profile.tolerances,
                                      _key_texts(p)), info)

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     rf.add_argument("--yes", action="store_true", help="apply the refresh (default: dry run)")
     rf.add_argument("--force", action="store_true", help="also write non-reproducible outputs (needs --reason)")
     rf.add_argument("--reason", help="why a forced refresh is acceptable; recorded in _meta.json")
+    rf.add_argument("--restamp", action="store_true",
+                    help="also re-stamp goldens whose output is unchanged with the current stack (after a deliberate "
+                         "stack change that kept every output); by default they keep the stack that made them")
     rf.add_argument("--out", type=Path, default=Path("out"), help="where the review report goes (default: ./out)")
     rf.set_defaults(func=refresh, mode="failed")
 
@@ -79,6 +82,7 @@ def refresh(args: argparse.Namespace) -> int:
     if not args.yes:
         print(f"dry run: nothing written; review in {args.out / 'golden-review.md'}; add --yes to apply")
         return EXIT_OK
-    written = apply_refresh(refresh_plan, store, golden_stack(p), force_reason=args.reason if args.force else None)
+    written = apply_refresh(refresh_plan, store, golden_stack(p), force_reason=args.reason if args.force else None,
+                            restamp_unchanged=args.restamp)
     print(f"wrote {len(written)} goldens to {store.directory}")
     return EXIT_OK if all(o.ok for o in outcomes.values()) else EXIT_REGRESSION

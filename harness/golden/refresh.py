@@ -192,6 +192,7 @@ def apply_refresh(
     *,
     force_reason: str | None = None,
     skip_refused: bool = False,
+    restamp_unchanged: bool = False,
     now: Callable[[], datetime] | None = None,
 ) -> tuple[str, ...]:
     """Write the plan; returns the ids written.
@@ -213,7 +214,12 @@ def apply_refresh(
             "fix the nondeterminism, leave them out, or force with a reason that is recorded in _meta.json"
         )
     forced = refused if force_reason is not None else ()
-    writes = (*plan.to_write, *forced)
+    new_id = stack_id(stack)
+    # An unchanged golden keeps the stack that made it, unless asked: after a deliberate stack change that kept
+    # every output (say a thread count), `restamp_unchanged` makes the set name the stack it now holds for.
+    restamped = tuple(item for item in plan.with_action("unchanged")
+                      if restamp_unchanged and item.old is not None and item.old.stack_id != new_id)
+    writes = (*plan.to_write, *forced, *restamped)
     if not writes:
         return ()
 
@@ -223,7 +229,6 @@ def apply_refresh(
     if forced:
         assert force_reason is not None
         history = (*history, ForcedRefresh(force_reason.strip(), stamp, tuple(item.image_id for item in forced)))
-    new_id = stack_id(stack)
     stacks = {**(old_meta.stacks if old_meta else {}), new_id: dict(stack)}
     # `stack` belongs to the goldens that name no stack (written before stacks were recorded per golden): it
     # moves to the new stack only once no such golden is left, so a partial refresh re-stamps nothing else.
