@@ -81,7 +81,7 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 @pytest.fixture(scope="session")
 def default_plan() -> RunPlan:
-    """The default profile (1 worker, threads = cores, oneDNN on) on the smoke subset; model pack prepared.
+    """The default profile on the smoke subset; model pack prepared.
 
     OCR_HARNESS_BENCH_IMAGES=N keeps the first N images (the fast test of these benchmarks uses 1)."""
     profile, base = profile_named("default")

@@ -8,7 +8,8 @@
   recorded. Never an absolute time.
 - `test_corpus_throughput`: the default profile's inference over the subset, images/s.
 - `test_config_vs_default`: 2 workers x 1 thread, and oneDNN off, each timed round by round against the default
-  (1 worker x threads = cores, oneDNN on); every config's repeats and fresh workers must give the same bits.
+  (one worker x threads = cores, oneDNN on: the baseline, whatever the profile runs); every config's repeats and
+  fresh workers must give the same bits.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def _timed_infer(p: RunPlan, settings: EngineSettings, workers: int, label: str,
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-    """A configuration timed against the default (1 worker, threads = cores, oneDNN on), pass for pass."""
+    """A configuration timed against the baseline (1 worker, threads = cores, oneDNN on), pass for pass."""
 
     workers: int
     cpu_threads: int
