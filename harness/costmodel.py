@@ -1,8 +1,8 @@
 """`ocr-harness plan`: how long a profile's run takes for N images on K shards, from a measured run.
 
 A run's report carries `timing.phases`: the wall time of each inference path and model-level check, with the
-images it ran. Each phase costs a fixed start (a worker spawn + model load, `timing.model_load_s`) plus a
-per-image cost. Phases scale in three ways:
+images it ran. Each phase costs a fixed start (a worker spawn + model load, `timing.model_load_s`; none for a
+phase that reused loaded workers, `workers_started` 0) plus a per-image cost. Phases scale in three ways:
 - corpus: every image (main repeats, the bs1 service path);
 - sample: the stack checks run on `checks.stack_sample` images (harness.sampling), or every image when 0;
 - fixed: model-level checks (audit, probe, BN drift) cost the same whatever the corpus.
@@ -80,7 +80,8 @@ def fit(report: Mapping[str, Any], profile: Profile) -> tuple[list[PhaseCost], l
         if scaling == "fixed" or not ph["images"]:
             costs.append(PhaseCost(label, "fixed", float(ph["wall_s"]), 0.0))
             continue
-        start = min(load, float(ph["wall_s"]))
+        # A phase that reused loaded workers paid no load (reports before `workers_started` are taken as loading).
+        start = min(load, float(ph["wall_s"])) if ph.get("workers_started", 1) else 0.0
         per_image = (float(ph["wall_s"]) - start) / ph["images"]
         if label == "main":  # repeats are calls per image
             per_image *= profile.checks.repeats / max(1, int(ph.get("calls_per_image", 1)))

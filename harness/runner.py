@@ -35,6 +35,7 @@ from harness.sampling import sample_info, sample_note, stratified_sample
 from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec, workers_cancelled
 
 if TYPE_CHECKING:
+    from harness.backends.local import LocalWorker
     from harness.checks.registry import CheckSpec
 
 Progress = Callable[[str, int, int, str], None]
@@ -54,6 +55,40 @@ class RunPlan:
     backend_facts: Mapping[str, Any] = field(default_factory=dict)  # what a service reported in the preflight
 
 
+class WorkerPool:
+    """Loaded workers kept across the passes of one run: a pass that asks for reuse takes idle workers with the
+    same engine settings instead of loading the models again (the main pass and several-per-call share them),
+    and leaves them loaded for the next. Other passes get new workers, closed when the pass ends (the
+    fresh-process pass must never see a used one). `close()` stops every worker kept."""
+
+    def __init__(self) -> None:
+        self._idle: list[tuple[EngineSettings, Worker | LocalWorker]] = []
+        self._lock = threading.Lock()
+        self.started = 0  # workers this pool made: model loads, for the report's phase timings
+
+    def take(self, spec: WorkerSpec, timeout_s: float, reuse: bool) -> Worker | LocalWorker:
+        with self._lock:
+            if reuse:
+                for i, (settings, w) in enumerate(self._idle):
+                    if settings == spec.settings:
+                        return self._idle.pop(i)[1]
+            self.started += 1
+        return make_worker(spec, timeout_s)
+
+    def give(self, w: Worker | LocalWorker, reuse: bool) -> None:
+        if not reuse:
+            w.close()
+            return
+        with self._lock:
+            self._idle.append((w.spec.settings, w))
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, w in idle:
+            w.close()
+
+
 @dataclass
 class RunState:
     outcomes: dict[str, ImageOutcome] = field(default_factory=dict)
@@ -65,16 +100,20 @@ class RunState:
     phases: dict[str, dict[str, Any]] = field(default_factory=dict)  # wall time per inference path and check
     prepared: dict[str, Any] | None = None  # per check: what it read before any model loaded (prepare_checks)
     progress: Progress | None = None
+    pool: WorkerPool = field(default_factory=WorkerPool)
 
     @contextlib.contextmanager
     def phase(self, label: str, images: int, calls_per_image: int = 1) -> Iterator[None]:
-        """Times one phase of the run for the report's `timing.phases` (what `ocr-harness plan` predicts from)."""
-        t0 = time.perf_counter()
+        """Times one phase of the run for the report's `timing.phases` (what `ocr-harness plan` predicts from);
+        an inference pass (images > 0) also records the workers it started (0: it reused loaded ones)."""
+        t0, started = time.perf_counter(), self.pool.started
         try:
             yield
         finally:
             self.phases[label] = {"wall_s": time.perf_counter() - t0, "images": images,
                                   "calls_per_image": calls_per_image}
+            if images:
+                self.phases[label]["workers_started"] = self.pool.started - started
 
 
 def shard_items(items: Sequence[CorpusItem], shard: tuple[int, int] | None) -> tuple[CorpusItem, ...]:
@@ -126,11 +165,14 @@ def _spec(p: RunPlan, settings: EngineSettings, label: str) -> WorkerSpec:
 
 def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, workers: int = 1,
               progress: Progress | None = None, load_s: list[float] | None = None,
-              into: dict[str, ImageOutcome] | None = None, group: int = 1) -> dict[str, ImageOutcome]:
+              into: dict[str, ImageOutcome] | None = None, group: int = 1,
+              pool: WorkerPool | None = None, reuse: bool = False) -> dict[str, ImageOutcome]:
     """Every usable image through persistent workers, `group` images per predict call (1: the service path).
 
     Calls are made of consecutive usable images, whatever the worker count, so batch-mates never depend on it.
-    Outcomes are filled into `into` (a new dict by default) as images finish, so a cancelled run still has them."""
+    Outcomes are filled into `into` (a new dict by default) as images finish, so a cancelled run still has them.
+    Workers come from `pool` (with `reuse`: loaded ones with the same settings, kept loaded afterwards), else
+    new ones closed at the end."""
     usable = [it for it in p.items if it.problem is None]
     out = into if into is not None else {}
     out.update({it.id: ImageOutcome(it.id, error=it.problem) for it in p.items if it.problem})
@@ -153,9 +195,14 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
         with lock:
             return pending.popleft() if pending else None
 
+    source = pool if pool is not None else WorkerPool()
+
     def drive(wlabel: str, settled: threading.Event) -> None:
         try:
-            with make_worker(_spec(p, settings, wlabel), p.profile.image_timeout_s) as w:
+            w = source.take(_spec(p, settings, wlabel), p.profile.image_timeout_s, reuse)
+            keep = False
+            loads = len(w.load_s)  # a reused worker's earlier loads belong to the pass that made them
+            try:
                 started.append(w)
                 load_error: str | None = None
                 while (call := next_call()) is not None:
@@ -178,7 +225,10 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
                             if progress:
                                 progress(label, done[0], len(usable), res.image_id)
                 if load_s is not None:
-                    load_s.extend(w.load_s)
+                    load_s.extend(w.load_s[loads:])
+                keep = load_error is None and not stopping()
+            finally:
+                source.give(w, reuse and keep)
         except BaseException as e:  # surfaced in the calling thread
             errors.append(e)
         finally:
@@ -210,12 +260,6 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     return out
 
 
-def infer_together(p: RunPlan, settings: EngineSettings, label: str, group: int,
-                   workers: int = 1) -> dict[str, ImageOutcome]:
-    """Several images per predict call: what a batching service does."""
-    return infer_all(p, settings, label, 1, workers, group=group)
-
-
 def inference_check(p: RunPlan, outcomes: Mapping[str, ImageOutcome]) -> CheckResult:
     per_image = {i: ImageCheck(o.ok, o.error or f"{len(o.runs[0].lines)} lines") for i, o in outcomes.items()}
     return from_images("inference", per_image, "failed to run")
@@ -235,12 +279,15 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
     state.progress = progress
     if state.prepared is None:
         state.prepared = prepare_checks(p)
-    with state.phase("main", len(usable_items(p)), checks.repeats):
-        infer_all(p, prof.engine, "main", checks.repeats, main_workers(prof), progress, state.load_s,
-                  into=state.outcomes)
-    run_checks(p, state)
-    for hook in extra_checks:
-        hook(p, state)
+    try:
+        with state.phase("main", len(usable_items(p)), checks.repeats):
+            infer_all(p, prof.engine, "main", checks.repeats, main_workers(prof), progress, state.load_s,
+                      into=state.outcomes, pool=state.pool, reuse=True)
+        run_checks(p, state)
+        for hook in extra_checks:
+            hook(p, state)
+    finally:
+        state.pool.close()
     report = build_report(p, state, started, time.perf_counter() - t0)
     return report, state
 

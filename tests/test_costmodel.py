@@ -66,3 +66,15 @@ def test_plan_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source.write_text(json.dumps(release), encoding="utf-8")
     assert main(["plan", "--config", str(CONFIG), "--from", str(source)]) == 0
     assert "not measured (run them once to plan them): bn_drift" in capsys.readouterr().out
+
+
+def test_a_phase_that_reused_loaded_workers_pays_no_load() -> None:
+    nightly, _ = load_profile(CONFIG, "nightly")
+    measured = report(8)
+    measured["timing"]["phases"]["multi"] = {"wall_s": 0.8 * 8, "images": 8, "calls_per_image": 1,
+                                             "workers_started": 0}
+    costs, _ = fit(measured, nightly)
+    multi = next(c for c in costs if c.label == "multi")
+    assert (multi.start_s, multi.per_image_s) == (0.0, pytest.approx(0.8))
+    main_cost = next(c for c in costs if c.label == "main")
+    assert main_cost.start_s == 2.0  # a report without the key: taken as loading

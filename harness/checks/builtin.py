@@ -26,8 +26,7 @@ from harness.environment import stack
 from harness.errors import ImageError
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenStore
-from harness.runner import (RunPlan, RunState, inference_check, infer_all, infer_together, stack_sample,
-                            usable_items, with_sample)
+from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
 from harness.sampling import describe_power
 from harness.worker import ImageOutcome
 
@@ -63,7 +62,7 @@ register(CheckSpec("mutation", 100, lambda p, state: mutation_check(state.outcom
 def cross_process(p: RunPlan, state: RunState) -> CheckResult:
     sample, info = stack_sample(p)
     with state.phase("fresh", len(usable_items(sample))):
-        fresh = infer_all(sample, p.profile.engine, "fresh", 1, p.profile.workers, state.progress)
+        fresh = infer_all(sample, p.profile.engine, "fresh", 1, p.profile.workers, state.progress, pool=state.pool)
     mine = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
     return with_sample(cross_process_check(mine, fresh), info)
 
@@ -101,7 +100,7 @@ def bs1_path(p: RunPlan, state: RunState) -> dict[str, ImageOutcome]:
         else:
             bs1 = dataclasses.replace(p.profile.engine, rec_batch_size=1)
             with state.phase("bs1", len(usable_items(p))):
-                state.extra_paths["bs1"] = infer_all(p, bs1, "bs1", 1, workers_for(p, bs1))
+                state.extra_paths["bs1"] = infer_all(p, bs1, "bs1", 1, workers_for(p, bs1), pool=state.pool)
     return state.extra_paths["bs1"]
 
 
@@ -124,7 +123,8 @@ def batch_paths(p: RunPlan, state: RunState) -> CheckResult:
     sample, info = stack_sample(p)  # bs1 is the service path: every image; batching is a stack property
     multi = f"{group}-per-call"
     with state.phase("multi", len(usable_items(sample))):
-        together = infer_together(sample, p.profile.engine, "multi", group, p.profile.workers)
+        together = infer_all(sample, p.profile.engine, "multi", 1, p.profile.workers, group=group, pool=state.pool,
+                             reuse=True)  # the main pass's loaded workers: same settings
     paths = {"bs1": bs1_path(p, state), "profile": state.outcomes, multi: together}
     reference = p.profile.checks.golden_path
     others = {k: v for k, v in paths.items() if k != reference}
@@ -149,7 +149,7 @@ def variations(p: RunPlan, state: RunState) -> CheckResult:
     others = {}
     for label, settings in variants(p.profile).items():
         with state.phase(label, len(usable_items(sample))):
-            others[label] = infer_all(sample, settings, label, 1, workers_for(p, settings))
+            others[label] = infer_all(sample, settings, label, 1, workers_for(p, settings), pool=state.pool)
     reference = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
     return with_sample(compare_paths("variations", "profile", reference, others, p.profile.tolerances,
                                      _key_texts(p)), info)
