@@ -369,7 +369,8 @@ def _phases(shards: Sequence[ShardRun]) -> dict[str, dict[str, Any]]:
             o = out.setdefault(label, {"wall_s": 0.0, "images": 0, "calls_per_image": ph["calls_per_image"]})
             o["wall_s"] = max(o["wall_s"], ph["wall_s"])
             o["images"] += ph["images"]
-            o["workers_started"] = max(o.get("workers_started", 0), ph.get("workers_started", 1))
+            if "workers_started" in ph:  # inference passes only
+                o["workers_started"] = max(o.get("workers_started", 0), ph["workers_started"])
     return out
 
 
