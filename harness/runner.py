@@ -56,17 +56,17 @@ class RunPlan:
 
 
 class WorkerPool:
-    """Loaded workers kept across the passes of one run: a pass that asks for reuse takes idle workers with the
-    same engine settings instead of loading the models again (the main pass and several-per-call share them),
-    and leaves them loaded for the next. Other passes get new workers, closed when the pass ends (the
-    fresh-process pass must never see a used one). `close()` stops every worker kept."""
+    """Loaded workers kept across the passes of one run. A pass that `keep`s leaves its live workers loaded; a
+    pass that `reuse`s takes idle ones with the same engine settings instead of loading the models again (the
+    main pass keeps its workers only when a check will take them: several-per-call). Other passes get new
+    workers (the fresh-process pass must never see a used one). `close()` stops every worker kept."""
 
     def __init__(self) -> None:
         self._idle: list[tuple[EngineSettings, Worker | LocalWorker]] = []
         self._lock = threading.Lock()
         self.started = 0  # workers this pool made: model loads, for the report's phase timings
 
-    def take(self, spec: WorkerSpec, timeout_s: float, reuse: bool) -> Worker | LocalWorker:
+    def take(self, spec: WorkerSpec, timeout_s: float, reuse: bool = False) -> Worker | LocalWorker:
         with self._lock:
             if reuse:
                 for i, (settings, w) in enumerate(self._idle):
@@ -75,8 +75,8 @@ class WorkerPool:
             self.started += 1
         return make_worker(spec, timeout_s)
 
-    def give(self, w: Worker | LocalWorker, reuse: bool) -> None:
-        if not reuse:
+    def give(self, w: Worker | LocalWorker, keep: bool = False) -> None:
+        if not (keep and w.alive):  # a dead worker would restart, and load, uncounted in the next pass
             w.close()
             return
         with self._lock:
@@ -85,8 +85,14 @@ class WorkerPool:
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for _, w in idle:
-            w.close()
+        errors = []
+        for _, w in idle:  # every one, whatever another's close raised
+            try:
+                w.close()
+            except Exception as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
 
 @dataclass
@@ -166,13 +172,13 @@ def _spec(p: RunPlan, settings: EngineSettings, label: str) -> WorkerSpec:
 def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, workers: int = 1,
               progress: Progress | None = None, load_s: list[float] | None = None,
               into: dict[str, ImageOutcome] | None = None, group: int = 1,
-              pool: WorkerPool | None = None, reuse: bool = False) -> dict[str, ImageOutcome]:
+              pool: WorkerPool | None = None, reuse: bool = False, keep: bool = False) -> dict[str, ImageOutcome]:
     """Every usable image through persistent workers, `group` images per predict call (1: the service path).
 
     Calls are made of consecutive usable images, whatever the worker count, so batch-mates never depend on it.
     Outcomes are filled into `into` (a new dict by default) as images finish, so a cancelled run still has them.
-    Workers come from `pool` (with `reuse`: loaded ones with the same settings, kept loaded afterwards), else
-    new ones closed at the end."""
+    Workers come from `pool` (`reuse`: loaded ones with the same settings if it has them; `keep`: left loaded in
+    it afterwards), else new ones closed at the end."""
     usable = [it for it in p.items if it.problem is None]
     out = into if into is not None else {}
     out.update({it.id: ImageOutcome(it.id, error=it.problem) for it in p.items if it.problem})
@@ -200,7 +206,7 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
     def drive(wlabel: str, settled: threading.Event) -> None:
         try:
             w = source.take(_spec(p, settings, wlabel), p.profile.image_timeout_s, reuse)
-            keep = False
+            healthy = False
             loads = len(w.load_s)  # a reused worker's earlier loads belong to the pass that made them
             try:
                 started.append(w)
@@ -226,9 +232,9 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
                                 progress(label, done[0], len(usable), res.image_id)
                 if load_s is not None:
                     load_s.extend(w.load_s[loads:])
-                keep = load_error is None and not stopping()
+                healthy = load_error is None and not stopping()
             finally:
-                source.give(w, reuse and keep)
+                source.give(w, keep and healthy)
         except BaseException as e:  # surfaced in the calling thread
             errors.append(e)
         finally:
@@ -282,7 +288,7 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
     try:
         with state.phase("main", len(usable_items(p)), checks.repeats):
             infer_all(p, prof.engine, "main", checks.repeats, main_workers(prof), progress, state.load_s,
-                      into=state.outcomes, pool=state.pool, reuse=True)
+                      into=state.outcomes, pool=state.pool, keep=keeps_main_workers(prof))
         run_checks(p, state)
         for hook in extra_checks:
             hook(p, state)
@@ -290,6 +296,13 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
         state.pool.close()
     report = build_report(p, state, started, time.perf_counter() - t0)
     return report, state
+
+
+def keeps_main_workers(profile: Profile) -> bool:
+    """Whether a check that runs for `profile` takes the main pass's loaded workers afterwards."""
+    from harness.checks import registry
+
+    return any(spec.reuses_main_workers and spec.applies(profile) for spec in registry.specs())
 
 
 def prepare_checks(p: RunPlan) -> dict[str, Any]:

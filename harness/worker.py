@@ -183,6 +183,11 @@ class Worker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    @property
+    def alive(self) -> bool:
+        """Its process is running (a loaded model, or loading one)."""
+        return self._proc is not None and self._proc.is_alive()
+
     def start(self) -> None:
         if self._proc is not None and self._proc.is_alive():
             return

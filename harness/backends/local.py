@@ -33,6 +33,10 @@ class LocalWorker:
     def pid(self) -> int | None:
         return None
 
+    @property
+    def alive(self) -> bool:
+        return self._engine is not None
+
     def start(self) -> None:
         if self._engine is not None:
             return

@@ -122,9 +122,9 @@ def batch_paths(p: RunPlan, state: RunState) -> CheckResult:
     group = p.profile.checks.batch_path_images
     sample, info = stack_sample(p)  # bs1 is the service path: every image; batching is a stack property
     multi = f"{group}-per-call"
-    with state.phase("multi", len(usable_items(sample))):
+    with state.phase("multi", len(usable_items(sample))):  # on the main pass's loaded workers, then closed
         together = infer_all(sample, p.profile.engine, "multi", 1, p.profile.workers, group=group, pool=state.pool,
-                             reuse=True)  # the main pass's loaded workers: same settings
+                             reuse=True)
     paths = {"bs1": bs1_path(p, state), "profile": state.outcomes, multi: together}
     reference = p.profile.checks.golden_path
     others = {k: v for k, v in paths.items() if k != reference}
@@ -172,6 +172,7 @@ def _validate_variations(c: CheckSettings, where: str) -> None:
 
 
 register(CheckSpec("batch_paths", 110, batch_paths, key="batch_paths", skip=unsupported("batch_paths"),
+                   reuses_main_workers=True,
                    flag_help="compare bs1 / profile batch / several images per call", validate=_validate_batch_paths,
                    merge_details=lazy("harness.report.merge:paths_details"), merge_summary=paths_summary,
                    phases=lambda profile: [*bs1_phase(profile), ("multi", "sample")]))

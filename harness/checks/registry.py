@@ -66,6 +66,7 @@ class CheckSpec:
     prepare: Callable[[RunPlan], Any] | None = None  # before any model loads; the result is state.prepared[name]
     child: bool = False  # runs Paddle in a child process: a child that dies fails this check, the run goes on
     timed: bool = False  # its wall time is a phase of its own in timing.phases
+    reuses_main_workers: bool = False  # takes the main pass's loaded workers (same settings): they stay loaded for it
     # The inference phases it adds to timing.phases for a profile, and how each scales (`ocr-harness plan`);
     # a timed check's own phase is (name, "fixed").
     phases: Callable[[Profile], Sequence[tuple[str, Scaling]]] | None = None
