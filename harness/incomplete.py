@@ -19,9 +19,12 @@ from typing import Any
 from harness import atomic
 from harness.checks.outcome import CheckResult
 from harness.errors import EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, UserError
-from harness.report.model import Incomplete
+from harness.portable import MachinePaths
+from harness.report.junit import render_junit
+from harness.report.markdown import render_summary
+from harness.report.model import Incomplete, RunReport
 from harness.results import REPORT_SCHEMA, canonical_json
-from harness.runner import RunPlan, RunState, inference_check, machine_paths, run_report
+from harness.runner import RunPlan, RunState, inference_check, machine_paths, report_paths, run_report
 
 TRACEBACK_FILE = "traceback.txt"
 
@@ -62,7 +65,7 @@ def incomplete_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s:
                    for img in report.images)
     report = dataclasses.replace(report, images=images).stopped(
         Incomplete(reason, tuple(finished), TRACEBACK_FILE if stop.internal else None), stop.exit_code)
-    return machine_paths(p).scrub(report.to_dict())
+    return report_paths(p, state).scrub(report.to_dict())
 
 
 def write_incomplete(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float, stop: Stop,
@@ -80,3 +83,23 @@ def write_incomplete(p: RunPlan, state: RunState, started: dt.datetime, wall_s: 
         write(report)
     if not (out / "report.json").is_file():
         atomic.write_text(out / "report.json", canonical_json(report))
+
+
+def write_not_started(out: Path, e: BaseException, started: dt.datetime, wall_s: float, profile_name: str | None,
+                      paths: MachinePaths) -> None:
+    """Reports of a run that ended before it had a plan (a bad profile, flag, corpus, golden set or service):
+    report.json, junit.xml with a failing `run` testcase and summary.md, so that a CI step reading them sees
+    why, never an earlier run's files."""
+    stop = Stop.from_exception(e, out)
+    reason = paths.text(stop.reason)
+    report = RunReport(
+        passed=False, started_at=started.isoformat(timespec="seconds"), duration_s=round(wall_s, 3),
+        profile={"name": profile_name, "settings": {}}, environment={}, stack={}, corpus={},
+        checks={"run": CheckResult("run", False, f"not started, {reason}").to_dict()}, images=(), accuracy=None,
+        timing={},
+    ).stopped(Incomplete(reason, (), TRACEBACK_FILE if stop.internal else None), stop.exit_code)
+    data = report.to_dict()
+    atomic.write_text(out / "report.json", canonical_json(data))
+    with contextlib.suppress(Exception):  # a renderer's bug must not hide why the run stopped
+        atomic.write_text(out / "junit.xml", render_junit(data))
+        atomic.write_text(out / "summary.md", render_summary(data))

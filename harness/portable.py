@@ -5,6 +5,9 @@ one machine's layout. Each known root is written portably instead: paths inside 
 of harness.toml) relative to it, the model cache as `$OCR_HARNESS_CACHE`, a corpus, golden dir or model dir
 outside the checkout as `<corpus>`, `<golden>`, `<det_model_dir>`, `<rec_model_dir>`, the Python installation
 as `<python>`, the temp dir as `$TMPDIR` and the home dir as `~`. The most specific root wins.
+
+A prefix counts only as whole path components on both sides (`NO.2023/tmp/0001` names no temp dir), and what
+the OCR read is never rewritten: texts given to `keeping` stay as they are, alone or quoted inside a summary.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ CHECKOUT = ""  # the portable name of the checkout: its paths become relative
 @dataclass(frozen=True)
 class MachinePaths:
     prefixes: tuple[tuple[str, str], ...]  # (absolute prefix, portable name), longest first
+    keep: frozenset[str] = frozenset()  # OCR texts (current, golden, ground truth): never rewritten
+
+    def keeping(self, texts: Iterable[str]) -> MachinePaths:
+        """The same roots, leaving `texts` untouched wherever they appear (only those a root could match)."""
+        kept = frozenset(t for t in texts if "/" in t and self._pattern.search(t))
+        return MachinePaths(self.prefixes, self.keep | kept)
 
     @classmethod
     def of(cls, named: Iterable[tuple[Path | str | None, str]]) -> MachinePaths:
@@ -39,9 +48,13 @@ class MachinePaths:
         return cls(tuple(sorted(found.items(), key=lambda kv: -len(kv[0]))))
 
     def text(self, s: str) -> str:
-        if not self.prefixes or "/" not in s:
+        if not self.prefixes or "/" not in s or s in self.keep:
             return s
-        return self._pattern.sub(self._replace, s)
+        kept = [(m.start(), m.end()) for t in self.keep if t in s for m in re.finditer(re.escape(t), s)]
+        if not kept:
+            return self._pattern.sub(self._replace, s)
+        return self._pattern.sub(lambda m: m.group(0) if any(a <= m.start() < b for a, b in kept)
+                                 else self._replace(m), s)
 
     def scrub(self, obj: Any) -> Any:
         """A copy of a JSON-like value with every string (keys too) made portable."""
@@ -55,9 +68,10 @@ class MachinePaths:
 
     @functools.cached_property
     def _pattern(self) -> re.Pattern[str]:
-        # A prefix counts only as whole path components: /work/a must not match inside /work/ab.
+        # A prefix counts only as whole path components: /work/a must not match inside /work/ab, nor /tmp
+        # inside NO.2023/tmp/0001 (a path starts a string or follows a character no path name ends with).
         alternatives = "|".join(f"({re.escape(prefix)})" for prefix, _ in self.prefixes)
-        return re.compile(f"(?:{alternatives})(?=/|$|[^\\w.\\-]|\\.(?![\\w\\-]))(/)?")
+        return re.compile(f"(?<![\\w.\\-/~$])(?:{alternatives})(?=/|$|[^\\w.\\-]|\\.(?![\\w\\-]))(/)?")
 
     def _replace(self, m: re.Match[str]) -> str:
         *roots, slash = m.groups()

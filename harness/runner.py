@@ -426,7 +426,18 @@ def run_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float)
 
 def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> dict[str, Any]:
     """report.json of a finished run: the typed report, serialised, with no machine path in it."""
-    return machine_paths(p).scrub(run_report(p, state, started, wall_s).to_dict())
+    return report_paths(p, state).scrub(run_report(p, state, started, wall_s).to_dict())
+
+
+def report_paths(p: RunPlan, state: RunState) -> MachinePaths:
+    """`machine_paths` that leave every text the OCR read (any path, golden, ground truth) as it was read."""
+    results = [o.runs for o in state.outcomes.values()]
+    results += [o.runs for path in state.extra_paths.values() for o in path.values()]
+    texts = {line.text for runs in results for r in runs for line in r.lines}
+    golden = (state.prepared or {}).get("golden")
+    texts.update(line.text for g in getattr(golden, "goldens", {}).values() for line in g.result.lines)
+    texts.update(t.text for it in p.items for t in it.truth or ())
+    return machine_paths(p).keeping(texts)
 
 
 def machine_paths(p: RunPlan) -> MachinePaths:

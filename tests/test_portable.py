@@ -3,7 +3,11 @@ to share and shards run on different machines (other checkouts, caches, corpus c
 
 from __future__ import annotations
 
+import html
+import json
+import re
 import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +35,23 @@ def test_roots_become_portable(text: str, portable: str) -> None:
     assert PATHS.text(text) == portable
 
 
+@pytest.mark.parametrize("text", [
+    "NO.2023/tmp/0001",  # OCR text: /tmp is not at a path boundary on its left
+    "A-/tmp/x", "x_/home/u/y", "~/tmp/a",
+])
+def test_a_root_inside_a_word_is_not_a_path(text: str) -> None:
+    assert PATHS.text(text) == text
+
+
+def test_kept_texts_are_never_rewritten_alone_or_quoted() -> None:
+    kept = PATHS.keeping(["/tmp/0001", "no path", "NO./home/u/x"])
+    assert kept.text("/tmp/0001") == "/tmp/0001"
+    assert kept.text("line 2: text '/tmp/0001' -> '/tmp/0002' in /tmp/a") == \
+        "line 2: text '/tmp/0001' -> '$TMPDIR/0002' in $TMPDIR/a"
+    assert kept.scrub({"text": "/tmp/0001", "error": "/tmp/b"}) == {"text": "/tmp/0001", "error": "$TMPDIR/b"}
+    assert kept.keep == frozenset({"/tmp/0001"})  # only texts a root could touch are remembered
+
+
 def test_scrub_reaches_every_string_and_key() -> None:
     report = {"corpus": {"root": "/data/slips"}, "checks": {"audit": {"details": {"det": {"model_dir":
               "/home/u/.cache/ocr-harness/p/det"}}}}, "/work/co/k": ["/tmp/a", 1, None, 2.5]}
@@ -44,6 +65,36 @@ def test_roots_inside_the_checkout_stay_relative(tmp_path: Path) -> None:
     assert paths.text(str(tmp_path / "co" / "corpus" / "a.png")) == "corpus/a.png"
     assert paths.text(str(tmp_path / "golden" / "default")) == "<golden>/default"
     assert paths.text(str(tmp_path / "cache" / "p")) == "$OCR_HARNESS_CACHE/p"
+
+
+@pytest.mark.slow
+def test_ocr_text_that_looks_like_a_machine_path_is_reported_as_read(tmp_path: Path) -> None:
+    """Golden texts that hold the temp dir (a root the reports rewrite) stay verbatim in every report, while
+    the machine's own paths (the golden dir under the temp dir) are still rewritten."""
+    tmp = tempfile.gettempdir()
+    goldens = tmp_path / "golden"
+    shutil.copytree(ROOT / "golden", goldens)
+    path = goldens / "default" / "slip_0000.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    planted = [f"NO.2023{tmp}/0001", f"{tmp}/0002"]
+    for line, text in zip(data["lines"][:2], planted, strict=True):
+        line["text"] = text
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run = run_cli(["run", "--profile", "release", "--id", "slip_0000", "--repeats", "2", "--golden-dir",
+                   str(goldens), "--html", "--out", str(out)], out=out)
+    assert run.returncode == 1, run.stderr[-2000:]
+    for name in ("report.json", "junit.xml", "summary.md", "report.html"):
+        text = (out / name).read_text(encoding="utf-8")
+        if name == "report.json":
+            text = json.dumps(json.loads(text), ensure_ascii=False)
+        if name in ("summary.md", "report.html"):  # they mark changed characters and show the first lines
+            text = html.unescape(re.sub("<[^>]+>", "", text))
+        for planted_text in planted if name in ("report.json", "junit.xml") else planted[:1]:
+            shown = html.escape(planted_text) if name == "junit.xml" else planted_text
+            assert shown in text, (name, planted_text)
+        assert "$TMPDIR/0002" not in text and "NO.2023$TMPDIR" not in text, name
+        assert str(goldens) not in text, name  # the golden dir is still a machine path
 
 
 # --- end to end: two "machines" ------------------------------------------------------------------------------

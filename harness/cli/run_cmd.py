@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import datetime as dt
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +108,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Every way this ends leaves this run's reports in --out and none of an earlier run's."""
+    from harness.incomplete import write_not_started
+    from harness.portable import for_run
+    from harness.report.writer import REPORT_JSON, clear_run_files
+
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: not a directory")
+    clear_run_files(out)
+    started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+    try:
+        return _run(args)
+    except BaseException as e:
+        if not (out / REPORT_JSON).is_file():  # stopped before the run had a plan (which writes its own)
+            with contextlib.suppress(Exception):  # an unwritable --out must not hide the reason
+                out.mkdir(parents=True, exist_ok=True)
+                write_not_started(out, e, started, time.perf_counter() - t0, args.profile,
+                                  for_run(checkout=Path.cwd()))
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     from harness.cancel import cancel_on_signals
     from harness.pipeline import run_and_report
     from harness.report.history import check_history_path

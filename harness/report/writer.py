@@ -17,6 +17,22 @@ REPORT_JSON = "report.json"
 JUNIT_XML = "junit.xml"
 SUMMARY_MD = "summary.md"
 REPORT_HTML = "report.html"
+RESULTS_JSONL = "results.jsonl"
+TRACEBACK_TXT = "traceback.txt"
+# What one run writes into --out; every run removes them first, so no file of an earlier run survives next to
+# this run's (a CI step reading junit.xml after a run that stopped early must not see the last run's PASS).
+RUN_FILES = (REPORT_JSON, JUNIT_XML, SUMMARY_MD, REPORT_HTML, RESULTS_JSONL, TRACEBACK_TXT)
+
+
+def clear_run_files(out_dir: Path | str) -> None:
+    """Removes an earlier run's files from `out_dir` (nothing else in it); a missing dir is fine."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
 
 
 def write_reports(out_dir: Path | str, report: Mapping[str, Any], results: Mapping[str, OcrResult],
