@@ -53,18 +53,24 @@ def test_refresh_is_a_dry_run_until_yes(tmp_path: Path) -> None:
     path.write_text(original.replace(json.dumps(old_text, ensure_ascii=False), json.dumps("XX", ensure_ascii=False), 1),
                     encoding="utf-8")
     edited = path.read_text(encoding="utf-8")
+    leftover = goldens / "default" / ".slip_0002.json.k1ll3d.tmp"  # what a refresh killed mid-write leaves
+    leftover.write_text(edited[: len(edited) // 2], encoding="utf-8")
+    status = run_cli(["golden", "status", "--profile", "default", "--golden-dir", str(goldens)])
+    assert status.returncode == 1 and "leftover  .slip_0002.json.k1ll3d.tmp" in status.stdout, status.stdout
+    assert "1 temp files of an interrupted refresh" in status.stdout
     base = ["golden", "refresh", "--profile", "default", "--id", "slip_0006", "--id", "slip_0007", "--failed",
             "--golden-dir", str(goldens), "--out", str(tmp_path / "out")]
     dry = run_cli(base)
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert f"text 'XX' -> {old_text!r}" in dry.stdout, dry.stdout[-2000:]
     assert "dry run: nothing written" in dry.stdout
-    assert path.read_text(encoding="utf-8") == edited
+    assert path.read_text(encoding="utf-8") == edited and leftover.exists()  # a dry run touches nothing
     review = (tmp_path / "out" / "golden-review.md").read_text(encoding="utf-8")
     assert "slip_0006" in review and old_text in review
     applied = run_cli([*base, "--yes"])
     assert applied.returncode == 0, applied.stderr[-2000:]
     assert "wrote 1 goldens" in applied.stdout  # slip_0007 passed its golden: kept
+    assert not leftover.exists() and not list(goldens.rglob("*.tmp"))
     # The refreshed golden is this machine's reading; the committed one was written on another CPU (scores move in
     # the 7th digit between AVX2 and AVX-512). So: the edited text is back exactly, the rest within the profile's
     # tolerances; never the committed bytes.

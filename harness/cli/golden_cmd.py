@@ -54,11 +54,13 @@ def status(args: argparse.Namespace) -> int:
         print(f"  orphaned  {image_id}  ({store.path_for(image_id)})")
     for image_id in st.changed_images:
         print(f"  changed   {image_id}: image changed since its golden was made")
+    for rel in st.leftovers:
+        print(f"  leftover  {rel}: temp file of an interrupted refresh ({store.directory / rel})")
     for diff in st.stack_differences:
         print(f"  stack     {diff.key}: golden {diff.golden!r} -> current {diff.current!r}")
     if st.likely_cause:
         print(f"  note      {st.likely_cause}")
-    return EXIT_OK if not (st.missing or st.orphaned or st.changed_images) else EXIT_REGRESSION
+    return EXIT_OK if not (st.missing or st.orphaned or st.changed_images or st.leftovers) else EXIT_REGRESSION
 
 
 def refresh(args: argparse.Namespace) -> int:

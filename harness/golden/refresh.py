@@ -220,6 +220,7 @@ def apply_refresh(
     restamped = tuple(item for item in plan.with_action("unchanged")
                       if restamp_unchanged and item.old is not None and item.old.stack_id != new_id)
     writes = (*plan.to_write, *forced, *restamped)
+    store.remove_leftovers()  # a killed refresh's temp files go before anything new is written
     if not writes:
         return ()
 

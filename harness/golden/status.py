@@ -67,6 +67,7 @@ class GoldenStatus:
     likely_cause: str | None
     changed_images: tuple[str, ...] = ()  # selected images whose bytes differ from those their golden was made on
     stack_groups: tuple[tuple[str, int], ...] = ()  # (stack id, selected goldens made on it)
+    leftovers: tuple[str, ...] = ()  # temp files of an interrupted refresh (GoldenStore.leftovers)
 
     @property
     def stack_matches(self) -> bool:
@@ -82,6 +83,9 @@ class GoldenStatus:
             parts.append(f"{len(self.changed_images)} images changed since their golden was made")
         if len(self.stack_groups) > 1:
             parts.append(f"goldens made on {len(self.stack_groups)} stacks")
+        if self.leftovers:
+            parts.append(f"{len(self.leftovers)} temp files of an interrupted refresh ({', '.join(self.leftovers)}); "
+                         "the next refresh removes them")
         if self.stack_differences:
             parts.append(f"stack differs in {', '.join(d.key for d in self.stack_differences)}")
         elif not self.has_meta:
@@ -101,6 +105,7 @@ class GoldenStatus:
             "changed_images": list(self.changed_images),
             "stacks": dict(self.stack_groups),
             "summary": self.summary(),
+            **({"leftovers": list(self.leftovers)} if self.leftovers else {}),  # older reports stay as they were
         }
 
 
@@ -154,7 +159,8 @@ def golden_status(
     else:
         cause = likely_cause(found_diffs)
     return GoldenStatus(store.profile, len(selected), missing, orphaned, selection_is_complete,
-                        meta is not None, found_diffs, cause, tuple(changed), tuple(sorted(groups.items())))
+                        meta is not None, found_diffs, cause, tuple(changed), tuple(sorted(groups.items())),
+                        tuple(store.leftovers()))
 
 
 def stack_differences(

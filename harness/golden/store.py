@@ -316,6 +316,21 @@ class GoldenStore:
             found.append(rel.as_posix()[: -len(SUFFIX)])
         return sorted(found)
 
+    def leftovers(self) -> list[str]:
+        """Temp files of an interrupted write (harness.atomic's `.<name>.<random>.tmp`), relative, sorted: a
+        killed refresh leaves them, and `git add` would pick them up."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.relative_to(self.directory).as_posix() for p in self.directory.rglob(".*.tmp")
+                      if p.is_file() or p.is_symlink())
+
+    def remove_leftovers(self) -> list[str]:
+        """Deletes `leftovers()` (a refresh does, before it writes); returns what it removed."""
+        found = self.leftovers()
+        for rel in found:
+            (self.directory / rel).unlink(missing_ok=True)
+        return found
+
     def has(self, image_id: str) -> bool:
         return self.path_for(image_id).is_file()
 
