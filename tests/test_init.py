@@ -58,6 +58,49 @@ def test_init_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "and 5 more" in capsys.readouterr().err
 
 
+def _tree(root: Path) -> dict[str, str]:
+    """Every entry under root (symlinks as links, not followed) -> what it is."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        out[rel] = f"-> {p.readlink()}" if p.is_symlink() else ("dir" if p.is_dir() else p.read_text(encoding="utf-8"))
+    return out
+
+
+@pytest.mark.parametrize("plant", ["tests-is-a-file", "dangling-symlink", "symlinked-dir", "symlink-to-file"])
+def test_init_checks_everything_before_writing_anything(tmp_path: Path, plant: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "repo"
+    target.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mine.toml").write_text("mine\n", encoding="utf-8")
+    if plant == "tests-is-a-file":  # sorted after every other file init writes but two
+        (target / "tests").write_text("a file\n", encoding="utf-8")
+        expected = "tests: exists and is not a directory"
+    elif plant == "dangling-symlink":
+        (target / "harness.toml").symlink_to(elsewhere / "gone.toml")
+        expected = "harness.toml: is a symlink; init never replaces one"
+    elif plant == "symlink-to-file":
+        (target / "harness.toml").symlink_to(elsewhere / "mine.toml")
+        expected = "harness.toml: is a symlink; init never replaces one"
+    else:
+        (target / "golden").symlink_to(elsewhere)
+        expected = "golden: is a symlink; init never writes through one"
+    before, outside = _tree(target), _tree(elsewhere)
+    assert main(["init", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err and err.endswith("nothing written"), err
+    assert main(["init", str(target), "--skip-existing"]) == 2  # skipping existing files does not skip this
+    assert _tree(target) == before and _tree(elsewhere) == outside
+
+
+def test_init_next_steps_never_recommend_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init", str(tmp_path / "repo")]) == 0
+    out = capsys.readouterr().out
+    assert "corpus import" in out and "--force" not in out
+
+
 def _substitute(command: str) -> str:
     """A shell line as the runner would see it, expressions filled with plausible values."""
     values = {"matrix.k": "2", "inputs.mode": "failed", "github.run_id": "1"}

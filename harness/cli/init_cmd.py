@@ -9,6 +9,7 @@ a merge job, manual golden refresh that opens a pull request).
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -57,12 +58,34 @@ def template_files(python: str = CI_PYTHON) -> list[TemplateFile]:
             for f in _walk(root, PurePosixPath())]
 
 
+def _blocked(target: Path, rel: PurePosixPath) -> str | None:
+    """Why `rel` cannot be written under `target` without replacing or writing through something, or None."""
+    path = target
+    for part in rel.parts[:-1]:
+        path = path / part
+        if path.is_symlink():
+            return f"{path}: is a symlink; init never writes through one"
+        if os.path.lexists(path) and not path.is_dir():
+            return f"{path}: exists and is not a directory (init would write {rel.as_posix()} inside it)"
+    path = target / rel
+    if path.is_symlink():
+        return f"{path}: is a symlink; init never replaces one"
+    if path.exists() and not path.is_file():
+        return f"{path}: exists and is not a file"
+    return None
+
+
 def init(target: Path, *, skip_existing: bool = False, python: str = CI_PYTHON) -> list[Path]:
-    """Writes the starting point; UserError naming every file that exists unless `skip_existing`."""
-    if target.exists() and not target.is_dir():
+    """Writes the starting point; UserError naming every file that exists unless `skip_existing`. Everything is
+    checked before the first file is written: a run that refuses writes nothing."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise UserError(f"{target}: exists and is not a directory")
     files = template_files(python)
-    existing = [f.rel.as_posix() for f in files if (target / f.rel).exists()]
+    blocked = [why for f in files if (why := _blocked(target, f.rel)) is not None]
+    if blocked:
+        more = f" (and {len(blocked) - 1} more)" if len(blocked) > 1 else ""
+        raise UserError(f"{blocked[0]}{more}; nothing written")
+    existing = [f.rel.as_posix() for f in files if (target / f.rel).is_file()]
     if existing and not skip_existing:
         shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
         raise UserError(f"{target}: would overwrite {shown}; nothing written (--skip-existing writes the rest)")
@@ -79,7 +102,7 @@ def run_init(args: argparse.Namespace) -> int:
     for path in written:
         print(f"  wrote {path.relative_to(args.dir).as_posix()}")
     print(f"initialised an ocr-harness starting point in {args.dir} ({len(written)} files). Next:\n"
-          "  ocr-harness corpus import --from ppocrlabel path/to/Label.txt --out datasets/slips --force\n"
+          "  ocr-harness corpus import --from ppocrlabel path/to/Label.txt --out datasets/slips\n"
           "  ocr-harness golden refresh --all --yes\n"
           "  ocr-harness run --profile release")
     return EXIT_OK
