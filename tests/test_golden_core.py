@@ -6,7 +6,10 @@ import ast
 import dataclasses
 from pathlib import Path
 
-from harness.config import CheckSettings, Profile
+from harness.backends import check_may_write_goldens
+from harness.checks.golden_check import refresh_hint
+from harness.config import CheckSettings, Profile, load_profile
+from harness.errors import UserError
 from harness.corpus.loader import load_corpus
 from harness.golden.core import MIN_REPEATS, golden_repeats, plan_golden_refresh, reproducible
 from harness.golden.store import GoldenStore
@@ -65,3 +68,24 @@ def test_refresh_and_plugin_share_the_rules() -> None:
             assert not [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
         else:
             assert {"golden_repeats", "plan_golden_refresh", "golden_stack"} <= called, path
+
+
+def test_the_refresh_hint_names_a_profile_that_may_write_the_goldens() -> None:
+    """A failing run of a profile that shares another backend's goldens used to suggest refreshing with itself,
+    which refuses by design; the hint names the profile that owns the set, and that profile may write it."""
+    root = Path(__file__).resolve().parents[1]
+    for name in ("onnx", "service"):
+        sharing, _ = load_profile(root / "harness.toml", name)
+        hint = refresh_hint(sharing)
+        assert hint.startswith("ocr-harness golden refresh --profile default --failed"), hint
+        try:
+            check_may_write_goldens(sharing)
+        except UserError:
+            pass
+        else:
+            raise AssertionError(f"{name} may write goldens it shares")
+        owner, _ = load_profile(root / "harness.toml", hint.split()[4])
+        check_may_write_goldens(owner)  # the named profile may write them
+        assert owner.golden_name == sharing.golden_name
+    release, _ = load_profile(root / "harness.toml", "release")
+    assert refresh_hint(release) == "ocr-harness golden refresh --profile release --failed"

@@ -44,6 +44,16 @@ def judge_image(item: CorpusItem, current: OcrResult, golden: Golden, profile: P
     return comp, None
 
 
+def refresh_hint(profile: Profile) -> str:
+    """The refresh command that may write this profile's goldens: a profile sharing another backend's goldens
+    (`goldens_from`) never writes them, so the hint names the profile that owns the set."""
+    if profile.engine.goldens_from is None:
+        return f"ocr-harness golden refresh --profile {profile.name} --failed"
+    return (f"ocr-harness golden refresh --profile {profile.golden_name} --failed (golden set "
+            f"{profile.golden_name!r} belongs to the {profile.engine.goldens_from} backend; this "
+            f"{profile.engine.backend} profile only reads it)")
+
+
 def golden_check(items: Sequence[CorpusItem], outcomes: Mapping[str, ImageOutcome], path: str,
                  goldens: Mapping[str, Golden], profile: Profile, status: GoldenStatus,
                  image_sha256: Mapping[str, str | None] | None = None) -> CheckResult:
@@ -80,5 +90,5 @@ def golden_check(items: Sequence[CorpusItem], outcomes: Mapping[str, ImageOutcom
     if not check.passed and status.likely_cause:
         summary += f" | likely cause: {status.likely_cause}"
     elif not check.passed:
-        summary += f" | to accept deliberately: ocr-harness golden refresh --profile {profile.name} --failed"
+        summary += f" | to accept deliberately: {refresh_hint(profile)}"
     return CheckResult("golden", check.passed, summary, per_image, details, judged=check.judged)
