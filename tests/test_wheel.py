@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from labels import write_ppocrlabel
+from toolchain import find_python312
 
 pytestmark = pytest.mark.slow
 IDS = ["slip_0000", "slip_0001", "slip_0002"]
@@ -28,14 +29,11 @@ SOURCE_IGNORE = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg
 
 
 def python312() -> str:
-    candidates = [c for c in (os.environ.get("OCR_HARNESS_TEST_PY312"), shutil.which("python3.12")) if c]
-    for exe in candidates:
-        probe = subprocess.run([exe, "-c", "import sys; print(sys.version_info[:2] == (3, 12))"],
-                               capture_output=True, text=True, check=False)
-        if probe.stdout.strip() == "True":
-            return exe
-    pytest.fail(f"no Python 3.12 interpreter (tried {candidates or 'python3.12 on PATH'}); "
-                "set OCR_HARNESS_TEST_PY312", pytrace=False)
+    found = find_python312()
+    if found is None:
+        pytest.fail("no Python 3.12 interpreter (python3.12 on PATH, pyenv's 3.12, or $OCR_HARNESS_TEST_PY312)",
+                    pytrace=False)
+    return found
 
 
 def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 1800) -> subprocess.CompletedProcess[str]:
