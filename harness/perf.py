@@ -10,7 +10,6 @@ taken seconds apart are comparable, numbers taken a minute apart often are not. 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -22,19 +21,14 @@ import numpy as np
 from harness.config import EngineSettings
 from harness.corpus.loader import read_image
 from harness.modelpack import ModelDirs
+from harness.normaliser import peak_rss_kib
 from harness.results import OcrResult
 
 
 def peak_rss_bytes(pid: int | None = None) -> int | None:
     """Peak resident set size (VmHWM) of a live process; None where /proc is not available."""
-    try:
-        with open(f"/proc/{pid or os.getpid()}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    kib = peak_rss_kib(pid)
+    return None if kib is None else kib * 1024
 
 
 def _bare_main(conn: Connection, settings: EngineSettings, dirs: ModelDirs, images: list[tuple[str, Path]],

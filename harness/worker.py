@@ -25,6 +25,7 @@ from typing import Any
 from harness.config import EngineSettings
 from harness.errors import ImageError
 from harness.modelpack import ModelDirs
+from harness.normaliser import peak_rss_kib, reference_seconds
 from harness.results import OcrResult
 
 
@@ -54,6 +55,15 @@ class ImageOutcome:
     read_s: float = 0.0
     mutated: bool = False
     error: str | None = None
+    # The speed check's measurements (harness.normaliser), taken in the process that ran the engine: what each
+    # repeat cost per image and the fixed workload around this call, both in `cost_clock` seconds ("cpu" in a
+    # worker process, "wall" in the harness's), that process's peak RSS after it and the images it had served.
+    cost_s: tuple[float, ...] = ()
+    reference_s: float | None = None
+    cost_clock: str = "cpu"
+    peak_rss_kib: int | None = None
+    worker_pid: int | None = None
+    served: int = 0
 
     @property
     def ok(self) -> bool:
@@ -116,6 +126,7 @@ def _child_main(conn: Connection, spec: WorkerSpec) -> None:
     except Exception as e:  # reported to the parent as a load failure, with the reason
         conn.send(("load_error", f"{type(e).__name__}: {e}"))
         return
+    served = 0
     while True:
         msg = conn.recv()
         if msg[0] == "stop":
@@ -136,17 +147,24 @@ def _child_main(conn: Connection, spec: WorkerSpec) -> None:
             before = [_digest(img) for img in images]
             runs: list[list[OcrResult]] = []
             times: list[float] = []
+            costs: list[float] = []
+            reference = reference_seconds()
             for _ in range(repeats):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 runs.append(engine.predict(images, [r.image_id for r in requests]))
                 times.append((time.perf_counter() - t0) / len(requests))
+                costs.append((time.process_time() - c0) / len(requests))  # every thread of the engine
+            reference = (reference + reference_seconds()) / 2  # before and after the predicts
             mutated = [_digest(img) != b for img, b in zip(images, before, strict=True)]
         except Exception as e:
             conn.send(("infer_error", f"{type(e).__name__}: {e}", traceback.format_exc(limit=3)))
             continue
+        served += len(requests)
+        peak = peak_rss_kib()
         outcomes = [
             ImageOutcome(image_id=req.image_id, runs=tuple(run[i] for run in runs), predict_s=tuple(times),
-                         read_s=read_s, mutated=mutated[i])
+                         read_s=read_s, mutated=mutated[i], cost_s=tuple(costs), reference_s=reference,
+                         peak_rss_kib=peak, worker_pid=os.getpid(), served=served)
             for i, req in enumerate(requests)
         ]
         conn.send(("ok", outcomes))

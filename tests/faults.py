@@ -183,3 +183,22 @@ class NightlyFaultsEngine(OcrEngine):
                 first = dataclasses.replace(first, text="X")
             out.append(dataclasses.replace(r, lines=(first, *r.lines[1:])))
         return out
+
+
+class DoublePredictEngine(OcrEngine):
+    """Real inference run twice per call (a real CPU slowdown inside the worker, not a sleep); same results."""
+
+    def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
+        super().predict(images, image_ids)
+        return super().predict(images, image_ids)
+
+
+class HoardingEngine(OcrEngine):
+    """Real inference that keeps FAULT_HOARD_MB (default 100) of touched memory alive per call: a leak."""
+
+    hoard: list[np.ndarray] = []
+
+    def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
+        mb = int(os.environ.get("FAULT_HOARD_MB", "100"))
+        HoardingEngine.hoard.append(np.ones(mb * 1024 * 1024, np.uint8))  # written, so resident
+        return super().predict(images, image_ids)

@@ -44,9 +44,9 @@ def config(tmp_path: Path, **checks: object) -> Path:
 def test_builtin_checks_in_report_order() -> None:
     assert registry.report_order() == (
         "run", "inference", "served_settings", "audit", "probe", "bn_drift", "golden", "parity", "repeat",
-        "cross_process", "mutation", "batch_paths", "variations", "accuracy")
+        "cross_process", "mutation", "batch_paths", "variations", "speed", "accuracy")
     assert [s.flag for s in registry.specs() if s.flag] == [
-        "--cross-process", "--batch-paths", "--variations", "--goldens", "--probe", "--bn-drift"]
+        "--cross-process", "--batch-paths", "--variations", "--goldens", "--probe", "--bn-drift", "--speed"]
 
 
 def test_a_name_registered_twice_is_refused(with_dummy: registry.CheckSpec) -> None:

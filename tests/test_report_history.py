@@ -80,8 +80,11 @@ def test_a_png_history_is_refused_before_anything_is_written(tmp_path: Path,
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"--history {plot}: give the JSONL history file (e.g. {tmp_path / 'nightly.jsonl'})" in err
-    assert plot.read_bytes() == b"the existing plot" and not out.exists()  # refused before any model loads
+    assert plot.read_bytes() == b"the existing plot"
+    # Refused before any model loads: the only files are the reports of a run that never started.
+    assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "report.json", "summary.md"]
+    assert json.loads((out / "report.json").read_text(encoding="utf-8"))["exit_code"] == 2
     report, results, images, _ = sample_run()
     with pytest.raises(UserError, match="give the JSONL history file"):
-        write_reports(out, report, results, images.get, history=tmp_path / "NIGHTLY.PNG")
-    assert not out.exists()
+        write_reports(tmp_path / "out2", report, results, images.get, history=tmp_path / "NIGHTLY.PNG")
+    assert not (tmp_path / "out2").exists()

@@ -2,8 +2,8 @@
 reference reports (written by the code before a refactor; `python tests/test_report_reference.py --write`
 rewrites them from the current code), except the documented volatile fields.
 
-Volatile, not compared: `started_at`, `duration_s`, `environment`, `timing`, every image's `timings` (measured,
-never shared by two runs); in `stack` the machine's own keys (CPU model, ISA flags, threads, Python); in the
+Volatile, not compared: `started_at`, `duration_s`, `environment`, `timing`, every image's `timings` and the
+`speed` check (measured, never shared by two runs); in `stack` the machine's own keys (CPU model, ISA flags, threads, Python); in the
 golden status the stack differences and what they suggest (the committed goldens name the stack that made them,
 and another CPU differs from it). Decimal numbers, also those inside summaries, are compared within 1e-3
 absolute (CPUs move scores in the 7th digit); everything else, every check, verdict, text, count and integer
@@ -48,6 +48,7 @@ def normalise(report: dict[str, Any]) -> dict[str, Any]:
 
     out = strip(report)
     out["stack"] = {k: v for k, v in out["stack"].items() if k not in MACHINE_STACK_KEYS}
+    out["checks"].pop("speed", None)  # measured time and memory, never shared by two runs
     golden = out["checks"].get("golden", {}).get("details", {})
     if "status" in golden:
         golden["status"] = {k: v for k, v in golden["status"].items() if k not in MACHINE_GOLDEN_STATUS_KEYS}

@@ -6,12 +6,14 @@ untouched, times each predict, turns an exception into that request's error), so
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ImageError
+from harness.normaliser import peak_rss_kib, reference_seconds
 from harness.worker import ImageOutcome, ImageRequest, WorkerError, WorkerSpec, _digest
 
 
@@ -22,6 +24,7 @@ class LocalWorker:
         self.load_s: list[float] = []
         self._factory = factory
         self._engine: Any = None
+        self._served = 0
 
     def __enter__(self) -> LocalWorker:
         return self
@@ -62,15 +65,22 @@ class LocalWorker:
         runs = []
         times: list[float] = []
         try:
+            # Wall seconds: this process's CPU is not the engine's (a service's is elsewhere).
+            reference = reference_seconds(time.perf_counter)
             for _ in range(repeats):
                 t0 = time.perf_counter()
                 runs.append(self._engine.predict(images, [r.image_id for r in requests]))
                 times.append((time.perf_counter() - t0) / len(requests))
+            reference = (reference + reference_seconds(time.perf_counter)) / 2
         except Exception as e:  # the backend's own message (a service's error) is the image's error
             return [ImageOutcome(r.image_id, error=f"{type(e).__name__}: {e}") for r in requests]
         mutated = [_digest(img) != b for img, b in zip(images, before, strict=True)]
+        self._served += len(requests)
+        peak = peak_rss_kib()  # the harness process: an in-process backend's memory is its memory
         return [ImageOutcome(image_id=r.image_id, runs=tuple(run[i] for run in runs), predict_s=tuple(times),
-                             read_s=read_s, mutated=mutated[i]) for i, r in enumerate(requests)]
+                             read_s=read_s, mutated=mutated[i], cost_s=tuple(times), reference_s=reference,
+                             cost_clock="wall", peak_rss_kib=peak,
+                             worker_pid=os.getpid(), served=self._served) for i, r in enumerate(requests)]
 
     def close(self) -> None:
         if self._engine is not None:

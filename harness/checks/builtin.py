@@ -19,14 +19,17 @@ from harness.checks.determinism import cross_process_check, mutation_check, repe
 from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.outcome import CheckResult
 from harness.checks.paths import compare_paths
-from harness.checks.registry import CheckSpec, Scaling, register
+from harness.checks.registry import CheckSpec, Option, Scaling, register
+from harness.checks.speed import speed_check
 from harness.config import CheckSettings, EngineSettings, Profile, require
 from harness.corpus.loader import content_sha256, read_image
 from harness.environment import stack
 from harness.errors import ImageError
+from harness.golden.approval import APPROVAL_NAME, SpeedBaseline, load_approval
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenStore
 from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
+from harness.normaliser import WORKLOAD
 from harness.sampling import describe_power
 from harness.worker import ImageOutcome
 
@@ -320,3 +323,56 @@ register(CheckSpec("probe", 40, probe, level="model", key="probe", skip=unsuppor
 register(CheckSpec("bn_drift", 50, bn_drift, level="model", key="bn_drift", skip=unsupported("bn_drift"), child=True,
                    timed=True, flag_help="stored BN statistics vs the corpus", validate=_validate_bn_drift,
                    per_shard=True))
+
+
+# --- speed and memory against the approved baseline ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SpeedInputs:
+    """Read before any model loads: a corrupt approval record is exit 2, not a lost run."""
+
+    baseline: SpeedBaseline | None
+    why_none: str
+
+
+def speed_stack(p: RunPlan) -> dict[str, Any]:
+    """What a speed baseline is measured on: the main pass's engine stack, its workers and the yardstick."""
+    return {**stack(p.profile.engine, p.dirs.file_hashes(), dict(p.backend_facts)), "workers": p.profile.workers,
+            "yardstick": WORKLOAD}
+
+
+def _speed_prepare(p: RunPlan) -> SpeedInputs:
+    store = open_store(p.profile, p.base)
+    approval = load_approval(store.directory)
+    if approval is None:
+        return SpeedInputs(None, f"golden set {p.profile.golden_name!r} has no {APPROVAL_NAME}; write one with "
+                                 f"`ocr-harness speed baseline --profile {p.profile.name}` or a full approval")
+    baseline = approval.speed.get(p.profile.name)
+    if baseline is None:
+        return SpeedInputs(None, f"{APPROVAL_NAME} of golden set {p.profile.golden_name!r} has none for profile "
+                                 f"{p.profile.name!r}; write one with `ocr-harness speed baseline --profile "
+                                 f"{p.profile.name}`")
+    return SpeedInputs(baseline, "")
+
+
+def speed(p: RunPlan, state: RunState) -> CheckResult:
+    inputs: SpeedInputs = state.prepared["speed"]
+    c = p.profile.checks
+    return speed_check(state.outcomes, inputs.baseline, speed_stack(p), max_ratio=c.get("speed_max_ratio"),
+                       memory_max_ratio=c.get("memory_max_ratio"), require_baseline=c.get("speed_require_baseline"),
+                       no_baseline_why=inputs.why_none)
+
+
+def _above_one(v: float) -> str | None:
+    return None if v > 1 and v == v and v != float("inf") else "must be a finite number > 1"
+
+
+register(CheckSpec(
+    "speed", 130, speed, level="model", key="speed", per_shard=True, prepare=_speed_prepare,
+    flag_help="per-image latency and peak memory against the approved baseline, normalised by a CPU yardstick",
+    options=(Option("speed_max_ratio", float, 1.5, "fail when the median image's latency/yardstick ratio exceeds "
+                    "its approved one by more than this factor", _above_one),
+             Option("memory_max_ratio", float, 1.3, "fail when the peak worker RSS exceeds the approved one by "
+                    "more than this factor", _above_one),
+             Option("speed_require_baseline", bool, False, "a golden set without a speed baseline fails the run "
+                    "instead of reporting 'not judged'"))))

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness import atomic
 from harness.errors import UserError
+from harness.golden.approval import APPROVAL_NAME
 from harness.image_id import image_id_problem
 from harness.results import Line, OcrResult, canonical_json
 
@@ -311,7 +312,7 @@ class GoldenStore:
         found = []
         for path in self.directory.rglob(f"*{SUFFIX}"):
             rel = path.relative_to(self.directory)
-            if rel.as_posix() == META_NAME or any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            if rel.as_posix() in (META_NAME, APPROVAL_NAME) or any(part.startswith(".") for part in rel.parts) or not path.is_file():
                 continue
             found.append(rel.as_posix()[: -len(SUFFIX)])
         return sorted(found)

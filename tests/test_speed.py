@@ -1,0 +1,215 @@
+"""The `speed` check (harness.checks.speed, harness.normaliser, harness.golden.approval): latency and peak memory
+against an approved baseline, normalised by a CPU yardstick timed in the same worker.
+
+End to end, with real models: one baseline made in this module (a temp golden set, four smoke slips), then each
+planted fault against it (oneDNN off, an engine that predicts twice, an engine that keeps 100 MB per call) and
+two clean runs that must stay quiet (one with a CPU-bound process competing for a core). No time is asserted
+here: only ratios the check itself measured in one run against the baseline; the false-alarm study over many
+runs is a benchmark (benchmarks/test_bench_speed.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, ROOT, CliRun, run_cli
+
+from harness.checks.speed import speed_check
+from harness.golden.approval import ImageSpeed, SpeedBaseline, load_approval
+from harness.results import OcrResult
+from harness.worker import ImageOutcome
+
+TESTS = Path(__file__).resolve().parent
+IDS = ("slip_0000", "slip_0001", "slip_0002", "slip_0004")
+
+
+def write_config(root: Path, factory: str | None = None, **checks: object) -> Path:
+    lines = ["[profiles.t]", f'corpus = "{CORPUS.as_posix()}"', f'golden_dir = "{(root / "golden").as_posix()}"',
+             'golden_set = "default"', "workers = 2", "[profiles.t.engine]", "cpu_threads = 1"]
+    if factory:
+        lines.append(f'factory = "{factory}"')
+    lines += ["[profiles.t.checks]", "repeats = 2", "speed = true",
+              *(f"{k} = {json.dumps(v)}" for k, v in checks.items())]
+    path = root / "harness.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def cli(root: Path, *args: str, out: str = "out") -> CliRun:
+    ids = [a for i in IDS for a in ("--id", i)]
+    return run_cli([*args, "--config", str(root / "harness.toml"), "--profile", "t", *ids, "--out", str(root / out)],
+                   env={"PYTHONPATH": str(TESTS)}, out=root / out)
+
+
+@pytest.fixture(scope="module")
+def approved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A golden set copy whose _approval.json holds the speed baseline of profile t, made here, now."""
+    root = tmp_path_factory.mktemp("speed")
+    shutil.copytree(ROOT / "golden", root / "golden")
+    (root / "golden" / "default" / "_approval.json").unlink(missing_ok=True)
+    write_config(root)
+    made = cli(root, "speed", "baseline")
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert "speed baseline of profile t: 4 images" in made.stdout
+    return root
+
+
+def fresh(approved: Path, tmp_path: Path, factory: str | None = None, **checks: object) -> Path:
+    """A copy of the approved set with its own config, so tests do not share output folders."""
+    shutil.copytree(approved / "golden", tmp_path / "golden")
+    write_config(tmp_path, factory, **checks)
+    return tmp_path
+
+
+def speed_of(run: CliRun) -> dict[str, object]:
+    return run.report["checks"]["speed"]
+
+
+def others_pass(run: CliRun) -> None:
+    failed = [n for n, c in run.report["checks"].items() if n != "speed" and not c["passed"]]
+    assert failed == [], [run.report["checks"][n]["summary"] for n in failed]
+
+
+@pytest.mark.slow
+def test_the_baseline_records_every_image_its_yardstick_and_memory(approved: Path) -> None:
+    approval = load_approval(approved / "golden" / "default")
+    assert approval is not None
+    base = approval.speed["t"]
+    assert sorted(base.images) == sorted(IDS) and base.selection == len(IDS)
+    assert all(s.cost_s > 0 and s.reference_s > 0 and s.latency_s > 0 for s in base.images.values())
+    assert base.clock == "cpu"
+    assert base.peak_rss_kib is not None and base.peak_rss_kib > 100 * 1024 and base.served_at_peak >= 1
+    assert base.stack["onednn"] is True and base.stack["workers"] == 2 and "yardstick" in base.stack
+
+
+@pytest.mark.slow
+def test_a_clean_run_is_quiet(approved: Path, tmp_path: Path) -> None:
+    run = cli(fresh(approved, tmp_path), "run")
+    assert run.returncode == 0, speed_of(run)["summary"]
+    check = speed_of(run)
+    assert check["passed"] and check["judged"] == len(IDS) and not check["skipped"]
+    assert check["details"]["stack_differences"] == []
+
+
+@pytest.mark.slow
+def test_a_clean_run_next_to_a_cpu_hog_is_quiet(approved: Path, tmp_path: Path) -> None:
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        run = cli(fresh(approved, tmp_path), "run")
+    finally:
+        hog.kill()
+        hog.wait()
+    assert run.returncode == 0, speed_of(run)["summary"]
+    assert speed_of(run)["judged"] == len(IDS)
+
+
+@pytest.mark.slow
+def test_onednn_off_fails_naming_the_ratio_and_the_stack_key(approved: Path, tmp_path: Path) -> None:
+    run = cli(fresh(approved, tmp_path), "run", "--no-onednn")
+    assert run.returncode == 1, run.stderr[-2000:]
+    check = speed_of(run)
+    assert not check["passed"] and check["summary"].startswith("SLOWER: median image ")
+    assert check["details"]["ratio"]["median"] > 1.5
+    assert "onednn: True -> False" in check["summary"]
+    assert any(d["key"] == "onednn" and (d["golden"], d["current"]) == (True, False)
+               for d in check["details"]["stack_differences"])
+    others_pass(run)  # it reads the same: only speed sees it
+
+
+@pytest.mark.slow
+def test_an_engine_that_predicts_twice_fails(approved: Path, tmp_path: Path) -> None:
+    run = cli(fresh(approved, tmp_path, "faults:DoublePredictEngine"), "run")
+    assert run.returncode == 1, run.stderr[-2000:]
+    check = speed_of(run)
+    assert not check["passed"] and "SLOWER" in check["summary"], check["summary"]
+    assert check["details"]["ratio"]["median"] > 1.5
+    others_pass(run)
+
+
+@pytest.mark.slow
+def test_an_engine_that_keeps_100_mb_per_call_fails_memory(approved: Path, tmp_path: Path) -> None:
+    run = cli(fresh(approved, tmp_path, "faults:HoardingEngine"), "run")
+    assert run.returncode == 1, run.stderr[-2000:]
+    check = speed_of(run)
+    assert not check["passed"] and "MORE MEMORY" in check["summary"], check["summary"]
+    assert check["details"]["memory"]["ratio"] > 1.3
+    others_pass(run)
+
+
+@pytest.mark.slow
+def test_no_baseline_is_not_judged_and_never_a_pass(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "golden", tmp_path / "golden")
+    (tmp_path / "golden" / "default" / "_approval.json").unlink(missing_ok=True)
+    write_config(tmp_path)
+    run = cli(tmp_path, "run")
+    check = speed_of(run)
+    assert run.returncode == 0 and check["skipped"] and check["judged"] == 0
+    assert check["summary"].startswith("not judged: no baseline (golden set 'default' has no _approval.json")
+    write_config(tmp_path, speed_require_baseline=True)
+    required = cli(tmp_path, "run", out="out2")
+    assert required.returncode == 1 and not speed_of(required)["passed"]
+
+
+# --- the verdict itself, on measured numbers (fast) ------------------------------------------------------------
+
+def outcome(image_id: str, cost: float, reference: float, peak_kib: int = 800_000, served: int = 1) -> ImageOutcome:
+    return ImageOutcome(image_id, runs=(OcrResult(image_id, 10, 10, ()),), predict_s=(cost, cost),
+                        cost_s=(cost, cost * 1.01), reference_s=reference, peak_rss_kib=peak_kib, worker_pid=1,
+                        served=served)
+
+
+BASE = SpeedBaseline("2026-01-01T00:00:00Z", {"onednn": True}, 3, "cpu",
+                     {i: ImageSpeed(1.0 + n, 0.01, 1.0 + n) for n, i in enumerate(("a", "b", "c"))}, 800_000, 3)
+
+
+def judge(outcomes: list[ImageOutcome], baseline: SpeedBaseline | None = BASE) -> tuple[bool, dict[str, object], str]:
+    r = speed_check({o.image_id: o for o in outcomes}, baseline, {"onednn": True}, max_ratio=1.5,
+                    memory_max_ratio=1.3, require_baseline=False, no_baseline_why="none here")
+    return r.passed, r.details, r.summary
+
+
+@pytest.mark.parametrize(("machine_speed", "engine_slowdown", "passes"), [
+    (1.0, 1.0, True), (2.5, 1.0, True), (0.5, 1.0, True),  # a slower or faster machine moves both: quiet
+    (1.0, 1.4, True), (1.0, 1.6, False), (2.0, 2.0, False),  # only the engine got slower: caught
+])
+def test_the_ratio_cancels_the_machine_and_keeps_the_engine(machine_speed: float, engine_slowdown: float,
+                                                           passes: bool) -> None:
+    ok, details, _ = judge([outcome(i, (1.0 + n) * machine_speed * engine_slowdown, 0.01 * machine_speed)
+                            for n, i in enumerate(("a", "b", "c"))])
+    assert ok is passes
+    assert details["ratio"]["median"] == pytest.approx(engine_slowdown * 1.005)
+
+
+def test_only_images_both_runs_measured_are_judged() -> None:
+    ok, details, _ = judge([outcome("a", 1.0, 0.01), outcome("zz", 100.0, 0.01)])
+    assert ok and details["judged_images"] == 1
+    ok, _, summary = judge([outcome("zz", 1.0, 0.01)])
+    assert not ok and summary.startswith("judged nothing")
+
+
+def test_a_larger_selection_is_judged_at_the_baselines_load() -> None:
+    """The baseline's busiest worker had served 3 images; peaks read after more are not held against it."""
+    grown = [outcome("a", 1.0, 0.01, 820_000, 1), outcome("b", 2.0, 0.01, 830_000, 3),
+             outcome("c", 3.0, 0.01, 1_200_000, 40)]  # the allocator grew on 40 images
+    ok, details, _ = judge(grown)
+    assert ok and details["memory"]["served"] == 3 and details["memory"]["ratio"] == pytest.approx(830 / 800)
+    leaking = [outcome("a", 1.0, 0.01, 820_000, 1), outcome("b", 2.0, 0.01, 1_100_000, 3)]
+    ok, _, summary = judge(leaking)
+    assert not ok and summary.startswith("MORE MEMORY")
+
+
+def test_a_baseline_of_another_clock_is_not_compared() -> None:
+    wall = SpeedBaseline(BASE.approved_at, BASE.stack, 3, "wall", BASE.images, 800_000, 3)
+    ok, _, summary = judge([outcome("a", 1.0, 0.01)], baseline=wall)
+    assert not ok and summary.startswith("not comparable: this run measured cpu seconds, the baseline wall")
+
+
+def test_without_a_baseline_nothing_passes_by_accident() -> None:
+    ok, details, summary = judge([outcome("a", 1.0, 0.01)], baseline=None)
+    assert ok and summary == "not judged: no baseline (none here)" and details["baseline"] is None
