@@ -174,16 +174,157 @@ def test_field_mapping_file_and_bad_regex(tmp_path: Path, capsys: pytest.Capture
     assert "--field amount: invalid regex" in capsys.readouterr().err
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root` with its bytes: what "nothing was touched" compares."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _one_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
 def test_refuses_to_overwrite_unless_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     label = write_ppocrlabel(tmp_path / "slips", IDS[:1])
     out = tmp_path / "imported"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine", encoding="utf-8")
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".ocr-harness-import", "images", "manifest.jsonl"]
+    capsys.readouterr()
     assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 2
-    assert "exists and is not empty" in capsys.readouterr().err
-    assert (out / "keep.txt").read_text(encoding="utf-8") == "mine"
+    assert "exists and is not empty (pass --force" in _one_error(capsys)
+    # What an import wrote, --force replaces: a second import with other images.
+    label = write_ppocrlabel(tmp_path / "more", IDS[1:3])
     assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out), "--force"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["images", "manifest.jsonl"]
+    assert [r["id"] for r in _manifest(out)] == IDS[1:3]
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["slip_0001.png", "slip_0002.png"]
+    # An import by an older version (no marker, only manifest.jsonl and images/) is replaceable too.
+    (out / ".ocr-harness-import").unlink()
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out), "--force"]) == 0
+    assert not list(tmp_path.glob(".imported*"))
+
+
+def test_force_never_deletes_a_directory_it_did_not_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    label = write_ppocrlabel(tmp_path / "slips", IDS[:1])
+    unrelated = tmp_path / "work"
+    (unrelated / "sub").mkdir(parents=True)
+    (unrelated / "notes.txt").write_text("my notes", encoding="utf-8")
+    (unrelated / "sub" / "code.py").write_text("print('mine')\n", encoding="utf-8")
+    before, around = _tree(unrelated), sorted(p.name for p in tmp_path.iterdir())
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(unrelated), "--force"]) == 2
+    assert _one_error(capsys) == (
+        f"ocr-harness: error: {unrelated}: --force replaces only a corpus an import wrote (no .ocr-harness-import "
+        "here; it holds notes.txt, sub/); remove it yourself or choose a new --out")
+    assert _tree(unrelated) == before and sorted(p.name for p in tmp_path.iterdir()) == around
+    # A manifest and images/ next to anything else is not an import either.
+    (unrelated / "manifest.jsonl").write_text("", encoding="utf-8")
+    (unrelated / "images").mkdir()
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(unrelated), "--force"]) == 2
+    assert "--force replaces only a corpus an import wrote" in _one_error(capsys)
+    assert (unrelated / "notes.txt").is_file() and (unrelated / "sub" / "code.py").is_file()
+
+
+def test_label_folder_as_out_is_refused_and_left_intact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    slips = tmp_path / "slips"
+    label = write_ppocrlabel(slips, IDS[:2])
+    (slips / "Cache.cach").write_text("PPOCRLabel's cache", encoding="utf-8")
+    shutil.copyfile(CORPUS / "images" / "slip_0005.png", slips / "unlabelled.png")
+    before = _tree(slips)
+    for out in (slips, tmp_path):  # the label folder itself, and a folder holding it
+        assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out), "--force"]) == 2
+        assert _one_error(capsys) == (f"ocr-harness: error: {out}: holds {label}, which this import reads; "
+                                      "write the corpus to a new directory")
+        assert _tree(slips) == before
+    # det labels whose --images folder is --out: the images are protected though the label file is elsewhere.
+    det = tmp_path / "det_gt.txt"
+    det.write_text(label.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["corpus", "import", "--from", "det", str(det), "--images", str(slips), "--out", str(slips),
+                 "--force"]) == 2
+    assert f"{slips}: holds {slips}, which this import reads" in _one_error(capsys)
+    assert _tree(slips) == before and not list(tmp_path.glob(".slips*"))
+
+
+def _label_line(name: str, text: str = "中国工商银行") -> str:
+    return f"{name}\t" + json.dumps([{"transcription": text, "points": [[1, 1], [30, 1], [30, 9], [1, 9]]}],
+                                    ensure_ascii=False)
+
+
+def test_import_applies_validates_rules_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "slips"
+    folder.mkdir()
+    Image.new("RGB", (64, 32), "white").save(folder / "x.png")
+    Image.new("RGB", (64, 32), "white").save(folder / "x.jpg")
+    Image.new("1", (12000, 12000)).save(folder / "huge.png")  # 144 megapixels, a 20 kB file
+    Image.new("1", (20000, 20000)).save(folder / "bomb.png")  # past Pillow's own decompression-bomb limit
+    (folder / "big.bmp").write_bytes(b"BM" + bytes(300_000))
+    outside = tmp_path / "outside.png"
+    Image.new("RGB", (64, 32), "red").save(outside)
+    (folder / "link.png").symlink_to(outside)
+    Image.new("RGB", (64, 32), "white").save(folder / ".hidden.png")
+    Image.new("RGB", (64, 32), "white").save(folder / "good.png")
+    names = ["x.png", "x.jpg", "huge.png", "bomb.png", "big.bmp", "link.png", ".hidden.png"]
+    label = folder / "Label.txt"
+    label.write_text("\n".join(_label_line(n) for n in [*names, "good.png"]) + "\n", encoding="utf-8")
+    out = tmp_path / "imported"
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out),
+                 "--max-bytes", "250000"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "ocr-harness: error: 6 problem(s) in the labels; nothing written"
+    assert sorted(err[:-1]) == sorted([
+        f"{label}:2: duplicate id 'x': 'x.png' ({label}:1) and 'x.jpg' ({label}:2) differ only in extension",
+        f"{label}:3: image {folder / 'huge.png'}: absurd dimensions 12000x12000 (over max_pixels 40000000)",
+        f"{label}:4: image {folder / 'bomb.png'}: absurd dimensions (Image size (400000000 pixels) exceeds limit "
+        "of 178956970 pixels, could be decompression bomb DOS attack.)",
+        f"{label}:5: image {folder / 'big.bmp'}: 300002 bytes, over max_image_bytes 250000",
+        f"{label}:6: image 'link.png' is a symlink that leads outside the image folder {folder}",
+        f"{label}:7: unsafe id '.hidden' (a path component starts with '.')",
+    ]), err
+    assert not out.exists() and not list(tmp_path.glob(".imported*"))
+    # The same images, minus the bad ones: imported, and `corpus validate` agrees.
+    label.write_text(_label_line("x.png") + "\n" + _label_line("good.png") + "\n", encoding="utf-8")
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 0
+    assert main(["corpus", "validate", str(out)]) == 0
+
+
+def test_deep_json_in_labels_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    label = write_ppocrlabel(tmp_path / "slips", IDS[:1])
+    label.write_text("slip_0000.png\t" + "[" * 200_000 + "]" * 200_000 + "\n", encoding="utf-8")
+    out = tmp_path / "imported"
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{label}:1: invalid JSON after the tab (nested too deeply)",
+        "ocr-harness: error: 1 problem(s) in the labels; nothing written"]
+    assert not out.exists()
+    mapping = tmp_path / "fields.json"
+    mapping.write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out),
+                 "--fields", str(mapping)]) == 2
+    assert _one_error(capsys) == f"ocr-harness: error: {mapping}: nested too deeply"
+
+
+def test_an_import_bug_leaves_its_traceback_outside_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import harness.corpus.importers as importers
+
+    label = write_ppocrlabel(tmp_path / "slips", IDS[:1])
+    out = tmp_path / "imported"
+
+    def planted_bug(path: Path) -> str:
+        raise RuntimeError("planted bug")
+
+    monkeypatch.setattr(importers, "_file_sha256", planted_bug)  # a bug inside the importer, not an input
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 3
+    line = _one_error(capsys)
+    prefix = f"ocr-harness: internal error (a bug): RuntimeError: planted bug; nothing written to {out}; traceback in "
+    assert line.startswith(prefix)
+    traceback_file = Path(line[len(prefix):])
+    try:
+        assert "planted bug" in traceback_file.read_text(encoding="utf-8")
+        assert not traceback_file.is_relative_to(tmp_path) and not out.exists()
+    finally:
+        traceback_file.unlink()
+    monkeypatch.undo()
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 0  # not blocked
 
 
 def test_schema_is_shipped_and_the_committed_manifest_conforms() -> None:

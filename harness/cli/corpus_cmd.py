@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
-from harness.errors import EXIT_OK, EXIT_USAGE
+from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from harness.errors import EXIT_OK, EXIT_USAGE, InternalError, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,12 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--fields", type=Path, default=None, metavar="FILE",
                      help="TOML or JSON mapping of field name = regex (--field overrides a name)")
     imp.add_argument("--subset", action="append", default=None, help="subset(s) to put every image in (default: full)")
-    imp.add_argument("--force", action="store_true", help="replace an existing corpus at --out")
+    imp.add_argument("--force", action="store_true",
+                     help="replace a corpus an earlier import wrote at --out (never a directory it did not write)")
+    imp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="the profile's max_image_pixels")
+    imp.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="the profile's max_image_bytes")
     imp.set_defaults(func=_import)
 
     val = actions.add_parser("validate", help="check every item of a corpus; exit 2 listing all problems")
     val.add_argument("path", type=Path, help="corpus directory, manifest file, or a plain directory of images")
-    val.add_argument("--max-pixels", type=int, default=40_000_000)
+    val.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="the profile's max_image_pixels")
+    val.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="the profile's max_image_bytes")
     val.set_defaults(func=_validate)
 
     lst = actions.add_parser("list", help="print the selected items: id, template, tags")
@@ -72,12 +80,27 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    try:
+        return _import_checked(args)
+    except (UserError, InternalError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        # A bug. Its traceback must not land in --out: a file there would make the next import refuse the
+        # directory (or put a stray file into a corpus). The system temp dir is named on stderr instead.
+        fd, name = tempfile.mkstemp(prefix="ocr-harness-import-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("".join(traceback.format_exception(e)))
+        raise InternalError(f"{type(e).__name__}: {e}; nothing written to {args.out}", Path(name)) from e
+
+
+def _import_checked(args: argparse.Namespace) -> int:
     from harness.corpus.importers import ImportErrors, import_corpus, parse_field_rules, summary
 
     rules = parse_field_rules(args.field, args.fields)
     try:
         result = import_corpus(args.fmt, args.labels, args.out, images=args.images, rules=rules,
-                               subsets=tuple(args.subset or ("full",)), force=args.force)
+                               subsets=tuple(args.subset or ("full",)), force=args.force,
+                               max_pixels=args.max_pixels, max_bytes=args.max_bytes)
     except ImportErrors as e:
         for line in e.problems:
             print(line, file=sys.stderr)
@@ -96,7 +119,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     from harness.corpus.schema import schema_problems
 
-    problems = validate_corpus(args.path, max_pixels=args.max_pixels)
+    problems = validate_corpus(args.path, max_pixels=args.max_pixels, max_bytes=args.max_bytes)
     manifest = args.path / "manifest.jsonl" if args.path.is_dir() else args.path
     if manifest.suffix == ".jsonl" and manifest.is_file():
         problems = schema_problems(manifest) + problems
