@@ -345,3 +345,29 @@ def test_corpus_validate_reports_schema_violations(tmp_path: Path, capsys: pytes
     (out / "manifest.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
     assert main(["corpus", "validate", str(out)]) == 2
     assert f"{out / 'manifest.jsonl'}:2: schema: $.ignore: 'not a list' is not of type 'array'" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_import_streams_images(tmp_path: Path) -> None:
+    """100 images of 5 MB (500 MB): the import's peak stays under 200 MB above its baseline, so it holds one
+    image at a time, not the corpus (holding them all, as it once did, is 500 MB)."""
+    import numpy as np
+    from memory import peak_above_baseline
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    rows = []
+    for n in range(100):
+        noise = rng.integers(0, 256, size=(1300, 1300, 3), dtype=np.uint8)  # incompressible: 5.07 MB stored
+        Image.fromarray(noise).save(folder / f"img_{n:03d}.png", compress_level=0)
+        rows.append(_label_line(f"img_{n:03d}.png"))
+    (folder / "Label.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert (folder / "img_000.png").stat().st_size > 5_000_000
+    out = tmp_path / "imported"
+    code, peak, err = peak_above_baseline(["corpus", "import", "--from", "ppocrlabel", str(folder / "Label.txt"),
+                                           "--out", str(out)])
+    assert code == 0, err
+    assert len(_manifest(out)) == 100
+    print(f"import of 100 x 5 MB: peak {peak / 1e6:.0f} MB above baseline")
+    assert peak < 200e6
