@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shlex
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
@@ -64,6 +66,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     lst.set_defaults(func=_list)
 
 
+def _bugs_outside_out(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A bug in a command that writes a corpus saves its traceback in the system temp dir, named on stderr.
+    Never in --out: a stray file there would sit in the corpus, and make the next run refuse the directory."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (UserError, InternalError):
+            raise
+        except Exception as e:
+            fd, name = tempfile.mkstemp(prefix=f"ocr-harness-corpus-{args.corpus_command}-traceback-", suffix=".txt")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write("".join(traceback.format_exception(e)))
+            # An import builds its corpus beside --out and renames it in last: a bug leaves nothing there.
+            left = f"; nothing written to {args.out}" if args.corpus_command == "import" else ""
+            raise InternalError(f"{type(e).__name__}: {e}{left}", Path(name)) from e
+    return run
+
+
+@_bugs_outside_out
 def _generate(args: argparse.Namespace) -> int:
     from harness.corpus.generate import generate
     from harness.corpus.templates import TEMPLATES
@@ -79,21 +101,8 @@ def _generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@_bugs_outside_out
 def _import(args: argparse.Namespace) -> int:
-    try:
-        return _import_checked(args)
-    except (UserError, InternalError, KeyboardInterrupt):
-        raise
-    except Exception as e:
-        # A bug. Its traceback must not land in --out: a file there would make the next import refuse the
-        # directory (or put a stray file into a corpus). The system temp dir is named on stderr instead.
-        fd, name = tempfile.mkstemp(prefix="ocr-harness-import-traceback-", suffix=".txt")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("".join(traceback.format_exception(e)))
-        raise InternalError(f"{type(e).__name__}: {e}; nothing written to {args.out}", Path(name)) from e
-
-
-def _import_checked(args: argparse.Namespace) -> int:
     from harness.corpus.importers import ImportErrors, import_corpus, parse_field_rules, summary
 
     rules = parse_field_rules(args.field, args.fields)
