@@ -60,10 +60,14 @@ def content_sha256(item: CorpusItem) -> str | None:
     the file cannot be read (that image fails elsewhere)."""
     if item.sha256:
         return item.sha256
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(item.path.read_bytes()).hexdigest()
+        with item.path.open("rb") as fh:  # in chunks: a huge file costs no memory here (reading it refuses it)
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
     except OSError:
         return None
+    return digest.hexdigest()
 
 
 def _unsafe_id(item_id: str) -> str | None:
