@@ -353,6 +353,8 @@ def load_profile(path: Path | None, name: str) -> tuple[Profile, Path]:
         raise UserError(f"{path}: cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: invalid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses per nesting level: bad input, not a bug
+        raise UserError(f"{path}: invalid TOML: nested too deeply") from None
     unknown = set(raw) - {"profiles"}
     if unknown:
         raise UserError(f"{path}: unknown top-level key {sorted(unknown)[0]!r} (expected [profiles.NAME])")

@@ -538,3 +538,14 @@ def test_deep_json_report_is_one_line(tmp_path: Path, synthetic: Synthetic,
     assert capsys.readouterr().err == (f"ocr-harness: error: {tmp_path / 's2' / 'report.json'}: invalid JSON "
                                        "(nested too deeply)\n")
     assert not (tmp_path / "m").exists()
+
+
+def test_deep_toml_config_is_one_line(tmp_path: Path, synthetic: Synthetic, capsys: pytest.CaptureFixture[str]) -> None:
+    write_shard(tmp_path / "s1", synthetic.shard(1))
+    write_shard(tmp_path / "s2", synthetic.shard(2))
+    config = tmp_path / "harness.toml"
+    config.write_text("[profiles.t]\nx = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m"),
+                 "--config", str(config)]) == 2
+    assert capsys.readouterr().err == f"ocr-harness: error: {config}: invalid TOML: nested too deeply\n"
+    assert not (tmp_path / "m").exists()
