@@ -7,11 +7,14 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import CORPUS
 from labels import manifest_records, write_ppocrlabel
+from memory import peak_above_baseline
 from PIL import Image
 
+import harness.corpus.importers as importers
 from harness.cli import main
 from harness.corpus.loader import load_corpus
 from harness.corpus.schema import manifest_schema, schema_problems
@@ -304,8 +307,6 @@ def test_deep_json_in_labels_is_a_one_line_error(tmp_path: Path, capsys: pytest.
 
 def test_an_import_bug_leaves_its_traceback_outside_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    import harness.corpus.importers as importers
-
     label = write_ppocrlabel(tmp_path / "slips", IDS[:1])
     out = tmp_path / "imported"
 
@@ -351,9 +352,6 @@ def test_corpus_validate_reports_schema_violations(tmp_path: Path, capsys: pytes
 def test_import_streams_images(tmp_path: Path) -> None:
     """100 images of 5 MB (500 MB): the import's peak stays under 200 MB above its baseline, so it holds one
     image at a time, not the corpus (holding them all, as it once did, is 500 MB)."""
-    import numpy as np
-    from memory import peak_above_baseline
-
     folder = tmp_path / "big"
     folder.mkdir()
     rng = np.random.default_rng(7)

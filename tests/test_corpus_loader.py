@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from memory import peak_above_baseline
 from PIL import Image
 
 from harness.cli import main
+from harness.config import load_profile
 from harness.corpus.loader import load_corpus, validate_corpus
 from harness.errors import UserError
 
@@ -199,8 +201,6 @@ def test_cli_validate_and_list(good: Path, tmp_path: Path, capsys: pytest.Captur
 
 def test_an_oversized_file_is_refused_unread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A 2 GB manifest entry (sparse: no disk used) is one line naming the file and the limit, not 2 GB of memory."""
-    from memory import peak_above_baseline
-
     root = tmp_path / "corpus"
     sha = _png(root / "images" / "ok.png")
     big = root / "images" / "big.png"
@@ -223,8 +223,6 @@ def test_an_oversized_file_is_refused_unread(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_max_image_bytes_is_a_profile_key(tmp_path: Path) -> None:
-    from harness.config import load_profile
-
     config = tmp_path / "harness.toml"
     config.write_text("[profiles.small]\nmax_image_bytes = 1000\n[profiles.bad]\nmax_image_bytes = 0\n", encoding="utf-8")
     assert load_profile(config, "small")[0].max_image_bytes == 1000

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.config import find_config
 from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
@@ -31,7 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def merge(args: argparse.Namespace) -> int:
     from harness.report.history import check_history_path
     from harness.report.markdown import write_step_summary
-    from harness.config import find_config
     from harness.report.merge import (
         ShardRun,
         checkout_settings,
