@@ -37,7 +37,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-
 from harness.atomic import write_text
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
 from harness.errors import ImageError, UserError
@@ -319,7 +318,7 @@ class _Checked:
     rel: str
 
 
-def _image_problem(entry: Entry, max_pixels: int, max_bytes: int) -> tuple[int, int]:
+def _checked_size(entry: Entry, max_pixels: int, max_bytes: int) -> tuple[int, int]:
     """(width, height) as a run will see the image, or _Bad: the same reader and limits `corpus validate` uses."""
     if not entry.source.resolve().is_relative_to(entry.root.resolve()):
         what = "a symlink" if entry.source.is_symlink() or any(
@@ -346,7 +345,7 @@ def _record(entry: Entry, rules: Sequence[FieldRule], subsets: Sequence[str], mi
     item_id = str(PurePosixPath(entry.rel).with_suffix(""))
     if why := image_id_problem(item_id):
         raise _Bad(f"unsafe id {item_id!r} ({why})")
-    width, height = _image_problem(entry, max_pixels, max_bytes)
+    width, height = _checked_size(entry, max_pixels, max_bytes)
     lines = [Line(ln.text, ln.poly or ((0, 0), (width, 0), (width, height), (0, height))) for ln in entry.lines]
     fields, not_found = extract_fields(rules, lines, entry.where)
     missing.extend(f"{item_id}: field {name!r} not found ({entry.where})" for name in not_found)
