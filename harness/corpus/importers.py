@@ -474,6 +474,7 @@ def _write(out: Path, checked: Sequence[_Checked], force: bool, protected: Seque
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old: Path | None = None
     try:
         for item in checked:
             _copy(item, tmp / "images" / item.rel)
@@ -481,7 +482,6 @@ def _write(out: Path, checked: Sequence[_Checked], force: bool, protected: Seque
         write_text(tmp / "manifest.jsonl", text)
         write_text(tmp / MARKER, "Written by `ocr-harness corpus import`: `--force` may replace this directory.\n")
         os.chmod(tmp, 0o755)
-        old = None
         if out.exists() or out.is_symlink():
             _check_out(out, force, protected)  # again: it may have been filled since the first check
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -490,6 +490,9 @@ def _write(out: Path, checked: Sequence[_Checked], force: bool, protected: Seque
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        with contextlib.suppress(OSError):
+            if old is not None and not out.exists():  # moved aside but not replaced: the old corpus goes back
+                os.replace(old, out)
         with contextlib.suppress(OSError):
             shutil.rmtree(tmp)
         raise
