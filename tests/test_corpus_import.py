@@ -4,6 +4,7 @@ fields from regexes; every bad line named with file:line; nothing written on err
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -346,6 +347,28 @@ def test_corpus_validate_reports_schema_violations(tmp_path: Path, capsys: pytes
     (out / "manifest.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
     assert main(["corpus", "validate", str(out)]) == 2
     assert f"{out / 'manifest.jsonl'}:2: schema: $.ignore: 'not a list' is not of type 'array'" in capsys.readouterr().out
+
+
+def test_a_failed_final_rename_puts_the_old_corpus_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    label = write_ppocrlabel(tmp_path / "slips", IDS[:1])
+    out = tmp_path / "imported"
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 0
+    before = _tree(out)
+    real_replace = os.replace
+
+    def replace_fails_into_out(src: Path, dst: Path) -> None:  # a full disk or a lost mount, at the last step
+        if Path(dst) == out.absolute() and str(src).endswith(".tmp"):  # the new corpus into place
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(importers.os, "replace", replace_fails_into_out)
+    label = write_ppocrlabel(tmp_path / "more", IDS[1:2])
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out), "--force"]) == 3
+    line = _one_error(capsys)
+    assert "No space left on device" in line
+    Path(line.rpartition("traceback in ")[2]).unlink()
+    assert _tree(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["imported", "more", "slips"]
 
 
 @pytest.mark.slow
