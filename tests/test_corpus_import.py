@@ -217,14 +217,16 @@ def test_force_never_deletes_a_directory_it_did_not_write(tmp_path: Path, capsys
     before, around = _tree(unrelated), sorted(p.name for p in tmp_path.iterdir())
     assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(unrelated), "--force"]) == 2
     assert _one_error(capsys) == (
-        f"ocr-harness: error: {unrelated}: --force replaces only a corpus an import wrote (no .ocr-harness-import "
-        "here; it holds notes.txt, sub/); remove it yourself or choose a new --out")
+        f"ocr-harness: error: {unrelated}: --force replaces only a corpus an import wrote (manifest.jsonl, images/, "
+        ".ocr-harness-import); it also holds notes.txt, sub/: remove it yourself or choose a new --out")
     assert _tree(unrelated) == before and sorted(p.name for p in tmp_path.iterdir()) == around
-    # A manifest and images/ next to anything else is not an import either.
+    # A manifest, images/ and even the marker next to anything else is not (only) an import either: a file
+    # someone put into an imported corpus is not the import's to delete.
     (unrelated / "manifest.jsonl").write_text("", encoding="utf-8")
     (unrelated / "images").mkdir()
+    (unrelated / ".ocr-harness-import").write_text("", encoding="utf-8")
     assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(unrelated), "--force"]) == 2
-    assert "--force replaces only a corpus an import wrote" in _one_error(capsys)
+    assert "it also holds notes.txt, sub/: remove it yourself" in _one_error(capsys)
     assert (unrelated / "notes.txt").is_file() and (unrelated / "sub" / "code.py").is_file()
 
 

@@ -19,8 +19,9 @@ leads out of the image folder. Images are then copied one at a time, hashed as t
 grow with the corpus. The output directory is built next to its final place and renamed into it, so a failed
 import leaves nothing.
 
-`--force` replaces only what an import wrote (its marker file) or a directory holding nothing but
-`manifest.jsonl` and `images/`; never a directory that holds the labels or the images being imported.
+`--force` replaces only what an import writes: a directory holding nothing but `manifest.jsonl`, `images/` and
+the import's marker file (which older imports did not write); never one that holds the labels or the images
+being imported.
 """
 
 from __future__ import annotations
@@ -413,13 +414,13 @@ def _fresh(out: Path) -> bool:
     return all(p.name == "manifest.jsonl" and p.is_file() and p.stat().st_size == 0 for p in out.iterdir())
 
 
-def _replaceable(out: Path) -> bool:
-    """What an earlier import wrote: its marker, or nothing but `manifest.jsonl` and `images/`."""
-    if (out / MARKER).is_file():
-        return True
-    names = {p.name for p in out.iterdir()}
-    return names <= {"manifest.jsonl", "images"} and (out / "manifest.jsonl").is_file() \
-        and not (out / "manifest.jsonl").is_symlink()
+def _foreign(out: Path) -> list[str]:
+    """What in `out` an import did not write: anything beside `manifest.jsonl`, `images/` and the marker (an
+    older import wrote no marker). Empty: `--force` may replace it. Symlinks count as foreign: replacing one
+    would delete only the link, but what it names was never ours to judge."""
+    ours = {"manifest.jsonl": Path.is_file, "images": Path.is_dir, MARKER: Path.is_file}
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
+                  if p.name not in ours or p.is_symlink() or not ours[p.name](p))
 
 
 def _check_out(out: Path, force: bool, protected: Sequence[Path]) -> None:
@@ -438,11 +439,10 @@ def _check_out(out: Path, force: bool, protected: Sequence[Path]) -> None:
         return
     if not force:
         raise UserError(f"{out}: exists and is not empty (pass --force to replace a corpus an import wrote there)")
-    if not _replaceable(out):
-        held = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
-        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
-        raise UserError(f"{out}: --force replaces only a corpus an import wrote (no {MARKER} here; it holds "
-                        f"{shown}); remove it yourself or choose a new --out")
+    if foreign := _foreign(out):
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise UserError(f"{out}: --force replaces only a corpus an import wrote (manifest.jsonl, images/, "
+                        f"{MARKER}); it also holds {shown}: remove it yourself or choose a new --out")
 
 
 class ImportErrors(UserError):
