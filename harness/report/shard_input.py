@@ -111,6 +111,8 @@ def check_report(r: Mapping[str, Any], where: str) -> None:
     _need(isinstance(r.get("started_at"), str), where, "started_at", "a string")
     _need(_number(r.get("duration_s")), where, "duration_s", "a finite number")
     _need(r.get("complete") is None or isinstance(r["complete"], bool), where, "complete", "true or false")
+    _table(r.get("environment"), where, "environment")
+    _table(r.get("stack"), where, "stack")
     profile = _table(r.get("profile"), where, "profile")
     _need(isinstance(profile.get("name"), str), where, "profile.name", "a string")
     _table(profile.get("settings"), where, "profile.settings")
