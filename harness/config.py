@@ -275,6 +275,7 @@ class Profile:
     golden_set: str | None = None  # None: the profile name; profiles with the same engine can share goldens
     model_cache: str | None = None  # None: $OCR_HARNESS_CACHE or the user's cache dir
     max_image_pixels: int = 40_000_000
+    max_image_bytes: int = 256 * 2**20  # a corpus file over this is refused unread
     workers: int = 1
     image_timeout_s: float = 300.0
     engine: EngineSettings = field(default_factory=EngineSettings)
@@ -300,6 +301,7 @@ class Profile:
         _require(self.workers >= 1, f"{where}.workers", "must be >= 1")
         _require(self.image_timeout_s > 0, f"{where}.image_timeout_s", "must be > 0")
         _require(self.max_image_pixels > 0, f"{where}.max_image_pixels", "must be > 0")
+        _require(self.max_image_bytes > 0, f"{where}.max_image_bytes", "must be > 0")
         self.engine.validate(f"{where}.engine")
         self.checks.validate(f"{where}.checks")
         self.tolerances.validate(f"{where}.tolerances")
@@ -351,6 +353,8 @@ def load_profile(path: Path | None, name: str) -> tuple[Profile, Path]:
         raise UserError(f"{path}: cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: invalid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses per nesting level: bad input, not a bug
+        raise UserError(f"{path}: invalid TOML: nested too deeply") from None
     unknown = set(raw) - {"profiles"}
     if unknown:
         raise UserError(f"{path}: unknown top-level key {sorted(unknown)[0]!r} (expected [profiles.NAME])")

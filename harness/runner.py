@@ -166,7 +166,8 @@ def _requests(items: Sequence[CorpusItem]) -> list[ImageRequest]:
 
 def _spec(p: RunPlan, settings: EngineSettings, label: str) -> WorkerSpec:
     log = str(p.log_dir / f"worker-{label}.log") if p.log_dir else None
-    return WorkerSpec(settings=settings, dirs=p.dirs, max_pixels=p.profile.max_image_pixels, label=label, log_path=log)
+    return WorkerSpec(settings=settings, dirs=p.dirs, max_pixels=p.profile.max_image_pixels,
+                      max_bytes=p.profile.max_image_bytes, label=label, log_path=log)
 
 
 def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, workers: int = 1,

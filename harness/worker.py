@@ -41,6 +41,7 @@ class WorkerSpec:
     settings: EngineSettings
     dirs: ModelDirs
     max_pixels: int = 40_000_000
+    max_bytes: int = 256 * 2**20
     label: str = "main"
     log_path: str | None = None  # the child's stdout/stderr (Paddle's own logs, native crash text)
 
@@ -138,7 +139,8 @@ def _child_main(conn: Connection, spec: WorkerSpec) -> None:
             images = []
             t0 = time.perf_counter()
             for req in requests:
-                images.append(read_image(Path(req.path), expected_sha256=req.sha256, max_pixels=spec.max_pixels))
+                images.append(read_image(Path(req.path), expected_sha256=req.sha256, max_pixels=spec.max_pixels,
+                                         max_bytes=spec.max_bytes))
             read_s = (time.perf_counter() - t0) / len(requests)
         except ImageError as e:
             conn.send(("image_error", str(e)))

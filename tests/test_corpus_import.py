@@ -4,14 +4,18 @@ fields from regexes; every bad line named with file:line; nothing written on err
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import CORPUS
 from labels import manifest_records, write_ppocrlabel
+from memory import peak_above_baseline
 from PIL import Image
 
+import harness.corpus.importers as importers
 from harness.cli import main
 from harness.corpus.loader import load_corpus
 from harness.corpus.schema import manifest_schema, schema_problems
@@ -174,16 +178,157 @@ def test_field_mapping_file_and_bad_regex(tmp_path: Path, capsys: pytest.Capture
     assert "--field amount: invalid regex" in capsys.readouterr().err
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root` with its bytes: what "nothing was touched" compares."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _one_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
 def test_refuses_to_overwrite_unless_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     label = write_ppocrlabel(tmp_path / "slips", IDS[:1])
     out = tmp_path / "imported"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine", encoding="utf-8")
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".ocr-harness-import", "images", "manifest.jsonl"]
+    capsys.readouterr()
     assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 2
-    assert "exists and is not empty" in capsys.readouterr().err
-    assert (out / "keep.txt").read_text(encoding="utf-8") == "mine"
+    assert "exists and is not empty (pass --force" in _one_error(capsys)
+    # What an import wrote, --force replaces: a second import with other images.
+    label = write_ppocrlabel(tmp_path / "more", IDS[1:3])
     assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out), "--force"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["images", "manifest.jsonl"]
+    assert [r["id"] for r in _manifest(out)] == IDS[1:3]
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["slip_0001.png", "slip_0002.png"]
+    # An import by an older version (no marker, only manifest.jsonl and images/) is replaceable too.
+    (out / ".ocr-harness-import").unlink()
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out), "--force"]) == 0
+    assert not list(tmp_path.glob(".imported*"))
+
+
+def test_force_never_deletes_a_directory_it_did_not_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    label = write_ppocrlabel(tmp_path / "slips", IDS[:1])
+    unrelated = tmp_path / "work"
+    (unrelated / "sub").mkdir(parents=True)
+    (unrelated / "notes.txt").write_text("my notes", encoding="utf-8")
+    (unrelated / "sub" / "code.py").write_text("print('mine')\n", encoding="utf-8")
+    before, around = _tree(unrelated), sorted(p.name for p in tmp_path.iterdir())
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(unrelated), "--force"]) == 2
+    assert _one_error(capsys) == (
+        f"ocr-harness: error: {unrelated}: --force replaces only a corpus an import wrote (manifest.jsonl, images/, "
+        ".ocr-harness-import); it also holds notes.txt, sub/: remove it yourself or choose a new --out")
+    assert _tree(unrelated) == before and sorted(p.name for p in tmp_path.iterdir()) == around
+    # A manifest, images/ and even the marker next to anything else is not (only) an import either: a file
+    # someone put into an imported corpus is not the import's to delete.
+    (unrelated / "manifest.jsonl").write_text("", encoding="utf-8")
+    (unrelated / "images").mkdir()
+    (unrelated / ".ocr-harness-import").write_text("", encoding="utf-8")
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(unrelated), "--force"]) == 2
+    assert "it also holds notes.txt, sub/: remove it yourself" in _one_error(capsys)
+    assert (unrelated / "notes.txt").is_file() and (unrelated / "sub" / "code.py").is_file()
+
+
+def test_label_folder_as_out_is_refused_and_left_intact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    slips = tmp_path / "slips"
+    label = write_ppocrlabel(slips, IDS[:2])
+    (slips / "Cache.cach").write_text("PPOCRLabel's cache", encoding="utf-8")
+    shutil.copyfile(CORPUS / "images" / "slip_0005.png", slips / "unlabelled.png")
+    before = _tree(slips)
+    for out in (slips, tmp_path):  # the label folder itself, and a folder holding it
+        assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out), "--force"]) == 2
+        assert _one_error(capsys) == (f"ocr-harness: error: {out}: holds {label}, which this import reads; "
+                                      "write the corpus to a new directory")
+        assert _tree(slips) == before
+    # det labels whose --images folder is --out: the images are protected though the label file is elsewhere.
+    det = tmp_path / "det_gt.txt"
+    det.write_text(label.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["corpus", "import", "--from", "det", str(det), "--images", str(slips), "--out", str(slips),
+                 "--force"]) == 2
+    assert f"{slips}: holds {slips}, which this import reads" in _one_error(capsys)
+    assert _tree(slips) == before and not list(tmp_path.glob(".slips*"))
+
+
+def _label_line(name: str, text: str = "中国工商银行") -> str:
+    return f"{name}\t" + json.dumps([{"transcription": text, "points": [[1, 1], [30, 1], [30, 9], [1, 9]]}],
+                                    ensure_ascii=False)
+
+
+def test_import_applies_validates_rules_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "slips"
+    folder.mkdir()
+    Image.new("RGB", (64, 32), "white").save(folder / "x.png")
+    Image.new("RGB", (64, 32), "white").save(folder / "x.jpg")
+    Image.new("1", (12000, 12000)).save(folder / "huge.png")  # 144 megapixels, a 20 kB file
+    Image.new("1", (20000, 20000)).save(folder / "bomb.png")  # past Pillow's own decompression-bomb limit
+    (folder / "big.bmp").write_bytes(b"BM" + bytes(300_000))
+    outside = tmp_path / "outside.png"
+    Image.new("RGB", (64, 32), "red").save(outside)
+    (folder / "link.png").symlink_to(outside)
+    Image.new("RGB", (64, 32), "white").save(folder / ".hidden.png")
+    Image.new("RGB", (64, 32), "white").save(folder / "good.png")
+    names = ["x.png", "x.jpg", "huge.png", "bomb.png", "big.bmp", "link.png", ".hidden.png"]
+    label = folder / "Label.txt"
+    label.write_text("\n".join(_label_line(n) for n in [*names, "good.png"]) + "\n", encoding="utf-8")
+    out = tmp_path / "imported"
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out),
+                 "--max-bytes", "250000"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "ocr-harness: error: 6 problem(s) in the labels; nothing written"
+    assert sorted(err[:-1]) == sorted([
+        f"{label}:2: duplicate id 'x': 'x.png' ({label}:1) and 'x.jpg' ({label}:2) differ only in extension",
+        f"{label}:3: image {folder / 'huge.png'}: absurd dimensions 12000x12000 (over max_pixels 40000000)",
+        f"{label}:4: image {folder / 'bomb.png'}: absurd dimensions (Image size (400000000 pixels) exceeds limit "
+        "of 178956970 pixels, could be decompression bomb DOS attack.)",
+        f"{label}:5: image {folder / 'big.bmp'}: 300002 bytes, over max_image_bytes 250000",
+        f"{label}:6: image 'link.png' is a symlink that leads outside the image folder {folder}",
+        f"{label}:7: unsafe id '.hidden' (a path component starts with '.')",
+    ]), err
+    assert not out.exists() and not list(tmp_path.glob(".imported*"))
+    # The same images, minus the bad ones: imported, and `corpus validate` agrees.
+    label.write_text(_label_line("x.png") + "\n" + _label_line("good.png") + "\n", encoding="utf-8")
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 0
+    assert main(["corpus", "validate", str(out)]) == 0
+
+
+def test_deep_json_in_labels_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    label = write_ppocrlabel(tmp_path / "slips", IDS[:1])
+    label.write_text("slip_0000.png\t" + "[" * 200_000 + "]" * 200_000 + "\n", encoding="utf-8")
+    out = tmp_path / "imported"
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{label}:1: invalid JSON after the tab (nested too deeply)",
+        "ocr-harness: error: 1 problem(s) in the labels; nothing written"]
+    assert not out.exists()
+    mapping = tmp_path / "fields.json"
+    mapping.write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out),
+                 "--fields", str(mapping)]) == 2
+    assert _one_error(capsys) == f"ocr-harness: error: {mapping}: nested too deeply"
+
+
+def test_an_import_bug_leaves_its_traceback_outside_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    label = write_ppocrlabel(tmp_path / "slips", IDS[:1])
+    out = tmp_path / "imported"
+
+    def planted_bug(path: Path) -> str:
+        raise RuntimeError("planted bug")
+
+    monkeypatch.setattr(importers, "_file_sha256", planted_bug)  # a bug inside the importer, not an input
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 3
+    line = _one_error(capsys)
+    prefix = f"ocr-harness: internal error (a bug): RuntimeError: planted bug; nothing written to {out}; traceback in "
+    assert line.startswith(prefix)
+    traceback_file = Path(line[len(prefix):])
+    try:
+        assert "planted bug" in traceback_file.read_text(encoding="utf-8")
+        assert not traceback_file.is_relative_to(tmp_path) and not out.exists()
+    finally:
+        traceback_file.unlink()
+    monkeypatch.undo()
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 0  # not blocked
 
 
 def test_schema_is_shipped_and_the_committed_manifest_conforms() -> None:
@@ -204,3 +349,48 @@ def test_corpus_validate_reports_schema_violations(tmp_path: Path, capsys: pytes
     (out / "manifest.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
     assert main(["corpus", "validate", str(out)]) == 2
     assert f"{out / 'manifest.jsonl'}:2: schema: $.ignore: 'not a list' is not of type 'array'" in capsys.readouterr().out
+
+
+def test_a_failed_final_rename_puts_the_old_corpus_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    label = write_ppocrlabel(tmp_path / "slips", IDS[:1])
+    out = tmp_path / "imported"
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out)]) == 0
+    before = _tree(out)
+    real_replace = os.replace
+
+    def replace_fails_into_out(src: Path, dst: Path) -> None:  # a full disk or a lost mount, at the last step
+        if Path(dst) == out.absolute() and str(src).endswith(".tmp"):  # the new corpus into place
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(importers.os, "replace", replace_fails_into_out)
+    label = write_ppocrlabel(tmp_path / "more", IDS[1:2])
+    assert main(["corpus", "import", "--from", "ppocrlabel", str(label), "--out", str(out), "--force"]) == 3
+    line = _one_error(capsys)
+    assert "No space left on device" in line
+    Path(line.rpartition("traceback in ")[2]).unlink()
+    assert _tree(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["imported", "more", "slips"]
+
+
+@pytest.mark.slow
+def test_import_streams_images(tmp_path: Path) -> None:
+    """100 images of 5 MB (500 MB): the import's peak stays under 200 MB above its baseline, so it holds one
+    image at a time, not the corpus (holding them all, as it once did, is 500 MB)."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    rows = []
+    for n in range(100):
+        noise = rng.integers(0, 256, size=(1300, 1300, 3), dtype=np.uint8)  # incompressible: 5.07 MB stored
+        Image.fromarray(noise).save(folder / f"img_{n:03d}.png", compress_level=0)
+        rows.append(_label_line(f"img_{n:03d}.png"))
+    (folder / "Label.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert (folder / "img_000.png").stat().st_size > 5_000_000
+    out = tmp_path / "imported"
+    code, peak, err = peak_above_baseline(["corpus", "import", "--from", "ppocrlabel", str(folder / "Label.txt"),
+                                           "--out", str(out)])
+    assert code == 0, err
+    assert len(_manifest(out)) == 100
+    print(f"import of 100 x 5 MB: peak {peak / 1e6:.0f} MB above baseline")
+    assert peak < 200e6

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from memory import peak_above_baseline
 from PIL import Image
 
 from harness.cli import main
+from harness.config import load_profile
 from harness.corpus.loader import load_corpus, validate_corpus
 from harness.errors import UserError
 
@@ -195,3 +197,34 @@ def test_cli_validate_and_list(good: Path, tmp_path: Path, capsys: pytest.Captur
     assert "1 problem(s)" in captured.err
     assert main(["corpus", "list", str(good), "--id", "zz"]) == 2
     assert "unknown id 'zz'" in capsys.readouterr().err
+
+
+def test_an_oversized_file_is_refused_unread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 2 GB manifest entry (sparse: no disk used) is one line naming the file and the limit, not 2 GB of memory."""
+    root = tmp_path / "corpus"
+    sha = _png(root / "images" / "ok.png")
+    big = root / "images" / "big.png"
+    with big.open("wb") as fh:
+        fh.truncate(2 * 2**30)
+    _manifest(root, [{"id": "ok", "file": "images/ok.png", "sha256": sha}, {"id": "big", "file": "images/big.png"}])
+    code, peak, err = peak_above_baseline(["corpus", "validate", str(root)])
+    assert code == 2 and peak < 50e6, (code, peak, err)
+    assert main(["corpus", "validate", str(root)]) == 2
+    out = capsys.readouterr()
+    assert out.out.splitlines() == [f"big: {big}: 2147483648 bytes, over max_image_bytes 268435456"]
+    assert out.err == f"ocr-harness: error: 1 problem(s) in corpus {root}\n"
+    # The limit is the profile's max_image_bytes; validate takes it as --max-bytes: a tiny one refuses even
+    # the good image; the default passes it (the clean case).
+    big.unlink()
+    _manifest(root, [{"id": "ok", "file": "images/ok.png", "sha256": sha}])
+    assert main(["corpus", "validate", str(root), "--max-bytes", "10"]) == 2
+    assert "bytes, over max_image_bytes 10" in capsys.readouterr().out
+    assert main(["corpus", "validate", str(root)]) == 0
+
+
+def test_max_image_bytes_is_a_profile_key(tmp_path: Path) -> None:
+    config = tmp_path / "harness.toml"
+    config.write_text("[profiles.small]\nmax_image_bytes = 1000\n[profiles.bad]\nmax_image_bytes = 0\n", encoding="utf-8")
+    assert load_profile(config, "small")[0].max_image_bytes == 1000
+    with pytest.raises(UserError, match="profiles.bad.max_image_bytes: must be > 0"):
+        load_profile(config, "bad")

@@ -66,3 +66,32 @@ def test_bad_export_input_is_a_usage_error(tmp_path: Path) -> None:
     res = run_cli(["models", "export", str(empty), "--to", "onnx"])
     assert res.returncode == 2 and "needs inference.pdmodel" in res.stderr
     no_traceback(res)
+
+
+# A Python where paddle2onnx cannot be imported, as on a machine without the `backends` extra: an import hook
+# planted through sitecustomize, in the harness process and the converter child alike.
+_NO_PADDLE2ONNX = """
+import sys
+
+class _Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name == "paddle2onnx" or name.startswith("paddle2onnx."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _Missing())
+"""
+
+
+def test_missing_paddle2onnx_is_a_setup_error_not_a_finding(tmp_path: Path) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_NO_PADDLE2ONNX, encoding="utf-8")
+    det = prepare_bundled(EngineSettings()).det
+    out = tmp_path / "det-onnx"
+    res = run_cli(["models", "export", str(det), "--to", "onnx", "--out", str(out), *FEW],
+                  env={"PYTHONPATH": str(hook)})
+    assert res.returncode == 2, res.stdout[-3000:] + res.stderr[-2000:]
+    assert res.stderr == ("ocr-harness: error: models export needs paddle2onnx, which is not installed in this "
+                          "Python (pip install 'ocr-harness[backends]')\n")
+    assert res.stdout == "" and not out.exists()

@@ -150,6 +150,10 @@ def test_invalid_json_names_line_and_column(tmp_path: Path) -> None:
     assert "invalid JSON at line 8, column " in _corrupt(tmp_path, text)
 
 
+def test_deep_json_is_a_user_error(tmp_path: Path) -> None:
+    assert _corrupt(tmp_path, "[" * 100_000 + "]" * 100_000).endswith(": invalid JSON: nested too deeply")
+
+
 def test_wrong_schema_version(tmp_path: Path) -> None:
     text = dumps_golden(golden()).replace('"schema_version": 1', '"schema_version": 99')
     assert "schema_version 99 is not supported" in _corrupt(tmp_path, text)

@@ -20,7 +20,7 @@ from harness.checks.golden_check import golden_check
 from harness.checks.outcome import CheckResult, skipped
 from harness.checks.paths import compare_paths
 from harness.cli import main
-from harness.config import Profile
+from harness.config import Profile, find_config
 from harness.corpus.loader import Corpus, CorpusItem
 from harness.corpus.manifest import TruthLine
 from harness.errors import UserError
@@ -77,7 +77,7 @@ def test_two_shards_merge_to_the_unsharded_report(tmp_path: Path, offline_env: d
 
     out = tmp_path / "merged"
     merged = run_cli(["report", "merge", str(tmp_path / "shard-2"), str(tmp_path / "shard-1"), "--out", str(out),
-                      "--html", "--history", str(tmp_path / "history.jsonl")], out=out)
+                      "--html", "--history", str(tmp_path / "history.jsonl"), "--golden-dir", str(goldens)], out=out)
     assert merged.returncode == 1, merged.stderr[-2000:]
     assert strip_volatile(merged.report, measured=True) == strip_volatile(whole.report, measured=True)
     assert merged.report["checks"]["golden"]["summary"].startswith("1 of 4 images differ from their golden: slip_0003")
@@ -324,7 +324,10 @@ def test_cli_writes_every_report(tmp_path: Path, synthetic: Synthetic, capsys: p
     write_shard(tmp_path / "s1", synthetic.shard(1))
     write_shard(tmp_path / "s2", synthetic.shard(2))
     out = tmp_path / "merged"
-    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(out)]) == 1
+    config = tmp_path / "harness.toml"  # the merging checkout: the shards' profile, its golden store beside it
+    config.write_text('[profiles.t]\ngolden_dir = "golden"\n', encoding="utf-8")
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(out),
+                 "--config", str(config)]) == 1
     assert "FAIL: 8 images from 2 shards" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "report.json", "results.jsonl", "summary.md"]
     assert json.loads((out / "report.json").read_text(encoding="utf-8"))["corpus"]["selected"] == 8
@@ -351,7 +354,7 @@ def test_merge_reads_pictures_only_inside_the_corpus_root(tmp_path: Path, monkey
             image["file"] = tampered.get(image["id"], image["file"])
         write_shard(tmp_path / f"s{k}", shard)
     config = corpus / "harness.toml"
-    config.write_text("# the merging checkout\n", encoding="utf-8")
+    config.write_text("# the merging checkout\n[profiles.t]\n", encoding="utf-8")
     read: list[Path] = []
 
     def recording_read_image(path: Path, **kwargs: Any) -> Any:
@@ -408,3 +411,141 @@ def test_history_png_is_refused_and_nothing_is_overwritten(tmp_path: Path, synth
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and f"--history {plot}: give the JSONL history file" in err
     assert plot.read_bytes() == b"the existing plot" and not out.exists()
+
+
+# --- a shard is input, never settings ------------------------------------------------------------------------------
+
+def _plant(shard: ShardRun, **settings: Any) -> ShardRun:
+    shard.report["profile"]["settings"].update(settings)
+    return shard
+
+
+def test_a_shards_golden_dir_and_limits_are_never_used(tmp_path: Path, synthetic: Synthetic,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # Both shards (they must agree on the profile) name the merging machine's /usr as their golden store.
+    for k in (1, 2):
+        write_shard(tmp_path / f"s{k}", _plant(synthetic.shard(k), golden_dir="/", golden_set="usr",
+                                               max_image_pixels=1, max_image_bytes=1))
+    config = tmp_path / "harness.toml"
+    config.write_text('[profiles.t]\ngolden_dir = "golden"\n', encoding="utf-8")
+    out = tmp_path / "merged"
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(out),
+                 "--config", str(config)]) == 1
+    status = json.loads((out / "report.json").read_text(encoding="utf-8"))["checks"]["golden"]["details"]["status"]
+    assert status["orphans_judged"] is True and status["orphaned"] == ["slip_9999"]  # this checkout's store only
+    # --golden-dir overrides the config: an empty store there, so nothing is orphaned, and /usr is still not read.
+    empty = tmp_path / "elsewhere"
+    (empty / "t").mkdir(parents=True)
+    capsys.readouterr()
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m2"),
+                 "--config", str(config), "--golden-dir", str(empty)]) == 1
+    status = json.loads((tmp_path / "m2" / "report.json").read_text(encoding="utf-8"))["checks"]["golden"]
+    assert status["details"]["status"]["orphaned"] == []
+    # No harness.toml and no --golden-dir: unjudged, said once; the shard's "/" is not a fallback.
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m3"),
+                 "--config", str(tmp_path / "nope.toml")]) == 2
+    assert capsys.readouterr().err == f"ocr-harness: error: {tmp_path / 'nope.toml'}: config file not found\n"
+    # A checkout whose harness.toml lacks the shards' profile is not the checkout that ran them.
+    other = tmp_path / "other.toml"
+    other.write_text("[profiles.release]\n", encoding="utf-8")
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m4"),
+                 "--config", str(other)]) == 2
+    assert capsys.readouterr().err == f"ocr-harness: error: {other}: no profile 't' (profiles: release)\n"
+    assert not (tmp_path / "m4").exists()
+
+
+def test_merge_without_a_checkout_leaves_orphans_unjudged(tmp_path: Path, synthetic: Synthetic,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    for k in (1, 2):
+        write_shard(tmp_path / f"s{k}", _plant(synthetic.shard(k), golden_dir="/", golden_set="usr"))
+    elsewhere = tmp_path / "no-checkout"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    if (found := find_config()) is not None:
+        pytest.fail(f"a harness.toml above the temp dir ({found}) makes this test meaningless")
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m")]) == 1
+    assert "golden store not found from here; orphaned goldens are not judged" in capsys.readouterr().err
+    status = json.loads((tmp_path / "m" / "report.json").read_text(encoding="utf-8"))["checks"]["golden"]
+    assert status["details"]["status"]["orphaned"] is None
+
+
+def _bad_json(report: dict[str, Any], dotted: str, value: Any) -> str:
+    *parents, last = dotted.split(".")
+    target: Any = report
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    target[last] = value
+    return json.dumps(report)  # allow_nan: writes NaN and Infinity as Python does, which JSON forbids
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("images.0.index", "0", "report.json: images[0].index must be a count"),
+    ("duration_s", float("nan"), "report.json: invalid JSON (NaN is not a number JSON allows)"),
+    ("timing.wall_s", float("inf"), "report.json: invalid JSON (Infinity is not a number JSON allows)"),
+    ("duration_s", "11", "report.json: duration_s must be a finite number"),
+    ("checks.golden.passed", "yes", "report.json: checks.golden.passed must be true or false"),
+    ("images.0.accuracy", {"cer": 0.1}, "report.json: images[0].accuracy.edits must be a count"),
+    ("corpus.shard", [1, "2"], "report.json: corpus.shard must be [K, N] with 1 <= K <= N"),
+    ("checks.batch_paths.details", {"paths": {"bs1": {"identical": "x"}}},
+     "cannot merge check 'batch_paths': the shards' reports hold details this version cannot read "
+     "(TypeError: unsupported operand type(s) for +=: 'int' and 'str')"),
+])
+def test_bad_shard_fields_are_one_line(tmp_path: Path, synthetic: Synthetic, capsys: pytest.CaptureFixture[str],
+                                       field: str, value: Any, message: str) -> None:
+    write_shard(tmp_path / "s1", synthetic.shard(1))
+    write_shard(tmp_path / "s2", synthetic.shard(2))
+    report = tmp_path / "s2" / "report.json"
+    report.write_text(_bad_json(json.loads(report.read_text(encoding="utf-8")), field, value), encoding="utf-8")
+    out = tmp_path / "merged"
+    config = tmp_path / "harness.toml"
+    config.write_text('[profiles.t]\ngolden_dir = "golden"\n', encoding="utf-8")
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(out),
+                 "--config", str(config)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("ocr-harness: error: ") and err[0].endswith(message), err
+    assert not out.exists()  # nothing written: no results.jsonl without its report.json
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"id": "slip_0000", "result": {"image_id": "slip_0000", "width": NaN, "height": 1, "lines": []}}',
+     "results.jsonl:1: invalid JSON (NaN is not a number JSON allows)"),
+    ('{"id": "slip_0000", "result": {"image_id": "slip_0000", "width": 1, "height": 1, "lines": "x"}}',
+     "results.jsonl:1: 'result' is not an OCR result (TypeError: string indices must be integers, not 'str')"),
+    ('["slip_0000"]', "results.jsonl:1: expected an object with a string 'id'"),
+    ("[" * 100_000 + "]" * 100_000, "results.jsonl:1: invalid JSON (nested too deeply)"),
+])
+def test_bad_results_lines_are_one_line(tmp_path: Path, synthetic: Synthetic, capsys: pytest.CaptureFixture[str],
+                                        line: str, message: str) -> None:
+    write_shard(tmp_path / "s1", synthetic.shard(1))
+    write_shard(tmp_path / "s2", synthetic.shard(2))
+    results = tmp_path / "s2" / "results.jsonl"
+    rows = results.read_text(encoding="utf-8").splitlines()
+    results.write_text("\n".join([line, *rows[1:]]) + "\n", encoding="utf-8")
+    out = tmp_path / "merged"
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"ocr-harness: error: {results}:{message.partition(':')[2]}\n"
+    assert not out.exists()
+
+
+def test_deep_json_report_is_one_line(tmp_path: Path, synthetic: Synthetic,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    write_shard(tmp_path / "s1", synthetic.shard(1))
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "s2" / "report.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    (tmp_path / "s2" / "results.jsonl").write_text("", encoding="utf-8")
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m")]) == 2
+    assert capsys.readouterr().err == (f"ocr-harness: error: {tmp_path / 's2' / 'report.json'}: invalid JSON "
+                                       "(nested too deeply)\n")
+    assert not (tmp_path / "m").exists()
+
+
+def test_deep_toml_config_is_one_line(tmp_path: Path, synthetic: Synthetic, capsys: pytest.CaptureFixture[str]) -> None:
+    write_shard(tmp_path / "s1", synthetic.shard(1))
+    write_shard(tmp_path / "s2", synthetic.shard(2))
+    config = tmp_path / "harness.toml"
+    config.write_text("[profiles.t]\nx = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m"),
+                 "--config", str(config)]) == 2
+    assert capsys.readouterr().err == f"ocr-harness: error: {config}: invalid TOML: nested too deeply\n"
+    assert not (tmp_path / "m").exists()

@@ -3,7 +3,9 @@ the result: ONNX Runtime must load it, and the pipeline with it must read the co
 the profile's parity tolerances.
 
 Conversion and loading run in child processes (a converter or runtime can die natively); a failure at either
-step is a finding reported in one line with the tool's own error (exit 1), never a traceback. The agreement
+step is a finding reported in one line with the tool's own error (exit 1), never a traceback. A tool that is not
+installed at all is a setup error (exit 2, `missing_tool`), found before anything runs: it says nothing about
+the model. The agreement
 step runs the exported model in the onnxruntime backend (the other model from the pinned ONNX pack) against
 the paddle backend with the source dir (the other model from the Paddle pack), image by image and line by line.
 """
@@ -11,6 +13,7 @@ the paddle backend with the source dir (the other model from the Paddle pack), i
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import re
 import shutil
@@ -29,6 +32,23 @@ ONNX_FILE = "inference.onnx"
 # Lines a tool prints that are not its error: progress, warnings, banners, tracebacks' frames.
 _NOISE = re.compile(r"^\s*(\[\w+\]\s*)?(warning|warn|info|\[paddle2onnx\] (start|load|model file))|^\s*File \"|"
                     r"^\s*warnings\.warn|^Traceback|^\s*\^+\s*$|^\s*~+", re.I)
+
+
+# The modules the export runs, in the order it needs them; all ship in the `backends` extra.
+_TOOLS = ("paddle2onnx", "onnxoptimizer", "onnxruntime")
+
+
+def missing_tool() -> str | None:
+    """A one-line UserError message for the first tool this Python cannot import, or None."""
+    for module in _TOOLS:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken install or a blocked import: as good as missing
+            found = False
+        if not found:
+            return (f"models export needs {module}, which is not installed in this Python "
+                    "(pip install 'ocr-harness[backends]')")
+    return None
 
 
 @dataclass(frozen=True)

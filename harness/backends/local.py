@@ -56,7 +56,8 @@ class LocalWorker:
         self.start()
         try:
             t0 = time.perf_counter()
-            images = [read_image(Path(r.path), expected_sha256=r.sha256, max_pixels=self.spec.max_pixels)
+            images = [read_image(Path(r.path), expected_sha256=r.sha256, max_pixels=self.spec.max_pixels,
+                                 max_bytes=self.spec.max_bytes)
                       for r in requests]
             read_s = (time.perf_counter() - t0) / len(requests)
         except ImageError as e:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import shlex
 import sys
+import tempfile
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
-from harness.errors import EXIT_OK, EXIT_USAGE
+from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from harness.errors import EXIT_OK, EXIT_USAGE, InternalError, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,12 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--fields", type=Path, default=None, metavar="FILE",
                      help="TOML or JSON mapping of field name = regex (--field overrides a name)")
     imp.add_argument("--subset", action="append", default=None, help="subset(s) to put every image in (default: full)")
-    imp.add_argument("--force", action="store_true", help="replace an existing corpus at --out")
+    imp.add_argument("--force", action="store_true",
+                     help="replace a corpus an earlier import wrote at --out (never a directory it did not write)")
+    imp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="the profile's max_image_pixels")
+    imp.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="the profile's max_image_bytes")
     imp.set_defaults(func=_import)
 
     val = actions.add_parser("validate", help="check every item of a corpus; exit 2 listing all problems")
     val.add_argument("path", type=Path, help="corpus directory, manifest file, or a plain directory of images")
-    val.add_argument("--max-pixels", type=int, default=40_000_000)
+    val.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="the profile's max_image_pixels")
+    val.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="the profile's max_image_bytes")
     val.set_defaults(func=_validate)
 
     lst = actions.add_parser("list", help="print the selected items: id, template, tags")
@@ -56,6 +66,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     lst.set_defaults(func=_list)
 
 
+def _bugs_outside_out(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A bug in a command that writes a corpus saves its traceback in the system temp dir, named on stderr.
+    Never in --out: a stray file there would sit in the corpus, and make the next run refuse the directory."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (UserError, InternalError):
+            raise
+        except Exception as e:
+            fd, name = tempfile.mkstemp(prefix=f"ocr-harness-corpus-{args.corpus_command}-traceback-", suffix=".txt")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write("".join(traceback.format_exception(e)))
+            # An import builds its corpus beside --out and renames it in last: a bug leaves nothing there.
+            left = f"; nothing written to {args.out}" if args.corpus_command == "import" else ""
+            raise InternalError(f"{type(e).__name__}: {e}{left}", Path(name)) from e
+    return run
+
+
+@_bugs_outside_out
 def _generate(args: argparse.Namespace) -> int:
     from harness.corpus.generate import generate
     from harness.corpus.templates import TEMPLATES
@@ -71,13 +101,15 @@ def _generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@_bugs_outside_out
 def _import(args: argparse.Namespace) -> int:
     from harness.corpus.importers import ImportErrors, import_corpus, parse_field_rules, summary
 
     rules = parse_field_rules(args.field, args.fields)
     try:
         result = import_corpus(args.fmt, args.labels, args.out, images=args.images, rules=rules,
-                               subsets=tuple(args.subset or ("full",)), force=args.force)
+                               subsets=tuple(args.subset or ("full",)), force=args.force,
+                               max_pixels=args.max_pixels, max_bytes=args.max_bytes)
     except ImportErrors as e:
         for line in e.problems:
             print(line, file=sys.stderr)
@@ -96,7 +128,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     from harness.corpus.schema import schema_problems
 
-    problems = validate_corpus(args.path, max_pixels=args.max_pixels)
+    problems = validate_corpus(args.path, max_pixels=args.max_pixels, max_bytes=args.max_bytes)
     manifest = args.path / "manifest.jsonl" if args.path.is_dir() else args.path
     if manifest.suffix == ".jsonl" and manifest.is_file():
         problems = schema_problems(manifest) + problems

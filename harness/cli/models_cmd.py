@@ -92,6 +92,8 @@ def export(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
     source = ex.check_source(args.model_dir)
     kind = ex.model_kind(source)
+    if (missing := ex.missing_tool()) is not None:
+        raise UserError(missing)
     out = (args.out or source.parent / f"{source.name}-onnx").expanduser().resolve()
     if out == source:
         raise UserError(f"--out {out}: must differ from the model dir")

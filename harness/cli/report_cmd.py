@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.config import find_config
 from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
@@ -20,8 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--out", type=Path, required=True, help="where the merged results and reports go")
     m.add_argument("--html", action="store_true", help="also write report.html")
     m.add_argument("--history", type=Path, help="append one line for the merged run to this JSONL file and plot")
-    m.add_argument("--config", type=Path, help="harness.toml whose golden dir the shards used, for orphaned "
-                                                "goldens and the HTML golden boxes (default: nearest upwards)")
+    m.add_argument("--config", type=Path, help="this checkout's harness.toml: the shards' profile there gives the "
+                                                "golden store (orphaned goldens, the HTML golden boxes) and the "
+                                                "picture limits; a shard's own paths are never used "
+                                                "(default: nearest upwards)")
+    m.add_argument("--golden-dir", type=Path, help="golden root dir (overrides the profile's)")
     m.set_defaults(func=merge)
 
 
@@ -30,8 +34,8 @@ def merge(args: argparse.Namespace) -> int:
     from harness.report.markdown import write_step_summary
     from harness.report.merge import (
         ShardRun,
+        checkout_settings,
         corpus_root_for,
-        golden_store_for,
         merge_shards,
         validate_shards,
         write_merged,
@@ -47,17 +51,19 @@ def merge(args: argparse.Namespace) -> int:
         raise UserError(f"{args.config}: config file not found")
     shards = validate_shards([ShardRun.read(d) for d in args.dirs])
     first = shards[0].report
-    store = golden_store_for(first, args.config)
+    settings = checkout_settings(first, args.config if args.config is not None else find_config(), args.golden_dir)
+    store = settings.store
     complete = bool(first["corpus"]["selection"]["complete"])
     if store is None and complete and not first["checks"].get("golden", {"skipped": True})["skipped"]:
         print("ocr-harness: warning: golden store not found from here; orphaned goldens are not judged "
-              "(run the merge in the checkout, or pass --config)", file=sys.stderr)
+              "(run the merge in the checkout, or pass --config or --golden-dir)", file=sys.stderr)
     merged = merge_shards(shards, stored_goldens=store.ids() if store is not None and complete else None)
     corpus = corpus_root_for(first, args.config) if args.html else None
     if args.html and corpus is None:
         print(f"ocr-harness: warning: corpus {first['corpus']['root']!r} is not in this checkout; report.html "
               "shows no pictures (run the merge in the checkout, or pass --config)", file=sys.stderr)
-    write_merged(args.out, merged, html=args.html, history=args.history, store=store, corpus_root=corpus)
+    write_merged(args.out, merged, html=args.html, history=args.history, store=store, corpus_root=corpus,
+                 max_pixels=settings.max_pixels, max_bytes=settings.max_bytes)
     report = merged.report
     write_step_summary(report)  # only when $GITHUB_STEP_SUMMARY is set
     verdict = "PASS" if report["passed"] else "FAIL"

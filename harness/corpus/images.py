@@ -18,6 +18,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from harness.errors import ImageError
 
 MIN_SIDE = 8
+DEFAULT_MAX_PIXELS = 40_000_000
+# A file is read whole before decoding: without a bound, one bad manifest entry (a 2 GB file renamed .png)
+# costs its size in memory. 256 MiB holds any sane scan, even a 40-megapixel uncompressed 16-bit TIFF.
+DEFAULT_MAX_BYTES = 256 * 2**20
 _WHITE = (255, 255, 255)
 
 
@@ -50,16 +54,34 @@ def _to_rgb(img: Image.Image, name: str) -> Image.Image:
     raise ImageError(f"{name}: unsupported mode {mode}")
 
 
-def read_image(path: Path, *, expected_sha256: str | None = None, max_pixels: int = 40_000_000) -> np.ndarray:
-    """BGR uint8 HxWx3, or ImageError("<file>: <problem>")."""
+def read_bounded(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The file's bytes, or ImageError("<file>: <problem>") when it is missing, not a file, empty or over
+    `max_bytes`. Reads at most max_bytes + 1 bytes, so a file that grows after the size check costs no more."""
     name = str(path)
     if not path.exists():
         raise ImageError(f"{name}: missing file")
     if not path.is_file():
         raise ImageError(f"{name}: not a regular file")
-    data = path.read_bytes()
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageError(f"{name}: {size} bytes, over max_image_bytes {max_bytes}")
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as e:
+        raise ImageError(f"{name}: cannot read ({e.strerror})") from None
+    if len(data) > max_bytes:
+        raise ImageError(f"{name}: over max_image_bytes {max_bytes} bytes")
     if not data:
         raise ImageError(f"{name}: zero-byte file")
+    return data
+
+
+def read_image(path: Path, *, expected_sha256: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+               max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """BGR uint8 HxWx3, or ImageError("<file>: <problem>")."""
+    name = str(path)
+    data = read_bounded(path, max_bytes)
     if expected_sha256 is not None:
         actual = sha256_bytes(data)
         if actual != expected_sha256.lower():

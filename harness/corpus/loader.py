@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
 
-from harness.corpus.images import read_image
+from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
 from harness.corpus.manifest import Record, TruthLine, parse_manifest
 from harness.errors import ImageError, UserError
 from harness.image_id import image_id_problem
@@ -60,10 +60,14 @@ def content_sha256(item: CorpusItem) -> str | None:
     the file cannot be read (that image fails elsewhere)."""
     if item.sha256:
         return item.sha256
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(item.path.read_bytes()).hexdigest()
+        with item.path.open("rb") as fh:  # in chunks: a huge file costs no memory here (reading it refuses it)
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
     except OSError:
         return None
+    return digest.hexdigest()
 
 
 def _unsafe_id(item_id: str) -> str | None:
@@ -205,7 +209,7 @@ def load_corpus(path: Path, *, subset: str | None = None, tags: Sequence[str] = 
                   selection_is_complete=len(selected) == len(scan.items))
 
 
-def validate_corpus(path: Path, *, max_pixels: int = 40_000_000) -> list[str]:
+def validate_corpus(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> list[str]:
     """Every problem at once, one line each naming the item; empty when the corpus is sound."""
     try:
         scan = _scan(path)
@@ -219,7 +223,7 @@ def validate_corpus(path: Path, *, max_pixels: int = 40_000_000) -> list[str]:
             problems.append(f"{item.id}: {item.problem}")
             continue
         try:
-            read_image(item.path, expected_sha256=item.sha256, max_pixels=max_pixels)
+            read_image(item.path, expected_sha256=item.sha256, max_pixels=max_pixels, max_bytes=max_bytes)
         except ImageError as e:
             problems.append(f"{item.id}: {e}")
     return problems

@@ -136,6 +136,8 @@ def parse_manifest(path: Path) -> tuple[list[Record], list[str]]:
             records.append(_record(where, json.loads(line)))
         except json.JSONDecodeError as e:
             errors.append(f"{where}: invalid JSON ({e.msg} at column {e.colno})")
+        except RecursionError:  # json's decoder recurses per level: deep nesting is bad input, not a bug
+            errors.append(f"{where}: invalid JSON (nested too deeply)")
         except _Bad as e:
             errors.append(f"{where}: {e}")
     return records, errors

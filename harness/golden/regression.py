@@ -92,6 +92,7 @@ class GoldenRegression:
         self.repeats = golden_repeats(profile) if options.regen else 1  # regenerating repeats like refresh does
         log = str(log_dir / "worker-pytest.log") if log_dir is not None else None
         self._worker = make_worker(WorkerSpec(settings=engine, dirs=self.plan.dirs, max_pixels=profile.max_image_pixels,
+                                              max_bytes=profile.max_image_bytes,
                                               label="pytest", log_path=log), profile.image_timeout_s)
         self._load_error: str | None = None
         self._stack: dict[str, Any] | None = None

@@ -178,6 +178,8 @@ def _parse_json(text: str, source: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{source}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except RecursionError:  # json's decoder recurses per nesting level: bad input, not a bug
+        raise UserError(f"{source}: invalid JSON: nested too deeply") from None
 
 
 def _check_schema(raw: dict[str, Any], source: str) -> None:

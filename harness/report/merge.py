@@ -26,7 +26,11 @@ one shard, so its batch-mates (and possibly its last bits) differ from an unshar
 the first images of the whole selection, so shards agree; should they not, it is reported per shard.
 
 Orphaned goldens are judged, as in an unsharded run, only when the selection is the whole corpus; that needs
-the golden store (`golden_store_for`). Without it they are left unjudged and the caller is told.
+the golden store (`checkout_settings`). Without it they are left unjudged and the caller is told.
+
+Shard files come from other machines and jobs: they are input, never settings. Every field the merge reads is
+checked first (harness.report.shard_input); where the goldens are and how large a picture may be are the
+merging checkout's (its harness.toml, the shards' profile), never a shard's `profile.settings`.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from typing import Any
 from harness import atomic
 from harness.checks import registry
 from harness.checks.outcome import ImageCheck, from_images
-from harness.config import find_config
+from harness.config import Profile, find_config, load_profile
+from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from harness.corpus.loader import read_image
 from harness.errors import ImageError, UserError
 from harness.golden.compare import ImageComparison, LineDiff, RequiredTolerances
@@ -50,6 +55,7 @@ from harness.golden.summary import summarise
 from harness.metrics import ImageAccuracy, corpus_accuracy
 from harness.report.history import check_history_path
 from harness.report.model import RunReport
+from harness.report.shard_input import check_report, check_results_line, read_report
 from harness.results import REPORT_SCHEMA, Line, OcrResult
 from harness.runner import timing_summary
 from harness.sampling import detectable_rate, sample_note
@@ -68,13 +74,15 @@ class ShardRun:
 
     @classmethod
     def read(cls, directory: Path) -> ShardRun:
-        report = _read_json(directory / "report.json", f"{directory}: no report.json (is it the --out of a "
-                                                        "`ocr-harness run --shard K/N`?)")
+        report = read_report(directory / "report.json", f"{directory}: no report.json (is it the --out of a "
+                                                         "`ocr-harness run --shard K/N`?)")
         try:
             lines = (directory / "results.jsonl").read_text(encoding="utf-8").splitlines()
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             raise UserError(f"{directory}: no readable results.jsonl") from None
-        return cls(str(directory), report, tuple(line for line in lines if line.strip()))
+        where = directory / "results.jsonl"
+        return cls(str(directory), report, tuple(check_results_line(line, f"{where}:{n}")
+                                                 for n, line in enumerate(lines, start=1) if line.strip()))
 
     @property
     def shard(self) -> tuple[int, int]:
@@ -104,6 +112,16 @@ def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] 
     """The unsharded run's report and results; `stored_goldens` (ids in the golden store) lets orphans be
     judged when the selection is the whole corpus."""
     ordered = validate_shards(shards)
+    try:
+        return _merge(ordered, stored_goldens)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        # Every field the merge reads was checked (shard_input) and each check's details are caught by name
+        # (_merge_named); anything still unreadable came from the shards' files too: input, not a bug.
+        raise UserError(f"cannot merge the shards: their reports hold a field this version cannot read "
+                        f"({type(e).__name__}: {e})") from None
+
+
+def _merge(ordered: Sequence[ShardRun], stored_goldens: Collection[str] | None) -> MergedRun:
     first = ordered[0].report
     rows = []
     for s in ordered:
@@ -119,7 +137,7 @@ def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] 
         raise UserError(f"the shards hold {len(images)} images, the selection has {selection['images']}: "
                         "not the shards of one run")
     judged = stored_goldens if selection["complete"] else None
-    checks = {name: _merge_check(name, ordered, images, judged) for name in first["checks"]}
+    checks = {name: _merge_named(name, ordered, images, judged) for name in first["checks"]}
     report = RunReport(
         passed=all(c["passed"] for c in checks.values()),
         started_at=min(s.report["started_at"] for s in ordered),
@@ -149,6 +167,7 @@ def validate_shards(shards: Sequence[ShardRun]) -> list[ShardRun]:
     for s in shards:
         if s.report.get("schema") != REPORT_SCHEMA:
             raise UserError(f"{s.source}: report schema {s.report.get('schema')!r}, expected {REPORT_SCHEMA!r}")
+        check_report(s.report, f"{s.source}/report.json")
         corpus = s.report.get("corpus") or {}
         if not corpus.get("shard"):
             raise UserError(f"{s.source}: not a shard run (made without --shard K/N); nothing to merge it with")
@@ -203,6 +222,16 @@ def _agree(a: ShardRun, b: ShardRun, what: str, x: Any, y: Any, hint: str = "") 
 
 
 # --- checks ----------------------------------------------------------------------------------------------------
+
+def _merge_named(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
+                 stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    try:
+        return _merge_check(name, shards, images, stored_goldens)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        # Only the check's merge function reads its details (shard_input checked the rest): shard input.
+        raise UserError(f"cannot merge check {name!r}: the shards' reports hold details this version cannot read "
+                        f"({type(e).__name__}: {e})") from None
+
 
 def _merge_check(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                  stored_goldens: Collection[str] | None) -> dict[str, Any]:
@@ -388,32 +417,30 @@ def _accuracy(images: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
 
 # --- files -----------------------------------------------------------------------------------------------------
 
-def _read_json(path: Path, missing: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(missing) from None
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: unreadable: {e}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return data
+@dataclass(frozen=True)
+class CheckoutSettings:
+    """What the merging checkout decides for a merge: the golden store and the picture limits."""
+
+    store: GoldenStore | None  # None: the golden check did not run, or the store is not here
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
 
 
-def golden_store_for(report: Mapping[str, Any], config: Path | None = None) -> GoldenStore | None:
-    """The store an unsharded run of this report's profile reads: `golden_dir` relative to the directory of
-    `config` (default: the nearest harness.toml upwards from the cwd). None when the golden check did not run
-    or the store is not there."""
+def checkout_settings(report: Mapping[str, Any], config: Path | None,
+                      golden_dir: Path | None = None) -> CheckoutSettings:
+    """The store and limits an unsharded run of the report's profile would use here: that profile as `config`
+    (the merging checkout's harness.toml) defines it, `golden_dir` relative to the config's directory;
+    `golden_dir` given (relative to the cwd) overrides it. Without a config, only an explicit `golden_dir` gives
+    a store. A shard's own `golden_dir`, `golden_set` and limits are never used: a shard names no paths here."""
+    name = report["profile"]["name"]
+    profile, base = load_profile(config, name) if config is not None else (Profile(name=name), Path.cwd())
     golden = report.get("checks", {}).get("golden")
-    if golden is None or golden.get("skipped"):
-        return None
-    settings = report["profile"]["settings"]
-    root = Path(settings["golden_dir"])
-    if not root.is_absolute():
-        found = config if config is not None else find_config()
-        root = (found.parent if found is not None else Path.cwd()) / root
-    store = GoldenStore(root.resolve(), settings.get("golden_set") or report["profile"]["name"])
-    return store if store.directory.is_dir() else None
+    store = None
+    if golden is not None and not golden.get("skipped") and (config is not None or golden_dir is not None):
+        root = golden_dir.resolve() if golden_dir is not None else (base / profile.golden_dir).resolve()
+        candidate = GoldenStore(root, profile.golden_name)
+        store = candidate if candidate.directory.is_dir() else None
+    return CheckoutSettings(store, profile.max_image_pixels, profile.max_image_bytes)
 
 
 def corpus_root_for(report: Mapping[str, Any], config: Path | None = None) -> Path | None:
@@ -441,9 +468,11 @@ def corpus_file(root: Path, file: str) -> Path | None:
 
 
 def write_merged(out: Path, merged: MergedRun, *, html: bool = False, history: Path | None = None,
-                 store: GoldenStore | None = None, corpus_root: Path | None = None) -> dict[str, Path]:
+                 store: GoldenStore | None = None, corpus_root: Path | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Path]:
     """results.jsonl, then every report through `write_reports` (as `run` writes them). The HTML draws the
-    pictures found inside `corpus_root` (see `corpus_root_for`), none when it is None."""
+    pictures found inside `corpus_root` (see `corpus_root_for`), none when it is None, within the limits of the
+    merging checkout's profile."""
     from harness.report.writer import write_reports
 
     out.mkdir(parents=True, exist_ok=True)
@@ -453,11 +482,11 @@ def write_merged(out: Path, merged: MergedRun, *, html: bool = False, history: P
     atomic.write_text(out / "results.jsonl", "".join(line + "\n" for line in merged.results))
     files = {img["id"]: path for img in report["images"]
              if corpus_root is not None and (path := corpus_file(corpus_root, str(img.get("file") or "")))}
-    max_pixels = int(report["profile"]["settings"].get("max_image_pixels", 40_000_000))
 
     def load(image_id: str) -> Any:
         try:
-            return read_image(files[image_id], max_pixels=max_pixels) if image_id in files else None
+            return read_image(files[image_id], max_pixels=max_pixels, max_bytes=max_bytes) \
+                if image_id in files else None
         except ImageError:  # a missing picture must not cost the report
             return None
 
