@@ -69,7 +69,8 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
     def load(image_id: str) -> np.ndarray | None:
         item = by_id.get(image_id)
         try:
-            return read_image(item.path, max_pixels=profile.max_image_pixels) if item else None
+            return (read_image(item.path, max_pixels=profile.max_image_pixels, max_bytes=profile.max_image_bytes)
+                    if item else None)
         except ImageError:  # the image already failed the run; the HTML shows it without a picture
             return None
 

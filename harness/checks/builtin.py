@@ -295,7 +295,8 @@ def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
             break
         if it.problem is None:
             with contextlib.suppress(ImageError):
-                images.append(read_image(it.path, expected_sha256=it.sha256, max_pixels=p.profile.max_image_pixels))
+                images.append(read_image(it.path, expected_sha256=it.sha256, max_pixels=p.profile.max_image_pixels,
+                                         max_bytes=p.profile.max_image_bytes))
     if not images:  # judged nothing: never a pass
         return CheckResult("bn_drift", False, "judged nothing: no readable image to measure")
     report = measure(p.dirs.det, images, kind="det", threshold=p.profile.checks.bn_drift_threshold)
