@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from harness.backends.base import TransportNotes
 from harness.config import EngineSettings
 from harness.errors import ImageError
 from harness.modelpack import ModelDirs
@@ -54,6 +55,7 @@ class ImageOutcome:
     read_s: float = 0.0
     mutated: bool = False
     error: str | None = None
+    transport: TransportNotes | None = None  # a service's backend: its retries and reported settings
 
     @property
     def ok(self) -> bool:
