@@ -77,7 +77,8 @@ register(CheckSpec("cross_process", 90, cross_process, key="cross_process",
 def served_settings(p: RunPlan, state: RunState) -> CheckResult:
     from harness.checks.served import served_settings_check
 
-    return served_settings_check(p.profile.engine, p.backend_facts)
+    answers = {i: o.transport.reported for i, o in state.outcomes.items() if o.transport is not None}
+    return served_settings_check(p.profile.engine, p.backend_facts, answers)
 
 
 register(CheckSpec("served_settings", 20, served_settings, level="model",

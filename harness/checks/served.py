@@ -4,33 +4,91 @@ A served model is a black box with its own defaults. PaddleX's serving config sh
 64) that differ from the harness's (max side 960), and that alone reads some slips differently. So before any
 result is compared, every setting the service reports differently from the profile is named here, and the
 check fails: a golden or parity difference next to it is then explained, not a mystery.
+
+The preflight's answer is not enough: a load balancer can send the preflight to a well-configured replica and
+the images to another. So the settings every answer reports are compared too, and a disagreement names the
+images whose answers carried it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.backends.http import expected_settings, settings_differences
-from harness.checks.outcome import CheckResult
+from harness.backends.http import SettingDifference, expected_settings, settings_differences
+from harness.checks.outcome import CheckResult, ImageCheck
 from harness.config import EngineSettings
 
+SHOWN_IMAGES = 5
 
-def served_settings_check(engine: EngineSettings, facts: Mapping[str, Any]) -> CheckResult:
+
+def served_settings_check(engine: EngineSettings, facts: Mapping[str, Any],
+                          answers: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> CheckResult:
+    """`facts`: the preflight's (stack.service); `answers`: by image, the settings each of its answers reported."""
+    expected = expected_settings(engine)
     reported = facts.get("reported") or {}
+    per_image, by_image = _answers(expected, answers or {})
     if not reported:
         return CheckResult("served_settings", False, "the service reported no settings (no text_det_params or "
                            "model_settings in its answer): cannot tell whether it runs the profile's settings",
-                           details={"reported": {}})
-    diffs = settings_differences(expected_settings(engine), reported)
-    details = {"reported": dict(reported), "expected": expected_settings(engine), "server": facts.get("server"),
-               "differences": [d.to_dict() for d in diffs]}
+                           details={"reported": {}}, per_image=per_image)
+    diffs = settings_differences(expected, reported)
+    details = {"reported": dict(reported), "expected": expected, "server": facts.get("server"),
+               "differences": [d.to_dict() for d in diffs],
+               "answers": {"images": len(per_image), "differing": {i: [d.to_dict() for d in ds]
+                                                                   for i, ds in by_image.items()}}}
+    parts = []
     if diffs:
-        summary = (f"{len(diffs)} service settings differ from the profile: " + "; ".join(d.describe() for d in diffs)
-                   + " | results below were read with the service's settings")
-        return CheckResult("served_settings", False, summary, details=details)
+        parts.append(f"{len(diffs)} service settings differ from the profile: "
+                     + "; ".join(d.describe() for d in diffs))
+    preflight = "; ".join(d.describe() for d in diffs)
+    drift = {i: ds for i, ds in by_image.items() if "; ".join(d.describe() for d in ds) != preflight}
+    if drift:  # answers that say something else than the preflight did
+        parts.append(_answers_summary(drift, len(per_image), preflight_clean=not diffs))
+    elif by_image:
+        parts.append(f"the answers for all {len(per_image)} images report the same")
+    if parts:
+        summary = " | ".join(parts) + " | results below were read with the service's settings"
+        return CheckResult("served_settings", False, summary, details=details, per_image=per_image,
+                           judged=len(per_image))
+    answered = f"; so do the answers for all {len(per_image)} images" if per_image else ""
     return CheckResult("served_settings", True, f"the service reports the profile's settings "
-                       f"({len(_leaves(details['expected']))} compared)", details=details)
+                       f"({len(_leaves(expected))} compared){answered}", details=details, per_image=per_image,
+                       judged=len(per_image))
+
+
+def _answers(expected: Mapping[str, Any], answers: Mapping[str, Sequence[Mapping[str, Any]]]
+             ) -> tuple[dict[str, ImageCheck], dict[str, list[SettingDifference]]]:
+    per_image: dict[str, ImageCheck] = {}
+    by_image: dict[str, list[SettingDifference]] = {}
+    for image_id, reports in sorted(answers.items()):
+        if not reports:
+            continue  # no answer (the image failed to run): the inference check has it
+        found: dict[str, SettingDifference] = {}
+        for rep in reports:
+            for d in settings_differences(expected, rep):
+                found.setdefault(f"{d.key}={d.service!r}", d)
+        if found:
+            by_image[image_id] = list(found.values())
+        text = "; ".join(d.describe() for d in found.values())
+        per_image[image_id] = ImageCheck(not found, f"answer reports {text}" if found else
+                                         "answer reports the profile's settings",
+                                         details={"differences": [d.to_dict() for d in found.values()]}
+                                         if found else {})
+    return per_image, by_image
+
+
+def _answers_summary(by_image: Mapping[str, list[SettingDifference]], images: int, preflight_clean: bool) -> str:
+    groups: dict[str, list[str]] = {}
+    for image_id, diffs in by_image.items():
+        groups.setdefault("; ".join(d.describe() for d in diffs), []).append(image_id)
+    described = " | ".join(f"{what} ({_ids(ids)})" for what, ids in groups.items())
+    preflight = "the preflight reported the profile's" if preflight_clean else "not what the preflight reported"
+    return f"answers for {len(by_image)} of {images} images report other settings ({preflight}): {described}"
+
+
+def _ids(ids: list[str]) -> str:
+    return ", ".join(ids[:SHOWN_IMAGES]) + (f" and {len(ids) - SHOWN_IMAGES} more" if len(ids) > SHOWN_IMAGES else "")
 
 
 def _leaves(d: Mapping[str, Any]) -> list[Any]:
