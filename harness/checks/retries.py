@@ -2,7 +2,7 @@
 
 A retry hides a failure from the verdict: two 503s and then an answer read like a clean pass. A service that
 fails one request in ten is a finding about the deployment, not noise, so every retry is named in the
-`inference` check, and more images needing one than `max_retry_rate` allows fails it.
+`inference` check, and when more images needed one than `max_retry_rate` allows, those images fail it.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.checks.outcome import CheckResult
+from harness.checks.outcome import CheckResult, from_images
 from harness.worker import ImageOutcome
 
 SHOWN_REASONS = 12
+FAILED = "failed to run"  # what inference says of its failed images (harness.checks.outcome.from_images)
+FAILED_OVER_RATE = "failed to run or needed a retry"  # ... when the retry rate is above max_retry_rate
 
 
 def retries_by_image(outcomes: Mapping[str, ImageOutcome]) -> dict[str, tuple[str, ...]]:
@@ -32,19 +34,46 @@ def describe(retried: Mapping[str, Sequence[str]], images: int) -> str:
 
 
 def judge_retries(check: CheckResult, outcomes: Mapping[str, ImageOutcome], max_rate: float) -> CheckResult:
-    """`check` (inference) with the retries in its summary and details, failed when the share of images that
-    needed a retry is above `max_rate`."""
+    """`check` (inference, from_images) with the retries in its summary and details. Above `max_rate`, the
+    images that needed a retry fail it too (they are named, and `report merge` keeps the verdict image by image)."""
     retried = retries_by_image(outcomes)
     images = len(outcomes)
-    rate = len(retried) / images if images else 0.0
-    note = describe(retried, images)
-    over = rate > max_rate
-    if over:
-        note += f" (rate {rate:.3f} above max_retry_rate {max_rate:g})"
-    details: dict[str, Any] = {**check.details, "retries": {
-        "images": len(retried), "of": images, "rate": rate, "max_retry_rate": max_rate,
-        "total": sum(len(r) for r in retried.values()), "by_image": {i: list(r) for i, r in retried.items()}}}
-    per_image = {i: dataclasses.replace(c, details={**c.details, "retries": list(retried[i])}) if i in retried else c
-                 for i, c in check.per_image.items()}
-    return dataclasses.replace(check, passed=check.passed and not over, summary=f"{check.summary}; {note}",
-                               details=details, per_image=per_image)
+    details = {**check.details, "retries": _stats({i: list(r) for i, r in retried.items()}, images, max_rate)}
+    over = details["retries"]["rate"] > max_rate
+    per_image = {}
+    for i, c in check.per_image.items():
+        if i in retried:
+            reasons = ", ".join(retried[i])
+            c = dataclasses.replace(c, passed=c.passed and not over, details={**c.details, "retries": list(retried[i])},
+                                    summary=c.summary + f"; needed a retry: {reasons}")
+        per_image[i] = c
+    judged = from_images(check.name, per_image, FAILED_OVER_RATE if over else FAILED, details)
+    return dataclasses.replace(judged, summary=f"{judged.summary}; {note(details['retries'])}")
+
+
+def _stats(by_image: Mapping[str, list[str]], images: int, max_rate: float) -> dict[str, Any]:
+    return {"images": len(by_image), "of": images, "rate": len(by_image) / images if images else 0.0,
+            "max_retry_rate": max_rate, "total": sum(len(r) for r in by_image.values()),
+            "by_image": dict(sorted(by_image.items()))}
+
+
+def note(stats: Mapping[str, Any]) -> str:
+    """`2 of 24 images needed a retry: 503, 503`, and the rate when it is above the limit."""
+    text = describe(stats["by_image"], stats["of"])
+    if stats["rate"] > stats["max_retry_rate"]:
+        text += f" (rate {stats['rate']:.3f} above max_retry_rate {stats['max_retry_rate']:g})"
+    return text
+
+
+def merged_details(name: str, shards: Sequence[Any], details: Sequence[Mapping[str, Any]],
+                   per_image: Mapping[str, Any], stored_goldens: Any) -> dict[str, Any]:
+    """`report merge`: the shards' retries added up (each shard judged its own rate, image by image)."""
+    stats = [d["retries"] for d in details if "retries" in d]
+    if not stats:
+        return dict(details[0])
+    by_image = {i: r for s in stats for i, r in s["by_image"].items()}
+    return {**details[0], "retries": _stats(by_image, sum(s["of"] for s in stats), stats[0]["max_retry_rate"])}
+
+
+def merged_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:
+    return f"{summary}; {note(details['retries'])}" if "retries" in details else summary + (tail if not passed else "")

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.backends.http import SettingDifference, expected_settings, settings_differences
-from harness.checks.outcome import CheckResult, ImageCheck
+from harness.checks.outcome import CheckResult
 from harness.config import EngineSettings
 
 SHOWN_IMAGES = 5
@@ -27,61 +27,58 @@ def served_settings_check(engine: EngineSettings, facts: Mapping[str, Any],
     """`facts`: the preflight's (stack.service); `answers`: by image, the settings each of its answers reported."""
     expected = expected_settings(engine)
     reported = facts.get("reported") or {}
-    per_image, by_image = _answers(expected, answers or {})
+    answered_ids, by_image = _answers(expected, answers or {})
+    answered = len(answered_ids)
     if not reported:
         return CheckResult("served_settings", False, "the service reported no settings (no text_det_params or "
                            "model_settings in its answer): cannot tell whether it runs the profile's settings",
-                           details={"reported": {}}, per_image=per_image)
+                           details={"reported": {}})
     diffs = settings_differences(expected, reported)
     details = {"reported": dict(reported), "expected": expected, "server": facts.get("server"),
                "differences": [d.to_dict() for d in diffs],
-               "answers": {"images": len(per_image), "differing": {i: [d.to_dict() for d in ds]
+               "answers": {"images": answered, "differing": {i: [d.to_dict() for d in ds]
                                                                    for i, ds in by_image.items()}}}
     parts = []
     if diffs:
         parts.append(f"{len(diffs)} service settings differ from the profile: "
                      + "; ".join(d.describe() for d in diffs))
     preflight = "; ".join(d.describe() for d in diffs)
-    drift = {i: ds for i, ds in by_image.items() if "; ".join(d.describe() for d in ds) != preflight}
+    drift = {i: by_image.get(i, []) for i in answered_ids
+             if "; ".join(d.describe() for d in by_image.get(i, [])) != preflight}
     if drift:  # answers that say something else than the preflight did
-        parts.append(_answers_summary(drift, len(per_image), preflight_clean=not diffs))
+        parts.append(_answers_summary(drift, answered, preflight_clean=not diffs))
     elif by_image:
-        parts.append(f"the answers for all {len(per_image)} images report the same")
+        parts.append(f"the answers for all {answered} images report the same")
     if parts:
         summary = " | ".join(parts) + " | results below were read with the service's settings"
-        return CheckResult("served_settings", False, summary, details=details, per_image=per_image,
-                           judged=len(per_image))
-    answered = f"; so do the answers for all {len(per_image)} images" if per_image else ""
+        return CheckResult("served_settings", False, summary, details=details, judged=answered)
+    also = f"; so do the answers for all {answered} images" if answered else ""
     return CheckResult("served_settings", True, f"the service reports the profile's settings "
-                       f"({len(_leaves(expected))} compared){answered}", details=details, per_image=per_image,
-                       judged=len(per_image))
+                       f"({len(_leaves(expected))} compared){also}", details=details, judged=answered)
 
 
 def _answers(expected: Mapping[str, Any], answers: Mapping[str, Sequence[Mapping[str, Any]]]
-             ) -> tuple[dict[str, ImageCheck], dict[str, list[SettingDifference]]]:
-    per_image: dict[str, ImageCheck] = {}
+             ) -> tuple[list[str], dict[str, list[SettingDifference]]]:
+    """The images that were answered, and every difference their answers reported, by image."""
+    answered: list[str] = []
     by_image: dict[str, list[SettingDifference]] = {}
     for image_id, reports in sorted(answers.items()):
         if not reports:
             continue  # no answer (the image failed to run): the inference check has it
+        answered.append(image_id)
         found: dict[str, SettingDifference] = {}
         for rep in reports:
             for d in settings_differences(expected, rep):
                 found.setdefault(f"{d.key}={d.service!r}", d)
         if found:
             by_image[image_id] = list(found.values())
-        text = "; ".join(d.describe() for d in found.values())
-        per_image[image_id] = ImageCheck(not found, f"answer reports {text}" if found else
-                                         "answer reports the profile's settings",
-                                         details={"differences": [d.to_dict() for d in found.values()]}
-                                         if found else {})
-    return per_image, by_image
+    return answered, by_image
 
 
 def _answers_summary(by_image: Mapping[str, list[SettingDifference]], images: int, preflight_clean: bool) -> str:
     groups: dict[str, list[str]] = {}
     for image_id, diffs in by_image.items():
-        groups.setdefault("; ".join(d.describe() for d in diffs), []).append(image_id)
+        groups.setdefault("; ".join(d.describe() for d in diffs) or "the profile's settings", []).append(image_id)
     described = " | ".join(f"{what} ({_ids(ids)})" for what, ids in groups.items())
     preflight = "the preflight reported the profile's" if preflight_clean else "not what the preflight reported"
     return f"answers for {len(by_image)} of {images} images report other settings ({preflight}): {described}"
