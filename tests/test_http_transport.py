@@ -19,8 +19,12 @@ import pytest
 
 from canned_service import CannedService
 from conftest import CORPUS, ROOT, CliRun, run_cli
+from harness.backends.base import TransportNotes
 from harness.backends.http import retry_after_s
+from harness.checks.outcome import ImageCheck, from_images
+from harness.checks.retries import FAILED, judge_retries, merged_details, merged_summary
 from harness.service_url import redact_url, url_problem
+from harness.worker import ImageOutcome
 
 ONE = ["--id", "slip_0000"]
 
@@ -287,3 +291,26 @@ def test_service_url_flag_is_validated_like_the_file(tmp_path: Path) -> None:
     res = run(tmp_path, "http://[::1", *ONE)
     assert "url: not a valid URL (Invalid IPv6 URL)" in one_line_usage_error(res)
     assert url_problem("http://127.0.0.1:8080/ocr") is None
+
+
+# --- the retry verdict, and how shards of a run merge it --------------------------------------------------------
+
+def test_retries_fail_inference_above_max_retry_rate_naming_the_images() -> None:
+    outcomes = {f"i{n}": ImageOutcome(f"i{n}", error="x" if n == 0 else None,
+                                      transport=TransportNotes(retries=("503", "503") if n == 3 else ()))
+                for n in range(24)}
+    per_image = {i: ImageCheck(o.error is None, o.error or "ok") for i, o in outcomes.items()}
+    check = from_images("inference", per_image, FAILED)
+    within = judge_retries(check, outcomes, 0.05)  # 1 of 24: 0.042
+    assert within.failed_images == ["i0"] and within.summary.endswith("; 1 of 24 images needed a retry: 503, 503")
+    over = judge_retries(check, outcomes, 0.02)
+    assert over.failed_images == ["i0", "i3"] and not over.passed
+    assert over.summary == ("2 of 24 images failed to run or needed a retry: i0, i3; "
+                            "1 of 24 images needed a retry: 503, 503 (rate 0.042 above max_retry_rate 0.02)")
+    assert over.per_image["i3"].details["retries"] == ["503", "503"]
+    # Two shards of one run: the retries add up.
+    other = {"retries": {"images": 1, "of": 12, "rate": 1 / 12, "max_retry_rate": 0.02, "total": 1,
+                         "by_image": {"j5": ["429"]}}}
+    merged = merged_details("inference", [], [over.details, other], {}, None)
+    assert merged["retries"]["images"] == 2 and merged["retries"]["of"] == 36 and merged["retries"]["total"] == 3
+    assert merged_summary("S", False, merged, "", "").startswith("S; 2 of 36 images needed a retry: 503, 503, 429")
