@@ -140,7 +140,9 @@ def retry_after_s(value: str | None) -> float | None:
 
 _CANCELLED = threading.Event()
 _LIVE: set[_Try] = set()
-_LIVE_LOCK = threading.Lock()
+# Reentrant: the signal handler that cancels runs in the main thread, possibly while that thread (a preflight)
+# holds the lock.
+_LIVE_LOCK = threading.RLock()
 
 
 def cancel_requests() -> None:
@@ -164,7 +166,7 @@ class _Try:
         self.deadline = deadline
         self.expired = False
         self._sock: socket.socket | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant for the same reason as _LIVE_LOCK
         self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
         self._timer.daemon = True
 
