@@ -124,7 +124,7 @@ def test_a_trickling_answer_times_out_at_the_image_deadline(tmp_path: Path) -> N
         wall = time.monotonic() - t0
     assert res.returncode == 1
     error = image_error(res)
-    assert "timed out" in error and "bytes of the answer received" in error, error
+    assert "timed out" in error and "of the answer's bytes received" in error, error
     # Each try ends at timeout_s however the bytes trickle; with the default image_timeout_s 300, 3 tries.
     assert "after 3 tries" in error, error
     assert wall < 60, wall

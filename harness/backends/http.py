@@ -346,7 +346,7 @@ class Client:
                     raise _Failed("cancelled", "cancelled: the run is stopping", retryable=False) from None
                 if t.expired or t.remaining() <= 0 or isinstance(e, TimeoutError):
                     which = "image_timeout_s" if last_for_image else "timeout_s"
-                    got = f"; {received[0]} bytes of the answer received" if received[0] else ""
+                    got = f"; {received[0]} of the answer's bytes received" if received[0] else ""
                     raise _Failed("timed out", f"timed out: no complete answer within {which} "
                                   f"({self.timeout_s if which == 'timeout_s' else self.image_timeout_s:g} s{got})",
                                   retryable=True) from None
