@@ -88,7 +88,7 @@ class HttpSettings:
             raise UserError(f"{where}.url_env: environment variable {self.url_env} is not set")
         why = url_problem(value)
         if why is not None:  # the value is a secret: named by its variable, never quoted
-            raise UserError(f"{where}.url_env: the URL in {self.url_env} {why}")
+            raise UserError(f"{where}.url_env: the URL in {self.url_env}: {why}")
         return value
 
     def resolved_headers(self, where: str) -> dict[str, str]:

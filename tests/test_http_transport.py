@@ -247,7 +247,7 @@ def test_credentials_reach_no_usage_error(tmp_path: Path) -> None:
     res = run_cli(["run", "--config", str(config(tmp_path, url_env='"OCR_TEST_URL"')), "--profile", "t",
                    "--out", str(tmp_path / "o2"), *ONE], env={"OCR_TEST_URL": f"http://[::1?t={CANARY_TOKEN}"})
     line = one_line_usage_error(res)
-    assert "url_env: the URL in OCR_TEST_URL not a valid URL" in line and CANARY_TOKEN not in line, line
+    assert "url_env: the URL in OCR_TEST_URL: not a valid URL" in line and CANARY_TOKEN not in line, line
 
 
 def test_a_header_from_an_unset_variable_is_a_usage_error(tmp_path: Path) -> None:
