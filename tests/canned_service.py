@@ -13,7 +13,9 @@ profile's default settings; later ones get the fault of `mode`:
 - never: the request is read and never answered;
 - status: `status` with `Retry-After: retry_after` (when set) and a PaddleX error body;
 - deep: a JSON body nested 100 000 arrays deep (applies from the preflight on when `after` = 0).
-It counts requests, the bytes it managed to send, and keeps each request's headers.
+With `tls=True` it speaks https with the committed loopback certificate (tests/data, for 127.0.0.1 only; a
+client trusts it through SSL_CERT_FILE). It counts requests, the bytes it managed to send, and keeps each
+request's headers.
 """
 
 from __future__ import annotations
@@ -21,14 +23,19 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import ssl
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.backends.http import expected_settings
 from harness.config import EngineSettings
+
+CERT = Path(__file__).parent / "data" / "loopback-cert.pem"
+KEY = Path(__file__).parent / "data" / "loopback-key.pem"
 
 
 def ok_answer(png_b64: str | None, data_info: bool = True) -> bytes:
@@ -60,7 +67,7 @@ class CannedState:
 
 
 class CannedService:
-    def __init__(self, mode: str = "ok", **options: Any) -> None:
+    def __init__(self, mode: str = "ok", *, tls: bool = False, **options: Any) -> None:
         self.state = CannedState(mode, **options)
         state = self.state
 
@@ -139,7 +146,11 @@ class CannedService:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(CERT, KEY)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
         self.url = f"{self.base}/ocr"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

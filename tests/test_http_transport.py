@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from canned_service import CannedService
+from canned_service import CERT, CannedService
 from conftest import CORPUS, ROOT, CliRun, run_cli
 from harness.backends.base import TransportNotes
 from harness.backends.http_client import retry_after_s
@@ -42,6 +42,7 @@ def config(tmp_path: Path, **http: object) -> Path:
 
 
 def run(tmp_path: Path, url: str, *args: str, env: dict[str, str] | None = None, **http: object) -> CliRun:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     out = tmp_path / "out"
     cfg = config(tmp_path, **{"retries": 1, "backoff_s": 0.1, **http})
     return run_cli(["run", "--config", str(cfg), "--profile", "t", "--service-url", url, "--out", str(out), *args],
@@ -211,6 +212,26 @@ def test_a_signal_ends_a_run_against_a_silent_service_within_5_s(tmp_path: Path,
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["complete"] is False, report.get("incomplete")
     assert s.state.requests == 2  # nothing sent after the signal
+
+
+# --- https -----------------------------------------------------------------------------------------------------
+
+def test_https_with_a_trusted_certificate_runs_and_its_deadline_holds(tmp_path: Path) -> None:
+    trust = {"SSL_CERT_FILE": str(CERT)}
+    with CannedService("ok", tls=True) as s:
+        res = run(tmp_path / "ok", s.url, *ONE, env=trust)
+    assert s.url.startswith("https://") and s.state.requests == 2
+    (image,) = res.report["images"]
+    assert image["error"] is None and res.report["checks"]["inference"]["passed"], image
+    with CannedService("hang-after-headers", tls=True) as s:  # the deadline cuts the wrapped socket too
+        res = run(tmp_path / "hang", s.url, *ONE, env=trust, timeout_s=1.5, retries=0)
+    assert "timed out: no complete answer within timeout_s (1.5 s)" in image_error(res)
+
+
+def test_https_with_an_untrusted_certificate_is_a_usage_error(tmp_path: Path) -> None:
+    with CannedService("ok", tls=True) as s:
+        res = run(tmp_path, s.url, *ONE, env={"SSL_CERT_FILE": os.devnull})
+    assert "CERTIFICATE_VERIFY_FAILED" in one_line_usage_error(res)
 
 
 # --- credentials --------------------------------------------------------------------------------------------------
