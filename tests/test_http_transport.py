@@ -335,3 +335,18 @@ def test_retries_fail_inference_above_max_retry_rate_naming_the_images() -> None
     merged = merged_details("inference", [], [over.details, other], {}, None)
     assert merged["retries"]["images"] == 2 and merged["retries"]["of"] == 36 and merged["retries"]["total"] == 3
     assert merged_summary("S", False, merged, "", "").startswith("S; 2 of 36 images needed a retry: 503, 503, 429")
+
+
+def test_shards_of_a_service_run_merge(tmp_path: Path) -> None:
+    ids = [a for i in ("slip_0002", "slip_0003", "slip_0006", "slip_0007") for a in ("--id", i)]
+    with CannedService("ok") as s:
+        shards = [run(tmp_path / f"s{k}", s.url, *ids, "--shard", f"{k}/2", "--no-goldens") for k in (1, 2)]
+    assert [r.returncode for r in shards] == [0, 0], [r.stderr[-1000:] for r in shards]
+    out = tmp_path / "merged"
+    merged = run_cli(["report", "merge", *(str(r.out) for r in shards), "--out", str(out)], out=out)
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    inference = merged.report["checks"]["inference"]
+    assert inference["summary"] == "all 4 images clean; none of 4 images needed a retry", inference["summary"]
+    assert inference["details"]["retries"]["of"] == 4
+    served = merged.report["checks"]["served_settings"]
+    assert served["passed"] and served["summary"].endswith("; so do the answers to every image"), served

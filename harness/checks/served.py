@@ -36,8 +36,7 @@ def served_settings_check(engine: EngineSettings, facts: Mapping[str, Any],
     diffs = settings_differences(expected, reported)
     details = {"reported": dict(reported), "expected": expected, "server": facts.get("server"),
                "differences": [d.to_dict() for d in diffs],
-               "answers": {"images": answered, "differing": {i: [d.to_dict() for d in ds]
-                                                                   for i, ds in by_image.items()}}}
+               "answers": {"differing": {i: [d.to_dict() for d in ds] for i, ds in by_image.items()}}}
     parts = []
     if diffs:
         parts.append(f"{len(diffs)} service settings differ from the profile: "
@@ -48,13 +47,14 @@ def served_settings_check(engine: EngineSettings, facts: Mapping[str, Any],
     if drift:  # answers that say something else than the preflight did
         parts.append(_answers_summary(drift, answered, preflight_clean=not diffs))
     elif by_image:
-        parts.append(f"the answers for all {answered} images report the same")
+        parts.append("the answers to every image report the same")
     if parts:
         summary = " | ".join(parts) + " | results below were read with the service's settings"
-        return CheckResult("served_settings", False, summary, details=details, judged=answered)
-    also = f"; so do the answers for all {answered} images" if answered else ""
+        return CheckResult("served_settings", False, summary, details=details)
+    # No count: shards that all agree merge to one verdict, which must read true for the whole run.
+    also = "; so do the answers to every image" if answered else ""
     return CheckResult("served_settings", True, f"the service reports the profile's settings "
-                       f"({len(_leaves(expected))} compared){also}", details=details, judged=answered)
+                       f"({len(_leaves(expected))} compared){also}", details=details)
 
 
 def _answers(expected: Mapping[str, Any], answers: Mapping[str, Sequence[Mapping[str, Any]]]
