@@ -1,6 +1,7 @@
 """Stopping a run on SIGINT or SIGTERM (Ctrl-C, a cancelled CI job) without losing what finished.
 
-The first signal kills every worker process (none may outlive the harness or start afterwards) and raises
+The first signal kills every worker process (none may outlive the harness or start afterwards), cuts every
+request to a service in flight (a silent service would otherwise hold the run for its timeout), and raises
 `Cancelled` in the main thread, which unwinds to the code that writes the incomplete reports. A second signal
 ends the process at once, as the default handler would.
 """
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
+from harness.backends.http_client import allow_requests, cancel_requests
 from harness.errors import Cancelled
 from harness.worker import allow_workers, cancel_workers
 
@@ -28,9 +30,11 @@ def cancel_on_signals() -> Iterator[None]:
         for s in previous:
             signal.signal(s, signal.SIG_DFL)
         cancel_workers()
+        cancel_requests()  # a request blocked on a silent service returns now, not at its timeout
         raise Cancelled(signum)
 
     allow_workers()
+    allow_requests()
     for s in SIGNALS:
         if signal.getsignal(s) is not signal.SIG_IGN:  # ignored on purpose (nohup, a background job): keep it so
             previous[s] = signal.signal(s, handler)
@@ -40,3 +44,4 @@ def cancel_on_signals() -> Iterator[None]:
         for s, h in previous.items():
             signal.signal(s, h)
         allow_workers()
+        allow_requests()

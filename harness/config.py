@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
+import re
 import tomllib
 import types
 from collections.abc import Mapping
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from harness.errors import UserError
+from harness.service_url import redact_url, url_problem
 
 CONFIG_NAME = "harness.toml"
 BACKENDS = ("paddle", "onnxruntime", "http")
@@ -49,19 +52,30 @@ class HttpSettings:
 
     url: str | None = None  # e.g. http://127.0.0.1:8080/ocr
     url_env: str | None = None  # or: the name of an environment variable holding the URL (CI secrets, tox)
-    timeout_s: float = 120.0  # per request
-    retries: int = 2  # after the first try, on connection errors, timeouts and 5xx
-    backoff_s: float = 0.5  # doubled after every retry
+    # Header name -> the environment variable holding its value (a token as `Authorization`, not in the URL).
+    headers_env: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 120.0  # one try: connect, send and the whole answer; tries stop at image_timeout_s
+    retries: int = 2  # after the first try, on connection errors, timeouts, 429 and 5xx
+    backoff_s: float = 0.5  # doubled after every retry, unless the service sends Retry-After
     max_in_flight: int = 1  # requests in flight at once
+    max_response_bytes: int = 8 * 1024 * 1024  # a larger answer is that image's error, not memory
+    max_retry_rate: float = 0.05  # share of images that needed a retry above which `inference` fails
 
     def validate(self, where: str) -> None:
         _require(not (self.url and self.url_env), f"{where}.url", "set url or url_env, not both")
-        _require(self.url is None or self.url.startswith(("http://", "https://")), f"{where}.url",
-                 "must start with http:// or https://")
-        _require(self.timeout_s > 0, f"{where}.timeout_s", "must be > 0")
+        why = url_problem(self.url) if self.url else None
+        _require(why is None, f"{where}.url", why or "")
+        _require(math.isfinite(self.timeout_s) and self.timeout_s > 0, f"{where}.timeout_s",
+                 "must be a finite number of seconds > 0")
         _require(0 <= self.retries <= 10, f"{where}.retries", "must be in 0..10")
-        _require(self.backoff_s >= 0, f"{where}.backoff_s", "must be >= 0")
+        _require(math.isfinite(self.backoff_s) and self.backoff_s >= 0, f"{where}.backoff_s",
+                 "must be a finite number of seconds >= 0")
         _require(1 <= self.max_in_flight <= 64, f"{where}.max_in_flight", "must be in 1..64")
+        _require(1024 <= self.max_response_bytes <= 2**31, f"{where}.max_response_bytes", "must be in 1024..2**31")
+        _require(0.0 <= self.max_retry_rate <= 1.0, f"{where}.max_retry_rate", "must be in 0..1")
+        for name, var in self.headers_env.items():
+            _require(bool(_HEADER_NAME.fullmatch(name)), f"{where}.headers_env.{name}", "is not an HTTP header name")
+            _require(bool(var), f"{where}.headers_env.{name}", "must name an environment variable")
 
     def resolved_url(self, where: str) -> str:
         """The endpoint; from the environment when `url_env` names a variable (read at run time)."""
@@ -72,9 +86,25 @@ class HttpSettings:
         value = os.environ.get(self.url_env, "").strip()
         if not value:
             raise UserError(f"{where}.url_env: environment variable {self.url_env} is not set")
-        if not value.startswith(("http://", "https://")):
-            raise UserError(f"{where}.url_env: {self.url_env}={value!r} must start with http:// or https://")
+        why = url_problem(value)
+        if why is not None:  # the value is a secret: named by its variable, never quoted
+            raise UserError(f"{where}.url_env: the URL in {self.url_env}: {why}")
         return value
+
+    def resolved_headers(self, where: str) -> dict[str, str]:
+        """The extra request headers, their values read from the environment at run time."""
+        out = {}
+        for name, var in self.headers_env.items():
+            value = os.environ.get(var, "").strip()
+            if not value:
+                raise UserError(f"{where}.headers_env.{name}: environment variable {var} is not set")
+            if any(c in value for c in "\r\n\0"):
+                raise UserError(f"{where}.headers_env.{name}: the value of {var} contains a line break")
+            out[name] = value
+        return out
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 @dataclass(frozen=True)
@@ -299,7 +329,8 @@ class Profile:
     def validate(self) -> None:
         where = f"profiles.{self.name}"
         _require(self.workers >= 1, f"{where}.workers", "must be >= 1")
-        _require(self.image_timeout_s > 0, f"{where}.image_timeout_s", "must be > 0")
+        _require(math.isfinite(self.image_timeout_s) and self.image_timeout_s > 0, f"{where}.image_timeout_s",
+                 "must be a finite number of seconds > 0")
         _require(self.max_image_pixels > 0, f"{where}.max_image_pixels", "must be > 0")
         _require(self.max_image_bytes > 0, f"{where}.max_image_bytes", "must be > 0")
         self.engine.validate(f"{where}.engine")
@@ -320,7 +351,12 @@ class Profile:
         return dataclasses.replace(self, **changes)
 
     def settings_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "checks": self.checks.as_dict()}
+        """The resolved profile as reports record it; a service URL with its credentials redacted."""
+        d = {**dataclasses.asdict(self), "checks": self.checks.as_dict()}
+        http = d["engine"]["http"]
+        if http["url"]:
+            http["url"] = redact_url(http["url"])
+        return d
 
 
 def require(ok: bool, key: str, why: str) -> None:
@@ -435,6 +471,13 @@ def _coerce(hint: Any, value: Any, key: str, path: Path) -> Any:
             raise UserError(f"{path}: {key}: expected a table")
         return _build(hint, value, key, path)
     origin = get_origin(hint)
+    if origin is dict:  # a table of strings (headers_env)
+        if not isinstance(value, dict):
+            raise UserError(f"{path}: {key}: expected a table, got {type(value).__name__}")
+        for k, v in value.items():
+            if not isinstance(v, str):
+                raise UserError(f"{path}: {key}.{k}: expected str, got {type(v).__name__} {v!r}")
+        return dict(value)
     if origin in (Union, types.UnionType):
         options = [a for a in get_args(hint) if a is not type(None)]
         return _coerce(options[0], value, key, path)

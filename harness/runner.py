@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.backends import main_workers, make_worker, preflight, resolve_models
 from harness.checks.outcome import CheckResult, ImageCheck, from_images, skipped
+from harness.checks.retries import FAILED, judge_retries
 from harness.config import EngineSettings, Profile
 from harness.corpus.loader import Corpus, CorpusItem, load_corpus
 from harness.environment import environment, stack
@@ -269,7 +270,10 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
 
 def inference_check(p: RunPlan, outcomes: Mapping[str, ImageOutcome]) -> CheckResult:
     per_image = {i: ImageCheck(o.ok, o.error or f"{len(o.runs[0].lines)} lines") for i, o in outcomes.items()}
-    return from_images("inference", per_image, "failed to run")
+    check = from_images("inference", per_image, FAILED)
+    if p.profile.engine.backend != "http":
+        return check
+    return judge_retries(check, outcomes, p.profile.engine.http.max_retry_rate)
 
 
 def execute(p: RunPlan, *, progress: Progress | None = None,

@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from harness.backends.base import TransportNotes
 from harness.config import EngineSettings
 from harness.errors import ImageError
 from harness.modelpack import ModelDirs
@@ -65,6 +66,7 @@ class ImageOutcome:
     peak_rss_kib: int | None = None
     worker_pid: int | None = None
     served: int = 0
+    transport: TransportNotes | None = None  # a service's backend: its retries and reported settings
 
     @property
     def ok(self) -> bool:

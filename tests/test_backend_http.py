@@ -41,14 +41,14 @@ def service(tmp_path_factory: pytest.TempPathFactory, pack: ModelDirs) -> Iterat
 
 
 def service_config(tmp_path: Path, *, parity: bool = True, retries: int = 2, backoff_s: float = 0.2,
-                   timeout_s: float = 120.0, max_in_flight: int = 1) -> Path:
+                   timeout_s: float = 120.0, max_in_flight: int = 1, max_retry_rate: float = 0.05) -> Path:
     path = tmp_path / "harness.toml"
     path.write_text("\n".join([
         "[profiles.t]", f'corpus = "{CORPUS.as_posix()}"', 'subset = "smoke"',
         f'golden_dir = "{(ROOT / "golden").as_posix()}"', 'golden_set = "default"',
         "[profiles.t.engine]", 'backend = "http"', 'goldens_from = "paddle"',
         "[profiles.t.engine.http]", f"retries = {retries}", f"backoff_s = {backoff_s}", f"timeout_s = {timeout_s}",
-        f"max_in_flight = {max_in_flight}",
+        f"max_in_flight = {max_in_flight}", f"max_retry_rate = {max_retry_rate}",
         "[profiles.t.checks]", "repeats = 1", f"parity = {json.dumps(parity)}", ""]), encoding="utf-8")
     return path
 
@@ -78,6 +78,14 @@ def test_clean_service_passes_goldens_settings_and_parity(service: Service, tmp_
     parity = report["checks"]["parity"]["details"]
     assert parity["paths"]["http"]["beyond"] == 0 and parity["paths"]["http"]["failed_to_run"] == 0
     assert parity["latency"]["http"]["images"] == 12
+    # The clean side of every transport fault: no redirect, every answer with dataInfo and within
+    # max_response_bytes and timeout_s, no retry, and every answer reporting the profile's settings.
+    inference = report["checks"]["inference"]
+    assert inference["summary"] == "all 12 images clean; none of 12 images needed a retry"
+    assert inference["details"]["retries"]["images"] == 0
+    served = report["checks"]["served_settings"]
+    assert served["summary"].endswith("; so do the answers to every image")
+    assert served["details"]["answers"] == {"differing": {}}
     assert "Backend parity" in (out / "summary.md").read_text(encoding="utf-8")
     assert "Backend parity" in (out / "report.html").read_text(encoding="utf-8")
 
@@ -93,12 +101,62 @@ def test_requests_in_flight_are_bounded(service: Service, tmp_path: Path) -> Non
 
 # --- transport faults (planted by the proxy; the OCR stays real) ------------------------------------------------
 
-def test_a_5xx_is_retried_with_backoff(service: Service, tmp_path: Path) -> None:
+@pytest.mark.parametrize("status", [503, 429])
+def test_two_refusals_then_success_are_retried_after_retry_after_and_fail_inference(
+        service: Service, tmp_path: Path, status: int) -> None:
+    with FaultProxy(service.base, "status-n", count=2, status=status, retry_after="1") as proxy:
+        t0 = time.monotonic()
+        res = run_t(tmp_path, proxy.url, "--id", "slip_0000", parity=False, backoff_s=0.01)
+        wall = time.monotonic() - t0
+    assert proxy.state.requests == 4  # preflight, two planted refusals, the answer
+    assert wall >= 2  # Retry-After: 1 twice, although backoff_s is 0.01
+    assert res.returncode == 1, res.stdout[-2000:]
+    inference = res.report["checks"]["inference"]
+    assert not inference["passed"] and inference["failed_images"] == ["slip_0000"]  # it ran, after 2 refusals
+    assert f"1 of 1 images needed a retry: {status}, {status} (rate 1.000 above max_retry_rate 0.05)" \
+        in inference["summary"]
+    assert res.report["images"][0]["checks"]["inference"]["details"]["retries"] == [str(status)] * 2
+    assert res.report["checks"]["golden"]["passed"]  # the answer itself was right
+    assert f"needed a retry: {status}, {status}" in (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+
+
+def test_retries_within_max_retry_rate_pass_and_are_still_recorded(service: Service, tmp_path: Path) -> None:
     with FaultProxy(service.base, "status-once") as proxy:
-        res = run_t(tmp_path, proxy.url, "--id", "slip_0000", parity=False)
+        res = run_t(tmp_path, proxy.url, "--id", "slip_0000", parity=False, max_retry_rate=1.0)
     assert res.returncode == 0, res.stdout[-2000:]
     assert proxy.state.requests == 3  # preflight, the planted 503, the retry
-    assert res.report["checks"]["golden"]["passed"]
+    inference = res.report["checks"]["inference"]
+    assert inference["summary"] == "all 1 images clean; 1 of 1 images needed a retry: 503"
+    assert inference["details"]["retries"]["by_image"] == {"slip_0000": ["503"]}
+
+
+def test_a_service_failing_one_request_in_ten_fails_inference(service: Service, tmp_path: Path) -> None:
+    with FaultProxy(service.base, "every", every=10) as proxy:
+        res = run_t(tmp_path, proxy.url, parity=False)
+    assert res.returncode == 1, res.stdout[-2000:]
+    inference = res.report["checks"]["inference"]
+    assert inference["failed_images"] == [res.report["images"][9]["id"]]  # the 10th request's image
+    assert res.report["checks"]["golden"]["passed"]  # every answer, retried or not, was right
+    retries = inference["details"]["retries"]
+    assert (retries["images"], retries["of"], retries["total"]) == (1, 12, 1), retries
+    assert "1 of 12 images needed a retry: 503 (rate 0.083 above max_retry_rate 0.05)" in inference["summary"]
+    assert proxy.state.requests == 1 + 12 + 1
+
+
+def test_settings_reported_by_answers_are_compared_not_only_the_preflights(service: Service, tmp_path: Path) -> None:
+    with FaultProxy(service.base, "drift") as proxy:  # the preflight's answer is left alone
+        res = run_t(tmp_path, proxy.url, *SMOKE_FEW, parity=False)
+    assert res.returncode == 1, res.stdout[-2000:]
+    assert proxy.state.requests == 3
+    served = res.report["checks"]["served_settings"]
+    assert not served["passed"] and served["details"]["differences"] == []  # the preflight agreed
+    assert ("answers for 2 of 2 images report other settings (the preflight reported the profile's): "
+            "text_det_params.limit_side_len: profile 960, service 64; text_det_params.limit_type: profile 'max', "
+            "service 'min' (slip_0000, slip_0003)") in served["summary"], served["summary"]
+    differing = served["details"]["answers"]["differing"]
+    assert sorted(differing) == ["slip_0000", "slip_0003"]
+    assert {d["key"]: d["service"] for d in differing["slip_0003"]} == {"text_det_params.limit_side_len": 64,
+                                                                         "text_det_params.limit_type": "min"}
 
 
 def test_persistent_5xx_becomes_the_images_error_with_the_service_message(service: Service, tmp_path: Path) -> None:
@@ -126,7 +184,8 @@ def test_a_slow_service_times_out_per_request(service: Service, tmp_path: Path) 
         res = run_t(tmp_path, proxy.url, "--id", "slip_0000", parity=False, timeout_s=1.5, retries=1, backoff_s=0.1)
     assert res.returncode == 1
     (image,) = res.report["images"]
-    assert "timed out (after 2 tries)" in image["error"], image["error"]
+    assert "timed out: no complete answer within timeout_s (1.5 s)" in image["error"], image["error"]
+    assert image["error"].endswith("(after 2 tries)"), image["error"]
 
 
 # --- wrong URL, planted model, default settings, a service dying mid-run -----------------------------------------

@@ -44,3 +44,20 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TransportNotes:
+    """What reaching a service took for one image, across its repeats: the report counts it, checks judge it."""
+
+    retries: tuple[str, ...] = ()  # why each retry happened: "503", "429", "timed out", "connection reset"
+    reported: tuple[Mapping[str, Any], ...] = ()  # the settings each answer said it ran with
+
+
+@runtime_checkable
+class RemoteBackend(Backend, Protocol):
+    """A backend behind a network: the worker hands it each image's time budget and collects its notes."""
+
+    def set_image_timeout(self, seconds: float) -> None: ...
+
+    def take_notes(self, image_id: str) -> TransportNotes: ...

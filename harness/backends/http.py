@@ -2,25 +2,21 @@
 
 `POST <url>` with `{"file": <base64 PNG>, "fileType": 1, "visualize": false}`; the answer's
 `result.ocrResults[0].prunedResult` holds rec_texts, rec_scores, rec_polys plus the settings the service ran
-with (text_det_params, model_settings, text_rec_score_thresh). The image sent is the decoded array every other
-backend gets, encoded losslessly (PNG): a difference is the service's, not a decoding difference.
+with (text_det_params, model_settings, text_rec_score_thresh), and `result.dataInfo` the size it decoded. The
+image sent is the decoded array every other backend gets, encoded losslessly (PNG): a difference is the
+service's, not a decoding difference.
 
-Transport faults never end the run: every request has a timeout; connection errors, timeouts and 5xx are
-retried a bounded number of times with doubling backoff; what is left (and 4xx, malformed JSON) becomes that
-image's error with the service's own message. Before anything runs, `preflight` reaches the service once: an
-unreachable or wrong URL is a usage error (exit 2), and what the service reports about its settings is
-recorded and compared with the profile's.
+Transport faults never end the run and never pass unseen (harness.backends.http_client): what a try cannot fix
+becomes that image's error with the service's own message, and each image's retries and the settings each answer
+reported go to the worker (`take_notes`) for the inference and served_settings checks. Before anything runs,
+`preflight` reaches the service once: an unreachable or wrong URL is a usage error (exit 2), and what the
+service reports about its settings is recorded.
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
-import json
-import socket
-import time
-import urllib.error
-import urllib.request
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,27 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import StackFacts
-from harness.config import EngineSettings
+from harness.backends.base import StackFacts, TransportNotes
+from harness.backends.http_client import Client, Reply, ServiceError
+from harness.config import EngineSettings, HttpSettings
 from harness.errors import UserError
 from harness.modelpack import ModelDirs
 from harness.results import OcrResult
 
-RETRY_STATUS = range(500, 600)
 # PaddleX's own default for the pipeline's max_side_limit, which the harness never changes.
 DEFAULT_MAX_SIDE_LIMIT = 4000
-
-
-class ServiceError(Exception):
-    """One request failed for good: the message names the URL, what went wrong and the service's own words."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    pruned: Mapping[str, Any]
-    data_info: Mapping[str, Any]
-    server: str | None
-    tries: int
+__all__ = ["Client", "HttpBackend", "ServiceError", "encode_image", "expected_settings", "preflight",
+           "reported_settings", "settings_differences"]
 
 
 def encode_image(image: np.ndarray) -> str:
@@ -58,89 +44,6 @@ def encode_image(image: np.ndarray) -> str:
     if not ok:
         raise ServiceError("could not encode the image as PNG")
     return base64.b64encode(buf.tobytes()).decode("ascii")
-
-
-def _service_message(body: bytes) -> str:
-    """PaddleX answers errors as {"errorCode": N, "errorMsg": "..."}; anything else is quoted briefly."""
-    try:
-        data = json.loads(body)
-        if isinstance(data, dict) and data.get("errorMsg"):
-            return str(data["errorMsg"])
-    except ValueError:
-        pass
-    text = body.decode("utf-8", "replace").strip()
-    return text[:200] or "(empty body)"
-
-
-def _reason(e: BaseException) -> str:
-    if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError):
-        e = e.reason if isinstance(e.reason, BaseException) else e
-    if isinstance(e, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(e, (TimeoutError, socket.timeout)):
-        return "timed out"
-    if isinstance(e, ConnectionResetError):
-        return "connection reset" + (f" ({e})" if str(e) else "")
-    if isinstance(e, http.client.HTTPException):
-        return f"broken HTTP answer ({type(e).__name__}: {e})"
-    if isinstance(e, socket.gaierror):
-        return f"cannot resolve host ({e.strerror or e})"
-    return f"{type(e).__name__}: {e}"
-
-
-class Client:
-    """POSTs one image at a time; thread-safe (one urllib request per call)."""
-
-    def __init__(self, url: str, timeout_s: float, retries: int, backoff_s: float) -> None:
-        self.url = url
-        self.timeout_s = timeout_s
-        self.retries = retries
-        self.backoff_s = backoff_s
-
-    def post(self, payload_b64: str) -> Reply:
-        body = json.dumps({"file": payload_b64, "fileType": 1, "visualize": False}).encode("utf-8")
-        last = "no attempt"
-        tries = 0
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            tries += 1
-            req = urllib.request.Request(self.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    raw, status, server = resp.read(), resp.status, resp.headers.get("Server")
-            except urllib.error.HTTPError as e:
-                msg = f"HTTP {e.code} {e.reason}: {_service_message(e.read())}"
-                if e.code in RETRY_STATUS:
-                    last = msg
-                    continue
-                raise ServiceError(f"POST {self.url}: {msg}") from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-                last = _reason(e)
-                continue
-            return self._parse(raw, status, server, tries)
-        raise ServiceError(f"POST {self.url}: {last} (after {tries} tries)")
-
-    def _parse(self, raw: bytes, status: int, server: str | None, tries: int) -> Reply:
-        try:
-            data = json.loads(raw)
-        except ValueError as e:
-            start = raw[:80].decode("utf-8", "replace")
-            raise ServiceError(f"POST {self.url}: malformed JSON in the response (HTTP {status}): {e}; "
-                               f"body starts {start!r}") from None
-        try:
-            if data.get("errorCode", 0) != 0:
-                raise ServiceError(f"POST {self.url}: service error {data.get('errorCode')}: {data.get('errorMsg')}")
-            result = data["result"]
-            pruned = result["ocrResults"][0]["prunedResult"]
-            for key in ("rec_texts", "rec_scores", "rec_polys"):
-                if not isinstance(pruned[key], list):
-                    raise TypeError(f"{key} is not a list")
-        except (KeyError, IndexError, TypeError, AttributeError) as e:
-            raise ServiceError(f"POST {self.url}: not a PaddleX OCR answer (HTTP {status}): missing or bad "
-                               f"result.ocrResults[0].prunedResult ({type(e).__name__}: {e})") from None
-        return Reply(pruned=pruned, data_info=result.get("dataInfo") or {}, server=server, tries=tries)
 
 
 def reported_settings(pruned: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,12 +96,17 @@ def settings_differences(expected: Mapping[str, Any], reported: Mapping[str, Any
     return out
 
 
+def client_for(http: HttpSettings, where: str, *, retries: int | None = None) -> Client:
+    """The profile's client: its URL and headers resolved from the environment now."""
+    return Client(http.resolved_url(where), timeout_s=http.timeout_s,
+                  retries=http.retries if retries is None else retries, backoff_s=http.backoff_s,
+                  max_response_bytes=http.max_response_bytes, headers=http.resolved_headers(where))
+
+
 def preflight(settings: EngineSettings, where: str) -> dict[str, Any]:
     """Reach the service with one small blank image; exit 2 when it cannot be reached or does not answer like
     a PaddleX OCR endpoint. Returns the facts for the stack record (no URL: ports differ between runs)."""
-    http = settings.http
-    url = http.resolved_url(f"{where}.http")
-    client = Client(url, timeout_s=http.timeout_s, retries=0, backoff_s=0.0)
+    client = client_for(settings.http, f"{where}.http", retries=0)
     blank = np.full((32, 32, 3), 255, np.uint8)
     try:
         reply = client.post(encode_image(blank))
@@ -208,31 +116,53 @@ def preflight(settings: EngineSettings, where: str) -> dict[str, Any]:
 
 
 class HttpBackend:
-    """The Backend protocol over HTTP; up to `max_in_flight` requests at once for a multi-image call."""
+    """The Backend protocol over HTTP (a `RemoteBackend`); up to `max_in_flight` requests at once for a
+    multi-image call."""
 
     name = "http"
 
     def __init__(self, settings: EngineSettings, dirs: ModelDirs) -> None:
-        h = settings.http
         self.settings = settings
-        self.url = h.resolved_url("engine.http")
-        self.client = Client(self.url, timeout_s=h.timeout_s, retries=h.retries, backoff_s=h.backoff_s)
-        self.max_in_flight = h.max_in_flight
+        self.client = client_for(settings.http, "engine.http")
+        self.url = self.client.url
+        self.max_in_flight = settings.http.max_in_flight
         self._last: Reply | None = None
+        self._notes: dict[str, TransportNotes] = {}
+        self._lock = threading.Lock()
 
     def facts(self) -> StackFacts:
         reported = reported_settings(self._last.pruned) if self._last else {}
         return StackFacts(self.name, "service", None, {},
                           {"server": self._last.server if self._last else None, "reported": reported})
 
+    def set_image_timeout(self, seconds: float) -> None:
+        self.client.image_timeout_s = seconds
+
+    def take_notes(self, image_id: str) -> TransportNotes:
+        with self._lock:
+            return self._notes.pop(image_id, TransportNotes())
+
+    def _note(self, image_id: str, retries: Sequence[str], reported: Mapping[str, Any] | None) -> None:
+        """Accumulated over an image's repeats until the worker takes them."""
+        with self._lock:
+            old = self._notes.get(image_id, TransportNotes())
+            self._notes[image_id] = TransportNotes(retries=(*old.retries, *retries),
+                                                   reported=(*old.reported, *([reported] if reported is not None
+                                                                              else [])))
+
     def _one(self, image: np.ndarray, image_id: str) -> OcrResult:
         from harness.backends.paddle import to_canonical
 
-        reply = self.client.post(encode_image(image))
+        try:
+            reply = self.client.post(encode_image(image))
+        except ServiceError as e:
+            self._note(image_id, e.retries, None)
+            raise
+        self._note(image_id, reply.retries, reported_settings(reply.pruned))
         self._last = reply
         height, width = image.shape[:2]
-        size = (reply.data_info.get("width"), reply.data_info.get("height"))
-        if None not in size and size != (width, height):
+        size = (reply.data_info["width"], reply.data_info["height"])
+        if size != (width, height):
             raise ServiceError(f"POST {self.url}: the service decoded {image_id} as {size[0]}x{size[1]}, "
                                f"sent {width}x{height}")
         try:

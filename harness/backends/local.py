@@ -2,6 +2,8 @@
 
 Same interface and same bookkeeping as `harness.worker.Worker` (reads the images, checks the backend left them
 untouched, times each predict, turns an exception into that request's error), so the runner drives both alike.
+With no process to kill, `timeout_s` (the profile's image_timeout_s) is handed to a remote backend, which keeps
+each image within it; what its transport did per image (retries, reported settings) goes into the outcome.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.backends.base import RemoteBackend, TransportNotes
 from harness.errors import ImageError
 from harness.normaliser import peak_rss_kib, reference_seconds
 from harness.worker import ImageOutcome, ImageRequest, WorkerError, WorkerSpec, _digest
@@ -48,6 +51,8 @@ class LocalWorker:
             self._engine = self._factory(self.spec.settings, self.spec.dirs)
         except Exception as e:
             raise WorkerError(f"{self.spec.label} backend: could not start: {type(e).__name__}: {e}") from None
+        if isinstance(self._engine, RemoteBackend):  # no process to kill: the backend itself keeps the time
+            self._engine.set_image_timeout(self.timeout_s)
         self.load_s.append(time.perf_counter() - t0)
 
     def infer(self, requests: list[ImageRequest], repeats: int = 1) -> list[ImageOutcome]:
@@ -74,14 +79,21 @@ class LocalWorker:
                 times.append((time.perf_counter() - t0) / len(requests))
             reference = (reference + reference_seconds(time.perf_counter)) / 2
         except Exception as e:  # the backend's own message (a service's error) is the image's error
-            return [ImageOutcome(r.image_id, error=f"{type(e).__name__}: {e}") for r in requests]
+            return [ImageOutcome(r.image_id, error=f"{type(e).__name__}: {e}", transport=self._notes(r.image_id))
+                    for r in requests]
         mutated = [_digest(img) != b for img, b in zip(images, before, strict=True)]
         self._served += len(requests)
         peak = peak_rss_kib()  # the harness process: an in-process backend's memory is its memory
         return [ImageOutcome(image_id=r.image_id, runs=tuple(run[i] for run in runs), predict_s=tuple(times),
                              read_s=read_s, mutated=mutated[i], cost_s=tuple(times), reference_s=reference,
-                             cost_clock="wall", peak_rss_kib=peak,
-                             worker_pid=os.getpid(), served=self._served) for i, r in enumerate(requests)]
+                             cost_clock="wall", peak_rss_kib=peak, worker_pid=os.getpid(), served=self._served,
+                             transport=self._notes(r.image_id))
+                for i, r in enumerate(requests)]
+
+    def _notes(self, image_id: str) -> TransportNotes | None:
+        if isinstance(self._engine, RemoteBackend):
+            return self._engine.take_notes(image_id)
+        return None
 
     def close(self) -> None:
         if self._engine is not None:

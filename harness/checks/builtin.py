@@ -20,6 +20,8 @@ from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.outcome import CheckResult
 from harness.checks.paths import compare_paths
 from harness.checks.registry import CheckSpec, Option, Scaling, register
+from harness.checks.retries import merged_details as merged_retries
+from harness.checks.retries import merged_summary as merged_retry_summary
 from harness.checks.speed import speed_check
 from harness.config import CheckSettings, EngineSettings, Profile, require
 from harness.corpus.loader import content_sha256, read_image
@@ -48,7 +50,8 @@ def unsupported(name: str) -> Callable[[Profile], str | None]:
 
 # --- core: judged on the main pass -----------------------------------------------------------------------------
 
-register(CheckSpec("inference", 10, lambda p, state: inference_check(p, state.outcomes)))
+register(CheckSpec("inference", 10, lambda p, state: inference_check(p, state.outcomes),
+                   merge_details=merged_retries, merge_summary=merged_retry_summary))
 
 
 def _repeat_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:
@@ -80,10 +83,11 @@ register(CheckSpec("cross_process", 90, cross_process, key="cross_process",
 def served_settings(p: RunPlan, state: RunState) -> CheckResult:
     from harness.checks.served import served_settings_check
 
-    return served_settings_check(p.profile.engine, p.backend_facts)
+    answers = {i: o.transport.reported for i, o in state.outcomes.items() if o.transport is not None}
+    return served_settings_check(p.profile.engine, p.backend_facts, answers)
 
 
-register(CheckSpec("served_settings", 20, served_settings, level="model",
+register(CheckSpec("served_settings", 20, served_settings, level="model", per_shard=True,  # answers: per shard
                    absent_unless=lambda profile: profile.engine.backend == "http"))
 
 
