@@ -343,7 +343,8 @@ def test_shards_of_a_service_run_merge(tmp_path: Path) -> None:
         shards = [run(tmp_path / f"s{k}", s.url, *ids, "--shard", f"{k}/2", "--no-goldens") for k in (1, 2)]
     assert [r.returncode for r in shards] == [0, 0], [r.stderr[-1000:] for r in shards]
     out = tmp_path / "merged"
-    merged = run_cli(["report", "merge", *(str(r.out) for r in shards), "--out", str(out)], out=out)
+    merged = run_cli(["report", "merge", *(str(r.out) for r in shards), "--config", str(tmp_path / "s1" / "harness.toml"),
+                      "--out", str(out)], out=out)
     assert merged.returncode == 0, merged.stderr[-2000:]
     inference = merged.report["checks"]["inference"]
     assert inference["summary"] == "all 4 images clean; none of 4 images needed a retry", inference["summary"]
