@@ -12,6 +12,8 @@ from PIL import Image
 from harness.cli import main
 from harness.errors import UserError
 from harness.report.history import RED, append_history, plot_history, read_history
+from harness.report.html import render_html
+from harness.report.markdown import render_summary
 from harness.report.sample import sample_run
 from harness.report.writer import write_reports
 
@@ -40,6 +42,27 @@ def test_append_and_read(tmp_path: Path) -> None:
     assert second["versions"]["paddle"] == "3.2.2" and second["time"] == "2024-03-02T02:00:00+00:00"
 
 
+def test_throughput_and_the_speed_ratio_trend_night_by_night(tmp_path: Path) -> None:
+    """A slowdown inside the speed check's threshold still shows: images/s of the main pass and the median
+    image's ratio against the approved baseline are in every history line, the summary and the HTML page."""
+    path = tmp_path / "history.jsonl"
+    report, results, images, _ = sample_run()
+    for night, (wall, ratio) in enumerate([(10.0, 1.02), (12.5, 1.3)], start=1):
+        r = dict(report, started_at=f"2024-03-{night:02d}T02:00:00+00:00",
+                 timing={"phases": {"main": {"wall_s": wall, "images": 12, "calls_per_image": 3},
+                                    "audit": {"wall_s": 4.0, "images": 0, "calls_per_image": 1}}},
+                 checks={**report["checks"], "speed": {"passed": True, "summary": "ok", "details": {
+                     "ratio": {"median": ratio, "p90": ratio, "max_ratio": 1.5}}}})
+        entry = append_history(path, r)
+        assert entry["images_per_s"] == pytest.approx(12 / wall) and entry["speed_ratio"] == ratio
+    summary = render_summary(r)
+    assert "| `main` | 12 | 3 | 12.500 s | 0.96 |" in summary and "`audit`" not in summary.split("images/s")[-1]
+    page = render_html(r, results, images.get)
+    assert "<td>main</td><td class='num'>12</td><td class='num'>3</td>" in page
+    with Image.open(plot_history(path, tmp_path / "trend.png")) as img:
+        assert img.size == (1200, 1160)
+
+
 def test_damaged_history_is_tolerated(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
     path.write_text('{"time": "2024-03-01", "passed": true}\nnot json\n{"time": "2024-03-02"}', encoding="utf-8")
@@ -56,7 +79,7 @@ def test_plot_is_a_valid_png(tmp_path: Path) -> None:
     with Image.open(png) as img:
         img.verify()
     with Image.open(png) as img:
-        assert img.format == "PNG" and img.size == (1200, 900)
+        assert img.format == "PNG" and img.size == (1200, 1160)
         pixels = np.asarray(img.convert("RGB")).astype(int)
     assert np.count_nonzero(np.all(np.abs(pixels - RED) < 10, axis=2)) > 100  # the failed nights' bars
     assert pixels.std() > 10
@@ -66,7 +89,7 @@ def test_plot_empty_history(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
     path.write_text("", encoding="utf-8")
     with Image.open(plot_history(path, tmp_path / "trend.png")) as img:
-        assert img.size == (1200, 900)
+        assert img.size == (1200, 1160)
 
 
 def test_a_png_history_is_refused_before_anything_is_written(tmp_path: Path,

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from harness.atomic import write_bytes as atomic_write_bytes
 from harness.errors import UserError
-from harness.report.view import VERSION_KEYS, Report
+from harness.report.view import VERSION_KEYS, Report, phase_rates, speed_ratio
 from harness.results import canonical_line
 
 HISTORY_SCHEMA = "ocr-harness/history/1"
@@ -43,6 +43,10 @@ def history_entry(report: Mapping[str, Any]) -> dict[str, Any]:
         "cer": cer if isinstance(cer, (int, float)) else None,
         "predict_median_s": r.timing.get("predict_median_s"),
         "predict_p90_s": r.timing.get("predict_p90_s"),
+        # The trend a nightly shows even within the speed check's threshold: the main pass's throughput and the
+        # median image's cost ratio against the approved baseline (None: not judged that night).
+        "images_per_s": next((p.images_per_s for p in phase_rates(r.timing) if p.phase == "main"), None),
+        "speed_ratio": speed_ratio(r.checks),
         "versions": {k: r.environment[k] for k in VERSION_KEYS if r.environment.get(k) is not None},
         "cpu_model": r.environment.get("cpu_model"),
     }
@@ -86,7 +90,7 @@ def read_history(path: Path | str) -> list[dict[str, Any]]:
 
 # --- plot ------------------------------------------------------------------------------------------
 
-W, H = 1200, 900
+W, H = 1200, 1160
 LEFT, RIGHT, TOP = 90, 30, 60
 PANEL_H, GAP = 190, 50
 INK, GRID, MUTED = (30, 30, 30), (225, 225, 225), (110, 110, 110)
@@ -173,7 +177,8 @@ def _date_label(t: Any) -> str:
 
 
 def plot_history(path: Path | str, png_path: Path | str, *, last: int | None = 120) -> Path:
-    """Three panels over runs: failing images (red bars for failed runs), CER (%), predict median/p90 (s)."""
+    """Four panels over runs: failing images (red bars for failed runs), CER (%), predict median/p90 (s), and the
+    speed check's ratio against its approved baseline."""
     entries = read_history(path)
     if last is not None:
         entries = entries[-last:]
@@ -202,6 +207,10 @@ def plot_history(path: Path | str, png_path: Path | str, *, last: int | None = 1
     _panel(draw, top, "Predict latency per image (s)", [
         ("p90", [_num(e.get("predict_p90_s")) for e in entries], LIGHT_BLUE, "line"),
         ("median", [_num(e.get("predict_median_s")) for e in entries], BLUE, "line"),
+    ], n, font, small)
+    top += PANEL_H + GAP + 20
+    _panel(draw, top, "Speed vs approved baseline (median image cost ratio, x; fails above 1.5)", [
+        ("speed ratio", [_num(e.get("speed_ratio")) for e in entries], RED, "line"),
     ], n, font, small)
     y_axis = top + PANEL_H
     if entries:  # date ticks under the last panel, at most ~8 so labels never overlap

@@ -28,6 +28,7 @@ from harness.report.view import (
     golden_changes,
     is_line_diffs,
     path_diffs,
+    phase_rates,
     verdict_line,
 )
 from harness.results import OcrResult
@@ -312,6 +313,13 @@ def _summary_tables(r: Report) -> str:
                    f"<td class='num'>{_secs(t.get('predict_p90_s'))}</td>"
                    f"<td class='num'>{_secs(t.get('model_load_s'))}</td>"
                    f"<td class='num'>{_secs(t.get('wall_s'))}</td></tr></table>")
+        rates = phase_rates(t)
+        if rates:
+            out.append("<table><tr><th>phase</th><th>images</th><th>calls per image</th><th>wall</th>"
+                       "<th>images/s</th></tr>" + "".join(
+                           f"<tr><td>{e(r.phase)}</td><td class='num'>{r.images}</td>"
+                           f"<td class='num'>{r.calls_per_image}</td><td class='num'>{_secs(r.wall_s)}</td>"
+                           f"<td class='num'>{r.images_per_s:.2f}</td></tr>" for r in rates) + "</table>")
     if r.environment:
         out.append(f"<h2>Environment</h2><p>{e(environment_line(r.environment))}</p>")
         env_vars = r.environment.get("env")

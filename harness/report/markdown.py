@@ -27,6 +27,7 @@ from harness.report.view import (
     golden_changes,
     is_line_diffs,
     path_diffs,
+    phase_rates,
     verdict_line,
 )
 
@@ -167,10 +168,17 @@ def _accuracy_tables(acc: Mapping[str, Any] | None) -> list[str]:
 def _timing_table(t: Mapping[str, Any]) -> list[str]:
     if not t:
         return []
-    return ["### Timing", "", "| images | predict median | predict p90 | model load | wall |",
-            "|---:|---:|---:|---:|---:|",
-            f"| {md(t.get('images', ''))} | {_secs(t.get('predict_median_s'))} | {_secs(t.get('predict_p90_s'))} | "
-            f"{_secs(t.get('model_load_s'))} | {_secs(t.get('wall_s'))} |", ""]
+    out = ["### Timing", "", "| images | predict median | predict p90 | model load | wall |",
+           "|---:|---:|---:|---:|---:|",
+           f"| {md(t.get('images', ''))} | {_secs(t.get('predict_median_s'))} | {_secs(t.get('predict_p90_s'))} | "
+           f"{_secs(t.get('model_load_s'))} | {_secs(t.get('wall_s'))} |", ""]
+    rates = phase_rates(t)
+    if rates:  # side by side: a slowdown within the speed check's threshold still shows here night after night
+        out += ["| phase | images | calls per image | wall | images/s |", "|---|---:|---:|---:|---:|"]
+        out += [f"| {code(r.phase)} | {r.images} | {r.calls_per_image} | {_secs(r.wall_s)} | {r.images_per_s:.2f} |"
+                for r in rates]
+        out.append("")
+    return out
 
 
 def _size(text: str) -> int:

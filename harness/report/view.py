@@ -306,3 +306,38 @@ def diff_segments(a: str, b: str) -> tuple[list[tuple[str, bool]], list[tuple[st
         if op.dest_end > op.dest_start:
             right.append((b[op.dest_start:op.dest_end], changed))
     return left, right
+
+
+@dataclass(frozen=True)
+class PhaseRate:
+    """One inference phase of `timing.phases` as throughput: images per second of wall time."""
+
+    phase: str
+    images: int
+    calls_per_image: int
+    wall_s: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def phase_rates(timing: Mapping[str, Any]) -> tuple[PhaseRate, ...]:
+    """Every inference phase (one that ran images) in the order the run measured them."""
+    out = []
+    for name, ph in _map(timing.get("phases")).items():
+        ph = _map(ph)
+        images, wall = ph.get("images"), ph.get("wall_s")
+        if isinstance(images, int) and images > 0 and isinstance(wall, (int, float)) and wall > 0:
+            calls = ph.get("calls_per_image")
+            out.append(PhaseRate(str(name), images, calls if isinstance(calls, int) else 1, float(wall)))
+    return tuple(out)
+
+
+def speed_ratio(checks: Sequence[CheckOutcome]) -> float | None:
+    """The speed check's median image ratio against its approved baseline, when it judged one."""
+    for c in checks:
+        if c.name == "speed":
+            ratio = _map(c.details.get("ratio")).get("median")
+            return float(ratio) if isinstance(ratio, (int, float)) else None
+    return None
