@@ -24,7 +24,7 @@ from harness.perf import peak_rss_bytes
 TESTS = Path(__file__).resolve().parent
 # Not timed here: whole runs, covered by the end-to-end tests.
 SMOKE_ARGS = ["-p", "no_skips", "-p", "no:cacheprovider", "-q",
-              "-k", "not test_release_run and not test_nightly"]
+              "-k", "not test_release_run and not test_nightly and not test_speed_false_alarms"]
 
 
 def test_peak_rss_of_this_process_and_of_no_process() -> None:
