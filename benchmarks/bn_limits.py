@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from harness.checks.bn_capture import Capture, capture_inputs
-from harness.checks.bn_drift import LayerStats, measure_groups
+from harness.checks.bn_drift import MIN_IMAGES, LayerStats, measure_groups
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
 from harness.modelpack import resolve_model_dirs
 from harness.worker import ImageRequest
 
 ROOT = Path(__file__).resolve().parents[1]
+POOLS = (1, 2, 8)  # sample sizes measured; limits come from samples of MIN_IMAGES slips and more
 
 
 def per_image_groups(capture: Capture, kind: str) -> list[list[int]]:
@@ -75,23 +76,32 @@ def main() -> None:
                 groups = per_image_groups(capture, kind)
                 assert len(groups) == len(capture.images) and sum(map(len, groups)) == len(files)
                 t1 = time.perf_counter()
-                measured = measure_groups(model_dir, files, [*groups, list(range(len(files)))])
+                # Samples of consecutive slips, of every size the check may take (MIN_IMAGES up) and all slips.
+                pools = {size: [sum(groups[i:i + size], []) for i in range(0, len(groups) - size + 1, size)]
+                         for size in POOLS}
+                pools[len(groups)] = [list(range(len(files)))]
+                flat = [g for size in sorted(pools) for g in pools[size]]
+                measured = measure_groups(model_dir, files, flat, timeout_s=7200)
                 print(f"  {kind}: {len(files)} batches measured in {time.perf_counter() - t1:.0f} s", flush=True)
-                *per_image, pooled = measured
-                for k, layer in enumerate(pooled):
-                    ext = np.array([extremes(img[k]) for img in per_image] + [extremes(layer)])
-                    worst = np.array([ext[:, 0].max(), ext[:, 1].min(), ext[:, 2].max(), ext[:, 3].max()])
-                    saved[f"{kind}.{layer.name}.r"] = layer.log_ratio()
-                    saved[f"{kind}.{layer.name}.per_image_extremes"] = ext
-                    print(f"    {layer.name:18s} ch {layer.channels:4d}  per image and pooled: r "
-                          f"[{worst[1]:+.3f}, {worst[0]:+.3f}]  |d| max {worst[2]:.3f}  z max {worst[3]:.3f}; "
-                          f"pooled r median {np.median(layer.log_ratio()):+.3f}", flush=True)
-                    acc = overall.setdefault(kind, np.array([-np.inf, np.inf, -np.inf, -np.inf]))
-                    acc[:] = [max(acc[0], worst[0]), min(acc[1], worst[1]), max(acc[2], worst[2]),
-                              max(acc[3], worst[3])]
+                at = 0
+                for size in sorted(pools):
+                    sample = measured[at:at + len(pools[size])]
+                    at += len(pools[size])
+                    for k, layer in enumerate(sample[0]):
+                        ext = np.array([extremes(one[k]) for one in sample])
+                        worst = np.array([ext[:, 0].max(), ext[:, 1].min(), ext[:, 2].max(), ext[:, 3].max()])
+                        saved[f"{kind}.{layer.name}.pool{size}"] = ext
+                        print(f"    {size:2d} slips x {len(sample):2d}  {layer.name:18s} ch {layer.channels:4d}  r "
+                              f"[{worst[1]:+.3f}, {worst[0]:+.3f}]  |d| max {worst[2]:.3f}  z max {worst[3]:.3f}",
+                              flush=True)
+                        if size >= MIN_IMAGES:
+                            acc = overall.setdefault(kind, np.array([-np.inf, np.inf, -np.inf, -np.inf]))
+                            acc[:] = [max(acc[0], worst[0]), min(acc[1], worst[1]), max(acc[2], worst[2]),
+                                      max(acc[3], worst[3])]
             np.savez(args.out / f"bn_channels-{setting}.npz", **saved)
     for kind, (up, down, d, z) in overall.items():
-        print(f"{kind}: r up to {up:+.3f}, down to {down:+.3f}, |d| up to {d:.3f}, z up to {z:.3f}")
+        print(f"{kind}, samples of {MIN_IMAGES}+ slips: r up to {up:+.3f}, down to {down:+.3f}, |d| up to {d:.3f}, "
+              f"z up to {z:.3f}")
 
 
 if __name__ == "__main__":

@@ -74,12 +74,13 @@ def test_channel_findings_on_synthetic_statistics() -> None:
 
 
 def test_spread_sees_one_channel_in_a_layer_that_sits_far_from_training() -> None:
-    """det's head layer measures r in [-3.8, -1.5] on clean slips: +6.9 on its median channel stays inside any
-    limit on r alone, but not inside the limit on its distance from the layer's median."""
+    """A layer whose channels all measure far less variance than in training (det's head measures r between -4.3
+    and -1.1 on single clean slips): +6.9 on one channel can stay inside the limit on r, but not inside the limit
+    on its distance from the layer's median."""
     stored = np.full(24, 1e7)
-    corpus = stored * np.exp(np.linspace(-3.8, -1.5, 24))
+    corpus = stored * np.exp(np.linspace(-5.0, -3.5, 24))
     planted = _layer(stored, corpus).with_stored_variance(12, 1e-3)
-    assert planted.log_ratio()[12] < CHANNEL_LIMITS.log_ratio_up
+    assert planted.log_ratio()[12] < CHANNEL_LIMITS["det"].log_ratio_up
     [finding] = channel_findings("det", planted)
     assert (finding.channel, finding.reason) == (12, "variance-collapsed")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.backends import backend_owned_keys, load_callable, unsupported_checks
 from harness.checks.bn_capture import capture_inputs
-from harness.checks.bn_drift import measure_drift
+from harness.checks.bn_drift import MIN_IMAGES, measure_drift
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.outcome import CheckResult
@@ -302,6 +302,9 @@ def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
     if not measured:
         return CheckResult("bn_drift", False, "judged nothing: no BN layer left in det or rec (all folded into "
                            "conv); disable bn_drift for these models", details=details)
+    if len(capture.images) < MIN_IMAGES:  # the limits were measured on samples of MIN_IMAGES slips and more
+        return CheckResult("bn_drift", False, f"judged too little: {len(capture.images)} image ran, the per-channel "
+                           f"limits hold for samples of {MIN_IMAGES} or more", details=details)
     findings = [f for r in measured.values() for f in r.findings]
     layers = ", ".join(f"{k} {len(r.layers)} layers / {r.batches} batches" for k, r in measured.items())
     summary = (f"{len(capture.images)} images as the worker fed them ({layers}): {len(findings)} channels beyond "
@@ -321,7 +324,8 @@ def _validate_audit(c: CheckSettings, where: str) -> None:
 
 def _validate_bn_drift(c: CheckSettings, where: str) -> None:
     require(c.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
-    require(c.bn_drift_images >= 1, f"{where}.bn_drift_images", "must be >= 1")
+    require(c.bn_drift_images >= MIN_IMAGES, f"{where}.bn_drift_images",
+            f"must be >= {MIN_IMAGES} (the per-channel limits are measured on samples of that size and more)")
 
 
 register(CheckSpec("audit", 30, audit, level="model", key="audit", skip=unsupported("audit"), child=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.bn_capture import capture_inputs
-from harness.checks.bn_drift import DEFAULT_THRESHOLD, DriftReport, measure_drift
+from harness.checks.bn_drift import DEFAULT_THRESHOLD, MIN_IMAGES, DriftReport, measure_drift
 from harness.config import EngineSettings
 from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.modelpack import resolve_model_dirs
@@ -118,6 +118,7 @@ def _image_files(paths: list[Path]) -> list[Path]:
             files.append(path)
         else:
             raise UserError(f"{path}: no such image file or directory")
-    if not files:
-        raise UserError(f"--drift: no images found in {', '.join(map(str, paths))}")
+    if len(files) < MIN_IMAGES:
+        raise UserError(f"--drift: {len(files)} images found in {', '.join(map(str, paths))}; the per-channel "
+                        f"limits hold for samples of {MIN_IMAGES} or more")
     return files
