@@ -61,13 +61,12 @@ class ChannelLimits:
 
 
 # Maxima over every BN layer of the pinned PP-OCRv4 det and rec, measured on the full clean corpus (64 slips of
-# datasets/bank_slips) as the pipeline feeds it (oneDNN on), on samples of MIN_IMAGES consecutive slips (32 of
-# them), of 8 (8) and on all 64 pooled; `python benchmarks/bn_limits.py` reproduces them:
+# datasets/bank_slips) as the pipeline feeds it, oneDNN on and off, on samples of MIN_IMAGES consecutive slips (32
+# of them), of 8 (8) and on all 64 pooled; `python benchmarks/bn_limits.py` reproduces them:
 #   det: r from -4.231 to +1.806, |d| up to 3.589 (stem, 2 slips), z up to 1.664
 #   rec: r from -4.295 to +1.452, |d| up to 4.998 (stem, 2 slips), z up to 0.792
-# (Single slips reach further: det r -6.74, rec stem r -8.84 / |d| 8.78; hence MIN_IMAGES.) oneDNN off feeds det
-# the same tensors (det: identical maxima, measured); rec off was not measured to the end (crops may differ in
-# the last bits of the det boxes).
+# oneDNN off gave the same maxima to the third decimal, det and rec. (Single slips reach further: det r -6.74,
+# rec stem r -8.84 / |d| 8.78; hence MIN_IMAGES.)
 MEASURED = {"det": (1.806, 4.231, 3.589, 1.664), "rec": (1.452, 4.295, 4.998, 0.792)}  # r up, -r down, |d|, z
 
 MARGIN_LOG_RATIO = math.log(3.0)  # a channel may measure three times (or a third of) what the worst clean one did
