@@ -236,7 +236,7 @@ class CheckSettings:
     audit_min_variance: float = 1e-6
     probe: bool = False  # behavioural batch-independence probe on the raw models
     bn_drift: bool = False
-    bn_drift_images: int = 8
+    bn_drift_images: int = 8  # >= 2: the per-channel limits are measured on samples of 2 slips and more
     bn_drift_threshold: float = 2.5  # clean bank slips score up to ~2.3 on det's head BN layer
     accuracy: bool = True
     parity: bool = False  # every image on the profile's backend against a reference backend

@@ -45,6 +45,8 @@ class WorkerSpec:
     max_bytes: int = 256 * 2**20
     label: str = "main"
     log_path: str | None = None  # the child's stdout/stderr (Paddle's own logs, native crash text)
+    # Every det/rec input batch the Paddle predictor receives is also written here (harness.backends.paddle_capture)
+    capture_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,10 @@ def _child_main(conn: Connection, spec: WorkerSpec) -> None:
 
     try:
         t0 = time.perf_counter()
+        if spec.capture_dir:
+            from harness.backends.paddle_capture import install_capture
+
+            install_capture(Path(spec.capture_dir), spec.dirs)
         engine = _engine_factory(spec.settings)(spec.settings, spec.dirs)
         conn.send(("ready", time.perf_counter() - t0))
     except Exception as e:  # reported to the parent as a load failure, with the reason

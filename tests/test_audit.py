@@ -35,7 +35,7 @@ def _facts(**bn_overrides: object) -> dict:
           "mean_param": "batch_norm2d_3.w_1", "variance_param": "batch_norm2d_3.w_2"}
     bn.update(bn_overrides)
     return {"bn": [bn], "dropout": [], "op_counts": {"conv2d": 4, "batch_norm": 1}, "conv_count": 4,
-            "convs_feeding_bn": 1}
+            "convs_feeding_bn": 1, "conv_kinds": {"bn": 1, "bias": 2, "plain": 1}}
 
 
 def _judge(facts: dict, variance: np.ndarray | None = None, mean: np.ndarray | None = None) -> AuditReport:
@@ -52,6 +52,8 @@ def test_clean_facts_pass_and_serialise() -> None:
     report = _judge(_facts(), np.array([0.5, 2.0]))
     assert report.passed and bool(report)
     assert report.bn_layers[0].variance_min == 0.5 and report.bn_folded == "mostly"
+    assert report.convs_folded_likely == 2 and report.headline() == (
+        "1 BN left (batch_norm 1), 2 conv+bias without norm (folded BN likely), 0 dropout")
     assert json.loads(canonical_json(report.to_dict()))["passed"] is True
 
 
@@ -189,6 +191,7 @@ def test_pir_program_audits_clean(pir_pack: Path) -> None:
     assert report.passed, report.render()
     assert report.program_format == "pir-json"
     assert (report.bn_count, report.dropout_count, report.convs_feeding_bn) == (1, 1, 1)
+    assert report.bn_layers[0].momentum == 0.9  # paddle.nn.BatchNorm2D's default, read from a PIR program too
     assert report.bn_layers[0].mean_param == "batch_norm2d_0.w_1"
 
 
@@ -206,29 +209,56 @@ def test_unknown_norm_like_op_is_a_finding_never_ignored(pir_pack: Path, tmp_pat
     [finding] = report.findings
     assert not report.passed and finding.check == "unknown-op" and new_type in finding.message
     assert report.norm_op_counts[new_type] == 1 and "1 unknown norm/dropout-like ops" in report.headline()
-    assert "all folded" not in report.headline()
+    assert report.headline().startswith("0 BN left")  # the renamed op is not counted as a BN it understood
 
 
 def test_understood_spellings_are_counted_per_type(pir_pack: Path, tmp_path: Path) -> None:
     plant_op_type(pir_pack, tmp_path / "sync", new_type="sync_batch_norm_")
     sync = audit_model_dir(tmp_path / "sync")
-    assert sync.passed and sync.bn_count == 1 and "1 BN (sync_batch_norm 1" in sync.headline()
+    assert sync.passed and sync.bn_count == 1 and "1 BN left (sync_batch_norm 1)" in sync.headline()
     plant_op_type(pir_pack, tmp_path / "inorm", new_type="instance_norm")
     inorm = audit_model_dir(tmp_path / "inorm")  # per-sample statistics: nothing to prove about eval mode
     assert inorm.passed and inorm.bn_count == 0 and "1 per-sample norms (instance_norm 1)" in inorm.headline()
 
 
 def test_no_bn_at_all_says_so() -> None:
-    facts = {"bn": [], "dropout": [], "op_counts": {"conv2d": 4, "relu": 4}, "conv_count": 4, "convs_feeding_bn": 0}
+    facts = {"bn": [], "dropout": [], "op_counts": {"conv2d": 4, "relu": 4}, "conv_count": 4, "convs_feeding_bn": 0,
+             "conv_kinds": {"bias": 4}}
     report = judge("m", "pdmodel", facts, {}, min_variance=1e-6)
-    assert report.passed and report.headline() == "0 BN: all folded, 0 dropout"
-    assert report.to_dict()["headline"] == "0 BN: all folded, 0 dropout"
+    headline = "0 BN left, 4 conv+bias without norm (folded BN likely), 0 dropout"
+    assert report.passed and report.headline() == headline and report.to_dict()["headline"] == headline
+    made = {c.statement: c.made for c in report.claims()}
+    assert made == {"no BN op is left to run in training mode": True,
+                    "the statistics of the 4 BN likely folded into conv (conv + bias, no norm) are sane": False}
 
 
 def test_shipped_models_headline_counts_per_type(shipped: dict[str, AuditReport]) -> None:
-    assert shipped["det"].headline() == "3 BN (batch_norm 3; folded into conv: mostly), 0 dropout"
-    assert shipped["rec"].headline() == ("6 BN (batch_norm 6; folded into conv: mostly), 8 dropout (dropout 8), "
-                                         "5 per-sample norms (layer_norm 5)")
+    # Headlines used to say "folded into conv: mostly": true, but not how much, nor what it leaves unjudged.
+    assert shipped["det"].headline() == ("3 BN left (batch_norm 3), 53 conv+bias without norm (folded BN likely), "
+                                         "0 dropout")
+    assert shipped["rec"].headline() == ("6 BN left (batch_norm 6), 32 conv+bias without norm (folded BN likely), "
+                                         "8 dropout (dropout 8), 5 per-sample norms (layer_norm 5)")
+
+
+def test_shipped_models_say_what_they_cannot_claim(shipped: dict[str, AuditReport]) -> None:
+    """Measured on the pinned pack: det 64 convs (3 feed a BN, 53 carry a bias and no norm, 8 neither), rec 38
+    (6 + 32 + 0); every BN has momentum 0.9 and epsilon 1e-5. The audit's pass covers the BN left only."""
+    det, rec = shipped["det"], shipped["rec"]
+    assert (det.conv_count, det.convs_feeding_bn, det.convs_folded_likely) == (64, 3, 53)
+    assert (rec.conv_count, rec.convs_feeding_bn, rec.convs_folded_likely) == (38, 6, 32)
+    assert det.momenta == rec.momenta == (0.9,) and det.epsilons == rec.epsilons == (1e-5,)
+    for report, n, folded in ((det, 3, 53), (rec, 6, 32)):
+        cannot = [c.statement for c in report.claims() if not c.made]
+        assert f"each channel's stored statistics of the {n} BN ops left fit what the model is fed" in cannot
+        assert (f"the statistics of the {folded} BN likely folded into conv (conv + bias, no norm) are sane"
+                in cannot)
+        assert any(c.made and f"the {n} BN ops left normalise with their stored statistics" in c.statement
+                   for c in report.claims())
+        text = report.render()
+        assert "CANNOT: the statistics of" in text and f"{folded} have a bias and no norm (folded BN likely)" in text
+        doc = report.to_dict()
+        assert doc["convs_folded_likely"] == folded and doc["momenta"] == [0.9]
+        assert all(b["momentum"] == 0.9 and b["epsilon"] == 1e-5 for b in doc["bn_layers"])
 
 
 # ---------------------------------------------------------------- CLI

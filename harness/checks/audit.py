@@ -50,6 +50,7 @@ class BnLayer:
     use_global_stats: bool
     trainable_statistics: bool
     epsilon: float
+    momentum: float | None  # how the moving statistics were accumulated: new = m * old + (1 - m) * batch
     mean_param: str | None
     variance_param: str | None
     channels: int
@@ -65,9 +66,24 @@ class BnLayer:
         return {"op_index": self.op_index, "name": self.name, "op_type": self.op_type, "source": self.source,
                 "is_test": self.is_test, "use_global_stats": self.use_global_stats,
                 "trainable_statistics": self.trainable_statistics, "uses_stored_stats": self.uses_stored_stats,
-                "epsilon": self.epsilon, "mean_param": self.mean_param, "variance_param": self.variance_param,
+                "epsilon": self.epsilon, "momentum": self.momentum, "mean_param": self.mean_param, "variance_param": self.variance_param,
                 "channels": self.channels, "variance_min": json_number(self.variance_min),
                 "variance_max": json_number(self.variance_max)}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One statement about the model's BatchNorm / dropout, and whether the audit can make it."""
+
+    statement: str
+    made: bool  # True: the audit checked it (a violation is a finding); False: it cannot judge it
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"statement": self.statement, "made": self.made, "why": self.why}
+
+    def __str__(self) -> str:
+        return f"{'can' if self.made else 'CANNOT'}: {self.statement} ({self.why})"
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,7 @@ class AuditReport:
     op_counts: tuple[tuple[str, int], ...]
     conv_count: int
     convs_feeding_bn: int
+    convs_folded_likely: int  # conv + stored bias and no norm after it: what folding a BN into a conv leaves
     dropout_count: int
     bn_layers: tuple[BnLayer, ...]
     findings: tuple[Finding, ...]
@@ -100,19 +117,18 @@ class AuditReport:
                 if t in BN_TYPES or t in DROPOUT_TYPES or t in PER_SAMPLE_NORM_TYPES or LOOKS_LIKE_NORM.search(t)}
 
     def headline(self) -> str:
-        """'3 BN (batch_norm 3; folded into conv: mostly), 0 dropout, 5 per-sample norms (layer_norm 5)', or
-        '0 BN: all folded' when the program has none left: never a bare pass."""
+        """'3 BN left (batch_norm 3), 53 conv+bias without norm (folded BN likely), 0 dropout, 5 per-sample
+        norms (layer_norm 5)': what is left to judge and what was folded away, never a bare pass."""
         counts = self.norm_op_counts
         unknown = [f.layer for f in self.findings if f.check == "unknown-op"]
 
         def listed(types: frozenset[str]) -> str:
             return ", ".join(f"{t} {n}" for t, n in counts.items() if t in types)
 
-        if self.bn_count:
-            bn = f"{self.bn_count} BN ({listed(BN_TYPES)}; folded into conv: {self.bn_folded})"
-        else:
-            bn = "0 BN: all folded" if self.conv_count and not unknown else "0 BN"
-        parts = [bn, f"{self.dropout_count} dropout" + (f" ({listed(DROPOUT_TYPES)})" if self.dropout_count else "")]
+        parts = [f"{self.bn_count} BN left" + (f" ({listed(BN_TYPES)})" if self.bn_count else "")]
+        if self.convs_folded_likely:
+            parts.append(f"{self.convs_folded_likely} conv+bias without norm (folded BN likely)")
+        parts += [f"{self.dropout_count} dropout" + (f" ({listed(DROPOUT_TYPES)})" if self.dropout_count else "")]
         per_sample = sum(n for t, n in counts.items() if t in PER_SAMPLE_NORM_TYPES)
         if per_sample:
             parts.append(f"{per_sample} per-sample norms ({listed(PER_SAMPLE_NORM_TYPES)})")
@@ -130,6 +146,43 @@ class AuditReport:
         return "mostly" if self.convs_feeding_bn * 2 < self.conv_count else "no"
 
     @property
+    def momenta(self) -> tuple[float, ...]:
+        return tuple(sorted({b.momentum for b in self.bn_layers if b.momentum is not None}))
+
+    @property
+    def epsilons(self) -> tuple[float, ...]:
+        return tuple(sorted({b.epsilon for b in self.bn_layers}))
+
+    def claims(self) -> tuple[Claim, ...]:
+        """What this audit can and cannot say about this model: a pass covers the first kind only."""
+        n, k = self.bn_count, self.convs_folded_likely
+        out = []
+        if n:
+            out += [Claim(f"the {n} BN ops left normalise with their stored statistics (eval mode)", True,
+                          "is_test / use_global_stats / trainable_statistics read from the program"),
+                    Claim(f"their stored mean/variance are present, finite, positive and >= {self.min_variance:g}",
+                          True, "read from the params file"),
+                    Claim(f"each channel's stored statistics of the {n} BN ops left fit what the model is fed", False,
+                          "a static read cannot: a variance polluted by a small batch stays positive, finite and far "
+                          "above any absolute floor; bn_drift judges it per channel on captured inputs")]
+        else:
+            out.append(Claim("no BN op is left to run in training mode", True, "the program holds no batch_norm op"))
+        if k:
+            out.append(Claim(f"the statistics of the {k} BN likely folded into conv (conv + bias, no norm) are sane",
+                             False, "folding multiplied them into the conv weights and bias: nothing of them is "
+                             "stored apart, a polluted variance reads as a trained weight; only behaviour "
+                             "(goldens, accuracy) can show it"))
+        if self.momenta:
+            out.append(Claim(f"how the moving statistics were accumulated (momentum {_list(self.momenta)}: one "
+                             f"batch moved them by {_list(tuple(round(1 - m, 6) for m in self.momenta))})", False,
+                             "a training-time fact: the audit reports it, it cannot tell whether a small batch "
+                             "polluted them"))
+        if self.dropout_count:
+            out.append(Claim(f"the {self.dropout_count} dropout ops are in test mode", True, "is_test read from "
+                             "the program"))
+        return tuple(out)
+
+    @property
     def variance_min(self) -> float | None:
         values = [b.variance_min for b in self.bn_layers if b.variance_min is not None]
         return min(values, key=lambda v: (not math.isnan(v), v)) if values else None
@@ -138,6 +191,8 @@ class AuditReport:
         return {"model_dir": self.model_dir, "program_format": self.program_format, "passed": self.passed,
                 "min_variance": self.min_variance, "op_counts": dict(self.op_counts),
                 "conv_count": self.conv_count, "convs_feeding_bn": self.convs_feeding_bn,
+                "convs_folded_likely": self.convs_folded_likely, "momenta": list(self.momenta),
+                "epsilons": list(self.epsilons), "claims": [c.to_dict() for c in self.claims()],
                 "bn_count": self.bn_count, "bn_folded": self.bn_folded, "dropout_count": self.dropout_count,
                 "norm_op_counts": self.norm_op_counts, "headline": self.headline(),
                 "variance_min": json_number(self.variance_min),
@@ -148,15 +203,21 @@ class AuditReport:
         if any(f.check == "load" for f in self.findings):
             lines = [f"audit {self.model_dir} ({self.program_format}): the model could not be loaded"]
         else:
+            plain = self.conv_count - self.convs_feeding_bn - self.convs_folded_likely
             lines = [f"audit {self.model_dir} ({self.program_format}): {sum(n for _, n in self.op_counts)} ops, "
-                     f"{self.conv_count} conv, {self.bn_count} batch_norm, {self.dropout_count} dropout; "
-                     f"BN folded into conv: {self.bn_folded} ({self.convs_feeding_bn} conv -> BN pairs left)"]
+                     f"{self.bn_count} batch_norm left, {self.dropout_count} dropout; {self.conv_count} conv: "
+                     f"{self.convs_feeding_bn} feed a BN, {self.convs_folded_likely} have a bias and no norm "
+                     f"(folded BN likely), {plain} neither"]
         if self.bn_layers:
-            head = ("op#", "layer", "fed by", "is_test", "global", "stored", "ch", "var min", "var max")
+            head = ("op#", "layer", "fed by", "is_test", "global", "stored", "momentum", "eps", "ch", "var min",
+                    "var max")
             rows = [(str(b.op_index), b.name, b.source, _yn(b.is_test), "yes" if b.use_global_stats else "no",
-                     _yn(b.uses_stored_stats), str(b.channels), _fmt(b.variance_min), _fmt(b.variance_max))
-                    for b in self.bn_layers]
+                     _yn(b.uses_stored_stats), _fmt(b.momentum), _fmt(b.epsilon), str(b.channels),
+                     _fmt(b.variance_min), _fmt(b.variance_max)) for b in self.bn_layers]
             lines += _table(head, rows)
+        if not any(f.check == "load" for f in self.findings):
+            lines.append("what this audit can and cannot claim:")
+            lines += [f"  {c}" for c in self.claims()]
         n = len(self.findings)
         verdict = "PASS" if self.passed else f"FAIL ({n} finding{'s' if n != 1 else ''})"
         lines.append(f"{verdict}: eval-mode / BatchNorm audit (variance floor {self.min_variance:g}, "
@@ -189,6 +250,7 @@ def judge(model_dir: str, program_format: str, facts: dict[str, Any], arrays: Ar
             op_index=bn["index"], name=bn["name"], op_type=bn["type"], source=bn["source"],
             is_test=bool(bn["is_test"]), use_global_stats=bool(bn["use_global_stats"]),
             trainable_statistics=bool(bn["trainable_statistics"]), epsilon=float(bn["epsilon"]),
+            momentum=None if bn.get("momentum") is None else float(bn["momentum"]),
             mean_param=bn["mean_param"], variance_param=bn["variance_param"],
             channels=int(var.size if var is not None else (mean.size if mean is not None else 0)),
             **_variance_range(var))
@@ -208,6 +270,7 @@ def judge(model_dir: str, program_format: str, facts: dict[str, Any], arrays: Ar
         model_dir=model_dir, program_format=program_format, min_variance=min_variance,
         op_counts=tuple(sorted((str(k), int(v)) for k, v in counts.items())),
         conv_count=int(facts.get("conv_count", 0)), convs_feeding_bn=int(facts.get("convs_feeding_bn", 0)),
+        convs_folded_likely=int(facts.get("conv_kinds", {}).get("bias", 0)),
         dropout_count=len(facts.get("dropout", [])), bn_layers=tuple(layers), findings=tuple(findings))
 
 
@@ -277,6 +340,10 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
+def _list(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
 def _yn(flag: bool) -> str:
     return "yes" if flag else "NO"  # capitals: a "no" here is what fails the audit
 
@@ -300,6 +367,7 @@ def inspect_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str
     arrays: Arrays = {}
     counts: Counter[str] = Counter()
     convs_feeding_bn = 0
+    conv_kinds: Counter[str] = Counter()
     for index, op in enumerate(view.ops()):
         kind = view.op_type(op)
         counts[kind] += 1
@@ -315,13 +383,17 @@ def inspect_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str
                 if value is not None:
                     arrays[f"bn{k}.{key}"] = value.astype(np.float64)
             name = mean_param.rsplit(".", 1)[0] if mean_param else f"{kind}#{index}"
+            momentum = view.attr(op, "momentum")
             facts["bn"].append({
                 "index": index, "type": kind, "name": name, "source": source,
+                "momentum": None if momentum is None else _f32(momentum),
                 "is_test": bool(view.attr(op, "is_test")),
                 "use_global_stats": bool(view.attr(op, "use_global_stats")),
                 "trainable_statistics": bool(view.attr(op, "trainable_statistics")),
-                "epsilon": float(view.attr(op, "epsilon") or 0.0), "mean_param": mean_param,
+                "epsilon": _f32(view.attr(op, "epsilon") or 0.0), "mean_param": mean_param,
                 "variance_param": var_param})
+        elif kind in CONV_TYPES:
+            conv_kinds[_conv_kind(view, op)] += 1
         elif kind in DROPOUT_TYPES:
             facts["dropout"].append({"index": index, "name": view.output_label(op, index),
                                      "is_test": bool(view.attr(op, "is_test"))})
@@ -330,4 +402,23 @@ def inspect_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str
     facts["op_counts"] = dict(counts)
     facts["conv_count"] = sum(n for k, n in counts.items() if k in CONV_TYPES)
     facts["convs_feeding_bn"] = convs_feeding_bn
+    facts["conv_kinds"] = dict(conv_kinds)
     return facts, arrays
+
+
+def _f32(value: Any) -> float:
+    """Float32 attributes read back as 0.8999999761581421: the value as written, 0.9."""
+    return float(f"{float(value):.7g}")
+
+
+def _conv_kind(view: Any, op: Any) -> str:
+    """`bn` (a norm reads it, through a bias add), `bias` (a stored bias, no norm: a folded BN leaves exactly
+    this), or `plain` (neither: a conv trained without BN, or a BN folded without a bias)."""
+    out = view.first_output(op)
+    if out is None:
+        return "plain"
+    add = view.bias_add(out)
+    readers = view.consumers(out) + (view.consumers(view.first_output(add)) if add is not None else [])
+    if any(view.op_type(r) in BN_TYPES or view.op_type(r) in PER_SAMPLE_NORM_TYPES for r in readers):
+        return "bn"
+    return "bias" if add is not None else "plain"

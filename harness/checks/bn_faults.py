@@ -29,15 +29,20 @@ def copy_pack(src: Path, dst: Path) -> ModelFiles:
     return ModelFiles(Path(dst) / files.prefix.name, files.format)
 
 
-def plant_bn_variance(src: Path, dst: Path, *, value: float, layer: str | None = None, channel: int = 0) -> str:
-    """Copy of `src` in `dst` with `variance[channel]` of one BN (default: the first) set to `value`.
+def plant_bn_variance(src: Path, dst: Path, *, value: float | None = None, factor: float | None = None,
+                      layer: str | None = None, channel: int = 0) -> str:
+    """Copy of `src` in `dst` with `variance[channel]` of one BN (default: the first) set to `value`, or
+    multiplied by `factor` (the polluted moving variance: /1000 or x1000).
 
     Old-format packs only. Returns the name of the edited parameter."""
+    if (value is None) == (factor is None):
+        raise UserError("plant_bn_variance needs exactly one of value and factor")
     if locate_model(src).pir:
         raise UserError(f"{src}: editing params is implemented for old-format (.pdmodel) packs only")
     target = copy_pack(src, dst)
     result, _ = run_in_child("bn_faults.set_param", {"prefix": str(target.prefix), "layer": layer,
-                                                  "channel": channel, "value": value}, pir=False)
+                                                  "channel": channel, "value": value, "factor": factor},
+                             pir=False)
     return str(result["param"])
 
 
@@ -131,7 +136,9 @@ def set_param_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[s
         raise ValueError(f"no batch_norm layer {layer!r} in {prefix}; have {names}")
     tensor = view.scope.find_var(param).get_tensor()
     values = np.array(tensor)
-    values.ravel()[int(payload["channel"])] = float(payload["value"])
+    flat = values.ravel()
+    c = int(payload["channel"])
+    flat[c] = float(payload["value"]) if payload.get("factor") is None else flat[c] * float(payload["factor"])
     tensor.set(values, paddle.CPUPlace())
     block = view.program.global_block()
     with paddle.static.scope_guard(view.scope):

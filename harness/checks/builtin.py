@@ -6,15 +6,16 @@ still has them), then the other paths, goldens, and the model-level checks that 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness.backends import backend_owned_keys, load_callable, unsupported_checks
+from harness.checks.bn_capture import capture_inputs
+from harness.checks.bn_drift import MIN_IMAGES, measure_drift
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.outcome import CheckResult
@@ -24,16 +25,15 @@ from harness.checks.retries import merged_details as merged_retries
 from harness.checks.retries import merged_summary as merged_retry_summary
 from harness.checks.speed import speed_check
 from harness.config import CheckSettings, EngineSettings, Profile, require
-from harness.corpus.loader import content_sha256, read_image
+from harness.corpus.loader import content_sha256
 from harness.environment import stack
-from harness.errors import ImageError
 from harness.golden.approval import APPROVAL_NAME, SpeedBaseline, load_approval
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenStore
 from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
 from harness.normaliser import WORKLOAD
 from harness.sampling import describe_power
-from harness.worker import ImageOutcome
+from harness.worker import ImageOutcome, ImageRequest
 
 
 def lazy(dotted: str) -> Callable[..., Any]:
@@ -290,26 +290,39 @@ def probe(p: RunPlan, state: RunState) -> CheckResult:
 
 
 def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
-    from harness.checks.bn_drift import bn_drift as measure
-
     # Sampled from the whole selection, not this shard, so every shard of a run measures the same images.
-    images: list[np.ndarray] = []
-    for it in p.corpus.items:
-        if len(images) == p.profile.checks.bn_drift_images:
-            break
-        if it.problem is None:
-            with contextlib.suppress(ImageError):
-                images.append(read_image(it.path, expected_sha256=it.sha256, max_pixels=p.profile.max_image_pixels,
-                                         max_bytes=p.profile.max_image_bytes))
-    if not images:  # judged nothing: never a pass
-        return CheckResult("bn_drift", False, "judged nothing: no readable image to measure")
-    report = measure(p.dirs.det, images, kind="det", threshold=p.profile.checks.bn_drift_threshold)
-    if not report.layers:
-        return CheckResult("bn_drift", False, "judged nothing: the det model has no BN layer left (all folded into "
-                           "conv); disable bn_drift for it", details={"det": report.to_dict()})
-    return CheckResult("bn_drift", report.passed, f"det on {len(images)} images: max score {report.max_score:.3f}, "
-                       f"{len(report.flagged)} of {len(report.layers)} BN layers drifted",
-                       details={"det": report.to_dict()}, judged=len(images))
+    requests = [ImageRequest(it.id, str(it.path), it.sha256) for it in p.corpus.items if it.problem is None]
+    log = str(p.log_dir / "worker-bn-capture.log") if p.log_dir else None
+    with tempfile.TemporaryDirectory(prefix="ocr-harness-bn-") as tmp:
+        # What the predictor really receives in a worker of this profile's engine, det and rec alike.
+        capture = capture_inputs(p.profile.engine, p.dirs, requests, Path(tmp), want=p.profile.checks.bn_drift_images,
+                                 max_pixels=p.profile.max_image_pixels, log_path=log)
+        if not capture.images:  # judged nothing: never a pass
+            return CheckResult("bn_drift", False, "judged nothing: no readable image to measure",
+                               details={"failed": dict(capture.failed)})
+        reports = {kind: measure_drift(d, capture.files(kind), kind=kind, images=len(capture.images),
+                                       threshold=p.profile.checks.bn_drift_threshold)
+                   for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec)) if capture.files(kind)}
+    details: dict[str, Any] = {k: r.to_dict() for k, r in reports.items()}
+    details["images"] = list(capture.images)
+    measured = {k: r for k, r in reports.items() if r.layers}
+    if not measured:
+        return CheckResult("bn_drift", False, "judged nothing: no BN layer left in det or rec (all folded into "
+                           "conv); disable bn_drift for these models", details=details)
+    if len(capture.images) < MIN_IMAGES:  # the limits were measured on samples of MIN_IMAGES slips and more
+        return CheckResult("bn_drift", False, f"judged too little: {len(capture.images)} image ran, the per-channel "
+                           f"limits hold for samples of {MIN_IMAGES} or more", details=details)
+    findings = [f for r in measured.values() for f in r.findings]
+    layers = ", ".join(f"{k} {len(r.layers)} layers / {r.batches} batches" for k, r in measured.items())
+    summary = (f"{len(capture.images)} images as the worker fed them ({layers}): {len(findings)} channels beyond "
+               "the clean-corpus limits; layer drift max " + ", ".join(f"{k} {r.max_score:.2f}"
+                                                                       for k, r in measured.items()))
+    drifted = [f"{k} {d.name}" for k, r in measured.items() for d in r.flagged]
+    if drifted:
+        summary += f"; layer drift above {p.profile.checks.bn_drift_threshold:g}: {', '.join(drifted)}"
+    summary += "".join(f" [{f}]" for f in findings[:3])
+    return CheckResult("bn_drift", all(r.passed for r in measured.values()), summary, details=details,
+                       judged=len(capture.images))
 
 
 def _validate_audit(c: CheckSettings, where: str) -> None:
@@ -318,7 +331,8 @@ def _validate_audit(c: CheckSettings, where: str) -> None:
 
 def _validate_bn_drift(c: CheckSettings, where: str) -> None:
     require(c.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
-    require(c.bn_drift_images >= 1, f"{where}.bn_drift_images", "must be >= 1")
+    require(c.bn_drift_images >= MIN_IMAGES, f"{where}.bn_drift_images",
+            f"must be >= {MIN_IMAGES} (the per-channel limits are measured on samples of that size and more)")
 
 
 register(CheckSpec("audit", 30, audit, level="model", key="audit", skip=unsupported("audit"), child=True,

@@ -71,6 +71,14 @@ class ProgramView(ABC):
     def output_label(self, op: Any, index: int) -> str:
         ...
 
+    @abstractmethod
+    def first_output(self, op: Any) -> Any | None:
+        """The op's main result (a conv's `Output`, an add's `Out`)."""
+
+    @abstractmethod
+    def consumers(self, value: Any) -> list[Any]:
+        """The ops that read `value`."""
+
     def drop_fetch_ops(self) -> None:
         """Lets `Executor.run(fetch_list=...)` fetch intermediate values (only PIR needs it)."""
 
@@ -108,13 +116,25 @@ class ProgramView(ABC):
             value = rest[0]
         return "?"
 
+    def bias_add(self, value: Any) -> Any | None:
+        """The add op that puts a stored bias on `value` (conv -> + bias), if that is what reads it."""
+        for op in self.consumers(value):
+            if self.op_type(op) in _ADD_TYPES:
+                ins = self.inputs(op)
+                if len(ins) == 2 and sum(self._param_like(v) for v in ins) == 1:
+                    return op
+        return None
+
 
 class LegacyView(ProgramView):
     def __init__(self, program: Any, scope: Any) -> None:
         super().__init__(program, scope)
         self._ops = [op for block in program.blocks for op in block.ops]
         self._producers: dict[str, Any] = {}
+        self._consumers: dict[str, list[Any]] = {}
         for op in self._ops:
+            for name in op.input_arg_names:
+                self._consumers.setdefault(name, []).append(op)
             if self.op_type(op) in BN_TYPES:  # BN writes its Mean/Variance in place: not their producer
                 continue
             for name in op.output_arg_names:
@@ -147,6 +167,16 @@ class LegacyView(ProgramView):
     def output_label(self, op: Any, index: int) -> str:
         outs = op.output("Out") if "Out" in op.output_names else list(op.output_arg_names)
         return outs[0].split(".")[0] if outs else f"{op.type}#{index}"
+
+    def first_output(self, op: Any) -> Any | None:
+        for slot in ("Output", "Out", "Y"):
+            if slot in op.output_names and op.output(slot):
+                return op.output(slot)[0]
+        names = list(op.output_arg_names)
+        return names[0] if names else None
+
+    def consumers(self, value: Any) -> list[Any]:
+        return list(self._consumers.get(value, []))
 
 
 class PirView(ProgramView):
@@ -202,6 +232,12 @@ class PirView(ProgramView):
     def output_label(self, op: Any, index: int) -> str:
         struct = op.attrs().get("struct_name")
         return f"{self.op_type(op)}#{index}" + (f" {struct}" if struct else "")
+
+    def first_output(self, op: Any) -> Any | None:
+        return op.result(0) if op.num_results() else None
+
+    def consumers(self, value: Any) -> list[Any]:
+        return list(value.all_used_ops())
 
 
 def load_program(prefix: str, pir: bool) -> tuple[ProgramView, Any, list[str], list[Any]]:

@@ -1,17 +1,25 @@
 """`ocr-harness audit`: eval-mode / BatchNorm checks of inference model dirs, without running PaddleOCR.
 
-Static audit always; `--probe` adds the behavioural batch-independence probe; `--drift IMAGES` compares the
-stored BN statistics with the images. Exit 0 when every requested check passes, 1 otherwise.
+Static audit always; `--probe` adds the behavioural batch-independence probe; `--drift IMAGES` runs the images
+through the PaddleOCR pipeline (the model dir as det, or rec with --kind rec; the bundled pack for the other),
+captures what the model really receives and compares its BN inputs with the stored statistics, per channel and
+per layer. Exit 0 when every requested check passes, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.checks.bn_capture import capture_inputs
+from harness.checks.bn_drift import DEFAULT_THRESHOLD, MIN_IMAGES, DriftReport, measure_drift
+from harness.config import EngineSettings
 from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.modelpack import resolve_model_dirs
+from harness.worker import ImageRequest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -31,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="model kind for --probe and --drift (default: guessed from the input shape; det for drift)")
     p.add_argument("--seed", type=int, default=0, help="seed of the probe's inputs")
     p.add_argument("--drift", nargs="+", type=Path, default=None, metavar="IMAGE",
-                   help="image files or dirs: compare stored BN statistics with these (rec: text-line crops)")
+                   help="image files or dirs (whole documents): run them through the pipeline and compare the BN "
+                        "inputs the model really gets with its stored statistics")
     p.add_argument("--drift-threshold", type=float, default=None, help="flag layers scoring above this (default 2.5)")
     p.set_defaults(func=run)
 
@@ -44,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)
     for model_dir in args.model_dirs:
         locate_model(model_dir)  # every dir checked before any child starts
-    images = _read_images(args.drift) if args.drift else None
+    images = _image_files(args.drift) if args.drift else None
     docs: list[dict[str, Any]] = []
     texts: list[str] = []
     passed = True
@@ -62,10 +71,8 @@ def run(args: argparse.Namespace) -> int:
             note = "\n  (planted train-mode fault: a FAIL here shows the probe catches it)" if mode == "train" else ""
             texts.append(probe.render() + note)
         if images is not None:
-            from harness.checks.bn_drift import DEFAULT_THRESHOLD, bn_drift
-
             threshold = DEFAULT_THRESHOLD if args.drift_threshold is None else args.drift_threshold
-            drift = bn_drift(model_dir, images, kind=args.kind or "det", threshold=threshold)
+            drift = _drift(model_dir, args.kind or "det", images, threshold)
             doc["bn_drift"], passed = drift.to_dict(), passed and drift.passed
             texts.append(drift.render())
         docs.append(doc)
@@ -87,10 +94,22 @@ def _validate(args: argparse.Namespace) -> None:
         raise UserError("--drift-threshold needs --drift IMAGE...")
 
 
-def _read_images(paths: list[Path]) -> list[Any]:
-    import cv2
-    import numpy as np
+def _drift(model_dir: Path, kind: str, images: list[Path], threshold: float) -> DriftReport:
+    """The pipeline with `model_dir` as its `kind` model, one image per call, capturing what that model gets."""
+    settings = EngineSettings(**{f"{kind}_model_dir": str(model_dir.resolve())})  # type: ignore[arg-type]
+    dirs = resolve_model_dirs(settings, Path.cwd())
+    requests = [ImageRequest(f"{i:04d}", str(path)) for i, path in enumerate(images)]
+    with tempfile.TemporaryDirectory(prefix="ocr-harness-bn-") as tmp:
+        capture = capture_inputs(settings, dirs, requests, Path(tmp))
+        if capture.failed:
+            raise UserError(f"--drift: {images[int(capture.failed[0][0])]}: {capture.failed[0][1]}")
+        files = capture.files(kind)
+        if not files:
+            raise UserError(f"--drift: the pipeline fed the {kind} model nothing (no text found in the images?)")
+        return measure_drift(model_dir, files, kind=kind, images=len(capture.images), threshold=threshold)
 
+
+def _image_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -99,12 +118,7 @@ def _read_images(paths: list[Path]) -> list[Any]:
             files.append(path)
         else:
             raise UserError(f"{path}: no such image file or directory")
-    if not files:
-        raise UserError(f"--drift: no images found in {', '.join(map(str, paths))}")
-    images = []
-    for f in files:
-        img = cv2.imdecode(np.fromfile(f, np.uint8), cv2.IMREAD_COLOR)  # imdecode: non-ASCII paths work too
-        if img is None:
-            raise UserError(f"{f}: not a readable image")
-        images.append(img)
-    return images
+    if len(files) < MIN_IMAGES:
+        raise UserError(f"--drift: {len(files)} images found in {', '.join(map(str, paths))}; the per-channel "
+                        f"limits hold for samples of {MIN_IMAGES} or more")
+    return files
