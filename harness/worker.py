@@ -68,6 +68,7 @@ class ImageOutcome:
     peak_rss_kib: int | None = None
     worker_pid: int | None = None
     served: int = 0
+    first_call: bool = False  # the worker's first call: its first repeat paid for building kernels (cold)
     transport: TransportNotes | None = None  # a service's backend: its retries and reported settings
 
     @property
@@ -169,12 +170,13 @@ def _child_main(conn: Connection, spec: WorkerSpec) -> None:
         except Exception as e:
             conn.send(("infer_error", f"{type(e).__name__}: {e}", traceback.format_exc(limit=3)))
             continue
+        first_call = served == 0
         served += len(requests)
         peak = peak_rss_kib()
         outcomes = [
             ImageOutcome(image_id=req.image_id, runs=tuple(run[i] for run in runs), predict_s=tuple(times),
                          read_s=read_s, mutated=mutated[i], cost_s=tuple(costs), reference_s=reference,
-                         peak_rss_kib=peak, worker_pid=os.getpid(), served=served)
+                         peak_rss_kib=peak, worker_pid=os.getpid(), served=served, first_call=first_call)
             for i, req in enumerate(requests)
         ]
         conn.send(("ok", outcomes))

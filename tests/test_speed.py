@@ -10,6 +10,7 @@ runs is a benchmark (benchmarks/test_bench_speed.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -134,7 +135,8 @@ def test_an_engine_that_predicts_twice_fails(approved: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_an_engine_that_keeps_100_mb_per_call_fails_memory(approved: Path, tmp_path: Path) -> None:
-    run = cli(fresh(approved, tmp_path, "faults:HoardingEngine"), "run")
+    # Three predict calls per image: 600 MB kept by the time a worker has served the baseline's two images.
+    run = cli(fresh(approved, tmp_path, "faults:HoardingEngine"), "run", "--repeats", "3")
     assert run.returncode == 1, run.stderr[-2000:]
     check = speed_of(run)
     assert not check["passed"] and "MORE MEMORY" in check["summary"], check["summary"]
@@ -208,6 +210,15 @@ def test_a_baseline_of_another_clock_is_not_compared() -> None:
     wall = SpeedBaseline(BASE.approved_at, BASE.stack, 3, "wall", BASE.images, 800_000, 3)
     ok, _, summary = judge([outcome("a", 1.0, 0.01)], baseline=wall)
     assert not ok and summary.startswith("not comparable: this run measured cpu seconds, the baseline wall")
+
+
+def test_a_workers_first_cold_call_is_left_out() -> None:
+    cold = dataclasses.replace(outcome("a", 1.0, 0.01), cost_s=(3.0, 1.0, 1.0), first_call=True)
+    ok, details, _ = judge([cold, outcome("b", 2.0, 0.01)])
+    assert ok and details["judged_images"] == 2 and details["ratio"]["median"] == pytest.approx(1.0, abs=0.01)
+    once = dataclasses.replace(outcome("a", 1.0, 0.01), cost_s=(3.0,), predict_s=(3.0,), first_call=True)
+    ok, details, summary = judge([once])
+    assert summary.startswith("not judged: every image ran once, as its worker's first (cold) call")
 
 
 def test_without_a_baseline_nothing_passes_by_accident() -> None:

@@ -82,11 +82,13 @@ class LocalWorker:
             return [ImageOutcome(r.image_id, error=f"{type(e).__name__}: {e}", transport=self._notes(r.image_id))
                     for r in requests]
         mutated = [_digest(img) != b for img, b in zip(images, before, strict=True)]
+        first_call = self._served == 0
         self._served += len(requests)
         peak = peak_rss_kib()  # the harness process: an in-process backend's memory is its memory
         return [ImageOutcome(image_id=r.image_id, runs=tuple(run[i] for run in runs), predict_s=tuple(times),
                              read_s=read_s, mutated=mutated[i], cost_s=tuple(times), reference_s=reference,
                              cost_clock="wall", peak_rss_kib=peak, worker_pid=os.getpid(), served=self._served,
+                             first_call=first_call,
                              transport=self._notes(r.image_id))
                 for i, r in enumerate(requests)]
 
