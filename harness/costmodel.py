@@ -99,6 +99,21 @@ def predict(costs: list[PhaseCost], profile: Profile, images: int, shards: int =
     return Prediction(images, shards, tuple((c.label, c.predict(per_shard[c.scaling])) for c in costs))
 
 
+def fewest_shards(costs: list[PhaseCost], profile: Profile, images: int, budget_s: float) -> Prediction | None:
+    """The fewest shards whose per-shard wall time fits the budget, at most one per image; None if none.
+    A shard's time never grows with the shard count (its share of images only shrinks), so this bisects."""
+    low, high = 1, max(1, images)
+    if predict(costs, profile, images, high).wall_s > budget_s:
+        return None
+    while low < high:
+        mid = (low + high) // 2
+        if predict(costs, profile, images, mid).wall_s <= budget_s:
+            high = mid
+        else:
+            low = mid + 1
+    return predict(costs, profile, images, low)
+
+
 def shards_for_budget(costs: list[PhaseCost], profile: Profile, images: int, budget_s: float,
                       max_shards: int = 256) -> Prediction | None:
     """The fewest shards (GitHub's matrix allows 256) whose per-shard wall time fits the budget; None if none."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,10 @@ def accuracy_hook(p: RunPlan, state: RunState) -> None:
 
 
 def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int, int] | None = None,
-                   html: bool = False, history: Path | None = None) -> dict[str, Any]:
+                   html: bool = False, history: Path | None = None,
+                   shard_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    p = plan(profile, base, shard=shard, log_dir=out)
+    p = plan(profile, base, shard=shard, log_dir=out, shard_source=shard_source)
     state = RunState(prepared=prepare_checks(p))  # goldens, a reference's models: read before any model loads
     golden_inputs = state.prepared.get("golden")
     goldens: dict[str, OcrResult] = {i: g.result for i, g in golden_inputs.goldens.items()} if golden_inputs else {}

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from harness.checks.registry import CheckSpec
 
 Progress = Callable[[str, int, int, str], None]
+FIRST_SHARD_KEY = "judged_on_shard"  # a model-level check's details on shards > 1: the shard that judges it
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class RunPlan:
     dirs: ModelDirs
     shard: tuple[int, int] | None = None
     log_dir: Path | None = None
+    shard_source: Mapping[str, Any] | None = None  # `run --shard auto`: the engine and variables it was read from
     backend_facts: Mapping[str, Any] = field(default_factory=dict)  # what a service reported in the preflight
 
 
@@ -133,7 +135,8 @@ def shard_items(items: Sequence[CorpusItem], shard: tuple[int, int] | None) -> t
     return tuple(it for it in items if zlib.crc32(it.id.encode("utf-8")) % n == k - 1)
 
 
-def plan(profile: Profile, base: Path, *, shard: tuple[int, int] | None = None, log_dir: Path | None = None) -> RunPlan:
+def plan(profile: Profile, base: Path, *, shard: tuple[int, int] | None = None, log_dir: Path | None = None,
+         shard_source: Mapping[str, Any] | None = None) -> RunPlan:
     corpus = load_corpus((base / profile.corpus).resolve(), subset=profile.subset, tags=profile.tags, ids=profile.ids)
     items = shard_items(corpus.items, shard)
     if not items:
@@ -142,7 +145,7 @@ def plan(profile: Profile, base: Path, *, shard: tuple[int, int] | None = None, 
     dirs = resolve_models(profile.engine, base, profile.model_cache)
     facts = preflight(profile.engine, f"profiles.{profile.name}.engine")  # a service: reachable, and its settings
     return RunPlan(profile=profile, base=base, corpus=corpus, items=items, dirs=dirs, shard=shard, log_dir=log_dir,
-                   backend_facts=facts)
+                   shard_source=shard_source, backend_facts=facts)
 
 
 def stack_sample(p: RunPlan) -> tuple[RunPlan, dict[str, Any]]:
@@ -314,7 +317,8 @@ def prepare_checks(p: RunPlan) -> dict[str, Any]:
     """What each check that will run reads before any model loads (goldens, a reference's models)."""
     from harness.checks import registry
 
-    return {spec.name: spec.prepare(p) for spec in registry.specs() if spec.prepare and spec.applies(p.profile)}
+    return {spec.name: spec.prepare(p) for spec in registry.specs()
+            if spec.prepare and spec.applies(p.profile) and not spec.left_to_first_shard(p.shard)}
 
 
 def run_checks(p: RunPlan, state: RunState) -> None:
@@ -326,7 +330,17 @@ def run_checks(p: RunPlan, state: RunState) -> None:
         if spec.absent_unless is not None and not spec.absent_unless(p.profile):
             continue
         why = spec.skip_reason(p.profile)
+        if why is None and spec.left_to_first_shard(p.shard):
+            state.checks[spec.name] = left_to_first_shard(spec.name, p.shard)
+            continue
         state.checks[spec.name] = skipped(spec.name, why) if why is not None else _run_one(spec, p, state)
+
+
+def left_to_first_shard(name: str, shard: tuple[int, int]) -> CheckResult:
+    """A model-level check on shard K > 1: not run, because shard 1 judges it (it reads the models, which every
+    shard shares); `report merge` takes shard 1's verdict (harness.report.merge)."""
+    return CheckResult(name, True, f"skipped: judged on shard 1/{shard[1]} only (a model-level check)",
+                       skipped=True, details={FIRST_SHARD_KEY: [1, shard[1]]})
 
 
 def _run_one(spec: CheckSpec, p: RunPlan, state: RunState) -> CheckResult:
@@ -420,7 +434,8 @@ def run_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float)
         stack=stack(p.profile.engine, p.dirs.file_hashes(), dict(p.backend_facts)),
         corpus={"root": _display_path(p.corpus.root, p.base), "subset": p.profile.subset, "selected": len(p.items),
                 "complete": p.corpus.selection_is_complete and p.shard is None, "has_manifest": p.corpus.has_manifest,
-                "shard": list(p.shard) if p.shard else None, "selection": selection_info(p.corpus)},
+                "shard": list(p.shard) if p.shard else None, "selection": selection_info(p.corpus),
+                **({"shard_source": dict(p.shard_source)} if p.shard_source is not None else {})},
         checks={name: c.to_dict() for name, c in state.checks.items()},
         images=tuple(images),
         accuracy=state.accuracy,

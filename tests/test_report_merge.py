@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from conftest import plant_golden_digit, CliRun, run_cli
 
+from harness.checks import registry
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check
 from harness.checks.outcome import CheckResult, skipped
@@ -30,7 +31,7 @@ from harness.modelpack import ModelDirs
 from harness.pipeline import accuracy_hook
 from harness.report.merge import MergedRun, ShardRun, merge_shards
 from harness.results import Line, OcrResult, canonical_json, canonical_line
-from harness.runner import RunPlan, RunState, build_report, inference_check, shard_items
+from harness.runner import RunPlan, RunState, build_report, inference_check, left_to_first_shard, shard_items
 from harness.worker import ImageOutcome
 
 
@@ -67,21 +68,38 @@ def test_two_shards_merge_to_the_unsharded_report(tmp_path: Path, offline_env: d
     args = ["run", "--profile", "release", "--repeats", "1", "--golden-dir", str(goldens),
             *(a for i in ("slip_0002", "slip_0003", "slip_0006", "slip_0007") for a in ("--id", i))]
 
-    def run(name: str, *extra: str) -> CliRun:
+    def run(name: str, index: str | None = None) -> CliRun:
         out = tmp_path / name
-        return run_cli([*args, *extra, "--out", str(out)], env=offline_env, out=out)
+        # The shards find their index as a Kubernetes Indexed Job's pods do (0-based, our total); other engines'
+        # variables are blanked so that a CI job running this test cannot add its own.
+        engine = {"JOB_COMPLETION_INDEX": index, "OCR_HARNESS_SHARD_TOTAL": "2", "OCR_HARNESS_SHARD": "",
+                  "CI_NODE_INDEX": "", "SLURM_ARRAY_TASK_ID": ""} if index is not None else {}
+        shard = ["--shard", "auto"] if index is not None else []
+        return run_cli([*args, *shard, "--out", str(out)], env={**offline_env, **engine}, out=out)
 
     with ThreadPoolExecutor(3) as pool:  # three independent runs; the machine's cores are shared
-        whole, one, two = pool.map(lambda a: run(*a), [("whole",), ("shard-1", "--shard", "1/2"),
-                                                       ("shard-2", "--shard", "2/2")])
+        whole, one, two = pool.map(lambda a: run(*a), [("whole",), ("shard-1", "0"), ("shard-2", "1")])
     assert (whole.returncode, one.returncode, two.returncode) == (1, 0, 1), whole.stderr[-2000:]
-    assert [i["id"] for i in one.report["images"]] == ["slip_0006", "slip_0007"]
+    assert [i["id"] for i in one.report["images"]] == ["slip_0006", "slip_0007"]  # what --shard 1/2 picks
+    assert one.report["corpus"]["shard"] == [1, 2] and two.report["corpus"]["shard"] == [2, 2]
+    assert two.report["corpus"]["shard_source"] == {
+        "engine": "k8s", "variables": {"JOB_COMPLETION_INDEX": "1", "OCR_HARNESS_SHARD_TOTAL": "2"}}
+    # The model-level audit ran once, on shard 1; shard 2 neither ran nor timed it.
+    assert not one.report["checks"]["audit"]["skipped"] and "audit" in one.report["timing"]["phases"]
+    assert two.report["checks"]["audit"]["skipped"] and "audit" not in two.report["timing"]["phases"]
 
     out = tmp_path / "merged"
     merged = run_cli(["report", "merge", str(tmp_path / "shard-2"), str(tmp_path / "shard-1"), "--out", str(out),
                       "--html", "--history", str(tmp_path / "history.jsonl"), "--golden-dir", str(goldens)], out=out)
     assert merged.returncode == 1, merged.stderr[-2000:]
-    assert strip_volatile(merged.report, measured=True) == strip_volatile(whole.report, measured=True)
+    report, whole_report = merged.report, whole.report
+    audit = report["checks"]["audit"]
+    assert audit["summary"] == whole_report["checks"]["audit"]["summary"] + \
+        " [judged on shard 1/2, left to it by the other shards]"
+    assert report["corpus"].pop("shard_sources") == {
+        "1/2": one.report["corpus"]["shard_source"], "2/2": two.report["corpus"]["shard_source"]}
+    audit["summary"] = whole_report["checks"]["audit"]["summary"]
+    assert strip_volatile(report, measured=True) == strip_volatile(whole_report, measured=True)
     assert merged.report["checks"]["golden"]["summary"].startswith("1 of 4 images differ from their golden: slip_0003")
     assert merged.report["accuracy"]["overall"]["images"] == 4
     assert (out / "results.jsonl").read_bytes() == (tmp_path / "whole" / "results.jsonl").read_bytes()
@@ -288,6 +306,46 @@ def test_model_level_checks_must_agree() -> None:
     two.report["checks"]["audit"].update(passed=False, summary="rec: 2 BN in training mode")
     with pytest.raises(UserError, match="model-level check 'audit' differs"):
         merge_shards([hand_shard(1, 2, ["s0", "s1"]), two])
+
+
+def _left(k: int, n: int) -> dict[str, Any]:
+    """What shard k > 1 writes for a model-level check it leaves to shard 1 (harness.runner)."""
+    return as_written(left_to_first_shard("audit", (k, n)).to_dict())
+
+
+def test_model_level_check_is_shard_1s_verdict_and_says_so() -> None:
+    one = hand_shard(1, 3, ["s0"])
+    one.report["checks"]["audit"].update(passed=False, summary="rec: 2 BN in training mode")
+    two, three = hand_shard(2, 3, ["s1", "s2"]), hand_shard(3, 3, ["s3"])
+    two.report["checks"]["audit"] = _left(2, 3)
+    three.report["checks"]["audit"] = _left(3, 3)
+    assert two.report["checks"]["audit"]["skipped"] and "judged on shard 1/3 only" in _left(2, 3)["summary"]
+    merged = merge_shards([three, one, two]).report
+    audit = merged["checks"]["audit"]
+    assert (audit["passed"], audit["skipped"], merged["passed"]) == (False, False, False)
+    assert audit["summary"] == ("rec: 2 BN in training mode [judged on shard 1/3, left to it by the other shards]")
+    assert audit["details"] == one.report["checks"]["audit"]["details"]
+    # A clean shard 1 passes for every shard; the deferring shards cannot hide a failure either way.
+    one.report["checks"]["audit"].update(passed=True, summary="ok")
+    assert merge_shards([one, two, three]).report["checks"]["audit"]["passed"]
+
+
+def test_model_level_deferral_keeps_the_refusals() -> None:
+    one, two, three = hand_shard(1, 3, ["s0"]), hand_shard(2, 3, ["s1", "s2"]), hand_shard(3, 3, ["s3"])
+    three.report["checks"]["audit"] = _left(3, 3)
+    two.report["checks"]["audit"].update(passed=False, summary="rec: 2 BN in training mode")
+    with pytest.raises(UserError, match="model-level check 'audit' differs"):  # shard 2 ran it too, and disagrees
+        merge_shards([one, two, three])
+    one.report["checks"]["audit"] = _left(1, 3)  # nobody judged it: never a pass
+    two.report["checks"]["audit"] = _left(2, 3)
+    with pytest.raises(UserError, match="check 'audit' is left to shard 1/3 by shard 1 itself"):
+        merge_shards([one, two, three])
+
+
+def test_only_model_file_checks_are_left_to_shard_1() -> None:
+    left = {s.name for s in registry.specs() if s.left_to_first_shard((2, 4))}
+    assert left == {"audit", "probe", "bn_drift"}  # speed and a service's answers judge each shard's own calls
+    assert not any(s.left_to_first_shard((1, 4)) or s.left_to_first_shard(None) for s in registry.specs())
 
 
 def test_results_must_match_their_report() -> None:

@@ -87,7 +87,7 @@ def served_settings(p: RunPlan, state: RunState) -> CheckResult:
     return served_settings_check(p.profile.engine, p.backend_facts, answers)
 
 
-register(CheckSpec("served_settings", 20, served_settings, level="model", per_shard=True,  # answers: per shard
+register(CheckSpec("served_settings", 20, served_settings, level="model", per_shard=True, every_shard=True,  # answers
                    absent_unless=lambda profile: profile.engine.backend == "http"))
 
 
@@ -387,7 +387,7 @@ def _above_one(v: float) -> str | None:
 
 
 register(CheckSpec(
-    "speed", 130, speed, level="model", key="speed", per_shard=True, prepare=_speed_prepare,
+    "speed", 130, speed, level="model", key="speed", per_shard=True, every_shard=True, prepare=_speed_prepare,
     flag_help="per-image latency and peak memory against the approved baseline, normalised by a CPU yardstick",
     options=(Option("speed_max_ratio", float, 1.5, "fail when the median image's latency/yardstick ratio exceeds "
                     "its approved one by more than this factor", _above_one),

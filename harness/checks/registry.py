@@ -73,6 +73,9 @@ class CheckSpec:
     merge_details: MergeDetails | None = None
     merge_summary: MergeSummary | None = None
     per_shard: bool = False  # measured on a sample; shards that disagree are reported per shard, not refused
+    # A model-level check reads the models, not the shard's images, so a sharded run judges it on shard 1 only;
+    # True: it judges this shard's own calls (its latencies, a service's answers), so every shard runs it.
+    every_shard: bool = False
     list_details: bool = True  # renderers may list its top-level details when nothing more specific applies
 
     @property
@@ -89,6 +92,10 @@ class CheckSpec:
             return []
         own: list[tuple[str, Scaling]] = [(self.name, "fixed")] if self.timed else []
         return own + list(self.phases(profile) if self.phases is not None else ())
+
+    def left_to_first_shard(self, shard: tuple[int, int] | None) -> bool:
+        """Whether shard `shard` (K, N) records this check as not run because shard 1 judges it."""
+        return self.level == "model" and not self.every_shard and shard is not None and shard[0] != 1
 
     def skip_reason(self, profile: Profile) -> str | None:
         """None when the check runs for `profile`, else what its skipped entry says."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
-from harness.config import find_config, load_profile
+from harness.config import Profile, find_config, load_profile
+from harness.costmodel import PhaseCost, fewest_shards, fit, predict, shards_for_budget
 from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.run.engines import ENGINES, Engine, engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,12 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=int, help="corpus size to plan for (default: the measured run's selection)")
     p.add_argument("--shards", type=int, default=1, help="shards run side by side (default: 1)")
     p.add_argument("--budget", type=float, help="minutes per shard: print the fewest shards that fit")
+    p.add_argument("--engine", choices=sorted(ENGINES),
+                   help="with --budget: the engine the shards run on; its shard limit applies and the snippet its "
+                        "job definition reads is printed (exit 1 when the budget needs more shards than it allows)")
     p.set_defaults(func=plan)
 
 
 def plan(args: argparse.Namespace) -> int:
-    from harness.costmodel import fit, predict, shards_for_budget
-
     config = args.config if args.config is not None else find_config()
     profile, _ = load_profile(config, args.profile)
     try:
@@ -44,12 +48,14 @@ def plan(args: argparse.Namespace) -> int:
     images = args.images if args.images is not None else int(report["corpus"]["selected"])
     if images < 1 or args.shards < 1:
         raise UserError("--images and --shards must be >= 1")
+    if args.engine is not None and args.budget is None:
+        raise UserError("--engine needs --budget: the engine's limit bounds the shard count a budget asks for")
     costs, missing = fit(report, profile)
-    measured_on = report.get("profile", {}).get("name")
-    print(f"plan for profile {profile.name}, from {args.source} (profile {measured_on}, "
-          f"{report['corpus']['selected']} images, {report['timing']['wall_s'] / 60:.2f} min)")
+    print(f"plan for profile {profile.name}, from {measured_from(args.source, report)}")
     if missing:
         print(f"  not measured (run them once to plan them): {', '.join(missing)}")
+    if args.engine is not None:
+        return plan_engine(engine(args.engine), costs, profile, images, args.budget)
     if args.budget is not None:
         best = shards_for_budget(costs, profile, images, args.budget * 60)
         if best is None:
@@ -58,4 +64,33 @@ def plan(args: argparse.Namespace) -> int:
         print(best.table())
         return EXIT_OK
     print(predict(costs, profile, images, args.shards).table())
+    return EXIT_OK
+
+
+def measured_from(path: Path, report: dict[str, Any]) -> str:
+    """Where the costs come from: the file, the run's profile, its images and selection, when, on what CPU."""
+    corpus = report["corpus"]
+    selection = corpus.get("selection") or {}
+    of = f" of a {selection['images']}-image selection" if "images" in selection else ""
+    subset = f", subset {corpus['subset']}" if corpus.get("subset") else ""
+    shard = " (one shard: {}/{})".format(*corpus["shard"]) if corpus.get("shard") else ""
+    cpu = (report.get("stack") or {}).get("cpu_model") or (report.get("environment") or {}).get("cpu_model")
+    return (f"{path}: a run of profile {report.get('profile', {}).get('name')} measured "
+            f"{report.get('started_at', 'at an unknown time')}, {corpus['selected']} images{of}{subset}{shard}, "
+            f"{report['timing']['wall_s'] / 60:.2f} min" + (f", on {cpu}" if cpu else ""))
+
+
+def plan_engine(e: Engine, costs: list[PhaseCost], profile: Profile, images: int, budget_min: float) -> int:
+    """The fewest shards for the budget within the engine's limit, and the snippet its template reads."""
+    best = fewest_shards(costs, profile, images, budget_min * 60)
+    if best is None:
+        print(f"no shard count fits {budget_min:g} min for {images} images: the fixed starts alone exceed it")
+        return EXIT_REGRESSION
+    print(best.table())
+    if best.shards > e.limit:
+        print(f"{e.name}: {best.shards} shards are above the limit of {e.limit} ({e.limit_text}); "
+              f"{e.over(best.shards)}")
+        return EXIT_REGRESSION
+    print(f"{e.name}: {best.shards} shards (limit {e.limit}: {e.limit_text}); put this in {e.where}:")
+    print(e.snippet(best.shards))
     return EXIT_OK

@@ -15,6 +15,7 @@ from typing import Any
 from harness.checks import registry
 from harness.config import Profile, find_config, load_profile
 from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.run.shard_env import ShardSource, detect
 
 
 def add_profile_args(p: argparse.ArgumentParser) -> None:
@@ -96,7 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_profile_args(p)
     p.add_argument("--out", type=Path, default=Path("out"), help="output dir (default: ./out)")
     p.add_argument("--workers", type=int, help="parallel worker processes")
-    p.add_argument("--shard", help="K/N: run only shard K of N (deterministic split by image id)")
+    p.add_argument("--shard", help="K/N: run only shard K of N (deterministic split by image id); auto: K/N from "
+                                   "the engine's variables (GitHub OCR_HARNESS_SHARD, GitLab parallel, Kubernetes "
+                                   "Indexed Job, SLURM array; README, Scale-out)")
     for spec in registry.specs():
         if spec.flag is not None:
             p.add_argument(spec.flag, dest=spec.key, action=argparse.BooleanOptionalAction, default=None,
@@ -135,11 +138,15 @@ def _run(args: argparse.Namespace) -> int:
     from harness.report.history import check_history_path
 
     profile, base = resolve_profile(args)
-    shard = parse_shard(args.shard)
+    source: ShardSource | None = detect(os.environ) if args.shard == "auto" else None
+    shard = source.shard if source is not None else parse_shard(args.shard)
+    if source is not None:
+        print(f"shard {source.k}/{source.n} from {source.describe()}", file=sys.stderr)
     if args.history is not None:
         check_history_path(args.history)
     with cancel_on_signals():  # SIGINT/SIGTERM: workers stopped, reports of what finished written, exit 130/143
-        report = run_and_report(profile, base, args.out, shard=shard, html=args.html, history=args.history)
+        report = run_and_report(profile, base, args.out, shard=shard, html=args.html, history=args.history,
+                                shard_source=source.to_dict() if source is not None else None)
     from harness.report.markdown import write_step_summary
 
     write_step_summary(report)  # only when $GITHUB_STEP_SUMMARY is set

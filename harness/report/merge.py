@@ -57,7 +57,7 @@ from harness.report.history import check_history_path
 from harness.report.model import RunReport
 from harness.report.shard_input import check_report, check_results_line, read_report
 from harness.results import REPORT_SCHEMA, Line, OcrResult
-from harness.runner import timing_summary
+from harness.runner import FIRST_SHARD_KEY, timing_summary
 from harness.sampling import detectable_rate, sample_note
 
 _HANDLED = {"schema", "passed", "exit_code", "complete", "incomplete", "started_at", "duration_s", "profile",
@@ -145,7 +145,7 @@ def _merge(ordered: Sequence[ShardRun], stored_goldens: Collection[str] | None) 
         profile=first["profile"],
         environment=first["environment"],
         stack=first["stack"],
-        corpus={**first["corpus"], "selected": len(images), "complete": selection["complete"], "shard": None},
+        corpus=_corpus(first["corpus"], ordered, len(images), selection["complete"]),
         checks=checks,
         images=tuple(images),
         accuracy=_accuracy(images),
@@ -156,6 +156,16 @@ def _merge(ordered: Sequence[ShardRun], stored_goldens: Collection[str] | None) 
         extra={k: v for k, v in first.items() if k not in _HANDLED},  # future keys: agreed in validate_shards
     ).to_dict()
     return MergedRun(report, tuple(r[4] for r in rows))
+
+
+def _corpus(first: Mapping[str, Any], shards: Sequence[ShardRun], selected: int, complete: bool) -> dict[str, Any]:
+    """The unsharded run's `corpus`; shards started by `--shard auto` are listed with the engine that named them."""
+    out = {k: v for k, v in first.items() if k != "shard_source"}
+    out.update(selected=selected, complete=complete, shard=None)
+    sources = {"{}/{}".format(*s.shard): s.report["corpus"].get("shard_source") for s in shards}
+    if any(v is not None for v in sources.values()):
+        out["shard_sources"] = sources
+    return out
 
 
 # --- refusals --------------------------------------------------------------------------------------------------
@@ -235,6 +245,24 @@ def _merge_named(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping
 
 def _merge_check(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                  stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    """A model-level check that shards 2..N left to shard 1 (harness.runner.left_to_first_shard) is shard 1's
+    verdict, and says so; a shard that ran it anyway is held to the rules below. Shard 1 must have judged it."""
+    dicts = [s.report["checks"][name] for s in shards]
+    left = [isinstance(d["details"], Mapping) and FIRST_SHARD_KEY in d["details"] for d in dicts]
+    if not any(left):
+        return _merge_ran(name, shards, images, stored_goldens)
+    n = shards[0].shard[1]
+    if left[0]:
+        raise UserError(f"{shards[0].label}: check {name!r} is left to shard 1/{n} by shard 1 itself")
+    ran = [s for s, x in zip(shards, left) if not x]
+    merged = _merge_ran(name, ran, images, stored_goldens)
+    return {**merged, "summary": f"{merged['summary']} [judged on shard 1/{n}"
+                                 f"{'' if len(ran) == 1 else ' and ' + str(len(ran) - 1) + ' more'}, "
+                                 f"left to it by the other shards]"}
+
+
+def _merge_ran(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
+               stored_goldens: Collection[str] | None) -> dict[str, Any]:
     """How a check merges is its spec's (harness.checks.registry): judged image by image (harness.checks.outcome.
     from_images, even when no image ran; so is any unknown check with per-image verdicts), or model-level (every
     shard must say the same, or, for a check measured on a sample, reported per shard)."""
