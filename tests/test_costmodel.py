@@ -9,7 +9,7 @@ import pytest
 
 from harness.cli import main
 from harness.config import load_profile
-from harness.costmodel import expected_phases, fit, predict, shards_for_budget
+from harness.costmodel import expected_phases, fewest_shards, fit, predict, shards_for_budget
 
 CONFIG = Path(__file__).resolve().parents[1] / "harness.toml"
 
@@ -78,3 +78,73 @@ def test_a_phase_that_reused_loaded_workers_pays_no_load() -> None:
     assert (multi.start_s, multi.per_image_s) == (0.0, pytest.approx(0.8))
     main_cost = next(c for c in costs if c.label == "main")
     assert main_cost.start_s == 2.0  # a report without the key: taken as loading
+
+
+def test_fewest_shards_bisects_to_what_a_linear_search_finds() -> None:
+    nightly, _ = load_profile(CONFIG, "nightly")
+    costs, _ = fit(report(8), nightly)
+    for images, budget in ((64, 20 * 60), (1000, 30 * 60), (10_000, 30 * 60), (3, 5 * 60)):
+        linear = shards_for_budget(costs, nightly, images, budget, max_shards=images)
+        best = fewest_shards(costs, nightly, images, budget)
+        assert best is not None and linear is not None and best.shards == linear.shards
+    assert fewest_shards(costs, nightly, 10_000, 10) is None  # fixed costs alone exceed 10 s
+
+
+def _plan(tmp_path: Path, *args: str) -> int:
+    source = tmp_path / "report.json"
+    measured = {**report(8), "started_at": "2026-12-01T02:17:00+00:00", "stack": {"cpu_model": "AMD EPYC 7763"}}
+    measured["corpus"] = {"selected": 8, "subset": "smoke", "selection": {"images": 12}}
+    source.write_text(json.dumps(measured), encoding="utf-8")
+    return main(["plan", "--config", str(CONFIG), "--from", str(source), *args])
+
+
+@pytest.mark.parametrize(("engine", "snippet"), [
+    ("github", '{"k":[1,2,3,4],"n":[4]}'),
+    ("gitlab", "parallel: 4"),
+    ("k8s", 'completions: 4\nparallelism: 4\nOCR_HARNESS_SHARD_TOTAL: "4"'),
+    ("slurm", "#SBATCH --array=1-4"),
+])
+def test_plan_per_engine_prints_the_snippet_its_template_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               engine: str, snippet: str) -> None:
+    nightly, _ = load_profile(CONFIG, "nightly")
+    costs, _ = fit(report(8), nightly)
+    shards = fewest_shards(costs, nightly, 1000, 30 * 60)
+    assert shards is not None and shards.shards == 4  # the snippet below is for this count
+    assert _plan(tmp_path, "--images", "1000", "--budget", "30", "--engine", engine) == 0
+    out = capsys.readouterr().out
+    # Where the costs come from: the file, the measured profile, its images and selection, when, on what CPU.
+    assert (f"from {tmp_path / 'report.json'}: a run of profile nightly measured 2026-12-01T02:17:00+00:00, 8 "
+            "images of a 12-image selection, subset smoke") in out and "on AMD EPYC 7763" in out
+    assert out.rstrip().endswith(snippet) and f"{engine}: 4 shards (limit" in out
+    if engine == "github":
+        assert json.loads(snippet) == {"k": [1, 2, 3, 4], "n": [4]}
+
+
+@pytest.mark.parametrize(("engine", "limit", "advice"), [
+    ("github", 256, 'split the shards over 2 matrix jobs, each setting OCR_HARNESS_SHARD=${{ matrix.k }}/'
+                    '${{ matrix.n }} from its own matrix: {"k":[1..256],"n":[N]}; {"k":[257..N],"n":[N]}'),
+    ("gitlab", 200, "split the shard job into 2 jobs of at most `parallel: 200`"),
+    ("slurm", 1000, None),
+])
+def test_plan_above_the_engines_limit_says_so_and_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            engine: str, limit: int, advice: str | None) -> None:
+    nightly, _ = load_profile(CONFIG, "nightly")
+    costs, _ = fit(report(8), nightly)
+    images = 100_000 if engine != "slurm" else 400_000
+    need = fewest_shards(costs, nightly, images, 30 * 60)
+    assert need is not None and limit < need.shards
+    assert _plan(tmp_path, "--images", str(images), "--budget", "30", "--engine", engine) == 1
+    out = capsys.readouterr().out
+    assert f"{engine}: {need.shards} shards are above the limit of {limit}" in out
+    if advice is not None:
+        assert advice.replace("N]", f"{need.shards}]") in out
+
+
+def test_plan_engine_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _plan(tmp_path, "--engine", "k8s") == 2
+    assert "--engine needs --budget" in capsys.readouterr().err
+    assert _plan(tmp_path, "--budget", "30", "--engine", "ray") == 2
+    assert "invalid choice: 'ray'" in capsys.readouterr().err
+    # Without an engine nothing changes: GitHub's 256 bound the plain budget search, as before.
+    assert _plan(tmp_path, "--images", "1000", "--budget", "30") == 0
+    assert "min per shard (1000 images, 4 shards)" in capsys.readouterr().out
