@@ -4,6 +4,7 @@ workflows run commands the CLI accepts, and the workflows conform to GitHub's sc
 from __future__ import annotations
 
 import configparser
+import json
 import re
 import shlex
 import subprocess
@@ -18,6 +19,8 @@ from harness import __version__
 from harness.cli import build_parser, main
 from harness.config import load_profile
 from harness.errors import UserError
+from harness.run.engines import github_matrix
+from harness.run.shard_env import detect
 
 WORKFLOWS = ("ocr-release.yml", "ocr-nightly.yml", "ocr-golden-refresh.yml")
 EXPRESSION = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
@@ -103,7 +106,7 @@ def test_init_next_steps_never_recommend_force(tmp_path: Path, capsys: pytest.Ca
 
 def _substitute(command: str) -> str:
     """A shell line as the runner would see it, expressions filled with plausible values."""
-    values = {"matrix.k": "2", "inputs.mode": "failed", "github.run_id": "1"}
+    values = {"matrix.k": "2", "matrix.n": "4", "inputs.mode": "failed", "github.run_id": "1"}
     return EXPRESSION.sub(lambda m: values[m.group(1)], command)
 
 
@@ -139,20 +142,33 @@ def test_release_workflow_gates_pull_requests(repo: Path) -> None:
     assert "actions/upload-artifact" in _uses(job)
 
 
+def _default_matrix(expression: str) -> dict[str, list[int]]:
+    """The fallback of `fromJSON(vars.OCR_NIGHTLY_MATRIX || '<json>')`: the matrix without the variable."""
+    m = re.fullmatch(r"\$\{\{ fromJSON\(vars\.OCR_NIGHTLY_MATRIX \|\| '(.+)'\) \}\}", expression)
+    assert m, expression
+    return json.loads(m.group(1))
+
+
 def test_nightly_fans_out_shards_and_merges_every_one(repo: Path) -> None:
     wf = _workflow(repo, "ocr-nightly.yml")
     assert wf[True]["schedule"][0]["cron"]
     shard, merge = wf["jobs"]["shard"], wf["jobs"]["merge"]
-    ks = shard["strategy"]["matrix"]["k"]
+    matrix = _default_matrix(shard["strategy"]["matrix"])
+    # What `plan --engine github` prints for 4 shards, and each job's OCR_HARNESS_SHARD names its own shard.
+    assert matrix == github_matrix(4)
+    shard_var = shard["env"]["OCR_HARNESS_SHARD"]
+    seen = [detect({"OCR_HARNESS_SHARD": shard_var.replace("${{ matrix.k }}", str(k))
+                    .replace("${{ matrix.n }}", str(n))}).shard for k in matrix["k"] for n in matrix["n"]]
+    assert seen == [(k, 4) for k in range(1, 5)]
     (run,) = _runs(shard)
-    assert run[:3] == ["run", "--profile", "nightly"] and run[run.index("--shard") + 1] == f"2/{len(ks)}"
+    assert run[:3] == ["run", "--profile", "nightly"] and run[run.index("--shard") + 1] == "auto"
     step = next(s for s in shard["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
     assert step["with"]["path"] == "shard-${{ matrix.k }}" == step["with"]["name"]
     assert merge["needs"] == "shard" and "cancelled" in merge["if"]
     (merged,) = _runs(merge)
-    assert merged[:2] == ["report", "merge"]
-    assert merged[2:2 + len(ks)] == [f"shard-{k}" for k in ks]  # every shard, and only those
-    assert "actions/download-artifact" in _uses(merge)
+    assert merged[:3] == ["report", "merge", "shard-*"]  # every shard the matrix made (merge refuses a gap)
+    download = next(s for s in merge["steps"] if s.get("uses", "").startswith("actions/download-artifact"))
+    assert download["with"]["pattern"] == "shard-*"
 
 
 def test_golden_refresh_is_manual_uploads_review_and_opens_a_pull_request(repo: Path) -> None:
@@ -187,9 +203,9 @@ def test_a_command_the_cli_rejects_is_caught(repo: Path) -> None:
         harness_commands("ocr-harness run --profile nightly --shards ${{ matrix.k }}/4")
 
 
-def _check_jsonschema(*files: Path) -> subprocess.CompletedProcess[str]:
+def _check_jsonschema(*files: Path, schema: str = "vendor.github-workflows") -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("check-jsonschema")
-    return subprocess.run([str(exe), "--builtin-schema", "vendor.github-workflows", *map(str, files)],
+    return subprocess.run([str(exe), "--builtin-schema", schema, *map(str, files)],
                           capture_output=True, text=True, check=False, timeout=300)
 
 
@@ -209,3 +225,117 @@ def test_templates_are_package_data() -> None:
     from harness.cli.init_cmd import template_files
 
     assert {f.rel.as_posix() for f in template_files()} >= {".github/workflows/ocr-nightly.yml", "harness.toml"}
+
+
+# --- GitLab and Kubernetes (init --ci) --------------------------------------------------------------------------
+
+@pytest.fixture
+def every_ci(tmp_path: Path) -> Path:
+    target = tmp_path / "their-repo"
+    assert main(["init", str(target), "--ci", "github,gitlab,k8s"]) == 0
+    return target
+
+
+def test_ci_option_chooses_the_engines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init", str(tmp_path / "a"), "--ci", "gitlab,k8s"]) == 0
+    files = {p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a").rglob("*") if p.is_file()}
+    assert {".gitlab-ci.yml", "k8s/ocr-nightly-shards.yaml", "k8s/ocr-nightly-merge.yaml", "harness.toml"} <= files
+    assert not any(f.startswith(".github/") for f in files)
+    assert main(["init", str(tmp_path / "b"), "--ci", "none"]) == 0
+    assert not any(p.suffix in (".yml", ".yaml") for p in (tmp_path / "b").rglob("*"))
+    capsys.readouterr()
+    assert main(["init", str(tmp_path / "c"), "--ci", "github,jenkins"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--ci 'github,jenkins': expected a comma-separated list of github, gitlab, k8s" in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_gitlab_file_conforms_to_gitlabs_schema_offline(every_ci: Path, tmp_path: Path) -> None:
+    path = every_ci / ".gitlab-ci.yml"
+    proc = _check_jsonschema(path, schema="vendor.gitlab-ci")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Planted: `parallel` above GitLab's 200 and a misspelt keyword; the same validator must reject them.
+    broken = tmp_path / "broken-gitlab-ci.yml"
+    text = path.read_text(encoding="utf-8").replace("  parallel: 4\n", "  parallel: 201\n")
+    broken.write_text(text.replace("  script:\n", "  scripts:\n", 1), encoding="utf-8")
+    proc = _check_jsonschema(broken, schema="vendor.gitlab-ci")
+    assert proc.returncode == 1 and "broken-gitlab-ci.yml" in proc.stdout, proc.stdout + proc.stderr
+
+
+def _gitlab_commands(job: dict[str, Any], env: dict[str, str]) -> list[list[str]]:
+    script = "\n".join(job["script"])
+    for name, value in env.items():
+        script = script.replace(f"${name}", value)
+    return harness_commands(script)
+
+
+def test_gitlab_nightly_runs_parallel_shards_and_merges_them(every_ci: Path) -> None:
+    ci = yaml.safe_load((every_ci / ".gitlab-ci.yml").read_text(encoding="utf-8"))
+    shard, merge = ci["ocr-nightly-shard"], ci["ocr-nightly-merge"]
+    n = shard["parallel"]
+    assert n == 4 and shard["artifacts"]["when"] == "always"
+    outs = set()
+    for index in range(1, n + 1):  # what GitLab sets in each of the parallel jobs
+        env = {"CI_NODE_INDEX": str(index), "CI_NODE_TOTAL": str(n)}
+        assert detect(env).shard == (index, n)
+        (run,) = _gitlab_commands(shard, env)
+        assert run[:3] == ["run", "--profile", "nightly"] and run[run.index("--shard") + 1] == "auto"
+        outs.add(run[run.index("--out") + 1])
+        assert shard["artifacts"]["paths"] == ["shard-$CI_NODE_INDEX/"]
+    assert outs == {f"shard-{k}" for k in range(1, n + 1)}
+    assert merge["needs"] == ["ocr-nightly-shard"] and merge["rules"][0]["when"] == "always"
+    (merged,) = _gitlab_commands(merge, {})
+    assert merged[:3] == ["report", "merge", "shard-*"]
+    (release,) = _gitlab_commands(ci["ocr-release"], {})
+    assert release[:3] == ["run", "--profile", "release"]
+
+
+def _k8s_docs(repo: Path, name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((repo / "k8s" / name).read_text(encoding="utf-8")) if d]
+
+
+def _pod_command(job: dict[str, Any]) -> str:
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["/bin/sh", "-c"]
+    (script,) = container["args"]
+    return script
+
+
+def test_k8s_nightly_is_an_indexed_job_whose_completions_equal_the_total(every_ci: Path) -> None:
+    docs = _k8s_docs(every_ci, "ocr-nightly-shards.yaml")
+    claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # pods on several nodes write their shards
+    job = next(d for d in docs if d["kind"] == "Job")
+    spec = job["spec"]
+    assert (job["apiVersion"], spec["completionMode"]) == ("batch/v1", "Indexed")
+    (container,) = spec["template"]["spec"]["containers"]
+    total = {e["name"]: e["value"] for e in container["env"]}["OCR_HARNESS_SHARD_TOTAL"]
+    assert spec["completions"] == int(total) == spec["parallelism"] == 4
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+    assert spec["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    script = _pod_command(job)
+    outs = set()
+    for index in range(spec["completions"]):  # what Kubernetes sets in each pod
+        env = {"JOB_COMPLETION_INDEX": str(index), "OCR_HARNESS_SHARD_TOTAL": total}
+        assert detect(env).shard == (index + 1, 4)
+        line = script.replace("$((JOB_COMPLETION_INDEX + 1))", str(index + 1)).split(";")[0]
+        (run,) = harness_commands(line)
+        assert run[run.index("--shard") + 1] == "auto"
+        outs.add(run[run.index("--out") + 1])
+    assert outs == {f"/reports/shard-{k}" for k in range(1, 5)}
+    # A regression (exit 1) leaves the verdict to the merge; anything worse fails the pod.
+    for code, ok in ((0, True), (1, True), (2, False), (3, False), (143, False)):
+        tail = script.split(";", 1)[1].replace("code=$?", f"code={code}")
+        assert (subprocess.run(["/bin/sh", "-c", tail], check=False).returncode == 0) is ok
+
+
+def test_k8s_merge_job_reads_the_shards_volume(every_ci: Path) -> None:
+    (job,) = _k8s_docs(every_ci, "ocr-nightly-merge.yaml")
+    shards = next(d for d in _k8s_docs(every_ci, "ocr-nightly-shards.yaml") if d["kind"] == "Job")
+    assert job["kind"] == "Job" and job["spec"]["backoffLimit"] == 0
+    (merged,) = harness_commands(_pod_command(job))
+    assert merged[:3] == ["report", "merge", "/reports/shard-*"]
+    assert job["spec"]["template"]["spec"]["volumes"] == shards["spec"]["template"]["spec"]["volumes"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    (shard,) = shards["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == shard["image"] and container["workingDir"] == shard["workingDir"] == "/repo"

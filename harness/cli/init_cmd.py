@@ -2,8 +2,10 @@
 
 Writes (from the package's templates, so a wheel carries them): harness.toml with default/release/nightly/bench
 profiles, datasets/ (README, an empty manifest), golden/, tox.ini, requirements-ocr.txt (the one pin of the
-stack), a pytest golden test and GitHub Actions workflows (release gate on pull requests, sharded nightly with
-a merge job, manual golden refresh that opens a pull request).
+stack), a pytest golden test and CI definitions for the engines `--ci` names (default github): GitHub Actions
+workflows (release gate on pull requests, sharded nightly with a merge job, manual golden refresh that opens a
+pull request), a GitLab CI file (release gate, nightly as `parallel` shards and a merge job), a Kubernetes
+Indexed Job for the nightly shards plus the merge Job. Every sharded nightly runs `--shard auto`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from harness import __version__, atomic
 from harness.errors import EXIT_OK, UserError
 
 CI_PYTHON = "3.12"
+# The files each `--ci` engine brings (paths under the templates); every other template is always written.
+CI_FILES: dict[str, tuple[str, ...]] = {"github": (".github/",), "gitlab": (".gitlab-ci.yml",), "k8s": ("k8s/",)}
+DEFAULT_CI = ("github",)
 
 
 @dataclass(frozen=True)
@@ -30,11 +35,16 @@ class TemplateFile:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="write a starting harness (config, corpus folder, goldens, tox, CI) into DIR",
                        description="Writes harness.toml, datasets/, golden/, tox.ini, requirements-ocr.txt, "
-                                   "tests/test_ocr_golden.py and .github/workflows/ocr-*.yml. Refuses to "
-                                   "overwrite: if any of them exists, nothing is written.")
+                                   "tests/test_ocr_golden.py and the CI definitions --ci names (default: "
+                                   ".github/workflows/ocr-*.yml). Refuses to overwrite: if any of them exists, "
+                                   "nothing is written.")
     p.add_argument("dir", nargs="?", type=Path, default=Path("."), help="target directory (default: .)")
     p.add_argument("--skip-existing", action="store_true", help="write only the files that do not exist yet")
     p.add_argument("--python", default=CI_PYTHON, help=f"Python version the workflows use (default: {CI_PYTHON})")
+    p.add_argument("--ci", default=",".join(DEFAULT_CI),
+                   help="comma-separated CI engines to write definitions for: github (.github/workflows), gitlab "
+                        "(.gitlab-ci.yml), k8s (k8s/: an Indexed Job for the nightly shards and the merge Job), or "
+                        "none (default: github)")
     p.set_defaults(func=run_init)
 
 
@@ -51,11 +61,28 @@ def _walk(node: Traversable, rel: PurePosixPath) -> list[TemplateFile]:
     return out
 
 
-def template_files(python: str = CI_PYTHON) -> list[TemplateFile]:
-    """The files init writes, rendered (the harness version pinned, the workflows' Python)."""
+def parse_ci(text: str) -> tuple[str, ...]:
+    """`--ci github,gitlab,k8s` (or `none`) -> the engines, in the order given."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in CI_FILES]
+    if unknown or not names:
+        raise UserError(f"--ci {text!r}: expected a comma-separated list of {', '.join(CI_FILES)}, or none")
+    return names
+
+
+def _engine_of(rel: PurePosixPath) -> str | None:
+    path = rel.as_posix()
+    return next((name for name, prefixes in CI_FILES.items() if path.startswith(prefixes)), None)
+
+
+def template_files(python: str = CI_PYTHON, ci: tuple[str, ...] = DEFAULT_CI) -> list[TemplateFile]:
+    """The files init writes, rendered (the harness version pinned, the workflows' Python), with the CI
+    definitions of the engines in `ci` only."""
     root = resources.files("harness").joinpath("templates", "init")
     return [TemplateFile(f.rel, f.text.replace("@version@", __version__).replace("@python@", python))
-            for f in _walk(root, PurePosixPath())]
+            for f in _walk(root, PurePosixPath()) if _engine_of(f.rel) in (None, *ci)]
 
 
 def _blocked(target: Path, rel: PurePosixPath) -> str | None:
@@ -75,12 +102,13 @@ def _blocked(target: Path, rel: PurePosixPath) -> str | None:
     return None
 
 
-def init(target: Path, *, skip_existing: bool = False, python: str = CI_PYTHON) -> list[Path]:
+def init(target: Path, *, skip_existing: bool = False, python: str = CI_PYTHON,
+         ci: tuple[str, ...] = DEFAULT_CI) -> list[Path]:
     """Writes the starting point; UserError naming every file that exists unless `skip_existing`. Everything is
     checked before the first file is written: a run that refuses writes nothing."""
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise UserError(f"{target}: exists and is not a directory")
-    files = template_files(python)
+    files = template_files(python, ci)
     blocked = [why for f in files if (why := _blocked(target, f.rel)) is not None]
     if blocked:
         more = f" (and {len(blocked) - 1} more)" if len(blocked) > 1 else ""
@@ -98,7 +126,7 @@ def init(target: Path, *, skip_existing: bool = False, python: str = CI_PYTHON) 
 
 
 def run_init(args: argparse.Namespace) -> int:
-    written = init(args.dir, skip_existing=args.skip_existing, python=args.python)
+    written = init(args.dir, skip_existing=args.skip_existing, python=args.python, ci=parse_ci(args.ci))
     for path in written:
         print(f"  wrote {path.relative_to(args.dir).as_posix()}")
     print(f"initialised an ocr-harness starting point in {args.dir} ({len(written)} files). Next:\n"
