@@ -9,7 +9,8 @@ corpus-wide details: golden status and summary, batch-path statistics, repeat co
 
 Taken from the shards and required to agree (else refused): schema, profile, stack, the corpus selection
 (subset, manifest, digest of the selected ids and images), model-level checks (audit, probe: they read the
-model files, not the images), and the golden status facts (meta present, stack differences).
+model files, not the images; a sharded run judges them on shard 1 only, the others leave them to it, and the
+merge takes shard 1's verdict and says so), and the golden status facts (meta present, stack differences).
 
 Volatile, allowed to differ from an unsharded run:
 - `started_at`: the earliest shard's; `duration_s` and `timing.wall_s`: the longest shard's (shards run side by
@@ -23,7 +24,8 @@ Volatile, allowed to differ from an unsharded run:
 
 Inherently different, reported rather than hidden: the several-images-per-call batch path batches images of
 one shard, so its batch-mates (and possibly its last bits) differ from an unsharded run's. `bn_drift` samples
-the first images of the whole selection, so shards agree; should they not, it is reported per shard.
+the first images of the whole selection, so shards agree; should several run it and not agree, it is reported
+per shard.
 
 Orphaned goldens are judged, as in an unsharded run, only when the selection is the whole corpus; that needs
 the golden store (`checkout_settings`). Without it they are left unjudged and the caller is told.
