@@ -26,7 +26,7 @@ from harness.checks.outcome import CheckResult, ImageCheck, from_images, skipped
 from harness.checks.retries import FAILED, judge_retries
 from harness.config import EngineSettings, Profile
 from harness.corpus.loader import Corpus, CorpusItem, load_corpus
-from harness.environment import environment, stack
+from harness.environment import environment, node_id, stack
 from harness.errors import UserError
 from harness.modelpack import ModelDirs, cache_root
 from harness.portable import MachinePaths, for_run
@@ -403,8 +403,9 @@ def _selection_index(p: RunPlan) -> list[int | None]:
     return out
 
 
-def image_record(it: CorpusItem, index: int | None, file: str, state: RunState) -> ImageRecord:
-    """One image of the report: its verdict under every check that judged it, and its measurements."""
+def image_record(it: CorpusItem, index: int | None, file: str, state: RunState, node: str | None = None) -> ImageRecord:
+    """One image of the report: its verdict under every check that judged it, its measurements, and where it
+    ran (`node`, harness.environment.node_id, and the worker's pid)."""
     out = state.outcomes.get(it.id)
     per_check = {name: c.per_image[it.id].to_dict() for name, c in state.checks.items() if it.id in c.per_image}
     ran = out is not None and out.ok
@@ -415,12 +416,15 @@ def image_record(it: CorpusItem, index: int | None, file: str, state: RunState) 
         timings=({"predict_s": statistics.median(out.predict_s), "read_s": out.read_s,
                   "repeats_s": list(out.predict_s)} if out is not None and ran else {}),
         lines=len(out.runs[0].lines) if out is not None and ran else 0,
-        accuracy=state.image_accuracy[it.id].to_dict() if it.id in state.image_accuracy else None)
+        accuracy=state.image_accuracy[it.id].to_dict() if it.id in state.image_accuracy else None,
+        judged_on={"node": node, "worker_pid": out.worker_pid if out is not None else None}
+        if node is not None else None)
 
 
 def run_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> RunReport:
     """The typed report of what `state` holds (harness.report.model); `build_report` is it as written."""
-    images = [image_record(it, index, _relative(it.path, p.corpus.root), state)
+    node = node_id()
+    images = [image_record(it, index, _relative(it.path, p.corpus.root), state, node)
               for it, index in zip(p.items, _selection_index(p), strict=True)]
     env = environment()
     env.update({"onednn": p.profile.engine.enable_mkldnn, "cpu_threads": p.profile.engine.resolved_threads()}

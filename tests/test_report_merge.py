@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import datetime as dt
 import json
+import platform
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +25,7 @@ from harness.cli import main
 from harness.config import Profile, find_config
 from harness.corpus.loader import Corpus, CorpusItem
 from harness.corpus.manifest import TruthLine
+from harness.environment import node_id
 from harness.errors import UserError
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore
@@ -49,6 +51,7 @@ def strip_volatile(report: Mapping[str, Any], *, measured: bool = False) -> dict
         r["timing"]["phases"] = {k: {**v, "wall_s": None} for k, v in r["timing"]["phases"].items()}
     for image in r["images"]:
         image.pop("timings")
+        image.pop("judged_on", None)  # the node and worker process it ran on
     if measured:  # the speed check judges each shard against its own yardstick: measured, never shared
         r["checks"].pop("speed", None)
     return r
@@ -81,6 +84,10 @@ def test_two_shards_merge_to_the_unsharded_report(tmp_path: Path, offline_env: d
         whole, one, two = pool.map(lambda a: run(*a), [("whole",), ("shard-1", "0"), ("shard-2", "1")])
     assert (whole.returncode, one.returncode, two.returncode) == (1, 0, 1), whole.stderr[-2000:]
     assert [i["id"] for i in one.report["images"]] == ["slip_0006", "slip_0007"]  # what --shard 1/2 picks
+    # Where each image was judged: this machine's node id (never its host name) and a worker process of the run.
+    judged = [img["judged_on"] for r in (one.report, two.report) for img in r["images"]]
+    assert {j["node"] for j in judged} == {node_id()} and platform.node() not in json.dumps(one.report)
+    assert all(isinstance(j["worker_pid"], int) and j["worker_pid"] > 0 for j in judged)
     assert one.report["corpus"]["shard"] == [1, 2] and two.report["corpus"]["shard"] == [2, 2]
     assert two.report["corpus"]["shard_source"] == {
         "engine": "k8s", "variables": {"JOB_COMPLETION_INDEX": "1", "OCR_HARNESS_SHARD_TOTAL": "2"}}
@@ -346,6 +353,48 @@ def test_only_model_file_checks_are_left_to_shard_1() -> None:
     left = {s.name for s in registry.specs() if s.left_to_first_shard((2, 4))}
     assert left == {"audit", "probe", "bn_drift"}  # speed and a service's answers judge each shard's own calls
     assert not any(s.left_to_first_shard((1, 4)) or s.left_to_first_shard(None) for s in registry.specs())
+
+
+def test_mixed_stacks_merge_only_when_allowed_and_then_show_each_shards() -> None:
+    one, two = hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2", "s3"], stack__cpu_model="Intel Xeon")
+    for s, pid in ((one, 101), (two, 202)):
+        for img in s.report["images"]:
+            img["judged_on"] = {"node": f"node-{s.shard[0]}", "worker_pid": pid}
+    with pytest.raises(UserError, match="stack differs in cpu_model.*--allow-mixed-stacks merges them anyway"):
+        merge_shards([one, two])
+    report = merge_shards([one, two], allow_mixed_stacks=True).report
+    assert report["stack"] == {"paddle": "3.2.2"}  # what every shard shares
+    assert report["stacks"] == {"1/2": {"paddle": "3.2.2", "cpu_model": "AMD EPYC"},
+                                "2/2": {"paddle": "3.2.2", "cpu_model": "Intel Xeon"}}
+    assert [(i["id"], i["stack"], i["judged_on"]["worker_pid"]) for i in report["images"]] == [
+        ("s0", "1/2", 101), ("s1", "1/2", 101), ("s2", "2/2", 202), ("s3", "2/2", 202)]
+    # Equal stacks: the flag changes nothing, so a merge equals an unsharded run's report either way.
+    same = merge_shards([hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2", "s3"])], allow_mixed_stacks=True)
+    assert "stacks" not in same.report and all("stack" not in i for i in same.report["images"])
+    # Other model files are never merged.
+    one.report["stack"]["models"] = {"det/inference.pdmodel": "aa"}
+    two.report["stack"]["models"] = {"det/inference.pdmodel": "bb"}
+    with pytest.raises(UserError, match="model files differ"):
+        merge_shards([one, two], allow_mixed_stacks=True)
+
+
+def test_cli_allow_mixed_stacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_shard(tmp_path / "a", hand_shard(1, 2, ["s0", "s1"]))
+    write_shard(tmp_path / "b", hand_shard(2, 2, ["s2", "s3"], stack__cpu_model="Intel Xeon"))
+    dirs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert main(["report", "merge", *dirs, "--out", str(tmp_path / "m")]) == 2
+    assert "stack differs in cpu_model" in capsys.readouterr().err
+    assert main(["report", "merge", *dirs, "--out", str(tmp_path / "m"), "--allow-mixed-stacks"]) == 0
+    written = json.loads((tmp_path / "m" / "report.json").read_text(encoding="utf-8"))
+    assert set(written["stacks"]) == {"1/2", "2/2"} and written["images"][2]["stack"] == "2/2"
+
+
+def test_node_id_is_a_salted_hash_not_the_host_name() -> None:
+    a = node_id({}, hostname="build-runner-7", machine_id="0123")
+    assert len(a) == 12 and "build-runner" not in a and a == node_id({}, hostname="build-runner-7", machine_id="0123")
+    assert a != node_id({}, hostname="build-runner-8", machine_id="0123")
+    assert a != node_id({}, hostname="build-runner-7", machine_id="0124")  # containers that share a host name
+    assert a != node_id({"OCR_HARNESS_NODE_SALT": "site secret"}, hostname="build-runner-7", machine_id="0123")
 
 
 def test_results_must_match_their_report() -> None:

@@ -2,7 +2,8 @@
 reference reports (written by the code before a refactor; `python tests/test_report_reference.py --write`
 rewrites them from the current code), except the documented volatile fields.
 
-Volatile, not compared: `started_at`, `duration_s`, `environment`, `timing`, every image's `timings` and the
+Volatile, not compared: `started_at`, `duration_s`, `environment`, `timing`, every image's `timings` and
+`judged_on` (the node and worker process it ran on), and the
 `speed` check (measured, never shared by two runs); of the `variations` check only the verdict (oneDNN off runs
 ISA-dependent kernels: which lines move is the machine's); in `stack` the machine's own keys (CPU model, ISA flags, threads, Python); in the
 golden status the stack differences and what they suggest (the committed goldens name the stack that made them,
@@ -31,7 +32,7 @@ from conftest import ROOT, CliRun, run_cli  # noqa: E402
 REFERENCE = TESTS / "reference_reports"
 NIGHTLY_IDS = ("slip_0003", "slip_0007")  # two templates; 0007 is in shard 1/2, 0003 in shard 2/2
 NIGHTLY_ARGS = ("run", "--profile", "nightly", *(a for i in NIGHTLY_IDS for a in ("--id", i)))
-VOLATILE = {"started_at", "duration_s", "environment", "timing", "timings"}
+VOLATILE = {"started_at", "duration_s", "environment", "timing", "timings", "judged_on"}
 MACHINE_STACK_KEYS = {"cpu_model", "isa", "cpu_threads", "python"}
 MACHINE_GOLDEN_STATUS_KEYS = {"stack_differences", "likely_cause", "summary"}
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                 "picture limits; a shard's own paths are never used "
                                                 "(default: nearest upwards)")
     m.add_argument("--golden-dir", type=Path, help="golden root dir (overrides the profile's)")
+    m.add_argument("--allow-mixed-stacks", action="store_true",
+                   help="merge shards whose stacks differ (CPU model, threads, package versions; never the model "
+                        "files): report.json then lists each shard's stack under `stacks` and names each image's")
     m.set_defaults(func=merge)
 
 
@@ -49,7 +52,8 @@ def merge(args: argparse.Namespace) -> int:
             raise UserError(f"--out {args.out} is one of the shard directories; merge into a new directory")
     if args.config is not None and not args.config.is_file():
         raise UserError(f"{args.config}: config file not found")
-    shards = validate_shards([ShardRun.read(d) for d in args.dirs])
+    mixed = args.allow_mixed_stacks
+    shards = validate_shards([ShardRun.read(d) for d in args.dirs], allow_mixed_stacks=mixed)
     first = shards[0].report
     settings = checkout_settings(first, args.config if args.config is not None else find_config(), args.golden_dir)
     store = settings.store
@@ -57,7 +61,8 @@ def merge(args: argparse.Namespace) -> int:
     if store is None and complete and not first["checks"].get("golden", {"skipped": True})["skipped"]:
         print("ocr-harness: warning: golden store not found from here; orphaned goldens are not judged "
               "(run the merge in the checkout, or pass --config or --golden-dir)", file=sys.stderr)
-    merged = merge_shards(shards, stored_goldens=store.ids() if store is not None and complete else None)
+    merged = merge_shards(shards, stored_goldens=store.ids() if store is not None and complete else None,
+                          allow_mixed_stacks=mixed)
     corpus = corpus_root_for(first, args.config) if args.html else None
     if args.html and corpus is None:
         print(f"ocr-harness: warning: corpus {first['corpus']['root']!r} is not in this checkout; report.html "

@@ -18,6 +18,7 @@ Volatile, allowed to differ from an unsharded run:
 - `timing.model_load_s`: the median of the shards' medians; each image's `timings` (measured where it ran),
   and so `timing.predict_median_s`/`predict_p90_s`, which are computed as a run computes them but from
   measurements no two runs share;
+- each image's `judged_on` (the node id and worker pid that judged it: where it ran, as in the shard);
 - `environment` and `corpus.root`: shard 1's (checkout paths and hosts may differ; what decides outputs is in
   `stack` and the selection digest, which may not);
 - worker logs: they stay in the shard directories.
@@ -110,10 +111,12 @@ class MergedRun:
         return out
 
 
-def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] | None = None) -> MergedRun:
+def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] | None = None,
+                 allow_mixed_stacks: bool = False) -> MergedRun:
     """The unsharded run's report and results; `stored_goldens` (ids in the golden store) lets orphans be
-    judged when the selection is the whole corpus."""
-    ordered = validate_shards(shards)
+    judged when the selection is the whole corpus. `allow_mixed_stacks`: shards on different stacks (never
+    different model files) merge too; see `_stacks`."""
+    ordered = validate_shards(shards, allow_mixed_stacks=allow_mixed_stacks)
     try:
         return _merge(ordered, stored_goldens)
     except (KeyError, TypeError, ValueError, IndexError) as e:
@@ -125,12 +128,15 @@ def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] 
 
 def _merge(ordered: Sequence[ShardRun], stored_goldens: Collection[str] | None) -> MergedRun:
     first = ordered[0].report
+    stack, stacks = _stacks(ordered)
+    mixed = stacks is not None
     rows = []
     for s in ordered:
         ids = [json.loads(line).get("id") for line in s.results]
         if ids != [img["id"] for img in s.report["images"]]:
             raise UserError(f"{s.source}: results.jsonl does not list the images of its report.json")
-        rows += [(img["index"], s.shard[0], n, img, line)
+        label = "{}/{}".format(*s.shard) if mixed else None
+        rows += [(img["index"], s.shard[0], n, {**img, "stack": label} if label else img, line)
                  for n, (img, line) in enumerate(zip(s.report["images"], s.results, strict=True))]
     rows.sort(key=lambda r: r[:3])
     images = [r[3] for r in rows]
@@ -146,7 +152,7 @@ def _merge(ordered: Sequence[ShardRun], stored_goldens: Collection[str] | None) 
         duration_s=max(s.report["duration_s"] for s in ordered),
         profile=first["profile"],
         environment=first["environment"],
-        stack=first["stack"],
+        stack=stack,
         corpus=_corpus(first["corpus"], ordered, len(images), selection["complete"]),
         checks=checks,
         images=tuple(images),
@@ -155,9 +161,22 @@ def _merge(ordered: Sequence[ShardRun], stored_goldens: Collection[str] | None) 
             [img["timings"]["predict_s"] for img in images if img["timings"]],
             [s.report["timing"]["model_load_s"] for s in ordered if s.report["timing"]["model_load_s"] is not None],
             max(s.report["timing"]["wall_s"] for s in ordered), _phases(ordered)),
-        extra={k: v for k, v in first.items() if k not in _HANDLED},  # future keys: agreed in validate_shards
+        extra={**{k: v for k, v in first.items() if k not in _HANDLED},  # future keys: agreed in validate_shards
+               **({"stacks": stacks} if stacks is not None else {})},
     ).to_dict()
     return MergedRun(report, tuple(r[4] for r in rows))
+
+
+def _stacks(shards: Sequence[ShardRun]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The merged `stack`, and each shard's when they differ (`--allow-mixed-stacks`): then `stack` holds only
+    what every shard shares, `stacks` maps "K/N" to each shard's whole stack, and every image names its shard's
+    under `stack`. Each image was judged on its own shard, goldens against its own stack's differences."""
+    first = shards[0].report["stack"]
+    if all(s.report["stack"] == first for s in shards):
+        return dict(first), None
+    common = {k: v for k, v in first.items() if all(s.report["stack"].get(k, v) == v and k in s.report["stack"]
+                                                     for s in shards)}
+    return common, {"{}/{}".format(*s.shard): s.report["stack"] for s in shards}
 
 
 def _corpus(first: Mapping[str, Any], shards: Sequence[ShardRun], selected: int, complete: bool) -> dict[str, Any]:
@@ -172,8 +191,9 @@ def _corpus(first: Mapping[str, Any], shards: Sequence[ShardRun], selected: int,
 
 # --- refusals --------------------------------------------------------------------------------------------------
 
-def validate_shards(shards: Sequence[ShardRun]) -> list[ShardRun]:
-    """The shards ordered 1..N, or a UserError saying why they are not the shards of one run."""
+def validate_shards(shards: Sequence[ShardRun], *, allow_mixed_stacks: bool = False) -> list[ShardRun]:
+    """The shards ordered 1..N, or a UserError saying why they are not the shards of one run. Stacks must be
+    equal unless `allow_mixed_stacks`, and even then the model files must be the same."""
     if not shards:
         raise UserError("nothing to merge: give the output directories of the shard runs")
     for s in shards:
@@ -206,8 +226,13 @@ def validate_shards(shards: Sequence[ShardRun]) -> list[ShardRun]:
     first = ordered[0]
     for s in ordered[1:]:
         _agree(first, s, "profile", first.report.get("profile"), s.report.get("profile"))
-        _agree(first, s, "stack", first.report.get("stack"), s.report.get("stack"),
-               " (shards must run on the same stack: same packages, models, CPU and threads)")
+        if allow_mixed_stacks:
+            _agree(first, s, "model files", first.report["stack"].get("models"), s.report["stack"].get("models"),
+                   " (--allow-mixed-stacks admits other machines and packages, never other models)")
+        else:
+            _agree(first, s, "stack", first.report.get("stack"), s.report.get("stack"),
+                   " (shards must run on the same stack: same packages, models, CPU and threads; "
+                   "--allow-mixed-stacks merges them anyway and reports each shard's)")
         keys = ("subset", "has_manifest", "selection")
         _agree(first, s, "corpus", {k: first.report["corpus"].get(k) for k in keys},
                {k: s.report["corpus"].get(k) for k in keys}, " (not the same corpus selection)")

@@ -27,12 +27,17 @@ class ImageRecord:
     timings: Mapping[str, Any]
     lines: int
     accuracy: Mapping[str, Any] | None = None  # harness.metrics.ImageAccuracy.to_dict(), re-aggregated by merges
+    # Where it was judged: {"node": harness.environment.node_id(), "worker_pid": the worker process or None}
+    judged_on: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "index": self.index, "accuracy": None if self.accuracy is None else dict(self.accuracy),
-                "file": self.file, "template": self.template, "tags": list(self.tags), "passed": self.passed,
-                "error": self.error, "checks": {k: dict(v) for k, v in self.checks.items()},
-                "timings": dict(self.timings), "lines": self.lines}
+        out = {"id": self.id, "index": self.index, "accuracy": None if self.accuracy is None else dict(self.accuracy),
+               "file": self.file, "template": self.template, "tags": list(self.tags), "passed": self.passed,
+               "error": self.error, "checks": {k: dict(v) for k, v in self.checks.items()},
+               "timings": dict(self.timings), "lines": self.lines}
+        if self.judged_on is not None:
+            out["judged_on"] = dict(self.judged_on)
+        return out
 
 
 @dataclass(frozen=True)
