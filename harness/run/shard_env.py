@@ -7,7 +7,7 @@ Each engine numbers its jobs its own way; every one is turned into the harness's
 | github | `OCR_HARNESS_SHARD=K/N` | set by the generated workflow from its matrix (GitHub has no index of its own) |
 | gitlab | `CI_NODE_INDEX`, `CI_NODE_TOTAL` | `parallel: N`; the index is 1-based |
 | k8s | `JOB_COMPLETION_INDEX`, `OCR_HARNESS_SHARD_TOTAL` | Indexed Job; the index is 0-based, the total is ours |
-| slurm | `SLURM_ARRAY_TASK_ID`, `SLURM_ARRAY_TASK_COUNT`, `SLURM_ARRAY_TASK_MIN`, `SLURM_ARRAY_TASK_STEP` | `--array=A-B[:S]` |
+| slurm | `SLURM_ARRAY_TASK_ID`, `_COUNT`, `_MIN`, `_MAX`, `_STEP` (all `SLURM_ARRAY_TASK_*`) | `--array=A-B[:S]` |
 
 An engine counts as present when its index variable is set. A SLURM array may start anywhere (`--array=5-8`) and
 step (`--array=0-30:10`): the task's place is (ID - MIN) / STEP, which needs a regular array (COUNT tasks from MIN
