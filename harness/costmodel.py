@@ -7,7 +7,8 @@ phase that reused loaded workers, `workers_started` 0) plus a per-image cost. Ph
 - sample: the stack checks run on `checks.stack_sample` images (harness.sampling), or every image when 0;
 - fixed: model-level checks (audit, probe, BN drift) cost the same whatever the corpus.
 The rest of the run (golden comparison, accuracy, reports) is taken as per-image. Shards run side by side:
-each pays every fixed start, and its share of the images.
+each pays every worker start and its share of the images; the model-level checks run on shard 1 only, so the
+prediction is shard 1's, the longest.
 """
 
 from __future__ import annotations
