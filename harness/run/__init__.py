@@ -1,0 +1,1 @@
+"""The run layer: workflows that plan, execute and judge."""
