@@ -14,7 +14,8 @@ from pathlib import Path
 
 from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.results import canonical_json
-from harness.run.reestimate import MODES, Request, reestimate
+from harness.golden.store import GoldenStore
+from harness.run.reestimate import MODES, Request, evaluate_reestimated, reestimate
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +45,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--golden-profile", default="release", help="the golden set's profile (default release)")
     r.add_argument("--json", action="store_true", help="print reestimate.json instead of the summary")
     r.set_defaults(func=run_reestimate)
+    e = bn.add_parser("evaluate", help="a re-estimated model dir against its original on another corpus",
+                      description="Before (ORIGINAL) vs after (NEW_DIR, written by `bn reestimate`) on images of "
+                                  "CORPUS outside NEW_DIR's calibration images: e.g. a dark-adapted model on clean "
+                                  "slips. Same metrics and verdict as `bn reestimate`; exit 1 when it hurts.")
+    e.add_argument("new_dir", type=Path, metavar="NEW_DIR", help="a model dir written by `bn reestimate`")
+    e.add_argument("--original", type=Path, required=True, metavar="MODEL_DIR",
+                   help="the model dir it was re-estimated from (checked against reestimate.json's hashes)")
+    e.add_argument("--corpus", type=Path, required=True, metavar="CORPUS", help="corpus with ground truth")
+    e.add_argument("--images", type=int, default=4, metavar="N", help="evaluation images (default 4)")
+    e.add_argument("--golden", type=Path, default=None, metavar="DIR", help="golden dir for a golden diff")
+    e.add_argument("--golden-profile", default="release", help="the golden set's profile (default release)")
+    e.add_argument("--json", action="store_true", help="print the evaluation as JSON")
+    e.set_defaults(func=run_evaluate)
 
 
 def _layers(text: str | None) -> str | tuple[str, ...] | None:
@@ -79,3 +93,19 @@ def run_reestimate(args: argparse.Namespace) -> int:
                      + ")")
         print("\n".join(lines))
     return EXIT_REGRESSION if outcome.evaluation.verdict == "hurts" else EXIT_OK
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    if args.images < 1:
+        raise UserError(f"--images {args.images}: must be >= 1")
+    store = GoldenStore(args.golden, args.golden_profile) if args.golden else None
+    record, evaluation = evaluate_reestimated(args.new_dir, args.original, args.corpus, images=args.images,
+                                              golden=store)
+    if args.json:
+        print(canonical_json({"kind": record["kind"], "mode": record["mode"], "layers_chosen": record["layers_chosen"],
+                              "corpus": str(args.corpus), "evaluation": evaluation.to_dict()}), end="")
+    else:
+        print(f"bn evaluate {args.new_dir} ({record['kind']}, {record['mode']}, layers "
+              f"{', '.join(record['layers_chosen'])}) against {args.original} on {args.corpus}\n"
+              + evaluation.render())
+    return EXIT_REGRESSION if evaluation.verdict == "hurts" else EXIT_OK

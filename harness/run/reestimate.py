@@ -180,6 +180,41 @@ def _capture(settings: EngineSettings, kind: str, items: list[CorpusItem], want:
     return list(cap.images), cap.files(kind), [i for i, _ in cap.failed]
 
 
+def held_out(items: list[CorpusItem], used_ids: set[str], used_sha: set[str | None], n: int,
+             where: Path) -> list[CorpusItem]:
+    """The first `n` items with ground truth that took no part in calibration, by id and by image bytes."""
+    picked = [it for it in items if it.id not in used_ids and content_sha256(it) not in used_sha - {None}
+              and it.truth][:n]
+    if not picked:
+        raise UserError(f"{where}: no image with ground truth left for evaluation outside the calibration images "
+                        "(add images or lower --images)")
+    return picked
+
+
+def evaluate_reestimated(new_dir: Path, original: Path, corpus: Path, *, images: int = 4,
+                         golden: GoldenStore | None = None,
+                         settings: EngineSettings | None = None) -> tuple[dict[str, Any], Evaluation]:
+    """A re-estimated model dir against its original on another corpus (e.g. the dark-adapted model on clean
+    slips), on images disjoint from its calibration images (as recorded in its reestimate.json)."""
+    path = Path(new_dir) / RECORD
+    try:
+        record = json.loads(path.read_text("utf-8"))
+        kind, hashes, split = record["kind"], record["source"]["hashes"], record["split"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: not a bn reestimate record: {e}") from None
+    for name, digest in sorted(hashes.items()):
+        actual = Path(original) / name
+        if not actual.is_file() or sha256_file(actual) != digest:
+            raise UserError(f"{actual}: not the model {new_dir} was re-estimated from (sha256 differs from {RECORD})")
+    calibration = split["calibration_reference"] + split["calibration_target"]
+    items = held_out(_usable(load_corpus(corpus).items), {i for i, _ in calibration},
+                     {sha for _, sha in calibration}, images, corpus)
+    base = settings or EngineSettings()
+    before = read_images(model_settings(kind, original, base), items, "original")
+    after = read_images(model_settings(kind, new_dir, base), items, "re-estimated")
+    return record, judge(items, before, after, golden)
+
+
 def reestimate(req: Request) -> Outcome:
     if req.mode not in MODES:
         raise UserError(f"--mode {req.mode!r}: must be one of {', '.join(MODES)}")
@@ -203,19 +238,18 @@ def reestimate(req: Request) -> Outcome:
         t0 = time.monotonic()
         ref_ids, ref_files, ref_failed = _capture(settings, kind, ref_items, req.images, work / "cap-ref",
                                                   f"{req.reference}")
-        tgt_ids, tgt_files, tgt_failed = _capture(settings, kind, tgt_items, req.images, work / "cap-tgt",
-                                                  f"{req.target}")
+        if req.target.resolve() == req.reference.resolve():  # in-domain: the same calibration images, captured once
+            tgt_ids, tgt_files, tgt_failed = ref_ids, ref_files, ref_failed
+        else:
+            tgt_ids, tgt_files, tgt_failed = _capture(settings, kind, tgt_items, req.images, work / "cap-tgt",
+                                                      f"{req.target}")
         timings["capture_s"] = time.monotonic() - t0
         # Disjoint by id and by image bytes from every image either calibration tried (a darkened copy keeps the
         # clean slip's id: the copy of a reference calibration slip is no evaluation image either).
-        used = set(ref_ids) | set(ref_failed) | set(tgt_ids) | set(tgt_failed)
         used_sha = {content_sha256(it) for it in ref_items if it.id in set(ref_ids) | set(ref_failed)}
         used_sha |= {content_sha256(it) for it in tgt_items if it.id in set(tgt_ids) | set(tgt_failed)}
-        evaluation_items = [it for it in tgt_items if it.id not in used and content_sha256(it) not in used_sha
-                            and it.truth][: req.eval_images]
-        if not evaluation_items:
-            raise UserError(f"{req.target}: no image with ground truth left for evaluation after the {req.images} "
-                            "calibration images (add images or lower --images)")
+        evaluation_items = held_out(tgt_items, set(ref_ids) | set(ref_failed) | set(tgt_ids) | set(tgt_failed),
+                                    used_sha, req.eval_images, req.target)
         t0 = time.monotonic()
         model_out = work / "model"
         est = reestimate_batches(req.model_dir, ref_files, tgt_files, model_out, mode=req.mode, layers=layers)

@@ -82,7 +82,8 @@ class Evaluation:
         b, a = self.before, self.after
         rows = [("CER", f"{b['cer']:.4f}", f"{a['cer']:.4f}"),
                 ("line exact match", _rate(b["line_exact_rate"]), _rate(a["line_exact_rate"])),
-                ("key fields", f"{b['fields_correct']}/{b['fields_total']}", f"{a['fields_correct']}/{a['fields_total']}"),
+                ("key fields", f"{b['fields_correct']}/{b['fields_total']}",
+                 f"{a['fields_correct']}/{a['fields_total']}"),
                 ("det precision", f"{b['det']['precision']:.3f}", f"{a['det']['precision']:.3f}"),
                 ("det recall", f"{b['det']['recall']:.3f}", f"{a['det']['recall']:.3f}")]
         if self.golden is not None:
