@@ -20,10 +20,15 @@ from conftest import CORPUS, ROOT
 from harness.checks.bn_faults import write_reference_model
 from harness.cli import main
 from harness.config import EngineSettings
+from harness.corpus.loader import CorpusItem
+from harness.corpus.manifest import TruthLine
 from harness.errors import UserError
+from harness.golden.store import Golden, GoldenStore, dumps_golden
 from harness.modelpack import resolve_model_dirs
 from harness.run.reestimate import RTOL, SelfCheckFailed, model_kind, reestimate_batches
+from harness.results import Line, OcrResult
 from harness.run.reestimate_child import new_statistics
+from harness.run.reestimate_eval import judge
 
 # ---------------------------------------------------------------- arithmetic (no paddle)
 
@@ -49,6 +54,36 @@ def test_kind_comes_from_the_yml(tmp_path: Path) -> None:
     (tmp_path / "inference.yml").write_text(yaml.safe_dump({"Global": {"model_name": "x"}}), encoding="utf-8")
     with pytest.raises(UserError, match="pass --kind det or --kind rec"):
         model_kind(tmp_path)
+
+
+BOX = ((0, 0), (100, 0), (100, 20), (0, 20))
+BOX2 = ((0, 40), (100, 40), (100, 60), (0, 60))
+
+
+def _read(image_id: str, *texts: str) -> OcrResult:
+    return OcrResult(image_id, 200, 100, tuple(Line(t, 0.9, b) for t, b in zip(texts, (BOX, BOX2))))
+
+
+def test_verdict_rules_and_golden_diff(tmp_path: Path) -> None:
+    """neutral below |dCER| 0.005 with no key field lost; helps / hurts by sign; a lost key field always hurts;
+    goldens count failing lines before and after, only for the exact image bytes they were made from."""
+    truth = (TruthLine("amount 12.50", BOX), TruthLine("x" * 200, BOX2))
+    items = [CorpusItem("a", tmp_path / "a.png", "sha-a", None, (), truth, {"amount": "12.50"})]
+    good, typo = _read("a", "amount 12.50", "x" * 200), _read("a", "amount 12.50", "x" * 199 + "y")
+    lost = _read("a", "amount 12.5O", "x" * 200)
+    assert judge(items, {"a": typo}, {"a": good}).verdict == "neutral"  # 1 edit in 211 characters: 0.0047
+    assert judge(items, {"a": _read("a", "amount", "x" * 200)}, {"a": good}).verdict == "helps"
+    assert judge(items, {"a": good}, {"a": _read("a", "amount 12.50", "x" * 150)}).verdict == "hurts"
+    worse_field = judge(items, {"a": good}, {"a": lost})
+    assert (worse_field.verdict, worse_field.lost_fields) == ("hurts", (("a", "amount"),))
+    assert abs(worse_field.dcer) < 0.005  # one character: neutral by CER, hurts by the lost amount
+    store = GoldenStore(tmp_path / "golden", "release")
+    store.directory.mkdir(parents=True)
+    store.path_for("a").write_text(dumps_golden(Golden(good, image_sha256="sha-a")), encoding="utf-8")
+    diff = judge(items, {"a": good}, {"a": lost}, store).golden
+    assert diff == {"images": 1, "image_ids": ["a"], "failing_before": 0, "failing_after": 1}
+    other = [CorpusItem("a", tmp_path / "a.png", "sha-other", None, (), truth, {"amount": "12.50"})]
+    assert judge(other, {"a": good}, {"a": lost}, store).golden["images"] == 0  # type: ignore[index]
 
 
 # ---------------------------------------------------------------- the tiny reference net (old format)
