@@ -226,6 +226,8 @@ def reestimate(req: Request) -> Outcome:
         raise UserError(f"{files.program_path}: PIR programs (inference.json) are not supported by bn reestimate; "
                         "export the model in the old format (inference.pdmodel)")
     kind = model_kind(req.model_dir, req.kind)
+    if req.out.resolve().is_relative_to(Path(req.model_dir).resolve()):
+        raise UserError(f"{req.out}: inside the source model dir {req.model_dir}; name a directory outside it")
     if req.out.exists() and (not req.out.is_dir() or any(req.out.iterdir())):
         raise UserError(f"{req.out}: exists and is not empty; name a new directory for the re-estimated model")
     layers = req.layers or ("auto" if req.mode == "delta" else "all")
