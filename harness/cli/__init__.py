@@ -29,7 +29,7 @@ def exit_codes_epilog() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from harness.cli import (audit_cmd, corpus_cmd, doctor_cmd, golden_cmd, init_cmd, models_cmd, plan_cmd,
+    from harness.cli import (audit_cmd, bn_cmd, corpus_cmd, doctor_cmd, golden_cmd, init_cmd, models_cmd, plan_cmd,
                              report_cmd, run_cmd, speed_cmd)
 
     parser = _Parser(prog="ocr-harness", description="Deployment regression harness for PaddleOCR.",
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ocr-harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in (run_cmd, models_cmd, doctor_cmd, corpus_cmd, golden_cmd, audit_cmd, report_cmd, plan_cmd,
-                   init_cmd, speed_cmd):
+                   init_cmd, speed_cmd, bn_cmd):
         module.register(sub)
     return parser
 
