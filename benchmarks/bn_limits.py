@@ -22,6 +22,7 @@ import numpy as np
 
 from harness.checks.bn_capture import Capture, capture_inputs
 from harness.checks.bn_drift import MIN_IMAGES, LayerStats, measure_groups
+from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
 from harness.modelpack import resolve_model_dirs
@@ -57,7 +58,7 @@ def main() -> None:
     ap.add_argument("--onednn", nargs="+", choices=("on", "off"), default=["on", "off"])
     ap.add_argument("--out", type=Path, default=Path("out/bn_limits"))
     args = ap.parse_args()
-    profile, _ = load_profile(ROOT / "harness.toml", "default")
+    profile, _ = load_profile(ROOT / "harness.toml", "default", catalogue())
     corpus = load_corpus(ROOT / "datasets" / "bank_slips", subset=args.subset)
     requests = [ImageRequest(it.id, str(it.path), it.sha256) for it in corpus.items if it.problem is None]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.config import Profile, load_profile
+from harness.checks.registry import catalogue
+from harness.config import load_profile
 from harness.corpus.loader import CorpusItem, read_image
+from harness.model.settings import Profile
 from harness.runner import RunPlan, plan
 from harness.worker import ImageRequest
 
@@ -47,7 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def profile_named(name: str, **changes: Any) -> tuple[Profile, Path]:
-    profile, base = load_profile(CONFIG, name)
+    profile, base = load_profile(CONFIG, name, catalogue())
     return (profile.replace(**changes) if changes else profile), base
 
 

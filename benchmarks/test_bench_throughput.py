@@ -23,9 +23,9 @@ import pytest
 from conftest import rounds, summary
 
 from harness.checks.determinism import first_divergence, repeat_check
-from harness.config import EngineSettings
+from harness.model.results import OcrResult
+from harness.model.settings import EngineSettings
 from harness.perf import BareProcess
-from harness.results import OcrResult
 from harness.runner import RunPlan, infer_all
 from harness.worker import ImageOutcome
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.checks.registry import Scaling
-from harness.config import Profile
+from harness.model.settings import Profile
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.config import EngineSettings
+from harness.model.settings import EngineSettings
 
 PACKAGES = ("paddlepaddle", "paddleocr", "paddlex", "numpy", "opencv-python", "opencv-contrib-python",
             "rapidocr-paddle")

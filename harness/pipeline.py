@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from harness import atomic
-from harness.config import Profile
 from harness.corpus.loader import read_image
-from harness.errors import ImageError, InternalError
 from harness.incomplete import TRACEBACK_FILE, Stop, write_incomplete
-from harness.results import OcrResult, canonical_line
+from harness.model.results import OcrResult, canonical_line
+from harness.model.settings import Profile
 from harness.runner import RunPlan, RunState, execute, machine_paths, plan, prepare_checks, terminal_progress
+from harness.util import atomic
+from harness.util.errors import ImageError, InternalError
 
 
 def write_results(out: Path, p: RunPlan, state: RunState) -> None:

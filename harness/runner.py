@@ -22,17 +22,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.backends import main_workers, make_worker, preflight, resolve_models
-from harness.checks.outcome import CheckResult, ImageCheck, from_images, skipped
 from harness.checks.retries import FAILED, judge_retries
-from harness.config import EngineSettings, Profile
 from harness.corpus.loader import Corpus, CorpusItem, load_corpus
 from harness.environment import environment, stack
-from harness.errors import UserError
+from harness.model.outcome import CheckResult, ImageCheck, from_images, skipped
+from harness.model.report import ImageRecord, RunReport
+from harness.model.results import canonical_line
+from harness.model.settings import EngineSettings, Profile
 from harness.modelpack import ModelDirs, cache_root
-from harness.portable import MachinePaths, for_run
-from harness.report.model import ImageRecord, RunReport
-from harness.results import canonical_line
 from harness.sampling import sample_info, sample_note, stratified_sample
+from harness.util.errors import UserError
+from harness.util.portable import MachinePaths, for_run
 from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec, workers_cancelled
 
 if TYPE_CHECKING:
@@ -405,7 +405,7 @@ def image_record(it: CorpusItem, index: int | None, file: str, state: RunState) 
 
 
 def run_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> RunReport:
-    """The typed report of what `state` holds (harness.report.model); `build_report` is it as written."""
+    """The typed report of what `state` holds (harness.model.report); `build_report` is it as written."""
     images = [image_record(it, index, _relative(it.path, p.corpus.root), state)
               for it, index in zip(p.items, _selection_index(p), strict=True)]
     env = environment()
@@ -446,7 +446,7 @@ def report_paths(p: RunPlan, state: RunState) -> MachinePaths:
 
 
 def machine_paths(p: RunPlan) -> MachinePaths:
-    """This run's absolute roots and their portable names (harness.portable): no report names a machine path."""
+    """This run's absolute roots and their portable names (harness.util.portable): no report names a machine path."""
     golden = Path(p.profile.golden_dir)
     cache = cache_root(p.profile.model_cache).resolve()
     det, rec = (d if p.dirs.source != "service" and not d.resolve().is_relative_to(cache) else None

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import TransportNotes
-from harness.config import EngineSettings
-from harness.errors import ImageError
+from harness.model.results import OcrResult
+from harness.model.settings import EngineSettings
 from harness.modelpack import ModelDirs
 from harness.normaliser import peak_rss_kib, reference_seconds
-from harness.results import OcrResult
+from harness.util.errors import ImageError
 
 
 @dataclass(frozen=True)

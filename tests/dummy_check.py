@@ -7,8 +7,9 @@ Planting a fault is setting that above any slip's line count.
 
 from __future__ import annotations
 
-from harness.checks.outcome import CheckResult, ImageCheck, from_images
-from harness.checks.registry import CheckSpec, Option, register
+from harness.checks.registry import CheckSpec, register
+from harness.model.catalogue import Option
+from harness.model.outcome import CheckResult, ImageCheck, from_images
 from harness.runner import RunPlan, RunState
 
 

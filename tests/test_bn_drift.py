@@ -30,11 +30,13 @@ from harness.checks.bn_drift import (
     score_layer,
 )
 from harness.checks.bn_faults import plant_bn_variance, write_reference_model
+from harness.checks.registry import catalogue
 from harness.cli import main
-from harness.config import EngineSettings, load_profile
+from harness.config import load_profile
 from harness.corpus.loader import load_corpus
-from harness.errors import UserError
+from harness.model.settings import EngineSettings
 from harness.modelpack import ModelDirs, resolve_model_dirs
+from harness.util.errors import UserError
 from harness.worker import ImageRequest
 
 IDS = ("slip_0008", "slip_0009", "slip_0010", "slip_0011")  # held-out slips of the measurements in the docs
@@ -127,7 +129,7 @@ class Measured:
 
 
 def _engine() -> EngineSettings:
-    profile, _ = load_profile(ROOT / "harness.toml", "nightly")
+    profile, _ = load_profile(ROOT / "harness.toml", "nightly", catalogue())
     return profile.engine
 
 

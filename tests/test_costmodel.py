@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks.registry import catalogue
 from harness.cli import main
 from harness.config import load_profile
 from harness.costmodel import expected_phases, fit, predict, shards_for_budget
@@ -28,7 +29,7 @@ def report(images: int = 8) -> dict:
 
 
 def test_nightly_has_every_phase_and_fits_exactly() -> None:
-    nightly, _ = load_profile(CONFIG, "nightly")
+    nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     assert expected_phases(nightly) == ["main", "fresh", "bs1", "multi", "onednn-off", "threads-2", "audit", "probe",
                                         "bn_drift"]
     costs, missing = fit(report(8), nightly)
@@ -42,7 +43,7 @@ def test_nightly_has_every_phase_and_fits_exactly() -> None:
 
 
 def test_shards_split_the_images_and_each_pays_the_starts() -> None:
-    nightly, _ = load_profile(CONFIG, "nightly")
+    nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     costs, _ = fit(report(8), nightly)
     one, four = predict(costs, nightly, 64, 1), predict(costs, nightly, 64, 4)
     assert four.wall_s < one.wall_s / 3  # images split; starts and model-level checks are paid per shard
@@ -69,7 +70,7 @@ def test_plan_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_phase_that_reused_loaded_workers_pays_no_load() -> None:
-    nightly, _ = load_profile(CONFIG, "nightly")
+    nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     measured = report(8)
     measured["timing"]["phases"]["multi"] = {"wall_s": 0.8 * 8, "images": 8, "calls_per_image": 1,
                                              "workers_started": 0}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from harness.checks.paths import compare_paths
-from harness.config import Tolerances
-from harness.results import Line, OcrResult
+from harness.model.results import Line, OcrResult
+from harness.model.settings import Tolerances
 from harness.worker import ImageOutcome
 
 BOX_A = ((10, 10), (200, 10), (200, 40), (10, 40))

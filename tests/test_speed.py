@@ -23,7 +23,7 @@ from conftest import CORPUS, ROOT, CliRun, run_cli
 
 from harness.checks.speed import speed_check
 from harness.golden.approval import ImageSpeed, SpeedBaseline, load_approval
-from harness.results import OcrResult
+from harness.model.results import OcrResult
 from harness.worker import ImageOutcome
 
 TESTS = Path(__file__).resolve().parent

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.base import Backend, StackFacts
-from harness.config import BACKENDS, EngineSettings, Profile
-from harness.errors import UserError
+from harness.model.settings import BACKENDS, EngineSettings, Profile
 from harness.modelpack import ModelDirs
+from harness.util.errors import UserError
 
 if TYPE_CHECKING:
     from harness.backends.local import LocalWorker

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from harness.results import OcrResult
+from harness.model.results import OcrResult
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import RemoteBackend, TransportNotes
-from harness.errors import ImageError
 from harness.normaliser import peak_rss_kib, reference_seconds
+from harness.util.errors import ImageError
 from harness.worker import ImageOutcome, ImageRequest, WorkerError, WorkerSpec, _digest
 
 

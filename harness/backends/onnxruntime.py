@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.backends.base import StackFacts
 from harness.backends.paddle import OcrEngine, package_version, pipeline_kwargs
-from harness.config import EngineSettings
+from harness.model.settings import EngineSettings
 from harness.modelpack import ModelDirs
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from harness.backends.base import StackFacts
-from harness.config import EngineSettings
+from harness.model.results import Line, OcrResult, reading_order
+from harness.model.settings import EngineSettings
 from harness.modelpack import ModelDirs
-from harness.results import Line, OcrResult, reading_order
 
 OFFLINE_ENV = {
     # paddlex probes the model hubs at import time unless this is set (any non-empty value).

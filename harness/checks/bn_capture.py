@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.backends.paddle_capture import captured_files
 from harness.checks.paddle_child import ChildError
-from harness.config import EngineSettings
+from harness.model.settings import EngineSettings
 from harness.modelpack import ModelDirs
 from harness.worker import ImageRequest, Worker, WorkerError, WorkerSpec
 

@@ -18,20 +18,21 @@ from harness.checks.bn_capture import capture_inputs
 from harness.checks.bn_drift import MIN_IMAGES, measure_drift
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check, open_store, preload
-from harness.checks.outcome import CheckResult
 from harness.checks.paths import compare_paths
-from harness.checks.registry import CheckSpec, Option, Scaling, register
+from harness.checks.registry import CheckSpec, Scaling, register
 from harness.checks.retries import merged_details as merged_retries
 from harness.checks.retries import merged_summary as merged_retry_summary
 from harness.checks.speed import speed_check
-from harness.config import CheckSettings, EngineSettings, Profile, require
 from harness.corpus.loader import content_sha256
 from harness.environment import stack
 from harness.golden.approval import APPROVAL_NAME, SpeedBaseline, load_approval
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenStore
-from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
+from harness.model.catalogue import Option
+from harness.model.outcome import CheckResult
+from harness.model.settings import CheckSettings, EngineSettings, Profile, require
 from harness.normaliser import WORKLOAD
+from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
 from harness.sampling import describe_power
 from harness.worker import ImageOutcome, ImageRequest
 
@@ -199,7 +200,7 @@ def _parity_prepare(p: RunPlan) -> None:
 
 
 def _validate_parity(c: CheckSettings, where: str) -> None:
-    from harness.config import BACKENDS
+    from harness.model.settings import BACKENDS
 
     require(c.parity_reference in BACKENDS, f"{where}.parity_reference", f"must be one of {', '.join(BACKENDS)}")
 
@@ -376,9 +377,10 @@ def _speed_prepare(p: RunPlan) -> SpeedInputs:
 
 def speed(p: RunPlan, state: RunState) -> CheckResult:
     inputs: SpeedInputs = state.prepared["speed"]
-    c = p.profile.checks
-    return speed_check(state.outcomes, inputs.baseline, speed_stack(p), max_ratio=c.get("speed_max_ratio"),
-                       memory_max_ratio=c.get("memory_max_ratio"), require_baseline=c.get("speed_require_baseline"),
+    return speed_check(state.outcomes, inputs.baseline, speed_stack(p),
+                       max_ratio=SPEED.setting(p.profile, "speed_max_ratio"),
+                       memory_max_ratio=SPEED.setting(p.profile, "memory_max_ratio"),
+                       require_baseline=SPEED.setting(p.profile, "speed_require_baseline"),
                        no_baseline_why=inputs.why_none)
 
 
@@ -386,7 +388,7 @@ def _above_one(v: float) -> str | None:
     return None if v > 1 and v == v and v != float("inf") else "must be a finite number > 1"
 
 
-register(CheckSpec(
+SPEED = register(CheckSpec(
     "speed", 130, speed, level="model", key="speed", per_shard=True, prepare=_speed_prepare,
     flag_help="per-image latency and peak memory against the approved baseline, normalised by a CPU yardstick",
     options=(Option("speed_max_ratio", float, 1.5, "fail when the median image's latency/yardstick ratio exceeds "

@@ -10,9 +10,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from harness.checks.outcome import CheckResult, ImageCheck, from_images
+from harness.model.outcome import CheckResult, ImageCheck, from_images
+from harness.model.results import OcrResult
 from harness.sampling import describe_power, detectable_rate
-from harness.results import OcrResult
 from harness.worker import ImageOutcome
 
 

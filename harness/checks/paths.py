@@ -12,9 +12,9 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from harness.checks.determinism import first_divergence
-from harness.checks.outcome import CheckResult, ImageCheck, from_images
-from harness.config import Tolerances
 from harness.golden.compare import RequiredTolerances, compare_image
+from harness.model.outcome import CheckResult, ImageCheck, from_images
+from harness.model.settings import Tolerances
 from harness.worker import ImageOutcome
 
 

@@ -16,11 +16,15 @@ import importlib
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.model.catalogue import Catalogue, Option
+from harness.model.settings import CheckSettings, Profile
+from harness.util.errors import UserError
+
 if TYPE_CHECKING:
-    from harness.checks.outcome import CheckResult, ImageCheck
-    from harness.config import CheckSettings, Profile
+    from harness.model.outcome import CheckResult, ImageCheck
     from harness.report.merge import ShardRun
     from harness.runner import RunPlan, RunState
 
@@ -38,17 +42,6 @@ Scaling = Literal["corpus", "sample", "fixed"]  # how a phase's cost grows: ever
 # `report merge`: (the merged check's from_images summary, whether it passed, merged details, shard 1's summary,
 # the tail shard 1's summary appended after its failing ids) -> the merged summary.
 MergeSummary = Callable[[str, bool, Mapping[str, Any], str, str], str]
-
-
-@dataclass(frozen=True)
-class Option:
-    """A `[checks]` key a check owns beyond the CheckSettings dataclass (plugin checks declare theirs here)."""
-
-    key: str
-    type: type  # bool, int, float or str
-    default: Any
-    help: str = ""
-    problem: Callable[[Any], str | None] | None = None  # what is wrong with a value, or None
 
 
 @dataclass(frozen=True)
@@ -90,9 +83,16 @@ class CheckSpec:
         own: list[tuple[str, Scaling]] = [(self.name, "fixed")] if self.timed else []
         return own + list(self.phases(profile) if self.phases is not None else ())
 
+    def setting(self, profile: Profile, key: str) -> Any:
+        """A `[checks]` value this check owns: the profile's, else the check's own default (an enabling key that
+        is no CheckSettings field and no option of its own is off by default)."""
+        default = next((option.default for option in self.options if option.key == key), False if key == self.key
+                       else None)
+        return profile.checks.get(key, default)
+
     def skip_reason(self, profile: Profile) -> str | None:
         """None when the check runs for `profile`, else what its skipped entry says."""
-        if self.key is not None and not profile.checks.get(self.key):
+        if self.key is not None and not self.setting(profile, self.key):
             return "disabled in profile"
         if self.skip is not None:
             return self.skip(profile)
@@ -123,11 +123,7 @@ def _load() -> None:
         try:
             importlib.import_module(name)
         except ImportError as e:
-            from harness.errors import UserError
-
             raise UserError(f"${PLUGINS_ENV}: cannot import check module {name!r}: {e}") from None
-    from importlib.metadata import entry_points
-
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
 
@@ -145,8 +141,6 @@ def get(name: str) -> CheckSpec | None:
 
 def options() -> dict[str, tuple[CheckSpec, Option]]:
     """Every `[checks]` key owned by a registered check beyond CheckSettings' own fields."""
-    from harness.config import CheckSettings
-
     fields = {f.name for f in dataclasses.fields(CheckSettings)}
     out: dict[str, tuple[CheckSpec, Option]] = {}
     for spec in specs():
@@ -155,6 +149,13 @@ def options() -> dict[str, tuple[CheckSpec, Option]]:
         for opt in spec.options:
             out[opt.key] = (spec, opt)
     return out
+
+
+def catalogue() -> Catalogue:
+    """What config is handed to read and validate profiles: the checks' own keys and rules."""
+    return Catalogue(options={key: option for key, (_, option) in options().items()},
+                     validators=tuple(spec.validate for spec in specs() if spec.validate is not None),
+                     names=tuple(spec.name for spec in specs()))
 
 
 def report_order() -> tuple[str, ...]:

@@ -18,9 +18,9 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
-from harness.checks.outcome import CheckResult
 from harness.golden.approval import ImageSpeed, SpeedBaseline
 from harness.golden.status import stack_differences
+from harness.model.outcome import CheckResult
 from harness.worker import ImageOutcome
 
 SLOWEST_SHOWN = 5

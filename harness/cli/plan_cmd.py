@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from harness.checks import registry
 from harness.config import find_config, load_profile
-from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +32,7 @@ def plan(args: argparse.Namespace) -> int:
     from harness.costmodel import fit, predict, shards_for_budget
 
     config = args.config if args.config is not None else find_config()
-    profile, _ = load_profile(config, args.profile)
+    profile, _ = load_profile(config, args.profile, registry.catalogue())
     try:
         report = json.loads(args.source.read_text(encoding="utf-8"))
     except FileNotFoundError:

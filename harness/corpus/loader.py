@@ -16,8 +16,8 @@ from types import MappingProxyType
 
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
 from harness.corpus.manifest import Record, TruthLine, parse_manifest
-from harness.errors import ImageError, UserError
-from harness.image_id import image_id_problem
+from harness.util.errors import ImageError, UserError
+from harness.util.image_id import image_id_problem
 
 __all__ = ["Corpus", "CorpusItem", "TruthLine", "load_corpus", "read_image", "validate_corpus"]
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from harness.backends import check_may_write_goldens
 from harness.checks.determinism import first_divergence
-from harness.config import Profile
 from harness.corpus.loader import CorpusItem, content_sha256
 from harness.environment import stack
 from harness.golden.refresh import RefreshMode, RefreshPlan, plan_refresh
 from harness.golden.store import GoldenStore
+from harness.model.settings import Profile
 from harness.worker import ImageOutcome
 
 if TYPE_CHECKING:

@@ -1,0 +1,3 @@
+"""Frozen types every layer above shares: results, settings, check outcomes, the check catalogue, the run report.
+
+Imports only harness.util."""
