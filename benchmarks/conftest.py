@@ -18,12 +18,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.checks import builtin, registry
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.corpus.loader import CorpusItem, read_image
 from harness.model.settings import Profile
 from harness.runner import RunPlan, plan
 from harness.worker import ImageRequest
+
+registry.load(builtin)  # benchmarks are a composition root too
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "harness.toml"

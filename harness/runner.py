@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.backends import main_workers, make_worker, preflight, resolve_models
+from harness.checks import registry
+from harness.checks.paddle_child import ChildError
 from harness.checks.retries import FAILED, judge_retries
 from harness.corpus.loader import Corpus, CorpusItem, load_corpus
 from harness.environment import environment, stack
@@ -305,23 +307,17 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
 
 def keeps_main_workers(profile: Profile) -> bool:
     """Whether a check that runs for `profile` takes the main pass's loaded workers afterwards."""
-    from harness.checks import registry
-
     return any(spec.reuses_main_workers and spec.applies(profile) for spec in registry.specs())
 
 
 def prepare_checks(p: RunPlan) -> dict[str, Any]:
     """What each check that will run reads before any model loads (goldens, a reference's models)."""
-    from harness.checks import registry
-
     return {spec.name: spec.prepare(p) for spec in registry.specs() if spec.prepare and spec.applies(p.profile)}
 
 
 def run_checks(p: RunPlan, state: RunState) -> None:
     """Every registered check in registration order: run when it applies to the profile, else recorded as
     skipped with the reason (or left out, for a check that only exists for some backends)."""
-    from harness.checks import registry
-
     for spec in registry.specs():
         if spec.absent_unless is not None and not spec.absent_unless(p.profile):
             continue
@@ -332,8 +328,6 @@ def run_checks(p: RunPlan, state: RunState) -> None:
 def _run_one(spec: CheckSpec, p: RunPlan, state: RunState) -> CheckResult:
     """A child check (audit, probe, bn_drift run Paddle in a child process) that dies, by a signal, an exception
     or a timeout, fails that check with the reason, and the run goes on to its other checks and reports."""
-    from harness.checks.paddle_child import ChildError
-
     try:
         with state.phase(spec.name, 0) if spec.timed else contextlib.nullcontext():
             result = spec.run(p, state)

@@ -50,6 +50,8 @@ def test_the_clean_package_keeps_every_contract(package_copy: Path) -> None:
     ("model/report.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.checks.registry import "
                         "CheckSpec\n", "harness.model.report -> harness.checks.registry"),
     ("model/outcome.py", "import harness.config\n", "harness.model.outcome -> harness.config"),
+    # Below the composition root nothing imports the built-in checks: they are handed down as a catalogue.
+    ("runner.py", "from harness.checks import builtin\n", "harness.runner -> harness.checks.builtin"),
 ])
 def test_an_upward_import_breaks_the_layers(package_copy: Path, module: str, line: str, named: str) -> None:
     plant(package_copy / "harness" / module, line)
@@ -88,3 +90,13 @@ def test_loading_a_profile_loads_no_check_no_renderer_and_no_opencv(tmp_path: Pa
     assert "harness.config" in loaded and "harness.model.settings" in loaded  # it did load what it reads with
     assert not [m for m in loaded if m.startswith(("harness.report", "harness.checks", "cv2", "harness.runner"))], \
         loaded
+
+
+def test_below_the_composition_root_no_check_is_loaded_by_accident() -> None:
+    code = ("from harness.checks import registry\n"
+            "try:\n    registry.specs()\nexcept RuntimeError as e:\n    print(e)\n"
+            "from harness.checks import builtin\nregistry.load(builtin)\nprint(len(registry.specs()))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    refused, count = res.stdout.splitlines()
+    assert "the composition root calls harness.checks.registry.load" in refused and int(count) >= 10

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import RemoteBackend, TransportNotes
+from harness.corpus.loader import read_image
 from harness.normaliser import peak_rss_kib, reference_seconds
 from harness.util.errors import ImageError
 from harness.worker import ImageOutcome, ImageRequest, WorkerError, WorkerSpec, _digest
@@ -56,8 +57,6 @@ class LocalWorker:
         self.load_s.append(time.perf_counter() - t0)
 
     def infer(self, requests: list[ImageRequest], repeats: int = 1) -> list[ImageOutcome]:
-        from harness.corpus.loader import read_image
-
         self.start()
         try:
             t0 = time.perf_counter()

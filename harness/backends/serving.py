@@ -26,6 +26,7 @@ import yaml
 
 from harness.model.settings import EngineSettings
 from harness.modelpack import ModelDirs
+from harness.util import atomic
 from harness.util.errors import UserError
 
 
@@ -67,8 +68,6 @@ def serving_config(template: dict[str, Any], settings: EngineSettings, dirs: Mod
 
 
 def write_serving_config(path: Path, config: dict[str, Any]) -> Path:
-    from harness.util import atomic
-
     return atomic.write_text(path, yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
 
 

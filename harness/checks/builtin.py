@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import backend_owned_keys, load_callable, unsupported_checks
+from harness.checks.audit import audit_model_dir
 from harness.checks.bn_capture import capture_inputs
 from harness.checks.bn_drift import MIN_IMAGES, measure_drift
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.paths import compare_paths
+from harness.checks.probe import probe_model_dir
 from harness.checks.registry import CheckSpec, Scaling, register
 from harness.checks.retries import merged_details as merged_retries
 from harness.checks.retries import merged_summary as merged_retry_summary
+from harness.checks.served import served_settings_check
 from harness.checks.speed import speed_check
 from harness.corpus.loader import content_sha256
 from harness.environment import stack
@@ -30,6 +33,7 @@ from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenStore
 from harness.model.catalogue import Option
 from harness.model.outcome import CheckResult
+from harness.model.settings import BACKENDS
 from harness.model.settings import CheckSettings, EngineSettings, Profile, require
 from harness.normaliser import WORKLOAD
 from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
@@ -82,8 +86,6 @@ register(CheckSpec("cross_process", 90, cross_process, key="cross_process",
 # --- a service's own settings ----------------------------------------------------------------------------------
 
 def served_settings(p: RunPlan, state: RunState) -> CheckResult:
-    from harness.checks.served import served_settings_check
-
     answers = {i: o.transport.reported for i, o in state.outcomes.items() if o.transport is not None}
     return served_settings_check(p.profile.engine, p.backend_facts, answers)
 
@@ -200,8 +202,6 @@ def _parity_prepare(p: RunPlan) -> None:
 
 
 def _validate_parity(c: CheckSettings, where: str) -> None:
-    from harness.model.settings import BACKENDS
-
     require(c.parity_reference in BACKENDS, f"{where}.parity_reference", f"must be one of {', '.join(BACKENDS)}")
 
 
@@ -266,8 +266,6 @@ register(CheckSpec("golden", 60, golden, key="goldens", flag_help="compare with 
 # --- model-level checks: Paddle in a child process -------------------------------------------------------------
 
 def audit(p: RunPlan, state: RunState) -> CheckResult:
-    from harness.checks.audit import audit_model_dir
-
     reports = {kind: audit_model_dir(d, min_variance=p.profile.checks.audit_min_variance)
                for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
     failed = [k for k, r in reports.items() if not r.passed]
@@ -280,8 +278,6 @@ def audit(p: RunPlan, state: RunState) -> CheckResult:
 
 
 def probe(p: RunPlan, state: RunState) -> CheckResult:
-    from harness.checks.probe import probe_model_dir
-
     reports = {kind: probe_model_dir(d, kind=kind) for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
     failed = [k for k, r in reports.items() if not r.passed]
     summary = "; ".join(f"{k}: sample alone vs with batch-mates, max diff {r.max_abs_diff:.3g} (atol {r.atol:g})"

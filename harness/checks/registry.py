@@ -6,7 +6,9 @@ that calls `register` (see README, "Extending").
 
 Checks live in `harness.checks.builtin`; more are loaded from the modules named in `$OCR_HARNESS_CHECKS`
 (comma-separated, importable module names) and from the `ocr_harness.checks` entry point group: importing such
-a module registers its checks. Registration order is run order; `order` is report order.
+a module registers its checks. Registration order is run order; `order` is report order. Only the composition
+root (harness.cli, harness.pytest_plugin) imports the built-in checks and calls `load`; below it, config is
+handed `catalogue()`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.model.catalogue import Catalogue, Option
@@ -113,12 +116,15 @@ def register(spec: CheckSpec) -> CheckSpec:
     return spec
 
 
-def _load() -> None:
+def load(builtin: ModuleType) -> None:
+    """The composition root's call: `builtin`, the harness's own checks, imported (and so registered) by the
+    caller, then the plug-in checks. Once per process; later calls do nothing."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    importlib.import_module("harness.checks.builtin")
+    if not _SPECS:
+        raise RuntimeError(f"{builtin.__name__} registered no check")
     for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
         try:
             importlib.import_module(name)
@@ -130,13 +136,18 @@ def _load() -> None:
 
 def specs() -> tuple[CheckSpec, ...]:
     """Every registered check, in run order."""
-    _load()
+    _require_loaded()
     return tuple(_SPECS.values())
 
 
 def get(name: str) -> CheckSpec | None:
-    _load()
+    _require_loaded()
     return _SPECS.get(name)
+
+
+def _require_loaded() -> None:
+    if not _loaded:  # a bug: a caller below the composition root would see no check at all
+        raise RuntimeError("the checks are not loaded: the composition root calls harness.checks.registry.load")
 
 
 def options() -> dict[str, tuple[CheckSpec, Option]]:

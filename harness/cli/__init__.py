@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
+from harness.checks import builtin, registry
 from harness.util.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, InternalError, UserError
 
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.cli import (audit_cmd, corpus_cmd, doctor_cmd, golden_cmd, init_cmd, models_cmd, plan_cmd,
                              report_cmd, run_cmd, speed_cmd)
 
+    registry.load(builtin)  # the composition root: the harness's checks and the plug-ins, before any flag
     parser = _Parser(prog="ocr-harness", description="Deployment regression harness for PaddleOCR.",
                      epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ocr-harness {__version__}")

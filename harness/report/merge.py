@@ -56,6 +56,7 @@ from harness.model.results import REPORT_SCHEMA, Line, OcrResult
 from harness.model.settings import Profile
 from harness.report.history import check_history_path
 from harness.report.shard_input import check_report, check_results_line, read_report
+from harness.report.writer import write_reports
 from harness.runner import timing_summary
 from harness.sampling import detectable_rate, sample_note
 from harness.util import atomic
@@ -477,8 +478,6 @@ def write_merged(out: Path, merged: MergedRun, *, html: bool = False, history: P
     """results.jsonl, then every report through `write_reports` (as `run` writes them). The HTML draws the
     pictures found inside `corpus_root` (see `corpus_root_for`), none when it is None, within the limits of the
     merging checkout's profile."""
-    from harness.report.writer import write_reports
-
     out.mkdir(parents=True, exist_ok=True)
     report = merged.report
     if history is not None:
