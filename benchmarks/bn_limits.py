@@ -25,8 +25,8 @@ from harness.checks.bn_drift import MIN_IMAGES, LayerStats, measure_groups
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
+from harness.model.inference import ImageRequest
 from harness.modelpack import resolve_model_dirs
-from harness.worker import ImageRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 POOLS = (1, 2, 8)  # sample sizes measured; limits come from samples of MIN_IMAGES slips and more

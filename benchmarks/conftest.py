@@ -22,9 +22,9 @@ from harness.checks import builtin, registry
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.corpus.loader import CorpusItem, read_image
+from harness.model.inference import ImageRequest
 from harness.model.settings import Profile
 from harness.runner import RunPlan, plan
-from harness.worker import ImageRequest
 
 registry.load(builtin)  # benchmarks are a composition root too
 

@@ -19,9 +19,9 @@ from typing import Any, Self
 import numpy as np
 
 from harness.corpus.loader import read_image
+from harness.model.modeldirs import ModelDirs
 from harness.model.results import OcrResult
 from harness.model.settings import EngineSettings
-from harness.modelpack import ModelDirs
 from harness.normaliser import peak_rss_kib
 
 

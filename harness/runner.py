@@ -27,15 +27,17 @@ from harness.checks.paddle_child import ChildError
 from harness.checks.retries import FAILED, judge_retries
 from harness.corpus.loader import Corpus, CorpusItem, load_corpus
 from harness.environment import environment, stack
+from harness.model.inference import ImageOutcome, ImageRequest
+from harness.model.modeldirs import ModelDirs
 from harness.model.outcome import CheckResult, ImageCheck, from_images, skipped
 from harness.model.report import ImageRecord, RunReport
 from harness.model.results import canonical_line
 from harness.model.settings import EngineSettings, Profile
-from harness.modelpack import ModelDirs, cache_root
+from harness.modelpack import cache_root
 from harness.sampling import sample_info, sample_note, stratified_sample
 from harness.util.errors import UserError
 from harness.util.portable import MachinePaths, for_run
-from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec, workers_cancelled
+from harness.worker import Worker, WorkerError, WorkerSpec, workers_cancelled
 
 if TYPE_CHECKING:
     from harness.backends.local import LocalWorker

@@ -19,8 +19,8 @@ from harness.config import load_profile
 from harness.environment import settings_hash, stack
 from harness.golden.status import stack_differences
 from harness.golden.store import GoldenStore
+from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings, HttpSettings
-from harness.modelpack import ModelDirs
 from harness.util.errors import UserError
 
 

@@ -34,10 +34,11 @@ from harness.checks.registry import catalogue
 from harness.cli import main
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
+from harness.model.inference import ImageRequest
+from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
-from harness.modelpack import ModelDirs, resolve_model_dirs
+from harness.modelpack import resolve_model_dirs
 from harness.util.errors import UserError
-from harness.worker import ImageRequest
 
 IDS = ("slip_0008", "slip_0009", "slip_0010", "slip_0011")  # held-out slips of the measurements in the docs
 DET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)

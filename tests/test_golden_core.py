@@ -13,10 +13,10 @@ from harness.config import load_profile
 from harness.corpus.loader import load_corpus
 from harness.golden.core import MIN_REPEATS, golden_repeats, plan_golden_refresh, reproducible
 from harness.golden.store import GoldenStore
+from harness.model.inference import ImageOutcome
 from harness.model.results import OcrResult
 from harness.model.settings import CheckSettings, Profile
 from harness.util.errors import UserError
-from harness.worker import ImageOutcome
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "slip_0003"

@@ -6,10 +6,10 @@ from __future__ import annotations
 from harness.backends.http import expected_settings, settings_differences
 from harness.checks.parity import merged_details, parity_check
 from harness.checks.served import served_settings_check
+from harness.model.inference import ImageOutcome
 from harness.model.outcome import ImageCheck
 from harness.model.results import Line, OcrResult
 from harness.model.settings import EngineSettings, Tolerances
-from harness.worker import ImageOutcome
 
 BOX_A = ((10, 10), (200, 10), (200, 40), (10, 40))
 BOX_B = ((10, 60), (200, 60), (200, 90), (10, 90))

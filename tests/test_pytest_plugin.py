@@ -18,9 +18,9 @@ from conftest import plant_golden_digit, CORPUS, ROOT
 from harness.checks.registry import catalogue
 from harness.golden.refresh import RefreshMode
 from harness.golden.store import GoldenStore
+from harness.model.inference import ImageOutcome
 from harness.model.results import OcrResult
 from harness.pytest_plugin import GoldenRegression, Options, Verdict
-from harness.worker import ImageOutcome
 
 MODULE = "tests/test_golden_regression.py"
 PLANTED, CLEAN, THIRD = "slip_0002", "slip_0003", "slip_0006"

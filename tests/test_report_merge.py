@@ -24,15 +24,15 @@ from harness.corpus.loader import Corpus, CorpusItem
 from harness.corpus.manifest import TruthLine
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore
+from harness.model.inference import ImageOutcome
+from harness.model.modeldirs import ModelDirs
 from harness.model.outcome import CheckResult, skipped
 from harness.model.results import Line, OcrResult, canonical_json, canonical_line
 from harness.model.settings import Profile
-from harness.modelpack import ModelDirs
 from harness.pipeline import accuracy_hook
 from harness.report.merge import MergedRun, ShardRun, merge_shards
 from harness.runner import RunPlan, RunState, build_report, inference_check, shard_items
 from harness.util.errors import UserError
-from harness.worker import ImageOutcome
 
 
 def strip_volatile(report: Mapping[str, Any], *, measured: bool = False) -> dict[str, Any]:

@@ -13,8 +13,8 @@ import pytest
 from harness.backends.local import LocalWorker
 from harness.checks.registry import catalogue
 from harness.config import load_profile
+from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
-from harness.modelpack import ModelDirs
 from harness.runner import WorkerPool, keeps_main_workers
 from harness.worker import Worker, WorkerSpec
 

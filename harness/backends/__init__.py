@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.base import Backend, StackFacts
+from harness.backends.base import Backend
+from harness.model.modeldirs import ModelDirs
 from harness.model.settings import BACKENDS, EngineSettings, Profile
-from harness.modelpack import ModelDirs
+from harness.model.stack import StackFacts
 from harness.util.errors import UserError
 
 if TYPE_CHECKING:

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import RemoteBackend, TransportNotes
+from harness.backends.base import RemoteBackend
 from harness.corpus.loader import read_image
+from harness.model.inference import ImageOutcome, ImageRequest
+from harness.model.inference import TransportNotes
 from harness.normaliser import peak_rss_kib, reference_seconds
 from harness.util.errors import ImageError
-from harness.worker import ImageOutcome, ImageRequest, WorkerError, WorkerSpec, _digest
+from harness.worker import WorkerError, WorkerSpec, _digest
 
 
 class LocalWorker:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.backends.base import StackFacts
 from harness.backends.paddle import OcrEngine, package_version, pipeline_kwargs
+from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
-from harness.modelpack import ModelDirs
+from harness.model.stack import StackFacts
 
 
 def onnxruntime_kwargs(settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import StackFacts
+from harness.model.modeldirs import ModelDirs
 from harness.model.results import Line, OcrResult, reading_order
 from harness.model.settings import EngineSettings
-from harness.modelpack import ModelDirs
+from harness.model.stack import StackFacts
 
 OFFLINE_ENV = {
     # paddlex probes the model hubs at import time unless this is set (any non-empty value).

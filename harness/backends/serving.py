@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
+from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
-from harness.modelpack import ModelDirs
 from harness.util import atomic
 from harness.util.errors import UserError
 

@@ -32,13 +32,13 @@ from harness.golden.approval import APPROVAL_NAME, SpeedBaseline, load_approval
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenStore
 from harness.model.catalogue import Option
+from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.outcome import CheckResult
 from harness.model.settings import BACKENDS
 from harness.model.settings import CheckSettings, EngineSettings, Profile, require
 from harness.normaliser import WORKLOAD
 from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
 from harness.sampling import describe_power
-from harness.worker import ImageOutcome, ImageRequest
 
 
 def lazy(dotted: str) -> Callable[..., Any]:

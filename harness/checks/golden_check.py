@@ -11,10 +11,10 @@ from harness.golden.compare import ImageComparison, compare_image
 from harness.golden.status import GoldenStatus
 from harness.golden.store import Golden, GoldenStore
 from harness.golden.summary import summarise
+from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
 from harness.model.results import OcrResult
 from harness.model.settings import Profile
-from harness.worker import ImageOutcome
 
 
 def open_store(profile: Profile, base: Path) -> GoldenStore:

@@ -13,9 +13,9 @@ from typing import Any
 
 from harness.checks.determinism import first_divergence
 from harness.golden.compare import RequiredTolerances, compare_image
+from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
 from harness.model.settings import Tolerances
-from harness.worker import ImageOutcome
 
 
 def compare_paths(name: str, reference_label: str, reference: Mapping[str, ImageOutcome],

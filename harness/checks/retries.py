@@ -11,8 +11,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, from_images
-from harness.worker import ImageOutcome
 
 SHOWN_REASONS = 12
 FAILED = "failed to run"  # what inference says of its failed images (harness.model.outcome.from_images)

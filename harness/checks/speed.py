@@ -20,8 +20,8 @@ from typing import Any
 
 from harness.golden.approval import ImageSpeed, SpeedBaseline
 from harness.golden.status import stack_differences
+from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult
-from harness.worker import ImageOutcome
 
 SLOWEST_SHOWN = 5
 

@@ -14,10 +14,10 @@ from harness.golden.approval import APPROVAL_NAME
 from harness.golden.core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
 from harness.golden.refresh import apply_refresh
 from harness.golden.status import golden_status
+from harness.model.inference import ImageOutcome
 from harness.runner import RunPlan, infer_all, plan, terminal_progress
 from harness.util import atomic
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
-from harness.worker import ImageOutcome
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -20,8 +20,8 @@ from harness.corpus.loader import CorpusItem, content_sha256
 from harness.environment import stack
 from harness.golden.refresh import RefreshMode, RefreshPlan, plan_refresh
 from harness.golden.store import GoldenStore
+from harness.model.inference import ImageOutcome
 from harness.model.settings import Profile
-from harness.worker import ImageOutcome
 
 if TYPE_CHECKING:
     from harness.runner import RunPlan

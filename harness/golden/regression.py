@@ -18,10 +18,11 @@ from harness.golden.core import check_may_write_goldens, golden_repeats, golden_
 from harness.golden.refresh import RefreshMode, apply_refresh
 from harness.golden.store import Golden
 from harness.model.catalogue import Catalogue
+from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.settings import Profile
 from harness.runner import plan
 from harness.util.errors import UserError
-from harness.worker import ImageOutcome, ImageRequest, WorkerError, WorkerSpec
+from harness.worker import WorkerError, WorkerSpec
 
 
 @dataclass(frozen=True)

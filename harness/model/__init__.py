@@ -1,3 +1,2 @@
-"""Frozen types every layer above shares: results, settings, check outcomes, the check catalogue, the run report.
-
-Imports only harness.util."""
+"""Frozen types every layer above shares: results, settings, inference requests and outcomes, stack facts,
+model dirs, check outcomes, the check catalogue, the run report. Imports only harness.util."""
