@@ -21,7 +21,8 @@ import pytest
 from harness.checks import builtin, registry
 from harness.checks.registry import catalogue
 from harness.config import load_profile
-from harness.corpus.loader import CorpusItem, read_image
+from harness.corpus.loader import read_image
+from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageRequest
 from harness.model.settings import Profile
 from harness.runner import RunPlan, plan

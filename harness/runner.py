@@ -25,8 +25,9 @@ from harness.backends import main_workers, make_worker, preflight, resolve_model
 from harness.checks import registry
 from harness.checks.paddle_child import ChildError
 from harness.checks.retries import FAILED, judge_retries
-from harness.corpus.loader import Corpus, CorpusItem, load_corpus
+from harness.corpus.loader import load_corpus
 from harness.environment import environment, stack
+from harness.model.corpus import Corpus, CorpusItem
 from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.modeldirs import ModelDirs
 from harness.model.outcome import CheckResult, ImageCheck, from_images, skipped

@@ -20,10 +20,10 @@ from harness.checks.golden_check import golden_check
 from harness.checks.paths import compare_paths
 from harness.cli import main
 from harness.config import find_config
-from harness.corpus.loader import Corpus, CorpusItem
-from harness.corpus.manifest import TruthLine
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore
+from harness.model.corpus import Corpus, CorpusItem
+from harness.model.corpus import TruthLine
 from harness.model.inference import ImageOutcome
 from harness.model.modeldirs import ModelDirs
 from harness.model.outcome import CheckResult, skipped

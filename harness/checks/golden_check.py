@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.corpus.loader import CorpusItem
 from harness.golden.compare import ImageComparison, compare_image
 from harness.golden.status import GoldenStatus
 from harness.golden.store import Golden, GoldenStore
 from harness.golden.summary import summarise
+from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
 from harness.model.results import OcrResult

@@ -20,26 +20,23 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from harness.model.catalogue import Catalogue, Option
+from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.settings import CheckSettings, Profile
+from harness.model.views import PlanView, ShardView, StateView
 from harness.util.errors import UserError
-
-if TYPE_CHECKING:
-    from harness.model.outcome import CheckResult, ImageCheck
-    from harness.report.merge import ShardRun
-    from harness.runner import RunPlan, RunState
 
 PLUGINS_ENV = "OCR_HARNESS_CHECKS"
 ENTRY_POINT_GROUP = "ocr_harness.checks"
 # Report entries that are not checks: a run that stopped early (harness.incomplete) first, accuracy last.
 FIRST, LAST = ("run",), ("accuracy",)
 
-Runner = Callable[["RunPlan", "RunState"], "CheckResult"]
+Runner = Callable[[PlanView, StateView], CheckResult]
 # `report merge`: (check name, shards, each shard's check details, the merged per-image verdicts, stored goldens
 # or None) -> the merged details. None on a spec: the shards must agree on them.
-MergeDetails = Callable[[str, Sequence["ShardRun"], Sequence[Mapping[str, Any]], Mapping[str, "ImageCheck"],
+MergeDetails = Callable[[str, Sequence[ShardView], Sequence[Mapping[str, Any]], Mapping[str, ImageCheck],
                          "Collection[str] | None"], dict[str, Any]]
 Scaling = Literal["corpus", "sample", "fixed"]  # how a phase's cost grows: every image, the stack sample, not at all
 # `report merge`: (the merged check's from_images summary, whether it passed, merged details, shard 1's summary,
@@ -59,7 +56,7 @@ class CheckSpec:
     validate: Callable[[CheckSettings, str], None] | None = None  # raises UserError naming the key
     skip: Callable[[Profile], str | None] | None = None  # why it does not run for this profile (after `key`)
     absent_unless: Callable[[Profile], bool] | None = None  # False: not in the report at all (not even skipped)
-    prepare: Callable[[RunPlan], Any] | None = None  # before any model loads; the result is state.prepared[name]
+    prepare: Callable[[PlanView], Any] | None = None  # before any model loads; the result is state.prepared[name]
     child: bool = False  # runs Paddle in a child process: a child that dies fails this check, the run goes on
     timed: bool = False  # its wall time is a phase of its own in timing.phases
     reuses_main_workers: bool = False  # takes the main pass's loaded workers (same settings): they stay loaded for it

@@ -12,12 +12,13 @@ from typing import Any, cast
 from harness.backends import make_worker
 from harness.checks.golden_check import judge_image, open_store, preload
 from harness.config import find_config, load_profile
-from harness.corpus.loader import CorpusItem, content_sha256
+from harness.corpus.loader import content_sha256
 from harness.golden.compare import ImageComparison
 from harness.golden.core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
 from harness.golden.refresh import RefreshMode, apply_refresh
 from harness.golden.store import Golden
 from harness.model.catalogue import Catalogue
+from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.settings import Profile
 from harness.runner import plan

@@ -14,10 +14,10 @@ import numpy as np
 from harness.checks.determinism import repeat_check
 from harness.checks.golden_check import golden_check
 from harness.checks.paths import compare_paths
-from harness.corpus.loader import CorpusItem
 from harness.golden.status import GoldenStatus
 from harness.golden.store import Golden
 from harness.metrics import corpus_accuracy, image_accuracy
+from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images, skipped
 from harness.model.report import RunReport
