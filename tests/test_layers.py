@@ -52,6 +52,8 @@ def test_the_clean_package_keeps_every_contract(package_copy: Path) -> None:
     ("model/outcome.py", "import harness.config\n", "harness.model.outcome -> harness.config"),
     # Below the composition root nothing imports the built-in checks: they are handed down as a catalogue.
     ("runner.py", "from harness.checks import builtin\n", "harness.runner -> harness.checks.builtin"),
+    # The config layer (config, corpus, golden store, metrics, ...) reads no engine, check or run.
+    ("metrics.py", "from harness.backends import make_worker\n", "harness.metrics -> harness.backends"),
 ])
 def test_an_upward_import_breaks_the_layers(package_copy: Path, module: str, line: str, named: str) -> None:
     plant(package_copy / "harness" / module, line)
