@@ -34,8 +34,7 @@ import shapely
 from harness.keyfields import KeyValue, KeyValueError
 from harness.model.results import OcrResult
 from harness.util.errors import UserError
-from harness.util.text import accuracy_form, edit_distance, graphemes
-from harness.util.text import cer as text_cer
+from harness.util.text import accuracy_form, cer as text_cer, edit_distance, graphemes
 
 TruthLine = tuple[str, Sequence[tuple[float, float]]]
 DONT_CARE = "###"

@@ -22,8 +22,7 @@ from harness.cli import main
 from harness.config import find_config
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore
-from harness.model.corpus import Corpus, CorpusItem
-from harness.model.corpus import TruthLine
+from harness.model.corpus import Corpus, CorpusItem, TruthLine
 from harness.model.inference import ImageOutcome
 from harness.model.modeldirs import ModelDirs
 from harness.model.outcome import CheckResult, skipped

@@ -16,8 +16,7 @@ from typing import Any
 
 from harness.backends.base import RemoteBackend
 from harness.corpus.loader import read_image
-from harness.model.inference import ImageOutcome, ImageRequest
-from harness.model.inference import TransportNotes
+from harness.model.inference import ImageOutcome, ImageRequest, TransportNotes
 from harness.normaliser import peak_rss_kib, reference_seconds
 from harness.util.errors import ImageError
 from harness.worker import WorkerError, WorkerSpec, _digest

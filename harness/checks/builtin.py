@@ -22,8 +22,7 @@ from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.paths import compare_paths
 from harness.checks.probe import probe_model_dir
 from harness.checks.registry import CheckSpec, Scaling, register
-from harness.checks.retries import merged_details as merged_retries
-from harness.checks.retries import merged_summary as merged_retry_summary
+from harness.checks.retries import merged_details as merged_retries, merged_summary as merged_retry_summary
 from harness.checks.served import served_settings_check
 from harness.checks.speed import speed_check
 from harness.corpus.loader import content_sha256
@@ -34,8 +33,7 @@ from harness.golden.store import Golden, GoldenStore
 from harness.model.catalogue import Option
 from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.outcome import CheckResult
-from harness.model.settings import BACKENDS
-from harness.model.settings import CheckSettings, EngineSettings, Profile, require
+from harness.model.settings import BACKENDS, CheckSettings, EngineSettings, Profile, require
 from harness.normaliser import WORKLOAD
 from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
 from harness.sampling import describe_power

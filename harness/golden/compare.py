@@ -23,8 +23,7 @@ from harness.golden.geometry import match_lines, max_vertex_shift
 from harness.keyfields import KeyValue, parse_fields
 from harness.model.results import Line, OcrResult
 from harness.model.settings import Tolerances
-from harness.util.text import cer as text_cer
-from harness.util.text import exact_form
+from harness.util.text import cer as text_cer, exact_form
 
 LineKind = Literal["identical", "within", "changed", "missing", "extra"]
 FIELDS = ("text", "poly", "score")
