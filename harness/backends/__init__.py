@@ -20,12 +20,12 @@ from harness.backends.base import Backend
 from harness.backends.http import preflight as http_preflight
 from harness.backends.local import LocalWorker
 from harness.backends.onnx_pack import resolve_onnx_dirs
-from harness.environment import package_version
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import BACKENDS, EngineSettings, Profile
 from harness.model.stack import StackFacts
 from harness.modelpack import resolve_model_dirs
 from harness.util.errors import UserError
+from harness.util.packages import package_version
 from harness.worker import Worker, WorkerSpec
 
 
