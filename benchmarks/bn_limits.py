@@ -22,10 +22,11 @@ import numpy as np
 
 from harness.checks.bn_capture import Capture, capture_inputs
 from harness.checks.bn_drift import MIN_IMAGES, LayerStats, measure_groups
+from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
+from harness.model.inference import ImageRequest
 from harness.modelpack import resolve_model_dirs
-from harness.worker import ImageRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 POOLS = (1, 2, 8)  # sample sizes measured; limits come from samples of MIN_IMAGES slips and more
@@ -57,7 +58,7 @@ def main() -> None:
     ap.add_argument("--onednn", nargs="+", choices=("on", "off"), default=["on", "off"])
     ap.add_argument("--out", type=Path, default=Path("out/bn_limits"))
     args = ap.parse_args()
-    profile, _ = load_profile(ROOT / "harness.toml", "default")
+    profile, _ = load_profile(ROOT / "harness.toml", "default", catalogue())
     corpus = load_corpus(ROOT / "datasets" / "bank_slips", subset=args.subset)
     requests = [ImageRequest(it.id, str(it.path), it.sha256) for it in corpus.items if it.problem is None]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -18,10 +18,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.config import Profile, load_profile
-from harness.corpus.loader import CorpusItem, read_image
+from harness.checks import builtin, registry
+from harness.checks.registry import catalogue
+from harness.config import load_profile
+from harness.corpus.loader import read_image
+from harness.model.corpus import CorpusItem
+from harness.model.inference import ImageRequest
+from harness.model.settings import Profile
 from harness.runner import RunPlan, plan
-from harness.worker import ImageRequest
+
+registry.load(builtin)  # benchmarks are a composition root too
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "harness.toml"
@@ -47,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def profile_named(name: str, **changes: Any) -> tuple[Profile, Path]:
-    profile, base = load_profile(CONFIG, name)
+    profile, base = load_profile(CONFIG, name, catalogue())
     return (profile.replace(**changes) if changes else profile), base
 
 

@@ -19,7 +19,7 @@ from conftest import requests_for, summary
 
 from harness.backends import make_worker, resolve_models
 from harness.backends.serving import Service, start_service
-from harness.config import EngineSettings, HttpSettings
+from harness.model.settings import EngineSettings, HttpSettings
 from harness.runner import RunPlan
 from harness.worker import WorkerSpec
 

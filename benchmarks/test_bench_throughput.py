@@ -23,11 +23,11 @@ import pytest
 from conftest import rounds, summary
 
 from harness.checks.determinism import first_divergence, repeat_check
-from harness.config import EngineSettings
+from harness.model.inference import ImageOutcome
+from harness.model.results import OcrResult
+from harness.model.settings import EngineSettings
 from harness.perf import BareProcess
-from harness.results import OcrResult
 from harness.runner import RunPlan, infer_all
-from harness.worker import ImageOutcome
 
 pytestmark = pytest.mark.bench
 

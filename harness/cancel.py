@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any
 
 from harness.backends.http_client import allow_requests, cancel_requests
-from harness.errors import Cancelled
+from harness.util.errors import Cancelled
 from harness.worker import allow_workers, cancel_workers
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)

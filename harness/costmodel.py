@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.checks import registry
 from harness.checks.registry import Scaling
-from harness.config import Profile
+from harness.model.settings import Profile
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,6 @@ class Prediction:
 def _phase_costs(profile: Profile) -> dict[str, Scaling]:
     """Each phase a run of `profile` has, as `timing.phases` names them (harness.checks.registry), and how its
     cost scales; the main pass first."""
-    from harness.checks import registry
-
     out: dict[str, Scaling] = {"main": "corpus"}
     for spec in registry.specs():
         for label, scaling in spec.phase_costs(profile):

@@ -9,13 +9,14 @@ import hashlib
 import json
 import os
 import platform
-from importlib import metadata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.config import EngineSettings
+from harness.backends import adjust_stack
+from harness.model.settings import EngineSettings
+from harness.util.packages import package_version
 
 PACKAGES = ("paddlepaddle", "paddleocr", "paddlex", "numpy", "opencv-python", "opencv-contrib-python",
             "rapidocr-paddle")
@@ -28,13 +29,6 @@ ENV_VALUE_PREFIXES = ("FLAGS_", "OMP_", "KMP_", "MKL_", "ONEDNN_", "DNNL_", "OPE
 ENV_VALUE_NAMES = frozenset({"CUDA_VISIBLE_DEVICES", "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "PYTHONHASHSEED",
                              "OCR_HARNESS_BENCH_IMAGES", "CI", "GITHUB_ACTIONS"})
 _SECRET_WORDS = ("TOKEN", "SECRET", "PASSW", "KEY", "CREDENTIAL", "AUTH", "COOKIE", "SESSION")
-
-
-def package_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def cpu_info() -> dict[str, Any]:
@@ -79,8 +73,6 @@ def stack(engine: EngineSettings, model_hashes: dict[str, str],
 
     Only what can change outputs is in it: engine settings (not the profile's name or corpus), versions,
     model hashes, CPU."""
-    from harness.backends import adjust_stack
-
     cpu = cpu_info()
     return adjust_stack({
         "python": platform.python_version(),

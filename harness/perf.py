@@ -18,11 +18,11 @@ from typing import Any, Self
 
 import numpy as np
 
-from harness.config import EngineSettings
 from harness.corpus.loader import read_image
-from harness.modelpack import ModelDirs
+from harness.model.modeldirs import ModelDirs
+from harness.model.results import OcrResult
+from harness.model.settings import EngineSettings
 from harness.normaliser import peak_rss_kib
-from harness.results import OcrResult
 
 
 def peak_rss_bytes(pid: int | None = None) -> int | None:

@@ -15,13 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from harness import atomic
-from harness.config import Profile
 from harness.corpus.loader import read_image
-from harness.errors import ImageError, InternalError
 from harness.incomplete import TRACEBACK_FILE, Stop, write_incomplete
-from harness.results import OcrResult, canonical_line
+from harness.metrics import corpus_accuracy, image_accuracy
+from harness.model.results import OcrResult, canonical_line
+from harness.model.settings import Profile
+from harness.report.writer import write_reports
 from harness.runner import RunPlan, RunState, execute, machine_paths, plan, prepare_checks, terminal_progress
+from harness.util import atomic
+from harness.util.errors import ImageError, InternalError
 
 
 def write_results(out: Path, p: RunPlan, state: RunState) -> None:
@@ -44,8 +46,6 @@ def first_results(outcomes: dict[str, Any]) -> dict[str, OcrResult]:
 
 def accuracy_hook(p: RunPlan, state: RunState) -> None:
     """Per-image accuracy (kept in the report for merging) and its corpus aggregate, from the same rows."""
-    from harness.metrics import corpus_accuracy, image_accuracy
-
     current = first_results(state.outcomes)
     rows = []
     for it in p.items:
@@ -64,8 +64,6 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
     state = RunState(prepared=prepare_checks(p))  # goldens, a reference's models: read before any model loads
     golden_inputs = state.prepared.get("golden")
     goldens: dict[str, OcrResult] = {i: g.result for i, g in golden_inputs.goldens.items()} if golden_inputs else {}
-    from harness.report.writer import write_reports
-
     by_id = {it.id: it for it in p.items}
 
     def load(image_id: str) -> np.ndarray | None:

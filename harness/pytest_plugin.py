@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks import builtin, registry
 from harness.corpus.loader import load_corpus
-from harness.errors import UserError
 from harness.golden.refresh import MODES
 from harness.golden.regression import GoldenRegression, Options, Verdict
+from harness.model.catalogue import Catalogue
+from harness.util.errors import UserError
 
 __all__ = ["GoldenRegression", "Options", "Verdict", "ocr_golden", "pytest_addoption", "pytest_generate_tests",
            "selected_ids"]
@@ -33,6 +35,13 @@ _IDS = pytest.StashKey[list[str]]()
 
 
 # --- pytest hooks -------------------------------------------------------------------------------------------------
+
+def _catalogue() -> Catalogue:
+    """The composition root's catalogue, loaded where it is first needed: a bad plug-in check module fails
+    collection with one line, not pytest's start."""
+    registry.load(builtin)
+    return registry.catalogue()
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ocr-harness", "ocr-harness golden regression (tests using `ocr_image_id`)")
@@ -51,7 +60,7 @@ def selected_ids(config: pytest.Config) -> list[str]:
     """The ids the golden tests are parametrised with: the corpus selection, without loading a model."""
     if _IDS not in config.stash:
         try:
-            profile, base = Options.from_pytest(config).resolve(config.rootpath)
+            profile, base = Options.from_pytest(config).resolve(config.rootpath, _catalogue())
             corpus = load_corpus((base / profile.corpus).resolve(), subset=profile.subset, tags=profile.tags,
                                  ids=profile.ids)
         except UserError as e:  # this module fails to collect, with the one line the CLI would print
@@ -71,7 +80,7 @@ def ocr_golden(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     """One `GoldenRegression` (and so one model load) per pytest process."""
     options = Options.from_pytest(request.config)
     try:
-        profile, base = options.resolve(request.config.rootpath)
+        profile, base = options.resolve(request.config.rootpath, _catalogue())
         session = GoldenRegression(profile, base, options, log_dir=tmp_path_factory.mktemp("ocr-worker"))
     except UserError as e:
         pytest.fail(f"ocr-harness: {e}", pytrace=False)

@@ -22,18 +22,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.backends import main_workers, make_worker, preflight, resolve_models
-from harness.checks.outcome import CheckResult, ImageCheck, from_images, skipped
+from harness.checks import registry
+from harness.checks.paddle_child import ChildError
 from harness.checks.retries import FAILED, judge_retries
-from harness.config import EngineSettings, Profile
-from harness.corpus.loader import Corpus, CorpusItem, load_corpus
+from harness.corpus.loader import load_corpus
 from harness.environment import environment, node_id, stack
-from harness.errors import UserError
-from harness.modelpack import ModelDirs, cache_root
-from harness.portable import MachinePaths, for_run
-from harness.report.model import ImageRecord, RunReport
-from harness.results import canonical_line
+from harness.model.corpus import Corpus, CorpusItem
+from harness.model.inference import ImageOutcome, ImageRequest
+from harness.model.modeldirs import ModelDirs
+from harness.model.outcome import CheckResult, ImageCheck, from_images, skipped
+from harness.model.report import ImageRecord, RunReport
+from harness.model.results import canonical_line
+from harness.model.settings import EngineSettings, Profile
+from harness.modelpack import cache_root
 from harness.sampling import sample_info, sample_note, stratified_sample
-from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec, workers_cancelled
+from harness.util.errors import UserError
+from harness.util.portable import MachinePaths, for_run
+from harness.worker import Worker, WorkerError, WorkerSpec, workers_cancelled
 
 if TYPE_CHECKING:
     from harness.backends.local import LocalWorker
@@ -308,15 +313,11 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
 
 def keeps_main_workers(profile: Profile) -> bool:
     """Whether a check that runs for `profile` takes the main pass's loaded workers afterwards."""
-    from harness.checks import registry
-
     return any(spec.reuses_main_workers and spec.applies(profile) for spec in registry.specs())
 
 
 def prepare_checks(p: RunPlan) -> dict[str, Any]:
     """What each check that will run reads before any model loads (goldens, a reference's models)."""
-    from harness.checks import registry
-
     return {spec.name: spec.prepare(p) for spec in registry.specs()
             if spec.prepare and spec.applies(p.profile) and not spec.left_to_first_shard(p.shard)}
 
@@ -324,8 +325,6 @@ def prepare_checks(p: RunPlan) -> dict[str, Any]:
 def run_checks(p: RunPlan, state: RunState) -> None:
     """Every registered check in registration order: run when it applies to the profile, else recorded as
     skipped with the reason (or left out, for a check that only exists for some backends)."""
-    from harness.checks import registry
-
     for spec in registry.specs():
         if spec.absent_unless is not None and not spec.absent_unless(p.profile):
             continue
@@ -346,8 +345,6 @@ def left_to_first_shard(name: str, shard: tuple[int, int]) -> CheckResult:
 def _run_one(spec: CheckSpec, p: RunPlan, state: RunState) -> CheckResult:
     """A child check (audit, probe, bn_drift run Paddle in a child process) that dies, by a signal, an exception
     or a timeout, fails that check with the reason, and the run goes on to its other checks and reports."""
-    from harness.checks.paddle_child import ChildError
-
     try:
         with state.phase(spec.name, 0) if spec.timed else contextlib.nullcontext():
             result = spec.run(p, state)
@@ -422,7 +419,7 @@ def image_record(it: CorpusItem, index: int | None, file: str, state: RunState, 
 
 
 def run_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> RunReport:
-    """The typed report of what `state` holds (harness.report.model); `build_report` is it as written."""
+    """The typed report of what `state` holds (harness.model.report); `build_report` is it as written."""
     node = node_id()
     images = [image_record(it, index, _relative(it.path, p.corpus.root), state, node)
               for it, index in zip(p.items, _selection_index(p), strict=True)]
@@ -465,7 +462,7 @@ def report_paths(p: RunPlan, state: RunState) -> MachinePaths:
 
 
 def machine_paths(p: RunPlan) -> MachinePaths:
-    """This run's absolute roots and their portable names (harness.portable): no report names a machine path."""
+    """This run's absolute roots and their portable names (harness.util.portable): no report names a machine path."""
     golden = Path(p.profile.golden_dir)
     cache = cache_root(p.profile.model_cache).resolve()
     det, rec = (d if p.dirs.source != "service" and not d.resolve().is_relative_to(cache) else None

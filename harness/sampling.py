@@ -15,7 +15,7 @@ import math
 import zlib
 from collections.abc import Sequence
 
-from harness.corpus.loader import CorpusItem
+from harness.model.corpus import CorpusItem
 
 
 def _cells(item: CorpusItem) -> set[tuple[str, str]]:

@@ -22,19 +22,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import TransportNotes
-from harness.config import EngineSettings
-from harness.errors import ImageError
-from harness.modelpack import ModelDirs
+from harness.model.inference import ImageOutcome, ImageRequest
+from harness.model.modeldirs import ModelDirs
+from harness.model.results import OcrResult
+from harness.model.settings import EngineSettings
 from harness.normaliser import peak_rss_kib, reference_seconds
-from harness.results import OcrResult
-
-
-@dataclass(frozen=True)
-class ImageRequest:
-    image_id: str
-    path: str
-    sha256: str | None = None
+from harness.util.errors import ImageError
 
 
 @dataclass(frozen=True)
@@ -47,33 +40,6 @@ class WorkerSpec:
     log_path: str | None = None  # the child's stdout/stderr (Paddle's own logs, native crash text)
     # Every det/rec input batch the Paddle predictor receives is also written here (harness.backends.paddle_capture)
     capture_dir: str | None = None
-
-
-@dataclass(frozen=True)
-class ImageOutcome:
-    """All repeats of one image in one worker, or the reason there are none."""
-
-    image_id: str
-    runs: tuple[OcrResult, ...] = ()
-    predict_s: tuple[float, ...] = ()
-    read_s: float = 0.0
-    mutated: bool = False
-    error: str | None = None
-    # The speed check's measurements (harness.normaliser), taken in the process that ran the engine: what each
-    # repeat cost per image and the fixed workload around this call, both in `cost_clock` seconds ("cpu" in a
-    # worker process, "wall" in the harness's), that process's peak RSS after it and the images it had served.
-    cost_s: tuple[float, ...] = ()
-    reference_s: float | None = None
-    cost_clock: str = "cpu"
-    peak_rss_kib: int | None = None
-    worker_pid: int | None = None
-    served: int = 0
-    first_call: bool = False  # the worker's first call: its first repeat paid for building kernels (cold)
-    transport: TransportNotes | None = None  # a service's backend: its retries and reported settings
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and bool(self.runs)
 
 
 class WorkerError(Exception):

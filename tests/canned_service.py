@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.http import expected_settings
-from harness.config import EngineSettings
+from harness.model.settings import EngineSettings
 
 CERT = Path(__file__).parent / "data" / "loopback-cert.pem"
 KEY = Path(__file__).parent / "data" / "loopback-key.pem"

@@ -7,12 +7,13 @@ Planting a fault is setting that above any slip's line count.
 
 from __future__ import annotations
 
-from harness.checks.outcome import CheckResult, ImageCheck, from_images
-from harness.checks.registry import CheckSpec, Option, register
-from harness.runner import RunPlan, RunState
+from harness.checks.registry import CheckSpec, register
+from harness.model.catalogue import Option
+from harness.model.outcome import CheckResult, ImageCheck, from_images
+from harness.model.views import PlanView, StateView
 
 
-def min_lines(p: RunPlan, state: RunState) -> CheckResult:
+def min_lines(p: PlanView, state: StateView) -> CheckResult:
     need = p.profile.checks.get("dummy_min_lines")
     per_image = {}
     for it in p.items:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from harness.engine import OcrEngine
-from harness.results import OcrResult
+from harness.model.results import OcrResult
 
 
 class PerturbingEngine(OcrEngine):

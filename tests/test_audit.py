@@ -18,8 +18,8 @@ import pytest
 from harness.checks.audit import AuditReport, audit_model_dir, judge
 from harness.checks.bn_faults import plant_bn_variance, plant_op_mode, plant_op_type, write_reference_model
 from harness.cli import main
-from harness.errors import UserError
-from harness.results import canonical_json
+from harness.model.results import canonical_json
+from harness.util.errors import UserError
 
 
 def _bundled(kind: str) -> Path:

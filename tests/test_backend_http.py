@@ -18,8 +18,9 @@ import pytest
 from backend_faults import swapped, swapped_digit_rec_dir
 from conftest import CORPUS, ROOT, CliRun, run_cli
 from fault_proxy import FaultProxy
-from harness.config import EngineSettings
-from harness.modelpack import ModelDirs, prepare_bundled
+from harness.model.modeldirs import ModelDirs
+from harness.model.settings import EngineSettings
+from harness.modelpack import prepare_bundled
 from serving import Service, free_port, start_service
 
 pytestmark = pytest.mark.slow

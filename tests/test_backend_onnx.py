@@ -9,8 +9,8 @@ import pytest
 from backend_faults import swapped, swapped_digit_rec_dir
 from conftest import CORPUS, ROOT, CliRun, run_cli
 from harness.backends.onnx_pack import prepare_onnx
-from harness.config import EngineSettings
-from harness.modelpack import sha256_file
+from harness.model.modeldirs import sha256_file
+from harness.model.settings import EngineSettings
 
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent

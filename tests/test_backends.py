@@ -14,12 +14,14 @@ from harness.backends import (KINDS, Backend, adjust_stack, backend_owned_keys, 
 from harness.backends.http import HttpBackend
 from harness.backends.onnxruntime import OnnxRuntimeEngine
 from harness.backends.paddle import OcrEngine
-from harness.config import EngineSettings, HttpSettings, load_profile
+from harness.checks.registry import catalogue
+from harness.config import load_profile
 from harness.environment import settings_hash, stack
-from harness.errors import UserError
 from harness.golden.status import stack_differences
 from harness.golden.store import GoldenStore
-from harness.modelpack import ModelDirs
+from harness.model.modeldirs import ModelDirs
+from harness.model.settings import EngineSettings, HttpSettings
+from harness.util.errors import UserError
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -51,7 +53,7 @@ def test_backends_implement_the_protocol() -> None:
 
 def test_paddle_stack_matches_the_committed_goldens() -> None:
     """No behaviour change: the paddle backend's settings hash and stack keys are what the goldens recorded."""
-    profile, _ = load_profile(ROOT / "harness.toml", "release")
+    profile, _ = load_profile(ROOT / "harness.toml", "release", catalogue())
     meta = GoldenStore(ROOT / "golden", "default").meta()
     assert meta is not None
     assert settings_hash(profile.engine.hash_dict()) == meta.stack["engine_settings_hash"]
@@ -107,7 +109,7 @@ def test_other_backends_drop_paddle_keys_and_add_their_runtime() -> None:
 )
 def test_backend_settings_are_validated_with_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(UserError) as err:
-        load_profile(write(tmp_path, text), "p")
+        load_profile(write(tmp_path, text), "p", catalogue())
     assert message in str(err.value)
 
 
@@ -124,14 +126,14 @@ def test_service_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_repo_backend_profiles() -> None:
-    onnx, _ = load_profile(ROOT / "harness.toml", "onnx")
+    onnx, _ = load_profile(ROOT / "harness.toml", "onnx", catalogue())
     assert onnx.engine.backend == "onnxruntime" and onnx.engine.goldens_from == "paddle"
     assert onnx.checks.parity and onnx.golden_name == "default"
     assert set(unsupported_checks(onnx)) == {"audit", "probe", "bn_drift", "variations"}
-    service, _ = load_profile(ROOT / "harness.toml", "service")
+    service, _ = load_profile(ROOT / "harness.toml", "service", catalogue())
     assert set(unsupported_checks(service)) == {"audit", "probe", "bn_drift", "variations", "batch_paths"}
     assert service.engine.http.url_env == "OCR_HARNESS_SERVICE_URL" and main_workers(service) == 2
-    release, _ = load_profile(ROOT / "harness.toml", "release")
+    release, _ = load_profile(ROOT / "harness.toml", "release", catalogue())
     assert unsupported_checks(release) == {} and main_workers(release) == release.workers
     with pytest.raises(UserError, match="shares the paddle goldens"):
         check_may_write_goldens(onnx)

@@ -30,12 +30,15 @@ from harness.checks.bn_drift import (
     score_layer,
 )
 from harness.checks.bn_faults import plant_bn_variance, write_reference_model
+from harness.checks.registry import catalogue
 from harness.cli import main
-from harness.config import EngineSettings, load_profile
+from harness.config import load_profile
 from harness.corpus.loader import load_corpus
-from harness.errors import UserError
-from harness.modelpack import ModelDirs, resolve_model_dirs
-from harness.worker import ImageRequest
+from harness.model.inference import ImageRequest
+from harness.model.modeldirs import ModelDirs
+from harness.model.settings import EngineSettings
+from harness.modelpack import resolve_model_dirs
+from harness.util.errors import UserError
 
 IDS = ("slip_0008", "slip_0009", "slip_0010", "slip_0011")  # held-out slips of the measurements in the docs
 DET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -127,7 +130,7 @@ class Measured:
 
 
 def _engine() -> EngineSettings:
-    profile, _ = load_profile(ROOT / "harness.toml", "nightly")
+    profile, _ = load_profile(ROOT / "harness.toml", "nightly", catalogue())
     return profile.engine
 
 

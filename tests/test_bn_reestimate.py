@@ -19,14 +19,14 @@ from conftest import CORPUS, ROOT
 
 from harness.checks.bn_faults import write_reference_model
 from harness.cli import main
-from harness.config import EngineSettings
-from harness.corpus.loader import CorpusItem
-from harness.corpus.manifest import TruthLine
-from harness.errors import UserError
+from harness.model.settings import EngineSettings
+from harness.model.corpus import CorpusItem
+from harness.model.corpus import TruthLine
+from harness.util.errors import UserError
 from harness.golden.store import Golden, GoldenStore, dumps_golden
 from harness.modelpack import resolve_model_dirs
 from harness.run.reestimate import RTOL, SelfCheckFailed, model_kind, reestimate_batches
-from harness.results import Line, OcrResult
+from harness.model.results import Line, OcrResult
 from harness.run.reestimate_child import new_statistics
 from harness.run.reestimate_eval import judge
 

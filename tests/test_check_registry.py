@@ -13,7 +13,7 @@ import pytest
 
 from conftest import CORPUS, ROOT, CliRun, run_cli
 from harness.checks import registry
-from harness.errors import UserError
+from harness.util.errors import UserError
 
 TESTS = Path(__file__).resolve().parent
 PLUGIN_ENV = {registry.PLUGINS_ENV: "dummy_check", "PYTHONPATH": str(TESTS)}
@@ -61,15 +61,15 @@ def test_a_name_registered_twice_is_refused(with_dummy: registry.CheckSpec) -> N
 def test_plugin_options_are_validated_like_the_file(tmp_path: Path, with_dummy: registry.CheckSpec) -> None:
     from harness.config import load_profile
 
-    profile, _ = load_profile(config(tmp_path, dummy=True, dummy_min_lines=5), "t")
+    profile, _ = load_profile(config(tmp_path, dummy=True, dummy_min_lines=5), "t", registry.catalogue())
     assert profile.checks.get("dummy") is True and profile.checks.get("dummy_min_lines") == 5
     assert profile.settings_dict()["checks"]["dummy_min_lines"] == 5
     with pytest.raises(UserError, match=r"profiles\.t\.checks\.dummy_min_lines: must be >= 1"):
-        load_profile(config(tmp_path, dummy_min_lines=0), "t")
+        load_profile(config(tmp_path, dummy_min_lines=0), "t", registry.catalogue())
     with pytest.raises(UserError, match=r"profiles\.t\.checks\.dummy_min_lines: expected int"):
-        load_profile(config(tmp_path, dummy_min_lines="5"), "t")
+        load_profile(config(tmp_path, dummy_min_lines="5"), "t", registry.catalogue())
     with pytest.raises(UserError, match=r"dummy_min_line: unknown key \(did you mean 'dummy_min_lines'\?\)"):
-        load_profile(config(tmp_path, dummy_min_line=5), "t")
+        load_profile(config(tmp_path, dummy_min_line=5), "t", registry.catalogue())
 
 
 def test_without_the_plugin_its_keys_are_unknown(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_without_the_plugin_its_keys_are_unknown(tmp_path: Path) -> None:
 
     assert registry.get("dummy") is None
     with pytest.raises(UserError, match=r"profiles\.t\.checks\.dummy_min_lines: unknown key"):
-        load_profile(config(tmp_path, dummy_min_lines=5), "t")
+        load_profile(config(tmp_path, dummy_min_lines=5), "t", registry.catalogue())
 
 
 def test_dummy_flag_in_run_help_only_when_registered() -> None:

@@ -1,4 +1,4 @@
-"""The exit codes (harness.errors.EXIT_CODES): listed by --help and the README; a bug outside a run exits 3
+"""The exit codes (harness.util.errors.EXIT_CODES): listed by --help and the README; a bug outside a run exits 3
 with one line saying where its traceback is."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from harness.cli import main
 import harness.cli.doctor_cmd
 import harness.cli.run_cmd
-from harness.cli import main
-from harness.errors import EXIT_CODES
+from harness.util.errors import EXIT_CODES
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"]])

@@ -13,6 +13,8 @@ import pytest
 from conftest import CORPUS, ROOT, run_cli
 
 from harness.config import load_profile
+
+from harness.checks.registry import catalogue
 from harness.golden.compare import compare_image
 from harness.golden.store import loads_golden
 
@@ -77,7 +79,7 @@ def test_refresh_is_a_dry_run_until_yes(tmp_path: Path) -> None:
     committed = loads_golden(original, "committed slip_0006.json")
     refreshed = loads_golden(path.read_text(encoding="utf-8"), str(path))
     assert refreshed.result.lines[0].text == old_text and refreshed.image_sha256 == committed.image_sha256
-    profile, _ = load_profile(ROOT / "harness.toml", "default")
+    profile, _ = load_profile(ROOT / "harness.toml", "default", catalogue())
     comparison = compare_image(committed.result, refreshed.result, profile.tolerances)
     assert comparison.passed, comparison.summary()
     assert comparison.counts["identical"] + comparison.counts["within"] == len(committed.result.lines)

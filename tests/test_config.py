@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import Profile, load_profile
-from harness.errors import UserError
+from harness.checks.registry import catalogue
+from harness.config import load_profile
+from harness.model.settings import Profile
+from harness.util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,10 +20,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_repo_profiles_load() -> None:
     for name in ("default", "release", "nightly"):
-        profile, base = load_profile(ROOT / "harness.toml", name)
+        profile, base = load_profile(ROOT / "harness.toml", name, catalogue())
         assert profile.name == name
         assert base == ROOT
-    nightly, _ = load_profile(ROOT / "harness.toml", "nightly")
+    nightly, _ = load_profile(ROOT / "harness.toml", "nightly", catalogue())
     assert nightly.checks.repeats == 5 and nightly.checks.cross_process
     assert nightly.engine.rec_batch_size == 6  # inherited from default
     assert nightly.golden_name == "default"
@@ -45,17 +47,17 @@ def test_repo_profiles_load() -> None:
 )
 def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(UserError, match=None) as err:
-        load_profile(write(tmp_path, text), "p")
+        load_profile(write(tmp_path, text), "p", catalogue())
     assert message in str(err.value)
 
 
 def test_unknown_profile_lists_known(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no profile 'x' \\(profiles: a, b\\)"):
-        load_profile(write(tmp_path, "[profiles.a]\n[profiles.b]\n"), "x")
+        load_profile(write(tmp_path, "[profiles.a]\n[profiles.b]\n"), "x", catalogue())
 
 
 def test_defaults_when_no_config() -> None:
-    profile, _ = load_profile(None, "default")
+    profile, _ = load_profile(None, "default", catalogue())
     assert profile == Profile()
     assert profile.engine.resolved_threads() >= 1
 
@@ -65,11 +67,11 @@ def test_a_profile_that_picks_another_backend_inherits_only_neutral_engine_setti
     child itself, they are still an error naming the key."""
     parent = "[profiles.p]\nworkers = 2\n[profiles.p.engine]\ncpu_threads = 1\nenable_mkldnn = false\nrec_batch_size = 1\n"
     child = "[profiles.c]\nextends = 'p'\n[profiles.c.engine]\nbackend = 'onnxruntime'\n"
-    profile, _ = load_profile(write(tmp_path, parent + child), "c")
+    profile, _ = load_profile(write(tmp_path, parent + child), "c", catalogue())
     assert profile.engine.backend == "onnxruntime" and profile.engine.rec_batch_size == 1 and profile.workers == 2
     assert profile.engine.cpu_threads is None and profile.engine.enable_mkldnn is True  # the defaults
     paddle_child = "[profiles.k]\nextends = 'p'\n[profiles.k.engine]\nbackend = 'paddle'\n"
-    assert load_profile(write(tmp_path, parent + paddle_child), "k")[0].engine.cpu_threads == 1
+    assert load_profile(write(tmp_path, parent + paddle_child), "k", catalogue())[0].engine.cpu_threads == 1
     planted = child + "cpu_threads = 1\n"
     with pytest.raises(UserError, match="profiles.c.engine.cpu_threads: belongs to the paddle backend"):
-        load_profile(write(tmp_path, parent + planted), "c")
+        load_profile(write(tmp_path, parent + planted), "c", catalogue())

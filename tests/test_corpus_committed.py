@@ -15,9 +15,10 @@ from harness.corpus.effects import EFFECTS
 from harness.corpus.fonts import FontSet, find_fonts
 from harness.corpus.generate import SMOKE_COUNT, make_slip, manifest_record
 from harness.corpus.identifiers import is_luhn_valid
-from harness.corpus.loader import Corpus, load_corpus, read_image, validate_corpus
+from harness.corpus.loader import load_corpus, read_image, validate_corpus
 from harness.corpus.templates import TEMPLATES
-from harness.errors import UserError
+from harness.model.corpus import Corpus
+from harness.util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1] / "datasets" / "bank_slips"
 

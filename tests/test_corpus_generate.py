@@ -20,7 +20,7 @@ from harness.corpus.fonts import FontSet, find_fonts
 from harness.corpus.generate import RECIPES, generate, make_slip, manifest_record
 from harness.corpus.loader import load_corpus, read_image, validate_corpus
 from harness.corpus.templates import TEMPLATES
-from harness.errors import UserError
+from harness.util.errors import UserError
 
 
 @pytest.fixture(scope="module")

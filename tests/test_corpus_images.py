@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from harness.corpus.loader import read_image
-from harness.errors import ImageError
+from harness.util.errors import ImageError
 
 
 def _save(img: Image.Image, path: Path, fmt: str = "PNG", **kw: object) -> Path:

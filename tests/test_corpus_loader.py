@@ -12,10 +12,11 @@ import pytest
 from memory import peak_above_baseline
 from PIL import Image
 
+from harness.checks.registry import catalogue
 from harness.cli import main
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus, validate_corpus
-from harness.errors import UserError
+from harness.util.errors import UserError
 
 
 def _png(path: Path, shade: int = 128, size: tuple[int, int] = (32, 24)) -> str:
@@ -225,6 +226,6 @@ def test_an_oversized_file_is_refused_unread(tmp_path: Path, capsys: pytest.Capt
 def test_max_image_bytes_is_a_profile_key(tmp_path: Path) -> None:
     config = tmp_path / "harness.toml"
     config.write_text("[profiles.small]\nmax_image_bytes = 1000\n[profiles.bad]\nmax_image_bytes = 0\n", encoding="utf-8")
-    assert load_profile(config, "small")[0].max_image_bytes == 1000
+    assert load_profile(config, "small", catalogue())[0].max_image_bytes == 1000
     with pytest.raises(UserError, match="profiles.bad.max_image_bytes: must be > 0"):
-        load_profile(config, "bad")
+        load_profile(config, "bad", catalogue())

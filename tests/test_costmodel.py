@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks.registry import catalogue
 from harness.cli import main
 from harness.config import load_profile
 from harness.costmodel import expected_phases, fewest_shards, fit, predict, shards_for_budget
@@ -28,7 +29,7 @@ def report(images: int = 8) -> dict:
 
 
 def test_nightly_has_every_phase_and_fits_exactly() -> None:
-    nightly, _ = load_profile(CONFIG, "nightly")
+    nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     assert expected_phases(nightly) == ["main", "fresh", "bs1", "multi", "onednn-off", "threads-2", "audit", "probe",
                                         "bn_drift"]
     costs, missing = fit(report(8), nightly)
@@ -42,7 +43,7 @@ def test_nightly_has_every_phase_and_fits_exactly() -> None:
 
 
 def test_shards_split_the_images_and_each_pays_the_starts() -> None:
-    nightly, _ = load_profile(CONFIG, "nightly")
+    nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     costs, _ = fit(report(8), nightly)
     one, four = predict(costs, nightly, 64, 1), predict(costs, nightly, 64, 4)
     assert four.wall_s < one.wall_s / 3  # images split; starts and model-level checks are paid per shard
@@ -69,7 +70,7 @@ def test_plan_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_phase_that_reused_loaded_workers_pays_no_load() -> None:
-    nightly, _ = load_profile(CONFIG, "nightly")
+    nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     measured = report(8)
     measured["timing"]["phases"]["multi"] = {"wall_s": 0.8 * 8, "images": 8, "calls_per_image": 1,
                                              "workers_started": 0}
@@ -81,7 +82,7 @@ def test_a_phase_that_reused_loaded_workers_pays_no_load() -> None:
 
 
 def test_fewest_shards_bisects_to_what_a_linear_search_finds() -> None:
-    nightly, _ = load_profile(CONFIG, "nightly")
+    nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     costs, _ = fit(report(8), nightly)
     for images, budget in ((64, 20 * 60), (1000, 30 * 60), (10_000, 30 * 60), (3, 5 * 60)):
         linear = shards_for_budget(costs, nightly, images, budget, max_shards=images)
@@ -106,7 +107,7 @@ def _plan(tmp_path: Path, *args: str) -> int:
 ])
 def test_plan_per_engine_prints_the_snippet_its_template_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                engine: str, snippet: str) -> None:
-    nightly, _ = load_profile(CONFIG, "nightly")
+    nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     costs, _ = fit(report(8), nightly)
     shards = fewest_shards(costs, nightly, 1000, 30 * 60)
     assert shards is not None and shards.shards == 4  # the snippet below is for this count
@@ -128,7 +129,7 @@ def test_plan_per_engine_prints_the_snippet_its_template_reads(tmp_path: Path, c
 ])
 def test_plan_above_the_engines_limit_says_so_and_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                             engine: str, limit: int, advice: str | None) -> None:
-    nightly, _ = load_profile(CONFIG, "nightly")
+    nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     costs, _ = fit(report(8), nightly)
     images = 100_000 if engine != "slurm" else 400_000
     need = fewest_shards(costs, nightly, images, 30 * 60)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from harness.config import EngineSettings
+from harness.model.settings import EngineSettings
 from harness.modelpack import prepare_bundled
 
 pytestmark = pytest.mark.slow

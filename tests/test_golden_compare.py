@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 
-from harness.config import Tolerances
 from harness.golden.compare import cer, compare_image
 from harness.golden.geometry import _max_assignment, match_lines, max_vertex_shift, polygon_iou
 from harness.golden.summary import summarise
-from harness.results import Line, OcrResult, canonical_json
+from harness.model.results import Line, OcrResult, canonical_json
+from harness.model.settings import Tolerances
 
 Poly = tuple[tuple[int, int], ...]
 STRICT = Tolerances(text_max_cer=0.0, poly_max_shift_px=0.0, poly_min_iou=1.0, score_abs=0.0)

@@ -8,13 +8,15 @@ from pathlib import Path
 
 from harness.backends import check_may_write_goldens
 from harness.checks.golden_check import refresh_hint
-from harness.config import CheckSettings, Profile, load_profile
-from harness.errors import UserError
+from harness.checks.registry import catalogue
+from harness.config import load_profile
 from harness.corpus.loader import load_corpus
 from harness.golden.core import MIN_REPEATS, golden_repeats, plan_golden_refresh, reproducible
 from harness.golden.store import GoldenStore
-from harness.results import OcrResult
-from harness.worker import ImageOutcome
+from harness.model.inference import ImageOutcome
+from harness.model.results import OcrResult
+from harness.model.settings import CheckSettings, Profile
+from harness.util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "slip_0003"
@@ -75,7 +77,7 @@ def test_the_refresh_hint_names_a_profile_that_may_write_the_goldens() -> None:
     which refuses by design; the hint names the profile that owns the set, and that profile may write it."""
     root = Path(__file__).resolve().parents[1]
     for name in ("onnx", "service"):
-        sharing, _ = load_profile(root / "harness.toml", name)
+        sharing, _ = load_profile(root / "harness.toml", name, catalogue())
         hint = refresh_hint(sharing)
         assert hint.startswith("ocr-harness golden refresh --profile default --failed"), hint
         try:
@@ -84,8 +86,8 @@ def test_the_refresh_hint_names_a_profile_that_may_write_the_goldens() -> None:
             pass
         else:
             raise AssertionError(f"{name} may write goldens it shares")
-        owner, _ = load_profile(root / "harness.toml", hint.split()[4])
+        owner, _ = load_profile(root / "harness.toml", hint.split()[4], catalogue())
         check_may_write_goldens(owner)  # the named profile may write them
         assert owner.golden_name == sharing.golden_name
-    release, _ = load_profile(root / "harness.toml", "release")
+    release, _ = load_profile(root / "harness.toml", "release", catalogue())
     assert refresh_hint(release) == "ocr-harness golden refresh --profile release --failed"

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from harness.config import Tolerances
-from harness.errors import UserError
 from harness.golden.refresh import apply_refresh, plan_refresh
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore, dumps_golden, loads_golden, stack_id
-from harness.results import Line, OcrResult
+from harness.model.results import Line, OcrResult
+from harness.model.settings import Tolerances
+from harness.util.errors import UserError
 
 STACK: dict[str, Any] = {"paddle": "3.2.2", "cpu": {"isa_flags": ["avx2"]}}
 

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from harness.errors import UserError
 from harness.golden.status import golden_status, isa_level, likely_cause, stack_differences
 from harness.golden.store import Golden, GoldenMeta, GoldenStore
-from harness.results import Line, OcrResult
+from harness.model.results import Line, OcrResult
+from harness.util.errors import UserError
 
 GOLDEN_STACK: dict[str, Any] = {
     "versions": {"python": "3.11.9", "paddle": "3.2.2", "paddleocr": "3.7.0", "paddlex": "3.7.2"},

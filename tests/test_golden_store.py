@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import UserError
 from harness.golden.store import (
     ForcedRefresh,
     Golden,
@@ -18,7 +17,8 @@ from harness.golden.store import (
     loads_golden,
     loads_meta,
 )
-from harness.results import Line, OcrResult
+from harness.model.results import Line, OcrResult
+from harness.util.errors import UserError
 
 
 def quad(x: int, y: int, w: int = 100, h: int = 20) -> tuple[tuple[int, int], ...]:

@@ -19,12 +19,11 @@ import pytest
 
 from canned_service import CERT, CannedService
 from conftest import CORPUS, ROOT, CliRun, run_cli
-from harness.backends.base import TransportNotes
 from harness.backends.http_client import retry_after_s
-from harness.checks.outcome import ImageCheck, from_images
 from harness.checks.retries import FAILED, judge_retries, merged_details, merged_summary
-from harness.service_url import redact_url, url_problem
-from harness.worker import ImageOutcome
+from harness.model.inference import ImageOutcome, TransportNotes
+from harness.model.outcome import ImageCheck, from_images
+from harness.util.service_url import redact_url, url_problem
 
 ONE = ["--id", "slip_0000"]
 

@@ -1,4 +1,4 @@
-"""One rule for image ids (harness.image_id): the corpus loader and the golden store accept exactly the same ids."""
+"""One rule for image ids (harness.util.image_id): the corpus loader and the golden store accept the same ids."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from harness.corpus.loader import load_corpus
-from harness.errors import UserError
 from harness.golden.store import GoldenStore, check_image_id
-from harness.image_id import image_id_problem
+from harness.util.errors import UserError
+from harness.util.image_id import image_id_problem
 
 IDS = [  # (id, valid)
     ("slip_0001", True),

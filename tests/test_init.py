@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from harness import __version__
+from harness.checks.registry import catalogue
 from harness.cli import build_parser, main
 from harness.config import load_profile
-from harness.errors import UserError
 from harness.run.engines import github_matrix
 from harness.run.shard_env import detect
+from harness.util.errors import UserError
 
 WORKFLOWS = ("ocr-release.yml", "ocr-nightly.yml", "ocr-golden-refresh.yml")
 EXPRESSION = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
@@ -41,9 +42,9 @@ def test_init_writes_the_starting_point(repo: Path) -> None:
                      "tox.ini"]
     assert (repo / "datasets/slips/manifest.jsonl").read_text(encoding="utf-8") == ""
     for name in ("default", "release", "nightly", "bench"):
-        profile, base = load_profile(repo / "harness.toml", name)
+        profile, base = load_profile(repo / "harness.toml", name, catalogue())
         assert base == repo and profile.corpus == "datasets/slips" and profile.golden_name == "default"
-    nightly, _ = load_profile(repo / "harness.toml", "nightly")
+    nightly, _ = load_profile(repo / "harness.toml", "nightly", catalogue())
     assert nightly.checks.cross_process and nightly.checks.batch_paths and nightly.checks.repeats == 5
     assert f"ocr-harness=={__version__}" in (repo / "requirements-ocr.txt").read_text(encoding="utf-8")
     assert "@version@" not in "".join(p.read_text(encoding="utf-8") for p in repo.rglob("*") if p.is_file())
@@ -195,7 +196,7 @@ def test_tox_envs_run_commands_the_cli_accepts(repo: Path) -> None:
         command = re.sub(r"\{posargs(?::([^}]*))?\}", lambda m: m.group(1) or "", command)
         (argv,) = harness_commands(command)
         if "--profile" in argv:
-            load_profile(repo / "harness.toml", argv[argv.index("--profile") + 1])
+            load_profile(repo / "harness.toml", argv[argv.index("--profile") + 1], catalogue())
 
 
 def test_a_command_the_cli_rejects_is_caught(repo: Path) -> None:

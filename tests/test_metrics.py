@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from harness.errors import UserError
 from harness.metrics import (
     ImageAccuracy,
     cer,
@@ -15,7 +14,8 @@ from harness.metrics import (
     graphemes,
     image_accuracy,
 )
-from harness.results import Line, OcrResult, canonical_json
+from harness.model.results import Line, OcrResult, canonical_json
+from harness.util.errors import UserError
 
 
 def box(x0: int, y0: int, x1: int, y1: int) -> tuple[tuple[int, int], ...]:

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from harness import modelpack
-from harness.config import EngineSettings
-from harness.errors import UserError
+from harness.model.settings import EngineSettings
+from harness.util.errors import UserError
 
 from conftest import run_cli
 

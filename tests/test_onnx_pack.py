@@ -9,8 +9,8 @@ import pytest
 
 from harness.backends import onnx_pack
 from harness.backends.onnx_pack import ONNX_FILES, prepare_onnx, resolve_onnx_dirs, verify_prepared, verify_sources
-from harness.config import EngineSettings
-from harness.errors import UserError
+from harness.model.settings import EngineSettings
+from harness.util.errors import UserError
 
 
 def test_prepare_materialises_pinned_onnx_dirs(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from harness.checks.outcome import ImageCheck, from_images
+from harness.model.outcome import ImageCheck, from_images
 
 
 def test_judged_nothing_fails() -> None:

@@ -4,12 +4,12 @@ service-settings comparison. End-to-end parity on real backends is in test_backe
 from __future__ import annotations
 
 from harness.backends.http import expected_settings, settings_differences
-from harness.checks.outcome import ImageCheck
 from harness.checks.parity import merged_details, parity_check
 from harness.checks.served import served_settings_check
-from harness.config import EngineSettings, Tolerances
-from harness.results import Line, OcrResult
-from harness.worker import ImageOutcome
+from harness.model.inference import ImageOutcome
+from harness.model.outcome import ImageCheck
+from harness.model.results import Line, OcrResult
+from harness.model.settings import EngineSettings, Tolerances
 
 BOX_A = ((10, 10), (200, 10), (200, 40), (10, 40))
 BOX_B = ((10, 60), (200, 60), (200, 90), (10, 90))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from harness.checks.paths import compare_paths
-from harness.config import Tolerances
-from harness.results import Line, OcrResult
-from harness.worker import ImageOutcome
+from harness.model.inference import ImageOutcome
+from harness.model.results import Line, OcrResult
+from harness.model.settings import Tolerances
 
 BOX_A = ((10, 10), (200, 10), (200, 40), (10, 40))
 BOX_B = ((10, 60), (200, 60), (200, 90), (10, 90))

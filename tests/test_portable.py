@@ -1,4 +1,4 @@
-"""No machine paths in reports (harness.portable): each known root becomes a portable name, so reports are safe
+"""No machine paths in reports (harness.util.portable): each known root becomes a portable name, so reports are safe
 to share and shards run on different machines (other checkouts, caches, corpus copies) merge."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, ROOT, CliRun, run_cli
 
-from harness.portable import MachinePaths, for_run
+from harness.util.portable import MachinePaths, for_run
 
 PATHS = MachinePaths.of([("/work/co", ""), ("/data/slips", "<corpus>"), ("/home/u/.cache/ocr-harness", "$OCR_HARNESS_CACHE"),
                          ("/home/u", "~"), ("/tmp", "$TMPDIR")])

@@ -10,8 +10,8 @@ import pytest
 
 from harness.checks.probe import Comparison, ProbeReport, probe_model_dir, resolve_input
 from harness.cli import main
-from harness.errors import UserError
-from harness.results import canonical_json
+from harness.model.results import canonical_json
+from harness.util.errors import UserError
 
 
 def _bundled(kind: str) -> Path:

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import plant_golden_digit, CORPUS, ROOT
 
+from harness.checks.registry import catalogue
 from harness.golden.refresh import RefreshMode
 from harness.golden.store import GoldenStore
+from harness.model.inference import ImageOutcome
+from harness.model.results import OcrResult
 from harness.pytest_plugin import GoldenRegression, Options, Verdict
-from harness.results import OcrResult
-from harness.worker import ImageOutcome
 
 MODULE = "tests/test_golden_regression.py"
 PLANTED, CLEAN, THIRD = "slip_0002", "slip_0003", "slip_0006"
@@ -105,7 +106,7 @@ def test_refresh_command_repeats_the_options() -> None:
 
 def session(goldens: Path, regen: RefreshMode | None) -> GoldenRegression:
     options = Options(regen=regen, ids=(PLANTED, CLEAN), golden_dir=goldens)
-    profile, base = options.resolve(ROOT)
+    profile, base = options.resolve(ROOT, catalogue())
     return GoldenRegression(profile, base, options)  # the worker starts on first inference: never here
 
 

@@ -10,12 +10,12 @@ from conftest import ROOT
 from PIL import Image
 
 from harness.cli import main
-from harness.errors import UserError
 from harness.report.history import RED, append_history, plot_history, read_history
 from harness.report.html import render_html
 from harness.report.markdown import render_summary
 from harness.report.sample import sample_run
 from harness.report.writer import write_reports
+from harness.util.errors import UserError
 
 
 def run(day: int, passed: bool, cer: float | None, median: float) -> dict[str, Any]:

@@ -19,22 +19,22 @@ from conftest import plant_golden_digit, CliRun, run_cli
 from harness.checks import registry
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check
-from harness.checks.outcome import CheckResult, skipped
 from harness.checks.paths import compare_paths
 from harness.cli import main
-from harness.config import Profile, find_config
-from harness.corpus.loader import Corpus, CorpusItem
-from harness.corpus.manifest import TruthLine
+from harness.config import find_config
 from harness.environment import node_id
-from harness.errors import UserError
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore
-from harness.modelpack import ModelDirs
+from harness.model.corpus import Corpus, CorpusItem, TruthLine
+from harness.model.inference import ImageOutcome
+from harness.model.modeldirs import ModelDirs
+from harness.model.outcome import CheckResult, skipped
+from harness.model.results import Line, OcrResult, canonical_json, canonical_line
+from harness.model.settings import Profile
 from harness.pipeline import accuracy_hook
 from harness.report.merge import MergedRun, ShardRun, merge_shards
-from harness.results import Line, OcrResult, canonical_json, canonical_line
 from harness.runner import RunPlan, RunState, build_report, inference_check, left_to_first_shard, shard_items
-from harness.worker import ImageOutcome
+from harness.util.errors import UserError
 
 
 def strip_volatile(report: Mapping[str, Any], *, measured: bool = False) -> dict[str, Any]:

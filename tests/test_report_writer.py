@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
+from harness.model.results import Line, OcrResult, canonical_json
 from harness.report import writer
 from harness.report.writer import write_reports
-from harness.results import Line, OcrResult, canonical_json
 
 GOLDEN_TEXT = "小写金额 ¥12,345.67"
 CURRENT_TEXT = "小写金额 ¥12,345.61"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from harness.results import Line, OcrResult, canonical_json, reading_order
+from harness.model.results import Line, OcrResult, canonical_json, reading_order
 
 
 def test_reading_order_is_total_and_stable() -> None:

@@ -44,12 +44,13 @@ def test_repeat_power() -> None:
 
 def test_stack_sample_must_not_be_negative(tmp_path: Path) -> None:
     from harness.config import load_profile
-    from harness.errors import UserError
+    from harness.checks.registry import catalogue
+    from harness.util.errors import UserError
 
     config = tmp_path / "harness.toml"
     config.write_text("[profiles.t.checks]\nstack_sample = -1\n", encoding="utf-8")
     with pytest.raises(UserError, match="stack_sample"):
-        load_profile(config, "t")
+        load_profile(config, "t", catalogue())
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.errors import UserError
+from harness.util.errors import UserError
 from harness.run.shard_env import detect
 
 

@@ -23,8 +23,8 @@ from conftest import CORPUS, ROOT, CliRun, run_cli
 
 from harness.checks.speed import speed_check
 from harness.golden.approval import ImageSpeed, SpeedBaseline, load_approval
-from harness.results import OcrResult
-from harness.worker import ImageOutcome
+from harness.model.inference import ImageOutcome
+from harness.model.results import OcrResult
 
 TESTS = Path(__file__).resolve().parent
 IDS = ("slip_0000", "slip_0001", "slip_0002", "slip_0004")

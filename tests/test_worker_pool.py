@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from harness.backends.local import LocalWorker
-from harness.config import EngineSettings, load_profile
-from harness.modelpack import ModelDirs
+from harness.checks.registry import catalogue
+from harness.config import load_profile
+from harness.model.modeldirs import ModelDirs
+from harness.model.settings import EngineSettings
 from harness.runner import WorkerPool, keeps_main_workers
 from harness.worker import Worker, WorkerSpec
 
@@ -79,8 +81,8 @@ def test_close_stops_every_kept_worker_and_raises_the_first_failure() -> None:
 
 
 def test_only_a_profile_that_runs_several_per_call_keeps_the_main_workers() -> None:
-    assert keeps_main_workers(load_profile(CONFIG, "nightly")[0])
-    assert not keeps_main_workers(load_profile(CONFIG, "release")[0])
-    service = load_profile(CONFIG, "service")[0]
+    assert keeps_main_workers(load_profile(CONFIG, "nightly", catalogue())[0])
+    assert not keeps_main_workers(load_profile(CONFIG, "release", catalogue())[0])
+    service = load_profile(CONFIG, "service", catalogue())[0]
     asked = dataclasses.replace(service, checks=dataclasses.replace(service.checks, batch_paths=True))
     assert not keeps_main_workers(asked)  # batch_paths is skipped over http: nothing would take them

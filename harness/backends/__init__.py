@@ -14,16 +14,19 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from harness.backends.base import Backend, StackFacts
-from harness.config import BACKENDS, EngineSettings, Profile
-from harness.errors import UserError
-from harness.modelpack import ModelDirs
-
-if TYPE_CHECKING:
-    from harness.backends.local import LocalWorker
-    from harness.worker import Worker, WorkerSpec
+from harness.backends.base import Backend
+from harness.backends.http import preflight as http_preflight
+from harness.backends.local import LocalWorker
+from harness.backends.onnx_pack import resolve_onnx_dirs
+from harness.model.modeldirs import ModelDirs
+from harness.model.settings import BACKENDS, EngineSettings, Profile
+from harness.model.stack import StackFacts
+from harness.modelpack import resolve_model_dirs
+from harness.util.errors import UserError
+from harness.util.packages import package_version
+from harness.worker import Worker, WorkerSpec
 
 
 @dataclass(frozen=True)
@@ -66,23 +69,15 @@ def engine_factory(settings: EngineSettings) -> Callable[[EngineSettings, ModelD
 def resolve_models(settings: EngineSettings, base: Path, cache: str | None = None) -> ModelDirs:
     """The model dirs the backend loads, verified before any model loads."""
     if settings.backend == "onnxruntime":
-        from harness.backends.onnx_pack import resolve_onnx_dirs
-
         return resolve_onnx_dirs(settings, base, cache)
     if settings.backend == "http":
         return ModelDirs(det=Path("."), rec=Path("."), source=SERVICE_SOURCE)
-    from harness.modelpack import resolve_model_dirs
-
     return resolve_model_dirs(settings, base, cache)
 
 
 def make_worker(spec: WorkerSpec, timeout_s: float) -> Worker | LocalWorker:
-    from harness.worker import Worker
-
     if kind(spec.settings.backend).in_worker:
         return Worker(spec, timeout_s=timeout_s)
-    from harness.backends.local import LocalWorker
-
     return LocalWorker(spec, engine_factory(spec.settings), timeout_s=timeout_s)
 
 
@@ -109,8 +104,6 @@ def preflight(settings: EngineSettings, where: str = "engine") -> dict[str, Any]
     """Before any model loads: for a service, reach it and read what it reports about itself."""
     if settings.backend != "http":
         return {}
-    from harness.backends.http import preflight as http_preflight
-
     return http_preflight(settings, where)
 
 
@@ -119,8 +112,6 @@ def adjust_stack(base: Mapping[str, Any], engine: EngineSettings, facts: Mapping
 
     paddle keeps exactly that plus `backend` (goldens made before backends existed read as paddle); other
     backends drop what does not decide their outputs and add their runtime."""
-    from harness.environment import package_version
-
     out = dict(base)
     out["backend"] = engine.backend
     if engine.backend == "paddle":

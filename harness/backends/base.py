@@ -7,28 +7,14 @@ settings). Checks never see which backend ran; they compare `OcrResult`s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from harness.results import OcrResult
-
-
-@dataclass(frozen=True)
-class StackFacts:
-    """What a backend contributes to the stack record (goldens' `_meta.json`, every report)."""
-
-    backend: str
-    runtime: str  # the package that runs the models: paddlepaddle, onnxruntime, or the service's own
-    runtime_version: str | None
-    models: Mapping[str, str] = field(default_factory=dict)  # "det/inference.onnx" -> sha256
-    extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. what a service reports about itself
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "runtime": self.runtime, "runtime_version": self.runtime_version,
-                "models": dict(self.models), **({"extra": dict(self.extra)} if self.extra else {})}
+from harness.model.inference import TransportNotes
+from harness.model.results import OcrResult
+from harness.model.stack import StackFacts
 
 
 @runtime_checkable
@@ -44,14 +30,6 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class TransportNotes:
-    """What reaching a service took for one image, across its repeats: the report counts it, checks judge it."""
-
-    retries: tuple[str, ...] = ()  # why each retry happened: "503", "429", "timed out", "connection reset"
-    reported: tuple[Mapping[str, Any], ...] = ()  # the settings each answer said it ran with
 
 
 @runtime_checkable

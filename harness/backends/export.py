@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from harness.config import Profile
-from harness.errors import UserError
+from harness.model.settings import Profile
+from harness.util.errors import UserError
 
 ONNX_FILE = "inference.onnx"
 # Lines a tool prints that are not its error: progress, warnings, banners, tracebacks' frames.

@@ -24,12 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import StackFacts, TransportNotes
 from harness.backends.http_client import Client, Reply, ServiceError
-from harness.config import EngineSettings, HttpSettings
-from harness.errors import UserError
-from harness.modelpack import ModelDirs
-from harness.results import OcrResult
+from harness.model.inference import TransportNotes
+from harness.model.modeldirs import ModelDirs
+from harness.model.results import OcrResult
+from harness.model.settings import EngineSettings, HttpSettings
+from harness.model.stack import StackFacts
+from harness.util.errors import UserError
 
 # PaddleX's own default for the pipeline's max_side_limit, which the harness never changes.
 DEFAULT_MAX_SIDE_LIMIT = 4000

@@ -9,7 +9,7 @@
   answer larger than `max_response_bytes` is refused while it is read, and an answer without `dataInfo` or
   nested too deeply to parse is not an OCR answer;
 - `cancel_requests` (a SIGINT/SIGTERM) cuts every request in flight at once.
-No message names the URL with its credentials (harness.service_url). stdlib `http.client` rather than urllib:
+No message names the URL with its credentials (harness.util.service_url). stdlib `http.client` rather than urllib:
 urllib follows redirects and reads whole bodies by default, and neither it nor urllib3 bounds a whole answer in
 time, which is what the timer here does.
 """
@@ -31,9 +31,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.config import HttpSettings
-from harness.errors import UserError
-from harness.service_url import Endpoint, parse_endpoint
+from harness.model.settings import HttpSettings
+from harness.util.errors import UserError
+from harness.util.service_url import Endpoint, parse_endpoint
 
 ERROR_BODY_LIMIT = 64 * 1024  # of a non-2xx answer, only the start is read: it is quoted, never parsed whole
 CHUNK = 64 * 1024

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import RemoteBackend, TransportNotes
-from harness.errors import ImageError
+from harness.backends.base import RemoteBackend
+from harness.corpus.loader import read_image
+from harness.model.inference import ImageOutcome, ImageRequest, TransportNotes
 from harness.normaliser import peak_rss_kib, reference_seconds
-from harness.worker import ImageOutcome, ImageRequest, WorkerError, WorkerSpec, _digest
+from harness.util.errors import ImageError
+from harness.worker import WorkerError, WorkerSpec, _digest
 
 
 class LocalWorker:
@@ -56,8 +58,6 @@ class LocalWorker:
         self.load_s.append(time.perf_counter() - t0)
 
     def infer(self, requests: list[ImageRequest], repeats: int = 1) -> list[ImageOutcome]:
-        from harness.corpus.loader import read_image
-
         self.start()
         try:
             t0 = time.perf_counter()

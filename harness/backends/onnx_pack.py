@@ -16,9 +16,10 @@ import shutil
 from pathlib import Path
 
 from harness import modelpack
-from harness.config import EngineSettings
-from harness.errors import UserError
-from harness.modelpack import COMPLETE_MARKER, ModelDirs, PackFile, sha256_file
+from harness.model.modeldirs import ModelDirs, sha256_file
+from harness.model.settings import EngineSettings
+from harness.modelpack import COMPLETE_MARKER, PackFile
+from harness.util.errors import UserError
 
 CARRIER = "rapidocr_onnxruntime"
 CARRIER_VERSION = "1.4.4"

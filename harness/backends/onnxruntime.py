@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.backends.base import StackFacts
-from harness.backends.paddle import OcrEngine, package_version, pipeline_kwargs
-from harness.config import EngineSettings
-from harness.modelpack import ModelDirs
+from harness.backends.paddle import OcrEngine, pipeline_kwargs
+from harness.model.modeldirs import ModelDirs
+from harness.model.settings import EngineSettings
+from harness.model.stack import StackFacts
+from harness.util.packages import package_version
 
 
 def onnxruntime_kwargs(settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:

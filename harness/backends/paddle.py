@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import StackFacts
-from harness.config import EngineSettings
-from harness.modelpack import ModelDirs
-from harness.results import Line, OcrResult, reading_order
+from harness.model.modeldirs import ModelDirs
+from harness.model.results import Line, OcrResult, reading_order
+from harness.model.settings import EngineSettings
+from harness.model.stack import StackFacts
+from harness.util.packages import package_version
 
 OFFLINE_ENV = {
     # paddlex probes the model hubs at import time unless this is set (any non-empty value).
@@ -58,15 +59,6 @@ def paddleocr_kwargs(settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any
         "enable_mkldnn": settings.enable_mkldnn,
         "cpu_threads": settings.resolved_threads(),
     }
-
-
-def package_version(name: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 class OcrEngine:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.modelpack import ModelDirs
+from harness.model.modeldirs import ModelDirs
 
 KINDS = ("det", "rec")
 

@@ -24,9 +24,10 @@ from typing import Any
 
 import yaml
 
-from harness.config import EngineSettings
-from harness.errors import UserError
-from harness.modelpack import ModelDirs
+from harness.model.modeldirs import ModelDirs
+from harness.model.settings import EngineSettings
+from harness.util import atomic
+from harness.util.errors import UserError
 
 
 def pipeline_template() -> dict[str, Any]:
@@ -67,8 +68,6 @@ def serving_config(template: dict[str, Any], settings: EngineSettings, dirs: Mod
 
 
 def write_serving_config(path: Path, config: dict[str, Any]) -> Path:
-    from harness import atomic
-
     return atomic.write_text(path, yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.checks.paddle_child import Arrays, ModelFiles, locate_model, run_in_child
 from harness.checks.program_view import BN_TYPES, DROPOUT_TYPES, LOOKS_LIKE_NORM, PER_SAMPLE_NORM_TYPES
-from harness.errors import UserError
+from harness.util.errors import UserError
 
 DEFAULT_MIN_VARIANCE = 1e-6
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from harness.backends.paddle_capture import captured_files
 from harness.checks.paddle_child import ChildError
-from harness.config import EngineSettings
-from harness.modelpack import ModelDirs
-from harness.worker import ImageRequest, Worker, WorkerError, WorkerSpec
+from harness.model.inference import ImageRequest
+from harness.model.modeldirs import ModelDirs
+from harness.model.settings import EngineSettings
+from harness.worker import Worker, WorkerError, WorkerSpec
 
 
 @dataclass(frozen=True)

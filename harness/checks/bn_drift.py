@@ -35,7 +35,7 @@ import numpy as np
 
 from harness.checks.audit import json_number
 from harness.checks.paddle_child import DEFAULT_TIMEOUT_S, Arrays, locate_model, run_in_child
-from harness.errors import UserError
+from harness.util.errors import UserError
 
 # Layer drift, on captured inputs: clean slips score up to about 2.2 (det head layer batch_norm_0: documents give
 # it about 1/8 of the stored variance; 2.14 on the 8 first smoke slips); a forgotten ImageNet mean/std scores 3.55

@@ -14,26 +14,29 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import backend_owned_keys, load_callable, unsupported_checks
+from harness.checks.audit import audit_model_dir
 from harness.checks.bn_capture import capture_inputs
 from harness.checks.bn_drift import MIN_IMAGES, measure_drift
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check, open_store, preload
-from harness.checks.outcome import CheckResult
 from harness.checks.paths import compare_paths
-from harness.checks.registry import CheckSpec, Option, Scaling, register
-from harness.checks.retries import merged_details as merged_retries
-from harness.checks.retries import merged_summary as merged_retry_summary
+from harness.checks.probe import probe_model_dir
+from harness.checks.registry import CheckSpec, Scaling, register
+from harness.checks.retries import merged_details as merged_retries, merged_summary as merged_retry_summary
+from harness.checks.served import served_settings_check
 from harness.checks.speed import speed_check
-from harness.config import CheckSettings, EngineSettings, Profile, require
 from harness.corpus.loader import content_sha256
 from harness.environment import stack
 from harness.golden.approval import APPROVAL_NAME, SpeedBaseline, load_approval
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenStore
-from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
+from harness.model.catalogue import Option
+from harness.model.inference import ImageOutcome, ImageRequest
+from harness.model.outcome import CheckResult
+from harness.model.settings import BACKENDS, CheckSettings, EngineSettings, Profile, require
 from harness.normaliser import WORKLOAD
+from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
 from harness.sampling import describe_power
-from harness.worker import ImageOutcome, ImageRequest
 
 
 def lazy(dotted: str) -> Callable[..., Any]:
@@ -81,8 +84,6 @@ register(CheckSpec("cross_process", 90, cross_process, key="cross_process",
 # --- a service's own settings ----------------------------------------------------------------------------------
 
 def served_settings(p: RunPlan, state: RunState) -> CheckResult:
-    from harness.checks.served import served_settings_check
-
     answers = {i: o.transport.reported for i, o in state.outcomes.items() if o.transport is not None}
     return served_settings_check(p.profile.engine, p.backend_facts, answers)
 
@@ -199,8 +200,6 @@ def _parity_prepare(p: RunPlan) -> None:
 
 
 def _validate_parity(c: CheckSettings, where: str) -> None:
-    from harness.config import BACKENDS
-
     require(c.parity_reference in BACKENDS, f"{where}.parity_reference", f"must be one of {', '.join(BACKENDS)}")
 
 
@@ -265,8 +264,6 @@ register(CheckSpec("golden", 60, golden, key="goldens", flag_help="compare with 
 # --- model-level checks: Paddle in a child process -------------------------------------------------------------
 
 def audit(p: RunPlan, state: RunState) -> CheckResult:
-    from harness.checks.audit import audit_model_dir
-
     reports = {kind: audit_model_dir(d, min_variance=p.profile.checks.audit_min_variance)
                for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
     failed = [k for k, r in reports.items() if not r.passed]
@@ -279,8 +276,6 @@ def audit(p: RunPlan, state: RunState) -> CheckResult:
 
 
 def probe(p: RunPlan, state: RunState) -> CheckResult:
-    from harness.checks.probe import probe_model_dir
-
     reports = {kind: probe_model_dir(d, kind=kind) for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
     failed = [k for k, r in reports.items() if not r.passed]
     summary = "; ".join(f"{k}: sample alone vs with batch-mates, max diff {r.max_abs_diff:.3g} (atol {r.atol:g})"
@@ -376,9 +371,10 @@ def _speed_prepare(p: RunPlan) -> SpeedInputs:
 
 def speed(p: RunPlan, state: RunState) -> CheckResult:
     inputs: SpeedInputs = state.prepared["speed"]
-    c = p.profile.checks
-    return speed_check(state.outcomes, inputs.baseline, speed_stack(p), max_ratio=c.get("speed_max_ratio"),
-                       memory_max_ratio=c.get("memory_max_ratio"), require_baseline=c.get("speed_require_baseline"),
+    return speed_check(state.outcomes, inputs.baseline, speed_stack(p),
+                       max_ratio=SPEED.setting(p.profile, "speed_max_ratio"),
+                       memory_max_ratio=SPEED.setting(p.profile, "memory_max_ratio"),
+                       require_baseline=SPEED.setting(p.profile, "speed_require_baseline"),
                        no_baseline_why=inputs.why_none)
 
 
@@ -386,7 +382,7 @@ def _above_one(v: float) -> str | None:
     return None if v > 1 and v == v and v != float("inf") else "must be a finite number > 1"
 
 
-register(CheckSpec(
+SPEED = register(CheckSpec(
     "speed", 130, speed, level="model", key="speed", per_shard=True, every_shard=True, prepare=_speed_prepare,
     flag_help="per-image latency and peak memory against the approved baseline, normalised by a CPU yardstick",
     options=(Option("speed_max_ratio", float, 1.5, "fail when the median image's latency/yardstick ratio exceeds "

@@ -10,10 +10,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from harness.checks.outcome import CheckResult, ImageCheck, from_images
+from harness.model.inference import ImageOutcome
+from harness.model.outcome import CheckResult, ImageCheck, from_images
+from harness.model.results import OcrResult
 from harness.sampling import describe_power, detectable_rate
-from harness.results import OcrResult
-from harness.worker import ImageOutcome
 
 
 def first_divergence(reference: OcrResult, other: OcrResult) -> dict[str, Any] | None:

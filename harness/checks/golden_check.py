@@ -6,15 +6,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.checks.outcome import CheckResult, ImageCheck, from_images
-from harness.config import Profile
-from harness.corpus.loader import CorpusItem
 from harness.golden.compare import ImageComparison, compare_image
 from harness.golden.status import GoldenStatus
 from harness.golden.store import Golden, GoldenStore
 from harness.golden.summary import summarise
-from harness.results import OcrResult
-from harness.worker import ImageOutcome
+from harness.model.corpus import CorpusItem
+from harness.model.inference import ImageOutcome
+from harness.model.outcome import CheckResult, ImageCheck, from_images
+from harness.model.results import OcrResult
+from harness.model.settings import Profile
 
 
 def open_store(profile: Profile, base: Path) -> GoldenStore:

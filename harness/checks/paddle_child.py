@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harness.errors import UserError
+from harness.util.errors import UserError
 
 ProgramFormat = Literal["pdmodel", "pir-json"]
 Arrays = dict[str, np.ndarray]

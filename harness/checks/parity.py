@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.backends import resolve_models
-from harness.checks.outcome import CheckResult, ImageCheck
 from harness.checks.paths import compare_paths
-from harness.config import EngineSettings, OnnxRuntimeSettings, HttpSettings
+from harness.model.inference import ImageOutcome
+from harness.model.outcome import CheckResult, ImageCheck
+from harness.model.settings import EngineSettings, OnnxRuntimeSettings, HttpSettings
 from harness.runner import RunPlan, RunState, infer_all
-from harness.worker import ImageOutcome
 
 
 def reference_settings(engine: EngineSettings, backend: str) -> EngineSettings:

@@ -12,10 +12,10 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from harness.checks.determinism import first_divergence
-from harness.checks.outcome import CheckResult, ImageCheck, from_images
-from harness.config import Tolerances
 from harness.golden.compare import RequiredTolerances, compare_image
-from harness.worker import ImageOutcome
+from harness.model.inference import ImageOutcome
+from harness.model.outcome import CheckResult, ImageCheck, from_images
+from harness.model.settings import Tolerances
 
 
 def compare_paths(name: str, reference_label: str, reference: Mapping[str, ImageOutcome],

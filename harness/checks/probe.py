@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.checks.audit import json_number
 from harness.checks.paddle_child import Arrays, locate_model, run_in_child
-from harness.errors import UserError
+from harness.util.errors import UserError
 
 Kind = Literal["det", "rec"]
 Mode = Literal["eval", "train"]

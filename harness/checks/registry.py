@@ -6,7 +6,9 @@ that calls `register` (see README, "Extending").
 
 Checks live in `harness.checks.builtin`; more are loaded from the modules named in `$OCR_HARNESS_CHECKS`
 (comma-separated, importable module names) and from the `ocr_harness.checks` entry point group: importing such
-a module registers its checks. Registration order is run order; `order` is report order.
+a module registers its checks. Registration order is run order; `order` is report order. Only the composition
+root (harness.cli, harness.pytest_plugin) imports the built-in checks and calls `load`; below it, config is
+handed `catalogue()`.
 """
 
 from __future__ import annotations
@@ -16,39 +18,30 @@ import importlib
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from harness.checks.outcome import CheckResult, ImageCheck
-    from harness.config import CheckSettings, Profile
-    from harness.report.merge import ShardRun
-    from harness.runner import RunPlan, RunState
+from harness.model.catalogue import Catalogue, Option
+from harness.model.outcome import CheckResult, ImageCheck
+from harness.model.settings import CheckSettings, Profile
+from harness.model.views import PlanView, ShardView, StateView
+from harness.util.errors import UserError
 
 PLUGINS_ENV = "OCR_HARNESS_CHECKS"
 ENTRY_POINT_GROUP = "ocr_harness.checks"
 # Report entries that are not checks: a run that stopped early (harness.incomplete) first, accuracy last.
 FIRST, LAST = ("run",), ("accuracy",)
 
-Runner = Callable[["RunPlan", "RunState"], "CheckResult"]
+Runner = Callable[[PlanView, StateView], CheckResult]
 # `report merge`: (check name, shards, each shard's check details, the merged per-image verdicts, stored goldens
 # or None) -> the merged details. None on a spec: the shards must agree on them.
-MergeDetails = Callable[[str, Sequence["ShardRun"], Sequence[Mapping[str, Any]], Mapping[str, "ImageCheck"],
+MergeDetails = Callable[[str, Sequence[ShardView], Sequence[Mapping[str, Any]], Mapping[str, ImageCheck],
                          "Collection[str] | None"], dict[str, Any]]
 Scaling = Literal["corpus", "sample", "fixed"]  # how a phase's cost grows: every image, the stack sample, not at all
 # `report merge`: (the merged check's from_images summary, whether it passed, merged details, shard 1's summary,
 # the tail shard 1's summary appended after its failing ids) -> the merged summary.
 MergeSummary = Callable[[str, bool, Mapping[str, Any], str, str], str]
-
-
-@dataclass(frozen=True)
-class Option:
-    """A `[checks]` key a check owns beyond the CheckSettings dataclass (plugin checks declare theirs here)."""
-
-    key: str
-    type: type  # bool, int, float or str
-    default: Any
-    help: str = ""
-    problem: Callable[[Any], str | None] | None = None  # what is wrong with a value, or None
 
 
 @dataclass(frozen=True)
@@ -63,7 +56,7 @@ class CheckSpec:
     validate: Callable[[CheckSettings, str], None] | None = None  # raises UserError naming the key
     skip: Callable[[Profile], str | None] | None = None  # why it does not run for this profile (after `key`)
     absent_unless: Callable[[Profile], bool] | None = None  # False: not in the report at all (not even skipped)
-    prepare: Callable[[RunPlan], Any] | None = None  # before any model loads; the result is state.prepared[name]
+    prepare: Callable[[PlanView], Any] | None = None  # before any model loads; the result is state.prepared[name]
     child: bool = False  # runs Paddle in a child process: a child that dies fails this check, the run goes on
     timed: bool = False  # its wall time is a phase of its own in timing.phases
     reuses_main_workers: bool = False  # takes the main pass's loaded workers (same settings): they stay loaded for it
@@ -97,9 +90,16 @@ class CheckSpec:
         """Whether shard `shard` (K, N) records this check as not run because shard 1 judges it."""
         return self.level == "model" and not self.every_shard and shard is not None and shard[0] != 1
 
+    def setting(self, profile: Profile, key: str) -> Any:
+        """A `[checks]` value this check owns: the profile's, else the check's own default (an enabling key that
+        is no CheckSettings field and no option of its own is off by default)."""
+        default = next((option.default for option in self.options if option.key == key), False if key == self.key
+                       else None)
+        return profile.checks.get(key, default)
+
     def skip_reason(self, profile: Profile) -> str | None:
         """None when the check runs for `profile`, else what its skipped entry says."""
-        if self.key is not None and not profile.checks.get(self.key):
+        if self.key is not None and not self.setting(profile, self.key):
             return "disabled in profile"
         if self.skip is not None:
             return self.skip(profile)
@@ -120,40 +120,42 @@ def register(spec: CheckSpec) -> CheckSpec:
     return spec
 
 
-def _load() -> None:
+def load(builtin: ModuleType) -> None:
+    """The composition root's call: `builtin`, the harness's own checks, imported (and so registered) by the
+    caller, then the plug-in checks. Once per process; later calls do nothing."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    importlib.import_module("harness.checks.builtin")
+    if not _SPECS:
+        raise RuntimeError(f"{builtin.__name__} registered no check")
     for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
         try:
             importlib.import_module(name)
         except ImportError as e:
-            from harness.errors import UserError
-
             raise UserError(f"${PLUGINS_ENV}: cannot import check module {name!r}: {e}") from None
-    from importlib.metadata import entry_points
-
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
 
 
 def specs() -> tuple[CheckSpec, ...]:
     """Every registered check, in run order."""
-    _load()
+    _require_loaded()
     return tuple(_SPECS.values())
 
 
 def get(name: str) -> CheckSpec | None:
-    _load()
+    _require_loaded()
     return _SPECS.get(name)
+
+
+def _require_loaded() -> None:
+    if not _loaded:  # a bug: a caller below the composition root would see no check at all
+        raise RuntimeError("the checks are not loaded: the composition root calls harness.checks.registry.load")
 
 
 def options() -> dict[str, tuple[CheckSpec, Option]]:
     """Every `[checks]` key owned by a registered check beyond CheckSettings' own fields."""
-    from harness.config import CheckSettings
-
     fields = {f.name for f in dataclasses.fields(CheckSettings)}
     out: dict[str, tuple[CheckSpec, Option]] = {}
     for spec in specs():
@@ -162,6 +164,13 @@ def options() -> dict[str, tuple[CheckSpec, Option]]:
         for opt in spec.options:
             out[opt.key] = (spec, opt)
     return out
+
+
+def catalogue() -> Catalogue:
+    """What config is handed to read and validate profiles: the checks' own keys and rules."""
+    return Catalogue(options={key: option for key, (_, option) in options().items()},
+                     validators=tuple(spec.validate for spec in specs() if spec.validate is not None),
+                     names=tuple(spec.name for spec in specs()))
 
 
 def report_order() -> tuple[str, ...]:

@@ -11,11 +11,11 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.checks.outcome import CheckResult, from_images
-from harness.worker import ImageOutcome
+from harness.model.inference import ImageOutcome
+from harness.model.outcome import CheckResult, from_images
 
 SHOWN_REASONS = 12
-FAILED = "failed to run"  # what inference says of its failed images (harness.checks.outcome.from_images)
+FAILED = "failed to run"  # what inference says of its failed images (harness.model.outcome.from_images)
 FAILED_OVER_RATE = "failed to run or needed a retry"  # ... when the retry rate is above max_retry_rate
 
 

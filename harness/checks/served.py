@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.backends.http import SettingDifference, expected_settings, settings_differences
-from harness.checks.outcome import CheckResult
-from harness.config import EngineSettings
+from harness.model.outcome import CheckResult
+from harness.model.settings import EngineSettings
 
 SHOWN_IMAGES = 5
 

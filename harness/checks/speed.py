@@ -18,10 +18,10 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
-from harness.checks.outcome import CheckResult
 from harness.golden.approval import ImageSpeed, SpeedBaseline
 from harness.golden.status import stack_differences
-from harness.worker import ImageOutcome
+from harness.model.inference import ImageOutcome
+from harness.model.outcome import CheckResult
 
 SLOWEST_SHOWN = 5
 

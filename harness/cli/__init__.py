@@ -1,6 +1,6 @@
 """`ocr-harness`: a thin shell over the core. Each command group lives in its own module with `register()`.
 
-Exit codes (harness.errors.EXIT_CODES): 0 all good, 1 a check failed, 2 usage or input error (one line on
+Exit codes (harness.util.errors.EXIT_CODES): 0 all good, 1 a check failed, 2 usage or input error (one line on
 stderr, no traceback), 3 internal error (a bug: one line on stderr naming the file that holds the traceback),
 130 / 143 stopped by SIGINT / SIGTERM (after writing the reports of what finished, marked incomplete).
 """
@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
-from harness.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, InternalError, UserError
+from harness.checks import builtin, registry
+from harness.util.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, InternalError, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.cli import (audit_cmd, bn_cmd, corpus_cmd, doctor_cmd, golden_cmd, init_cmd, models_cmd, plan_cmd,
                              report_cmd, run_cmd, speed_cmd)
 
+    registry.load(builtin)  # the composition root: the harness's checks and the plug-ins, before any flag
     parser = _Parser(prog="ocr-harness", description="Deployment regression harness for PaddleOCR.",
                      epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ocr-harness {__version__}")

@@ -16,10 +16,10 @@ from typing import Any
 
 from harness.checks.bn_capture import capture_inputs
 from harness.checks.bn_drift import DEFAULT_THRESHOLD, MIN_IMAGES, DriftReport, measure_drift
-from harness.config import EngineSettings
-from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.model.inference import ImageRequest
+from harness.model.settings import EngineSettings
 from harness.modelpack import resolve_model_dirs
-from harness.worker import ImageRequest
+from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.checks.audit import audit_model_dir
     from harness.checks.paddle_child import locate_model
-    from harness.results import canonical_json
+    from harness.model.results import canonical_json
 
     _validate(args)
     for model_dir in args.model_dirs:

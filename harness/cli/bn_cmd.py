@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
-from harness.results import canonical_json
+from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.model.results import canonical_json
 from harness.golden.store import GoldenStore
 from harness.run.reestimate import MODES, Request, evaluate_reestimated, reestimate
 

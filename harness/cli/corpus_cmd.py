@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from harness.errors import EXIT_OK, EXIT_USAGE, InternalError, UserError
+from harness.util.errors import EXIT_OK, EXIT_USAGE, InternalError, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,7 +9,7 @@ import sys
 
 from harness.cli.run_cmd import add_profile_args, resolve_profile
 from harness.environment import environment
-from harness.errors import EXIT_OK
+from harness.util.errors import EXIT_OK
 
 # Asked in a child so this process never imports Paddle.
 _PADDLE_PROBE = (

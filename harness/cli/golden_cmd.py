@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness import atomic
 from harness.checks.golden_check import open_store, preload
 from harness.cli.run_cmd import add_profile_args, resolve_profile
+from harness.cli.speed_cmd import approve_speed, describe
 from harness.corpus.loader import content_sha256
 from harness.environment import stack
-from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.golden.approval import APPROVAL_NAME
 from harness.golden.core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
 from harness.golden.refresh import apply_refresh
 from harness.golden.status import golden_status
-from harness.cli.speed_cmd import approve_speed, describe
-from harness.golden.approval import APPROVAL_NAME
+from harness.model.inference import ImageOutcome
 from harness.runner import RunPlan, infer_all, plan, terminal_progress
-from harness.worker import ImageOutcome
+from harness.util import atomic
+from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

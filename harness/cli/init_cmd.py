@@ -17,8 +17,9 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
 
-from harness import __version__, atomic
-from harness.errors import EXIT_OK, UserError
+from harness import __version__
+from harness.util import atomic
+from harness.util.errors import EXIT_OK, UserError
 
 CI_PYTHON = "3.12"
 # The files each `--ci` engine brings (paths under the templates); every other template is always written.

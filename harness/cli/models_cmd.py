@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness import modelpack
 from harness.cli.run_cmd import add_profile_args, resolve_profile
-from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.config import Profile, find_config, load_profile
+from harness.checks import registry
+from harness.config import find_config, load_profile
 from harness.costmodel import PhaseCost, fewest_shards, fit, predict, shards_for_budget
-from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.model.settings import Profile
 from harness.run.engines import ENGINES, Engine, engine
+from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def plan(args: argparse.Namespace) -> int:
     config = args.config if args.config is not None else find_config()
-    profile, _ = load_profile(config, args.profile)
+    profile, _ = load_profile(config, args.profile, registry.catalogue())
     try:
         report = json.loads(args.source.read_text(encoding="utf-8"))
     except FileNotFoundError:

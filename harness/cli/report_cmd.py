@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.config import find_config
-from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

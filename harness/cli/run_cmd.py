@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks import registry
-from harness.config import Profile, find_config, load_profile
-from harness.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.config import find_config, load_profile
+from harness.model.settings import Profile
 from harness.run.shard_env import ShardSource, detect
+from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
 def add_profile_args(p: argparse.ArgumentParser) -> None:
@@ -38,7 +39,8 @@ def resolve_profile(args: argparse.Namespace) -> tuple[Profile, Path]:
     config = args.config if args.config is not None else find_config()
     if args.config is not None and not args.config.is_file():
         raise UserError(f"{args.config}: config file not found")
-    profile, base = load_profile(config, args.profile)
+    catalogue = registry.catalogue()
+    profile, base = load_profile(config, args.profile, catalogue)
     top: dict[str, Any] = {}
     if args.corpus is not None:
         top["corpus"] = str(Path(args.corpus).resolve())
@@ -73,7 +75,7 @@ def resolve_profile(args: argparse.Namespace) -> tuple[Profile, Path]:
         engine=dataclasses.replace(profile.engine, **engine),
         checks=profile.checks.with_values(**checks),
     )
-    profile.validate()  # flags are validated exactly like the file
+    profile.validate(catalogue)  # flags are validated exactly like the file
     return profile, base
 
 
@@ -113,7 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Every way this ends leaves this run's reports in --out and none of an earlier run's."""
     from harness.incomplete import write_not_started
-    from harness.portable import for_run
+    from harness.util.portable import for_run
     from harness.report.writer import REPORT_JSON, clear_run_files
 
     out: Path = args.out

@@ -16,10 +16,10 @@ from harness.checks.builtin import speed_stack
 from harness.checks.golden_check import open_store
 from harness.checks.speed import make_baseline
 from harness.cli.run_cmd import add_profile_args, resolve_profile
-from harness.errors import EXIT_OK, UserError
 from harness.golden.approval import Approval, SpeedBaseline, load_approval, write_approval
+from harness.model.inference import ImageOutcome
 from harness.runner import RunPlan, infer_all, plan, terminal_progress
-from harness.worker import ImageOutcome
+from harness.util.errors import EXIT_OK, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from harness.errors import UserError
+from harness.util.errors import UserError
 
 SYSTEM_FONT_DIRS = (
     "/usr/share/fonts/opentype/noto",  # Debian, Ubuntu: fonts-noto-cjk

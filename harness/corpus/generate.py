@@ -22,7 +22,7 @@ from harness.corpus import effects as fx
 from harness.corpus.content import make_content
 from harness.corpus.fonts import FontSet, find_fonts
 from harness.corpus.templates import TEMPLATES, render
-from harness.errors import UserError
+from harness.util.errors import UserError
 
 GENERATOR_VERSION = 1
 SMOKE_COUNT = 12

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from harness.errors import ImageError
+from harness.util.errors import ImageError
 
 MIN_SIDE = 8
 DEFAULT_MAX_PIXELS = 40_000_000

@@ -38,11 +38,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from harness.atomic import write_text
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
-from harness.errors import ImageError, UserError
-from harness.image_id import image_id_problem
 from harness.keyfields import KeyValue, KeyValueError
+from harness.util.atomic import write_text
+from harness.util.errors import ImageError, UserError
+from harness.util.image_id import image_id_problem
 
 FORMATS = ("ppocrlabel", "det", "rec", "icdar2015")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")

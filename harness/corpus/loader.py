@@ -9,41 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from types import MappingProxyType
 
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
-from harness.corpus.manifest import Record, TruthLine, parse_manifest
-from harness.errors import ImageError, UserError
-from harness.image_id import image_id_problem
+from harness.corpus.manifest import Record, parse_manifest
+from harness.model.corpus import Corpus, CorpusItem
+from harness.util.errors import ImageError, UserError
+from harness.util.image_id import image_id_problem
 
-__all__ = ["Corpus", "CorpusItem", "TruthLine", "load_corpus", "read_image", "validate_corpus"]
+__all__ = ["load_corpus", "read_image", "validate_corpus"]
 
 MANIFEST_NAME = "manifest.jsonl"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
-
-
-@dataclass(frozen=True)
-class CorpusItem:
-    id: str
-    path: Path
-    sha256: str | None
-    template: str | None
-    tags: tuple[str, ...]
-    truth: tuple[TruthLine, ...]  # empty when there is no ground truth
-    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    problem: str | None = None  # found at load time: this image fails, the run goes on
-
-
-@dataclass(frozen=True)
-class Corpus:
-    root: Path
-    items: tuple[CorpusItem, ...]
-    has_manifest: bool
-    subsets: dict[str, tuple[str, ...]]
-    selection_is_complete: bool  # nothing filtered out: only then can a golden without an image be judged
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,9 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.keyfields import KeyValue, KeyValueError
+from harness.model.corpus import TruthLine
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-
-
-@dataclass(frozen=True)
-class TruthLine:
-    text: str
-    poly: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import atomic
-from harness.errors import UserError
-from harness.results import canonical_json
+from harness.model.results import canonical_json
+from harness.util import atomic
+from harness.util.errors import UserError
 
 APPROVAL_NAME = "_approval.json"
 SCHEMA = "ocr-harness/approval/1"

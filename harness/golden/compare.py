@@ -1,7 +1,7 @@
 """Compare one image's current OCR output with its golden, field by field, with per-field tolerances.
 
 Lines are paired by polygon IoU (see `geometry.match_lines`), then each pair is judged on text (CER in
-`harness.text`'s exact form: NFC, whitespace kept), polygon (max vertex shift and IoU) and score (absolute difference). Alongside the
+`harness.util.text`'s exact form: NFC, whitespace kept), polygon (max vertex shift and IoU) and score (absolute difference). Alongside the
 verdict every comparison carries the smallest tolerances that would have passed (Polygraphy's "minimum
 required tolerance"), so thresholds can be set from data rather than guessed.
 
@@ -19,12 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.config import Tolerances
 from harness.golden.geometry import match_lines, max_vertex_shift
 from harness.keyfields import KeyValue, parse_fields
-from harness.results import Line, OcrResult
-from harness.text import cer as text_cer
-from harness.text import exact_form
+from harness.model.results import Line, OcrResult
+from harness.model.settings import Tolerances
+from harness.util.text import cer as text_cer, exact_form
 
 LineKind = Literal["identical", "within", "changed", "missing", "extra"]
 FIELDS = ("text", "poly", "score")

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from harness.backends import check_may_write_goldens
 from harness.checks.determinism import first_divergence
-from harness.config import Profile
-from harness.corpus.loader import CorpusItem, content_sha256
+from harness.corpus.loader import content_sha256
 from harness.environment import stack
 from harness.golden.refresh import RefreshMode, RefreshPlan, plan_refresh
 from harness.golden.store import GoldenStore
-from harness.worker import ImageOutcome
+from harness.model.corpus import CorpusItem
+from harness.model.inference import ImageOutcome
+from harness.model.settings import Profile
 
 if TYPE_CHECKING:
     from harness.runner import RunPlan

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import shapely
 from shapely.geometry import Polygon
 
-from harness.results import Line, Point
+from harness.model.results import Line, Point
 
 BBox = tuple[int, int, int, int]
 

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from harness import __version__
-from harness.config import Tolerances
-from harness.errors import UserError
 from harness.golden.compare import ImageComparison, compare_image
 from harness.golden.store import ForcedRefresh, Golden, GoldenMeta, GoldenStore, dumps_golden, stack_id
-from harness.results import OcrResult
+from harness.model.results import OcrResult
+from harness.model.settings import Tolerances
+from harness.util.errors import UserError
 
 RefreshMode = Literal["new-only", "failed", "all"]
 RefreshAction = Literal["new", "changed", "unchanged", "kept", "refused"]

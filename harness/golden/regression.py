@@ -11,15 +11,19 @@ from typing import Any, cast
 
 from harness.backends import make_worker
 from harness.checks.golden_check import judge_image, open_store, preload
-from harness.config import Profile, find_config, load_profile
-from harness.corpus.loader import CorpusItem, content_sha256
-from harness.errors import UserError
+from harness.config import find_config, load_profile
+from harness.corpus.loader import content_sha256
 from harness.golden.compare import ImageComparison
 from harness.golden.core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
 from harness.golden.refresh import RefreshMode, apply_refresh
 from harness.golden.store import Golden
+from harness.model.catalogue import Catalogue
+from harness.model.corpus import CorpusItem
+from harness.model.inference import ImageOutcome, ImageRequest
+from harness.model.settings import Profile
 from harness.runner import plan
-from harness.worker import ImageOutcome, ImageRequest, WorkerError, WorkerSpec
+from harness.util.errors import UserError
+from harness.worker import WorkerError, WorkerSpec
 
 
 @dataclass(frozen=True)
@@ -39,18 +43,18 @@ class Options:
         return cls(profile=get("ocr_profile"), config=get("ocr_config"), regen=get("ocr_regen"),
                    ids=tuple(get("ocr_ids") or ()), golden_dir=get("ocr_golden_dir"))
 
-    def resolve(self, start: Path) -> tuple[Profile, Path]:
+    def resolve(self, start: Path, catalogue: Catalogue) -> tuple[Profile, Path]:
         """The profile as `ocr-harness` resolves it from the same flags, and the dir its paths are relative to."""
         if self.config is not None and not self.config.is_file():
             raise UserError(f"{self.config}: config file not found")
-        profile, base = load_profile(self.config or find_config(start), self.profile)
+        profile, base = load_profile(self.config or find_config(start), self.profile, catalogue)
         changes: dict[str, Any] = {}
         if self.ids:
             changes["ids"] = self.ids
         if self.golden_dir is not None:
             changes["golden_dir"] = str(self.golden_dir.resolve())
         profile = profile.replace(**changes)
-        profile.validate()
+        profile.validate(catalogue)
         return profile, base
 
     def refresh_command(self, image_id: str, mode: RefreshMode) -> str:

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import atomic
-from harness.errors import UserError
 from harness.golden.approval import APPROVAL_NAME
-from harness.image_id import image_id_problem
-from harness.results import Line, OcrResult, canonical_json
+from harness.model.results import Line, OcrResult, canonical_json
+from harness.util import atomic
+from harness.util.errors import UserError
+from harness.util.image_id import image_id_problem
 
 SCHEMA_VERSION = 1
 META_NAME = "_meta.json"
@@ -249,7 +249,7 @@ def loads_meta(text: str, source: str) -> GoldenMeta:
 
 
 def check_image_id(image_id: str) -> None:
-    """The corpus loader's rule (harness.image_id): an id either side refuses cannot name a golden."""
+    """The corpus loader's rule (harness.util.image_id): an id either side refuses cannot name a golden."""
     why = image_id_problem(image_id)
     if why:
         raise UserError(f"image id {image_id!r}: {why}")
@@ -320,7 +320,7 @@ class GoldenStore:
         return sorted(found)
 
     def leftovers(self) -> list[str]:
-        """Temp files of an interrupted write (harness.atomic's `.<name>.<random>.tmp`), relative, sorted: a
+        """Temp files of an interrupted write (harness.util.atomic's `.<name>.<random>.tmp`), relative, sorted: a
         killed refresh leaves them, and `git add` would pick them up."""
         if not self.directory.is_dir():
             return []

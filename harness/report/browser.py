@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.atomic import write_bytes as atomic_write_bytes, write_text as atomic_write_text
+from harness.util.atomic import write_bytes as atomic_write_bytes, write_text as atomic_write_text
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 WINDOW = (1280, 2000)

@@ -12,10 +12,10 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from harness.atomic import write_bytes as atomic_write_bytes
-from harness.errors import UserError
+from harness.model.results import canonical_line
 from harness.report.view import VERSION_KEYS, Report, phase_rates, speed_ratio
-from harness.results import canonical_line
+from harness.util.atomic import write_bytes as atomic_write_bytes
+from harness.util.errors import UserError
 
 HISTORY_SCHEMA = "ocr-harness/history/1"
 

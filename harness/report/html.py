@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from harness.model.results import OcrResult
 from harness.report.parity import html_section as parity_html
 from harness.report.view import (
     CheckOutcome,
@@ -31,7 +32,6 @@ from harness.report.view import (
     phase_rates,
     verdict_line,
 )
-from harness.results import OcrResult
 
 ImageLoader = Callable[[str], np.ndarray | None]
 MAX_PICTURES = 100

@@ -44,24 +44,26 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from harness import atomic
 from harness.checks import registry
-from harness.checks.outcome import ImageCheck, from_images
-from harness.config import Profile, find_config, load_profile
+from harness.config import find_config, load_profile
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from harness.corpus.loader import read_image
-from harness.errors import ImageError, UserError
 from harness.golden.compare import ImageComparison, LineDiff, RequiredTolerances
 from harness.golden.status import GoldenStatus, StackDifference, likely_cause, stack_differences
 from harness.golden.store import GoldenStore
 from harness.golden.summary import summarise
 from harness.metrics import ImageAccuracy, corpus_accuracy
+from harness.model.outcome import ImageCheck, from_images
+from harness.model.report import RunReport
+from harness.model.results import REPORT_SCHEMA, Line, OcrResult
+from harness.model.settings import Profile
 from harness.report.history import check_history_path
-from harness.report.model import RunReport
 from harness.report.shard_input import check_report, check_results_line, read_report
-from harness.results import REPORT_SCHEMA, Line, OcrResult
+from harness.report.writer import write_reports
 from harness.runner import FIRST_SHARD_KEY, timing_summary
 from harness.sampling import detectable_rate, sample_note
+from harness.util import atomic
+from harness.util.errors import ImageError, UserError
 
 _HANDLED = {"schema", "passed", "exit_code", "complete", "incomplete", "started_at", "duration_s", "profile",
             "environment", "stack", "corpus", "checks", "images", "accuracy", "timing"}
@@ -290,7 +292,7 @@ def _merge_check(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping
 
 def _merge_ran(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                stored_goldens: Collection[str] | None) -> dict[str, Any]:
-    """How a check merges is its spec's (harness.checks.registry): judged image by image (harness.checks.outcome.
+    """How a check merges is its spec's (harness.checks.registry): judged image by image (harness.model.outcome.
     from_images, even when no image ran; so is any unknown check with per-image verdicts), or model-level (every
     shard must say the same, or, for a check measured on a sample, reported per shard)."""
     spec = registry.get(name)
@@ -319,7 +321,7 @@ def _merge_ran(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[s
 
 
 def _phrase(name: str, shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
-    """From a failing shard's summary `N of M images <what>: <ids>[<tail>]` (harness.checks.outcome.from_images):
+    """From a failing shard's summary `N of M images <what>: <ids>[<tail>]` (harness.model.outcome.from_images):
     what its images failed at, and what the check appended."""
     for s, d in zip(shards, dicts):
         failed = sorted(d["failed_images"])
@@ -488,7 +490,10 @@ def checkout_settings(report: Mapping[str, Any], config: Path | None,
     `golden_dir` given (relative to the cwd) overrides it. Without a config, only an explicit `golden_dir` gives
     a store. A shard's own `golden_dir`, `golden_set` and limits are never used: a shard names no paths here."""
     name = report["profile"]["name"]
-    profile, base = load_profile(config, name) if config is not None else (Profile(name=name), Path.cwd())
+    if config is not None:
+        profile, base = load_profile(config, name, registry.catalogue())
+    else:
+        profile, base = Profile(name=name), Path.cwd()
     golden = report.get("checks", {}).get("golden")
     store = None
     if golden is not None and not golden.get("skipped") and (config is not None or golden_dir is not None):
@@ -528,8 +533,6 @@ def write_merged(out: Path, merged: MergedRun, *, html: bool = False, history: P
     """results.jsonl, then every report through `write_reports` (as `run` writes them). The HTML draws the
     pictures found inside `corpus_root` (see `corpus_root_for`), none when it is None, within the limits of the
     merging checkout's profile."""
-    from harness.report.writer import write_reports
-
     out.mkdir(parents=True, exist_ok=True)
     report = merged.report
     if history is not None:

@@ -13,17 +13,17 @@ import numpy as np
 
 from harness.checks.determinism import repeat_check
 from harness.checks.golden_check import golden_check
-from harness.checks.outcome import CheckResult, ImageCheck, from_images, skipped
 from harness.checks.paths import compare_paths
-from harness.config import CheckSettings, Profile
-from harness.corpus.loader import CorpusItem
 from harness.golden.status import GoldenStatus
 from harness.golden.store import Golden
 from harness.metrics import corpus_accuracy, image_accuracy
-from harness.report.model import RunReport
-from harness.results import Line, OcrResult
+from harness.model.corpus import CorpusItem
+from harness.model.inference import ImageOutcome
+from harness.model.outcome import CheckResult, ImageCheck, from_images, skipped
+from harness.model.report import RunReport
+from harness.model.results import Line, OcrResult
+from harness.model.settings import CheckSettings, Profile
 from harness.runner import RunState, image_record, timing_summary
-from harness.worker import ImageOutcome
 
 SLIP_W, SLIP_H = 1000, 560
 _SLIP_LINES = (

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
-from harness.results import OcrResult
+from harness.model.results import OcrResult
+from harness.util.errors import UserError
 
 
 def _no_constant(name: str) -> Any:

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import write_text as atomic_write_text
+from harness.model.results import OcrResult, canonical_json
 from harness.report.history import append_history, check_history_path, plot_history
 from harness.report.html import ImageLoader, render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_summary
-from harness.results import OcrResult, canonical_json
+from harness.util.atomic import write_text as atomic_write_text
 
 REPORT_JSON = "report.json"
 JUNIT_XML = "junit.xml"

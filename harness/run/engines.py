@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.errors import UserError
+from harness.util.errors import UserError
 
 
 @dataclass(frozen=True)

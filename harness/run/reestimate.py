@@ -28,18 +28,20 @@ from typing import Any
 
 import yaml
 
-from harness.atomic import write_text
+from harness.util.atomic import write_text
 from harness.checks.bn_capture import capture_inputs
 from harness.checks.bn_drift import MIN_IMAGES
 from harness.checks.paddle_child import ChildError, locate_model
-from harness.config import EngineSettings
-from harness.corpus.loader import CorpusItem, content_sha256, load_corpus
-from harness.errors import UserError
+from harness.model.settings import EngineSettings
+from harness.model.corpus import CorpusItem
+from harness.corpus.loader import content_sha256, load_corpus
+from harness.util.errors import UserError
 from harness.golden.store import GoldenStore
-from harness.modelpack import resolve_model_dirs, sha256_file
-from harness.results import canonical_json
+from harness.modelpack import resolve_model_dirs
+from harness.model.modeldirs import sha256_file
+from harness.model.results import canonical_json
 from harness.run.reestimate_eval import Evaluation, judge, model_settings, read_images
-from harness.worker import ImageRequest
+from harness.model.inference import ImageRequest
 
 MODES = ("delta", "replace")
 RECORD = "reestimate.json"

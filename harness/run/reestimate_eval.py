@@ -18,15 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import EngineSettings, Tolerances
-from harness.corpus.loader import CorpusItem, content_sha256
-from harness.errors import UserError
+from harness.model.settings import EngineSettings, Tolerances
+from harness.model.corpus import CorpusItem
+from harness.corpus.loader import content_sha256
+from harness.util.errors import UserError
 from harness.golden.compare import compare_image
 from harness.golden.store import GoldenStore
 from harness.metrics import ImageAccuracy, corpus_accuracy, image_accuracy
 from harness.modelpack import resolve_model_dirs
-from harness.results import OcrResult
-from harness.worker import ImageRequest, Worker, WorkerError, WorkerSpec
+from harness.model.results import OcrResult
+from harness.model.inference import ImageRequest
+from harness.worker import Worker, WorkerError, WorkerSpec
 
 NEUTRAL_CER = 0.005  # |dCER| below this is measurement noise on a handful of slips (about 1 character in 200)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from harness.errors import UserError
+from harness.util.errors import UserError
 
 ENGINES = ("github", "gitlab", "k8s", "slurm")
 

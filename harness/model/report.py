@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.results import REPORT_SCHEMA
+from harness.model.results import REPORT_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class ImageRecord:
     tags: tuple[str, ...]
     passed: bool
     error: str | None
-    checks: Mapping[str, Mapping[str, Any]]  # check name -> harness.checks.outcome.ImageCheck.to_dict()
+    checks: Mapping[str, Mapping[str, Any]]  # check name -> harness.model.outcome.ImageCheck.to_dict()
     timings: Mapping[str, Any]
     lines: int
     accuracy: Mapping[str, Any] | None = None  # harness.metrics.ImageAccuracy.to_dict(), re-aggregated by merges
@@ -61,7 +61,7 @@ class RunReport:
     environment: Mapping[str, Any]
     stack: Mapping[str, Any]
     corpus: Mapping[str, Any]
-    checks: Mapping[str, Mapping[str, Any]]  # check name -> harness.checks.outcome.CheckResult.to_dict()
+    checks: Mapping[str, Mapping[str, Any]]  # check name -> harness.model.outcome.CheckResult.to_dict()
     # A run's own images; `report merge` takes the shards' images as they wrote them (any version's keys).
     images: tuple[ImageRecord | Mapping[str, Any], ...]
     accuracy: Mapping[str, Any] | None

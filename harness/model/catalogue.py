@@ -1,0 +1,40 @@
+"""The check catalogue as the layers below checks see it: the `[checks]` keys checks own and the rules they add.
+
+The composition root (the CLI, the pytest plugin) loads the checks and hands this down (harness.checks.registry
+`catalogue()`), so reading a profile loads no check, no engine and no renderer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Option:
+    """A `[checks]` key a check owns beyond the CheckSettings dataclass (plugin checks declare theirs here)."""
+
+    key: str
+    type: type  # bool, int, float or str
+    default: Any
+    help: str = ""
+    problem: Callable[[Any], str | None] | None = None  # what is wrong with a value, or None
+
+
+# A check's own rule over the whole `[checks]` table: (CheckSettings, where) -> None, raising UserError naming the
+# key. Typed loosely: the settings module imports this one.
+Validator = Callable[[Any, str], None]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What reading and validating a profile needs to know of the checks."""
+
+    options: Mapping[str, Option] = field(default_factory=dict)  # by key: the keys beyond CheckSettings' fields
+    validators: tuple[Validator, ...] = ()  # in check run order
+    names: tuple[str, ...] = ()  # every check, in run order
+
+    def defaults(self) -> dict[str, Any]:
+        """Each option's default: what CheckSettings.get answers for a key the profile leaves unset."""
+        return {key: option.default for key, option in self.options.items()}

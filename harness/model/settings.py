@@ -1,0 +1,363 @@
+"""A profile's settings: engine, checks and tolerances, each validated key by key (harness.config reads them).
+
+The `[checks]` keys a check brings beyond CheckSettings' fields, and the rules checks add, come from the
+catalogue the caller hands in (harness.model.catalogue): nothing here knows which checks exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.model.catalogue import Catalogue
+from harness.util.errors import UserError
+from harness.util.service_url import redact_url, url_problem
+
+BACKENDS = ("paddle", "onnxruntime", "http")
+# Keys of `[engine]` that belong to the paddle backend. They stay flat in `[engine]` (where profiles have always
+# set them); every other backend has its own sub-table and rejects them.
+PADDLE_KEYS = ("device", "enable_mkldnn", "cpu_threads")
+BACKEND_TABLES = ("onnxruntime", "http")
+_UNSET: Any = object()  # get() without a default: an unknown key raises KeyError
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeSettings:
+    """`[engine.onnxruntime]`: ONNX Runtime through PaddleX's own pre- and post-processing."""
+
+    intra_op_threads: int | None = None  # None: the machine's cores
+    graph_optimization_level: int | None = None  # None: ONNX Runtime's default (99, all)
+
+    def validate(self, where: str) -> None:
+        _require(self.intra_op_threads is None or self.intra_op_threads >= 1, f"{where}.intra_op_threads",
+                 "must be >= 1")
+        _require(self.graph_optimization_level in (None, 0, 1, 2, 99), f"{where}.graph_optimization_level",
+                 "must be 0, 1, 2 or 99")
+
+    def resolved_threads(self) -> int:
+        return self.intra_op_threads if self.intra_op_threads is not None else (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """`[engine.http]`: a running service speaking the PaddleX serving OCR protocol (`POST /ocr`)."""
+
+    url: str | None = None  # e.g. http://127.0.0.1:8080/ocr
+    url_env: str | None = None  # or: the name of an environment variable holding the URL (CI secrets, tox)
+    # Header name -> the environment variable holding its value (a token as `Authorization`, not in the URL).
+    headers_env: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 120.0  # one try: connect, send and the whole answer; tries stop at image_timeout_s
+    retries: int = 2  # after the first try, on connection errors, timeouts, 429 and 5xx
+    backoff_s: float = 0.5  # doubled after every retry, unless the service sends Retry-After
+    max_in_flight: int = 1  # requests in flight at once
+    max_response_bytes: int = 8 * 1024 * 1024  # a larger answer is that image's error, not memory
+    max_retry_rate: float = 0.05  # share of images that needed a retry above which `inference` fails
+
+    def validate(self, where: str) -> None:
+        _require(not (self.url and self.url_env), f"{where}.url", "set url or url_env, not both")
+        why = url_problem(self.url) if self.url else None
+        _require(why is None, f"{where}.url", why or "")
+        _require(math.isfinite(self.timeout_s) and self.timeout_s > 0, f"{where}.timeout_s",
+                 "must be a finite number of seconds > 0")
+        _require(0 <= self.retries <= 10, f"{where}.retries", "must be in 0..10")
+        _require(math.isfinite(self.backoff_s) and self.backoff_s >= 0, f"{where}.backoff_s",
+                 "must be a finite number of seconds >= 0")
+        _require(1 <= self.max_in_flight <= 64, f"{where}.max_in_flight", "must be in 1..64")
+        _require(1024 <= self.max_response_bytes <= 2**31, f"{where}.max_response_bytes", "must be in 1024..2**31")
+        _require(0.0 <= self.max_retry_rate <= 1.0, f"{where}.max_retry_rate", "must be in 0..1")
+        for name, var in self.headers_env.items():
+            _require(bool(_HEADER_NAME.fullmatch(name)), f"{where}.headers_env.{name}", "is not an HTTP header name")
+            _require(bool(var), f"{where}.headers_env.{name}", "must name an environment variable")
+
+    def resolved_url(self, where: str) -> str:
+        """The endpoint; from the environment when `url_env` names a variable (read at run time)."""
+        if self.url:
+            return self.url
+        if not self.url_env:
+            raise UserError(f"{where}.url: the http backend needs url or url_env")
+        value = os.environ.get(self.url_env, "").strip()
+        if not value:
+            raise UserError(f"{where}.url_env: environment variable {self.url_env} is not set")
+        why = url_problem(value)
+        if why is not None:  # the value is a secret: named by its variable, never quoted
+            raise UserError(f"{where}.url_env: the URL in {self.url_env}: {why}")
+        return value
+
+    def resolved_headers(self, where: str) -> dict[str, str]:
+        """The extra request headers, their values read from the environment at run time."""
+        out = {}
+        for name, var in self.headers_env.items():
+            value = os.environ.get(var, "").strip()
+            if not value:
+                raise UserError(f"{where}.headers_env.{name}: environment variable {var} is not set")
+            if any(c in value for c in "\r\n\0"):
+                raise UserError(f"{where}.headers_env.{name}: the value of {var} contains a line break")
+            out[name] = value
+        return out
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Everything that decides what the engine reads; `None` means the harness default.
+
+    Backend-neutral settings (models, detection limits, thresholds, recognition batch) apply to every backend:
+    in-process backends are given them, the http backend is expected to be configured with them and every
+    difference the service reports is flagged. `PADDLE_KEYS` belong to the paddle backend; the other backends
+    have their own sub-tables.
+    """
+
+    backend: str = "paddle"  # paddle | onnxruntime | http (see harness.backends)
+    # The backend whose goldens this profile's golden set holds, when it is not `backend` itself: the profile
+    # declares that its backend reads like that one within the profile's tolerances ("shares the goldens").
+    goldens_from: str | None = None
+    # "module:callable" building the engine in the worker as callable(settings, model_dirs); None: PaddleOCR.
+    # An extension point like Polygraphy's runners: wrap or replace the engine without touching the harness.
+    factory: str | None = None
+    det_model_name: str = "PP-OCRv4_mobile_det"
+    rec_model_name: str = "PP-OCRv4_mobile_rec"
+    det_model_dir: str | None = None  # None: the bundled model pack
+    rec_model_dir: str | None = None
+    rec_char_dict: str | None = None  # only for an old-format rec dir without inference.yml
+    rec_image_shape: tuple[int, ...] = (3, 48, 320)
+    device: str = "cpu"
+    enable_mkldnn: bool = True
+    cpu_threads: int | None = None  # None: the machine's cores, not PaddleOCR's 10
+    rec_batch_size: int = 6
+    det_limit_side_len: int = 960
+    det_limit_type: str = "max"
+    det_thresh: float = 0.3
+    det_box_thresh: float = 0.6
+    det_unclip_ratio: float = 1.5
+    rec_score_thresh: float = 0.0
+    use_textline_orientation: bool = False
+    use_doc_orientation_classify: bool = False
+    use_doc_unwarping: bool = False
+    onnxruntime: OnnxRuntimeSettings = field(default_factory=OnnxRuntimeSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+
+    def validate(self, where: str) -> None:
+        _require(self.backend in BACKENDS, f"{where}.backend", f"must be one of {', '.join(BACKENDS)}")
+        _require(self.goldens_from is None or (self.goldens_from in BACKENDS and self.goldens_from != self.backend),
+                 f"{where}.goldens_from", f"must be another backend ({', '.join(BACKENDS)})")
+        if self.backend != "paddle":
+            default = EngineSettings()
+            for name in PADDLE_KEYS:
+                _require(getattr(self, name) == getattr(default, name), f"{where}.{name}",
+                         f"belongs to the paddle backend; this profile's backend is {self.backend}")
+        for table in BACKEND_TABLES:
+            if table != self.backend:
+                _require(getattr(self, table) == type(getattr(self, table))(), f"{where}.{table}",
+                         f"settings for the {table} backend; this profile's backend is {self.backend}")
+        self.onnxruntime.validate(f"{where}.onnxruntime")
+        self.http.validate(f"{where}.http")
+        _require(self.factory is None or (":" in self.factory and all(self.factory.split(":", 1))),
+                 f"{where}.factory", "must look like 'package.module:callable'")
+        _require(self.device == "cpu" or self.device.startswith("gpu"), f"{where}.device", "must be 'cpu' or 'gpu[:N]'")
+        _require(self.cpu_threads is None or self.cpu_threads >= 1, f"{where}.cpu_threads", "must be >= 1")
+        _require(len(self.rec_image_shape) == 3 and all(v > 0 for v in self.rec_image_shape),
+                 f"{where}.rec_image_shape", "must be three positive ints [C, H, W]")
+        _require(self.rec_batch_size >= 1, f"{where}.rec_batch_size", "must be >= 1")
+        _require(32 <= self.det_limit_side_len <= 8192, f"{where}.det_limit_side_len", "must be in 32..8192")
+        _require(self.det_limit_type in ("max", "min"), f"{where}.det_limit_type", "must be 'max' or 'min'")
+        for name in ("det_thresh", "det_box_thresh", "rec_score_thresh"):
+            _require(0.0 <= getattr(self, name) <= 1.0, f"{where}.{name}", "must be in 0..1")
+        _require(self.det_unclip_ratio > 0, f"{where}.det_unclip_ratio", "must be > 0")
+        for name in ("use_textline_orientation", "use_doc_orientation_classify", "use_doc_unwarping"):
+            _require(not getattr(self, name), f"{where}.{name}",
+                     "needs a model the offline pack does not ship; it would be downloaded")
+
+    def resolved_threads(self) -> int:
+        return self.cpu_threads if self.cpu_threads is not None else (os.cpu_count() or 1)
+
+    def hash_dict(self) -> dict[str, Any]:
+        """What the stack's `engine_settings_hash` is computed over: the neutral settings plus the backend's own.
+
+        For paddle this is exactly the flat dict the harness has always hashed, so goldens made before backends
+        existed keep matching. Transport settings (url, timeouts, retries) and `goldens_from` never change what
+        is read, so they are not in it."""
+        d = dataclasses.asdict(self)
+        for key in ("backend", "goldens_from", *BACKEND_TABLES):
+            d.pop(key)
+        if self.backend == "paddle":
+            return d
+        for key in PADDLE_KEYS:
+            d.pop(key)
+        d["backend"] = self.backend
+        if self.backend == "onnxruntime":
+            d["onnxruntime"] = dataclasses.asdict(self.onnxruntime)
+        return d
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How far a current line may move from its golden line and still pass."""
+
+    text_max_cer: float = 0.0  # 0: exact text
+    poly_max_shift_px: float = 1.0  # max vertex shift; covers last-bit box moves across CPUs
+    poly_min_iou: float = 0.9
+    score_abs: float = 1e-4  # other CPU ISAs move scores by ~2e-6
+    match_min_iou: float = 0.3  # below this a golden and a current line are not the same line
+
+    def validate(self, where: str) -> None:
+        _require(0.0 <= self.text_max_cer <= 1.0, f"{where}.text_max_cer", "must be in 0..1")
+        _require(self.poly_max_shift_px >= 0, f"{where}.poly_max_shift_px", "must be >= 0")
+        _require(0.0 <= self.poly_min_iou <= 1.0, f"{where}.poly_min_iou", "must be in 0..1")
+        _require(self.score_abs >= 0, f"{where}.score_abs", "must be >= 0")
+        _require(0.0 < self.match_min_iou <= 1.0, f"{where}.match_min_iou", "must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    repeats: int = 3  # in-process repeats per image, compared exactly
+    cross_process: bool = False  # repeat once more in a fresh worker
+    mutation: bool = True  # the engine must not modify its input image
+    goldens: bool = True
+    missing_golden: str = "fail"  # fail | warn
+    batch_paths: bool = False  # bs1 vs profile batch vs several images per call
+    batch_path_images: int = 3  # images per predict call for the multi-image path
+    golden_path: str = "profile"  # which path the goldens use: profile | bs1
+    variations: bool = False  # oneDNN on/off and thread counts, judged by the golden tolerances
+    variation_threads: tuple[int, ...] = (1,)
+    # 0: every image. N: variations, several-per-call batching and the fresh process (properties of the stack)
+    # run on a deterministic stratified sample of N images covering every template x tag (harness.sampling).
+    stack_sample: int = 0
+    audit: bool = True  # static eval-mode / BN audit of the model dirs
+    audit_min_variance: float = 1e-6
+    probe: bool = False  # behavioural batch-independence probe on the raw models
+    bn_drift: bool = False
+    bn_drift_images: int = 8  # >= 2: the per-channel limits are measured on samples of 2 slips and more
+    bn_drift_threshold: float = 2.5  # clean bank slips score up to ~2.3 on det's head BN layer
+    accuracy: bool = True
+    parity: bool = False  # every image on the profile's backend against a reference backend
+    parity_reference: str = "paddle"  # the reference backend, with the profile's neutral engine settings
+
+    # `[checks]` keys owned by registered checks beyond the fields above (harness.model.catalogue Option).
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    # Those keys' defaults, from the catalogue the profile was read with: not a setting (never reported or compared).
+    defaults: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def get(self, key: str, default: Any = _UNSET) -> Any:
+        """A `[checks]` value by key: a field above, or a check's option (its default when unset)."""
+        if key not in ("extra", "defaults") and key in _field_names(CheckSettings):
+            return getattr(self, key)
+        if key in self.extra:
+            return self.extra[key]
+        if key in self.defaults:
+            return self.defaults[key]
+        if default is _UNSET:
+            raise KeyError(key)
+        return default
+
+    def with_values(self, **values: Any) -> CheckSettings:
+        """A copy with these keys changed, fields and registered options alike."""
+        fields = _field_names(CheckSettings)
+        own = {k: v for k, v in values.items() if k in fields and k not in ("extra", "defaults")}
+        extra = {**self.extra, **{k: v for k, v in values.items() if k not in own}}
+        return dataclasses.replace(self, **own, extra=extra)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The flat `[checks]` table, as report.json records it."""
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        d.pop("defaults")
+        return {**d, **self.extra}
+
+    def validate(self, where: str, catalogue: Catalogue) -> None:
+        """Each check validates the keys it owns; an option's value is checked by its own rule."""
+        for key, value in self.extra.items():
+            option = catalogue.options.get(key)
+            if option is None:
+                raise UserError(f"{where}.{key}: unknown key")
+            why = option.problem(value) if option.problem is not None else None
+            _require(why is None, f"{where}.{key}", why or "")
+        _require(1 <= self.repeats <= 100, f"{where}.repeats", "must be in 1..100")
+        _require(self.stack_sample >= 0, f"{where}.stack_sample", "must be >= 0 (0: every image)")
+        for rule in catalogue.validators:
+            rule(self, where)
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str = "default"
+    description: str = ""
+    corpus: str = "datasets/bank_slips"
+    subset: str | None = None
+    tags: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    golden_dir: str = "golden"
+    golden_set: str | None = None  # None: the profile name; profiles with the same engine can share goldens
+    model_cache: str | None = None  # None: $OCR_HARNESS_CACHE or the user's cache dir
+    max_image_pixels: int = 40_000_000
+    max_image_bytes: int = 256 * 2**20  # a corpus file over this is refused unread
+    workers: int = 1
+    image_timeout_s: float = 300.0
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    checks: CheckSettings = field(default_factory=CheckSettings)
+    tolerances: Tolerances = field(default_factory=Tolerances)
+    # What the batch_paths check tolerates between the goldens' path and the other batch paths. PaddleOCR pads
+    # recognition crops to the widest in their batch, so these may need to be looser than `tolerances`; a lost
+    # key-field value (amount, account, date) fails whatever they say.
+    batch_tolerances: Tolerances = field(default_factory=Tolerances)
+    # What the parity check tolerates between the profile's backend and the reference backend; a lost key-field
+    # value fails whatever they say.
+    parity_tolerances: Tolerances = field(default_factory=Tolerances)
+
+    def golden_engine(self) -> EngineSettings:
+        """The engine the goldens are made and compared on: recognition batch 1 when `golden_path = "bs1"`.
+        Refresh, run, status and the pytest plugin all record and compare this engine's stack."""
+        if self.checks.golden_path == "bs1":
+            return dataclasses.replace(self.engine, rec_batch_size=1)
+        return self.engine
+
+    def validate(self, catalogue: Catalogue) -> None:
+        where = f"profiles.{self.name}"
+        _require(self.workers >= 1, f"{where}.workers", "must be >= 1")
+        _require(math.isfinite(self.image_timeout_s) and self.image_timeout_s > 0, f"{where}.image_timeout_s",
+                 "must be a finite number of seconds > 0")
+        _require(self.max_image_pixels > 0, f"{where}.max_image_pixels", "must be > 0")
+        _require(self.max_image_bytes > 0, f"{where}.max_image_bytes", "must be > 0")
+        self.engine.validate(f"{where}.engine")
+        self.checks.validate(f"{where}.checks", catalogue)
+        self.tolerances.validate(f"{where}.tolerances")
+        self.batch_tolerances.validate(f"{where}.batch_tolerances")
+        self.parity_tolerances.validate(f"{where}.parity_tolerances")
+        _require(not self.checks.parity or self.checks.parity_reference != self.engine.backend,
+                 f"{where}.checks.parity_reference", f"is the profile's own backend ({self.engine.backend})")
+        _require(self.checks.parity_reference != "http", f"{where}.checks.parity_reference",
+                 "must be an in-process backend (paddle or onnxruntime)")
+
+    @property
+    def golden_name(self) -> str:
+        return self.golden_set or self.name
+
+    def replace(self, **changes: Any) -> Profile:
+        return dataclasses.replace(self, **changes)
+
+    def settings_dict(self) -> dict[str, Any]:
+        """The resolved profile as reports record it; a service URL with its credentials redacted."""
+        d = {**dataclasses.asdict(self), "checks": self.checks.as_dict()}
+        http = d["engine"]["http"]
+        if http["url"]:
+            http["url"] = redact_url(http["url"])
+        return d
+
+
+def require(ok: bool, key: str, why: str) -> None:
+    """A UserError naming `key` unless `ok`: how every validation rule (here and in check specs) reads."""
+    if not ok:
+        raise UserError(f"{key}: {why}")
+
+
+_require = require

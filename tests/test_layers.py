@@ -1,0 +1,104 @@
+"""One-way layers (pyproject's [tool.importlinter]): `lint-imports` keeps a copy of the clean package and refuses a
+copy with an upward import planted, and reading a profile loads no check, no renderer and no OpenCV."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+@pytest.fixture
+def package_copy(tmp_path: Path) -> Path:
+    """The package and its contracts, apart from the checkout: plants change the copy only."""
+    shutil.copytree(ROOT / "harness", tmp_path / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    # The copy comes first on the path, before the installed checkout.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def plant(path: Path, line: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    anchor = "from __future__ import annotations\n"
+    assert anchor in text
+    path.write_text(text.replace(anchor, anchor + line, 1), encoding="utf-8")
+
+
+def test_the_clean_package_keeps_every_contract(package_copy: Path) -> None:
+    res = lint_imports(package_copy)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "0 broken" in res.stdout and "BROKEN" not in res.stdout
+
+
+@pytest.mark.parametrize(("module", "line", "named"), [
+    ("util/atomic.py", "from harness.runner import plan\n", "harness.util.atomic -> harness.runner"),
+    # A TYPE_CHECKING import is an import: the layers hold for the type checker's view too.
+    ("model/report.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.checks.registry import "
+                        "CheckSpec\n", "harness.model.report -> harness.checks.registry"),
+    ("model/outcome.py", "import harness.config\n", "harness.model.outcome -> harness.config"),
+    # Below the composition root nothing imports the built-in checks: they are handed down as a catalogue.
+    ("runner.py", "from harness.checks import builtin\n", "harness.runner -> harness.checks.builtin"),
+    # The config layer (config, corpus, golden store, metrics, ...) reads no engine, check or run.
+    ("metrics.py", "from harness.backends import make_worker\n", "harness.metrics -> harness.backends"),
+])
+def test_an_upward_import_breaks_the_layers(package_copy: Path, module: str, line: str, named: str) -> None:
+    plant(package_copy / "harness" / module, line)
+    res = lint_imports(package_copy)
+    assert res.returncode != 0
+    assert "BROKEN" in res.stdout and named in res.stdout, res.stdout
+
+
+def test_a_module_named_in_no_layer_breaks_the_contract(package_copy: Path) -> None:
+    (package_copy / "harness" / "newcomer.py").write_text('"""In no layer yet."""\n', encoding="utf-8")
+    res = lint_imports(package_copy)
+    assert res.returncode != 0 and "harness.newcomer" in res.stdout, res.stdout
+
+
+LOAD_A_PROFILE = """
+import json, sys
+from pathlib import Path
+from harness.config import load_profile
+from harness.model.catalogue import Catalogue, Option
+
+catalogue = Catalogue(options={"speed": Option("speed", bool, False)})
+profile, _ = load_profile(Path(sys.argv[1]), "release", catalogue)
+assert profile.checks.get("speed") is False and profile.checks.repeats == 2
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("harness", "cv2")))))
+"""
+
+
+def test_loading_a_profile_loads_no_check_no_renderer_and_no_opencv(tmp_path: Path) -> None:
+    config = tmp_path / "harness.toml"
+    config.write_text('[profiles.release]\ncorpus = "c"\n[profiles.release.checks]\nrepeats = 2\nspeed = false\n',
+                      encoding="utf-8")
+    res = subprocess.run([sys.executable, "-c", LOAD_A_PROFILE, str(config)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    loaded = json.loads(res.stdout)
+    assert "harness.config" in loaded and "harness.model.settings" in loaded  # it did load what it reads with
+    assert not [m for m in loaded if m.startswith(("harness.report", "harness.checks", "cv2", "harness.runner"))], \
+        loaded
+
+
+def test_below_the_composition_root_no_check_is_loaded_by_accident() -> None:
+    code = ("from harness.checks import registry\n"
+            "try:\n    registry.specs()\nexcept RuntimeError as e:\n    print(e)\n"
+            "from harness.checks import builtin\nregistry.load(builtin)\nprint(len(registry.specs()))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    refused, count = res.stdout.splitlines()
+    assert "the composition root calls harness.checks.registry.load" in refused and int(count) >= 10
