@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray._private import ray_constants
 from ray.exceptions import RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -37,12 +38,19 @@ from harness.worker import (ImageOutcome, ImageRequest, Worker, WorkerError, Wor
                             workers_cancelled)
 
 # A cluster this run starts for itself: loopback only (Ray binds every interface otherwise), no usage stats.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 LOCAL_CLUSTER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
-def local_cluster_options(temp_dir: str) -> dict[str, Any]:
-    """`ray.init` arguments of a private cluster on this machine (also the test suite's shared cluster)."""
-    return {"address": "local", "include_dashboard": False, "_temp_dir": temp_dir, "num_cpus": os.cpu_count() or 1}
+def init_local_cluster(temp_dir: str) -> Any:
+    """Starts a private cluster on this machine (also the test suite's shared cluster) and connects to it.
+
+    Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when it is imported (measured: set later, every server still
+    binds all interfaces), so its constant is set here too; the variable itself reaches the cluster's processes."""
+    os.environ.update(LOCAL_CLUSTER_ENV)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    return ray.init(address="local", include_dashboard=False, _temp_dir=temp_dir, num_cpus=os.cpu_count() or 1,
+                    log_to_driver=False, logging_level=logging.WARNING)
 
 
 @contextlib.contextmanager
@@ -52,12 +60,16 @@ def ray_session(address: str) -> Iterator[None]:
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     temp_dir = tempfile.mkdtemp(prefix="ocr-harness-ray-") if address == "local" else None
     env_before = {k: os.environ.get(k) for k in LOCAL_CLUSTER_ENV}
-    if temp_dir is not None:
-        os.environ.update(LOCAL_CLUSTER_ENV)
-    options = local_cluster_options(temp_dir) if temp_dir is not None else {"address": address}
+    joins = ray_constants.ENABLE_RAY_CLUSTER
     try:
         try:
-            ray.init(**options, log_to_driver=False, logging_level=logging.WARNING)
+            if temp_dir is not None:
+                init_local_cluster(temp_dir)
+            else:
+                # A cluster on this machine's loopback: the driver must see itself at 127.0.0.1 too, or it waits
+                # forever for a raylet at the machine's outward address (measured).
+                ray_constants.ENABLE_RAY_CLUSTER = joins and address.rsplit(":", 1)[0] not in LOOPBACK_HOSTS
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise UserError(f"executor.address {address}: no Ray cluster: {str(e).splitlines()[0]}") from None
         finally:
@@ -67,6 +79,7 @@ def ray_session(address: str) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()  # a "local" cluster stops with it; on a shared one this run's actors go with its driver
+        ray_constants.ENABLE_RAY_CLUSTER = joins
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)
