@@ -34,8 +34,8 @@ from harness.backends import resolve_models
 from harness.config import ExecutorSettings
 from harness.environment import node_id, stack
 from harness.errors import UserError
-from harness.worker import (ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec, track_live, untrack_live,
-                            workers_cancelled)
+from harness.worker import (ImageOutcome, ImageRequest, NoWorkerHere, Worker, WorkerError, WorkerSpec, track_live,
+                            untrack_live, workers_cancelled)
 
 # A cluster this run starts for itself: loopback only (Ray binds every interface otherwise), no usage stats.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -187,7 +187,12 @@ class RayExecutor:
                 if not nodes:
                     why = "; ".join(self.refused.values()) or f"no node has {self.threads} CPUs"
                     raise WorkerError(f"{spec.label} worker: no Ray node can run it: {why}")
-                node = min(nodes, key=lambda n: self.placed.get(n["NodeID"], 0) / n["Resources"]["CPU"])["NodeID"]
+                # Only where a slot is free: an actor waiting for CPUs that never free would hold its call forever.
+                free = [n for n in nodes if (self.placed.get(n["NodeID"], 0) + 1) * self.threads
+                        <= n["Resources"]["CPU"]]
+                if not free:
+                    raise NoWorkerHere(f"{spec.label} worker: every Ray node that may run it is busy")
+                node = min(free, key=lambda n: self.placed.get(n["NodeID"], 0) / n["Resources"]["CPU"])["NodeID"]
                 self.placed[node] = self.placed.get(node, 0) + 1
             actor = _Host.options(num_cpus=self.threads, name=None, scheduling_strategy=NodeAffinitySchedulingStrategy(
                 node, soft=False)).remote(spec, self.base, self.cache, dict(self.hashes), timeout_s)
@@ -213,9 +218,9 @@ class RayExecutor:
         with self.lock:
             self.placed[node] -= 1
 
-    def info(self) -> dict[str, Any]:
+    def info(self, slots: int) -> dict[str, Any]:
         """For the report's environment: the slots and each node's stack (by harness node id, never a name)."""
-        return {"kind": "ray", "slots": self.slots, "nodes": {k: self.stacks[k] for k in sorted(self.stacks)},
+        return {"kind": "ray", "slots": slots, "nodes": {k: self.stacks[k] for k in sorted(self.stacks)},
                 "refused_nodes": len(self.refused)}
 
 

@@ -34,7 +34,8 @@ from harness.portable import MachinePaths, for_run
 from harness.report.model import ImageRecord, RunReport
 from harness.results import canonical_line
 from harness.sampling import sample_info, sample_note, stratified_sample
-from harness.worker import ImageOutcome, ImageRequest, Worker, WorkerError, WorkerSpec, workers_cancelled
+from harness.worker import (ImageOutcome, ImageRequest, NoWorkerHere, Worker, WorkerError, WorkerSpec,
+                            workers_cancelled)
 
 if TYPE_CHECKING:
     from harness.backends.local import LocalWorker
@@ -227,6 +228,13 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
                     if load_error is None:
                         try:
                             results = w.infer(requests, repeats=repeats)
+                        except NoWorkerHere as e:
+                            with lock:
+                                if drivers[0] > 1:  # the others take this call and the rest
+                                    drivers[0] -= 1
+                                    pending.appendleft(call)
+                                    break
+                            load_error = str(e)
                         except WorkerError as e:  # the model did not load: this worker's images fail, no retry
                             load_error = str(e)
                     if load_error is not None:
@@ -250,6 +258,7 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
             settled.set()
 
     n = max(1, min(workers, len(pending)))
+    drivers = [n]  # drive threads still taking calls
     # Waited for through events, not Thread.join: a join interrupted by a signal marks a still running thread
     # as stopped (CPython 3.11), and the outcomes must be settled before a cancelled run reports them.
     settled = [threading.Event() for _ in range(n)]
@@ -327,12 +336,14 @@ def main_executor(p: RunPlan, state: RunState) -> Iterator[int]:
         ex = ray_executor.RayExecutor(settings, str(p.base), p.profile.model_cache, p.dirs.file_hashes(),
                                       p.profile.engine.resolved_threads())
         state.pool.make = ex.make_worker
+        slots = ex.slots
+        state.executor = ex.info(slots)
         try:
-            yield ex.slots
+            yield slots
         finally:
             state.pool.close()  # before the session ends: the actors must go while the cluster is there
             state.pool.make = make_worker
-            state.executor = ex.info()
+            state.executor = ex.info(slots)  # now with every node that served
 
 
 def require_executor(profile: Profile) -> None:

@@ -85,6 +85,11 @@ class WorkerError(Exception):
     """The worker could not start (model load failed) or died outside an image."""
 
 
+class NoWorkerHere(WorkerError):
+    """This driver can have no worker (a cluster's nodes that may take one are full or refused): its calls are
+    left to the other drivers of the pass, and fail with this reason only when no other driver is left."""
+
+
 # Every live worker of this process, so that a cancelled run (SIGINT/SIGTERM) can stop them all at once: a
 # worker busy in Paddle would otherwise finish its image, or outlive the harness. Reentrant because the signal
 # handler that cancels runs in the main thread, possibly while that thread holds the lock.

@@ -4,8 +4,10 @@ actor or worker process, the cluster listens on loopback only; and Ray is never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +20,10 @@ import pytest
 
 from conftest import CORPUS, ROOT, CliRun, run_cli
 from harness.config import load_profile
+from harness.backends import resolve_models
+from harness.config import EngineSettings
 from harness.errors import UserError
+from harness.modelpack import cache_root
 
 TESTS = Path(__file__).resolve().parent
 SAME = ["slip_0001", "slip_0002", "slip_0003"]  # smoke-subset slips compared with the local executor
@@ -58,16 +63,17 @@ class Cluster:
         return out
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    home = tmp_path_factory.mktemp("ray-home")  # Ray writes ~/.ray/auth_token
-    temp = Path(f"/tmp/ohr-{os.getpid()}")  # short: Ray's unix socket paths must stay under 108 bytes
+@contextlib.contextmanager
+def start_cluster(tmp: pytest.TempPathFactory, name: str, *second_node_cache: str) -> Iterator[Cluster]:
+    home = tmp.mktemp("ray-home")  # Ray writes ~/.ray/auth_token
+    temp = Path(f"/tmp/ohr-{os.getpid()}-{name}")  # short: Ray's unix socket paths must stay under 108 bytes
     temp.mkdir(exist_ok=True)
-    marks = tmp_path_factory.mktemp("ray-marks")
+    marks = tmp.mktemp("ray-marks")
     env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(TESTS), "FAULT_IDS": ABORTS,
-           "FAULT_MARK_DIR": str(marks), "RAY_AUTH_MODE": "token"}
-    proc = subprocess.Popen([sys.executable, str(TESTS / "ray_cluster.py"), str(temp)], env=env, cwd=ROOT,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+           "FAULT_MARK_DIR": str(marks), "RAY_AUTH_MODE": "token", "OCR_HARNESS_CACHE": str(cache_root(None))}
+    proc = subprocess.Popen([sys.executable, str(TESTS / "ray_cluster.py"), str(temp), *second_node_cache], env=env,
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
     try:
         address = proc.stdout.readline().strip() if proc.stdout else ""
         assert address, "the test cluster did not start"
@@ -80,7 +86,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        subprocess.run(["rm", "-rf", str(temp)], check=False)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with start_cluster(tmp_path_factory, "one") as c:
+        yield c
 
 
 def run_on(cluster: Cluster, tmp_path: Path, cfg: Path, *args: str) -> CliRun:
@@ -211,6 +223,27 @@ def test_ray_cluster_listens_on_loopback_only(cluster: Cluster) -> None:
         s.bind(("0.0.0.0", 0))
         s.listen()
         assert "00000000" in listening_sockets({os.getpid()})
+
+
+@pytest.mark.slow
+def test_ray_node_with_a_changed_pack_byte_is_refused_by_name(tmp_path: Path,
+                                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    dirs = resolve_models(EngineSettings(), ROOT, None)
+    pack = dirs.rec.parent
+    tampered = tmp_path / "cache"
+    shutil.copytree(pack, tampered / pack.name)
+    params = tampered / pack.name / "rec" / "inference.pdiparams"
+    data = bytearray(params.read_bytes())
+    data[len(data) // 2] ^= 1
+    params.write_bytes(bytes(data))
+    with start_cluster(tmp_path_factory, "two", str(tampered)) as two:
+        res = run_on(two, tmp_path, config(tmp_path), *ids_args(SAME[:2]))
+    assert res.returncode == 0, res.stderr[-2000:]  # every image judged, on the node whose pack matches
+    (refusal,) = [line for line in res.stderr.splitlines() if line.startswith("ocr-harness: refused Ray node")]
+    assert refusal.endswith("rec/inference.pdiparams") or "rec/inference.pdiparams" in refusal, refusal
+    executor = res.report["environment"]["executor"]
+    assert executor["refused_nodes"] == 1 and len(executor["nodes"]) == 1
+    assert all(i["error"] is None for i in res.report["images"])
 
 
 def test_local_run_never_imports_ray(tmp_path: Path) -> None:
