@@ -309,8 +309,10 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
     with main_executor(p, state) as drivers:
         try:
             with state.phase("main", len(usable_items(p)), checks.repeats):
+                # Ray actors are not kept: idle, they would hold the CPUs the next pass's actors need.
                 infer_all(p, prof.engine, "main", checks.repeats, drivers, progress, state.load_s,
-                          into=state.outcomes, pool=state.pool, keep=keeps_main_workers(prof))
+                          into=state.outcomes, pool=state.pool,
+                          keep=keeps_main_workers(prof) and prof.executor.kind == "local")
             run_checks(p, state)
             for hook in extra_checks:
                 hook(p, state)

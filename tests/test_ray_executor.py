@@ -107,9 +107,10 @@ def ids_args(ids: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def fault_run(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> CliRun:
-    """One Ray run of the smoke slips SAME plus ABORTS, with an engine that aborts natively on ABORTS."""
+    """One Ray run of the smoke slips SAME plus ABORTS, with an engine that aborts natively on ABORTS, and a check
+    pass after the main one (cross_process: new actors, while the main pass's are gone)."""
     tmp = tmp_path_factory.mktemp("ray-run")
-    return run_on(cluster, tmp, config(tmp, "faults:AbortingEngine"), *ids_args([*SAME, ABORTS]))
+    return run_on(cluster, tmp, config(tmp, "faults:AbortingEngine"), "--cross-process", *ids_args([*SAME, ABORTS]))
 
 
 @pytest.mark.slow
@@ -128,6 +129,10 @@ def test_ray_results_are_bit_identical_to_the_local_executor(fault_run: CliRun, 
     (node,) = nodes
     assert nodes[node]["models"] == report["stack"]["models"]
     assert {i["judged_on"]["node"] for i in report["images"]} == {node}
+    # A check's own pass runs on the cluster too, on fresh actors, and agrees.
+    fresh = report["checks"]["cross_process"]
+    assert fresh["passed"] and fresh["judged"] == len(SAME), fresh["summary"]
+    assert report["timing"]["phases"]["fresh"]["workers_started"] >= 1
 
 
 @pytest.mark.slow
