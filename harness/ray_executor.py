@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -66,6 +67,8 @@ def ray_session(address: str) -> Iterator[None]:
             if temp_dir is not None:
                 init_local_cluster(temp_dir)
             else:
+                if address != "auto":
+                    _require_reachable(address)
                 # A cluster on this machine's loopback: the driver must see itself at 127.0.0.1 too, or it waits
                 # forever for a raylet at the machine's outward address (measured).
                 ray_constants.ENABLE_RAY_CLUSTER = joins and address.rsplit(":", 1)[0] not in LOOPBACK_HOSTS
@@ -87,6 +90,15 @@ def ray_session(address: str) -> Iterator[None]:
                 os.environ[k] = v
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _require_reachable(address: str) -> None:
+    """Ray itself retries an unreachable GCS for minutes (measured: over 2 min, deaf to SIGTERM): ask once first."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as e:
+        raise UserError(f"executor.address {address}: no Ray cluster answers there: {e.strerror or e}") from None
 
 
 def _node_name() -> str:

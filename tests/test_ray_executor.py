@@ -251,6 +251,17 @@ def test_ray_node_with_a_changed_pack_byte_is_refused_by_name(tmp_path: Path,
     assert all(i["error"] is None for i in res.report["images"])
 
 
+def test_ray_address_where_no_cluster_answers_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port that is surely closed: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        res = run_cli(["run", "--config", str(config(tmp_path)), "--profile", "t", "--out", str(tmp_path / "out"),
+                       "--ray-address", f"127.0.0.1:{port}", "--id", "slip_0001"], out=tmp_path / "out", timeout=120)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines()[-1] == (f"ocr-harness: error: executor.address 127.0.0.1:{port}: no Ray "
+                                                   "cluster answers there: Connection refused")
+
+
 def test_local_run_never_imports_ray(tmp_path: Path) -> None:
     cfg = config(tmp_path, executor="local")
     code = ("import sys; from pathlib import Path; from harness.cli import build_parser; import harness.runner; "
