@@ -38,8 +38,8 @@ from harness.errors import UserError
 from harness.worker import (ImageOutcome, ImageRequest, NoWorkerHere, Worker, WorkerError, WorkerSpec, track_live,
                             untrack_live, workers_cancelled)
 
-# A cluster this run starts for itself: loopback only (Ray binds every interface otherwise), no usage stats.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+# A cluster this run starts for itself: loopback only (Ray binds every interface otherwise), no usage stats.
 LOCAL_CLUSTER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
