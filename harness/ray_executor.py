@@ -106,13 +106,21 @@ def _node_name() -> str:
     return f"Ray node {ray.util.get_node_ip_address()} ({ray.get_runtime_context().get_node_id()[:12]})"
 
 
+def _actor_temp_dir() -> Path:
+    """In the node's Ray session dir when there is one: an actor killed by `ray.kill` (a cancelled run) cleans
+    nothing up, and the session dir goes with a private cluster (and is Ray's to rotate on a shared one)."""
+    node = getattr(ray._private.worker.global_worker, "node", None)
+    base = node.get_session_dir_path() if node is not None else None
+    return Path(tempfile.mkdtemp(prefix="ocr-harness-actor-", dir=base))
+
+
 class WorkerHost:
     """The actor: one harness `Worker` (its own Paddle process) on the node Ray placed it on."""
 
     def __init__(self, spec: WorkerSpec, base: str, cache: str | None, hashes: Mapping[str, str],
                  timeout_s: float) -> None:
         self._spec, self._base, self._cache, self._hashes, self._timeout_s = spec, base, cache, dict(hashes), timeout_s
-        self._tmp = Path(tempfile.mkdtemp(prefix="ocr-harness-actor-"))
+        self._tmp = _actor_temp_dir()
         self._worker: Worker | None = None
         self._node = node_id()
 

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,6 +164,7 @@ def actor_processes(cluster: Cluster) -> list[str]:
 def test_ray_sigterm_leaves_an_incomplete_report_and_no_actor(cluster: Cluster, tmp_path: Path) -> None:
     ids = [f"slip_{n:04d}" for n in range(6, 12)]
     out = tmp_path / "out"
+    temp_before = set(Path(tempfile.gettempdir()).glob("ocr-harness-actor-*"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "--config", str(config(tmp_path, "faults:MarkingEngine")),
          "--profile", "t", "--out", str(out), "--ray-address", cluster.address, "--ray-slots", "1", *ids_args(ids)],
@@ -186,6 +188,8 @@ def test_ray_sigterm_leaves_an_incomplete_report_and_no_actor(cluster: Cluster, 
     while (left := actor_processes(cluster)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert left == []
+    # Killed actors clean nothing up: their files are in the cluster's session dir, never left in the temp dir.
+    assert set(Path(tempfile.gettempdir()).glob("ocr-harness-actor-*")) == temp_before
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["complete"] is False and report["exit_code"] == 143
     assert report["incomplete"]["reason"] == "cancelled by SIGTERM"
