@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import importlib.util
 import statistics
 import sys
 import threading
@@ -38,7 +39,7 @@ from harness.modelpack import cache_root
 from harness.sampling import sample_info, sample_note, stratified_sample
 from harness.util.errors import UserError
 from harness.util.portable import MachinePaths, for_run
-from harness.worker import Worker, WorkerError, WorkerSpec, workers_cancelled
+from harness.worker import NoWorkerHere, Worker, WorkerError, WorkerSpec, workers_cancelled
 
 if TYPE_CHECKING:
     from harness.backends.local import LocalWorker
@@ -73,6 +74,7 @@ class WorkerPool:
         self._idle: list[tuple[EngineSettings, Worker | LocalWorker]] = []
         self._lock = threading.Lock()
         self.started = 0  # workers this pool made: model loads, for the report's phase timings
+        self.make: Callable[[WorkerSpec, float], Any] = make_worker  # the executor's (main_executor)
 
     def take(self, spec: WorkerSpec, timeout_s: float, reuse: bool = False) -> Worker | LocalWorker:
         with self._lock:
@@ -81,7 +83,7 @@ class WorkerPool:
                     if settings == spec.settings:
                         return self._idle.pop(i)[1]
             self.started += 1
-        return make_worker(spec, timeout_s)
+        return self.make(spec, timeout_s)
 
     def give(self, w: Worker | LocalWorker, keep: bool = False) -> None:
         if not (keep and w.alive):  # a dead worker would restart, and load, uncounted in the next pass
@@ -115,6 +117,7 @@ class RunState:
     prepared: dict[str, Any] | None = None  # per check: what it read before any model loaded (prepare_checks)
     progress: Progress | None = None
     pool: WorkerPool = field(default_factory=WorkerPool)
+    executor: dict[str, Any] | None = None  # a distributed executor's slots and nodes, for the report's environment
 
     @contextlib.contextmanager
     def phase(self, label: str, images: int, calls_per_image: int = 1) -> Iterator[None]:
@@ -147,6 +150,7 @@ def plan(profile: Profile, base: Path, *, shard: tuple[int, int] | None = None, 
     if not items:
         raise UserError(f"{corpus.root}: shard {shard[0]}/{shard[1]} selects no images" if shard else
                         f"{corpus.root}: no images selected")
+    require_executor(profile)
     dirs = resolve_models(profile.engine, base, profile.model_cache)
     facts = preflight(profile.engine, f"profiles.{profile.name}.engine")  # a service: reachable, and its settings
     return RunPlan(profile=profile, base=base, corpus=corpus, items=items, dirs=dirs, shard=shard, log_dir=log_dir,
@@ -228,6 +232,13 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
                     if load_error is None:
                         try:
                             results = w.infer(requests, repeats=repeats)
+                        except NoWorkerHere as e:
+                            with lock:
+                                if drivers[0] > 1:  # the others take this call and the rest
+                                    drivers[0] -= 1
+                                    pending.appendleft(call)
+                                    break
+                            load_error = str(e)
                         except WorkerError as e:  # the model did not load: this worker's images fail, no retry
                             load_error = str(e)
                     if load_error is not None:
@@ -251,6 +262,7 @@ def infer_all(p: RunPlan, settings: EngineSettings, label: str, repeats: int, wo
             settled.set()
 
     n = max(1, min(workers, len(pending)))
+    drivers = [n]  # drive threads still taking calls
     # Waited for through events, not Thread.join: a join interrupted by a signal marks a still running thread
     # as stopped (CPython 3.11), and the outcomes must be settled before a cancelled run reports them.
     settled = [threading.Event() for _ in range(n)]
@@ -298,17 +310,57 @@ def execute(p: RunPlan, *, progress: Progress | None = None,
     state.progress = progress
     if state.prepared is None:
         state.prepared = prepare_checks(p)
-    try:
-        with state.phase("main", len(usable_items(p)), checks.repeats):
-            infer_all(p, prof.engine, "main", checks.repeats, main_workers(prof), progress, state.load_s,
-                      into=state.outcomes, pool=state.pool, keep=keeps_main_workers(prof))
-        run_checks(p, state)
-        for hook in extra_checks:
-            hook(p, state)
-    finally:
-        state.pool.close()
+    with main_executor(p, state) as drivers:
+        try:
+            with state.phase("main", len(usable_items(p)), checks.repeats):
+                # Ray actors are not kept: idle, they would hold the CPUs the next pass's actors need.
+                infer_all(p, prof.engine, "main", checks.repeats, drivers, progress, state.load_s,
+                          into=state.outcomes, pool=state.pool,
+                          keep=keeps_main_workers(prof) and prof.executor.kind == "local")
+            run_checks(p, state)
+            for hook in extra_checks:
+                hook(p, state)
+        finally:
+            state.pool.close()
     report = build_report(p, state, started, time.perf_counter() - t0)
     return report, state
+
+
+@contextlib.contextmanager
+def main_executor(p: RunPlan, state: RunState) -> Iterator[int]:
+    """Where the run's workers come from, and how many calls the main pass keeps in flight: local worker
+    processes (`workers`), or Ray actors (`[executor] kind = "ray"`, `slots`) for every pass that takes its
+    workers from the run's pool."""
+    if p.profile.executor.kind == "local":
+        yield main_workers(p.profile)
+        return
+    # Ray is an optional, heavy dependency: imported only when a profile chooses it.
+    from harness import ray_executor
+
+    settings = p.profile.executor
+    with ray_executor.ray_session(settings.address):
+        ex = ray_executor.RayExecutor(settings, str(p.base), p.profile.model_cache, p.dirs.file_hashes(),
+                                      p.profile.engine.resolved_threads())
+        state.pool.make = ex.make_worker
+        slots = ex.slots
+        state.executor = ex.info(slots)
+        try:
+            yield slots
+        finally:
+            state.pool.close()  # before the session ends: the actors must go while the cluster is there
+            state.pool.make = make_worker
+            state.executor = ex.info(slots)  # now with every node that served
+
+
+def require_executor(profile: Profile) -> None:
+    """Before any model loads: the chosen executor can run (Ray installed, a backend that runs in workers)."""
+    if profile.executor.kind != "ray":
+        return
+    where = f"profiles.{profile.name}.executor.kind"
+    if importlib.util.find_spec("ray") is None:
+        raise UserError(f'{where}: "ray" needs Ray, which is not installed: pip install "ocr-harness[ray]"')
+    if profile.engine.backend == "http":
+        raise UserError(f"{where}: \"ray\" runs worker processes; the http backend has none (it calls a service)")
 
 
 def keeps_main_workers(profile: Profile) -> bool:
@@ -414,7 +466,8 @@ def image_record(it: CorpusItem, index: int | None, file: str, state: RunState, 
                   "repeats_s": list(out.predict_s)} if out is not None and ran else {}),
         lines=len(out.runs[0].lines) if out is not None and ran else 0,
         accuracy=state.image_accuracy[it.id].to_dict() if it.id in state.image_accuracy else None,
-        judged_on={"node": node, "worker_pid": out.worker_pid if out is not None else None}
+        judged_on={"node": (out.node if out is not None and out.node else node),
+                   "worker_pid": out.worker_pid if out is not None else None}
         if node is not None else None)
 
 
@@ -424,6 +477,8 @@ def run_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float)
     images = [image_record(it, index, _relative(it.path, p.corpus.root), state, node)
               for it, index in zip(p.items, _selection_index(p), strict=True)]
     env = environment()
+    if state.executor is not None:
+        env["executor"] = state.executor
     env.update({"onednn": p.profile.engine.enable_mkldnn, "cpu_threads": p.profile.engine.resolved_threads()}
                if p.profile.engine.backend == "paddle" else {"backend": p.profile.engine.backend})
     return RunReport(

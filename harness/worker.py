@@ -8,6 +8,7 @@ not modify its input array.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import multiprocessing as mp
 import os
@@ -40,10 +41,18 @@ class WorkerSpec:
     log_path: str | None = None  # the child's stdout/stderr (Paddle's own logs, native crash text)
     # Every det/rec input batch the Paddle predictor receives is also written here (harness.backends.paddle_capture)
     capture_dir: str | None = None
+    # Linux: the child is killed when its parent dies, even by SIGKILL (a Ray actor killed by the driver must not
+    # leave a Paddle process behind; harness.ray_executor)
+    die_with_parent: bool = False
 
 
 class WorkerError(Exception):
     """The worker could not start (model load failed) or died outside an image."""
+
+
+class NoWorkerHere(WorkerError):
+    """This driver can have no worker (a cluster's nodes that may take one are full or refused): its calls are
+    left to the other drivers of the pass, and fail with this reason only when no other driver is left."""
 
 
 # Every live worker of this process, so that a cancelled run (SIGINT/SIGTERM) can stop them all at once: a
@@ -61,6 +70,17 @@ def cancel_workers() -> None:
         workers = list(_LIVE)
     for w in workers:
         w.kill_process()
+
+
+def track_live(w: Any) -> None:
+    """Another kind of worker (a Ray actor's proxy) that `cancel_workers` must kill too: it has `kill_process()`."""
+    with _LIVE_LOCK:
+        _LIVE.add(w)
+
+
+def untrack_live(w: Any) -> None:
+    with _LIVE_LOCK:
+        _LIVE.discard(w)
 
 
 def workers_cancelled() -> bool:
@@ -85,6 +105,10 @@ def _engine_factory(settings: EngineSettings) -> Callable[[EngineSettings, Model
 def _child_main(conn: Connection, spec: WorkerSpec) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what stops (and records what finished).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if spec.die_with_parent and sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before the call above
+            os._exit(1)
     if spec.log_path:
         fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)

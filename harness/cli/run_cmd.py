@@ -70,6 +70,11 @@ def resolve_profile(args: argparse.Namespace) -> tuple[Profile, Path]:
             checks[spec.key or ""] = getattr(args, spec.key or "")
     if getattr(args, "workers", None) is not None:
         top["workers"] = args.workers
+    executor: dict[str, Any] = {key: getattr(args, flag) for key, flag in
+                                (("kind", "executor"), ("address", "ray_address"), ("slots", "ray_slots"))
+                                if getattr(args, flag, None) is not None}
+    if executor:
+        top["executor"] = dataclasses.replace(profile.executor, **executor)
     profile = profile.replace(
         **top,
         engine=dataclasses.replace(profile.engine, **engine),
@@ -99,6 +104,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_profile_args(p)
     p.add_argument("--out", type=Path, default=Path("out"), help="output dir (default: ./out)")
     p.add_argument("--workers", type=int, help="parallel worker processes")
+    p.add_argument("--executor", choices=("local", "ray"), help="executor.kind: local worker processes (default) "
+                                                                "or Ray actors on a cluster (README, Scale-out)")
+    p.add_argument("--ray-address", help="executor.address: local (a private cluster for this run), auto, or "
+                                         "host:port of a cluster's GCS")
+    p.add_argument("--ray-slots", type=int, help="executor.slots: calls in flight on the cluster (default: its "
+                                                 "CPUs / the engine's threads)")
     p.add_argument("--shard", help="K/N: run only shard K of N (deterministic split by image id); auto: K/N from "
                                    "the engine's variables (GitHub OCR_HARNESS_SHARD, GitLab parallel, Kubernetes "
                                    "Indexed Job, SLURM array; README, Scale-out)")

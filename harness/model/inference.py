@@ -46,6 +46,7 @@ class ImageOutcome:
     served: int = 0
     first_call: bool = False  # the worker's first call: its first repeat paid for building kernels (cold)
     transport: TransportNotes | None = None  # a service's backend: its retries and reported settings
+    node: str | None = None  # harness.environment.node_id of the machine that ran it, when not this one (Ray)
 
     @property
     def ok(self) -> bool:

@@ -288,6 +288,32 @@ def _field_names(cls: type) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(cls))
 
 
+EXECUTORS = ("local", "ray")
+_HOST_PORT = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}")
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """`[executor]`: where the main pass's calls run. `local`: worker processes on this machine (`workers`);
+    `ray`: Ray actors, each supervising one harness worker process, on a Ray cluster (README, Scale-out)."""
+
+    kind: str = "local"
+    # Ray only: "local" starts a private cluster on this machine for the run (loopback, no dashboard); "auto"
+    # joins the cluster this machine is part of (RAY_ADDRESS or a running `ray start`); "host:port" is a cluster's
+    # GCS address.
+    address: str = "local"
+    slots: int | None = None  # Ray only: calls in flight at once; None: the cluster's CPUs / the engine's threads
+
+    def validate(self, where: str) -> None:
+        _require(self.kind in EXECUTORS, f"{where}.kind", f"must be one of {', '.join(EXECUTORS)}")
+        _require(self.address in ("local", "auto") or bool(_HOST_PORT.fullmatch(self.address)), f"{where}.address",
+                 "must be 'local', 'auto' or host:port")
+        _require(self.slots is None or 1 <= self.slots <= 4096, f"{where}.slots", "must be in 1..4096")
+        if self.kind == "local":
+            _require(self.address == "local" and self.slots is None, f"{where}.address" if self.address != "local"
+                     else f"{where}.slots", "is a Ray setting; this profile's executor is local")
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str = "default"
@@ -304,6 +330,7 @@ class Profile:
     workers: int = 1
     image_timeout_s: float = 300.0
     engine: EngineSettings = field(default_factory=EngineSettings)
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     checks: CheckSettings = field(default_factory=CheckSettings)
     tolerances: Tolerances = field(default_factory=Tolerances)
     # What the batch_paths check tolerates between the goldens' path and the other batch paths. PaddleOCR pads
@@ -329,6 +356,7 @@ class Profile:
         _require(self.max_image_pixels > 0, f"{where}.max_image_pixels", "must be > 0")
         _require(self.max_image_bytes > 0, f"{where}.max_image_bytes", "must be > 0")
         self.engine.validate(f"{where}.engine")
+        self.executor.validate(f"{where}.executor")
         self.checks.validate(f"{where}.checks", catalogue)
         self.tolerances.validate(f"{where}.tolerances")
         self.batch_tolerances.validate(f"{where}.batch_tolerances")
