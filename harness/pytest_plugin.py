@@ -11,7 +11,9 @@ A thin shell, like syrupy's: options, one session fixture, one parametrising hoo
 - `--ocr-regen new-only|failed|all` means what `ocr-harness golden refresh --<mode> --yes` means, per image:
   output that differs across repeats is never written (that test fails and says so). As with
   pytest-regressions' `--force-regen`, a failing test still fails in the run that regenerates its golden;
-  the next run passes.
+  the next run passes. `--ocr-regen all` over every selected image in one process is a full approval: at the end
+  of the session it also writes the golden set's approval record (speed baseline, BN reference) through the
+  same code as the CLI (harness.golden.approve); a partial regeneration keeps the record and says so.
 """
 
 from __future__ import annotations
@@ -79,3 +81,7 @@ def ocr_golden(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         yield session
     finally:
         session.close()
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    for line in session.approve():  # after the worker is gone: the BN reference captures in a worker of its own
+        if reporter is not None:
+            reporter.write_line(f"ocr-harness: {line}")

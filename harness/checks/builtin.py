@@ -7,15 +7,13 @@ still has them), then the other paths, goldens, and the model-level checks that 
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.backends import backend_owned_keys, load_callable, unsupported_checks
-from harness.checks.bn_capture import capture_inputs
-from harness.checks.bn_drift import MIN_IMAGES, measure_drift
+from harness.checks.bn_check import bn_drift, bn_prepare, validate_bn_drift
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.outcome import CheckResult
@@ -289,50 +287,8 @@ def probe(p: RunPlan, state: RunState) -> CheckResult:
                        judged=len(reports), unit="models")
 
 
-def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
-    # Sampled from the whole selection, not this shard, so every shard of a run measures the same images.
-    requests = [ImageRequest(it.id, str(it.path), it.sha256) for it in p.corpus.items if it.problem is None]
-    log = str(p.log_dir / "worker-bn-capture.log") if p.log_dir else None
-    with tempfile.TemporaryDirectory(prefix="ocr-harness-bn-") as tmp:
-        # What the predictor really receives in a worker of this profile's engine, det and rec alike.
-        capture = capture_inputs(p.profile.engine, p.dirs, requests, Path(tmp), want=p.profile.checks.bn_drift_images,
-                                 max_pixels=p.profile.max_image_pixels, log_path=log)
-        if not capture.images:  # judged nothing: never a pass
-            return CheckResult("bn_drift", False, "judged nothing: no readable image to measure",
-                               details={"failed": dict(capture.failed)})
-        reports = {kind: measure_drift(d, capture.files(kind), kind=kind, images=len(capture.images),
-                                       threshold=p.profile.checks.bn_drift_threshold)
-                   for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec)) if capture.files(kind)}
-    details: dict[str, Any] = {k: r.to_dict() for k, r in reports.items()}
-    details["images"] = list(capture.images)
-    measured = {k: r for k, r in reports.items() if r.layers}
-    if not measured:
-        return CheckResult("bn_drift", False, "judged nothing: no BN layer left in det or rec (all folded into "
-                           "conv); disable bn_drift for these models", details=details)
-    if len(capture.images) < MIN_IMAGES:  # the limits were measured on samples of MIN_IMAGES slips and more
-        return CheckResult("bn_drift", False, f"judged too little: {len(capture.images)} image ran, the per-channel "
-                           f"limits hold for samples of {MIN_IMAGES} or more", details=details)
-    findings = [f for r in measured.values() for f in r.findings]
-    layers = ", ".join(f"{k} {len(r.layers)} layers / {r.batches} batches" for k, r in measured.items())
-    summary = (f"{len(capture.images)} images as the worker fed them ({layers}): {len(findings)} channels beyond "
-               "the clean-corpus limits; layer drift max " + ", ".join(f"{k} {r.max_score:.2f}"
-                                                                       for k, r in measured.items()))
-    drifted = [f"{k} {d.name}" for k, r in measured.items() for d in r.flagged]
-    if drifted:
-        summary += f"; layer drift above {p.profile.checks.bn_drift_threshold:g}: {', '.join(drifted)}"
-    summary += "".join(f" [{f}]" for f in findings[:3])
-    return CheckResult("bn_drift", all(r.passed for r in measured.values()), summary, details=details,
-                       judged=len(capture.images))
-
-
 def _validate_audit(c: CheckSettings, where: str) -> None:
     require(c.audit_min_variance >= 0, f"{where}.audit_min_variance", "must be >= 0")
-
-
-def _validate_bn_drift(c: CheckSettings, where: str) -> None:
-    require(c.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
-    require(c.bn_drift_images >= MIN_IMAGES, f"{where}.bn_drift_images",
-            f"must be >= {MIN_IMAGES} (the per-channel limits are measured on samples of that size and more)")
 
 
 register(CheckSpec("audit", 30, audit, level="model", key="audit", skip=unsupported("audit"), child=True,
@@ -340,8 +296,8 @@ register(CheckSpec("audit", 30, audit, level="model", key="audit", skip=unsuppor
 register(CheckSpec("probe", 40, probe, level="model", key="probe", skip=unsupported("probe"), child=True, timed=True,
                    flag_help="behavioural batch-independence probe of the raw models"))
 register(CheckSpec("bn_drift", 50, bn_drift, level="model", key="bn_drift", skip=unsupported("bn_drift"), child=True,
-                   timed=True, flag_help="stored BN statistics vs the corpus", validate=_validate_bn_drift,
-                   per_shard=True))
+                   timed=True, flag_help="stored BN statistics and the approved BN reference vs the corpus",
+                   validate=validate_bn_drift, per_shard=True, prepare=bn_prepare))
 
 
 # --- speed and memory against the approved baseline ------------------------------------------------------------
