@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import backend_owned_keys, load_callable, unsupported_checks
+from harness.backends.paddle_passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
 from harness.checks.bn_check import bn_drift, bn_prepare, validate_bn_drift
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check, open_store, preload
@@ -138,26 +139,40 @@ def batch_paths(p: RunPlan, state: RunState) -> CheckResult:
     return with_sample(check, info)
 
 
+BN_UNFUSED = "bn-unfused"  # the variation without BN fusion passes (harness.backends.paddle_passes)
+
+
 def variants(profile: Profile) -> dict[str, EngineSettings]:
-    """oneDNN flipped, and each other thread count, by phase label."""
+    """oneDNN flipped, each other thread count, and the BN fusion passes removed (unless the profile removes
+    passes itself), by phase label."""
     engine = profile.engine
     out = {f"onednn-{'off' if engine.enable_mkldnn else 'on'}":
            dataclasses.replace(engine, enable_mkldnn=not engine.enable_mkldnn)}
     for threads in profile.checks.variation_threads:
         if threads != engine.resolved_threads():
             out[f"threads-{threads}"] = dataclasses.replace(engine, cpu_threads=threads)
+    if engine.delete_passes is None:
+        out[BN_UNFUSED] = dataclasses.replace(engine, delete_passes=BN_FUSION_PASSES)
     return out
 
 
 def variations(p: RunPlan, state: RunState) -> CheckResult:
     sample, info = stack_sample(p)
     others = {}
-    for label, settings in variants(p.profile).items():
+    paths = variants(p.profile)
+    for label, settings in paths.items():
         with state.phase(label, len(usable_items(sample))):
             others[label] = infer_all(sample, settings, label, 1, workers_for(p, settings), pool=state.pool)
     reference = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
-    return with_sample(compare_paths("variations", "profile", reference, others, p.profile.tolerances,
-                                     _key_texts(p)), info)
+    result = compare_paths("variations", "profile", reference, others, p.profile.tolerances, _key_texts(p))
+    if BN_UNFUSED in paths:  # what the variation changed, measured: the BN fusions of both engines, per model
+        counts = {label: fused_pass_counts(settings, p.dirs)
+                  for label, settings in (("profile", p.profile.engine), (BN_UNFUSED, paths[BN_UNFUSED]))}
+        fused = {label: bn_fusions(c) for label, c in counts.items()}
+        result = dataclasses.replace(result, summary=result.summary + "; BN fusions (subgraphs) " + ", ".join(
+            f"{label} {'/'.join(f'{k} {n}' for k, n in f.items())}" for label, f in fused.items()),
+            details={**result.details, "bn_fusions": fused, "fused_passes": counts})
+    return with_sample(result, info)
 
 
 def paths_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:
@@ -182,7 +197,7 @@ register(CheckSpec("batch_paths", 110, batch_paths, key="batch_paths", skip=unsu
                    merge_details=lazy("harness.report.merge:paths_details"), merge_summary=paths_summary,
                    phases=lambda profile: [*bs1_phase(profile), ("multi", "sample")]))
 register(CheckSpec("variations", 120, variations, key="variations", skip=unsupported("variations"),
-                   flag_help="oneDNN on/off and thread counts, judged by golden tolerances",
+                   flag_help="oneDNN on/off, thread counts and BN fusion removed, judged by golden tolerances",
                    validate=_validate_variations,
                    merge_details=lazy("harness.report.merge:paths_details"), merge_summary=paths_summary,
                    phases=lambda profile: [(label, "sample") for label in variants(profile)]))
