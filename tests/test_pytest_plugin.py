@@ -146,6 +146,25 @@ def test_regen_writes_reproducible_output_and_refuses_the_rest(tmp_path: Path) -
     assert session(goldens, None).judge(CLEAN, ImageOutcome(CLEAN, (committed(CLEAN),)))
 
 
+def test_only_a_full_regeneration_approves(tmp_path: Path) -> None:
+    """Without a model: --ocr-regen failed, or all over part of the selection, keeps _approval.json and says so."""
+    goldens, _, _ = planted_goldens(tmp_path)
+    before = (goldens / "default" / "_approval.json").read_bytes()
+    assert session(goldens, None).approve() == []
+    current = committed(PLANTED)
+    failed = session(goldens, "failed")
+    failed.judge(PLANTED, ImageOutcome(PLANTED, (current, current)))
+    assert failed.approve() == [
+        "_approval.json: speed baseline of profile release kept as it was (--ocr-regen failed is a partial "
+        "regeneration; only --ocr-regen all rewrites it)",
+        "_approval.json: BN reference kept as it was (--ocr-regen failed is a partial regeneration; only "
+        "--ocr-regen all rewrites it)"]
+    part = session(goldens, "all")
+    part.judge(PLANTED, ImageOutcome(PLANTED, (current, current)))
+    assert all("--ocr-regen all ran 1 of the 2 selected images in this process" in line for line in part.approve())
+    assert (goldens / "default" / "_approval.json").read_bytes() == before
+
+
 # --- real models: a planted golden change, regeneration, xdist ----------------------------------------------------
 
 def planted_goldens(tmp_path: Path) -> tuple[Path, str, str]:
