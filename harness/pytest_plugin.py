@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,9 +30,10 @@ from harness.golden.refresh import MODES
 from harness.golden.regression import GoldenRegression, Options, Verdict
 
 __all__ = ["GoldenRegression", "Options", "Verdict", "ocr_golden", "pytest_addoption", "pytest_generate_tests",
-           "selected_ids"]
+           "pytest_terminal_summary", "selected_ids"]
 
 _IDS = pytest.StashKey[list[str]]()
+_APPROVAL = pytest.StashKey[list[str]]()  # what the session's end did to the approval record
 
 
 # --- pytest hooks -------------------------------------------------------------------------------------------------
@@ -47,6 +49,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ocr-id", dest="ocr_ids", action="append", default=None,
                     help="only this image id (repeatable)")
     group.addoption("--ocr-golden-dir", type=Path, default=None, help="golden root dir (overrides the profile)")
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for line in config.stash.get(_APPROVAL, []):
+        terminalreporter.write_line(f"ocr-harness: {line}")
 
 
 def selected_ids(config: pytest.Config) -> list[str]:
@@ -81,7 +88,6 @@ def ocr_golden(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         yield session
     finally:
         session.close()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    for line in session.approve():  # after the worker is gone: the BN reference captures in a worker of its own
-        if reporter is not None:
-            reporter.write_line(f"ocr-harness: {line}")
+    # After the worker is gone: the BN reference captures in a worker of its own. Printed in the terminal summary
+    # (teardown output is captured).
+    request.config.stash[_APPROVAL] = session.approve()
