@@ -77,7 +77,8 @@ def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
     drifted = [f"{k} {d.name}" for k, r in measured.items() for d in r.flagged]
     if drifted:
         summary += f"; layer drift above {threshold:g}: {', '.join(drifted)}"
-    summary += "".join(f" [{f}]" for f in findings[:3]) + "; " + verdict.sentence()
+    # The reference's verdict before the channel findings: a report cuts long summaries, and it names what moved.
+    summary += "; " + verdict.sentence() + "".join(f" [{f}]" for f in findings[:3])
     passed = all(r.passed for r in measured.values()) and not verdict.drifted
     return CheckResult("bn_drift", passed, summary, details=details, judged=len(capture.images))
 

@@ -261,7 +261,7 @@ class ReferenceVerdict:
                              "; ".join(str(m) for m in self.drifted[:3]))
             else:
                 parts.append(f"no drift from the approved reference ({self.approved_at}, {self.record_images} "
-                             f"images) in {'/'.join(judged)}; most moved: {worst}")
+                             f"images) in {'/'.join(judged)}; the layer that moved most: {worst}")
         for model, why in sorted(self.why.items()):
             parts.append(f"{model} not judged against the approved reference ({why}): against training statistics "
                          "only")
