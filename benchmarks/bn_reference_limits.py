@@ -8,10 +8,12 @@ DISJOINT from the reference's.
 engine (what the predictor really receives), every det and rec BN layer's input measured per slip in a child
 process; the per-slip counts, means and variances go to DIR/bn_per_slip-<onednn>.npz (about 15-30 minutes on
 2 shared cores for the full corpus).
-`analyse`: the reference is pooled over one half of the slips (even positions, then odd: both ways), each sample
-of the other half (MIN_IMAGES and 8 consecutive slips, and the whole half) is judged against it as the check
-judges a run; prints per model and layer the largest channel and layer values, then the maxima over everything
-(what harness.checks.bn_reference.MEASURED states). Not a pytest module.
+`analyse`: per oneDNN setting with enough slips, the reference is pooled over REFERENCE_IMAGES slips of one half
+(even positions, then odd: both ways), each sample of the other half (MIN_IMAGES and 8 consecutive slips, and
+the whole half) is judged against it as the check judges a run; prints per model and layer the largest channel
+and layer values, then the maxima over everything (what harness.checks.bn_reference.MEASURED states). Settings
+captured on common slips (e.g. `collect --subset smoke --onednn off` next to a full oneDNN-on collection, the
+npz files in one DIR) are also compared slip by slip: what the runtime alone moves. Not a pytest module.
 """
 
 from __future__ import annotations
@@ -99,34 +101,54 @@ def analyse(args: argparse.Namespace) -> None:
             if (args.out / f"bn_per_slip-{s}.npz").exists()}
     overall: dict[str, np.ndarray] = {}
     for kind in ("det", "rec"):
-        for ref_setting, ref_data in data.items():
-            count = len(ref_data["images"])
+        for setting, run_data in data.items():
+            count = len(run_data["images"])
+            if count < 2 * REFERENCE_IMAGES:
+                print(f"oneDNN {setting}: {count} slips, too few for disjoint records of {REFERENCE_IMAGES}")
+                continue
+            layers = len(run_data[f"{kind}.layers"])
             for parity in (0, 1):
                 ref_rows = list(range(parity, count, 2))[:REFERENCE_IMAGES]
                 other = list(range(1 - parity, count, 2))
-                layers = len(ref_data[f"{kind}.layers"])
-                record = model_record([pooled(ref_data, kind, k, ref_rows) for k in range(layers)], {}, {}, 0)
+                record = model_record([pooled(run_data, kind, k, ref_rows) for k in range(layers)], {}, {}, 0)
                 samples = [other[i:i + size] for size in SIZES for i in range(0, len(other) - size + 1, size)]
                 samples.append(other)
-                for setting, run_data in data.items():
-                    worst = np.zeros((layers, 4))
-                    for rows in samples:
-                        moves, why = judge_model(kind, [pooled(run_data, kind, k, rows) for k in range(layers)],
-                                                 record, loose, top=10**6)
-                        assert why is None, why
-                        for k, m in enumerate(moves):
-                            r_max = max(abs(c.log_ratio) for c in m.top)
-                            worst[k] = np.maximum(worst[k], [r_max, max(c.shift for c in m.top),
-                                                             abs(m.mean_log_ratio), m.mean_shift])
-                    for k in range(layers):
-                        print(f"{kind} record oneDNN {ref_setting} ({'even' if parity == 0 else 'odd'} slips) judged "
-                              f"on oneDNN {setting}: {str(ref_data[f'{kind}.layers'][k]):18s} max |r| "
-                              f"{worst[k, 0]:.3f}  max z {worst[k, 1]:.3f}  |mean r| {worst[k, 2]:.3f}  mean z "
-                              f"{worst[k, 3]:.3f}", flush=True)
-                    acc = overall.setdefault(kind, np.zeros(4))
-                    acc[:] = np.maximum(acc, worst.max(axis=0))
+                worst = np.zeros((layers, 4))
+                for rows in samples:
+                    moves, why = judge_model(kind, [pooled(run_data, kind, k, rows) for k in range(layers)], record,
+                                             loose, top=10**6)
+                    assert why is None, why
+                    for k, m in enumerate(moves):
+                        worst[k] = np.maximum(worst[k], [max(abs(c.log_ratio) for c in m.top),
+                                                         max(c.shift for c in m.top), abs(m.mean_log_ratio),
+                                                         m.mean_shift])
+                for k in range(layers):
+                    print(f"{kind} oneDNN {setting}, record on {'even' if parity == 0 else 'odd'} slips: "
+                          f"{str(run_data[f'{kind}.layers'][k]):18s} max |r| {worst[k, 0]:.3f}  max z "
+                          f"{worst[k, 1]:.3f}  |mean r| {worst[k, 2]:.3f}  mean z {worst[k, 3]:.3f}", flush=True)
+                acc = overall.setdefault(kind, np.zeros(4))
+                acc[:] = np.maximum(acc, worst.max(axis=0))
     for kind, (r, z, lr, lz) in overall.items():
         print(f"{kind}: max |r| {r:.3f}, max z {z:.3f}, max |mean r| {lr:.3f}, max mean z {lz:.3f}")
+    # The same slips captured with oneDNN on and off, each slip judged against itself under the other setting:
+    # what the runtime alone moves (a record made on another stack is still used).
+    names = sorted(data)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ids_a, ids_b = list(data[a]["images"]), list(data[b]["images"])
+            common = [x for x in ids_a if x in ids_b]
+            for kind in ("det", "rec"):
+                layers = len(data[a][f"{kind}.layers"])
+                worst = np.zeros(2)
+                for x in common:
+                    rec_a = model_record([pooled(data[a], kind, k, [ids_a.index(x)]) for k in range(layers)], {}, {},
+                                         0)
+                    moves, _ = judge_model(kind, [pooled(data[b], kind, k, [ids_b.index(x)]) for k in range(layers)],
+                                           rec_a, loose, top=10**6)
+                    worst = np.maximum(worst, [max(abs(c.log_ratio) for m in moves for c in m.top),
+                                               max(c.shift for m in moves for c in m.top)])
+                print(f"{kind}: {len(common)} slips, oneDNN {a} vs {b}, slip by slip: max |r| {worst[0]:.2e}, "
+                      f"max z {worst[1]:.2e}")
 
 
 if __name__ == "__main__":
