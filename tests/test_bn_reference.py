@@ -145,7 +145,7 @@ def _config(root: Path) -> Path:
         "[profiles.t]", 'extends = "nightly"', f'corpus = "{_corpus(root / "corpus").as_posix()}"',
         f'golden_dir = "{(root / "golden").as_posix()}"',
         "[profiles.t.checks]", "repeats = 1", "cross_process = false", "batch_paths = false", "variations = false",
-        "probe = false", "speed = false", "bn_drift_images = 2", ""]), encoding="utf-8")
+        "probe = false", "speed = false", "audit = false", "bn_drift_images = 2", ""]), encoding="utf-8")
     return config
 
 

@@ -63,7 +63,7 @@ def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
     if len(capture.images) < MIN_IMAGES:  # the limits were measured on samples of MIN_IMAGES slips and more
         return CheckResult("bn_drift", False, f"judged too little: {len(capture.images)} image ran, the per-channel "
                            f"limits hold for samples of {MIN_IMAGES} or more", details=details)
-    inputs: BnInputs = state.prepared["bn_drift"]
+    inputs: BnInputs = (state.prepared or {}).get("bn_drift") or bn_prepare(p)
     verdict = judge_reference(inputs.reference, inputs.why_none, {k: stats[k] for k in measured},
                               {k: model_hashes(k, p.dirs) for k in measured},
                               {k: input_settings(k, p.profile.engine) for k in measured},
