@@ -22,7 +22,7 @@ import numpy as np
 
 from harness.checks.bn_capture import Capture, capture_inputs
 from harness.checks.bn_drift import MIN_IMAGES, LayerStats, measure_groups
-from harness.checks.registry import catalogue
+from harness.checks import builtin, registry
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
 from harness.model.inference import ImageRequest
@@ -31,6 +31,11 @@ from harness.modelpack import resolve_model_dirs
 ROOT = Path(__file__).resolve().parents[1]
 POOLS = (1, 2, 8)  # sample sizes measured; limits come from samples of MIN_IMAGES slips and more
 
+
+
+def _catalogue() -> registry.Catalogue:
+    registry.load(builtin)  # a script is its own composition root (once per process)
+    return registry.catalogue()
 
 def per_image_groups(capture: Capture, kind: str) -> list[list[int]]:
     """Indices of `kind`'s batches per image: one worker feeds an image's det batch, then its rec batches, so the
@@ -58,7 +63,7 @@ def main() -> None:
     ap.add_argument("--onednn", nargs="+", choices=("on", "off"), default=["on", "off"])
     ap.add_argument("--out", type=Path, default=Path("out/bn_limits"))
     args = ap.parse_args()
-    profile, _ = load_profile(ROOT / "harness.toml", "default", catalogue())
+    profile, _ = load_profile(ROOT / "harness.toml", "default", _catalogue())
     corpus = load_corpus(ROOT / "datasets" / "bank_slips", subset=args.subset)
     requests = [ImageRequest(it.id, str(it.path), it.sha256) for it in corpus.items if it.problem is None]
     args.out.mkdir(parents=True, exist_ok=True)

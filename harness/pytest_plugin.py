@@ -11,13 +11,16 @@ A thin shell, like syrupy's: options, one session fixture, one parametrising hoo
 - `--ocr-regen new-only|failed|all` means what `ocr-harness golden refresh --<mode> --yes` means, per image:
   output that differs across repeats is never written (that test fails and says so). As with
   pytest-regressions' `--force-regen`, a failing test still fails in the run that regenerates its golden;
-  the next run passes.
+  the next run passes. `--ocr-regen all` over every selected image in one process is a full approval: at the end
+  of the session it also writes the golden set's approval record (speed baseline, BN reference) through the
+  same code as the CLI (harness.run.approve); a partial regeneration keeps the record and says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,9 +32,10 @@ from harness.model.catalogue import Catalogue
 from harness.util.errors import UserError
 
 __all__ = ["GoldenRegression", "Options", "Verdict", "ocr_golden", "pytest_addoption", "pytest_generate_tests",
-           "selected_ids"]
+           "pytest_terminal_summary", "selected_ids"]
 
 _IDS = pytest.StashKey[list[str]]()
+_APPROVAL = pytest.StashKey[list[str]]()  # what the session's end did to the approval record
 
 
 # --- pytest hooks -------------------------------------------------------------------------------------------------
@@ -54,6 +58,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ocr-id", dest="ocr_ids", action="append", default=None,
                     help="only this image id (repeatable)")
     group.addoption("--ocr-golden-dir", type=Path, default=None, help="golden root dir (overrides the profile)")
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for line in config.stash.get(_APPROVAL, []):
+        terminalreporter.write_line(f"ocr-harness: {line}")
 
 
 def selected_ids(config: pytest.Config) -> list[str]:
@@ -88,3 +97,6 @@ def ocr_golden(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         yield session
     finally:
         session.close()
+    # After the worker is gone: the BN reference captures in a worker of its own. Printed in the terminal summary
+    # (teardown output is captured).
+    request.config.stash[_APPROVAL] = session.approve()

@@ -77,9 +77,11 @@ def test_other_backends_drop_paddle_keys_and_add_their_runtime() -> None:
     owned = backend_owned_keys(base, onnx)
     assert {"backend", "paddle", "onednn", "onnxruntime", "models.det/x"} <= set(owned)
     assert "cpu_model" not in owned and "rec_batch_size" not in owned
-    # paddle backend: settings hash unchanged by the onnxruntime/http tables' existence
+    # paddle backend: settings hash unchanged by the onnxruntime/http tables' existence, nor by delete_passes unset
     assert EngineSettings().hash_dict() == {k: v for k, v in dataclasses.asdict(EngineSettings()).items()
-                                            if k not in ("backend", "goldens_from", "onnxruntime", "http")}
+                                            if k not in ("backend", "goldens_from", "onnxruntime", "http",
+                                                         "delete_passes")}
+    assert EngineSettings(delete_passes=()).hash_dict()["delete_passes"] == ()
 
 
 @pytest.mark.parametrize(

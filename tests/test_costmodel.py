@@ -17,7 +17,8 @@ CONFIG = Path(__file__).resolve().parents[1] / "harness.toml"
 
 def report(images: int = 8) -> dict:
     """A nightly on `images` slips: 2 s model load; per image main 5 x 0.8 s, others 0.8 s, oneDNN off 4 s."""
-    per = {"main": 4.0, "bs1": 0.8, "fresh": 0.8, "multi": 0.8, "onednn-off": 4.0, "threads-2": 1.2}
+    per = {"main": 4.0, "bs1": 0.8, "fresh": 0.8, "multi": 0.8, "onednn-off": 4.0, "threads-2": 1.2,
+           "bn-unfused": 0.8}
     phases = {k: {"wall_s": 2.0 + v * images, "images": images, "calls_per_image": 5 if k == "main" else 1}
               for k, v in per.items()}
     phases.update({"audit": {"wall_s": 6.0, "images": 0, "calls_per_image": 1},
@@ -30,8 +31,8 @@ def report(images: int = 8) -> dict:
 
 def test_nightly_has_every_phase_and_fits_exactly() -> None:
     nightly, _ = load_profile(CONFIG, "nightly", catalogue())
-    assert expected_phases(nightly) == ["main", "fresh", "bs1", "multi", "onednn-off", "threads-2", "audit", "probe",
-                                        "bn_drift"]
+    assert expected_phases(nightly) == ["main", "fresh", "bs1", "multi", "onednn-off", "threads-2", "bn-unfused",
+                                        "audit", "probe", "bn_drift"]
     costs, missing = fit(report(8), nightly)
     assert not missing
     # Fitted on 8 images, predicted for 8: the measured run back.

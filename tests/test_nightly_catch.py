@@ -59,7 +59,8 @@ def test_every_planted_fault_fires_in_the_nightly_and_the_clean_nightly_passes(t
     # Models load once per worker per configuration: several-per-call takes the main pass's two loaded workers;
     # the fresh-process pass never does.
     started = {k: v["workers_started"] for k, v in clean.report["timing"]["phases"].items() if "workers_started" in v}
-    assert started == {"main": 2, "multi": 0, "fresh": 2, "bs1": 2, "onednn-off": 2, "threads-2": 1}, started
+    assert started == {"main": 2, "multi": 0, "fresh": 2, "bs1": 2, "onednn-off": 2, "threads-2": 1,
+                       "bn-unfused": 2}, started
 
     goldens = tmp_path / "golden"
     shutil.copytree(ROOT / "golden", goldens)

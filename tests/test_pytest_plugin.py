@@ -16,6 +16,7 @@ import pytest
 from conftest import plant_golden_digit, CORPUS, ROOT
 
 from harness.checks.registry import catalogue
+from harness.golden.approval import load_approval
 from harness.golden.refresh import RefreshMode
 from harness.golden.store import GoldenStore
 from harness.model.inference import ImageOutcome
@@ -146,6 +147,25 @@ def test_regen_writes_reproducible_output_and_refuses_the_rest(tmp_path: Path) -
     assert session(goldens, None).judge(CLEAN, ImageOutcome(CLEAN, (committed(CLEAN),)))
 
 
+def test_only_a_full_regeneration_approves(tmp_path: Path) -> None:
+    """Without a model: --ocr-regen failed, or all over part of the selection, keeps _approval.json and says so."""
+    goldens, _, _ = planted_goldens(tmp_path)
+    before = (goldens / "default" / "_approval.json").read_bytes()
+    assert session(goldens, None).approve() == []
+    current = committed(PLANTED)
+    failed = session(goldens, "failed")
+    failed.judge(PLANTED, ImageOutcome(PLANTED, (current, current)))
+    assert failed.approve() == [
+        "_approval.json: speed baseline of profile release kept as it was (--ocr-regen failed is a partial "
+        "regeneration; only --ocr-regen all rewrites it)",
+        "_approval.json: BN reference kept as it was (--ocr-regen failed is a partial regeneration; only "
+        "--ocr-regen all rewrites it)"]
+    part = session(goldens, "all")
+    part.judge(PLANTED, ImageOutcome(PLANTED, (current, current)))
+    assert all("--ocr-regen all ran 1 of the 2 selected images in this process" in line for line in part.approve())
+    assert (goldens / "default" / "_approval.json").read_bytes() == before
+
+
 # --- real models: a planted golden change, regeneration, xdist ----------------------------------------------------
 
 def planted_goldens(tmp_path: Path) -> tuple[Path, str, str]:
@@ -160,6 +180,7 @@ def test_planted_golden_fails_that_image_then_regen_rewrites_it_and_xdist_passes
     goldens, original, edited = planted_goldens(tmp_path)
     planted = goldens / "default" / f"{PLANTED}.json"
     clean_before = (goldens / "default" / f"{CLEAN}.json").read_bytes()
+    approval_before = (goldens / "default" / "_approval.json").read_bytes()
     ids = ["--ocr-id", PLANTED, "--ocr-id", CLEAN]
     common = ["--ocr-golden-dir", str(goldens), "-p", "no:xdist"]
 
@@ -181,6 +202,8 @@ def test_planted_golden_fails_that_image_then_regen_rewrites_it_and_xdist_passes
     text = planted.read_text(encoding="utf-8")
     assert edited not in text and json.dumps(original, ensure_ascii=False) in text
     assert (goldens / "default" / f"{CLEAN}.json").read_bytes() == clean_before
+    assert (goldens / "default" / "_approval.json").read_bytes() == approval_before  # a partial regeneration
+    assert "_approval.json: BN reference kept as it was (--ocr-regen failed is a partial" in run.output
 
     # 3. The regenerated copy passes, under `-n 2`: one persistent worker per xdist process, one model load each.
     run = inner_pytest(tmp_path, "--ocr-golden-dir", str(goldens), "-p", "xdist", "-n", "2", *ids,
@@ -189,3 +212,13 @@ def test_planted_golden_fails_that_image_then_regen_rewrites_it_and_xdist_passes
     assert sorted(run.cases) == sorted([PLANTED, CLEAN, THIRD]) and all(c.passed for c in run.cases.values())
     assert {c.properties["ocr_model_loads"] for c in run.cases.values()} == {"1"}
     assert len({c.properties["ocr_worker_pid"] for c in run.cases.values()}) == 2
+
+    # 4. --ocr-regen all over the whole selection is a full approval: the approval record is rewritten through the
+    # CLI's code (speed baseline of the profile, BN reference on the selection's slips); other sections are kept.
+    run = inner_pytest(tmp_path, *common, *ids, "--ocr-regen", "all", env=offline_env)
+    assert run.returncode == 0, run.output[-3000:]
+    assert "ocr-harness: _approval.json: speed baseline of profile release: 2 images" in run.output, run.output[-3000:]
+    assert "ocr-harness: _approval.json: BN reference: det 3 layers / 2 batches, rec 6 layers" in run.output
+    approval = load_approval(goldens / "default")
+    assert approval is not None and approval.bn is not None and approval.bn.images == (PLANTED, CLEAN)
+    assert set(approval.speed["release"].images) == {PLANTED, CLEAN} and "default" in approval.speed

@@ -52,13 +52,29 @@ def pipeline_kwargs(settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]
 
 
 def paddleocr_kwargs(settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:
-    """Neutral arguments plus the paddle backend's own (device, oneDNN, threads)."""
-    return {
+    """Neutral arguments plus the paddle backend's own (device, oneDNN, threads, passes removed)."""
+    kwargs = {
         **pipeline_kwargs(settings, dirs),
         "device": settings.device,
         "enable_mkldnn": settings.enable_mkldnn,
         "cpu_threads": settings.resolved_threads(),
     }
+    if settings.delete_passes is not None:
+        kwargs.update(engine="paddle_static", engine_config={**static_engine_config(settings),
+                                                             "delete_pass": list(settings.delete_passes)})
+    return kwargs
+
+
+def static_engine_config(settings: EngineSettings) -> dict[str, Any]:
+    """The paddle_static engine config PaddleOCR builds from enable_mkldnn/cpu_threads when it is given none: a
+    user `engine_config` REPLACES it, so one that only removes passes must carry it over. Built by PaddleOCR's
+    own (private) function, so that it stays what PaddleOCR does: an empty `delete_pass` list reads
+    bit-identically to the main path (tests/test_bn_fusion.py)."""
+    from paddleocr._common_args import _build_paddle_static_engine_config, parse_common_args
+
+    common = parse_common_args({"device": settings.device, "enable_mkldnn": settings.enable_mkldnn,
+                                "cpu_threads": settings.resolved_threads()}, default_enable_hpi=False)
+    return _build_paddle_static_engine_config(common, "gpu" if settings.device.startswith("gpu") else "cpu")
 
 
 class OcrEngine:

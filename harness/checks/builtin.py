@@ -7,16 +7,14 @@ still has them), then the other paths, goldens, and the model-level checks that 
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from harness.backends import backend_owned_keys, load_callable, unsupported_checks
 from harness.checks.audit import audit_model_dir
-from harness.checks.bn_capture import capture_inputs
-from harness.checks.bn_drift import MIN_IMAGES, measure_drift
+from harness.backends.paddle_passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
+from harness.checks.bn_check import bn_drift, bn_prepare, validate_bn_drift
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check, open_store, preload
 from harness.checks.paths import compare_paths
@@ -24,17 +22,16 @@ from harness.checks.probe import probe_model_dir
 from harness.checks.registry import CheckSpec, Scaling, register
 from harness.checks.retries import merged_details as merged_retries, merged_summary as merged_retry_summary
 from harness.checks.served import served_settings_check
-from harness.checks.speed import speed_check
+from harness.checks.speed import speed_check, speed_stack
 from harness.corpus.loader import content_sha256
 from harness.environment import stack
 from harness.golden.approval import APPROVAL_NAME, SpeedBaseline, load_approval
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenStore
 from harness.model.catalogue import Option
-from harness.model.inference import ImageOutcome, ImageRequest
+from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult
 from harness.model.settings import BACKENDS, CheckSettings, EngineSettings, Profile, require
-from harness.normaliser import WORKLOAD
 from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
 from harness.sampling import describe_power
 
@@ -141,26 +138,40 @@ def batch_paths(p: RunPlan, state: RunState) -> CheckResult:
     return with_sample(check, info)
 
 
+BN_UNFUSED = "bn-unfused"  # the variation without BN fusion passes (harness.backends.paddle_passes)
+
+
 def variants(profile: Profile) -> dict[str, EngineSettings]:
-    """oneDNN flipped, and each other thread count, by phase label."""
+    """oneDNN flipped, each other thread count, and the BN fusion passes removed (unless the profile removes
+    passes itself), by phase label."""
     engine = profile.engine
     out = {f"onednn-{'off' if engine.enable_mkldnn else 'on'}":
            dataclasses.replace(engine, enable_mkldnn=not engine.enable_mkldnn)}
     for threads in profile.checks.variation_threads:
         if threads != engine.resolved_threads():
             out[f"threads-{threads}"] = dataclasses.replace(engine, cpu_threads=threads)
+    if engine.delete_passes is None:
+        out[BN_UNFUSED] = dataclasses.replace(engine, delete_passes=BN_FUSION_PASSES)
     return out
 
 
 def variations(p: RunPlan, state: RunState) -> CheckResult:
     sample, info = stack_sample(p)
     others = {}
-    for label, settings in variants(p.profile).items():
+    paths = variants(p.profile)
+    for label, settings in paths.items():
         with state.phase(label, len(usable_items(sample))):
             others[label] = infer_all(sample, settings, label, 1, workers_for(p, settings), pool=state.pool)
     reference = {it.id: state.outcomes[it.id] for it in sample.items if it.id in state.outcomes}
-    return with_sample(compare_paths("variations", "profile", reference, others, p.profile.tolerances,
-                                     _key_texts(p)), info)
+    result = compare_paths("variations", "profile", reference, others, p.profile.tolerances, _key_texts(p))
+    if BN_UNFUSED in paths:  # what the variation changed, measured: the BN fusions of both engines, per model
+        counts = {label: fused_pass_counts(settings, p.dirs)
+                  for label, settings in (("profile", p.profile.engine), (BN_UNFUSED, paths[BN_UNFUSED]))}
+        fused = {label: bn_fusions(c) for label, c in counts.items()}
+        result = dataclasses.replace(result, summary=result.summary + "; BN fusions (subgraphs) " + ", ".join(
+            f"{label} {'/'.join(f'{k} {n}' for k, n in f.items())}" for label, f in fused.items()),
+            details={**result.details, "bn_fusions": fused, "fused_passes": counts})
+    return with_sample(result, info)
 
 
 def paths_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:
@@ -185,7 +196,7 @@ register(CheckSpec("batch_paths", 110, batch_paths, key="batch_paths", skip=unsu
                    merge_details=lazy("harness.report.merge:paths_details"), merge_summary=paths_summary,
                    phases=lambda profile: [*bs1_phase(profile), ("multi", "sample")]))
 register(CheckSpec("variations", 120, variations, key="variations", skip=unsupported("variations"),
-                   flag_help="oneDNN on/off and thread counts, judged by golden tolerances",
+                   flag_help="oneDNN on/off, thread counts and BN fusion removed, judged by golden tolerances",
                    validate=_validate_variations,
                    merge_details=lazy("harness.report.merge:paths_details"), merge_summary=paths_summary,
                    phases=lambda profile: [(label, "sample") for label in variants(profile)]))
@@ -284,50 +295,8 @@ def probe(p: RunPlan, state: RunState) -> CheckResult:
                        judged=len(reports), unit="models")
 
 
-def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
-    # Sampled from the whole selection, not this shard, so every shard of a run measures the same images.
-    requests = [ImageRequest(it.id, str(it.path), it.sha256) for it in p.corpus.items if it.problem is None]
-    log = str(p.log_dir / "worker-bn-capture.log") if p.log_dir else None
-    with tempfile.TemporaryDirectory(prefix="ocr-harness-bn-") as tmp:
-        # What the predictor really receives in a worker of this profile's engine, det and rec alike.
-        capture = capture_inputs(p.profile.engine, p.dirs, requests, Path(tmp), want=p.profile.checks.bn_drift_images,
-                                 max_pixels=p.profile.max_image_pixels, log_path=log)
-        if not capture.images:  # judged nothing: never a pass
-            return CheckResult("bn_drift", False, "judged nothing: no readable image to measure",
-                               details={"failed": dict(capture.failed)})
-        reports = {kind: measure_drift(d, capture.files(kind), kind=kind, images=len(capture.images),
-                                       threshold=p.profile.checks.bn_drift_threshold)
-                   for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec)) if capture.files(kind)}
-    details: dict[str, Any] = {k: r.to_dict() for k, r in reports.items()}
-    details["images"] = list(capture.images)
-    measured = {k: r for k, r in reports.items() if r.layers}
-    if not measured:
-        return CheckResult("bn_drift", False, "judged nothing: no BN layer left in det or rec (all folded into "
-                           "conv); disable bn_drift for these models", details=details)
-    if len(capture.images) < MIN_IMAGES:  # the limits were measured on samples of MIN_IMAGES slips and more
-        return CheckResult("bn_drift", False, f"judged too little: {len(capture.images)} image ran, the per-channel "
-                           f"limits hold for samples of {MIN_IMAGES} or more", details=details)
-    findings = [f for r in measured.values() for f in r.findings]
-    layers = ", ".join(f"{k} {len(r.layers)} layers / {r.batches} batches" for k, r in measured.items())
-    summary = (f"{len(capture.images)} images as the worker fed them ({layers}): {len(findings)} channels beyond "
-               "the clean-corpus limits; layer drift max " + ", ".join(f"{k} {r.max_score:.2f}"
-                                                                       for k, r in measured.items()))
-    drifted = [f"{k} {d.name}" for k, r in measured.items() for d in r.flagged]
-    if drifted:
-        summary += f"; layer drift above {p.profile.checks.bn_drift_threshold:g}: {', '.join(drifted)}"
-    summary += "".join(f" [{f}]" for f in findings[:3])
-    return CheckResult("bn_drift", all(r.passed for r in measured.values()), summary, details=details,
-                       judged=len(capture.images))
-
-
 def _validate_audit(c: CheckSettings, where: str) -> None:
     require(c.audit_min_variance >= 0, f"{where}.audit_min_variance", "must be >= 0")
-
-
-def _validate_bn_drift(c: CheckSettings, where: str) -> None:
-    require(c.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
-    require(c.bn_drift_images >= MIN_IMAGES, f"{where}.bn_drift_images",
-            f"must be >= {MIN_IMAGES} (the per-channel limits are measured on samples of that size and more)")
 
 
 register(CheckSpec("audit", 30, audit, level="model", key="audit", skip=unsupported("audit"), child=True,
@@ -335,8 +304,8 @@ register(CheckSpec("audit", 30, audit, level="model", key="audit", skip=unsuppor
 register(CheckSpec("probe", 40, probe, level="model", key="probe", skip=unsupported("probe"), child=True, timed=True,
                    flag_help="behavioural batch-independence probe of the raw models"))
 register(CheckSpec("bn_drift", 50, bn_drift, level="model", key="bn_drift", skip=unsupported("bn_drift"), child=True,
-                   timed=True, flag_help="stored BN statistics vs the corpus", validate=_validate_bn_drift,
-                   per_shard=True))
+                   timed=True, flag_help="stored BN statistics and the approved BN reference vs the corpus",
+                   validate=validate_bn_drift, per_shard=True, prepare=bn_prepare))
 
 
 # --- speed and memory against the approved baseline ------------------------------------------------------------
@@ -347,12 +316,6 @@ class SpeedInputs:
 
     baseline: SpeedBaseline | None
     why_none: str
-
-
-def speed_stack(p: RunPlan) -> dict[str, Any]:
-    """What a speed baseline is measured on: the main pass's engine stack, its workers and the yardstick."""
-    return {**stack(p.profile.engine, p.dirs.file_hashes(), dict(p.backend_facts)), "workers": p.profile.workers,
-            "yardstick": WORKLOAD}
 
 
 def _speed_prepare(p: RunPlan) -> SpeedInputs:

@@ -18,10 +18,13 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
+from harness.environment import stack
 from harness.golden.approval import ImageSpeed, SpeedBaseline
 from harness.golden.status import stack_differences
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult
+from harness.model.views import PlanView
+from harness.normaliser import WORKLOAD
 
 SLOWEST_SHOWN = 5
 
@@ -135,3 +138,9 @@ def speed_check(outcomes: Mapping[str, ImageOutcome], baseline: SpeedBaseline | 
     verdict = [w for w, bad in (("SLOWER", slow), ("MORE MEMORY", fat)) if bad]
     summary = ("; ".join(verdict) + ": " if verdict else "") + "; ".join(parts)
     return CheckResult("speed", not (slow or fat), summary, details=details, judged=len(common))
+
+
+def speed_stack(p: PlanView) -> dict[str, Any]:
+    """What a speed baseline is measured on: the main pass's engine stack, its workers and the yardstick."""
+    return {**stack(p.profile.engine, p.dirs.file_hashes(), dict(p.backend_facts)), "workers": p.profile.workers,
+            "yardstick": WORKLOAD}

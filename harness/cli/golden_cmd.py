@@ -7,15 +7,14 @@ from pathlib import Path
 
 from harness.checks.golden_check import open_store, preload
 from harness.cli.run_cmd import add_profile_args, resolve_profile
-from harness.cli.speed_cmd import approve_speed, describe
 from harness.corpus.loader import content_sha256
 from harness.environment import stack
 from harness.golden.approval import APPROVAL_NAME
 from harness.golden.core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
 from harness.golden.refresh import apply_refresh
 from harness.golden.status import golden_status
-from harness.model.inference import ImageOutcome
-from harness.runner import RunPlan, infer_all, plan, terminal_progress
+from harness.run.approve import approve_full
+from harness.runner import infer_all, plan, terminal_progress
 from harness.util import atomic
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
@@ -86,28 +85,11 @@ def refresh(args: argparse.Namespace) -> int:
     print(review)
     if not args.yes:
         print(f"dry run: nothing written; review in {args.out / 'golden-review.md'}; add --yes to apply "
-              f"(the approval record {APPROVAL_NAME} is kept as it is)")
+              f"(the approval record {APPROVAL_NAME}, speed and BN reference, is kept as it is)")
         return EXIT_OK
     written = apply_refresh(refresh_plan, store, golden_stack(p), force_reason=args.reason if args.force else None,
                             restamp_unchanged=args.restamp)
     print(f"wrote {len(written)} goldens to {store.directory}")
-    print(approve_on_refresh(p, outcomes, args.mode))
+    for line in approve_full(p, outcomes, args.mode == "all"):
+        print(line)
     return EXIT_OK if all(o.ok for o in outcomes.values()) else EXIT_REGRESSION
-
-
-def approve_on_refresh(p: RunPlan, outcomes: dict[str, ImageOutcome], mode: str) -> str:
-    """A full approval (--all) also approves the profile's speed, measured on the refresh's own pass when that
-    pass ran the profile's engine; anything less keeps the approval record as it is, and says so."""
-    kept = f"{APPROVAL_NAME}: speed baseline of profile {p.profile.name} kept as it was"
-    if mode != "all":
-        return f"{kept} (only a full approval, --all, rewrites it)"
-    if p.profile.golden_engine() != p.profile.engine:
-        return (f"{kept} (goldens use the bs1 path, not the profile's engine: run `ocr-harness speed baseline "
-                f"--profile {p.profile.name}`)")
-    if not p.profile.checks.get("speed"):
-        return f"{kept} (the speed check is off in this profile)"
-    try:
-        made, path = approve_speed(p, outcomes)
-    except UserError as e:
-        return f"{kept}: {e}"
-    return f"{APPROVAL_NAME}: speed baseline of profile {p.profile.name}: {describe(made)} -> {path}"

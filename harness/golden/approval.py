@@ -5,9 +5,15 @@ by the profile it was measured for:
 - `speed`: per-image latency and the fixed CPU yardstick timed next to it (harness.normaliser), and the
   workers' peak memory, with the stack and selection they were measured on (harness.checks.speed judges runs
   against it);
+- `bn`: the per-channel statistics of every BatchNorm layer's input, det and rec, on the images the approval
+  captured, keyed by the model hashes and input settings they were measured with and stamped with the stack
+  (harness.checks.bn_reference makes it and judges later runs against it); one per golden set, not per
+  profile: the profiles that share a golden set run the same models;
 - sections this version does not know (a newer harness's) are kept as they are when a section is rewritten.
 
-Written atomically, only by a full approval (`golden refresh --all --yes`) or `ocr-harness speed baseline`;
+Written atomically, only by a full approval (`golden refresh --all --yes`, the pytest plugin's `--ocr-regen all`
+over the whole selection: harness.run.approve) or `ocr-harness speed baseline` (speed only); records without a
+`bn` section (older ones) still load;
 read strictly: a hand-edited record that is not this schema is a `UserError` naming the file.
 """
 
@@ -81,18 +87,99 @@ def _positive(x: Any) -> float:
     return v
 
 
+def _floats(values: Any, channels: int | None = None) -> tuple[float, ...]:
+    out = tuple(float(v) for v in values)
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError("a per-channel value is not finite")
+    if channels is not None and len(out) != channels:
+        raise ValueError(f"{len(out)} values for {channels} channels")
+    return out
+
+
+@dataclass(frozen=True)
+class BnLayerRecord:
+    """One BN layer's input on the approval's images, per channel (float64 values, population variance)."""
+
+    name: str  # the layer's parameter prefix, as harness.checks.bn_drift names layers
+    op_index: int
+    epsilon: float
+    mean: tuple[float, ...]
+    var: tuple[float, ...]
+    samples: int  # activations per channel that were pooled
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "op_index": self.op_index, "epsilon": self.epsilon, "mean": list(self.mean),
+                "var": list(self.var), "samples": self.samples}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> BnLayerRecord:
+        mean = _floats(d["mean"])
+        var = _floats(d["var"], len(mean))
+        if any(v < 0 for v in var):
+            raise ValueError(f"layer {d['name']}: a negative variance")
+        return cls(str(d["name"]), int(d["op_index"]), float(d["epsilon"]), mean, var, int(d["samples"]))
+
+
+@dataclass(frozen=True)
+class BnModelRecord:
+    """One model's BN layers, with what makes them comparable: the model files and the input settings."""
+
+    model_hashes: Mapping[str, str]  # sha256 of the model's inference files (ModelDirs.file_hashes, this kind's)
+    inputs: Mapping[str, Any]  # det: limit type and side; rec: image shape and batch size (padding depends on it)
+    batches: int  # input batches the worker fed the model
+    layers: tuple[BnLayerRecord, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_hashes": dict(sorted(self.model_hashes.items())), "inputs": dict(self.inputs),
+                "batches": self.batches, "layers": [layer.to_dict() for layer in self.layers]}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> BnModelRecord:
+        return cls({str(k): str(v) for k, v in d["model_hashes"].items()}, dict(d["inputs"]), int(d["batches"]),
+                   tuple(BnLayerRecord.from_dict(layer) for layer in d["layers"]))
+
+
+@dataclass(frozen=True)
+class BnReference:
+    """The approved BN input statistics of a golden set: what later runs' drift is judged against."""
+
+    approved_at: str
+    stack: Mapping[str, Any]  # the engine stack of the capture (CPU, runtime, oneDNN...): named when it differs
+    images: tuple[str, ...]  # ids of the images pooled, in capture order
+    models: Mapping[str, BnModelRecord]  # by kind: det, rec
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"approved_at": self.approved_at, "stack": dict(self.stack), "images": list(self.images),
+                "models": {k: v.to_dict() for k, v in sorted(self.models.items())}}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> BnReference:
+        try:
+            return cls(str(d["approved_at"]), dict(d["stack"]), tuple(str(i) for i in d["images"]),
+                       {str(k): BnModelRecord.from_dict(v) for k, v in d["models"].items()})
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise UserError(f"{where}: not a BN reference ({type(e).__name__}: {e})") from None
+
+
 @dataclass(frozen=True)
 class Approval:
     golden_set: str
     speed: Mapping[str, SpeedBaseline] = field(default_factory=dict)
     other: Mapping[str, Any] = field(default_factory=dict)  # sections of a newer version, kept as they are
+    bn: BnReference | None = None
 
     def with_speed(self, profile: str, baseline: SpeedBaseline) -> Approval:
-        return Approval(self.golden_set, {**self.speed, profile: baseline}, self.other)
+        return Approval(self.golden_set, {**self.speed, profile: baseline}, self.other, self.bn)
+
+    def with_bn(self, reference: BnReference) -> Approval:
+        return Approval(self.golden_set, self.speed, self.other, reference)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.other, "schema": SCHEMA, "golden_set": self.golden_set,
-                "speed": {k: v.to_dict() for k, v in sorted(self.speed.items())}}
+        out = {**self.other, "schema": SCHEMA, "golden_set": self.golden_set,
+               "speed": {k: v.to_dict() for k, v in sorted(self.speed.items())}}
+        if self.bn is not None:
+            out["bn"] = self.bn.to_dict()
+        return out
 
 
 def approval_path(golden_dir: Path) -> Path:
@@ -116,9 +203,11 @@ def load_approval(golden_dir: Path) -> Approval | None:
     speed = raw.get("speed") or {}
     if not isinstance(speed, dict):
         raise UserError(f"{path}: 'speed' must be an object")
-    other = {k: v for k, v in raw.items() if k not in ("schema", "golden_set", "speed")}
+    other = {k: v for k, v in raw.items() if k not in ("schema", "golden_set", "speed", "bn")}
+    bn = raw.get("bn")
     return Approval(str(raw.get("golden_set", golden_dir.name)),
-                    {str(k): SpeedBaseline.from_dict(v, f"{path}: speed.{k}") for k, v in speed.items()}, other)
+                    {str(k): SpeedBaseline.from_dict(v, f"{path}: speed.{k}") for k, v in speed.items()}, other,
+                    None if bn is None else BnReference.from_dict(bn, f"{path}: bn"))
 
 
 def write_approval(golden_dir: Path, approval: Approval) -> Path:

@@ -21,6 +21,7 @@ from harness.model.catalogue import Catalogue
 from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.settings import Profile
+from harness.run.approve import approve_full
 from harness.runner import plan
 from harness.util.errors import UserError
 from harness.worker import WorkerError, WorkerSpec
@@ -100,6 +101,7 @@ class GoldenRegression:
                                               label="pytest", log_path=log), profile.image_timeout_s)
         self._load_error: str | None = None
         self._stack: dict[str, Any] | None = None
+        self._regenerated: dict[str, ImageOutcome] = {}  # what --ocr-regen judged, for the approval record
 
     @property
     def worker_pid(self) -> int | None:
@@ -132,6 +134,8 @@ class GoldenRegression:
         if not outcome.ok:
             return Verdict(image_id, False, f"{image_id}: did not run: {outcome.error}")
         regen = self._regenerate(item, outcome) if self.options.regen else None
+        if self.options.regen:
+            self._regenerated[image_id] = outcome
         golden = self.goldens.get(image_id)  # as it was when the session started: a regenerated test still fails
         comp = changed = None
         if golden is not None:
@@ -139,6 +143,22 @@ class GoldenRegression:
         message = self._message(image_id, comp, regen)
         return Verdict(image_id, bool(comp) and not changed, f"{changed}\n{message}" if changed else message, comp,
                        regen)
+
+    def approve(self) -> list[str]:
+        """After the session's tests: `--ocr-regen all` over every selected image is a full approval and writes the
+        approval record (speed baseline, BN reference) as `golden refresh --all --yes` does; any other
+        regeneration keeps it and says so (one line per section). Nothing without --ocr-regen."""
+        if not self.options.regen:
+            return []
+        missing = [i for i in self.items if i not in self._regenerated]
+        if self.options.regen != "all":
+            why = f"--ocr-regen {self.options.regen} is a partial regeneration; only --ocr-regen all rewrites it"
+        elif missing:
+            why = (f"--ocr-regen all ran {len(self._regenerated)} of the {len(self.items)} selected images in this "
+                   "process (a -k/-x selection or an xdist worker): only a regeneration of every image rewrites it")
+        else:
+            why = ""
+        return approve_full(self.plan, self._regenerated, not why, why)
 
     def _regenerate(self, item: CorpusItem, outcome: ImageOutcome) -> str | None:
         """`golden refresh --<mode> --yes` for this image; returns what was done (None: nothing to do)."""

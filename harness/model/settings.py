@@ -21,7 +21,7 @@ from harness.util.service_url import redact_url, url_problem
 BACKENDS = ("paddle", "onnxruntime", "http")
 # Keys of `[engine]` that belong to the paddle backend. They stay flat in `[engine]` (where profiles have always
 # set them); every other backend has its own sub-table and rejects them.
-PADDLE_KEYS = ("device", "enable_mkldnn", "cpu_threads")
+PADDLE_KEYS = ("device", "enable_mkldnn", "cpu_threads", "delete_passes")
 BACKEND_TABLES = ("onnxruntime", "http")
 _UNSET: Any = object()  # get() without a default: an unknown key raises KeyError
 
@@ -130,6 +130,9 @@ class EngineSettings:
     device: str = "cpu"
     enable_mkldnn: bool = True
     cpu_threads: int | None = None  # None: the machine's cores, not PaddleOCR's 10
+    # Paddle Inference passes to remove (PaddleX's paddle_static engine_config `delete_pass`); None: PaddleOCR's
+    # own engine config, untouched. The `variations` check's bn-unfused path sets the BN fusion passes here.
+    delete_passes: tuple[str, ...] | None = None
     rec_batch_size: int = 6
     det_limit_side_len: int = 960
     det_limit_type: str = "max"
@@ -186,10 +189,12 @@ class EngineSettings:
         d = dataclasses.asdict(self)
         for key in ("backend", "goldens_from", *BACKEND_TABLES):
             d.pop(key)
+        if d["delete_passes"] is None:  # unset: the dict every golden was stamped with before the key existed
+            d.pop("delete_passes")
         if self.backend == "paddle":
             return d
         for key in PADDLE_KEYS:
-            d.pop(key)
+            d.pop(key, None)
         d["backend"] = self.backend
         if self.backend == "onnxruntime":
             d["onnxruntime"] = dataclasses.asdict(self.onnxruntime)

@@ -1,0 +1,89 @@
+"""The `bn_drift` check: BN statistics of what the worker really feeds det and rec, judged per channel against the
+stored training statistics (harness.checks.bn_drift) and, when the golden set has one, against the approved BN
+reference (harness.checks.bn_reference). Registered in harness.checks.builtin."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.checks.bn_capture import capture_inputs
+from harness.checks.bn_drift import MIN_IMAGES, judge_layers, measure_layers
+from harness.checks.bn_reference import input_settings, judge_reference, model_hashes, reference_limits_for
+from harness.checks.golden_check import open_store
+from harness.model.outcome import CheckResult
+from harness.model.settings import CheckSettings, require
+from harness.environment import stack
+from harness.golden.approval import APPROVAL_NAME, BnReference, load_approval
+from harness.runner import RunPlan, RunState
+from harness.model.inference import ImageRequest
+
+
+@dataclass(frozen=True)
+class BnInputs:
+    """Read before any model loads: a corrupt approval record is exit 2, not a lost run."""
+
+    reference: BnReference | None
+    why_none: str
+
+
+def bn_prepare(p: RunPlan) -> BnInputs:
+    approval = load_approval(open_store(p.profile, p.base).directory)
+    if approval is None or approval.bn is None:
+        where = "no " + APPROVAL_NAME if approval is None else f"no BN reference in its {APPROVAL_NAME}"
+        return BnInputs(None, f"golden set {p.profile.golden_name!r} has {where}; a full approval (`ocr-harness "
+                              f"golden refresh --all --yes --profile {p.profile.name}`) records one")
+    return BnInputs(approval.bn, "")
+
+
+def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
+    # Sampled from the whole selection, not this shard, so every shard of a run measures the same images.
+    requests = [ImageRequest(it.id, str(it.path), it.sha256) for it in p.corpus.items if it.problem is None]
+    log = str(p.log_dir / "worker-bn-capture.log") if p.log_dir else None
+    threshold = p.profile.checks.bn_drift_threshold
+    with tempfile.TemporaryDirectory(prefix="ocr-harness-bn-") as tmp:
+        # What the predictor really receives in a worker of this profile's engine, det and rec alike.
+        capture = capture_inputs(p.profile.engine, p.dirs, requests, Path(tmp), want=p.profile.checks.bn_drift_images,
+                                 max_pixels=p.profile.max_image_pixels, log_path=log)
+        if not capture.images:  # judged nothing: never a pass
+            return CheckResult("bn_drift", False, "judged nothing: no readable image to measure",
+                               details={"failed": dict(capture.failed)})
+        kinds = [(kind, d) for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec)) if capture.files(kind)]
+        stats = {kind: measure_layers(d, capture.files(kind)) for kind, d in kinds}
+        reports = {kind: judge_layers(str(d), kind, stats[kind], images=len(capture.images),
+                                      batches=len(capture.files(kind)), threshold=threshold) for kind, d in kinds}
+    details: dict[str, Any] = {k: r.to_dict() for k, r in reports.items()}
+    details["images"] = list(capture.images)
+    measured = {k: r for k, r in reports.items() if r.layers}
+    if not measured:
+        return CheckResult("bn_drift", False, "judged nothing: no BN layer left in det or rec (all folded into "
+                           "conv); disable bn_drift for these models", details=details)
+    if len(capture.images) < MIN_IMAGES:  # the limits were measured on samples of MIN_IMAGES slips and more
+        return CheckResult("bn_drift", False, f"judged too little: {len(capture.images)} image ran, the per-channel "
+                           f"limits hold for samples of {MIN_IMAGES} or more", details=details)
+    inputs: BnInputs = (state.prepared or {}).get("bn_drift") or bn_prepare(p)
+    verdict = judge_reference(inputs.reference, inputs.why_none, {k: stats[k] for k in measured},
+                              {k: model_hashes(k, p.dirs) for k in measured},
+                              {k: input_settings(k, p.profile.engine) for k in measured},
+                              stack(p.profile.engine, p.dirs.file_hashes()))
+    details["reference"] = verdict.to_dict({k: reference_limits_for(k) for k in measured})
+    findings = [f for r in measured.values() for f in r.findings]
+    layers = ", ".join(f"{k} {len(r.layers)} layers / {r.batches} batches" for k, r in measured.items())
+    summary = (f"{len(capture.images)} images as the worker fed them ({layers}): {len(findings)} channels beyond "
+               "the clean-corpus limits; layer drift from training statistics max " +
+               ", ".join(f"{k} {r.max_score:.2f}" for k, r in measured.items()))
+    drifted = [f"{k} {d.name}" for k, r in measured.items() for d in r.flagged]
+    if drifted:
+        summary += f"; layer drift above {threshold:g}: {', '.join(drifted)}"
+    # The reference's verdict before the channel findings: a report cuts long summaries, and it names what moved.
+    summary += "; " + verdict.sentence() + "".join(f" [{f}]" for f in findings[:3])
+    passed = all(r.passed for r in measured.values()) and not verdict.drifted
+    return CheckResult("bn_drift", passed, summary, details=details, judged=len(capture.images))
+
+
+def validate_bn_drift(c: CheckSettings, where: str) -> None:
+    require(c.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
+    require(c.bn_drift_images >= MIN_IMAGES, f"{where}.bn_drift_images",
+            f"must be >= {MIN_IMAGES} (the per-channel limits are measured on samples of that size and more)")

@@ -1,0 +1,99 @@
+"""A full approval writes the golden set's approval record (harness.golden.approval): the profile's speed baseline and
+the BN reference. One code path for `golden refresh --all --yes`, the pytest plugin's `--ocr-regen all` over the
+whole selection and `ocr-harness speed baseline` (speed only); anything less keeps the record and says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness.backends import unsupported_checks
+from harness.checks.bn_reference import REFERENCE_IMAGES, capture_reference
+from harness.checks.speed import speed_stack
+from harness.checks.golden_check import open_store
+from harness.checks.paddle_child import ChildError
+from harness.checks.speed import make_baseline
+from harness.environment import stack
+from harness.util.errors import UserError
+from harness.golden.approval import APPROVAL_NAME, Approval, BnReference, SpeedBaseline, load_approval, write_approval
+from harness.runner import RunPlan
+from harness.model.inference import ImageOutcome, ImageRequest
+
+
+def _load(p: RunPlan) -> tuple[Path, Approval]:
+    store = open_store(p.profile, p.base)
+    return store.directory, load_approval(store.directory) or Approval(p.profile.golden_name)
+
+
+def approve_speed(p: RunPlan, outcomes: Mapping[str, ImageOutcome]) -> tuple[SpeedBaseline, Path]:
+    """Writes the baseline of `p`'s profile from its main-pass outcomes; every image must have run."""
+    failed = sorted(i for i, o in outcomes.items() if not o.ok)
+    if failed:
+        raise UserError(f"speed baseline not written: {len(failed)} image(s) did not run ({', '.join(failed[:5])}); "
+                        "a baseline is made only from a run where every image ran")
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    made = make_baseline(outcomes, speed_stack(p), stamp)
+    directory, approval = _load(p)
+    return made, write_approval(directory, approval.with_speed(p.profile.name, made))
+
+
+def describe(made: SpeedBaseline) -> str:
+    ratios = sorted(s.ratio for s in made.images.values())
+    peak = "not measured" if made.peak_rss_kib is None else f"{made.peak_rss_kib / 1024:.0f} MiB"
+    return (f"{len(made.images)} images, median cost/yardstick ratio {ratios[len(ratios) // 2]:.1f} "
+            f"({made.clock} seconds), "
+            f"peak RSS {peak}")
+
+
+def approve_bn(p: RunPlan) -> tuple[BnReference, Path]:
+    """Captures up to REFERENCE_IMAGES of the selection (the whole selection, not a shard) in a worker of the
+    profile's engine and writes the golden set's BN reference."""
+    requests = [ImageRequest(it.id, str(it.path), it.sha256) for it in p.corpus.items if it.problem is None]
+    log = str(p.log_dir / "worker-bn-reference.log") if p.log_dir else None
+    with tempfile.TemporaryDirectory(prefix="ocr-harness-bn-ref-") as tmp:
+        made = capture_reference(p.profile.engine, p.dirs, requests[:REFERENCE_IMAGES], Path(tmp),
+                                 stack(p.profile.engine, p.dirs.file_hashes()), max_pixels=p.profile.max_image_pixels,
+                                 log_path=log)
+    directory, approval = _load(p)
+    return made, write_approval(directory, approval.with_bn(made))
+
+
+def describe_bn(made: BnReference) -> str:
+    return ", ".join(f"{kind} {len(m.layers)} layers / {m.batches} batches" for kind, m in made.models.items()) + \
+        f" on {len(made.images)} images"
+
+
+def approve_full(p: RunPlan, outcomes: Mapping[str, ImageOutcome], full: bool, partial_why: str = "") -> list[str]:
+    """After goldens were written: a full approval (every selected image, `--all`) also approves the profile's speed,
+    measured on the approval's own pass when that pass ran the profile's engine, and records the BN reference;
+    anything less keeps the approval record as it is. One line per section, saying what was done."""
+    speed_kept = f"{APPROVAL_NAME}: speed baseline of profile {p.profile.name} kept as it was"
+    bn_kept = f"{APPROVAL_NAME}: BN reference kept as it was"
+    if not full:
+        why = partial_why or "only a full approval, --all, rewrites it"
+        return [f"{speed_kept} ({why})", f"{bn_kept} ({why})"]
+    lines = []
+    if p.profile.golden_engine() != p.profile.engine:
+        lines.append(f"{speed_kept} (goldens use the bs1 path, not the profile's engine: run `ocr-harness speed "
+                     f"baseline --profile {p.profile.name}`)")
+    elif not p.profile.checks.get("speed"):
+        lines.append(f"{speed_kept} (the speed check is off in this profile)")
+    else:
+        try:
+            made, path = approve_speed(p, outcomes)
+            lines.append(f"{APPROVAL_NAME}: speed baseline of profile {p.profile.name}: {describe(made)} -> {path}")
+        except UserError as e:
+            lines.append(f"{speed_kept}: {e}")
+    unsupported = unsupported_checks(p.profile).get("bn_drift")
+    if unsupported:
+        lines.append(f"{bn_kept} ({unsupported})")
+        return lines
+    try:
+        reference, path = approve_bn(p)
+        lines.append(f"{APPROVAL_NAME}: BN reference: {describe_bn(reference)} -> {path}")
+    except (UserError, ChildError) as e:
+        lines.append(f"{bn_kept}: {e}")
+    return lines

@@ -1,0 +1,79 @@
+"""BN fusion measured, not assumed (harness.backends.paddle_passes, the `variations` check's bn-unfused path).
+
+The pass log parser on a logged excerpt; then real models: with oneDNN on the BN fusion passes rewrite det and rec
+subgraphs and the bn-unfused engine rewrites none; an empty `delete_pass` list (PaddleOCR's own engine config
+carried over into a user engine_config) reads bit-identically to the main path."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from conftest import CORPUS, ROOT
+
+from harness.backends.paddle_passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts, parse_pass_log
+from harness.checks.builtin import BN_UNFUSED, variants
+from harness.model.settings import EngineSettings
+from harness.checks.registry import catalogue
+from harness.config import load_profile
+from harness.corpus.loader import load_corpus
+from harness.environment import settings_hash
+from harness.modelpack import resolve_model_dirs
+from harness.model.inference import ImageRequest
+from harness.worker import Worker, WorkerSpec
+
+LOG = """\x1b[1m\x1b[35m--- Running PIR pass [conv2d_bn_onednn_fuse_pass]\x1b[0m
+I1203 14:11:25.336647  1848 print_statistics.cc:50] --- detected [2] subgraphs!
+\x1b[1m\x1b[35m--- Running PIR pass [conv2d_bias_bn_onednn_fuse_pass]\x1b[0m
+\x1b[1m\x1b[35m--- Running PIR pass [conv2d_bias_fuse_pass]\x1b[0m
+I1203 14:11:25.350325  1848 print_statistics.cc:50] --- detected [52] subgraphs!
+I1203 14:11:25.529158  1848 print_statistics.cc:44] --- detected [86, 532] subgraphs!
+\x1b[1m\x1b[35m--- Running PIR pass [batch_norm_act_fuse_pass]\x1b[0m
+I1203 14:11:25.375468  1848 print_statistics.cc:50] --- detected [1] subgraphs!
+"""
+
+
+def test_pass_log_is_counted_per_pass() -> None:
+    counts = parse_pass_log(LOG)
+    assert counts == {"conv2d_bn_onednn_fuse_pass": 2, "conv2d_bias_bn_onednn_fuse_pass": 0,
+                      "conv2d_bias_fuse_pass": 52, "batch_norm_act_fuse_pass": 1}
+    assert bn_fusions({"det": counts}) == {"det": 3}
+
+
+def test_the_variation_and_its_setting() -> None:
+    nightly, _ = load_profile(ROOT / "harness.toml", "nightly", catalogue())
+    assert variants(nightly)[BN_UNFUSED].delete_passes == BN_FUSION_PASSES
+    # Unset, the setting leaves the stack hash every golden was stamped with unchanged; set, it is a new stack.
+    assert settings_hash(EngineSettings().hash_dict()) == "6d0910e8a90e0fa7"
+    assert settings_hash(EngineSettings(delete_passes=()).hash_dict()) != "6d0910e8a90e0fa7"
+
+
+@pytest.fixture(scope="module")
+def engine() -> EngineSettings:
+    profile, _ = load_profile(ROOT / "harness.toml", "release", catalogue())
+    assert profile.engine.enable_mkldnn
+    return profile.engine
+
+
+@pytest.mark.slow
+def test_fusion_counts_differ_with_onednn_on(engine: EngineSettings) -> None:
+    dirs = resolve_model_dirs(engine, ROOT)
+    fused = fused_pass_counts(engine, dirs)
+    unfused = fused_pass_counts(dataclasses.replace(engine, delete_passes=BN_FUSION_PASSES), dirs)
+    assert bn_fusions(fused) == {"det": 3, "rec": 6}, fused
+    assert fused["det"]["conv2d_bn_onednn_fuse_pass"] == 2 and fused["det"]["batch_norm_act_fuse_pass"] == 1
+    assert bn_fusions(unfused) == {"det": 0, "rec": 0} and not set(BN_FUSION_PASSES) & set(unfused["det"])
+    assert len(unfused["det"]) > 5  # the other passes still ran and were counted: the log was read
+
+
+@pytest.mark.slow
+def test_an_empty_delete_pass_list_reads_bit_identically(engine: EngineSettings) -> None:
+    dirs = resolve_model_dirs(engine, ROOT)
+    items = load_corpus(CORPUS, subset="smoke").items[:2]
+    requests = [ImageRequest(it.id, str(it.path), it.sha256) for it in items]
+    results = {}
+    for label, settings in (("main", engine), ("empty", dataclasses.replace(engine, delete_passes=()))):
+        with Worker(WorkerSpec(settings=settings, dirs=dirs, label=label)) as worker:
+            results[label] = [worker.infer([req])[0].runs[0] for req in requests]  # the service path
+    assert results["main"] == results["empty"]
+    assert sum(len(r.lines) for r in results["main"]) > 20
