@@ -18,6 +18,7 @@ from conftest import CORPUS, ROOT, run_cli
 
 from harness.checks.bn_drift import LayerStats
 from harness.checks.bn_reference import (
+    MEASURED,
     REFERENCE_LIMITS,
     ReferenceLimits,
     judge_model,
@@ -67,9 +68,14 @@ def test_one_channel_and_a_whole_layer_that_moved_are_named() -> None:
     assert dark.layer_beyond and dark.mean_log_ratio == pytest.approx(np.log(0.09), abs=1e-3)
 
 
-def test_the_default_limits_are_measured_not_placeholders() -> None:
+def test_the_default_limits_are_the_measured_maxima_with_margin_and_readme_states_them() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for kind, lim in REFERENCE_LIMITS.items():
-        assert 0 < lim.layer_log_ratio <= lim.channel_log_ratio and 0 < lim.layer_shift <= lim.channel_shift, kind
+        r, z, layer_r, layer_z = MEASURED[kind]  # maxima on clean slips disjoint from the record's
+        assert (lim.channel_log_ratio, lim.layer_log_ratio) == pytest.approx((r + np.log(2), layer_r + np.log(2)))
+        assert (lim.channel_shift, lim.layer_shift) == pytest.approx((z * 1.5, layer_z * 1.5))
+        assert f"| {kind}, limit | {lim.channel_log_ratio:.2f} | {lim.channel_shift:.2f} | {lim.layer_log_ratio:.2f} " \
+               f"| {lim.layer_shift:.2f} |" in readme, kind
 
 
 def test_no_record_mismatch_and_other_stack() -> None:
@@ -145,7 +151,10 @@ def _config(root: Path) -> Path:
         "[profiles.t]", 'extends = "nightly"', f'corpus = "{_corpus(root / "corpus").as_posix()}"',
         f'golden_dir = "{(root / "golden").as_posix()}"',
         "[profiles.t.checks]", "repeats = 1", "cross_process = false", "batch_paths = false", "variations = false",
-        "probe = false", "speed = false", "audit = false", "bn_drift_images = 2", ""]), encoding="utf-8")
+        "probe = false", "speed = false", "audit = false", "bn_drift_images = 2",
+        # the approval's own selection: a full approval is --all over a profile's selection, never a narrowed one
+        "[profiles.record]", 'extends = "t"', f"ids = {list(RECORD_IDS)!r}".replace("'", '"'), ""]),
+        encoding="utf-8")
     return config
 
 
@@ -153,7 +162,12 @@ def _config(root: Path) -> Path:
 def test_darkened_slips_drift_from_the_approved_reference_clean_ones_do_not(tmp_path: Path) -> None:
     config = _config(tmp_path)
     common = ["--config", str(config), "--profile", "t"]
-    refresh = run_cli(["golden", "refresh", *common, *[a for i in RECORD_IDS for a in ("--id", i)], "--all", "--yes",
+    narrowed = run_cli(["golden", "refresh", *common, "--id", RECORD_IDS[0], "--all", "--yes",
+                        "--out", str(tmp_path / "narrowed")])
+    assert narrowed.returncode == 0, narrowed.stdout[-2000:] + narrowed.stderr[-2000:]
+    assert "BN reference kept as it was (the selection was narrowed by --id" in narrowed.stdout, narrowed.stdout[-1500:]
+    assert load_approval(tmp_path / "golden" / "default") is None
+    refresh = run_cli(["golden", "refresh", "--config", str(config), "--profile", "record", "--all", "--yes",
                        "--out", str(tmp_path / "refresh")])
     assert refresh.returncode == 0, refresh.stdout[-2000:] + refresh.stderr[-2000:]
     assert "BN reference: det 3 layers / 4 batches, rec 6 layers" in refresh.stdout, refresh.stdout[-1500:]

@@ -42,6 +42,7 @@ from harness.model.inference import ImageRequest
 # The record pools this many slips of the approval's selection (all of them when it has fewer): enough for
 # stable per-channel statistics, about a minute of capture and measuring on 2 cores.
 REFERENCE_IMAGES = 16
+REFERENCE_MIN_IMAGES = 4  # fewer slips make a record one slip's background can dominate (README)
 TOP_CHANNELS = 3  # channels shown per layer in the report
 
 
@@ -135,8 +136,9 @@ def capture_reference(engine: EngineSettings, dirs: ModelDirs, requests: Sequenc
     if capture.failed:
         raise UserError(f"BN reference not recorded: {len(capture.failed)} image(s) did not run "
                         f"({', '.join(i for i, _ in capture.failed[:5])})")
-    if not capture.images:
-        raise UserError("BN reference not recorded: no image to capture")
+    if len(capture.images) < REFERENCE_MIN_IMAGES:
+        raise UserError(f"BN reference not recorded: {len(capture.images)} image(s) ran, a record needs at least "
+                        f"{REFERENCE_MIN_IMAGES} (the limits were measured against 16-slip records)")
     kinds = [(k, d) for k, d in (("det", dirs.det), ("rec", dirs.rec)) if capture.files(k)]
     with ThreadPoolExecutor(max_workers=2) as pool:  # each measurement is a child process: overlap them
         measured = list(pool.map(lambda kd: measure_layers(kd[1], capture.files(kd[0])), kinds))

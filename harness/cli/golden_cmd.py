@@ -87,9 +87,14 @@ def refresh(args: argparse.Namespace) -> int:
         print(f"dry run: nothing written; review in {args.out / 'golden-review.md'}; add --yes to apply "
               f"(the approval record {APPROVAL_NAME}, speed and BN reference, is kept as it is)")
         return EXIT_OK
+    # The approval record speaks for the profile's own selection: a refresh narrowed on the command line is partial.
+    narrowed = [f"--{flag}" for flag, value in (("id", args.ids), ("tag", args.tag), ("subset", args.subset),
+                                                  ("corpus", args.corpus)) if value]
+    partial_why = (f"the selection was narrowed by {', '.join(narrowed)}; only a full approval of the profile's own "
+                   "selection, --all without them, rewrites it") if narrowed else ""
     written = apply_refresh(refresh_plan, store, golden_stack(p), force_reason=args.reason if args.force else None,
                             restamp_unchanged=args.restamp)
     print(f"wrote {len(written)} goldens to {store.directory}")
-    for line in approve_full(p, outcomes, args.mode == "all"):
+    for line in approve_full(p, outcomes, args.mode == "all" and not narrowed, partial_why):
         print(line)
     return EXIT_OK if all(o.ok for o in outcomes.values()) else EXIT_REGRESSION
