@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import plant_golden_digit, CliRun, run_cli
+from conftest import CORPUS, plant_golden_digit, CliRun, run_cli
 
 from harness.checks import registry
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
@@ -22,6 +22,7 @@ from harness.checks.golden_check import golden_check
 from harness.checks.paths import compare_paths
 from harness.cli import main
 from harness.config import find_config
+from harness.corpus.loader import load_corpus
 from harness.environment import node_id
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore
@@ -63,48 +64,63 @@ def as_written(report: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- the whole path on real slips, through the CLI ----------------------------------------------------------------
 
+SHARD_ENGINE_VARIABLES = ("OCR_HARNESS_SHARD", "CI_NODE_INDEX", "CI_NODE_TOTAL", "JOB_COMPLETION_INDEX",
+                          "OCR_HARNESS_SHARD_TOTAL", "SLURM_ARRAY_TASK_ID")
+# Each shard of 3 finds its index under another engine's variables, as its job would set them.
+THREE_SHARDS = {1: {"JOB_COMPLETION_INDEX": "0", "OCR_HARNESS_SHARD_TOTAL": "3"},  # a Kubernetes Indexed Job's pod
+                2: {"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "3"},  # a GitLab `parallel: 3` job
+                3: {"OCR_HARNESS_SHARD": "3/3"}}  # the generated GitHub workflow's matrix job
+MERGE_IDS = ["slip_0002", "slip_0003", "slip_0006", "slip_0007"]
+
+
 @pytest.mark.slow
-def test_two_shards_merge_to_the_unsharded_report(tmp_path: Path, offline_env: dict[str, str]) -> None:
+def test_three_shards_merge_to_the_unsharded_report(tmp_path: Path, offline_env: dict[str, str]) -> None:
     # One golden is planted wrong so that a failing check's summary, details and exit code are merged too.
     goldens, _, _, _ = plant_golden_digit(tmp_path, "slip_0003")
-    # slip_0006/0007 fall in shard 1 of 2, slip_0002/0003 in shard 2 (crc32 of the id).
+    # crc32 of the id: slip_0002 falls in shard 1 of 3, slip_0003/0007 in shard 2, slip_0006 in shard 3.
     args = ["run", "--profile", "release", "--repeats", "1", "--golden-dir", str(goldens),
-            *(a for i in ("slip_0002", "slip_0003", "slip_0006", "slip_0007") for a in ("--id", i))]
+            *(a for i in MERGE_IDS for a in ("--id", i))]
 
-    def run(name: str, index: str | None = None) -> CliRun:
+    def run(name: str, k: int | None = None) -> CliRun:
         out = tmp_path / name
-        # The shards find their index as a Kubernetes Indexed Job's pods do (0-based, our total); other engines'
-        # variables are blanked so that a CI job running this test cannot add its own.
-        engine = {"JOB_COMPLETION_INDEX": index, "OCR_HARNESS_SHARD_TOTAL": "2", "OCR_HARNESS_SHARD": "",
-                  "CI_NODE_INDEX": "", "SLURM_ARRAY_TASK_ID": ""} if index is not None else {}
-        shard = ["--shard", "auto"] if index is not None else []
+        # Every engine's variables are blanked (a CI job running this test cannot add its own), then the shard's set.
+        engine = {**dict.fromkeys(SHARD_ENGINE_VARIABLES, ""), **THREE_SHARDS[k]} if k is not None else {}
+        shard = ["--shard", "auto"] if k is not None else []
         return run_cli([*args, *shard, "--out", str(out)], env={**offline_env, **engine}, out=out)
 
-    with ThreadPoolExecutor(3) as pool:  # three independent runs; the machine's cores are shared
-        whole, one, two = pool.map(lambda a: run(*a), [("whole",), ("shard-1", "0"), ("shard-2", "1")])
-    assert (whole.returncode, one.returncode, two.returncode) == (1, 0, 1), whole.stderr[-2000:]
-    assert [i["id"] for i in one.report["images"]] == ["slip_0006", "slip_0007"]  # what --shard 1/2 picks
+    with ThreadPoolExecutor(4) as pool:  # four independent runs; the machine's cores are shared
+        whole, *shards = pool.map(lambda a: run(*a), [("whole",), ("shard-1", 1), ("shard-2", 2), ("shard-3", 3)])
+    one, two, three = shards
+    assert [r.returncode for r in (whole, one, two, three)] == [1, 0, 1, 0], whole.stderr[-2000:]
+    # `--shard auto` under each engine picked what `--shard K/3` picks, and the three slices cover the selection.
+    items = load_corpus(CORPUS, subset="smoke", ids=MERGE_IDS).items
+    slices = [[i.id for i in shard_items(items, (k, 3))] for k in (1, 2, 3)]
+    assert all(slices) and sorted(i for s in slices for i in s) == MERGE_IDS
+    assert [[i["id"] for i in r.report["images"]] for r in shards] == slices
+    assert [r.report["corpus"]["shard"] for r in shards] == [[1, 3], [2, 3], [3, 3]]
+    assert [r.report["corpus"]["shard_source"] for r in shards] == [
+        {"engine": "k8s", "variables": THREE_SHARDS[1]}, {"engine": "gitlab", "variables": THREE_SHARDS[2]},
+        {"engine": "github", "variables": THREE_SHARDS[3]}]
     # Where each image was judged: this machine's node id (never its host name) and a worker process of the run.
-    judged = [img["judged_on"] for r in (one.report, two.report) for img in r["images"]]
+    judged = [img["judged_on"] for r in shards for img in r.report["images"]]
     assert {j["node"] for j in judged} == {node_id()} and platform.node() not in json.dumps(one.report)
     assert all(isinstance(j["worker_pid"], int) and j["worker_pid"] > 0 for j in judged)
-    assert one.report["corpus"]["shard"] == [1, 2] and two.report["corpus"]["shard"] == [2, 2]
-    assert two.report["corpus"]["shard_source"] == {
-        "engine": "k8s", "variables": {"JOB_COMPLETION_INDEX": "1", "OCR_HARNESS_SHARD_TOTAL": "2"}}
-    # The model-level audit ran once, on shard 1; shard 2 neither ran nor timed it.
+    # The model-level audit ran once, on shard 1; shards 2 and 3 neither ran nor timed it.
     assert not one.report["checks"]["audit"]["skipped"] and "audit" in one.report["timing"]["phases"]
-    assert two.report["checks"]["audit"]["skipped"] and "audit" not in two.report["timing"]["phases"]
+    for r in (two, three):
+        assert r.report["checks"]["audit"]["skipped"] and "audit" not in r.report["timing"]["phases"]
 
     out = tmp_path / "merged"
-    merged = run_cli(["report", "merge", str(tmp_path / "shard-2"), str(tmp_path / "shard-1"), "--out", str(out),
-                      "--html", "--history", str(tmp_path / "history.jsonl"), "--golden-dir", str(goldens)], out=out)
+    shard_dirs = [str(tmp_path / f"shard-{k}") for k in (3, 1, 2)]  # in any order
+    merged = run_cli(["report", "merge", *shard_dirs, "--out", str(out), "--html", "--history",
+                      str(tmp_path / "history.jsonl"), "--golden-dir", str(goldens)], out=out)
     assert merged.returncode == 1, merged.stderr[-2000:]
     report, whole_report = merged.report, whole.report
     audit = report["checks"]["audit"]
     assert audit["summary"] == whole_report["checks"]["audit"]["summary"] + \
-        " [judged on shard 1/2, left to it by the other shards]"
+        " [judged on shard 1/3, left to it by the other shards]"
     assert report["corpus"].pop("shard_sources") == {
-        "1/2": one.report["corpus"]["shard_source"], "2/2": two.report["corpus"]["shard_source"]}
+        f"{k}/3": r.report["corpus"]["shard_source"] for k, r in enumerate(shards, 1)}
     audit["summary"] = whole_report["checks"]["audit"]["summary"]
     assert strip_volatile(report, measured=True) == strip_volatile(whole_report, measured=True)
     assert merged.report["checks"]["golden"]["summary"].startswith("1 of 4 images differ from their golden: slip_0003")
