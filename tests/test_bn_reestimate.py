@@ -127,7 +127,9 @@ def test_delta_on_a_shifted_domain_is_written_and_self_checked(net: tuple[Path, 
     ("non-bn-tensor", r"tensor \S+ changed although it is not a re-estimated BN statistic"),
     ("wrong-statistic", r"batch_norm2d_0 channel 0: the written model on the target measures .* reestimate.json "
                         r"records .*relative error"),
-], ids=["non-bn-tensor-changed", "wrong-recorded-statistic"])
+    ("wrong-formula", r"batch_norm2d_0 channel \d+: new_mean \S+ is not what --mode delta gives from the recorded "
+                      r"statistics"),
+], ids=["non-bn-tensor-changed", "wrong-recorded-statistic", "written-statistic-off-the-formula"])
 def test_self_check_fires_when_planted(net: tuple[Path, list[Path], list[Path]], tmp_path: Path, plant: str,
                                        message: str) -> None:
     model, ref, target = net

@@ -147,7 +147,7 @@ def reestimate_batches(model_dir: Path, reference: list[Path], target: list[Path
         if "error" in res:
             raise UserError(f"{model_dir}: {res['error']}")
         check = run_child("verify", {"source_prefix": str(files.prefix), "written_prefix": str(written),
-                                     "layers": res["layers"], "target": [str(p) for p in target], "rtol": RTOL})
+                                     "mode": mode, "layers": res["layers"], "target": [str(p) for p in target], "rtol": RTOL})
         problems = list(check["problems"])
         for f in sorted(files.prefix.parent.iterdir()):  # the program, yml and the rest: byte-identical copies
             if f.is_file() and f.name not in (files.params_path.name, RECORD) and (
