@@ -25,6 +25,7 @@ from harness.pytest_plugin import GoldenRegression, Options, Verdict
 
 MODULE = "tests/test_golden_regression.py"
 PLANTED, CLEAN, THIRD = "slip_0002", "slip_0003", "slip_0006"
+FOURTH = "slip_0007"
 
 
 @dataclass(frozen=True)
@@ -215,10 +216,14 @@ def test_planted_golden_fails_that_image_then_regen_rewrites_it_and_xdist_passes
 
     # 4. --ocr-regen all over the whole selection is a full approval: the approval record is rewritten through the
     # CLI's code (speed baseline of the profile, BN reference on the selection's slips); other sections are kept.
-    run = inner_pytest(tmp_path, *common, *ids, "--ocr-regen", "all", env=offline_env)
+    # A BN reference needs at least 4 slips: the selection here is four.
+    four = (PLANTED, CLEAN, THIRD, FOURTH)
+    run = inner_pytest(tmp_path, *common, *[a for i in four for a in ("--ocr-id", i)], "--ocr-regen", "all",
+                       env=offline_env)
     assert run.returncode == 0, run.output[-3000:]
-    assert "ocr-harness: _approval.json: speed baseline of profile release: 2 images" in run.output, run.output[-3000:]
-    assert "ocr-harness: _approval.json: BN reference: det 3 layers / 2 batches, rec 6 layers" in run.output
+    assert "ocr-harness: _approval.json: speed baseline of profile release: 4 images" in run.output, run.output[-3000:]
+    assert "ocr-harness: _approval.json: BN reference: det 3 layers / 4 batches, rec 6 layers" in run.output, \
+        run.output[-3000:]
     approval = load_approval(goldens / "default")
-    assert approval is not None and approval.bn is not None and approval.bn.images == (PLANTED, CLEAN)
-    assert set(approval.speed["release"].images) == {PLANTED, CLEAN} and "default" in approval.speed
+    assert approval is not None and approval.bn is not None and approval.bn.images == four
+    assert set(approval.speed["release"].images) == set(four) and "default" in approval.speed
