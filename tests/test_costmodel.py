@@ -150,3 +150,20 @@ def test_plan_engine_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     # Without an engine nothing changes: GitHub's 256 bound the plain budget search, as before.
     assert _plan(tmp_path, "--images", "1000", "--budget", "30") == 0
     assert "min per shard (1000 images, 4 shards)" in capsys.readouterr().out
+
+
+def test_a_later_shard_is_refused_as_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Shard K > 1 never runs the model-level checks: planning from it would leave them out of every shard."""
+    source = tmp_path / "report.json"
+    later = report(8)
+    later["corpus"]["shard"] = [2, 4]
+    for label in ("audit", "probe", "bn_drift"):
+        del later["timing"]["phases"][label]
+    source.write_text(json.dumps(later), encoding="utf-8")
+    assert main(["plan", "--config", str(CONFIG), "--from", str(source), "--images", "1000", "--budget", "30"]) == 2
+    err = capsys.readouterr().err
+    assert "shard 2/4 ran no audit, probe, bn_drift" in err and "plan from shard 1's report.json" in err
+    first = report(8)
+    first["corpus"]["shard"] = [1, 4]
+    source.write_text(json.dumps(first), encoding="utf-8")
+    assert main(["plan", "--config", str(CONFIG), "--from", str(source), "--images", "1000", "--budget", "30"]) == 0

@@ -53,6 +53,11 @@ def plan(args: argparse.Namespace) -> int:
     if args.engine is not None and args.budget is None:
         raise UserError("--engine needs --budget: the engine's limit bounds the shard count a budget asks for")
     costs, missing = fit(report, profile)
+    left = left_to_first_shard(report, missing)
+    if left:
+        raise UserError(f"{args.source}: shard {'/'.join(map(str, report['corpus']['shard']))} ran no "
+                        f"{', '.join(left)} (model-level checks run on shard 1 only), so its times would leave them "
+                        "out of every shard's plan; plan from shard 1's report.json or the merged one")
     print(f"plan for profile {profile.name}, from {measured_from(args.source, report)}")
     if missing:
         print(f"  not measured (run them once to plan them): {', '.join(missing)}")
@@ -67,6 +72,15 @@ def plan(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(predict(costs, profile, images, args.shards).table())
     return EXIT_OK
+
+
+def left_to_first_shard(report: dict[str, Any], missing: list[str]) -> list[str]:
+    """The phases `missing` from `report` because it is a shard K > 1 and shard 1 runs them."""
+    shard = report["corpus"].get("shard")
+    if not shard:
+        return []
+    left = {spec.name for spec in registry.specs() if spec.left_to_first_shard(tuple(shard))}
+    return [label for label in missing if label in left]
 
 
 def measured_from(path: Path, report: dict[str, Any]) -> str:
