@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.checks import registry
 from harness.config import find_config
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
@@ -55,13 +56,14 @@ def merge(args: argparse.Namespace) -> int:
     mixed = args.allow_mixed_stacks
     shards = validate_shards([ShardRun.read(d) for d in args.dirs], allow_mixed_stacks=mixed)
     first = shards[0].report
-    settings = checkout_settings(first, args.config if args.config is not None else find_config(), args.golden_dir)
+    settings = checkout_settings(first, args.config if args.config is not None else find_config(), registry.catalogue(),
+                                 args.golden_dir)
     store = settings.store
     complete = bool(first["corpus"]["selection"]["complete"])
     if store is None and complete and not first["checks"].get("golden", {"skipped": True})["skipped"]:
         print("ocr-harness: warning: golden store not found from here; orphaned goldens are not judged "
               "(run the merge in the checkout, or pass --config or --golden-dir)", file=sys.stderr)
-    merged = merge_shards(shards, stored_goldens=store.ids() if store is not None and complete else None,
+    merged = merge_shards(shards, registry.specs(), stored_goldens=store.ids() if store is not None and complete else None,
                           allow_mixed_stacks=mixed)
     corpus = corpus_root_for(first, args.config) if args.html else None
     if args.html and corpus is None:

@@ -44,24 +44,23 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from harness.checks import registry
+from harness.checks.registry import CheckSpec
 from harness.config import find_config, load_profile
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from harness.corpus.loader import read_image
-from harness.golden.compare import ImageComparison, LineDiff, RequiredTolerances
-from harness.golden.status import GoldenStatus, StackDifference, likely_cause, stack_differences
+from harness.golden.status import stack_differences
 from harness.golden.store import GoldenStore
-from harness.golden.summary import summarise
 from harness.metrics import ImageAccuracy, corpus_accuracy
+from harness.model.catalogue import Catalogue
 from harness.model.outcome import ImageCheck, from_images
 from harness.model.report import RunReport
-from harness.model.results import REPORT_SCHEMA, Line, OcrResult
+from harness.model.results import REPORT_SCHEMA, OcrResult
 from harness.model.settings import Profile
 from harness.report.history import check_history_path
 from harness.report.shard_input import check_report, check_results_line, read_report
 from harness.report.writer import write_reports
 from harness.runner import FIRST_SHARD_KEY, timing_summary
-from harness.sampling import detectable_rate, sample_note
+from harness.sampling import sample_note
 from harness.util import atomic
 from harness.util.errors import ImageError, UserError
 
@@ -113,14 +112,15 @@ class MergedRun:
         return out
 
 
-def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] | None = None,
-                 allow_mixed_stacks: bool = False) -> MergedRun:
-    """The unsharded run's report and results; `stored_goldens` (ids in the golden store) lets orphans be
-    judged when the selection is the whole corpus. `allow_mixed_stacks`: shards on different stacks (never
-    different model files) merge too; see `_stacks`."""
+def merge_shards(shards: Sequence[ShardRun], checks: Sequence[CheckSpec], *,
+                 stored_goldens: Collection[str] | None = None, allow_mixed_stacks: bool = False) -> MergedRun:
+    """The unsharded run's report and results; `checks` is the check catalogue (harness.checks.registry.specs()):
+    how each check merges is its spec's. `stored_goldens` (ids in the golden store) lets orphans be judged when
+    the selection is the whole corpus. `allow_mixed_stacks`: shards on different stacks (never different model
+    files) merge too; see `_stacks`."""
     ordered = validate_shards(shards, allow_mixed_stacks=allow_mixed_stacks)
     try:
-        return _merge(ordered, stored_goldens)
+        return _merge(ordered, {spec.name: spec for spec in checks}, stored_goldens)
     except (KeyError, TypeError, ValueError, IndexError) as e:
         # Every field the merge reads was checked (shard_input) and each check's details are caught by name
         # (_merge_named); anything still unreadable came from the shards' files too: input, not a bug.
@@ -128,7 +128,8 @@ def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] 
                         f"({type(e).__name__}: {e})") from None
 
 
-def _merge(ordered: Sequence[ShardRun], stored_goldens: Collection[str] | None) -> MergedRun:
+def _merge(ordered: Sequence[ShardRun], specs: Mapping[str, CheckSpec],
+           stored_goldens: Collection[str] | None) -> MergedRun:
     first = ordered[0].report
     stack, stacks = _stacks(ordered)
     mixed = stacks is not None
@@ -147,7 +148,7 @@ def _merge(ordered: Sequence[ShardRun], stored_goldens: Collection[str] | None) 
         raise UserError(f"the shards hold {len(images)} images, the selection has {selection['images']}: "
                         "not the shards of one run")
     judged = stored_goldens if selection["complete"] else None
-    checks = {name: _merge_named(name, ordered, images, judged) for name in first["checks"]}
+    checks = {name: _merge_named(specs.get(name), name, ordered, images, judged) for name in first["checks"]}
     report = RunReport(
         passed=all(c["passed"] for c in checks.values()),
         started_at=min(s.report["started_at"] for s in ordered),
@@ -262,40 +263,39 @@ def _agree(a: ShardRun, b: ShardRun, what: str, x: Any, y: Any, hint: str = "") 
 
 # --- checks ----------------------------------------------------------------------------------------------------
 
-def _merge_named(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
+def _merge_named(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                  stored_goldens: Collection[str] | None) -> dict[str, Any]:
     try:
-        return _merge_check(name, shards, images, stored_goldens)
+        return _merge_check(spec, name, shards, images, stored_goldens)
     except (KeyError, TypeError, ValueError, IndexError) as e:
         # Only the check's merge function reads its details (shard_input checked the rest): shard input.
         raise UserError(f"cannot merge check {name!r}: the shards' reports hold details this version cannot read "
                         f"({type(e).__name__}: {e})") from None
 
 
-def _merge_check(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
+def _merge_check(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                  stored_goldens: Collection[str] | None) -> dict[str, Any]:
     """A model-level check that shards 2..N left to shard 1 (harness.runner.left_to_first_shard) is shard 1's
     verdict, and says so; a shard that ran it anyway is held to the rules below. Shard 1 must have judged it."""
     dicts = [s.report["checks"][name] for s in shards]
     left = [isinstance(d["details"], Mapping) and FIRST_SHARD_KEY in d["details"] for d in dicts]
     if not any(left):
-        return _merge_ran(name, shards, images, stored_goldens)
+        return _merge_ran(spec, name, shards, images, stored_goldens)
     n = shards[0].shard[1]
     if left[0]:
         raise UserError(f"{shards[0].label}: check {name!r} is left to shard 1/{n} by shard 1 itself")
     ran = [s for s, x in zip(shards, left) if not x]
-    merged = _merge_ran(name, ran, images, stored_goldens)
+    merged = _merge_ran(spec, name, ran, images, stored_goldens)
     return {**merged, "summary": f"{merged['summary']} [judged on shard 1/{n}"
                                  f"{'' if len(ran) == 1 else ' and ' + str(len(ran) - 1) + ' more'}, "
                                  f"left to it by the other shards]"}
 
 
-def _merge_ran(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
+def _merge_ran(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                stored_goldens: Collection[str] | None) -> dict[str, Any]:
     """How a check merges is its spec's (harness.checks.registry): judged image by image (harness.model.outcome.
     from_images, even when no image ran; so is any unknown check with per-image verdicts), or model-level (every
     shard must say the same, or, for a check measured on a sample, reported per shard)."""
-    spec = registry.get(name)
     dicts = [s.report["checks"][name] for s in shards]
     per_image = {img["id"]: ImageCheck(c["passed"], c["summary"], c["details"], c.get("judged", True))
                  for img in images if (c := img["checks"].get(name)) is not None}
@@ -345,100 +345,6 @@ def _agreed_details(name: str, shards: Sequence[ShardRun], details: Sequence[Map
     return dict(details[0])
 
 
-def repeat_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
-                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
-    """The repeat check's details over every shard: the calls add up, and so does the power they give."""
-    calls = sum(d.get("calls", 0) for d in details)
-    return {**details[0], "repeats": max(d["repeats"] for d in details), "calls": calls,
-            "detectable_rate": detectable_rate(calls)}
-
-
-def paths_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
-                  per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
-    """harness.checks.paths.compare_paths' totals: counts add up, required tolerances merge."""
-    totals: dict[str, dict[str, Any]] = {}
-    for d in details:
-        for label, s in d["paths"].items():
-            t = totals.setdefault(label, {"identical": 0, "within": 0, "beyond": 0, "failed_to_run": 0,
-                                          "required": RequiredTolerances()})
-            for key in ("identical", "within", "beyond", "failed_to_run"):
-                t[key] += s[key]
-            t["required"] = t["required"].merge(RequiredTolerances(**s["required_tolerances"]))
-    paths = {label: {**{k: v for k, v in t.items() if k != "required"},
-                     "required_tolerances": t["required"].to_dict()} for label, t in totals.items()}
-    out = {"reference": details[0]["reference"], "paths": paths}
-    if "sample" in details[0]:  # drawn from the whole selection: the same in every shard
-        out["sample"] = details[0]["sample"]
-    return out
-
-
-def paths_tail(details: Mapping[str, Any], shard_summary: str) -> str:
-    """The sentence harness.checks.paths.compare_paths writes, paths in its order (which report.json's sorted
-    keys lose; a shard's summary still has it)."""
-    def position(label: str) -> int:
-        at = shard_summary.find(f" {label}: ")
-        return at if at >= 0 else len(shard_summary)
-
-    parts = []
-    for label in sorted(details["paths"], key=position):
-        s = details["paths"][label]
-        req = s["required_tolerances"]
-        parts.append(f"{label}: {s['identical']} identical, {s['within']} within, {s['beyond']} beyond"
-                     f" (max score delta {req['score_abs']:.3g}, max shift {req['poly_max_shift_px']:.3g} px,"
-                     f" max CER {req['text_max_cer']:.3g})")
-    return f"vs {details['reference']}: " + "; ".join(parts)
-
-
-def golden_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
-                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
-    statuses = [d["status"] for d in details]
-    facts = ("profile", "has_meta")
-    for s, st in zip(shards, statuses):
-        _agree(shards[0], s, "golden status", {k: statuses[0][k] for k in facts}, {k: st[k] for k in facts})
-    ids = {img["id"] for s in shards for img in s.report["images"]}
-    judged = stored_goldens is not None
-    # Each shard judged its goldens against the stacks that made them: the union, in key order.
-    by_key = {d["key"]: StackDifference(d["key"], d["golden"], d["current"])
-              for st in statuses for d in st["stack_differences"]}
-    diffs = tuple(by_key[k] for k in sorted(by_key))
-    groups: dict[str, int] = {}
-    for st in statuses:
-        for sid, n in st.get("stacks", {}).items():
-            groups[sid] = groups.get(sid, 0) + n
-    status = GoldenStatus(
-        profile=statuses[0]["profile"], selected=len(ids),
-        missing=tuple(sorted({i for st in statuses for i in st["missing"]})),
-        orphaned=tuple(sorted(set(stored_goldens) - ids)) if stored_goldens is not None else (),
-        orphans_judged=judged, has_meta=statuses[0]["has_meta"],
-        stack_differences=diffs, likely_cause=likely_cause(diffs) if statuses[0]["has_meta"] else statuses[0]["likely_cause"],
-        changed_images=tuple(sorted({i for st in statuses for i in st.get("changed_images", [])})),
-        stack_groups=tuple(sorted(groups.items())))
-    out: dict[str, Any] = {"status": status.to_dict(), "golden_set": details[0]["golden_set"],
-                           "path": details[0]["path"]}
-    comparisons = {i: _comparison(c.details) for i, c in per_image.items() if "counts" in c.details}
-    if comparisons:
-        out["summary"] = summarise(comparisons).to_dict()
-    return out
-
-
-def _comparison(d: Mapping[str, Any]) -> ImageComparison:
-    """An ImageComparison back from its to_dict(): identical lines are not listed there, which `summarise`
-    does not need (it counts failures, drift kinds and critical lines)."""
-    return ImageComparison(
-        image_id=d["image_id"],
-        lines=tuple(LineDiff(
-            kind=x["kind"], golden_index=x["golden_index"], current_index=x["current_index"],
-            golden=Line.from_dict(x["golden"]) if x["golden"] else None,
-            current=Line.from_dict(x["current"]) if x["current"] else None,
-            failed=tuple(x["failed"]), drifted=tuple(x["drifted"]), cer=x["cer"], max_shift_px=x["max_shift_px"],
-            iou=x["iou"], score_delta=x["score_delta"], key_fields=tuple(x["key_fields"]), critical=x["critical"])
-            for x in d["lines"]),
-        required=RequiredTolerances(**d["required_tolerances"]),
-        golden_size=(d["golden_size"][0], d["golden_size"][1]),
-        current_size=(d["current_size"][0], d["current_size"][1]),
-    )
-
-
 def _per_shard(shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     labels = ["{}/{}".format(*s.shard) for s in shards]
     return {"passed": all(d["passed"] for d in dicts), "skipped": all(d["skipped"] for d in dicts),
@@ -483,7 +389,7 @@ class CheckoutSettings:
     max_bytes: int = DEFAULT_MAX_BYTES
 
 
-def checkout_settings(report: Mapping[str, Any], config: Path | None,
+def checkout_settings(report: Mapping[str, Any], config: Path | None, catalogue: Catalogue,
                       golden_dir: Path | None = None) -> CheckoutSettings:
     """The store and limits an unsharded run of the report's profile would use here: that profile as `config`
     (the merging checkout's harness.toml) defines it, `golden_dir` relative to the config's directory;
@@ -491,7 +397,7 @@ def checkout_settings(report: Mapping[str, Any], config: Path | None,
     a store. A shard's own `golden_dir`, `golden_set` and limits are never used: a shard names no paths here."""
     name = report["profile"]["name"]
     if config is not None:
-        profile, base = load_profile(config, name, registry.catalogue())
+        profile, base = load_profile(config, name, catalogue)
     else:
         profile, base = Profile(name=name), Path.cwd()
     golden = report.get("checks", {}).get("golden")
