@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.checks import registry
 from harness.config import find_config
+from harness.model.report import RunReport
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
@@ -69,10 +70,10 @@ def merge(args: argparse.Namespace) -> int:
     if args.html and corpus is None:
         print(f"ocr-harness: warning: corpus {first['corpus']['root']!r} is not in this checkout; report.html "
               "shows no pictures (run the merge in the checkout, or pass --config)", file=sys.stderr)
-    write_merged(args.out, merged, html=args.html, history=args.history, store=store, corpus_root=corpus,
-                 max_pixels=settings.max_pixels, max_bytes=settings.max_bytes)
+    write_merged(args.out, merged, registry.layout(), html=args.html, history=args.history, store=store,
+                 corpus_root=corpus, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes)
     report = merged.report
-    write_step_summary(report)  # only when $GITHUB_STEP_SUMMARY is set
+    write_step_summary(RunReport.from_dict(report, registry.layout()))  # only when $GITHUB_STEP_SUMMARY is set
     verdict = "PASS" if report["passed"] else "FAIL"
     print(f"{verdict}: {len(report['images'])} images from {len(shards)} shards, "
           f"profile {report['profile']['name']} -> {args.out}")

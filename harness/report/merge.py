@@ -53,7 +53,7 @@ from harness.golden.store import GoldenStore
 from harness.metrics import ImageAccuracy, corpus_accuracy
 from harness.model.catalogue import Catalogue
 from harness.model.outcome import ImageCheck, from_images
-from harness.model.report import RunReport
+from harness.model.report import CheckLayout, RunReport
 from harness.model.results import REPORT_SCHEMA, OcrResult
 from harness.model.settings import Profile
 from harness.report.history import check_history_path
@@ -433,7 +433,7 @@ def corpus_file(root: Path, file: str) -> Path | None:
     return path if path.is_relative_to(root.resolve()) and path.is_file() else None
 
 
-def write_merged(out: Path, merged: MergedRun, *, html: bool = False, history: Path | None = None,
+def write_merged(out: Path, merged: MergedRun, layout: CheckLayout, *, html: bool = False, history: Path | None = None,
                  store: GoldenStore | None = None, corpus_root: Path | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Path]:
     """results.jsonl, then every report through `write_reports` (as `run` writes them). The HTML draws the
@@ -457,4 +457,5 @@ def write_merged(out: Path, merged: MergedRun, *, html: bool = False, history: P
     goldens: dict[str, OcrResult] = {}
     if html and store is not None:
         goldens = {img["id"]: g.result for img in report["images"] if (g := store.load(img["id"])) is not None}
-    return write_reports(out, report, merged.current(), load, html=html, history=history, goldens=goldens)
+    return write_reports(out, report, merged.current(), load, layout=layout, html=html, history=history,
+                         goldens=goldens)
