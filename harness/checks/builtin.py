@@ -193,7 +193,7 @@ def _merged_variations(name: str, shards: Sequence[ShardView], details: Sequence
 
 def _report_checks(shards: Sequence[ShardView]) -> Mapping[str, Any]:
     """The `[checks]` settings the shards ran with (they agree: `report merge` refuses other profiles)."""
-    checks = shards[0].report["profile"].get("settings", {}).get("checks") if shards else None
+    checks = shards[0].report.profile.get("settings", {}).get("checks") if shards else None
     return checks if isinstance(checks, Mapping) else {}
 
 

@@ -106,7 +106,7 @@ def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Map
     facts = ("profile", "has_meta")
     for s, st in zip(shards, statuses):
         _agree(shards[0], s, {k: statuses[0][k] for k in facts}, {k: st[k] for k in facts})
-    ids = {img["id"] for s in shards for img in s.report["images"]}
+    ids = {img["id"] for s in shards for img in s.report.images}
     judged = stored_goldens is not None
     # Each shard judged its goldens against the stacks that made them: the union, in key order.
     by_key = {d["key"]: StackDifference(d["key"], d["golden"], d["current"])

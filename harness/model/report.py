@@ -180,7 +180,7 @@ class RunReport:
         checks = _map(d.get("checks"))
         return cls(
             passed=bool(d.get("passed", False)), started_at=str(d.get("started_at") or ""),
-            duration_s=float(duration) if isinstance(duration, (int, float)) else None,
+            duration_s=duration if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None,
             profile=_map(d.get("profile")), environment=_map(d.get("environment")), stack=_map(d.get("stack")),
             corpus=_map(d.get("corpus")), checks={str(k): _map(v) for k, v in checks.items()},
             images=tuple(_map(i) for i in _seq(d.get("images"))), accuracy=_map(d.get("accuracy")) or None,

@@ -64,17 +64,19 @@ from harness.sampling import sample_note
 from harness.util import atomic
 from harness.util.errors import ImageError, UserError
 
-_HANDLED = {"schema", "passed", "exit_code", "complete", "incomplete", "started_at", "duration_s", "profile",
-            "environment", "stack", "corpus", "checks", "images", "accuracy", "timing"}
-
 
 @dataclass(frozen=True)
 class ShardRun:
     """One shard's report.json and results.jsonl lines (one per image, in the report's image order)."""
 
     source: str  # the directory, for messages
-    report: Mapping[str, Any]
+    data: Mapping[str, Any]  # report.json as read: input, checked (validate_shards) before the merge reads it
     results: tuple[str, ...]
+
+    @property
+    def report(self) -> RunReport:
+        """The shard's typed run report (read anew from `data` each time: cheap, and never stale)."""
+        return RunReport.from_dict(self.data, CheckLayout())
 
     @classmethod
     def read(cls, directory: Path) -> ShardRun:
@@ -90,7 +92,7 @@ class ShardRun:
 
     @property
     def shard(self) -> tuple[int, int]:
-        k, n = self.report["corpus"]["shard"]
+        k, n = self.report.corpus["shard"]
         return int(k), int(n)
 
     @property
@@ -136,35 +138,35 @@ def _merge(ordered: Sequence[ShardRun], specs: Mapping[str, CheckSpec],
     rows = []
     for s in ordered:
         ids = [json.loads(line).get("id") for line in s.results]
-        if ids != [img["id"] for img in s.report["images"]]:
+        if ids != [img["id"] for img in s.report.images]:
             raise UserError(f"{s.source}: results.jsonl does not list the images of its report.json")
         label = "{}/{}".format(*s.shard) if mixed else None
         rows += [(img["index"], s.shard[0], n, {**img, "stack": label} if label else img, line)
-                 for n, (img, line) in enumerate(zip(s.report["images"], s.results, strict=True))]
+                 for n, (img, line) in enumerate(zip(s.report.images, s.results, strict=True))]
     rows.sort(key=lambda r: r[:3])
     images = [r[3] for r in rows]
-    selection = first["corpus"]["selection"]
+    selection = first.corpus["selection"]
     if len(images) != selection["images"] or sorted(r[0] for r in rows) != list(range(selection["images"])):
         raise UserError(f"the shards hold {len(images)} images, the selection has {selection['images']}: "
                         "not the shards of one run")
     judged = stored_goldens if selection["complete"] else None
-    checks = {name: _merge_named(specs.get(name), name, ordered, images, judged) for name in first["checks"]}
+    checks = {name: _merge_named(specs.get(name), name, ordered, images, judged) for name in first.checks}
     report = RunReport(
         passed=all(c["passed"] for c in checks.values()),
-        started_at=min(s.report["started_at"] for s in ordered),
-        duration_s=max(s.report["duration_s"] for s in ordered),
-        profile=first["profile"],
-        environment=first["environment"],
+        started_at=min(s.report.started_at for s in ordered),
+        duration_s=max(s.report.duration_s for s in ordered),
+        profile=first.profile,
+        environment=first.environment,
         stack=stack,
-        corpus=_corpus(first["corpus"], ordered, len(images), selection["complete"]),
+        corpus=_corpus(first.corpus, ordered, len(images), selection["complete"]),
         checks=checks,
         images=tuple(images),
         accuracy=_accuracy(images),
         timing=timing_summary(
             [img["timings"]["predict_s"] for img in images if img["timings"]],
-            [s.report["timing"]["model_load_s"] for s in ordered if s.report["timing"]["model_load_s"] is not None],
-            max(s.report["timing"]["wall_s"] for s in ordered), _phases(ordered)),
-        extra={**{k: v for k, v in first.items() if k not in _HANDLED},  # future keys: agreed in validate_shards
+            [s.report.timing["model_load_s"] for s in ordered if s.report.timing["model_load_s"] is not None],
+            max(s.report.timing["wall_s"] for s in ordered), _phases(ordered)),
+        extra={**first.extra,  # future keys: agreed in validate_shards
                **({"stacks": stacks} if stacks is not None else {})},
     ).to_dict()
     return MergedRun(report, tuple(r[4] for r in rows))
@@ -174,19 +176,19 @@ def _stacks(shards: Sequence[ShardRun]) -> tuple[dict[str, Any], dict[str, Any] 
     """The merged `stack`, and each shard's when they differ (`--allow-mixed-stacks`): then `stack` holds only
     what every shard shares, `stacks` maps "K/N" to each shard's whole stack, and every image names its shard's
     under `stack`. Each image was judged on its own shard, goldens against its own stack's differences."""
-    first = shards[0].report["stack"]
-    if all(s.report["stack"] == first for s in shards):
+    first = shards[0].report.stack
+    if all(s.report.stack == first for s in shards):
         return dict(first), None
-    common = {k: v for k, v in first.items() if all(s.report["stack"].get(k, v) == v and k in s.report["stack"]
+    common = {k: v for k, v in first.items() if all(s.report.stack.get(k, v) == v and k in s.report.stack
                                                      for s in shards)}
-    return common, {"{}/{}".format(*s.shard): s.report["stack"] for s in shards}
+    return common, {"{}/{}".format(*s.shard): s.report.stack for s in shards}
 
 
 def _corpus(first: Mapping[str, Any], shards: Sequence[ShardRun], selected: int, complete: bool) -> dict[str, Any]:
     """The unsharded run's `corpus`; shards started by `--shard auto` are listed with the engine that named them."""
     out = {k: v for k, v in first.items() if k != "shard_source"}
     out.update(selected=selected, complete=complete, shard=None)
-    sources = {"{}/{}".format(*s.shard): s.report["corpus"].get("shard_source") for s in shards}
+    sources = {"{}/{}".format(*s.shard): s.report.corpus.get("shard_source") for s in shards}
     if any(v is not None for v in sources.values()):
         out["shard_sources"] = sources
     return out
@@ -199,17 +201,17 @@ def validate_shards(shards: Sequence[ShardRun], *, allow_mixed_stacks: bool = Fa
     equal unless `allow_mixed_stacks`, and even then the model files must be the same."""
     if not shards:
         raise UserError("nothing to merge: give the output directories of the shard runs")
-    for s in shards:
-        if s.report.get("schema") != REPORT_SCHEMA:
-            raise UserError(f"{s.source}: report schema {s.report.get('schema')!r}, expected {REPORT_SCHEMA!r}")
-        check_report(s.report, f"{s.source}/report.json")
-        corpus = s.report.get("corpus") or {}
+    for s in shards:  # the files as read, before anything reads them typed
+        if s.data.get("schema") != REPORT_SCHEMA:
+            raise UserError(f"{s.source}: report schema {s.data.get('schema')!r}, expected {REPORT_SCHEMA!r}")
+        check_report(s.data, f"{s.source}/report.json")
+        corpus = s.data.get("corpus") or {}
         if not corpus.get("shard"):
             raise UserError(f"{s.source}: not a shard run (made without --shard K/N); nothing to merge it with")
-        if "selection" not in corpus or any(img.get("index") is None for img in s.report.get("images", ())):
+        if "selection" not in corpus or any(img.get("index") is None for img in s.data.get("images", ())):
             raise UserError(f"{s.source}: made by an older ocr-harness without corpus selection data; re-run it")
-        if s.report.get("complete") is False:
-            reason = (s.report.get("incomplete") or {}).get("reason", "stopped early")
+        if s.data.get("complete") is False:
+            reason = (s.data.get("incomplete") or {}).get("reason", "stopped early")
             raise UserError(f"{s.source}: an incomplete run ({reason}); re-run that shard")
     splits = sorted({s.shard[1] for s in shards})
     if len(splits) > 1:
@@ -227,24 +229,26 @@ def validate_shards(shards: Sequence[ShardRun], *, allow_mixed_stacks: bool = Fa
                         f"(have {', '.join(s.label for s in sorted(by_k.values(), key=lambda s: s.shard))})")
     ordered = [by_k[k] for k in range(1, n + 1)]
     first = ordered[0]
+    a = first.report
     for s in ordered[1:]:
-        _agree(first, s, "profile", first.report.get("profile"), s.report.get("profile"))
+        b = s.report
+        _agree(first, s, "profile", a.profile, b.profile)
         if allow_mixed_stacks:
-            _agree(first, s, "model files", first.report["stack"].get("models"), s.report["stack"].get("models"),
+            _agree(first, s, "model files", a.stack.get("models"), b.stack.get("models"),
                    " (--allow-mixed-stacks admits other machines and packages, never other models)")
         else:
-            _agree(first, s, "stack", first.report.get("stack"), s.report.get("stack"),
+            _agree(first, s, "stack", a.stack, b.stack,
                    " (shards must run on the same stack: same packages, models, CPU and threads; "
                    "--allow-mixed-stacks merges them anyway and reports each shard's)")
         keys = ("subset", "has_manifest", "selection")
-        _agree(first, s, "corpus", {k: first.report["corpus"].get(k) for k in keys},
-               {k: s.report["corpus"].get(k) for k in keys}, " (not the same corpus selection)")
-        _agree(first, s, "check list", sorted(first.report["checks"]), sorted(s.report["checks"]))
-        for key in sorted((set(first.report) | set(s.report)) - _HANDLED):
-            _agree(first, s, key, first.report.get(key), s.report.get(key))
+        _agree(first, s, "corpus", {k: a.corpus.get(k) for k in keys}, {k: b.corpus.get(k) for k in keys},
+               " (not the same corpus selection)")
+        _agree(first, s, "check list", sorted(a.checks), sorted(b.checks))
+        for key in sorted(set(a.extra) | set(b.extra)):  # sections of a newer version
+            _agree(first, s, key, a.extra.get(key), b.extra.get(key))
     seen: dict[str, ShardRun] = {}
     for s in ordered:
-        for img in s.report["images"]:
+        for img in s.report.images:
             other = seen.setdefault(img["id"], s)
             if other is not s:
                 raise UserError(f"overlapping shards: image {img['id']!r} is in {other.label} and {s.label}")
@@ -277,7 +281,7 @@ def _merge_check(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], 
                  stored_goldens: Collection[str] | None) -> dict[str, Any]:
     """A model-level check that shards 2..N left to shard 1 (harness.runner.left_to_first_shard) is shard 1's
     verdict, and says so; a shard that ran it anyway is held to the rules below. Shard 1 must have judged it."""
-    dicts = [s.report["checks"][name] for s in shards]
+    dicts = [s.report.checks[name] for s in shards]
     left = [isinstance(d["details"], Mapping) and FIRST_SHARD_KEY in d["details"] for d in dicts]
     if not any(left):
         return _merge_ran(spec, name, shards, images, stored_goldens)
@@ -296,7 +300,7 @@ def _merge_ran(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], im
     """How a check merges is its spec's (harness.checks.registry): judged image by image (harness.model.outcome.
     from_images, even when no image ran; so is any unknown check with per-image verdicts), or model-level (every
     shard must say the same, or, for a check measured on a sample, reported per shard)."""
-    dicts = [s.report["checks"][name] for s in shards]
+    dicts = [s.report.checks[name] for s in shards]
     per_image = {img["id"]: ImageCheck(c["passed"], c["summary"], c["details"], c.get("judged", True))
                  for img in images if (c := img["checks"].get(name)) is not None}
     per_image_check = spec.level == "image" if spec is not None else False
@@ -307,7 +311,7 @@ def _merge_ran(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], im
             return _per_shard(shards, dicts)
         a, b = next((shards[0], s) for s, d in zip(shards, dicts) if d != dicts[0])
         raise UserError(f"cannot merge {b.label} with {a.label}: model-level check {name!r} differs "
-                        f"({b.report['checks'][name]['summary']!r} vs {a.report['checks'][name]['summary']!r})")
+                        f"({b.report.checks[name]['summary']!r} vs {a.report.checks[name]['summary']!r})")
     what, tail = _phrase(name, shards, dicts)
     merge_details = spec.merge_details if spec is not None and spec.merge_details else _agreed_details
     details = merge_details(name, shards, [d["details"] for d in dicts], per_image, stored_goldens)
@@ -327,7 +331,7 @@ def _phrase(name: str, shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, 
         failed = sorted(d["failed_images"])
         if not failed:
             continue
-        total = sum(1 for img in s.report["images"] if name in img["checks"])
+        total = sum(1 for img in s.report.images if name in img["checks"])
         head = f"{len(failed)} of {total} images "
         ids = ": " + ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
         summary = d["summary"]
@@ -357,7 +361,7 @@ def _phases(shards: Sequence[ShardRun]) -> dict[str, dict[str, Any]]:
     """Each phase as the shards ran it side by side: the longest shard's wall time, all shards' images."""
     out: dict[str, dict[str, Any]] = {}
     for s in shards:
-        for label, ph in s.report["timing"].get("phases", {}).items():
+        for label, ph in s.report.timing.get("phases", {}).items():
             o = out.setdefault(label, {"wall_s": 0.0, "images": 0, "calls_per_image": ph["calls_per_image"]})
             o["wall_s"] = max(o["wall_s"], ph["wall_s"])
             o["images"] += ph["images"]
@@ -389,18 +393,18 @@ class CheckoutSettings:
     max_bytes: int = DEFAULT_MAX_BYTES
 
 
-def checkout_settings(report: Mapping[str, Any], config: Path | None, catalogue: Catalogue,
+def checkout_settings(report: RunReport, config: Path | None, catalogue: Catalogue,
                       golden_dir: Path | None = None) -> CheckoutSettings:
     """The store and limits an unsharded run of the report's profile would use here: that profile as `config`
     (the merging checkout's harness.toml) defines it, `golden_dir` relative to the config's directory;
     `golden_dir` given (relative to the cwd) overrides it. Without a config, only an explicit `golden_dir` gives
     a store. A shard's own `golden_dir`, `golden_set` and limits are never used: a shard names no paths here."""
-    name = report["profile"]["name"]
+    name = report.profile["name"]
     if config is not None:
         profile, base = load_profile(config, name, catalogue)
     else:
         profile, base = Profile(name=name), Path.cwd()
-    golden = report.get("checks", {}).get("golden")
+    golden = report.checks.get("golden")
     store = None
     if golden is not None and not golden.get("skipped") and (config is not None or golden_dir is not None):
         root = golden_dir.resolve() if golden_dir is not None else (base / profile.golden_dir).resolve()
@@ -409,11 +413,11 @@ def checkout_settings(report: Mapping[str, Any], config: Path | None, catalogue:
     return CheckoutSettings(store, profile.max_image_pixels, profile.max_image_bytes)
 
 
-def corpus_root_for(report: Mapping[str, Any], config: Path | None = None) -> Path | None:
+def corpus_root_for(report: RunReport, config: Path | None = None) -> Path | None:
     """The corpus root in the checkout that merges: the report's `corpus.root` (relative to the directory of
     harness.toml, as runs write it) under the directory of `config` (default: the nearest harness.toml upwards
     from the cwd). None when the report names a corpus outside its checkout (`<corpus>`) or it is not here."""
-    text = str((report.get("corpus") or {}).get("root") or "")
+    text = str(report.corpus.get("root") or "")
     rel = PurePosixPath(text)
     if not text or rel.is_absolute() or PureWindowsPath(text).drive or text.startswith(("<", "$", "~")) \
             or ".." in rel.parts:
