@@ -110,5 +110,6 @@ def test_a_png_history_is_refused_before_anything_is_written(tmp_path: Path,
     assert json.loads((out / "report.json").read_text(encoding="utf-8"))["exit_code"] == 2
     report, results, images, _ = sample_run()
     with pytest.raises(UserError, match="give the JSONL history file"):
-        write_reports(tmp_path / "out2", report, results, images.get, layout=registry.layout(), history=tmp_path / "NIGHTLY.PNG")
+        write_reports(tmp_path / "out2", report, results, images.get, layout=registry.layout(),
+                      history=tmp_path / "NIGHTLY.PNG")
     assert not (tmp_path / "out2").exists()

@@ -56,7 +56,8 @@ def planted() -> tuple[dict[str, Any], dict[str, OcrResult], dict[str, np.ndarra
 
 def test_planted_regression_in_every_format(tmp_path: Path) -> None:
     report, results, images = planted()
-    written = write_reports(tmp_path, report, results, images.get, layout=registry.layout(), html=True, history=tmp_path / "history.jsonl")
+    written = write_reports(tmp_path, report, results, images.get, layout=registry.layout(), html=True,
+                            history=tmp_path / "history.jsonl")
     assert set(written) == {"json", "junit", "summary", "html", "history", "history_plot"}
 
     text = (tmp_path / "report.json").read_text(encoding="utf-8")

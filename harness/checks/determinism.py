@@ -94,7 +94,8 @@ def mutation_check(outcomes: Mapping[str, ImageOutcome]) -> CheckResult:
 # --- `report merge` ---------------------------------------------------------------------------------------------
 
 def merged_repeat_details(name: str, shards: Sequence[ShardView], details: Sequence[Mapping[str, Any]],
-                          per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+                          per_image: Mapping[str, ImageCheck],
+                          stored_goldens: Collection[str] | None) -> dict[str, Any]:
     """The repeat check's details over every shard: the calls add up, and so does the power they give."""
     calls = sum(d.get("calls", 0) for d in details)
     return {**details[0], "repeats": max(d["repeats"] for d in details), "calls": calls,

@@ -64,7 +64,8 @@ def merge(args: argparse.Namespace) -> int:
     if store is None and complete and not first.checks.get("golden", {"skipped": True})["skipped"]:
         print("ocr-harness: warning: golden store not found from here; orphaned goldens are not judged "
               "(run the merge in the checkout, or pass --config or --golden-dir)", file=sys.stderr)
-    merged = merge_shards(shards, registry.specs(), stored_goldens=store.ids() if store is not None and complete else None,
+    merged = merge_shards(shards, registry.specs(),
+                          stored_goldens=store.ids() if store is not None and complete else None,
                           allow_mixed_stacks=mixed)
     corpus = corpus_root_for(first, args.config) if args.html else None
     if args.html and corpus is None:
