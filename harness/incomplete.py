@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.checks import registry
 from harness.model.outcome import CheckResult
 from harness.model.report import Incomplete, RunReport
 from harness.model.results import REPORT_SCHEMA, canonical_json
@@ -101,5 +102,6 @@ def write_not_started(out: Path, e: BaseException, started: dt.datetime, wall_s:
     data = report.to_dict()
     atomic.write_text(out / "report.json", canonical_json(data))
     with contextlib.suppress(Exception):  # a renderer's bug must not hide why the run stopped
-        atomic.write_text(out / "junit.xml", render_junit(data))
-        atomic.write_text(out / "summary.md", render_summary(data))
+        typed = RunReport.from_dict(data, registry.layout())
+        atomic.write_text(out / "junit.xml", render_junit(typed))
+        atomic.write_text(out / "summary.md", render_summary(typed))

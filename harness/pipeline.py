@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.checks import registry
 from harness.corpus.loader import read_image
 from harness.incomplete import TRACEBACK_FILE, Stop, write_incomplete
 from harness.metrics import corpus_accuracy, image_accuracy
@@ -79,13 +80,15 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
         report, state = execute(p, progress=terminal_progress(), state=state,
                                 extra_checks=[accuracy_hook] if profile.checks.accuracy else [])
         write_results(out, p, state)
-        write_reports(out, report, first_results(state.outcomes), load, html=html, history=history, goldens=goldens)
+        write_reports(out, report, first_results(state.outcomes), load, layout=registry.layout(), html=html,
+                      history=history, goldens=goldens)
     except BaseException as e:  # every way a run can stop leaves reports marked incomplete
         stop = Stop.from_exception(e, out)
 
         def write(report: dict[str, Any]) -> None:
             write_results(out, p, state)
-            write_reports(out, report, first_results(state.outcomes), load, html=html, goldens=goldens)
+            write_reports(out, report, first_results(state.outcomes), load, layout=registry.layout(), html=html,
+                          goldens=goldens)
 
         write_incomplete(p, state, started, time.perf_counter() - t0, stop, write, out)
         if stop.internal:

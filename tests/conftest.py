@@ -15,11 +15,17 @@ from typing import Any
 import pytest
 
 from harness.checks import builtin, registry
+from harness.model.report import RunReport
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "datasets" / "bank_slips"
 registry.load(builtin)  # the suite is a composition root too: tests below the CLI see every check
 pytest_plugins = ["harness.pytest_plugin", "no_skips"]  # no_skips: a skipped test fails the suite
+
+
+def typed(report: dict[str, Any]) -> RunReport:
+    """A report.json dict as the renderers read it: the typed run report, ordered by the catalogue."""
+    return RunReport.from_dict(report, registry.layout())
 
 NO_NETWORK_SITECUSTOMIZE = '''
 import os, socket

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from conftest import typed
+
 from harness.environment import environment, relevant_env
 from harness.report.html import render_html
 
@@ -31,7 +33,7 @@ def test_only_allowlisted_values_are_recorded_the_rest_by_name(monkeypatch: pyte
     assert "PATH" in env["env_redacted"] and "PATH" not in env["env"]
     assert {k: env["env"][k] for k in ("OMP_NUM_THREADS", "FLAGS_use_mkldnn", "CI")} == {
         "OMP_NUM_THREADS": "2", "FLAGS_use_mkldnn": "1", "CI": "true"}
-    page = render_html({"environment": env, "images": [], "checks": {}}, {}, lambda i: None)
+    page = render_html(typed({"environment": env, "images": [], "checks": {}}), {}, lambda i: None)
     assert "MY_API_TOKEN" in page and "OMP_NUM_THREADS" in page
     for value in SECRETS.values():
         assert value not in page

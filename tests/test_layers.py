@@ -55,6 +55,9 @@ def test_the_clean_package_keeps_every_contract(package_copy: Path) -> None:
     ("runner.py", "from harness.checks import builtin\n", "harness.runner -> harness.checks.builtin"),
     # The config layer (config, corpus, golden store, metrics, ...) reads no engine, check or run.
     ("metrics.py", "from harness.backends import make_worker\n", "harness.metrics -> harness.backends"),
+    # Renderers are handed the check order and read the typed report: no check, no merge, no runner.
+    ("report/view.py", "from harness.checks import registry\n", "harness.report.view -> harness.checks"),
+    ("report/writer.py", "from harness.report import merge\n", "harness.report.writer -> harness.report.merge"),
 ])
 def test_an_upward_import_breaks_the_layers(package_copy: Path, module: str, line: str, named: str) -> None:
     plant(package_copy / "harness" / module, line)
@@ -115,3 +118,16 @@ def test_the_catalogue_contract_names_every_module_below_the_composition_root() 
     unnamed = sorted(m for m in modules - root if not m.startswith(("harness.cli.", "harness.cli"))
                      and not any(m == s or m.startswith(s + ".") for s in sources))
     assert not unnamed, f"add to the catalogue-handed-down contract's source_modules: {unnamed}"
+
+
+def test_the_renderers_contract_forbids_every_module_but_model_and_util() -> None:
+    """The contract lists what renderers may not import by hand: a new module missing from it would be allowed."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    contract = next(c for c in contracts["contracts"] if c["id"] == "renderers")
+    renderers, forbidden = set(contract["source_modules"]), contract["forbidden_modules"]
+    allowed = ("harness.model", "harness.util")
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+               for p in (ROOT / "harness").rglob("*.py")}
+    unnamed = sorted(m for m in modules - renderers - {"harness", "harness.report"}
+                     if not m.startswith(allowed) and not any(m == f or m.startswith(f + ".") for f in forbidden))
+    assert not unnamed, f"add to the renderers contract's forbidden_modules: {unnamed}"

@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, typed
 from PIL import Image
 
 from harness.cli import main
+from harness.checks import registry
 from harness.report.history import RED, append_history, plot_history, read_history
 from harness.report.html import render_html
 from harness.report.markdown import render_summary
@@ -31,8 +32,8 @@ def run(day: int, passed: bool, cer: float | None, median: float) -> dict[str, A
 
 def test_append_and_read(tmp_path: Path) -> None:
     path = tmp_path / "nightly" / "history.jsonl"
-    first = append_history(path, run(1, True, 0.02, 0.40))
-    second = append_history(path, run(2, False, 0.05, 0.45))
+    first = append_history(path, typed(run(1, True, 0.02, 0.40)))
+    second = append_history(path, typed(run(2, False, 0.05, 0.45)))
     lines = path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(x) for x in lines] == [first, second]
     assert first["failures"] == {"golden": 0} and first["failed_images"] == 0
@@ -53,11 +54,11 @@ def test_throughput_and_the_speed_ratio_trend_night_by_night(tmp_path: Path) -> 
                                     "audit": {"wall_s": 4.0, "images": 0, "calls_per_image": 1}}},
                  checks={**report["checks"], "speed": {"passed": True, "summary": "ok", "details": {
                      "ratio": {"median": ratio, "p90": ratio, "max_ratio": 1.5}}}})
-        entry = append_history(path, r)
+        entry = append_history(path, typed(r))
         assert entry["images_per_s"] == pytest.approx(12 / wall) and entry["speed_ratio"] == ratio
-    summary = render_summary(r)
+    summary = render_summary(typed(r))
     assert "| `main` | 12 | 3 | 12.500 s | 0.96 |" in summary and "`audit`" not in summary.split("images/s")[-1]
-    page = render_html(r, results, images.get)
+    page = render_html(typed(r), results, images.get)
     assert "<td>main</td><td class='num'>12</td><td class='num'>3</td>" in page
     with Image.open(plot_history(path, tmp_path / "trend.png")) as img:
         assert img.size == (1200, 1160)
@@ -66,7 +67,7 @@ def test_throughput_and_the_speed_ratio_trend_night_by_night(tmp_path: Path) -> 
 def test_damaged_history_is_tolerated(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
     path.write_text('{"time": "2024-03-01", "passed": true}\nnot json\n{"time": "2024-03-02"}', encoding="utf-8")
-    append_history(path, run(3, True, 0.01, 0.4))
+    append_history(path, typed(run(3, True, 0.01, 0.4)))
     entries = read_history(path)
     assert [e["time"][:10] for e in entries] == ["2024-03-01", "2024-03-02", "2024-03-03"]
 
@@ -74,7 +75,7 @@ def test_damaged_history_is_tolerated(tmp_path: Path) -> None:
 def test_plot_is_a_valid_png(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
     for day in range(1, 31):
-        append_history(path, run(day, day % 7 != 0, None if day == 10 else 0.02 + day / 1000, 0.4 + day / 100))
+        append_history(path, typed(run(day, day % 7 != 0, None if day == 10 else 0.02 + day / 1000, 0.4 + day / 100)))
     png = plot_history(path, tmp_path / "trend.png")
     with Image.open(png) as img:
         img.verify()
@@ -109,5 +110,6 @@ def test_a_png_history_is_refused_before_anything_is_written(tmp_path: Path,
     assert json.loads((out / "report.json").read_text(encoding="utf-8"))["exit_code"] == 2
     report, results, images, _ = sample_run()
     with pytest.raises(UserError, match="give the JSONL history file"):
-        write_reports(tmp_path / "out2", report, results, images.get, history=tmp_path / "NIGHTLY.PNG")
+        write_reports(tmp_path / "out2", report, results, images.get, layout=registry.layout(),
+                      history=tmp_path / "NIGHTLY.PNG")
     assert not (tmp_path / "out2").exists()

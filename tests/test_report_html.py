@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from conftest import typed
+
 from harness.report.browser import dump_dom, find_chromium, screenshot
 from harness.report.html import CURRENT, GOLDEN, render_html
 from harness.report.sample import sample_run
@@ -27,7 +29,7 @@ def near(img: np.ndarray, bgr: tuple[int, int, int], tol: int = 45) -> int:
 
 def sample_html() -> str:
     report, results, images, goldens = sample_run()
-    return render_html(report, results, images.get, goldens=goldens)
+    return render_html(typed(report), results, images.get, goldens=goldens)
 
 
 def test_self_contained() -> None:
@@ -66,7 +68,7 @@ def test_escaping_and_missing_pictures() -> None:
             raise FileNotFoundError("gone.png")
         return None
 
-    html = render_html(report, {}, loader)
+    html = render_html(typed(report), {}, loader)
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "boom &amp; &lt;b&gt;" in html
     assert "picture not available: gone.png" in html
@@ -74,14 +76,14 @@ def test_escaping_and_missing_pictures() -> None:
 
 def test_picture_cap() -> None:
     report, results, images, goldens = sample_run()
-    html = render_html(report, results, images.get, goldens=goldens, max_pictures=1)
+    html = render_html(typed(report), results, images.get, goldens=goldens, max_pictures=1)
     assert html.count("data:image/jpeg;base64,") == 1
     assert "pictures embedded for the first 1 images only" in html
 
 
 def test_without_goldens_rows_follow_current_lines() -> None:
     report, results, images, _ = sample_run()
-    html = render_html(report, results, images.get)
+    html = render_html(typed(report), results, images.get)
     assert '<mark class="del">7</mark>' in html and '<tr class="missing">' in html
 
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from conftest import typed
+
 from harness.report.junit import MODEL_CASE, render_junit
 from harness.report.sample import sample_run
 
 
 def parse(report: dict[str, Any]) -> ET.Element:
-    return ET.fromstring(render_junit(report).encode("utf-8"))
+    return ET.fromstring(render_junit(typed(report)).encode("utf-8"))
 
 
 def test_one_case_per_image_and_check_plus_model_cases() -> None:

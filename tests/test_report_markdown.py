@@ -4,6 +4,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from conftest import typed
+
 from harness.report.markdown import SUMMARY_CAP, md, render_summary, write_step_summary
 from harness.report.sample import sample_run
 
@@ -24,7 +26,7 @@ def failing_report(n: int) -> dict[str, Any]:
 
 def test_verdict_first_and_details() -> None:
     report, *_ = sample_run()
-    text = render_summary(report)
+    text = render_summary(typed(report))
     first = text.splitlines()[0]
     assert first.startswith("## ❌ FAIL: 2 of 3 images failed")
     assert "golden (1)" in first and "batch_paths (1)" in first
@@ -39,8 +41,8 @@ def test_verdict_first_and_details() -> None:
 
 
 def test_pass_verdict() -> None:
-    text = render_summary({"passed": True, "images": [{"id": "a", "passed": True}], "checks": {
-        "golden": {"passed": True}, "bn_drift": {"passed": True, "skipped": True}}})
+    text = render_summary(typed({"passed": True, "images": [{"id": "a", "passed": True}], "checks": {
+        "golden": {"passed": True}, "bn_drift": {"passed": True, "skipped": True}}}))
     assert text.splitlines()[0] == "## ✅ PASS: 1 images, 1 checks passed (1 skipped)"
     assert "### Failures" not in text
 
@@ -48,7 +50,7 @@ def test_pass_verdict() -> None:
 def test_size_cap_with_20000_failures() -> None:
     report = failing_report(20_000)
     start = time.perf_counter()
-    text = render_summary(report)
+    text = render_summary(typed(report))
     assert time.perf_counter() - start < 10
     size = len(text.encode("utf-8"))
     assert size <= SUMMARY_CAP
@@ -59,7 +61,7 @@ def test_size_cap_with_20000_failures() -> None:
 
 
 def test_tiny_budget_keeps_verdict() -> None:
-    text = render_summary(failing_report(50), max_bytes=600)
+    text = render_summary(typed(failing_report(50)), max_bytes=600)
     assert len(text.encode("utf-8")) <= 600
     assert text.startswith("## ❌ FAIL: 50 of 50 images failed")
 
@@ -69,23 +71,23 @@ def test_markdown_escaping_keeps_tables_intact() -> None:
     assert md("*x* _y_ snake_case <img>") == "\\*x\\* \\_y\\_ snake_case \\<img\\>"
     report = failing_report(1)
     report["images"][0]["checks"]["golden"]["details"]["lines"][0]["golden_text"] = "A|B|C\nD"
-    row = next(line for line in render_summary(report).splitlines() if line.startswith("| 0 |"))
+    row = next(line for line in render_summary(typed(report)).splitlines() if line.startswith("| 0 |"))
     assert row.replace("\\|", "").count("|") == 6  # 5 cells
 
 
 def test_generic_details_for_unknown_checks() -> None:
     report = {"passed": False, "images": [{"id": "a", "passed": False, "checks": {
         "new_check": {"passed": False, "summary": "odd", "details": {"ratio": 0.123456789, "where": [1, 2]}}}}]}
-    text = render_summary(report)
+    text = render_summary(typed(report))
     assert "ratio: 0.123457; where: \\[1, 2\\]" in text
 
 
 def test_step_summary_appends_only_when_set(tmp_path: Path) -> None:
     report, *_ = sample_run()
-    assert write_step_summary(report, environ={}) is None
+    assert write_step_summary(typed(report), environ={}) is None
     target = tmp_path / "step_summary.md"
     target.write_text("earlier step\n", encoding="utf-8")
-    assert write_step_summary(report, environ={"GITHUB_STEP_SUMMARY": str(target)}) == target
+    assert write_step_summary(typed(report), environ={"GITHUB_STEP_SUMMARY": str(target)}) == target
     text = target.read_text(encoding="utf-8")
     assert text.startswith("earlier step\n") and "## ❌ FAIL" in text
 
@@ -93,6 +95,6 @@ def test_step_summary_appends_only_when_set(tmp_path: Path) -> None:
 def test_step_summary_respects_what_is_left_of_1_mib(tmp_path: Path) -> None:
     target = tmp_path / "step_summary.md"
     target.write_bytes(b"x" * (1024 * 1024 - 1500))
-    write_step_summary(failing_report(100), environ={"GITHUB_STEP_SUMMARY": str(target)})
+    write_step_summary(typed(failing_report(100)), environ={"GITHUB_STEP_SUMMARY": str(target)})
     assert target.stat().st_size <= 1024 * 1024
     assert "FAIL" in target.read_text(encoding="utf-8")[-500:]

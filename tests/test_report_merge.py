@@ -223,7 +223,8 @@ def synthetic(tmp_path: Path) -> Synthetic:
 
 def test_every_check_merges_to_what_the_whole_run_says(synthetic: Synthetic) -> None:
     whole = synthetic.report(None)
-    merged = merge_shards([synthetic.shard(2), synthetic.shard(1)], stored_goldens=synthetic.store.ids())
+    merged = merge_shards([synthetic.shard(2), synthetic.shard(1)], registry.specs(),
+                          stored_goldens=synthetic.store.ids())
     assert strip_volatile(merged.report) == strip_volatile(whole)
     checks = merged.report["checks"]
     # Failures in both shards: the planted ones, with counts, ids and the check's own tail.
@@ -249,8 +250,8 @@ def test_three_shards_with_the_audit_on_shard_1_merge_to_the_whole_runs_verdicts
     shards = [synthetic.shard(k, 3) for k in (3, 1, 2)]
     for s in shards:
         if s.shard[0] != 1:  # as harness.runner writes it on shards 2..N
-            s.report["checks"]["audit"] = as_written(left_to_first_shard("audit", s.shard).to_dict())
-    merged = merge_shards(shards, stored_goldens=synthetic.store.ids()).report
+            s.data["checks"]["audit"] = as_written(left_to_first_shard("audit", s.shard).to_dict())
+    merged = merge_shards(shards, registry.specs(), stored_goldens=synthetic.store.ids()).report
     assert merged["checks"]["audit"]["summary"] == whole["checks"]["audit"]["summary"] + \
         " [judged on shard 1/3, left to it by the other shards]"
     merged["checks"]["audit"]["summary"] = whole["checks"]["audit"]["summary"]
@@ -260,13 +261,14 @@ def test_three_shards_with_the_audit_on_shard_1_merge_to_the_whole_runs_verdicts
 def test_a_model_that_never_loaded_merges_too(synthetic: Synthetic) -> None:
     synthetic.outcomes = {i: ImageOutcome(i, error="rec worker: model load failed: planted") for i in IDS}
     whole = synthetic.report(None)
-    merged = merge_shards([synthetic.shard(1), synthetic.shard(2)], stored_goldens=synthetic.store.ids())
+    merged = merge_shards([synthetic.shard(1), synthetic.shard(2)], registry.specs(),
+                          stored_goldens=synthetic.store.ids())
     assert strip_volatile(merged.report) == strip_volatile(whole)
     assert merged.report["checks"]["inference"]["failed_images"] == IDS and merged.report["accuracy"] is None
 
 
 def test_orphans_stay_unjudged_without_the_store(synthetic: Synthetic) -> None:
-    merged = merge_shards([synthetic.shard(1), synthetic.shard(2)])
+    merged = merge_shards([synthetic.shard(1), synthetic.shard(2)], registry.specs())
     status = merged.report["checks"]["golden"]["details"]["status"]
     assert status["orphans_judged"] is False and status["orphaned"] is None
 
@@ -274,7 +276,7 @@ def test_orphans_stay_unjudged_without_the_store(synthetic: Synthetic) -> None:
 def test_sampled_check_that_differs_is_reported_per_shard(synthetic: Synthetic) -> None:
     one = synthetic.shard(1, bn_drift=CheckResult("bn_drift", True, "det on 4 images: max score 1.2"))
     two = synthetic.shard(2, bn_drift=CheckResult("bn_drift", False, "det on 3 images: max score 2.7"))
-    check = merge_shards([one, two]).report["checks"]["bn_drift"]
+    check = merge_shards([one, two], registry.specs()).report["checks"]["bn_drift"]
     assert not check["passed"]
     assert check["summary"] == "shard 1/2: det on 4 images: max score 1.2; shard 2/2: det on 3 images: max score 2.7"
 
@@ -285,11 +287,32 @@ def test_all_clean_merge_passes(synthetic: Synthetic) -> None:
             dataclasses.replace(o, runs=(o.runs[0],) * 3)
     synthetic.fresh = synthetic.bs1 = synthetic.multi = {i: ImageOutcome(i, (slip(i),)) for i in IDS}
     synthetic.goldens = {i: Golden(slip(i)) for i in IDS}
-    merged = merge_shards([synthetic.shard(1), synthetic.shard(2)])
+    merged = merge_shards([synthetic.shard(1), synthetic.shard(2)], registry.specs())
     assert merged.report["passed"] and merged.report["exit_code"] == 0
     assert merged.report["checks"]["repeat"]["summary"] == ("all 8 images clean; 24 compared model calls: a fault on 1 call "
                                                             "in 8 or more often is caught with 95% probability")
     assert merged.report["checks"]["batch_paths"]["summary"].startswith("vs profile: bs1: 8 identical")
+
+
+def test_merged_paths_keep_the_order_the_check_compared_them_in(synthetic: Synthetic) -> None:
+    """report.json sorts its keys; the merged summary lists the paths in the order the variations check made
+    them (the profile's thread counts as listed: 4 before 2), not by name, and equals the unsharded run's."""
+    others = {"onednn-off": synthetic.bs1, "threads-4": synthetic.multi, "threads-2": synthetic.bs1,
+              "bn-unfused": synthetic.multi}
+    whole = compare_paths("variations", "profile", synthetic.outcomes, others, synthetic.profile.tolerances)
+    halves = [compare_paths("variations", "profile", {i: synthetic.outcomes[i] for i in ids}, others,
+                            synthetic.profile.tolerances) for ids in (IDS[4:], IDS[:4])]
+    shards = [hand_shard(k, 2, IDS[4:] if k == 1 else IDS[:4]) for k in (1, 2)]
+    for s in shards:
+        s.data["profile"]["settings"]["checks"] = {"variation_threads": [4, 2]}
+    spec = registry.get("variations")
+    assert spec is not None and spec.merge_details is not None and spec.merge_summary is not None
+    details = spec.merge_details("variations", shards, [as_written(h.details) for h in halves], whole.per_image,
+                                 None)
+    assert list(details["paths"]) == ["onednn-off", "threads-4", "threads-2", "bn-unfused"]
+    verdict = whole.summary.split(" | ")[0]
+    assert spec.merge_summary(verdict, whole.passed, details, "", "") == whole.summary
+    assert as_written(details) == as_written(whole.details)
 
 
 # --- refusals, on hand-built reports ------------------------------------------------------------------------------
@@ -334,14 +357,14 @@ def hand_shard(k: int, n: int, ids: list[str], **changes: Any) -> ShardRun:
 ])
 def test_refusals(shards: list[ShardRun], message: str) -> None:
     with pytest.raises(UserError, match=message.replace("(", r"\(")):
-        merge_shards(shards)
+        merge_shards(shards, registry.specs())
 
 
 def test_model_level_checks_must_agree() -> None:
     two = hand_shard(2, 2, ["s2", "s3"])
-    two.report["checks"]["audit"].update(passed=False, summary="rec: 2 BN in training mode")
+    two.data["checks"]["audit"].update(passed=False, summary="rec: 2 BN in training mode")
     with pytest.raises(UserError, match="model-level check 'audit' differs"):
-        merge_shards([hand_shard(1, 2, ["s0", "s1"]), two])
+        merge_shards([hand_shard(1, 2, ["s0", "s1"]), two], registry.specs())
 
 
 def _left(k: int, n: int) -> dict[str, Any]:
@@ -351,31 +374,31 @@ def _left(k: int, n: int) -> dict[str, Any]:
 
 def test_model_level_check_is_shard_1s_verdict_and_says_so() -> None:
     one = hand_shard(1, 3, ["s0"])
-    one.report["checks"]["audit"].update(passed=False, summary="rec: 2 BN in training mode")
+    one.data["checks"]["audit"].update(passed=False, summary="rec: 2 BN in training mode")
     two, three = hand_shard(2, 3, ["s1", "s2"]), hand_shard(3, 3, ["s3"])
-    two.report["checks"]["audit"] = _left(2, 3)
-    three.report["checks"]["audit"] = _left(3, 3)
-    assert two.report["checks"]["audit"]["skipped"] and "judged on shard 1/3 only" in _left(2, 3)["summary"]
-    merged = merge_shards([three, one, two]).report
+    two.data["checks"]["audit"] = _left(2, 3)
+    three.data["checks"]["audit"] = _left(3, 3)
+    assert two.data["checks"]["audit"]["skipped"] and "judged on shard 1/3 only" in _left(2, 3)["summary"]
+    merged = merge_shards([three, one, two], registry.specs()).report
     audit = merged["checks"]["audit"]
     assert (audit["passed"], audit["skipped"], merged["passed"]) == (False, False, False)
     assert audit["summary"] == ("rec: 2 BN in training mode [judged on shard 1/3, left to it by the other shards]")
-    assert audit["details"] == one.report["checks"]["audit"]["details"]
+    assert audit["details"] == one.data["checks"]["audit"]["details"]
     # A clean shard 1 passes for every shard; the deferring shards cannot hide a failure either way.
-    one.report["checks"]["audit"].update(passed=True, summary="ok")
-    assert merge_shards([one, two, three]).report["checks"]["audit"]["passed"]
+    one.data["checks"]["audit"].update(passed=True, summary="ok")
+    assert merge_shards([one, two, three], registry.specs()).report["checks"]["audit"]["passed"]
 
 
 def test_model_level_deferral_keeps_the_refusals() -> None:
     one, two, three = hand_shard(1, 3, ["s0"]), hand_shard(2, 3, ["s1", "s2"]), hand_shard(3, 3, ["s3"])
-    three.report["checks"]["audit"] = _left(3, 3)
-    two.report["checks"]["audit"].update(passed=False, summary="rec: 2 BN in training mode")
+    three.data["checks"]["audit"] = _left(3, 3)
+    two.data["checks"]["audit"].update(passed=False, summary="rec: 2 BN in training mode")
     with pytest.raises(UserError, match="model-level check 'audit' differs"):  # shard 2 ran it too, and disagrees
-        merge_shards([one, two, three])
-    one.report["checks"]["audit"] = _left(1, 3)  # nobody judged it: never a pass
-    two.report["checks"]["audit"] = _left(2, 3)
+        merge_shards([one, two, three], registry.specs())
+    one.data["checks"]["audit"] = _left(1, 3)  # nobody judged it: never a pass
+    two.data["checks"]["audit"] = _left(2, 3)
     with pytest.raises(UserError, match="check 'audit' is left to shard 1/3 by shard 1 itself"):
-        merge_shards([one, two, three])
+        merge_shards([one, two, three], registry.specs())
 
 
 def test_only_model_file_checks_are_left_to_shard_1() -> None:
@@ -387,24 +410,25 @@ def test_only_model_file_checks_are_left_to_shard_1() -> None:
 def test_mixed_stacks_merge_only_when_allowed_and_then_show_each_shards() -> None:
     one, two = hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2", "s3"], stack__cpu_model="Intel Xeon")
     for s, pid in ((one, 101), (two, 202)):
-        for img in s.report["images"]:
+        for img in s.data["images"]:
             img["judged_on"] = {"node": f"node-{s.shard[0]}", "worker_pid": pid}
     with pytest.raises(UserError, match="stack differs in cpu_model.*--allow-mixed-stacks merges them anyway"):
-        merge_shards([one, two])
-    report = merge_shards([one, two], allow_mixed_stacks=True).report
+        merge_shards([one, two], registry.specs())
+    report = merge_shards([one, two], registry.specs(), allow_mixed_stacks=True).report
     assert report["stack"] == {"paddle": "3.2.2"}  # what every shard shares
     assert report["stacks"] == {"1/2": {"paddle": "3.2.2", "cpu_model": "AMD EPYC"},
                                 "2/2": {"paddle": "3.2.2", "cpu_model": "Intel Xeon"}}
     assert [(i["id"], i["stack"], i["judged_on"]["worker_pid"]) for i in report["images"]] == [
         ("s0", "1/2", 101), ("s1", "1/2", 101), ("s2", "2/2", 202), ("s3", "2/2", 202)]
     # Equal stacks: the flag changes nothing, so a merge equals an unsharded run's report either way.
-    same = merge_shards([hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2", "s3"])], allow_mixed_stacks=True)
+    same = merge_shards([hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2", "s3"])], registry.specs(),
+                          allow_mixed_stacks=True)
     assert "stacks" not in same.report and all("stack" not in i for i in same.report["images"])
     # Other model files are never merged.
-    one.report["stack"]["models"] = {"det/inference.pdmodel": "aa"}
-    two.report["stack"]["models"] = {"det/inference.pdmodel": "bb"}
+    one.data["stack"]["models"] = {"det/inference.pdmodel": "aa"}
+    two.data["stack"]["models"] = {"det/inference.pdmodel": "bb"}
     with pytest.raises(UserError, match="model files differ"):
-        merge_shards([one, two], allow_mixed_stacks=True)
+        merge_shards([one, two], registry.specs(), allow_mixed_stacks=True)
 
 
 def test_cli_allow_mixed_stacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -428,13 +452,13 @@ def test_node_id_is_a_salted_hash_not_the_host_name() -> None:
 
 def test_results_must_match_their_report() -> None:
     one = hand_shard(1, 2, ["s0", "s1"])
-    one = ShardRun(one.source, one.report, tuple(reversed(one.results)))
+    one = ShardRun(one.source, one.data, tuple(reversed(one.results)))
     with pytest.raises(UserError, match="results.jsonl does not list the images"):
-        merge_shards([one, hand_shard(2, 2, ["s2", "s3"])])
+        merge_shards([one, hand_shard(2, 2, ["s2", "s3"])], registry.specs())
 
 
 def test_hand_built_shards_merge_in_index_order() -> None:
-    merged: MergedRun = merge_shards([hand_shard(2, 2, ["s1", "s3"]), hand_shard(1, 2, ["s0", "s2"])])
+    merged: MergedRun = merge_shards([hand_shard(2, 2, ["s1", "s3"]), hand_shard(1, 2, ["s0", "s2"])], registry.specs())
     assert [i["id"] for i in merged.report["images"]] == ["s0", "s1", "s2", "s3"]
     assert merged.report["corpus"] | {"root": None} == {
         "root": None, "subset": "full", "selected": 4, "complete": True, "has_manifest": True, "shard": None,
@@ -443,7 +467,7 @@ def test_hand_built_shards_merge_in_index_order() -> None:
 
 def write_shard(directory: Path, shard: ShardRun) -> None:
     directory.mkdir(parents=True)
-    (directory / "report.json").write_text(canonical_json(shard.report), encoding="utf-8")
+    (directory / "report.json").write_text(canonical_json(shard.data), encoding="utf-8")
     (directory / "results.jsonl").write_text("".join(line + "\n" for line in shard.results), encoding="utf-8")
 
 
@@ -488,7 +512,7 @@ def test_merge_reads_pictures_only_inside_the_corpus_root(tmp_path: Path, monkey
                 "slip_0004": "sub/../../outside.png", "slip_0005": "slip_0005.png\\..\\..\\outside.png"}
     for k in (1, 2):
         shard = synthetic.shard(k)
-        for image in shard.report["images"]:
+        for image in shard.data["images"]:
             image["file"] = tampered.get(image["id"], image["file"])
         write_shard(tmp_path / f"s{k}", shard)
     config = corpus / "harness.toml"
@@ -532,9 +556,9 @@ def test_corpus_file(tmp_path: Path, file: str, inside: bool) -> None:
 
 def test_incomplete_shard_is_refused() -> None:
     two = hand_shard(2, 2, ["s2", "s3"])
-    two.report.update(complete=False, incomplete={"reason": "cancelled by SIGTERM", "finished_images": ["s2"]})
+    two.data.update(complete=False, incomplete={"reason": "cancelled by SIGTERM", "finished_images": ["s2"]})
     with pytest.raises(UserError, match="shard-2: an incomplete run \\(cancelled by SIGTERM\\); re-run that shard"):
-        merge_shards([hand_shard(1, 2, ["s0", "s1"]), two])
+        merge_shards([hand_shard(1, 2, ["s0", "s1"]), two], registry.specs())
 
 
 def test_history_png_is_refused_and_nothing_is_overwritten(tmp_path: Path, synthetic: Synthetic,
@@ -554,7 +578,7 @@ def test_history_png_is_refused_and_nothing_is_overwritten(tmp_path: Path, synth
 # --- a shard is input, never settings ------------------------------------------------------------------------------
 
 def _plant(shard: ShardRun, **settings: Any) -> ShardRun:
-    shard.report["profile"]["settings"].update(settings)
+    shard.data["profile"]["settings"].update(settings)
     return shard
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from harness.model.results import Line, OcrResult, canonical_json
+from harness.checks import registry
 from harness.report import writer
 from harness.report.writer import write_reports
 
@@ -55,7 +56,8 @@ def planted() -> tuple[dict[str, Any], dict[str, OcrResult], dict[str, np.ndarra
 
 def test_planted_regression_in_every_format(tmp_path: Path) -> None:
     report, results, images = planted()
-    written = write_reports(tmp_path, report, results, images.get, html=True, history=tmp_path / "history.jsonl")
+    written = write_reports(tmp_path, report, results, images.get, layout=registry.layout(), html=True,
+                            history=tmp_path / "history.jsonl")
     assert set(written) == {"json", "junit", "summary", "html", "history", "history_plot"}
 
     text = (tmp_path / "report.json").read_text(encoding="utf-8")
@@ -96,13 +98,13 @@ def test_a_failing_renderer_leaves_json_and_no_partial_file(tmp_path: Path, monk
 
     monkeypatch.setattr(writer, "render_html", broken)
     with pytest.raises(RuntimeError, match="renderer bug"):
-        write_reports(tmp_path, report, results, images.get, html=True)
+        write_reports(tmp_path, report, results, images.get, layout=registry.layout(), html=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "report.json", "summary.md"]
 
 
 def test_minimal_report_without_optional_sections(tmp_path: Path) -> None:
     report = {"schema": "ocr-harness/report/1", "passed": True, "exit_code": 0, "something_new": [1, 2]}
-    write_reports(tmp_path, report, {}, lambda _id: None, html=True)
+    write_reports(tmp_path, report, {}, lambda _id: None, layout=registry.layout(), html=True)
     assert (tmp_path / "summary.md").read_text(encoding="utf-8").startswith("## ✅ PASS")
     ET.parse(tmp_path / "junit.xml")
     assert "PASS" in (tmp_path / "report.html").read_text(encoding="utf-8")
@@ -132,7 +134,7 @@ def test_comparison_shaped_details(tmp_path: Path) -> None:
     img["checks"]["batch_paths"] = {"passed": False, "summary": "batch4 vs single: line 1", "details": {
         "reference": "single", "paths": {"batch4": {"identical": False, "passed": False, "lines": [changed]},
                                          "threads1": {"identical": True}}}}
-    write_reports(tmp_path, report, results, images.get, html=True)
+    write_reports(tmp_path, report, results, images.get, layout=registry.layout(), html=True)
 
     junit = ET.parse(tmp_path / "junit.xml").getroot()
     golden_failure = junit.find(".//testcase[@classname='golden'][@name='slip_0042']/failure")
@@ -159,7 +161,7 @@ def test_a_check_with_its_own_detail_keys_renders_everywhere(tmp_path: Path) -> 
               "checks": {"mine": {"passed": False, "skipped": False, "summary": "1 of 1 images read too few lines: a",
                                   "failed_images": ["a"], "details": {"lines": 3}}},
               "images": [{"id": "a", "passed": False, "error": None, "checks": {"mine": check}}]}
-    written = write_reports(tmp_path, report, {}, lambda image_id: None, html=True)
+    written = write_reports(tmp_path, report, {}, lambda image_id: None, layout=registry.layout(), html=True)
     assert "lines: 3" in written["junit"].read_text(encoding="utf-8")
     assert "lines: 3" in written["summary"].read_text(encoding="utf-8")
     assert "<dt>lines</dt><dd>3</dd><dt>paths</dt><dd>2</dd>" in written["html"].read_text(encoding="utf-8")

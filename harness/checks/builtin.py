@@ -7,17 +7,24 @@ still has them), then the other paths, goldens, and the model-level checks that 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.backends import backend_owned_keys, load_callable, unsupported_checks
+from harness.backends import backend_owned_keys, unsupported_checks
 from harness.checks.audit import audit_model_dir
 from harness.backends.paddle_passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
 from harness.checks.bn_check import bn_drift, bn_prepare, validate_bn_drift
-from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
-from harness.checks.golden_check import golden_check, open_store, preload
-from harness.checks.paths import compare_paths
+from harness.checks.determinism import (
+    cross_process_check,
+    merged_repeat_details,
+    merged_repeat_summary,
+    mutation_check,
+    repeat_check,
+)
+from harness.checks.golden_check import golden_check, merged_details as merged_golden_details, open_store, preload
+from harness.checks.parity import merged_details as merged_parity_details, parity_hook, reference_plan
+from harness.checks.paths import compare_paths, merged_details as merged_path_details, merged_summary as paths_summary
 from harness.checks.probe import probe_model_dir
 from harness.checks.registry import CheckSpec, Scaling, register
 from harness.checks.retries import merged_details as merged_retries, merged_summary as merged_retry_summary
@@ -30,17 +37,10 @@ from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenStore
 from harness.model.catalogue import Option
 from harness.model.inference import ImageOutcome
-from harness.model.outcome import CheckResult
+from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.settings import BACKENDS, CheckSettings, EngineSettings, Profile, require
+from harness.model.views import ShardView
 from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
-from harness.sampling import describe_power
-
-
-def lazy(dotted: str) -> Callable[..., Any]:
-    """`module:function` of a module that imports this one (report merge, parity), imported on first call."""
-    def call(*args: Any) -> Any:
-        return load_callable(dotted)(*args)
-    return call
 
 
 def unsupported(name: str) -> Callable[[Profile], str | None]:
@@ -54,13 +54,9 @@ register(CheckSpec("inference", 10, lambda p, state: inference_check(p, state.ou
                    merge_details=merged_retries, merge_summary=merged_retry_summary))
 
 
-def _repeat_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:
-    return f"{summary}; {describe_power(details['calls'])}"  # the power statement counts every shard's calls
-
-
 register(CheckSpec("repeat", 80, lambda p, state: repeat_check(state.outcomes),
                    skip=lambda profile: "repeats = 1" if profile.checks.repeats <= 1 else None,
-                   merge_details=lazy("harness.report.merge:repeat_details"), merge_summary=_repeat_summary))
+                   merge_details=merged_repeat_details, merge_summary=merged_repeat_summary))
 register(CheckSpec("mutation", 100, lambda p, state: mutation_check(state.outcomes),
                    skip=lambda profile: None if profile.checks.mutation else "disabled"))
 
@@ -123,14 +119,19 @@ def _key_texts(p: RunPlan) -> dict[str, dict[str, str]]:
     return {it.id: dict(it.fields) for it in p.items if it.fields}
 
 
+def batch_path_labels(group: int) -> tuple[str, str, str]:
+    """The paths `batch_paths` compares, in its order: bs1, the profile's batch, `group` images per call."""
+    return "bs1", "profile", f"{group}-per-call"
+
+
 def batch_paths(p: RunPlan, state: RunState) -> CheckResult:
     group = p.profile.checks.batch_path_images
     sample, info = stack_sample(p)  # bs1 is the service path: every image; batching is a stack property
-    multi = f"{group}-per-call"
+    multi = batch_path_labels(group)[2]
     with state.phase("multi", len(usable_items(sample))):  # on the main pass's loaded workers, then closed
         together = infer_all(sample, p.profile.engine, "multi", 1, p.profile.workers, group=group, pool=state.pool,
                              reuse=True)
-    paths = {"bs1": bs1_path(p, state), "profile": state.outcomes, multi: together}
+    paths = dict(zip(batch_path_labels(group), (bs1_path(p, state), state.outcomes, together), strict=True))
     reference = p.profile.checks.golden_path
     others = {k: v for k, v in paths.items() if k != reference}
     check = compare_paths("batch_paths", reference, paths[reference], others, p.profile.batch_tolerances,
@@ -174,11 +175,26 @@ def variations(p: RunPlan, state: RunState) -> CheckResult:
     return with_sample(result, info)
 
 
-def paths_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:
-    """harness.checks.paths.compare_paths' sentence after the verdict, recomputed from the merged totals."""
-    from harness.report.merge import paths_tail
+def _merged_batch_paths(name: str, shards: Sequence[ShardView], details: Sequence[Mapping[str, Any]],
+                        per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    """The paths in the order `batch_paths` compares them, its group size as the shards' profile set it."""
+    group = _report_checks(shards).get("batch_path_images")
+    return merged_path_details(details, batch_path_labels(group if isinstance(group, int) else 0))
 
-    return (summary + " | " if not passed else "") + paths_tail(details, shard_summary)
+
+def _merged_variations(name: str, shards: Sequence[ShardView], details: Sequence[Mapping[str, Any]],
+                       per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    """The paths in the order `variants` makes them: oneDNN, the thread counts as the profile lists them, BN."""
+    threads = _report_checks(shards).get("variation_threads")
+    return merged_path_details(details, ["onednn-off", "onednn-on",
+                                         *(f"threads-{t}" for t in (threads if isinstance(threads, list) else ())),
+                                         BN_UNFUSED])
+
+
+def _report_checks(shards: Sequence[ShardView]) -> Mapping[str, Any]:
+    """The `[checks]` settings the shards ran with (they agree: `report merge` refuses other profiles)."""
+    checks = shards[0].report.profile.get("settings", {}).get("checks") if shards else None
+    return checks if isinstance(checks, Mapping) else {}
 
 
 def _validate_batch_paths(c: CheckSettings, where: str) -> None:
@@ -193,20 +209,18 @@ def _validate_variations(c: CheckSettings, where: str) -> None:
 register(CheckSpec("batch_paths", 110, batch_paths, key="batch_paths", skip=unsupported("batch_paths"),
                    reuses_main_workers=True,
                    flag_help="compare bs1 / profile batch / several images per call", validate=_validate_batch_paths,
-                   merge_details=lazy("harness.report.merge:paths_details"), merge_summary=paths_summary,
+                   merge_details=_merged_batch_paths, merge_summary=paths_summary,
                    phases=lambda profile: [*bs1_phase(profile), ("multi", "sample")]))
 register(CheckSpec("variations", 120, variations, key="variations", skip=unsupported("variations"),
                    flag_help="oneDNN on/off, thread counts and BN fusion removed, judged by golden tolerances",
                    validate=_validate_variations,
-                   merge_details=lazy("harness.report.merge:paths_details"), merge_summary=paths_summary,
+                   merge_details=_merged_variations, merge_summary=paths_summary,
                    phases=lambda profile: [(label, "sample") for label in variants(profile)]))
 
 
 # --- parity: another backend as the reference ------------------------------------------------------------------
 
 def _parity_prepare(p: RunPlan) -> None:
-    from harness.checks.parity import reference_plan
-
     reference_plan(p)  # the reference's models too are verified before any model loads
 
 
@@ -214,8 +228,8 @@ def _validate_parity(c: CheckSettings, where: str) -> None:
     require(c.parity_reference in BACKENDS, f"{where}.parity_reference", f"must be one of {', '.join(BACKENDS)}")
 
 
-register(CheckSpec("parity", 70, lazy("harness.checks.parity:parity_hook"), key="parity", prepare=_parity_prepare,
-                   validate=_validate_parity, merge_details=lazy("harness.checks.parity:merged_details"),
+register(CheckSpec("parity", 70, parity_hook, key="parity", prepare=_parity_prepare,
+                   validate=_validate_parity, merge_details=merged_parity_details,
                    merge_summary=paths_summary))
 
 
@@ -267,7 +281,7 @@ def _validate_golden(c: CheckSettings, where: str) -> None:
 
 
 register(CheckSpec("golden", 60, golden, key="goldens", flag_help="compare with goldens", prepare=_golden_prepare,
-                   validate=_validate_golden, merge_details=lazy("harness.report.merge:golden_details"),
+                   validate=_validate_golden, merge_details=merged_golden_details,
                    list_details=False,  # renderers show its line changes, never its status dict
                    phases=lambda profile: bs1_phase(profile) if profile.checks.golden_path == "bs1" else []))
 

@@ -7,12 +7,13 @@ The first divergence names the repeat, the line, the field and the size of the d
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
 from harness.model.results import OcrResult
+from harness.model.views import ShardView
 from harness.sampling import describe_power, detectable_rate
 
 
@@ -88,3 +89,19 @@ def mutation_check(outcomes: Mapping[str, ImageOutcome]) -> CheckResult:
         for image_id, out in outcomes.items() if out.ok
     }
     return from_images("mutation", per_image, "modified by the engine")
+
+
+# --- `report merge` ---------------------------------------------------------------------------------------------
+
+def merged_repeat_details(name: str, shards: Sequence[ShardView], details: Sequence[Mapping[str, Any]],
+                          per_image: Mapping[str, ImageCheck],
+                          stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    """The repeat check's details over every shard: the calls add up, and so does the power they give."""
+    calls = sum(d.get("calls", 0) for d in details)
+    return {**details[0], "repeats": max(d["repeats"] for d in details), "calls": calls,
+            "detectable_rate": detectable_rate(calls)}
+
+
+def merged_repeat_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str,
+                          tail: str) -> str:
+    return f"{summary}; {describe_power(details['calls'])}"  # the power statement counts every shard's calls

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.golden.compare import ImageComparison, compare_image
-from harness.golden.status import GoldenStatus
+from harness.golden.compare import ImageComparison, LineDiff, RequiredTolerances, compare_image
+from harness.golden.status import GoldenStatus, StackDifference, likely_cause, stack_differences
 from harness.golden.store import Golden, GoldenStore
 from harness.golden.summary import summarise
 from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
-from harness.model.results import OcrResult
+from harness.model.results import Line, OcrResult
 from harness.model.settings import Profile
+from harness.model.views import ShardView
+from harness.util.errors import UserError
 
 
 def open_store(profile: Profile, base: Path) -> GoldenStore:
@@ -92,3 +94,66 @@ def golden_check(items: Sequence[CorpusItem], outcomes: Mapping[str, ImageOutcom
     elif not check.passed:
         summary += f" | to accept deliberately: {refresh_hint(profile)}"
     return CheckResult("golden", check.passed, summary, per_image, details, judged=check.judged)
+
+
+# --- `report merge` ---------------------------------------------------------------------------------------------
+
+def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Mapping[str, Any]],
+                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    """The golden status over the whole selection (orphans judged when `stored_goldens` is given) and the
+    summary of every image's comparison; the shards must agree on the golden set's facts."""
+    statuses = [d["status"] for d in details]
+    facts = ("profile", "has_meta")
+    for s, st in zip(shards, statuses):
+        _agree(shards[0], s, {k: statuses[0][k] for k in facts}, {k: st[k] for k in facts})
+    ids = {img["id"] for s in shards for img in s.report.images}
+    judged = stored_goldens is not None
+    # Each shard judged its goldens against the stacks that made them: the union, in key order.
+    by_key = {d["key"]: StackDifference(d["key"], d["golden"], d["current"])
+              for st in statuses for d in st["stack_differences"]}
+    diffs = tuple(by_key[k] for k in sorted(by_key))
+    groups: dict[str, int] = {}
+    for st in statuses:
+        for sid, n in st.get("stacks", {}).items():
+            groups[sid] = groups.get(sid, 0) + n
+    status = GoldenStatus(
+        profile=statuses[0]["profile"], selected=len(ids),
+        missing=tuple(sorted({i for st in statuses for i in st["missing"]})),
+        orphaned=tuple(sorted(set(stored_goldens) - ids)) if stored_goldens is not None else (),
+        orphans_judged=judged, has_meta=statuses[0]["has_meta"],
+        stack_differences=diffs, likely_cause=likely_cause(diffs) if statuses[0]["has_meta"] else statuses[0]["likely_cause"],
+        changed_images=tuple(sorted({i for st in statuses for i in st.get("changed_images", [])})),
+        stack_groups=tuple(sorted(groups.items())))
+    out: dict[str, Any] = {"status": status.to_dict(), "golden_set": details[0]["golden_set"],
+                           "path": details[0]["path"]}
+    comparisons = {i: _comparison(c.details) for i, c in per_image.items() if "counts" in c.details}
+    if comparisons:
+        out["summary"] = summarise(comparisons).to_dict()
+    return out
+
+
+def _agree(a: ShardView, b: ShardView, x: Mapping[str, Any], y: Mapping[str, Any]) -> None:
+    """Refused in the words `report merge` refuses any other disagreement of two shards in."""
+    if x == y:
+        return
+    diffs = stack_differences(x, y)
+    where, x_, y_ = (f" in {diffs[0].key}", diffs[0].golden, diffs[0].current) if diffs else ("", x, y)
+    raise UserError(f"cannot merge {b.label} with {a.label}: golden status differs{where}: {x_!r} vs {y_!r}")
+
+
+def _comparison(d: Mapping[str, Any]) -> ImageComparison:
+    """An ImageComparison back from its to_dict(): identical lines are not listed there, which `summarise`
+    does not need (it counts failures, drift kinds and critical lines)."""
+    return ImageComparison(
+        image_id=d["image_id"],
+        lines=tuple(LineDiff(
+            kind=x["kind"], golden_index=x["golden_index"], current_index=x["current_index"],
+            golden=Line.from_dict(x["golden"]) if x["golden"] else None,
+            current=Line.from_dict(x["current"]) if x["current"] else None,
+            failed=tuple(x["failed"]), drifted=tuple(x["drifted"]), cer=x["cer"], max_shift_px=x["max_shift_px"],
+            iou=x["iou"], score_delta=x["score_delta"], key_fields=tuple(x["key_fields"]), critical=x["critical"])
+            for x in d["lines"]),
+        required=RequiredTolerances(**d["required_tolerances"]),
+        golden_size=(d["golden_size"][0], d["golden_size"][1]),
+        current_size=(d["current_size"][0], d["current_size"][1]),
+    )

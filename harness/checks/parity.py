@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from harness.backends import resolve_models
-from harness.checks.paths import compare_paths
+from harness.checks.paths import compare_paths, merged_details as merged_path_details
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.settings import EngineSettings, OnnxRuntimeSettings, HttpSettings
+from harness.model.views import ShardView
 from harness.runner import RunPlan, RunState, infer_all
 
 
@@ -102,12 +103,10 @@ def parity_hook(p: RunPlan, state: RunState) -> CheckResult:
                         keys)
 
 
-def merged_details(name: str, shards: Any, details: Any, per_image: Mapping[str, ImageCheck],
-                   stored_goldens: Any) -> dict[str, Any]:
+def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Mapping[str, Any]],
+                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
     """`report merge`: the shards' parity details as one run's (counts add up, latency from the per-image times)."""
-    from harness.report.merge import paths_details
-
-    merged = paths_details(name, shards, details, per_image, stored_goldens)
+    merged = merged_path_details(details, ())  # one path: no order to restore
     for label, s in merged["paths"].items():
         s["text_differences"] = sum(d["paths"].get(label, {}).get("text_differences", 0) for d in details)
     times: dict[str, list[float]] = {}

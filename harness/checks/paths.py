@@ -8,7 +8,7 @@ verdict says whether it stays inside what the profile tolerates.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from harness.checks.determinism import first_divergence
@@ -65,14 +65,47 @@ def compare_paths(name: str, reference_label: str, reference: Mapping[str, Image
     check = from_images(name, per_image, f"differ beyond tolerance from the {reference_label} path")
     totals = {label: {**{k: v for k, v in s.items() if k != "required"}, "required_tolerances": s["required"].to_dict()}
               for label, s in stats.items()}
+    details = {"reference": reference_label, "paths": totals}
+    return CheckResult(name=name, passed=check.passed, summary=totals_summary(check.summary, check.passed, details),
+                       per_image=per_image, details=details, judged=check.judged)
+
+
+def totals_summary(summary: str, passed: bool, details: Mapping[str, Any]) -> str:
+    """The sentence after the verdict: each path's counts and required tolerances, paths in the order of
+    details["paths"] (a run's, or a merge's: `merged_details` restores it). `summary` leads only on a failure."""
     parts = []
-    for label, s in totals.items():
+    for label, s in details["paths"].items():
         req = s["required_tolerances"]
         parts.append(f"{label}: {s['identical']} identical, {s['within']} within, {s['beyond']} beyond"
                      f" (max score delta {req['score_abs']:.3g}, max shift {req['poly_max_shift_px']:.3g} px,"
                      f" max CER {req['text_max_cer']:.3g})")
-    summary = f"vs {reference_label}: " + "; ".join(parts)
-    if not check.passed:
-        summary = check.summary + " | " + summary
-    return CheckResult(name=name, passed=check.passed, summary=summary, per_image=per_image,
-                       details={"reference": reference_label, "paths": totals}, judged=check.judged)
+    return (summary + " | " if not passed else "") + f"vs {details['reference']}: " + "; ".join(parts)
+
+
+# --- `report merge` ---------------------------------------------------------------------------------------------
+
+def merged_details(details: Sequence[Mapping[str, Any]], order: Sequence[str]) -> dict[str, Any]:
+    """compare_paths' totals over every shard: counts add up, required tolerances merge. report.json's sorted
+    keys lose the order the check compared its paths in; `order` (the labels as the check makes them) restores
+    it, any label not in it last by name."""
+    totals: dict[str, dict[str, Any]] = {}
+    for d in details:
+        for label, s in d["paths"].items():
+            t = totals.setdefault(label, {"identical": 0, "within": 0, "beyond": 0, "failed_to_run": 0,
+                                          "required": RequiredTolerances()})
+            for key in ("identical", "within", "beyond", "failed_to_run"):
+                t[key] += s[key]
+            t["required"] = t["required"].merge(RequiredTolerances(**s["required_tolerances"]))
+    rank = {label: n for n, label in enumerate(order)}
+    paths = {label: {**{k: v for k, v in t.items() if k != "required"},
+                     "required_tolerances": t["required"].to_dict()}
+             for label, t in sorted(totals.items(), key=lambda lt: (rank.get(lt[0], len(rank)), lt[0]))}
+    out = {"reference": details[0]["reference"], "paths": paths}
+    if "sample" in details[0]:  # drawn from the whole selection: the same in every shard
+        out["sample"] = details[0]["sample"]
+    return out
+
+
+def merged_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:
+    """A registry MergeSummary: the sentence compare_paths writes, from the merged totals."""
+    return totals_summary(summary, passed, details)

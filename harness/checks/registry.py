@@ -24,14 +24,13 @@ from typing import Any, Literal
 
 from harness.model.catalogue import Catalogue, Option
 from harness.model.outcome import CheckResult, ImageCheck
+from harness.model.report import FIRST, LAST, CheckLayout
 from harness.model.settings import CheckSettings, Profile
 from harness.model.views import PlanView, ShardView, StateView
 from harness.util.errors import UserError
 
 PLUGINS_ENV = "OCR_HARNESS_CHECKS"
 ENTRY_POINT_GROUP = "ocr_harness.checks"
-# Report entries that are not checks: a run that stopped early (harness.incomplete) first, accuracy last.
-FIRST, LAST = ("run",), ("accuracy",)
 
 Runner = Callable[[PlanView, StateView], CheckResult]
 # `report merge`: (check name, shards, each shard's check details, the merged per-image verdicts, stored goldens
@@ -179,5 +178,9 @@ def report_order() -> tuple[str, ...]:
 
 
 def order_key(name: str) -> tuple[int, str]:
-    order = report_order()
-    return (order.index(name) if name in order else len(order), name)
+    return layout().key(name)
+
+
+def layout() -> CheckLayout:
+    """What renderers are handed of the catalogue: report order, and the checks whose details they do not list."""
+    return CheckLayout(report_order(), frozenset(s.name for s in specs() if not s.list_details))

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.checks import registry
 from harness.config import find_config
+from harness.model.report import RunReport
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
@@ -55,22 +57,24 @@ def merge(args: argparse.Namespace) -> int:
     mixed = args.allow_mixed_stacks
     shards = validate_shards([ShardRun.read(d) for d in args.dirs], allow_mixed_stacks=mixed)
     first = shards[0].report
-    settings = checkout_settings(first, args.config if args.config is not None else find_config(), args.golden_dir)
+    settings = checkout_settings(first, args.config if args.config is not None else find_config(), registry.catalogue(),
+                                 args.golden_dir)
     store = settings.store
-    complete = bool(first["corpus"]["selection"]["complete"])
-    if store is None and complete and not first["checks"].get("golden", {"skipped": True})["skipped"]:
+    complete = bool(first.corpus["selection"]["complete"])
+    if store is None and complete and not first.checks.get("golden", {"skipped": True})["skipped"]:
         print("ocr-harness: warning: golden store not found from here; orphaned goldens are not judged "
               "(run the merge in the checkout, or pass --config or --golden-dir)", file=sys.stderr)
-    merged = merge_shards(shards, stored_goldens=store.ids() if store is not None and complete else None,
+    merged = merge_shards(shards, registry.specs(),
+                          stored_goldens=store.ids() if store is not None and complete else None,
                           allow_mixed_stacks=mixed)
     corpus = corpus_root_for(first, args.config) if args.html else None
     if args.html and corpus is None:
-        print(f"ocr-harness: warning: corpus {first['corpus']['root']!r} is not in this checkout; report.html "
+        print(f"ocr-harness: warning: corpus {first.corpus['root']!r} is not in this checkout; report.html "
               "shows no pictures (run the merge in the checkout, or pass --config)", file=sys.stderr)
-    write_merged(args.out, merged, html=args.html, history=args.history, store=store, corpus_root=corpus,
-                 max_pixels=settings.max_pixels, max_bytes=settings.max_bytes)
+    write_merged(args.out, merged, registry.layout(), html=args.html, history=args.history, store=store,
+                 corpus_root=corpus, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes)
     report = merged.report
-    write_step_summary(report)  # only when $GITHUB_STEP_SUMMARY is set
+    write_step_summary(RunReport.from_dict(report, registry.layout()))  # only when $GITHUB_STEP_SUMMARY is set
     verdict = "PASS" if report["passed"] else "FAIL"
     print(f"{verdict}: {len(report['images'])} images from {len(shards)} shards, "
           f"profile {report['profile']['name']} -> {args.out}")

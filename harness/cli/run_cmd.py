@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.checks import registry
 from harness.config import find_config, load_profile
+from harness.model.report import RunReport
 from harness.model.settings import Profile
 from harness.run.shard_env import ShardSource, detect
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
@@ -162,7 +163,7 @@ def _run(args: argparse.Namespace) -> int:
                                 shard_source=source.to_dict() if source is not None else None)
     from harness.report.markdown import write_step_summary
 
-    write_step_summary(report)  # only when $GITHUB_STEP_SUMMARY is set
+    write_step_summary(RunReport.from_dict(report, registry.layout()))  # only when $GITHUB_STEP_SUMMARY is set
     code = EXIT_OK if report["passed"] else EXIT_REGRESSION
     verdict = "PASS" if report["passed"] else "FAIL"
     try:

@@ -13,6 +13,7 @@ from harness.model.corpus import Corpus, CorpusItem
 from harness.model.inference import ImageOutcome
 from harness.model.modeldirs import ModelDirs
 from harness.model.outcome import CheckResult
+from harness.model.report import RunReport
 from harness.model.settings import Profile
 
 
@@ -60,7 +61,7 @@ class ShardView(Protocol):
     def source(self) -> str: ...  # the directory, for messages
 
     @property
-    def report(self) -> Mapping[str, Any]: ...
+    def report(self) -> RunReport: ...  # report.json read back, typed
 
     @property
     def results(self) -> tuple[str, ...]: ...

@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.checks import registry
+from harness.model.report import RunReport
 from harness.util.atomic import write_bytes as atomic_write_bytes, write_text as atomic_write_text
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -66,7 +68,7 @@ def sample_html() -> str:
     from harness.report.sample import sample_run
 
     report, results, images, goldens = sample_run()
-    return render_html(report, results, images.get, goldens=goldens)
+    return render_html(RunReport.from_dict(report, registry.layout()), results, images.get, goldens=goldens)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

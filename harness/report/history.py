@@ -13,17 +13,17 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from harness.model.results import canonical_line
-from harness.report.view import VERSION_KEYS, Report, phase_rates, speed_ratio
+from harness.model.report import RunReport
+from harness.report.view import VERSION_KEYS, phase_rates, speed_ratio
 from harness.util.atomic import write_bytes as atomic_write_bytes
 from harness.util.errors import UserError
 
 HISTORY_SCHEMA = "ocr-harness/history/1"
 
 
-def history_entry(report: Mapping[str, Any]) -> dict[str, Any]:
-    r = Report.from_dict(report)
-    failures: dict[str, int] = {c.name: 0 for c in r.checks}
-    for image in r.images:
+def history_entry(r: RunReport) -> dict[str, Any]:
+    failures: dict[str, int] = {c.name: 0 for c in r.outcomes}
+    for image in r.image_outcomes:
         for c in image.failed_checks:
             failures[c.name] = failures.get(c.name, 0) + 1
     for c in r.failed_checks:  # a model-level failure with no image attached still counts once
@@ -35,9 +35,9 @@ def history_entry(report: Mapping[str, Any]) -> dict[str, Any]:
         "time": r.started_at or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "passed": r.passed,
         "exit_code": r.exit_code,
-        "profile": r.profile or None,
+        "profile": r.profile_name or None,
         "subset": r.corpus.get("subset"),
-        "images": len(r.images),
+        "images": len(r.image_outcomes),
         "failed_images": len(r.failed_images),
         "failures": dict(sorted(failures.items())),
         "cer": cer if isinstance(cer, (int, float)) else None,
@@ -46,7 +46,7 @@ def history_entry(report: Mapping[str, Any]) -> dict[str, Any]:
         # The trend a nightly shows even within the speed check's threshold: the main pass's throughput and the
         # median image's cost ratio against the approved baseline (None: not judged that night).
         "images_per_s": next((p.images_per_s for p in phase_rates(r.timing) if p.phase == "main"), None),
-        "speed_ratio": speed_ratio(r.checks),
+        "speed_ratio": speed_ratio(r.outcomes),
         "versions": {k: r.environment[k] for k in VERSION_KEYS if r.environment.get(k) is not None},
         "cpu_model": r.environment.get("cpu_model"),
     }
@@ -64,7 +64,7 @@ def check_history_path(path: Path | str) -> Path:
     return path
 
 
-def append_history(path: Path | str, report: Mapping[str, Any]) -> dict[str, Any]:
+def append_history(path: Path | str, report: RunReport) -> dict[str, Any]:
     """Append this run's entry; the file is rewritten atomically so a crash never leaves half a line."""
     path = Path(path)
     entry = history_entry(report)

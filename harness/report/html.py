@@ -16,13 +16,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from harness.model.report import CheckOutcome, ImageOutcome, RunReport
 from harness.model.results import OcrResult
 from harness.report.parity import html_section as parity_html
 from harness.report.view import (
-    CheckOutcome,
-    ImageOutcome,
     LineChange,
-    Report,
     compact,
     diff_segments,
     environment_line,
@@ -269,15 +267,15 @@ def _check_section(c: CheckOutcome) -> str:
 
 # --- page ------------------------------------------------------------------------------------------
 
-def _summary_tables(r: Report) -> str:
+def _summary_tables(r: RunReport) -> str:
     out = []
-    if r.checks:
+    if r.outcomes:
         out.append("<h2>Checks</h2><table><tr><th>check</th><th>status</th><th>failed images</th><th>summary</th></tr>")
-        for c in r.checks:
+        for c in r.outcomes:
             out.append(f"<tr><td>{e(c.name)}</td><td>{_status(c)}</td><td class='num'>{len(c.failed_images) or ''}</td>"
                        f"<td>{e(c.summary)}</td></tr>")
         out.append("</table>")
-    out.append(parity_html(r.raw, e))
+    out.append(parity_html(r, e))
     acc = r.accuracy
     if acc:
         out.append("<h2>Accuracy</h2><table><tr><th>scope</th><th>images</th><th>CER</th><th>lines exact</th>"
@@ -372,14 +370,13 @@ def _image_section(n: int, image: ImageOutcome, result: OcrResult | None, golden
     return "\n".join(parts)
 
 
-def render_html(report: Mapping[str, Any], results: Mapping[str, OcrResult], image_loader: ImageLoader, *,
+def render_html(r: RunReport, results: Mapping[str, OcrResult], image_loader: ImageLoader, *,
                 goldens: Mapping[str, OcrResult] | None = None, max_pictures: int = MAX_PICTURES) -> str:
     """The whole page. ``goldens`` (optional) supplies golden boxes and the unchanged golden lines."""
-    r = Report.from_dict(report)
     images = r.images_failing_first()
     verdict = "pass" if r.passed else "fail"
     meta = " · ".join(x for x in (
-        "ocr-harness report", f"profile {r.profile}" if r.profile else "",
+        "ocr-harness report", f"profile {r.profile_name}" if r.profile_name else "",
         f"corpus {r.corpus.get('root')}" if r.corpus.get("root") else "",
         f"subset {r.corpus.get('subset')}" if r.corpus.get("subset") else "",
         f"started {r.started_at}" if r.started_at else "",

@@ -9,12 +9,10 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from typing import Any
 
+from harness.model.report import CheckOutcome, RunReport
 from harness.report.view import (
-    CheckOutcome,
     LineChange,
-    Report,
     compact,
     divergence_text,
     environment_line,
@@ -77,25 +75,24 @@ def _case(suite: ET.Element, classname: str, name: str, check: CheckOutcome, tim
     return "passed"
 
 
-def render_junit(report: Mapping[str, Any]) -> str:
-    r = Report.from_dict(report)
+def render_junit(r: RunReport) -> str:
     root = ET.Element("testsuites", name="ocr-harness")
-    names = [c.name for c in r.checks]
-    for image in r.images:
+    names = [c.name for c in r.outcomes]
+    for image in r.image_outcomes:
         names += [c.name for c in image.checks if c.name not in names]
-    if any(i.error for i in r.images) and "inference" not in names:
+    if any(i.error for i in r.image_outcomes) and "inference" not in names:
         names.insert(0, "inference")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for name in names:
         suite = ET.SubElement(root, "testsuite", name=_clean(name))
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-        model = next((c for c in r.checks if c.name == name), None)
+        model = next((c for c in r.outcomes if c.name == name), None)
         if model is not None:
             outcome = _case(suite, name, MODEL_CASE, model)
             counts["tests"] += 1
             counts["failures"] += outcome == "failure"
             counts["skipped"] += outcome == "skipped"
-        for image in r.images:
+        for image in r.image_outcomes:
             check = image.check(name)
             if name == "inference" and image.error:
                 case = ET.SubElement(suite, "testcase", classname="inference", name=_clean(image.id))
@@ -127,7 +124,7 @@ def render_junit(report: Mapping[str, Any]) -> str:
         root.set("time", f"{r.duration_s:.3f}")
     for suite in root.findall("testsuite"):
         props = ET.Element("properties")
-        for k, v in (("profile", r.profile), ("started_at", r.started_at),
+        for k, v in (("profile", r.profile_name), ("started_at", r.started_at),
                      ("environment", environment_line(r.environment)), ("verdict", "passed" if r.passed else "failed")):
             ET.SubElement(props, "property", name=k, value=_clean(v))
         suite.insert(0, props)

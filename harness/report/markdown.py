@@ -13,13 +13,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.checks import registry
+from harness.model.report import CheckLayout, CheckOutcome, ImageOutcome, RunReport
 from harness.report.parity import markdown_section as parity_markdown
 from harness.report.view import (
-    CheckOutcome,
-    ImageOutcome,
     LineChange,
-    Report,
     compact,
     diff_segments,
     divergence_text,
@@ -84,7 +81,7 @@ def _changes_table(changes: Sequence[LineChange], left: str = "golden", right: s
     return out + [""]
 
 
-def _check_detail(check: CheckOutcome) -> list[str]:
+def _check_detail(check: CheckOutcome, layout: CheckLayout) -> list[str]:
     d = check.details
     out = [f"**{code(check.name)}**: {md(check.summary or check.status, 400)}", ""]
     failing = [ch for ch in golden_changes(d) if ch.failing] if is_line_diffs(d) else []
@@ -100,14 +97,14 @@ def _check_detail(check: CheckOutcome) -> list[str]:
                 out += [f"{code(pd.label)} failed to run: {md(pd.error, 300)}", ""]
             elif bad:
                 out += [f"{code(pd.label)} vs {code(pd.reference)}:", ""] + _changes_table(bad, pd.reference, pd.label)
-    elif d and _lists_details(check.name):
+    elif d and layout.lists_details(check.name):
         items = list(d.items())
         out += ["; ".join(f"{md(k)}: {md(compact(v, 120))}" for k, v in items[:8])
                 + (f"; ... and {len(items) - 8} more" if len(items) > 8 else ""), ""]
     return out
 
 
-def _image_chunk(image: ImageOutcome) -> str:
+def _image_chunk(image: ImageOutcome, layout: CheckLayout) -> str:
     head = f"#### ❌ {code(image.id)}"
     if image.template:
         head += f" · template {code(image.template)}"
@@ -120,15 +117,15 @@ def _image_chunk(image: ImageOutcome) -> str:
         first = image.error.strip().splitlines()[0] if image.error.strip() else image.error
         out += [f"**error**: {md(first, 400)}", ""]
     for check in image.failed_checks:
-        out += _check_detail(check)
+        out += _check_detail(check, layout)
     return "\n".join(out) + "\n"
 
 
-def _checks_table(r: Report) -> list[str]:
-    if not r.checks:
+def _checks_table(r: RunReport) -> list[str]:
+    if not r.outcomes:
         return []
     out = ["### Checks", "", "| check | status | failed images | summary |", "|---|---|---:|---|"]
-    for c in r.checks:
+    for c in r.outcomes:
         icon = {"passed": "✅", "failed": "❌", "skipped": "⏭️"}[c.status]
         out.append(f"| {code(c.name)} | {icon} {c.status} | {len(c.failed_images) or ''} | {md(c.summary, 300)} |")
     return out + [""]
@@ -185,10 +182,9 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def render_summary(report: Mapping[str, Any], *, max_bytes: int = SUMMARY_CAP) -> str:
-    r = Report.from_dict(report)
+def render_summary(r: RunReport, *, max_bytes: int = SUMMARY_CAP) -> str:
     head_lines = [f"## {'✅' if r.passed else '❌'} {md(verdict_line(r), 2000)}", ""]
-    meta = [f"profile {code(r.profile)}" if r.profile else "",
+    meta = [f"profile {code(r.profile_name)}" if r.profile_name else "",
             f"corpus {code(r.corpus.get('root'))}" if r.corpus.get("root") else "",
             f"subset {code(r.corpus.get('subset'))}" if r.corpus.get("subset") else "",
             "incomplete corpus" if r.corpus.get("complete") is False else "",
@@ -197,7 +193,7 @@ def render_summary(report: Mapping[str, Any], *, max_bytes: int = SUMMARY_CAP) -
     if any(meta):
         head_lines += [" · ".join(m for m in meta if m), ""]
     head = "\n".join(head_lines) + "\n"
-    tail = "\n".join(_checks_table(r) + parity_markdown(report) + _accuracy_tables(r.accuracy) + _timing_table(r.timing)
+    tail = "\n".join(_checks_table(r) + parity_markdown(r) + _accuracy_tables(r.accuracy) + _timing_table(r.timing)
                      + [f"Environment: {md(environment_line(r.environment), 1000)}", ""])
 
     intro = ""
@@ -222,7 +218,7 @@ def render_summary(report: Mapping[str, Any], *, max_bytes: int = SUMMARY_CAP) -
     failed = r.failed_images
     shown = 0
     for image in failed:  # chunks are built lazily: 20,000 failures must not cost 20,000 renders
-        chunk = _image_chunk(image)
+        chunk = _image_chunk(image, r.layout)
         if used + _size(chunk) > max_bytes:
             break
         body.append(chunk)
@@ -237,7 +233,7 @@ def render_summary(report: Mapping[str, Any], *, max_bytes: int = SUMMARY_CAP) -
     return text
 
 
-def write_step_summary(report: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Path | None:
+def write_step_summary(report: RunReport, environ: Mapping[str, str] | None = None) -> Path | None:
     """Append the summary to $GITHUB_STEP_SUMMARY if set, within what is left of GitHub's 1 MiB."""
     env = os.environ if environ is None else environ
     target = env.get("GITHUB_STEP_SUMMARY")
@@ -247,14 +243,9 @@ def write_step_summary(report: Mapping[str, Any], environ: Mapping[str, str] | N
     existing = path.stat().st_size if path.exists() else 0
     budget = min(SUMMARY_CAP, GITHUB_CAP - existing - 1024)
     if budget < 1024:
-        text = f"## {'✅' if report.get('passed') else '❌'} {md(verdict_line(Report.from_dict(report)), 500)}\n"
+        text = f"## {'✅' if report.passed else '❌'} {md(verdict_line(report), 500)}\n"
     else:
         text = render_summary(report, max_bytes=budget)
     with path.open("a", encoding="utf-8") as f:
         f.write(("\n" if existing else "") + text)
     return path
-
-
-def _lists_details(name: str) -> bool:
-    spec = registry.get(name)
-    return spec is None or spec.list_details

@@ -44,29 +44,25 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from harness.checks import registry
+from harness.checks.registry import CheckSpec
 from harness.config import find_config, load_profile
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from harness.corpus.loader import read_image
-from harness.golden.compare import ImageComparison, LineDiff, RequiredTolerances
-from harness.golden.status import GoldenStatus, StackDifference, likely_cause, stack_differences
+from harness.golden.status import stack_differences
 from harness.golden.store import GoldenStore
-from harness.golden.summary import summarise
 from harness.metrics import ImageAccuracy, corpus_accuracy
+from harness.model.catalogue import Catalogue
 from harness.model.outcome import ImageCheck, from_images
-from harness.model.report import RunReport
-from harness.model.results import REPORT_SCHEMA, Line, OcrResult
+from harness.model.report import CheckLayout, RunReport
+from harness.model.results import REPORT_SCHEMA, OcrResult
 from harness.model.settings import Profile
 from harness.report.history import check_history_path
 from harness.report.shard_input import check_report, check_results_line, read_report
 from harness.report.writer import write_reports
 from harness.runner import FIRST_SHARD_KEY, timing_summary
-from harness.sampling import detectable_rate, sample_note
+from harness.sampling import sample_note
 from harness.util import atomic
 from harness.util.errors import ImageError, UserError
-
-_HANDLED = {"schema", "passed", "exit_code", "complete", "incomplete", "started_at", "duration_s", "profile",
-            "environment", "stack", "corpus", "checks", "images", "accuracy", "timing"}
 
 
 @dataclass(frozen=True)
@@ -74,8 +70,13 @@ class ShardRun:
     """One shard's report.json and results.jsonl lines (one per image, in the report's image order)."""
 
     source: str  # the directory, for messages
-    report: Mapping[str, Any]
+    data: Mapping[str, Any]  # report.json as read: input, checked (validate_shards) before the merge reads it
     results: tuple[str, ...]
+
+    @property
+    def report(self) -> RunReport:
+        """The shard's typed run report (read anew from `data` each time: cheap, and never stale)."""
+        return RunReport.from_dict(self.data, CheckLayout())
 
     @classmethod
     def read(cls, directory: Path) -> ShardRun:
@@ -91,7 +92,7 @@ class ShardRun:
 
     @property
     def shard(self) -> tuple[int, int]:
-        k, n = self.report["corpus"]["shard"]
+        k, n = self.report.corpus["shard"]
         return int(k), int(n)
 
     @property
@@ -113,14 +114,15 @@ class MergedRun:
         return out
 
 
-def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] | None = None,
-                 allow_mixed_stacks: bool = False) -> MergedRun:
-    """The unsharded run's report and results; `stored_goldens` (ids in the golden store) lets orphans be
-    judged when the selection is the whole corpus. `allow_mixed_stacks`: shards on different stacks (never
-    different model files) merge too; see `_stacks`."""
+def merge_shards(shards: Sequence[ShardRun], checks: Sequence[CheckSpec], *,
+                 stored_goldens: Collection[str] | None = None, allow_mixed_stacks: bool = False) -> MergedRun:
+    """The unsharded run's report and results; `checks` is the check catalogue (harness.checks.registry.specs()):
+    how each check merges is its spec's. `stored_goldens` (ids in the golden store) lets orphans be judged when
+    the selection is the whole corpus. `allow_mixed_stacks`: shards on different stacks (never different model
+    files) merge too; see `_stacks`."""
     ordered = validate_shards(shards, allow_mixed_stacks=allow_mixed_stacks)
     try:
-        return _merge(ordered, stored_goldens)
+        return _merge(ordered, {spec.name: spec for spec in checks}, stored_goldens)
     except (KeyError, TypeError, ValueError, IndexError) as e:
         # Every field the merge reads was checked (shard_input) and each check's details are caught by name
         # (_merge_named); anything still unreadable came from the shards' files too: input, not a bug.
@@ -128,42 +130,43 @@ def merge_shards(shards: Sequence[ShardRun], *, stored_goldens: Collection[str] 
                         f"({type(e).__name__}: {e})") from None
 
 
-def _merge(ordered: Sequence[ShardRun], stored_goldens: Collection[str] | None) -> MergedRun:
+def _merge(ordered: Sequence[ShardRun], specs: Mapping[str, CheckSpec],
+           stored_goldens: Collection[str] | None) -> MergedRun:
     first = ordered[0].report
     stack, stacks = _stacks(ordered)
     mixed = stacks is not None
     rows = []
     for s in ordered:
         ids = [json.loads(line).get("id") for line in s.results]
-        if ids != [img["id"] for img in s.report["images"]]:
+        if ids != [img["id"] for img in s.report.images]:
             raise UserError(f"{s.source}: results.jsonl does not list the images of its report.json")
         label = "{}/{}".format(*s.shard) if mixed else None
         rows += [(img["index"], s.shard[0], n, {**img, "stack": label} if label else img, line)
-                 for n, (img, line) in enumerate(zip(s.report["images"], s.results, strict=True))]
+                 for n, (img, line) in enumerate(zip(s.report.images, s.results, strict=True))]
     rows.sort(key=lambda r: r[:3])
     images = [r[3] for r in rows]
-    selection = first["corpus"]["selection"]
+    selection = first.corpus["selection"]
     if len(images) != selection["images"] or sorted(r[0] for r in rows) != list(range(selection["images"])):
         raise UserError(f"the shards hold {len(images)} images, the selection has {selection['images']}: "
                         "not the shards of one run")
     judged = stored_goldens if selection["complete"] else None
-    checks = {name: _merge_named(name, ordered, images, judged) for name in first["checks"]}
+    checks = {name: _merge_named(specs.get(name), name, ordered, images, judged) for name in first.checks}
     report = RunReport(
         passed=all(c["passed"] for c in checks.values()),
-        started_at=min(s.report["started_at"] for s in ordered),
-        duration_s=max(s.report["duration_s"] for s in ordered),
-        profile=first["profile"],
-        environment=first["environment"],
+        started_at=min(s.report.started_at for s in ordered),
+        duration_s=max(s.report.duration_s for s in ordered),
+        profile=first.profile,
+        environment=first.environment,
         stack=stack,
-        corpus=_corpus(first["corpus"], ordered, len(images), selection["complete"]),
+        corpus=_corpus(first.corpus, ordered, len(images), selection["complete"]),
         checks=checks,
         images=tuple(images),
         accuracy=_accuracy(images),
         timing=timing_summary(
             [img["timings"]["predict_s"] for img in images if img["timings"]],
-            [s.report["timing"]["model_load_s"] for s in ordered if s.report["timing"]["model_load_s"] is not None],
-            max(s.report["timing"]["wall_s"] for s in ordered), _phases(ordered)),
-        extra={**{k: v for k, v in first.items() if k not in _HANDLED},  # future keys: agreed in validate_shards
+            [s.report.timing["model_load_s"] for s in ordered if s.report.timing["model_load_s"] is not None],
+            max(s.report.timing["wall_s"] for s in ordered), _phases(ordered)),
+        extra={**first.extra,  # future keys: agreed in validate_shards
                **({"stacks": stacks} if stacks is not None else {})},
     ).to_dict()
     return MergedRun(report, tuple(r[4] for r in rows))
@@ -173,19 +176,19 @@ def _stacks(shards: Sequence[ShardRun]) -> tuple[dict[str, Any], dict[str, Any] 
     """The merged `stack`, and each shard's when they differ (`--allow-mixed-stacks`): then `stack` holds only
     what every shard shares, `stacks` maps "K/N" to each shard's whole stack, and every image names its shard's
     under `stack`. Each image was judged on its own shard, goldens against its own stack's differences."""
-    first = shards[0].report["stack"]
-    if all(s.report["stack"] == first for s in shards):
+    first = shards[0].report.stack
+    if all(s.report.stack == first for s in shards):
         return dict(first), None
-    common = {k: v for k, v in first.items() if all(s.report["stack"].get(k, v) == v and k in s.report["stack"]
+    common = {k: v for k, v in first.items() if all(s.report.stack.get(k, v) == v and k in s.report.stack
                                                      for s in shards)}
-    return common, {"{}/{}".format(*s.shard): s.report["stack"] for s in shards}
+    return common, {"{}/{}".format(*s.shard): s.report.stack for s in shards}
 
 
 def _corpus(first: Mapping[str, Any], shards: Sequence[ShardRun], selected: int, complete: bool) -> dict[str, Any]:
     """The unsharded run's `corpus`; shards started by `--shard auto` are listed with the engine that named them."""
     out = {k: v for k, v in first.items() if k != "shard_source"}
     out.update(selected=selected, complete=complete, shard=None)
-    sources = {"{}/{}".format(*s.shard): s.report["corpus"].get("shard_source") for s in shards}
+    sources = {"{}/{}".format(*s.shard): s.report.corpus.get("shard_source") for s in shards}
     if any(v is not None for v in sources.values()):
         out["shard_sources"] = sources
     return out
@@ -198,17 +201,17 @@ def validate_shards(shards: Sequence[ShardRun], *, allow_mixed_stacks: bool = Fa
     equal unless `allow_mixed_stacks`, and even then the model files must be the same."""
     if not shards:
         raise UserError("nothing to merge: give the output directories of the shard runs")
-    for s in shards:
-        if s.report.get("schema") != REPORT_SCHEMA:
-            raise UserError(f"{s.source}: report schema {s.report.get('schema')!r}, expected {REPORT_SCHEMA!r}")
-        check_report(s.report, f"{s.source}/report.json")
-        corpus = s.report.get("corpus") or {}
+    for s in shards:  # the files as read, before anything reads them typed
+        if s.data.get("schema") != REPORT_SCHEMA:
+            raise UserError(f"{s.source}: report schema {s.data.get('schema')!r}, expected {REPORT_SCHEMA!r}")
+        check_report(s.data, f"{s.source}/report.json")
+        corpus = s.data.get("corpus") or {}
         if not corpus.get("shard"):
             raise UserError(f"{s.source}: not a shard run (made without --shard K/N); nothing to merge it with")
-        if "selection" not in corpus or any(img.get("index") is None for img in s.report.get("images", ())):
+        if "selection" not in corpus or any(img.get("index") is None for img in s.data.get("images", ())):
             raise UserError(f"{s.source}: made by an older ocr-harness without corpus selection data; re-run it")
-        if s.report.get("complete") is False:
-            reason = (s.report.get("incomplete") or {}).get("reason", "stopped early")
+        if s.data.get("complete") is False:
+            reason = (s.data.get("incomplete") or {}).get("reason", "stopped early")
             raise UserError(f"{s.source}: an incomplete run ({reason}); re-run that shard")
     splits = sorted({s.shard[1] for s in shards})
     if len(splits) > 1:
@@ -226,24 +229,26 @@ def validate_shards(shards: Sequence[ShardRun], *, allow_mixed_stacks: bool = Fa
                         f"(have {', '.join(s.label for s in sorted(by_k.values(), key=lambda s: s.shard))})")
     ordered = [by_k[k] for k in range(1, n + 1)]
     first = ordered[0]
+    a = first.report
     for s in ordered[1:]:
-        _agree(first, s, "profile", first.report.get("profile"), s.report.get("profile"))
+        b = s.report
+        _agree(first, s, "profile", a.profile, b.profile)
         if allow_mixed_stacks:
-            _agree(first, s, "model files", first.report["stack"].get("models"), s.report["stack"].get("models"),
+            _agree(first, s, "model files", a.stack.get("models"), b.stack.get("models"),
                    " (--allow-mixed-stacks admits other machines and packages, never other models)")
         else:
-            _agree(first, s, "stack", first.report.get("stack"), s.report.get("stack"),
+            _agree(first, s, "stack", a.stack, b.stack,
                    " (shards must run on the same stack: same packages, models, CPU and threads; "
                    "--allow-mixed-stacks merges them anyway and reports each shard's)")
         keys = ("subset", "has_manifest", "selection")
-        _agree(first, s, "corpus", {k: first.report["corpus"].get(k) for k in keys},
-               {k: s.report["corpus"].get(k) for k in keys}, " (not the same corpus selection)")
-        _agree(first, s, "check list", sorted(first.report["checks"]), sorted(s.report["checks"]))
-        for key in sorted((set(first.report) | set(s.report)) - _HANDLED):
-            _agree(first, s, key, first.report.get(key), s.report.get(key))
+        _agree(first, s, "corpus", {k: a.corpus.get(k) for k in keys}, {k: b.corpus.get(k) for k in keys},
+               " (not the same corpus selection)")
+        _agree(first, s, "check list", sorted(a.checks), sorted(b.checks))
+        for key in sorted(set(a.extra) | set(b.extra)):  # sections of a newer version
+            _agree(first, s, key, a.extra.get(key), b.extra.get(key))
     seen: dict[str, ShardRun] = {}
     for s in ordered:
-        for img in s.report["images"]:
+        for img in s.report.images:
             other = seen.setdefault(img["id"], s)
             if other is not s:
                 raise UserError(f"overlapping shards: image {img['id']!r} is in {other.label} and {s.label}")
@@ -262,41 +267,40 @@ def _agree(a: ShardRun, b: ShardRun, what: str, x: Any, y: Any, hint: str = "") 
 
 # --- checks ----------------------------------------------------------------------------------------------------
 
-def _merge_named(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
+def _merge_named(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                  stored_goldens: Collection[str] | None) -> dict[str, Any]:
     try:
-        return _merge_check(name, shards, images, stored_goldens)
+        return _merge_check(spec, name, shards, images, stored_goldens)
     except (KeyError, TypeError, ValueError, IndexError) as e:
         # Only the check's merge function reads its details (shard_input checked the rest): shard input.
         raise UserError(f"cannot merge check {name!r}: the shards' reports hold details this version cannot read "
                         f"({type(e).__name__}: {e})") from None
 
 
-def _merge_check(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
+def _merge_check(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                  stored_goldens: Collection[str] | None) -> dict[str, Any]:
     """A model-level check that shards 2..N left to shard 1 (harness.runner.left_to_first_shard) is shard 1's
     verdict, and says so; a shard that ran it anyway is held to the rules below. Shard 1 must have judged it."""
-    dicts = [s.report["checks"][name] for s in shards]
+    dicts = [s.report.checks[name] for s in shards]
     left = [isinstance(d["details"], Mapping) and FIRST_SHARD_KEY in d["details"] for d in dicts]
     if not any(left):
-        return _merge_ran(name, shards, images, stored_goldens)
+        return _merge_ran(spec, name, shards, images, stored_goldens)
     n = shards[0].shard[1]
     if left[0]:
         raise UserError(f"{shards[0].label}: check {name!r} is left to shard 1/{n} by shard 1 itself")
     ran = [s for s, x in zip(shards, left) if not x]
-    merged = _merge_ran(name, ran, images, stored_goldens)
+    merged = _merge_ran(spec, name, ran, images, stored_goldens)
     return {**merged, "summary": f"{merged['summary']} [judged on shard 1/{n}"
                                  f"{'' if len(ran) == 1 else ' and ' + str(len(ran) - 1) + ' more'}, "
                                  f"left to it by the other shards]"}
 
 
-def _merge_ran(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
+def _merge_ran(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                stored_goldens: Collection[str] | None) -> dict[str, Any]:
     """How a check merges is its spec's (harness.checks.registry): judged image by image (harness.model.outcome.
     from_images, even when no image ran; so is any unknown check with per-image verdicts), or model-level (every
     shard must say the same, or, for a check measured on a sample, reported per shard)."""
-    spec = registry.get(name)
-    dicts = [s.report["checks"][name] for s in shards]
+    dicts = [s.report.checks[name] for s in shards]
     per_image = {img["id"]: ImageCheck(c["passed"], c["summary"], c["details"], c.get("judged", True))
                  for img in images if (c := img["checks"].get(name)) is not None}
     per_image_check = spec.level == "image" if spec is not None else False
@@ -307,7 +311,7 @@ def _merge_ran(name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[s
             return _per_shard(shards, dicts)
         a, b = next((shards[0], s) for s, d in zip(shards, dicts) if d != dicts[0])
         raise UserError(f"cannot merge {b.label} with {a.label}: model-level check {name!r} differs "
-                        f"({b.report['checks'][name]['summary']!r} vs {a.report['checks'][name]['summary']!r})")
+                        f"({b.report.checks[name]['summary']!r} vs {a.report.checks[name]['summary']!r})")
     what, tail = _phrase(name, shards, dicts)
     merge_details = spec.merge_details if spec is not None and spec.merge_details else _agreed_details
     details = merge_details(name, shards, [d["details"] for d in dicts], per_image, stored_goldens)
@@ -327,7 +331,7 @@ def _phrase(name: str, shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, 
         failed = sorted(d["failed_images"])
         if not failed:
             continue
-        total = sum(1 for img in s.report["images"] if name in img["checks"])
+        total = sum(1 for img in s.report.images if name in img["checks"])
         head = f"{len(failed)} of {total} images "
         ids = ": " + ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
         summary = d["summary"]
@@ -345,100 +349,6 @@ def _agreed_details(name: str, shards: Sequence[ShardRun], details: Sequence[Map
     return dict(details[0])
 
 
-def repeat_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
-                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
-    """The repeat check's details over every shard: the calls add up, and so does the power they give."""
-    calls = sum(d.get("calls", 0) for d in details)
-    return {**details[0], "repeats": max(d["repeats"] for d in details), "calls": calls,
-            "detectable_rate": detectable_rate(calls)}
-
-
-def paths_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
-                  per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
-    """harness.checks.paths.compare_paths' totals: counts add up, required tolerances merge."""
-    totals: dict[str, dict[str, Any]] = {}
-    for d in details:
-        for label, s in d["paths"].items():
-            t = totals.setdefault(label, {"identical": 0, "within": 0, "beyond": 0, "failed_to_run": 0,
-                                          "required": RequiredTolerances()})
-            for key in ("identical", "within", "beyond", "failed_to_run"):
-                t[key] += s[key]
-            t["required"] = t["required"].merge(RequiredTolerances(**s["required_tolerances"]))
-    paths = {label: {**{k: v for k, v in t.items() if k != "required"},
-                     "required_tolerances": t["required"].to_dict()} for label, t in totals.items()}
-    out = {"reference": details[0]["reference"], "paths": paths}
-    if "sample" in details[0]:  # drawn from the whole selection: the same in every shard
-        out["sample"] = details[0]["sample"]
-    return out
-
-
-def paths_tail(details: Mapping[str, Any], shard_summary: str) -> str:
-    """The sentence harness.checks.paths.compare_paths writes, paths in its order (which report.json's sorted
-    keys lose; a shard's summary still has it)."""
-    def position(label: str) -> int:
-        at = shard_summary.find(f" {label}: ")
-        return at if at >= 0 else len(shard_summary)
-
-    parts = []
-    for label in sorted(details["paths"], key=position):
-        s = details["paths"][label]
-        req = s["required_tolerances"]
-        parts.append(f"{label}: {s['identical']} identical, {s['within']} within, {s['beyond']} beyond"
-                     f" (max score delta {req['score_abs']:.3g}, max shift {req['poly_max_shift_px']:.3g} px,"
-                     f" max CER {req['text_max_cer']:.3g})")
-    return f"vs {details['reference']}: " + "; ".join(parts)
-
-
-def golden_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
-                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
-    statuses = [d["status"] for d in details]
-    facts = ("profile", "has_meta")
-    for s, st in zip(shards, statuses):
-        _agree(shards[0], s, "golden status", {k: statuses[0][k] for k in facts}, {k: st[k] for k in facts})
-    ids = {img["id"] for s in shards for img in s.report["images"]}
-    judged = stored_goldens is not None
-    # Each shard judged its goldens against the stacks that made them: the union, in key order.
-    by_key = {d["key"]: StackDifference(d["key"], d["golden"], d["current"])
-              for st in statuses for d in st["stack_differences"]}
-    diffs = tuple(by_key[k] for k in sorted(by_key))
-    groups: dict[str, int] = {}
-    for st in statuses:
-        for sid, n in st.get("stacks", {}).items():
-            groups[sid] = groups.get(sid, 0) + n
-    status = GoldenStatus(
-        profile=statuses[0]["profile"], selected=len(ids),
-        missing=tuple(sorted({i for st in statuses for i in st["missing"]})),
-        orphaned=tuple(sorted(set(stored_goldens) - ids)) if stored_goldens is not None else (),
-        orphans_judged=judged, has_meta=statuses[0]["has_meta"],
-        stack_differences=diffs, likely_cause=likely_cause(diffs) if statuses[0]["has_meta"] else statuses[0]["likely_cause"],
-        changed_images=tuple(sorted({i for st in statuses for i in st.get("changed_images", [])})),
-        stack_groups=tuple(sorted(groups.items())))
-    out: dict[str, Any] = {"status": status.to_dict(), "golden_set": details[0]["golden_set"],
-                           "path": details[0]["path"]}
-    comparisons = {i: _comparison(c.details) for i, c in per_image.items() if "counts" in c.details}
-    if comparisons:
-        out["summary"] = summarise(comparisons).to_dict()
-    return out
-
-
-def _comparison(d: Mapping[str, Any]) -> ImageComparison:
-    """An ImageComparison back from its to_dict(): identical lines are not listed there, which `summarise`
-    does not need (it counts failures, drift kinds and critical lines)."""
-    return ImageComparison(
-        image_id=d["image_id"],
-        lines=tuple(LineDiff(
-            kind=x["kind"], golden_index=x["golden_index"], current_index=x["current_index"],
-            golden=Line.from_dict(x["golden"]) if x["golden"] else None,
-            current=Line.from_dict(x["current"]) if x["current"] else None,
-            failed=tuple(x["failed"]), drifted=tuple(x["drifted"]), cer=x["cer"], max_shift_px=x["max_shift_px"],
-            iou=x["iou"], score_delta=x["score_delta"], key_fields=tuple(x["key_fields"]), critical=x["critical"])
-            for x in d["lines"]),
-        required=RequiredTolerances(**d["required_tolerances"]),
-        golden_size=(d["golden_size"][0], d["golden_size"][1]),
-        current_size=(d["current_size"][0], d["current_size"][1]),
-    )
-
-
 def _per_shard(shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     labels = ["{}/{}".format(*s.shard) for s in shards]
     return {"passed": all(d["passed"] for d in dicts), "skipped": all(d["skipped"] for d in dicts),
@@ -451,7 +361,7 @@ def _phases(shards: Sequence[ShardRun]) -> dict[str, dict[str, Any]]:
     """Each phase as the shards ran it side by side: the longest shard's wall time, all shards' images."""
     out: dict[str, dict[str, Any]] = {}
     for s in shards:
-        for label, ph in s.report["timing"].get("phases", {}).items():
+        for label, ph in s.report.timing.get("phases", {}).items():
             o = out.setdefault(label, {"wall_s": 0.0, "images": 0, "calls_per_image": ph["calls_per_image"]})
             o["wall_s"] = max(o["wall_s"], ph["wall_s"])
             o["images"] += ph["images"]
@@ -483,18 +393,18 @@ class CheckoutSettings:
     max_bytes: int = DEFAULT_MAX_BYTES
 
 
-def checkout_settings(report: Mapping[str, Any], config: Path | None,
+def checkout_settings(report: RunReport, config: Path | None, catalogue: Catalogue,
                       golden_dir: Path | None = None) -> CheckoutSettings:
     """The store and limits an unsharded run of the report's profile would use here: that profile as `config`
     (the merging checkout's harness.toml) defines it, `golden_dir` relative to the config's directory;
     `golden_dir` given (relative to the cwd) overrides it. Without a config, only an explicit `golden_dir` gives
     a store. A shard's own `golden_dir`, `golden_set` and limits are never used: a shard names no paths here."""
-    name = report["profile"]["name"]
+    name = report.profile["name"]
     if config is not None:
-        profile, base = load_profile(config, name, registry.catalogue())
+        profile, base = load_profile(config, name, catalogue)
     else:
         profile, base = Profile(name=name), Path.cwd()
-    golden = report.get("checks", {}).get("golden")
+    golden = report.checks.get("golden")
     store = None
     if golden is not None and not golden.get("skipped") and (config is not None or golden_dir is not None):
         root = golden_dir.resolve() if golden_dir is not None else (base / profile.golden_dir).resolve()
@@ -503,11 +413,11 @@ def checkout_settings(report: Mapping[str, Any], config: Path | None,
     return CheckoutSettings(store, profile.max_image_pixels, profile.max_image_bytes)
 
 
-def corpus_root_for(report: Mapping[str, Any], config: Path | None = None) -> Path | None:
+def corpus_root_for(report: RunReport, config: Path | None = None) -> Path | None:
     """The corpus root in the checkout that merges: the report's `corpus.root` (relative to the directory of
     harness.toml, as runs write it) under the directory of `config` (default: the nearest harness.toml upwards
     from the cwd). None when the report names a corpus outside its checkout (`<corpus>`) or it is not here."""
-    text = str((report.get("corpus") or {}).get("root") or "")
+    text = str(report.corpus.get("root") or "")
     rel = PurePosixPath(text)
     if not text or rel.is_absolute() or PureWindowsPath(text).drive or text.startswith(("<", "$", "~")) \
             or ".." in rel.parts:
@@ -527,7 +437,7 @@ def corpus_file(root: Path, file: str) -> Path | None:
     return path if path.is_relative_to(root.resolve()) and path.is_file() else None
 
 
-def write_merged(out: Path, merged: MergedRun, *, html: bool = False, history: Path | None = None,
+def write_merged(out: Path, merged: MergedRun, layout: CheckLayout, *, html: bool = False, history: Path | None = None,
                  store: GoldenStore | None = None, corpus_root: Path | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Path]:
     """results.jsonl, then every report through `write_reports` (as `run` writes them). The HTML draws the
@@ -551,4 +461,5 @@ def write_merged(out: Path, merged: MergedRun, *, html: bool = False, history: P
     goldens: dict[str, OcrResult] = {}
     if html and store is not None:
         goldens = {img["id"]: g.result for img in report["images"] if (g := store.load(img["id"])) is not None}
-    return write_reports(out, report, merged.current(), load, html=html, history=history, goldens=goldens)
+    return write_reports(out, report, merged.current(), load, layout=layout, html=html, history=history,
+                         goldens=goldens)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.model.report import RunReport
+
 HEADER = ("backend", "images", "identical", "within", "beyond", "failed", "max score delta", "max CER",
           "text differences", "latency median", "latency p90")
 
@@ -17,9 +19,9 @@ def _num(x: Any, fmt: str) -> str:
     return format(x, fmt) if isinstance(x, (int, float)) and not isinstance(x, bool) else "–"
 
 
-def parity_rows(report: Mapping[str, Any]) -> list[tuple[str, ...]]:
+def parity_rows(report: RunReport) -> list[tuple[str, ...]]:
     """One row for the reference, one per compared backend; empty when parity did not run."""
-    check = (report.get("checks") or {}).get("parity") or {}
+    check = report.checks.get("parity") or {}
     d = check.get("details") or {}
     if check.get("skipped") or not isinstance(d.get("paths"), Mapping):
         return []
@@ -38,12 +40,12 @@ def parity_rows(report: Mapping[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
-def served_differences(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    check = (report.get("checks") or {}).get("served_settings") or {}
+def served_differences(report: RunReport) -> list[Mapping[str, Any]]:
+    check = report.checks.get("served_settings") or {}
     return list((check.get("details") or {}).get("differences") or [])
 
 
-def markdown_section(report: Mapping[str, Any]) -> list[str]:
+def markdown_section(report: RunReport) -> list[str]:
     out: list[str] = []
     diffs = served_differences(report)
     if diffs:
@@ -57,7 +59,7 @@ def markdown_section(report: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def html_section(report: Mapping[str, Any], esc: Any) -> str:
+def html_section(report: RunReport, esc: Any) -> str:
     out: list[str] = []
     diffs = served_differences(report)
     if diffs:

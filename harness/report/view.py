@@ -1,18 +1,16 @@
-"""A tolerant, typed reading of report.json shared by every renderer.
-
-The runner's dict is read once here: unknown keys are ignored, missing optional sections become empty,
-and the renderers work on small frozen records instead of digging through nested dicts.
-"""
+"""What every renderer reads out of the typed run report (harness.model.report.RunReport) beyond its records:
+line changes and execution-path differences in a check's details, the verdict and environment lines, compact
+renderings of detail values, throughput per phase."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
-from harness.checks import registry
+from harness.model.report import CheckOutcome, RunReport
 
 VERSION_KEYS = ("python", "paddle", "paddleocr", "paddlex", "numpy", "opencv")
 
@@ -23,72 +21,6 @@ def _map(x: Any) -> Mapping[str, Any]:
 
 def _seq(x: Any) -> Sequence[Any]:
     return x if isinstance(x, (list, tuple)) else ()
-
-
-def _check_key(name: str) -> tuple[int, str]:
-    """The order people read checks in (harness.checks.registry): a run that stopped early, cheap model-wide
-    sanity, then per-image comparisons; unknown checks last."""
-    return registry.order_key(name)
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """A model-level check (report["checks"]) or one check on one image (images[i]["checks"])."""
-
-    name: str
-    passed: bool
-    skipped: bool = False
-    summary: str = ""
-    failed_images: tuple[str, ...] = ()
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def status(self) -> str:
-        return "skipped" if self.skipped else ("passed" if self.passed else "failed")
-
-    @classmethod
-    def from_dict(cls, name: str, d: Any) -> CheckOutcome:
-        d = _map(d)
-        return cls(name=str(name), passed=bool(d.get("passed", False)), skipped=bool(d.get("skipped", False)),
-                   summary=str(d.get("summary") or ""),
-                   failed_images=tuple(str(i) for i in _seq(d.get("failed_images"))),
-                   details=_map(d.get("details")))
-
-
-@dataclass(frozen=True)
-class ImageOutcome:
-    id: str
-    file: str
-    template: str | None
-    tags: tuple[str, ...]
-    passed: bool
-    error: str | None
-    checks: tuple[CheckOutcome, ...]
-    timings: Mapping[str, float]
-    lines: int | None
-
-    @property
-    def failed_checks(self) -> tuple[CheckOutcome, ...]:
-        return tuple(c for c in self.checks if not c.passed and not c.skipped)
-
-    def check(self, name: str) -> CheckOutcome | None:
-        return next((c for c in self.checks if c.name == name), None)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> ImageOutcome:
-        d = _map(d)
-        checks = _map(d.get("checks"))
-        error = d.get("error")
-        return cls(
-            id=str(d.get("id", "?")), file=str(d.get("file") or ""),
-            template=None if d.get("template") is None else str(d["template"]),
-            tags=tuple(str(t) for t in _seq(d.get("tags"))),
-            passed=bool(d.get("passed", False)) and error is None,
-            error=None if error is None else str(error),
-            checks=tuple(CheckOutcome.from_dict(k, checks[k]) for k in sorted(checks, key=_check_key)),
-            timings={str(k): v for k, v in _map(d.get("timings")).items() if isinstance(v, (int, float))},
-            lines=d.get("lines") if isinstance(d.get("lines"), int) else None,
-        )
 
 
 FAILING_KINDS = ("changed", "missing", "extra")
@@ -189,66 +121,18 @@ def path_diffs(details: Mapping[str, Any]) -> tuple[PathDiff, ...]:
                  for label, v in paths.items())
 
 
-@dataclass(frozen=True)
-class Report:
-    raw: Mapping[str, Any]
-    passed: bool
-    exit_code: int | None
-    started_at: str
-    duration_s: float | None
-    profile: str
-    environment: Mapping[str, Any]
-    corpus: Mapping[str, Any]
-    checks: tuple[CheckOutcome, ...]
-    images: tuple[ImageOutcome, ...]
-    accuracy: Mapping[str, Any] | None
-    timing: Mapping[str, Any]
-
-    @classmethod
-    def from_dict(cls, report: Mapping[str, Any]) -> Report:
-        checks = _map(report.get("checks"))
-        duration = report.get("duration_s")
-        exit_code = report.get("exit_code")
-        return cls(
-            raw=report,
-            passed=bool(report.get("passed", False)),
-            exit_code=exit_code if isinstance(exit_code, int) else None,
-            started_at=str(report.get("started_at") or ""),
-            duration_s=float(duration) if isinstance(duration, (int, float)) else None,
-            profile=str(_map(report.get("profile")).get("name") or ""),
-            environment=_map(report.get("environment")),
-            corpus=_map(report.get("corpus")),
-            checks=tuple(CheckOutcome.from_dict(k, checks[k]) for k in sorted(checks, key=_check_key)),
-            images=tuple(ImageOutcome.from_dict(i) for i in _seq(report.get("images"))),
-            accuracy=_map(report.get("accuracy")) or None,
-            timing=_map(report.get("timing")),
-        )
-
-    @property
-    def failed_checks(self) -> tuple[CheckOutcome, ...]:
-        return tuple(c for c in self.checks if not c.passed and not c.skipped)
-
-    @property
-    def failed_images(self) -> tuple[ImageOutcome, ...]:
-        return tuple(i for i in self.images if not i.passed)
-
-    def images_failing_first(self) -> tuple[ImageOutcome, ...]:
-        return self.failed_images + tuple(i for i in self.images if i.passed)
-
-
-def verdict_line(r: Report) -> str:
+def verdict_line(r: RunReport) -> str:
     """One line, verdict first: what a person must know if they read nothing else."""
-    n, bad = len(r.images), len(r.failed_images)
+    n, bad = len(r.image_outcomes), len(r.failed_images)
     failed = r.failed_checks
-    skipped = sum(1 for c in r.checks if c.skipped)
+    skipped = sum(1 for c in r.outcomes if c.skipped)
     if r.passed:
-        text = f"PASS: {n} images, {len(r.checks) - skipped} checks passed"
+        text = f"PASS: {n} images, {len(r.outcomes) - skipped} checks passed"
         return text + (f" ({skipped} skipped)" if skipped else "")
     parts = [f"FAIL: {bad} of {n} images failed"]
-    if r.raw.get("complete") is False:  # a run that stopped early (harness.incomplete)
-        stop = _map(r.raw.get("incomplete"))
-        parts = [f"INCOMPLETE ({stop.get('reason') or 'stopped early'}): "
-                 f"{len(_seq(stop.get('finished_images')))} of {n} images finished"]
+    if r.incomplete is not None:  # a run that stopped early (harness.incomplete)
+        parts = [f"INCOMPLETE ({r.incomplete.reason or 'stopped early'}): "
+                 f"{len(r.incomplete.finished_images)} of {n} images finished"]
         failed = tuple(c for c in failed if c.name != "run")
     if failed:
         parts.append("checks failed: " + ", ".join(

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.model.report import CheckLayout, RunReport
 from harness.model.results import OcrResult, canonical_json
 from harness.report.history import append_history, check_history_path, plot_history
 from harness.report.html import ImageLoader, render_html
@@ -36,24 +37,26 @@ def clear_run_files(out_dir: Path | str) -> None:
 
 
 def write_reports(out_dir: Path | str, report: Mapping[str, Any], results: Mapping[str, OcrResult],
-                  image_loader: ImageLoader, *, html: bool = True, history: Path | str | None = None,
-                  goldens: Mapping[str, OcrResult] | None = None) -> dict[str, Path]:
-    """report.json, junit.xml, summary.md, optionally report.html; ``history`` is a JSONL file to append
-    to (its trend plot is written next to it as <name>.png). Returns {kind: path}."""
+                  image_loader: ImageLoader, *, layout: CheckLayout, html: bool = True,
+                  history: Path | str | None = None, goldens: Mapping[str, OcrResult] | None = None) -> dict[str, Path]:
+    """report.json (`report`, as given: the report as written), then junit.xml, summary.md, optionally
+    report.html, rendered from the typed report read back with the catalogue's `layout`; ``history`` is a JSONL
+    file to append to (its trend plot is written next to it as <name>.png). Returns {kind: path}."""
     out = Path(out_dir)
     if history is not None:
         check_history_path(history)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     # report.json first: if a renderer has a bug, the data is still on disk.
     written = {"json": atomic_write_text(out / REPORT_JSON, canonical_json(report))}
-    written["junit"] = atomic_write_text(out / JUNIT_XML, render_junit(report))
-    written["summary"] = atomic_write_text(out / SUMMARY_MD, render_summary(report))
+    typed = RunReport.from_dict(report, layout)
+    written["junit"] = atomic_write_text(out / JUNIT_XML, render_junit(typed))
+    written["summary"] = atomic_write_text(out / SUMMARY_MD, render_summary(typed))
     if html:
-        page = render_html(report, results, image_loader, goldens=goldens)
+        page = render_html(typed, results, image_loader, goldens=goldens)
         written["html"] = atomic_write_text(out / REPORT_HTML, page)
     if history is not None:
         history = Path(history)
-        append_history(history, report)
+        append_history(history, typed)
         written["history"] = history
         written["history_plot"] = plot_history(history, history.with_suffix(".png"))
     return written
