@@ -21,7 +21,7 @@ from harness.backends import make_worker, resolve_models
 from harness.backends.serving import Service, start_service
 from harness.model.settings import EngineSettings, HttpSettings
 from harness.runner import RunPlan
-from harness.worker import WorkerSpec
+from harness.execution.worker import WorkerSpec
 
 pytestmark = pytest.mark.bench
 REPEATS = 2

@@ -14,9 +14,9 @@ import pytest
 from conftest import mib, requests_for, rotating, rounds
 
 from harness.model.inference import ImageOutcome, ImageRequest
-from harness.perf import detector, peak_rss_bytes, recognizer, text_crops
+from harness.execution.perf import detector, peak_rss_bytes, recognizer, text_crops
 from harness.runner import RunPlan
-from harness.worker import Worker, WorkerSpec
+from harness.execution.worker import Worker, WorkerSpec
 
 pytestmark = pytest.mark.bench
 

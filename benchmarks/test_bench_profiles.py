@@ -41,7 +41,7 @@ def test_nightly(benchmark: Any, tmp_path: Path) -> None:
     its first OCR_HARNESS_BENCH_IMAGES images; its phases as the report measures them, and what the cost model
     (`ocr-harness plan`) fitted on this run predicts for larger corpora."""
     from harness.costmodel import fit, predict
-    from harness.pipeline import run_and_report
+    from harness.run.pipeline import run_and_report
 
     full, base = profile_named("nightly")
     ids = [it.id for it in plan(full, base).items]

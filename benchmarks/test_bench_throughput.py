@@ -26,7 +26,7 @@ from harness.checks.determinism import first_divergence, repeat_check
 from harness.model.inference import ImageOutcome
 from harness.model.results import OcrResult
 from harness.model.settings import EngineSettings
-from harness.perf import BareProcess
+from harness.execution.perf import BareProcess
 from harness.runner import RunPlan, infer_all
 
 pytestmark = pytest.mark.bench

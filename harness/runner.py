@@ -39,10 +39,10 @@ from harness.modelpack import cache_root
 from harness.sampling import sample_info, sample_note, stratified_sample
 from harness.util.errors import UserError
 from harness.util.portable import MachinePaths, for_run
-from harness.worker import NoWorkerHere, Worker, WorkerError, WorkerSpec, workers_cancelled
+from harness.execution.worker import NoWorkerHere, Worker, WorkerError, WorkerSpec, workers_cancelled
 
 if TYPE_CHECKING:
-    from harness.backends.local import LocalWorker
+    from harness.execution.local import LocalWorker
     from harness.checks.registry import CheckSpec
 
 Progress = Callable[[str, int, int, str], None]
@@ -335,7 +335,7 @@ def main_executor(p: RunPlan, state: RunState) -> Iterator[int]:
         yield main_workers(p.profile)
         return
     # Ray is an optional, heavy dependency: imported only when a profile chooses it.
-    from harness import ray_executor
+    from harness.execution import ray_executor
 
     settings = p.profile.executor
     with ray_executor.ray_session(settings.address):

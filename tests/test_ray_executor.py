@@ -1,4 +1,4 @@
-"""The Ray executor (harness.ray_executor) on a real local Ray cluster shared by this module's tests: results equal
+"""The Ray executor (harness.execution.ray_executor) on a real local Ray cluster shared by this module's tests: results equal
 to the local executor's, a native crash fails one image with its signal, SIGTERM leaves an incomplete report and no
 actor or worker process, the cluster listens on loopback only; and Ray is never imported unless chosen."""
 

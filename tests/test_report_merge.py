@@ -32,7 +32,7 @@ from harness.model.modeldirs import ModelDirs
 from harness.model.outcome import CheckResult, skipped
 from harness.model.results import Line, OcrResult, canonical_json, canonical_line
 from harness.model.settings import Profile
-from harness.pipeline import accuracy_hook
+from harness.run.pipeline import accuracy_hook
 from harness.report.merge import MergedRun, ShardRun, merge_shards
 from harness.runner import RunPlan, RunState, build_report, inference_check, left_to_first_shard, shard_items
 from harness.util.errors import UserError

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.backends.base import Backend
 from harness.backends.http import preflight as http_preflight
-from harness.backends.local import LocalWorker
+from harness.execution.local import LocalWorker
 from harness.backends.onnx_pack import resolve_onnx_dirs
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import BACKENDS, EngineSettings, Profile
@@ -26,7 +26,7 @@ from harness.model.stack import StackFacts
 from harness.modelpack import resolve_model_dirs
 from harness.util.errors import UserError
 from harness.util.packages import package_version
-from harness.worker import Worker, WorkerSpec
+from harness.execution.worker import Worker, WorkerSpec
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from harness.util.errors import UserError
 
 PLUGINS_ENV = "OCR_HARNESS_CHECKS"
 ENTRY_POINT_GROUP = "ocr_harness.checks"
-# Report entries that are not checks: a run that stopped early (harness.incomplete) first, accuracy last.
+# Report entries that are not checks: a run that stopped early (harness.run.incomplete) first, accuracy last.
 FIRST, LAST = ("run",), ("accuracy",)
 
 Runner = Callable[[PlanView, StateView], CheckResult]

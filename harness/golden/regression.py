@@ -24,7 +24,7 @@ from harness.model.settings import Profile
 from harness.run.approve import approve_full
 from harness.runner import plan
 from harness.util.errors import UserError
-from harness.worker import WorkerError, WorkerSpec
+from harness.execution.worker import WorkerError, WorkerSpec
 
 
 @dataclass(frozen=True)

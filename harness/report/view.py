@@ -245,7 +245,7 @@ def verdict_line(r: Report) -> str:
         text = f"PASS: {n} images, {len(r.checks) - skipped} checks passed"
         return text + (f" ({skipped} skipped)" if skipped else "")
     parts = [f"FAIL: {bad} of {n} images failed"]
-    if r.raw.get("complete") is False:  # a run that stopped early (harness.incomplete)
+    if r.raw.get("complete") is False:  # a run that stopped early (harness.run.incomplete)
         stop = _map(r.raw.get("incomplete"))
         parts = [f"INCOMPLETE ({stop.get('reason') or 'stopped early'}): "
                  f"{len(_seq(stop.get('finished_images')))} of {n} images finished"]

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.backends.http_client import allow_requests, cancel_requests
 from harness.util.errors import Cancelled
-from harness.worker import allow_workers, cancel_workers
+from harness.execution.worker import allow_workers, cancel_workers
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

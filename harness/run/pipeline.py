@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.corpus.loader import read_image
-from harness.incomplete import TRACEBACK_FILE, Stop, write_incomplete
+from harness.run.incomplete import TRACEBACK_FILE, Stop, write_incomplete
 from harness.metrics import corpus_accuracy, image_accuracy
 from harness.model.results import OcrResult, canonical_line
 from harness.model.settings import Profile

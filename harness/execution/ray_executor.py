@@ -36,7 +36,7 @@ from harness.model.settings import ExecutorSettings
 from harness.environment import node_id, stack
 from harness.util.errors import UserError
 from harness.model.inference import ImageOutcome, ImageRequest
-from harness.worker import NoWorkerHere, Worker, WorkerError, WorkerSpec, track_live, untrack_live, workers_cancelled
+from harness.execution.worker import NoWorkerHere, Worker, WorkerError, WorkerSpec, track_live, untrack_live, workers_cancelled
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # A cluster this run starts for itself: loopback only (Ray binds every interface otherwise), no usage stats.

@@ -22,7 +22,7 @@ from harness.corpus.loader import read_image
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import OcrResult
 from harness.model.settings import EngineSettings
-from harness.normaliser import peak_rss_kib
+from harness.execution.normaliser import peak_rss_kib
 
 
 def peak_rss_bytes(pid: int | None = None) -> int | None:

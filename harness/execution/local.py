@@ -1,6 +1,6 @@
 """A worker that runs its backend in this process, for backends with nothing native to crash (the http client).
 
-Same interface and same bookkeeping as `harness.worker.Worker` (reads the images, checks the backend left them
+Same interface and same bookkeeping as `harness.execution.worker.Worker` (reads the images, checks the backend left them
 untouched, times each predict, turns an exception into that request's error), so the runner drives both alike.
 With no process to kill, `timeout_s` (the profile's image_timeout_s) is handed to a remote backend, which keeps
 each image within it; what its transport did per image (retries, reported settings) goes into the outcome.
@@ -17,9 +17,9 @@ from typing import Any
 from harness.backends.base import RemoteBackend
 from harness.corpus.loader import read_image
 from harness.model.inference import ImageOutcome, ImageRequest, TransportNotes
-from harness.normaliser import peak_rss_kib, reference_seconds
+from harness.execution.normaliser import peak_rss_kib, reference_seconds
 from harness.util.errors import ImageError
-from harness.worker import WorkerError, WorkerSpec, _digest
+from harness.execution.worker import WorkerError, WorkerSpec, _digest
 
 
 class LocalWorker:

@@ -27,7 +27,7 @@ from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import OcrResult
 from harness.model.settings import EngineSettings
-from harness.normaliser import peak_rss_kib, reference_seconds
+from harness.execution.normaliser import peak_rss_kib, reference_seconds
 from harness.util.errors import ImageError
 
 
@@ -42,7 +42,7 @@ class WorkerSpec:
     # Every det/rec input batch the Paddle predictor receives is also written here (harness.backends.paddle_capture)
     capture_dir: str | None = None
     # Linux: the child is killed when its parent dies, even by SIGKILL (a Ray actor killed by the driver must not
-    # leave a Paddle process behind; harness.ray_executor)
+    # leave a Paddle process behind; harness.execution.ray_executor)
     die_with_parent: bool = False
 
 
