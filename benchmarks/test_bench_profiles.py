@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import IMAGES_ENV, ROOT, profile_named
 
-from harness.runner import plan
+from harness.run.plan import plan
 
 pytestmark = pytest.mark.bench
 

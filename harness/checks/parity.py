@@ -15,10 +15,11 @@ from typing import Any
 
 from harness.backends import resolve_models
 from harness.checks.paths import compare_paths
+from harness.execution.scheduler import infer_all
+from harness.execution.state import RunPlan, RunState
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.settings import EngineSettings, OnnxRuntimeSettings, HttpSettings
-from harness.runner import RunPlan, RunState, infer_all
 
 
 def reference_settings(engine: EngineSettings, backend: str) -> EngineSettings:

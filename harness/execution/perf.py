@@ -19,10 +19,10 @@ from typing import Any, Self
 import numpy as np
 
 from harness.corpus.loader import read_image
+from harness.execution.normaliser import peak_rss_kib
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import OcrResult
 from harness.model.settings import EngineSettings
-from harness.execution.normaliser import peak_rss_kib
 
 
 def peak_rss_bytes(pid: int | None = None) -> int | None:

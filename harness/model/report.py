@@ -1,6 +1,6 @@
-"""report.json as typed records: built by the runner, by a run that stopped early (harness.run.incomplete) and by
-`report merge`, and serialised in one place (`RunReport.to_dict`). Renderers read the written JSON back
-through harness.report.view, so a report from another version still renders."""
+"""report.json as typed records: built by the run (harness.run.build_report), by a run that stopped early
+(harness.run.incomplete) and by `report merge`, and serialised in one place (`RunReport.to_dict`). Renderers read
+the written JSON back through harness.report.view, so a report from another version still renders."""
 
 from __future__ import annotations
 
