@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import engine_factory
+from harness.backends.paddle_capture import install_capture
 from harness.execution.inference import CPU, InferenceCore
 from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.modeldirs import ModelDirs
@@ -93,8 +94,6 @@ def _load_engine(conn: Connection, spec: WorkerSpec) -> Any:
     try:
         t0 = time.perf_counter()
         if spec.capture_dir:
-            from harness.backends.paddle_capture import install_capture  # Paddle: only in a capturing child
-
             install_capture(Path(spec.capture_dir), spec.dirs)
         engine = engine_factory(spec.settings)(spec.settings, spec.dirs)
         conn.send(("ready", time.perf_counter() - t0))
