@@ -40,7 +40,7 @@ def test_nightly(benchmark: Any, tmp_path: Path) -> None:
     """The nightly as `tox -e nightly` runs it (HTML report and history line included) on the full corpus, or on
     its first OCR_HARNESS_BENCH_IMAGES images; its phases as the report measures them, and what the cost model
     (`ocr-harness plan`) fitted on this run predicts for larger corpora."""
-    from harness.costmodel import fit, predict
+    from harness.run.costmodel import fit, predict
     from harness.run.pipeline import run_and_report
 
     full, base = profile_named("nightly")
