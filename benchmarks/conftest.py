@@ -22,10 +22,11 @@ from harness.checks import builtin, registry
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.corpus.loader import read_image
+from harness.execution.state import RunPlan
 from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageRequest
 from harness.model.settings import Profile
-from harness.runner import RunPlan, plan
+from harness.run.plan import plan
 
 registry.load(builtin)  # benchmarks are a composition root too
 

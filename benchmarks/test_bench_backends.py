@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 from conftest import requests_for, summary
 
-from harness.backends import make_worker, resolve_models
+from harness.backends import resolve_models
 from harness.backends.serving import Service, start_service
+from harness.execution.pool import make_worker
+from harness.execution.state import RunPlan
+from harness.execution.worker import WorkerSpec
 from harness.model.settings import EngineSettings, HttpSettings
-from harness.runner import RunPlan
-from harness.worker import WorkerSpec
 
 pytestmark = pytest.mark.bench
 REPEATS = 2

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from conftest import mib, requests_for, rotating, rounds
 
+from harness.execution.perf import detector, peak_rss_bytes, recognizer, text_crops
+from harness.execution.state import RunPlan
+from harness.execution.worker import Worker, WorkerSpec
 from harness.model.inference import ImageOutcome, ImageRequest
-from harness.perf import detector, peak_rss_bytes, recognizer, text_crops
-from harness.runner import RunPlan
-from harness.worker import Worker, WorkerSpec
 
 pytestmark = pytest.mark.bench
 

@@ -23,11 +23,12 @@ import pytest
 from conftest import rounds, summary
 
 from harness.checks.determinism import first_divergence, repeat_check
+from harness.execution.perf import BareProcess
+from harness.execution.scheduler import infer_all
+from harness.execution.state import RunPlan
 from harness.model.inference import ImageOutcome
 from harness.model.results import OcrResult
 from harness.model.settings import EngineSettings
-from harness.perf import BareProcess
-from harness.runner import RunPlan, infer_all
 
 pytestmark = pytest.mark.bench
 

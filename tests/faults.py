@@ -62,6 +62,16 @@ class MutatingEngine(OcrEngine):
         return results
 
 
+class RaisingEngine(OcrEngine):
+    """Real inference that raises inside predict (as a runtime's error would) on FAULT_IDS."""
+
+    def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
+        hit = set(image_ids) & set(os.environ.get("FAULT_IDS", "").split(","))
+        if hit:
+            raise RuntimeError(f"planted predict failure on {', '.join(sorted(hit))}")
+        return super().predict(images, image_ids)
+
+
 def failing_engine(settings: object, dirs: object) -> OcrEngine:
     """A stack whose model cannot load (as paddle 3.3.x + oneDNN can fail on PP-OCRv4 det)."""
     raise NotImplementedError("ConvertPirAttribute2RuntimeAttribute not support (planted)")

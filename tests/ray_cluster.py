@@ -17,7 +17,7 @@ import ray
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
-from harness.ray_executor import LOCAL_CLUSTER_ENV, init_local_cluster
+from harness.execution.ray_executor import LOCAL_CLUSTER_ENV, init_local_cluster
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     token = Path.home() / ".ray" / "auth_token"  # ray.init makes one; Cluster expects it (HOME is a temp dir)
     token.parent.mkdir(parents=True, exist_ok=True)
     token.write_text(secrets.token_hex(32))
-    ray_constants.ENABLE_RAY_CLUSTER = False  # loopback, as harness.ray_executor.init_local_cluster does
+    ray_constants.ENABLE_RAY_CLUSTER = False  # loopback, as harness.execution.ray_executor.init_local_cluster does
     node = {"num_cpus": 1, "include_dashboard": False, "temp_dir": sys.argv[1]}
     cluster = Cluster(initialize_head=True, head_node_args=node)
     cluster.add_node(**node, env_vars={"OCR_HARNESS_CACHE": sys.argv[2]})

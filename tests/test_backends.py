@@ -10,13 +10,14 @@ import pytest
 
 from conftest import ROOT, run_cli
 from harness.backends import (KINDS, Backend, adjust_stack, backend_owned_keys, check_may_write_goldens,
-                              engine_factory, main_workers, unsupported_checks)
+                              engine_factory, unsupported_checks)
 from harness.backends.http import HttpBackend
 from harness.backends.onnxruntime import OnnxRuntimeEngine
 from harness.backends.paddle import OcrEngine
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.environment import settings_hash, stack
+from harness.execution.pool import main_workers
 from harness.golden.status import stack_differences
 from harness.golden.store import GoldenStore
 from harness.model.modeldirs import ModelDirs

@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT
 from packaging.requirements import Requirement
 
-from harness.perf import peak_rss_bytes
+from harness.execution.perf import peak_rss_bytes
 
 TESTS = Path(__file__).resolve().parent
 # Not timed here: whole runs, covered by the end-to-end tests.

@@ -20,7 +20,7 @@ from harness.corpus.loader import load_corpus
 from harness.environment import settings_hash
 from harness.modelpack import resolve_model_dirs
 from harness.model.inference import ImageRequest
-from harness.worker import Worker, WorkerSpec
+from harness.execution.worker import Worker, WorkerSpec
 
 LOG = """\x1b[1m\x1b[35m--- Running PIR pass [conv2d_bn_onednn_fuse_pass]\x1b[0m
 I1203 14:11:25.336647  1848 print_statistics.cc:50] --- detected [2] subgraphs!

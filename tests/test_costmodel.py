@@ -10,7 +10,7 @@ import pytest
 from harness.checks.registry import catalogue
 from harness.cli import main
 from harness.config import load_profile
-from harness.costmodel import expected_phases, fewest_shards, fit, predict, shards_for_budget
+from harness.run.costmodel import expected_phases, fewest_shards, fit, predict, shards_for_budget
 
 CONFIG = Path(__file__).resolve().parents[1] / "harness.toml"
 

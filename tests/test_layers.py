@@ -46,13 +46,17 @@ def test_the_clean_package_keeps_every_contract(package_copy: Path) -> None:
 
 
 @pytest.mark.parametrize(("module", "line", "named"), [
-    ("util/atomic.py", "from harness.runner import plan\n", "harness.util.atomic -> harness.runner"),
+    ("util/atomic.py", "from harness.run.plan import plan\n", "harness.util.atomic -> harness.run.plan"),
     # A TYPE_CHECKING import is an import: the layers hold for the type checker's view too.
     ("model/report.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.checks.registry import "
                         "CheckSpec\n", "harness.model.report -> harness.checks.registry"),
     ("model/outcome.py", "import harness.config\n", "harness.model.outcome -> harness.config"),
     # Below the composition root nothing imports the built-in checks: they are handed down as a catalogue.
-    ("runner.py", "from harness.checks import builtin\n", "harness.runner -> harness.checks.builtin"),
+    ("run/execute.py", "from harness.checks import builtin\n", "harness.run.execute -> harness.checks.builtin"),
+    # execution (workers, pool, scheduler) <- checks <- run: execution calls no check, a check no run step.
+    ("execution/scheduler.py", "from harness.checks import registry\n",
+     "harness.execution.scheduler -> harness.checks.registry"),
+    ("checks/parity.py", "from harness.run.plan import plan\n", "harness.checks.parity -> harness.run.plan"),
     # The config layer (config, corpus, golden store, metrics, ...) reads no engine, check or run.
     ("metrics.py", "from harness.backends import make_worker\n", "harness.metrics -> harness.backends"),
     # Renderers are handed the check order and read the typed report: no check, no merge, no runner.
@@ -94,8 +98,8 @@ def test_loading_a_profile_loads_no_check_no_renderer_and_no_opencv(tmp_path: Pa
     assert res.returncode == 0, res.stderr
     loaded = json.loads(res.stdout)
     assert "harness.config" in loaded and "harness.model.settings" in loaded  # it did load what it reads with
-    assert not [m for m in loaded if m.startswith(("harness.report", "harness.checks", "cv2", "harness.runner"))], \
-        loaded
+    heavy = ("harness.report", "harness.checks", "cv2", "harness.run", "harness.execution")
+    assert not [m for m in loaded if m.startswith(heavy)], loaded
 
 
 def test_below_the_composition_root_no_check_is_loaded_by_accident() -> None:

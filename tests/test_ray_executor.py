@@ -1,6 +1,6 @@
-"""The Ray executor (harness.ray_executor) on a real local Ray cluster shared by this module's tests: results equal
-to the local executor's, a native crash fails one image with its signal, SIGTERM leaves an incomplete report and no
-actor or worker process, the cluster listens on loopback only; and Ray is never imported unless chosen."""
+"""The Ray executor (harness.execution.ray_executor) on a real local Ray cluster shared by this module's tests: results
+equal to the local executor's, a native crash fails one image with its signal, SIGTERM leaves an incomplete report
+and no actor or worker process, the cluster listens on loopback only; and Ray is never imported unless chosen."""
 
 from __future__ import annotations
 
@@ -286,7 +286,7 @@ def test_ray_address_where_no_cluster_answers_is_one_line_and_exit_2(tmp_path: P
 def test_local_run_never_imports_ray(tmp_path: Path) -> None:
     cfg = config(tmp_path, executor="local")
     code = ("import sys; from pathlib import Path; from harness.cli import build_parser; build_parser(); "
-            "import harness.runner; "
+            "import harness.run.execute; "
             "from harness.checks.registry import catalogue; from harness.config import load_profile; "
             f"p, _ = load_profile(Path({str(cfg)!r}), 't', catalogue()); "
             "assert p.executor.kind == 'local'; print('ray' in sys.modules)")

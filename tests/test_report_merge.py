@@ -20,21 +20,24 @@ from harness.checks import registry
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check
 from harness.checks.paths import compare_paths
+from harness.checks.retries import inference_check
 from harness.cli import main
 from harness.config import find_config
 from harness.corpus.loader import load_corpus
 from harness.environment import node_id
+from harness.execution.state import RunPlan, RunState
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore
 from harness.model.corpus import Corpus, CorpusItem, TruthLine
 from harness.model.inference import ImageOutcome
 from harness.model.modeldirs import ModelDirs
-from harness.model.outcome import CheckResult, skipped
+from harness.model.outcome import CheckResult, left_to_first_shard, skipped
 from harness.model.results import Line, OcrResult, canonical_json, canonical_line
 from harness.model.settings import Profile
-from harness.pipeline import accuracy_hook
 from harness.report.merge import MergedRun, ShardRun, merge_shards
-from harness.runner import RunPlan, RunState, build_report, inference_check, left_to_first_shard, shard_items
+from harness.run.build_report import build_report
+from harness.run.pipeline import accuracy_hook
+from harness.run.plan import shard_items
 from harness.util.errors import UserError
 
 
@@ -249,7 +252,7 @@ def test_three_shards_with_the_audit_on_shard_1_merge_to_the_whole_runs_verdicts
     whole = synthetic.report(None)
     shards = [synthetic.shard(k, 3) for k in (3, 1, 2)]
     for s in shards:
-        if s.shard[0] != 1:  # as harness.runner writes it on shards 2..N
+        if s.shard[0] != 1:  # as harness.run.execute writes it on shards 2..N
             s.data["checks"]["audit"] = as_written(left_to_first_shard("audit", s.shard).to_dict())
     merged = merge_shards(shards, registry.specs(), stored_goldens=synthetic.store.ids()).report
     assert merged["checks"]["audit"]["summary"] == whole["checks"]["audit"]["summary"] + \
@@ -368,7 +371,7 @@ def test_model_level_checks_must_agree() -> None:
 
 
 def _left(k: int, n: int) -> dict[str, Any]:
-    """What shard k > 1 writes for a model-level check it leaves to shard 1 (harness.runner)."""
+    """What shard k > 1 writes for a model-level check it leaves to shard 1 (harness.model.outcome)."""
     return as_written(left_to_first_shard("audit", (k, n)).to_dict())
 
 

@@ -1,5 +1,5 @@
-"""The `speed` check (harness.checks.speed, harness.normaliser, harness.golden.approval): latency and peak memory
-against an approved baseline, normalised by a CPU yardstick timed in the same worker.
+"""The `speed` check (harness.checks.speed, harness.execution.normaliser, harness.golden.approval): latency and peak
+memory against an approved baseline, normalised by a CPU yardstick timed in the same worker.
 
 End to end, with real models: one baseline made in this module (a temp golden set, four smoke slips), then each
 planted fault against it (oneDNN off, an engine that predicts twice, an engine that keeps 100 MB per call) and

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.local import LocalWorker
 from harness.checks.registry import catalogue
 from harness.config import load_profile
+from harness.execution.local import LocalWorker
+from harness.execution.pool import WorkerPool
+from harness.execution.worker import Worker, WorkerSpec
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
-from harness.runner import WorkerPool, keeps_main_workers
-from harness.worker import Worker, WorkerSpec
+from harness.run.execute import keeps_main_workers
 
 CONFIG = Path(__file__).resolve().parents[1] / "harness.toml"
 DIRS = ModelDirs(Path("det"), Path("rec"), "user")

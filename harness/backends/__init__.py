@@ -18,7 +18,6 @@ from typing import Any
 
 from harness.backends.base import Backend
 from harness.backends.http import preflight as http_preflight
-from harness.backends.local import LocalWorker
 from harness.backends.onnx_pack import resolve_onnx_dirs
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import BACKENDS, EngineSettings, Profile
@@ -26,7 +25,6 @@ from harness.model.stack import StackFacts
 from harness.modelpack import resolve_model_dirs
 from harness.util.errors import UserError
 from harness.util.packages import package_version
-from harness.worker import Worker, WorkerSpec
 
 
 @dataclass(frozen=True)
@@ -73,17 +71,6 @@ def resolve_models(settings: EngineSettings, base: Path, cache: str | None = Non
     if settings.backend == "http":
         return ModelDirs(det=Path("."), rec=Path("."), source=SERVICE_SOURCE)
     return resolve_model_dirs(settings, base, cache)
-
-
-def make_worker(spec: WorkerSpec, timeout_s: float) -> Worker | LocalWorker:
-    if kind(spec.settings.backend).in_worker:
-        return Worker(spec, timeout_s=timeout_s)
-    return LocalWorker(spec, engine_factory(spec.settings), timeout_s=timeout_s)
-
-
-def main_workers(profile: Profile) -> int:
-    """Parallel drivers of the main pass: worker processes, or for a service the requests in flight."""
-    return profile.engine.http.max_in_flight if profile.engine.backend == "http" else profile.workers
 
 
 def unsupported_checks(profile: Profile) -> dict[str, str]:

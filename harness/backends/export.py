@@ -141,7 +141,8 @@ def agreement(profile: Profile, base: Path, source: Path, exported: Path, kind: 
     """The parity check on the profile's corpus selection: exported model (ONNX Runtime) vs source (Paddle)."""
     from harness.backends import resolve_models
     from harness.checks.parity import parity_check, reference_settings
-    from harness.runner import infer_all, plan
+    from harness.execution.scheduler import infer_all
+    from harness.run.plan import plan
 
     key = f"{kind}_model_dir"
     paddle = dataclasses.replace(reference_settings(profile.engine, "paddle"), **{key: str(source)})

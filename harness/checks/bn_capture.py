@@ -16,7 +16,7 @@ from harness.checks.paddle_child import ChildError
 from harness.model.inference import ImageRequest
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
-from harness.worker import Worker, WorkerError, WorkerSpec
+from harness.execution.worker import Worker, WorkerError, WorkerSpec
 
 
 @dataclass(frozen=True)

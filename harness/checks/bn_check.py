@@ -13,12 +13,12 @@ from harness.checks.bn_capture import capture_inputs
 from harness.checks.bn_drift import MIN_IMAGES, judge_layers, measure_layers
 from harness.checks.bn_reference import input_settings, judge_reference, model_hashes, reference_limits_for
 from harness.checks.golden_check import open_store
+from harness.environment import stack
+from harness.execution.state import RunPlan, RunState
+from harness.golden.approval import APPROVAL_NAME, BnReference, load_approval
+from harness.model.inference import ImageRequest
 from harness.model.outcome import CheckResult
 from harness.model.settings import CheckSettings, require
-from harness.environment import stack
-from harness.golden.approval import APPROVAL_NAME, BnReference, load_approval
-from harness.runner import RunPlan, RunState
-from harness.model.inference import ImageRequest
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.backends import backend_owned_keys, unsupported_checks
-from harness.checks.audit import audit_model_dir
 from harness.backends.paddle_passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
+from harness.checks.audit import audit_model_dir
 from harness.checks.bn_check import bn_drift, bn_prepare, validate_bn_drift
 from harness.checks.determinism import (
     cross_process_check,
@@ -27,11 +27,14 @@ from harness.checks.parity import merged_details as merged_parity_details, parit
 from harness.checks.paths import compare_paths, merged_details as merged_path_details, merged_summary as paths_summary
 from harness.checks.probe import probe_model_dir
 from harness.checks.registry import CheckSpec, Scaling, register
+from harness.checks.retries import inference_check
 from harness.checks.retries import merged_details as merged_retries, merged_summary as merged_retry_summary
 from harness.checks.served import served_settings_check
 from harness.checks.speed import speed_check, speed_stack
 from harness.corpus.loader import content_sha256
 from harness.environment import stack
+from harness.execution.scheduler import infer_all
+from harness.execution.state import RunPlan, RunState, stack_sample, usable_items, with_sample
 from harness.golden.approval import APPROVAL_NAME, SpeedBaseline, load_approval
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenStore
@@ -40,7 +43,6 @@ from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.settings import BACKENDS, CheckSettings, EngineSettings, Profile, require
 from harness.model.views import ShardView
-from harness.runner import RunPlan, RunState, inference_check, infer_all, stack_sample, usable_items, with_sample
 
 
 def unsupported(name: str) -> Callable[[Profile], str | None]:

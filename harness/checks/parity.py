@@ -15,11 +15,12 @@ from typing import Any
 
 from harness.backends import resolve_models
 from harness.checks.paths import compare_paths, merged_details as merged_path_details
+from harness.execution.scheduler import infer_all
+from harness.execution.state import RunPlan, RunState
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.settings import EngineSettings, OnnxRuntimeSettings, HttpSettings
 from harness.model.views import ShardView
-from harness.runner import RunPlan, RunState, infer_all
 
 
 def reference_settings(engine: EngineSettings, backend: str) -> EngineSettings:

@@ -1,4 +1,4 @@
-"""Retries a service needed, counted per image and judged against `max_retry_rate`.
+"""The `inference` check, and the retries a service needed, counted per image and judged against `max_retry_rate`.
 
 A retry hides a failure from the verdict: two 503s and then an answer read like a clean pass. A service that
 fails one request in ten is a finding about the deployment, not noise, so every retry is named in the
@@ -12,11 +12,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.model.inference import ImageOutcome
-from harness.model.outcome import CheckResult, from_images
+from harness.model.outcome import CheckResult, ImageCheck, from_images
+from harness.model.views import PlanView
 
 SHOWN_REASONS = 12
 FAILED = "failed to run"  # what inference says of its failed images (harness.model.outcome.from_images)
 FAILED_OVER_RATE = "failed to run or needed a retry"  # ... when the retry rate is above max_retry_rate
+
+
+def inference_check(p: PlanView, outcomes: Mapping[str, ImageOutcome]) -> CheckResult:
+    """The `inference` check: every image ran; for a service, also within its retry budget."""
+    per_image = {i: ImageCheck(o.ok, o.error or f"{len(o.runs[0].lines)} lines") for i, o in outcomes.items()}
+    check = from_images("inference", per_image, FAILED)
+    if p.profile.engine.backend != "http":
+        return check
+    return judge_retries(check, outcomes, p.profile.engine.http.max_retry_rate)
 
 
 def retries_by_image(outcomes: Mapping[str, ImageOutcome]) -> dict[str, tuple[str, ...]]:

@@ -1,7 +1,7 @@
 """The `speed` check: a deployment that got slower or fatter is a regression even if it reads the same.
 
 Each image's cost (median over its repeats: the worker process's CPU seconds, or wall seconds for the http
-backend, see harness.normaliser) is divided by the fixed CPU yardstick measured the same way in the same
+backend, see harness.execution.normaliser) is divided by the fixed CPU yardstick measured the same way in the same
 process around the same call, and that ratio is compared with the ratio approved for the same image: the median
 image over `speed_max_ratio` (default 1.5x) fails. Comparing an image with itself, not a median with a median,
 keeps a run on another selection honest: only images both runs measured are judged. Wall latency (median, p90)
@@ -24,7 +24,7 @@ from harness.golden.status import stack_differences
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult
 from harness.model.views import PlanView
-from harness.normaliser import WORKLOAD
+from harness.execution.normaliser import WORKLOAD
 
 SLOWEST_SHOWN = 5
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.checks import registry
 from harness.config import find_config, load_profile
-from harness.costmodel import PhaseCost, fewest_shards, fit, predict, shards_for_budget
+from harness.run.costmodel import PhaseCost, fewest_shards, fit, predict, shards_for_budget
 from harness.model.settings import Profile
 from harness.run.engines import ENGINES, Engine, engine
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError

@@ -126,7 +126,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Every way this ends leaves this run's reports in --out and none of an earlier run's."""
-    from harness.incomplete import write_not_started
+    from harness.run.incomplete import write_not_started
     from harness.util.portable import for_run
     from harness.report.writer import REPORT_JSON, clear_run_files
 
@@ -147,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness.cancel import cancel_on_signals
-    from harness.pipeline import run_and_report
+    from harness.execution.cancel import cancel_on_signals
+    from harness.run.pipeline import run_and_report
     from harness.report.history import check_history_path
 
     profile, base = resolve_profile(args)

@@ -2,7 +2,7 @@
 
 `<golden root>/<set>/_approval.json`, one file per golden set, one section per kind of measurement, each keyed
 by the profile it was measured for:
-- `speed`: per-image latency and the fixed CPU yardstick timed next to it (harness.normaliser), and the
+- `speed`: per-image latency and the fixed CPU yardstick timed next to it (harness.execution.normaliser), and the
   workers' peak memory, with the stack and selection they were measured on (harness.checks.speed judges runs
   against it);
 - `bn`: the per-channel statistics of every BatchNorm layer's input, det and rec, on the images the approval

@@ -25,7 +25,7 @@ from harness.model.inference import ImageOutcome
 from harness.model.settings import Profile
 
 if TYPE_CHECKING:
-    from harness.runner import RunPlan
+    from harness.execution.state import RunPlan
 
 MIN_REPEATS = 2  # a single run cannot show that an output is reproducible
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from harness.backends import make_worker
 from harness.checks.golden_check import judge_image, open_store, preload
 from harness.config import find_config, load_profile
 from harness.corpus.loader import content_sha256
@@ -22,9 +21,10 @@ from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.settings import Profile
 from harness.run.approve import approve_full
-from harness.runner import plan
+from harness.run.plan import plan
 from harness.util.errors import UserError
-from harness.worker import WorkerError, WorkerSpec
+from harness.execution.pool import make_worker
+from harness.execution.worker import WorkerError, WorkerSpec
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ class ImageOutcome:
     read_s: float = 0.0
     mutated: bool = False
     error: str | None = None
-    # The speed check's measurements (harness.normaliser), taken in the process that ran the engine: what each
+    # The speed check's measurements (harness.execution.normaliser), taken in the process that ran the engine: what each
     # repeat cost per image and the fixed workload around this call, both in `cost_clock` seconds ("cpu" in a
     # worker process, "wall" in the harness's), that process's peak RSS after it and the images it had served.
     cost_s: tuple[float, ...] = ()

@@ -1,4 +1,4 @@
-"""Check results: one record per check with a verdict per image, as the runner and reports consume them.
+"""Check results: one record per check with a verdict per image, as the run and reports consume them.
 
 A check that judged nothing never passes: every result says how many images (or models) it judged, and an
 image that a check could not judge (no golden under `missing_golden = "warn"`) is counted apart, never
@@ -74,3 +74,13 @@ def from_images(name: str, per_image: dict[str, ImageCheck], what: str, details:
 
 def skipped(name: str, why: str) -> CheckResult:
     return CheckResult(name=name, passed=True, summary=f"skipped: {why}", skipped=True)
+
+
+FIRST_SHARD_KEY = "judged_on_shard"  # a model-level check's details on shards > 1: the shard that judges it
+
+
+def left_to_first_shard(name: str, shard: tuple[int, int]) -> CheckResult:
+    """A model-level check on shard K > 1: not run, because shard 1 judges it (it reads the models, which every
+    shard shares); `report merge` takes shard 1's verdict (harness.report.merge)."""
+    return CheckResult(name, True, f"skipped: judged on shard 1/{shard[1]} only (a model-level check)",
+                       skipped=True, details={FIRST_SHARD_KEY: [1, shard[1]]})

@@ -52,14 +52,14 @@ from harness.golden.status import stack_differences
 from harness.golden.store import GoldenStore
 from harness.metrics import ImageAccuracy, corpus_accuracy
 from harness.model.catalogue import Catalogue
-from harness.model.outcome import ImageCheck, from_images
+from harness.model.outcome import FIRST_SHARD_KEY, ImageCheck, from_images
 from harness.model.report import CheckLayout, RunReport
 from harness.model.results import REPORT_SCHEMA, OcrResult
+from harness.model.timing import timing_summary
 from harness.model.settings import Profile
 from harness.report.history import check_history_path
 from harness.report.shard_input import check_report, check_results_line, read_report
 from harness.report.writer import write_reports
-from harness.runner import FIRST_SHARD_KEY, timing_summary
 from harness.sampling import sample_note
 from harness.util import atomic
 from harness.util.errors import ImageError, UserError
@@ -279,7 +279,7 @@ def _merge_named(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], 
 
 def _merge_check(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], images: Sequence[Mapping[str, Any]],
                  stored_goldens: Collection[str] | None) -> dict[str, Any]:
-    """A model-level check that shards 2..N left to shard 1 (harness.runner.left_to_first_shard) is shard 1's
+    """A model-level check that shards 2..N left to shard 1 (harness.model.outcome.left_to_first_shard) is shard 1's
     verdict, and says so; a shard that ran it anyway is held to the rules below. Shard 1 must have judged it."""
     dicts = [s.report.checks[name] for s in shards]
     left = [isinstance(d["details"], Mapping) and FIRST_SHARD_KEY in d["details"] for d in dicts]

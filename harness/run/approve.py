@@ -19,7 +19,7 @@ from harness.checks.speed import make_baseline
 from harness.environment import stack
 from harness.util.errors import UserError
 from harness.golden.approval import APPROVAL_NAME, Approval, BnReference, SpeedBaseline, load_approval, write_approval
-from harness.runner import RunPlan
+from harness.execution.state import RunPlan
 from harness.model.inference import ImageOutcome, ImageRequest
 
 

@@ -28,7 +28,7 @@ from harness.metrics import ImageAccuracy, corpus_accuracy, image_accuracy
 from harness.modelpack import resolve_model_dirs
 from harness.model.results import OcrResult
 from harness.model.inference import ImageRequest
-from harness.worker import Worker, WorkerError, WorkerSpec
+from harness.execution.worker import Worker, WorkerError, WorkerSpec
 
 NEUTRAL_CER = 0.005  # |dCER| below this is measurement noise on a handful of slips (about 1 character in 200)
 

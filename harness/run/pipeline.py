@@ -1,7 +1,7 @@
 """The whole job behind `ocr-harness run`: plan, infer, check, write results and reports.
 
 Inputs that can be wrong (profile, corpus, goldens, model pack) are all read and validated before the first
-model loads. The checks are the registry's (harness.checks.registry); the runner runs them on the shared
+model loads. The checks are the registry's (harness.checks.registry); harness.run.execute runs them on the shared
 `RunState`.
 """
 
@@ -17,14 +17,18 @@ import numpy as np
 
 from harness.checks import registry
 from harness.corpus.loader import read_image
-from harness.incomplete import TRACEBACK_FILE, Stop, write_incomplete
+from harness.execution.state import RunPlan, RunState
 from harness.metrics import corpus_accuracy, image_accuracy
 from harness.model.results import OcrResult, canonical_line
 from harness.model.settings import Profile
 from harness.report.writer import write_reports
-from harness.runner import RunPlan, RunState, execute, machine_paths, plan, prepare_checks, terminal_progress
+from harness.run.execute import execute, prepare_checks
+from harness.run.incomplete import TRACEBACK_FILE, Stop, write_incomplete
+from harness.run.machine_paths import machine_paths
+from harness.run.plan import plan
 from harness.util import atomic
 from harness.util.errors import ImageError, InternalError
+from harness.util.progress import terminal_progress
 
 
 def write_results(out: Path, p: RunPlan, state: RunState) -> None:

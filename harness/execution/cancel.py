@@ -15,8 +15,8 @@ from types import FrameType
 from typing import Any
 
 from harness.backends.http_client import allow_requests, cancel_requests
+from harness.execution.worker import allow_workers, cancel_workers
 from harness.util.errors import Cancelled
-from harness.worker import allow_workers, cancel_workers
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -19,10 +19,11 @@ from typing import Any, Self
 import numpy as np
 
 from harness.corpus.loader import read_image
+from harness.engine import paddleocr_kwargs, set_offline_env, to_canonical
+from harness.execution.normaliser import peak_rss_kib
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import OcrResult
 from harness.model.settings import EngineSettings
-from harness.normaliser import peak_rss_kib
 
 
 def peak_rss_bytes(pid: int | None = None) -> int | None:
@@ -33,8 +34,6 @@ def peak_rss_bytes(pid: int | None = None) -> int | None:
 
 def _bare_main(conn: Connection, settings: EngineSettings, dirs: ModelDirs, images: list[tuple[str, Path]],
                max_pixels: int) -> None:
-    from harness.engine import paddleocr_kwargs, set_offline_env, to_canonical
-
     arrays = [read_image(path, max_pixels=max_pixels) for _, path in images]
     set_offline_env()
     t0 = time.perf_counter()
@@ -109,8 +108,6 @@ def _common_kwargs(settings: EngineSettings) -> dict[str, Any]:
 
 def detector(settings: EngineSettings, dirs: ModelDirs) -> Any:
     """The pipeline's text detection model alone, with the same dir, limits and thresholds."""
-    from harness.engine import set_offline_env
-
     set_offline_env()
     from paddleocr import TextDetection
 
@@ -122,8 +119,6 @@ def detector(settings: EngineSettings, dirs: ModelDirs) -> Any:
 
 def recognizer(settings: EngineSettings, dirs: ModelDirs) -> Any:
     """The pipeline's text recognition model alone; call `predict(crops, batch_size=settings.rec_batch_size)`."""
-    from harness.engine import set_offline_env
-
     set_offline_env()
     from paddleocr import TextRecognition
 

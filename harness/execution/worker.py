@@ -3,32 +3,29 @@
 Paddle can die natively (SIGABRT, SIGSEGV); in a worker that becomes a reported failure naming the image and
 the signal, and the next image gets a fresh worker. The model is loaded once per worker and reused across
 images and repeats. The child reads images itself (only paths cross the pipe) and checks that the engine did
-not modify its input array.
+not modify its input array (the inference core it shares with the in-process worker, harness.execution.inference).
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import multiprocessing as mp
 import os
 import signal
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from harness.backends import engine_factory
+from harness.backends.paddle_capture import install_capture
+from harness.execution.inference import CPU, InferenceCore
 from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.modeldirs import ModelDirs
-from harness.model.results import OcrResult
 from harness.model.settings import EngineSettings
-from harness.normaliser import peak_rss_kib, reference_seconds
-from harness.util.errors import ImageError
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ class WorkerSpec:
     # Every det/rec input batch the Paddle predictor receives is also written here (harness.backends.paddle_capture)
     capture_dir: str | None = None
     # Linux: the child is killed when its parent dies, even by SIGKILL (a Ray actor killed by the driver must not
-    # leave a Paddle process behind; harness.ray_executor)
+    # leave a Paddle process behind; harness.execution.ray_executor)
     die_with_parent: bool = False
 
 
@@ -92,14 +89,18 @@ def allow_workers() -> None:
     _CANCELLED.clear()
 
 
-def _digest(array: Any) -> str:
-    return hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()
-
-
-def _engine_factory(settings: EngineSettings) -> Callable[[EngineSettings, ModelDirs], Any]:
-    from harness.backends import engine_factory
-
-    return engine_factory(settings)
+def _load_engine(conn: Connection, spec: WorkerSpec) -> Any:
+    """The engine, with "ready" and the load time sent to the parent; None after sending why it did not load."""
+    try:
+        t0 = time.perf_counter()
+        if spec.capture_dir:
+            install_capture(Path(spec.capture_dir), spec.dirs)
+        engine = engine_factory(spec.settings)(spec.settings, spec.dirs)
+        conn.send(("ready", time.perf_counter() - t0))
+        return engine
+    except Exception as e:  # reported to the parent as a load failure, with the reason
+        conn.send(("load_error", f"{type(e).__name__}: {e}"))
+        return None
 
 
 def _child_main(conn: Connection, spec: WorkerSpec) -> None:
@@ -113,20 +114,10 @@ def _child_main(conn: Connection, spec: WorkerSpec) -> None:
         fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
-    from harness.corpus.loader import read_image
-
-    try:
-        t0 = time.perf_counter()
-        if spec.capture_dir:
-            from harness.backends.paddle_capture import install_capture
-
-            install_capture(Path(spec.capture_dir), spec.dirs)
-        engine = _engine_factory(spec.settings)(spec.settings, spec.dirs)
-        conn.send(("ready", time.perf_counter() - t0))
-    except Exception as e:  # reported to the parent as a load failure, with the reason
-        conn.send(("load_error", f"{type(e).__name__}: {e}"))
+    engine = _load_engine(conn, spec)
+    if engine is None:
         return
-    served = 0
+    core = InferenceCore(spec.max_pixels, spec.max_bytes, CPU)
     while True:
         msg = conn.recv()
         if msg[0] == "stop":
@@ -134,42 +125,7 @@ def _child_main(conn: Connection, spec: WorkerSpec) -> None:
             sys.stderr.flush()
             os._exit(0)  # skips Paddle's teardown (~0.7 s per worker); the child holds nothing that needs it
         _, requests, repeats = msg
-        try:
-            images = []
-            t0 = time.perf_counter()
-            for req in requests:
-                images.append(read_image(Path(req.path), expected_sha256=req.sha256, max_pixels=spec.max_pixels,
-                                         max_bytes=spec.max_bytes))
-            read_s = (time.perf_counter() - t0) / len(requests)
-        except ImageError as e:
-            conn.send(("image_error", str(e)))
-            continue
-        try:
-            before = [_digest(img) for img in images]
-            runs: list[list[OcrResult]] = []
-            times: list[float] = []
-            costs: list[float] = []
-            reference = reference_seconds()
-            for _ in range(repeats):
-                t0, c0 = time.perf_counter(), time.process_time()
-                runs.append(engine.predict(images, [r.image_id for r in requests]))
-                times.append((time.perf_counter() - t0) / len(requests))
-                costs.append((time.process_time() - c0) / len(requests))  # every thread of the engine
-            reference = (reference + reference_seconds()) / 2  # before and after the predicts
-            mutated = [_digest(img) != b for img, b in zip(images, before, strict=True)]
-        except Exception as e:
-            conn.send(("infer_error", f"{type(e).__name__}: {e}", traceback.format_exc(limit=3)))
-            continue
-        first_call = served == 0
-        served += len(requests)
-        peak = peak_rss_kib()
-        outcomes = [
-            ImageOutcome(image_id=req.image_id, runs=tuple(run[i] for run in runs), predict_s=tuple(times),
-                         read_s=read_s, mutated=mutated[i], cost_s=tuple(costs), reference_s=reference,
-                         peak_rss_kib=peak, worker_pid=os.getpid(), served=served, first_call=first_call)
-            for i, req in enumerate(requests)
-        ]
-        conn.send(("ok", outcomes))
+        conn.send(("ok", core.infer(engine, requests, repeats)))  # an image's or the engine's error included
 
 
 def _signal_name(exitcode: int | None) -> str:
@@ -244,9 +200,7 @@ class Worker:
                    else f"worker crashed with {_signal_name(exitcode)}")
             return [ImageOutcome(r.image_id, error=f"{why} while processing {names}{self._log_tail()}")
                     for r in requests]
-        if reply[0] == "ok":
-            return list(reply[1])
-        return [ImageOutcome(r.image_id, error=reply[1]) for r in requests]
+        return list(reply[1])
 
     def _receive(self, timeout: float) -> Any:
         assert self._conn is not None

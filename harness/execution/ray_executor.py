@@ -1,12 +1,13 @@
 """The Ray executor: the run's calls on Ray actors, each supervising one harness worker process on its node.
 
-Imported only when a profile chooses `[executor] kind = "ray"` (Ray is the optional extra `ocr-harness[ray]`).
-The runner's call queue and drive threads stay as they are: a `RayWorker` stands where a local `Worker` would,
-so balancing is the queue's (a free slot takes the next call) and crash isolation is the worker process's own
-(the actor survives a SIGABRT in Paddle and reports it with today's message). Actors never restart and their
-tasks are never retried: a retried call would lose or repeat an image; a dead actor fails its call and the next
-call gets a new actor. Each actor resolves the model pack on its node and is refused, by node, unless the
-hashes equal the driver's. Images travel as bytes with their sha256 and are verified again where they are read.
+Imported only when a profile chooses `[executor] kind = "ray"` (Ray is the optional extra `ocr-harness[ray]`). The
+scheduler's call queue and drive threads (harness.execution.scheduler) stay as they are: a `RayWorker` stands where
+a local `Worker` would, so balancing is the queue's (a free slot takes the next call) and crash isolation is the
+worker process's own (the actor survives a SIGABRT in Paddle and reports it with today's message). Actors never
+restart and their tasks are never retried: a retried call would lose or repeat an image; a dead actor fails its
+call and the next call gets a new actor. Each actor resolves the model pack on its node and is refused, by node,
+unless the hashes equal the driver's. Images travel as bytes with their sha256 and are verified again where they
+are read.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from ray.exceptions import RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from harness.backends import resolve_models
-from harness.model.settings import ExecutorSettings
 from harness.environment import node_id, stack
-from harness.util.errors import UserError
+from harness.execution.worker import (NoWorkerHere, Worker, WorkerError, WorkerSpec, track_live, untrack_live,
+                                      workers_cancelled)
 from harness.model.inference import ImageOutcome, ImageRequest
-from harness.worker import NoWorkerHere, Worker, WorkerError, WorkerSpec, track_live, untrack_live, workers_cancelled
+from harness.model.settings import ExecutorSettings
+from harness.util.errors import UserError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # A cluster this run starts for itself: loopback only (Ray binds every interface otherwise), no usage stats.
@@ -245,7 +247,7 @@ class RayExecutor:
 
 
 class RayWorker:
-    """Where the runner's drive thread holds a `Worker`: the same `infer`, served by an actor."""
+    """Where the scheduler's drive thread holds a `Worker`: the same `infer`, served by an actor."""
 
     def __init__(self, executor: RayExecutor, spec: WorkerSpec, timeout_s: float) -> None:
         self.spec, self.timeout_s, self._executor = spec, timeout_s, executor
