@@ -26,7 +26,7 @@ from harness.checks import builtin, registry
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
 from harness.model.inference import ImageRequest
-from harness.modelpack import resolve_model_dirs
+from harness.backends.paddle.pack import resolve_model_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 POOLS = (1, 2, 8)  # sample sizes measured; limits come from samples of MIN_IMAGES slips and more

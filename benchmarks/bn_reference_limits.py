@@ -36,7 +36,7 @@ from harness.checks.bn_reference import REFERENCE_IMAGES, ReferenceLimits, judge
 from harness.checks import builtin, registry  # noqa: E402
 from harness.config import load_profile  # noqa: E402
 from harness.corpus.loader import load_corpus  # noqa: E402
-from harness.modelpack import resolve_model_dirs  # noqa: E402
+from harness.backends.paddle.pack import resolve_model_dirs  # noqa: E402
 from harness.model.inference import ImageRequest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

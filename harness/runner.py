@@ -35,7 +35,7 @@ from harness.model.outcome import CheckResult, ImageCheck, from_images, skipped
 from harness.model.report import ImageRecord, RunReport
 from harness.model.results import canonical_line
 from harness.model.settings import EngineSettings, Profile
-from harness.modelpack import cache_root
+from harness.backends.pack import cache_root
 from harness.sampling import sample_info, sample_note, stratified_sample
 from harness.util.errors import UserError
 from harness.util.portable import MachinePaths, for_run

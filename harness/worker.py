@@ -39,7 +39,7 @@ class WorkerSpec:
     max_bytes: int = 256 * 2**20
     label: str = "main"
     log_path: str | None = None  # the child's stdout/stderr (Paddle's own logs, native crash text)
-    # Every det/rec input batch the Paddle predictor receives is also written here (harness.backends.paddle_capture)
+    # Every det/rec input batch the Paddle predictor receives is also written here (harness.backends.paddle.capture)
     capture_dir: str | None = None
     # Linux: the child is killed when its parent dies, even by SIGKILL (a Ray actor killed by the driver must not
     # leave a Paddle process behind; harness.ray_executor)
@@ -118,7 +118,7 @@ def _child_main(conn: Connection, spec: WorkerSpec) -> None:
     try:
         t0 = time.perf_counter()
         if spec.capture_dir:
-            from harness.backends.paddle_capture import install_capture
+            from harness.backends.paddle.capture import install_capture
 
             install_capture(Path(spec.capture_dir), spec.dirs)
         engine = _engine_factory(spec.settings)(spec.settings, spec.dirs)

@@ -11,9 +11,9 @@ import pytest
 from conftest import ROOT, run_cli
 from harness.backends import (KINDS, Backend, adjust_stack, backend_owned_keys, check_may_write_goldens,
                               engine_factory, main_workers, unsupported_checks)
-from harness.backends.http import HttpBackend
-from harness.backends.onnxruntime import OnnxRuntimeEngine
-from harness.backends.paddle import OcrEngine
+from harness.backends.http.engine import HttpBackend
+from harness.backends.onnxruntime.engine import OnnxRuntimeEngine
+from harness.backends.paddle.engine import OcrEngine
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.environment import settings_hash, stack
@@ -36,7 +36,7 @@ def test_registry_names_every_backend_and_its_engine() -> None:
     assert engine_factory(EngineSettings(backend="onnxruntime")) is OnnxRuntimeEngine
     assert engine_factory(EngineSettings(backend="http")) is HttpBackend
     # engine.factory still wraps or replaces whatever the backend is
-    assert engine_factory(EngineSettings(factory="harness.backends.paddle:to_canonical")).__name__ == "to_canonical"
+    assert engine_factory(EngineSettings(factory="harness.backends.paddle.engine:to_canonical")).__name__ == "to_canonical"
     assert KINDS["paddle"].in_worker and KINDS["onnxruntime"].in_worker and not KINDS["http"].in_worker
 
 

@@ -1,4 +1,4 @@
-"""BN fusion measured, not assumed (harness.backends.paddle_passes, the `variations` check's bn-unfused path).
+"""BN fusion measured, not assumed (harness.backends.paddle.passes, the `variations` check's bn-unfused path).
 
 The pass log parser on a logged excerpt; then real models: with oneDNN on the BN fusion passes rewrite det and rec
 subgraphs and the bn-unfused engine rewrites none; an empty `delete_pass` list (PaddleOCR's own engine config
@@ -11,14 +11,14 @@ import dataclasses
 import pytest
 from conftest import CORPUS, ROOT
 
-from harness.backends.paddle_passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts, parse_pass_log
+from harness.backends.paddle.passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts, parse_pass_log
 from harness.checks.builtin import BN_UNFUSED, variants
 from harness.model.settings import EngineSettings
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
 from harness.environment import settings_hash
-from harness.modelpack import resolve_model_dirs
+from harness.backends.paddle.pack import resolve_model_dirs
 from harness.model.inference import ImageRequest
 from harness.worker import Worker, WorkerSpec
 

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend
-from harness.backends.http import preflight as http_preflight
+from harness.backends.http.engine import preflight as http_preflight
 from harness.backends.local import LocalWorker
-from harness.backends.onnx_pack import resolve_onnx_dirs
+from harness.backends.onnxruntime.pack import resolve_onnx_dirs
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import BACKENDS, EngineSettings, Profile
 from harness.model.stack import StackFacts
-from harness.modelpack import resolve_model_dirs
+from harness.backends.paddle.pack import resolve_model_dirs
 from harness.util.errors import UserError
 from harness.util.packages import package_version
 from harness.worker import Worker, WorkerSpec
@@ -39,10 +39,10 @@ class BackendKind:
 
 
 KINDS: dict[str, BackendKind] = {
-    "paddle": BackendKind("paddle", "paddlepaddle", True, True, "harness.backends.paddle:OcrEngine"),
+    "paddle": BackendKind("paddle", "paddlepaddle", True, True, "harness.backends.paddle.engine:OcrEngine"),
     "onnxruntime": BackendKind("onnxruntime", "onnxruntime", True, False,
-                               "harness.backends.onnxruntime:OnnxRuntimeEngine"),
-    "http": BackendKind("http", "service", False, False, "harness.backends.http:HttpBackend"),
+                               "harness.backends.onnxruntime.engine:OnnxRuntimeEngine"),
+    "http": BackendKind("http", "service", False, False, "harness.backends.http.engine:HttpBackend"),
 }
 assert tuple(KINDS) == BACKENDS
 __all__ = ["Backend", "BackendKind", "KINDS", "StackFacts"]

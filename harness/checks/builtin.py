@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.backends import backend_owned_keys, load_callable, unsupported_checks
 from harness.checks.audit import audit_model_dir
-from harness.backends.paddle_passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
+from harness.backends.paddle.passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
 from harness.checks.bn_check import bn_drift, bn_prepare, validate_bn_drift
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check, open_store, preload
@@ -138,7 +138,7 @@ def batch_paths(p: RunPlan, state: RunState) -> CheckResult:
     return with_sample(check, info)
 
 
-BN_UNFUSED = "bn-unfused"  # the variation without BN fusion passes (harness.backends.paddle_passes)
+BN_UNFUSED = "bn-unfused"  # the variation without BN fusion passes (harness.backends.paddle.passes)
 
 
 def variants(profile: Profile) -> dict[str, EngineSettings]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness import modelpack
+from harness.backends.paddle import pack as modelpack
 from harness.cli.run_cmd import add_profile_args, resolve_profile
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
@@ -46,7 +46,8 @@ def prepare(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    from harness.backends import onnx_pack, resolve_models
+    from harness.backends import resolve_models
+    from harness.backends.onnxruntime import pack as onnx_pack
 
     profile, base = resolve_profile(args)
     found = modelpack.verify_sources()
@@ -67,7 +68,8 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def list_models(args: argparse.Namespace) -> int:
-    from harness.backends import onnx_pack, resolve_models
+    from harness.backends import resolve_models
+    from harness.backends.onnxruntime import pack as onnx_pack
 
     profile, base = resolve_profile(args)
     dirs = resolve_models(profile.engine, base, profile.model_cache)
@@ -114,7 +116,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def serve_config(args: argparse.Namespace) -> int:
-    from harness.backends.serving import pipeline_template, serving_config, write_serving_config
+    from harness.backends.http.serving import pipeline_template, serving_config, write_serving_config
 
     profile, base = resolve_profile(args)
     dirs = modelpack.resolve_model_dirs(profile.engine, base, profile.model_cache)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.backends.paddle import OcrEngine, pipeline_kwargs
+from harness.backends.paddle.engine import OcrEngine, pipeline_kwargs
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
 from harness.model.stack import StackFacts

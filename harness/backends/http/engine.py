@@ -6,7 +6,7 @@ with (text_det_params, model_settings, text_rec_score_thresh), and `result.dataI
 image sent is the decoded array every other backend gets, encoded losslessly (PNG): a difference is the
 service's, not a decoding difference.
 
-Transport faults never end the run and never pass unseen (harness.backends.http_client): what a try cannot fix
+Transport faults never end the run and never pass unseen (harness.backends.http.client): what a try cannot fix
 becomes that image's error with the service's own message, and each image's retries and the settings each answer
 reported go to the worker (`take_notes`) for the inference and served_settings checks. Before anything runs,
 `preflight` reaches the service once: an unreachable or wrong URL is a usage error (exit 2), and what the
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.http_client import Client, Reply, ServiceError
+from harness.backends.http.client import Client, Reply, ServiceError
 from harness.model.inference import TransportNotes
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import OcrResult
@@ -152,7 +152,7 @@ class HttpBackend:
                                                                               else [])))
 
     def _one(self, image: np.ndarray, image_id: str) -> OcrResult:
-        from harness.backends.paddle import to_canonical
+        from harness.backends.paddle.engine import to_canonical
 
         try:
             reply = self.client.post(encode_image(image))
