@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from harness.backends import builtin as builtin_backends
+from harness.backends import registry as backend_registry
 from harness.checks import builtin, registry
 from harness.corpus.loader import load_corpus
 from harness.golden.refresh import MODES
@@ -44,6 +46,7 @@ def _catalogue() -> Catalogue:
     """The composition root's catalogue, loaded where it is first needed: a bad plug-in check module fails
     collection with one line, not pytest's start."""
     registry.load(builtin)
+    backend_registry.load(builtin_backends)
     return registry.catalogue()
 
 

@@ -73,9 +73,11 @@ LOAD_A_PROFILE = """
 import json, sys
 from pathlib import Path
 from harness.config import load_profile
-from harness.model.catalogue import Catalogue, Option
+from harness.model.catalogue import BackendRules, Catalogue, Option
 
-catalogue = Catalogue(options={"speed": Option("speed", bool, False)})
+# What the composition root hands down, written out: one check's option and one backend's rules.
+catalogue = Catalogue(options={"speed": Option("speed", bool, False)},
+                      backends={"paddle": BackendRules("paddle", flat_keys=("cpu_threads",))})
 profile, _ = load_profile(Path(sys.argv[1]), "release", catalogue)
 assert profile.checks.get("speed") is False and profile.checks.repeats == 2
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(("harness", "cv2")))))
@@ -91,8 +93,8 @@ def test_loading_a_profile_loads_no_check_no_renderer_and_no_opencv(tmp_path: Pa
     assert res.returncode == 0, res.stderr
     loaded = json.loads(res.stdout)
     assert "harness.config" in loaded and "harness.model.settings" in loaded  # it did load what it reads with
-    assert not [m for m in loaded if m.startswith(("harness.report", "harness.checks", "cv2", "harness.runner"))], \
-        loaded
+    assert not [m for m in loaded if m.startswith(("harness.report", "harness.checks", "cv2", "harness.runner",
+                                                   "harness.backends"))], loaded
 
 
 def test_below_the_composition_root_no_check_is_loaded_by_accident() -> None:
