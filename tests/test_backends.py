@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT, run_cli
 from harness.backends import (Backend, adjust_stack, backend_owned_keys, check_may_write_goldens, engine_factory,
-                              main_workers, registry, spec, unsupported_checks)
+                              main_workers, registry, unsupported_checks)
 from harness.backends.http.engine import HttpBackend
 from harness.backends.onnxruntime.engine import OnnxRuntimeEngine
 from harness.backends.paddle.engine import OcrEngine
@@ -36,8 +36,10 @@ def test_registry_names_every_backend_and_its_engine() -> None:
     assert engine_factory(EngineSettings(backend="onnxruntime")) is OnnxRuntimeEngine
     assert engine_factory(EngineSettings(backend="http")) is HttpBackend
     # engine.factory still wraps or replaces whatever the backend is
-    assert engine_factory(EngineSettings(factory="harness.backends.paddle.engine:to_canonical")).__name__ == "to_canonical"
-    assert spec("paddle").in_worker and spec("onnxruntime").in_worker and not spec("http").in_worker
+    wrapped = engine_factory(EngineSettings(factory="harness.backends.paddle.engine:to_canonical"))
+    assert wrapped.__name__ == "to_canonical"
+    assert registry.get("paddle").in_worker and registry.get("onnxruntime").in_worker
+    assert not registry.get("http").in_worker
 
 
 def test_backends_implement_the_protocol() -> None:
@@ -76,9 +78,9 @@ def test_other_backends_drop_paddle_keys_and_add_their_runtime() -> None:
     assert {"backend", "paddle", "onednn", "onnxruntime", "models.det/x"} <= set(owned)
     assert "cpu_model" not in owned and "rec_batch_size" not in owned
     # paddle backend: settings hash unchanged by the onnxruntime/http tables' existence, nor by delete_passes unset
-    assert EngineSettings().hash_dict(registry.rules()) == {k: v for k, v in dataclasses.asdict(EngineSettings()).items()
-                                            if k not in ("backend", "goldens_from", "onnxruntime", "http",
-                                                         "delete_passes")}
+    assert EngineSettings().hash_dict(registry.rules()) == {
+        k: v for k, v in dataclasses.asdict(EngineSettings()).items()
+        if k not in ("backend", "goldens_from", "onnxruntime", "http", "delete_passes")}
     assert EngineSettings(delete_passes=()).hash_dict(registry.rules())["delete_passes"] == ()
 
 

@@ -30,10 +30,6 @@ __all__ = ["Backend", "BackendSpec"]
 SHARED_STACK_KEYS = ("backend", "engine_settings_hash")
 
 
-def spec(name: str) -> BackendSpec:
-    return registry.get(name)
-
-
 def service_table() -> str:
     """The `[engine]` sub-table `run --service-url` sets the URL of: the first service backend's (http)."""
     return next(s.rules.table for s in registry.specs() if s.service and s.rules.table is not None)
@@ -52,39 +48,39 @@ def engine_factory(settings: EngineSettings) -> Callable[[EngineSettings, ModelD
         from harness.backends import builtin  # a spawned worker: the parent's registry is not inherited
 
         registry.load(builtin)
-    return load_callable(settings.factory or spec(settings.backend).engine)
+    return load_callable(settings.factory or registry.get(settings.backend).engine)
 
 
 def resolve_models(settings: EngineSettings, base: Path, cache: str | None = None) -> ModelDirs:
     """The model dirs the backend loads, verified before any model loads."""
-    return spec(settings.backend).resolve_models(settings, base, cache)
+    return registry.get(settings.backend).resolve_models(settings, base, cache)
 
 
 def make_worker(worker: WorkerSpec, timeout_s: float) -> Worker | LocalWorker:
-    if spec(worker.settings.backend).in_worker:
+    if registry.get(worker.settings.backend).in_worker:
         return Worker(worker, timeout_s=timeout_s)
     return LocalWorker(worker, engine_factory(worker.settings), timeout_s=timeout_s)
 
 
 def main_workers(profile: Profile) -> int:
     """Parallel drivers of the main pass: worker processes, or for a service the requests in flight."""
-    return spec(profile.engine.backend).main_workers(profile)
+    return registry.get(profile.engine.backend).main_workers(profile)
 
 
 def unsupported_checks(profile: Profile) -> dict[str, str]:
     """Checks that cannot judge this backend, with the reason the report shows."""
-    return spec(profile.engine.backend).unsupported_checks()
+    return registry.get(profile.engine.backend).unsupported_checks()
 
 
 def preflight(settings: EngineSettings, where: str = "engine") -> dict[str, Any]:
     """Before any model loads: for a service, reach it and read what it reports about itself."""
-    check = spec(settings.backend).preflight
+    check = registry.get(settings.backend).preflight
     return check(settings, where) if check is not None else {}
 
 
 def adjust_stack(base: Mapping[str, Any], engine: EngineSettings, facts: Mapping[str, Any] | None) -> dict[str, Any]:
     """The stack record for this backend from the neutral record `base` (harness.environment.stack)."""
-    return spec(engine.backend).stack(base, engine, facts)
+    return registry.get(engine.backend).stack(base, engine, facts)
 
 
 def backend_owned_keys(golden_stack: Mapping[str, Any], current_stack: Mapping[str, Any]) -> list[str]:

@@ -151,6 +151,8 @@ def resolve_dirs(settings: EngineSettings, base: Path, cache: str | None,
     if settings.det_model_dir is None and settings.rec_model_dir is None:
         return bundled(settings, cache)
     pack = bundled(settings, cache) if None in (settings.det_model_dir, settings.rec_model_dir) else None
-    det = user_dir(settings.det_model_dir, base, "det", settings, cache) if settings.det_model_dir else pack.det  # type: ignore[union-attr]
-    rec = user_dir(settings.rec_model_dir, base, "rec", settings, cache) if settings.rec_model_dir else pack.rec  # type: ignore[union-attr]
+    det = (user_dir(settings.det_model_dir, base, "det", settings, cache) if settings.det_model_dir
+           else pack.det)  # type: ignore[union-attr]
+    rec = (user_dir(settings.rec_model_dir, base, "rec", settings, cache) if settings.rec_model_dir
+           else pack.rec)  # type: ignore[union-attr]
     return ModelDirs(det=det, rec=rec, source="user")

@@ -46,7 +46,7 @@ class BackendSpec:
     engine: str  # "module:callable" building the backend from (settings, model dirs), imported in the worker
     resolve_models: ResolveModels
     in_worker: bool = True  # native code: runs in a spawned worker for crash isolation (and may run on Ray)
-    paddle_programs: bool = False  # its model dirs hold Paddle programs (the audit, probe and BN drift checks read them)
+    paddle_programs: bool = False  # its model dirs hold Paddle programs (the audit, probe and BN drift checks read)
     service: bool = False  # a service: it reports its own settings (the served_settings check) and retries
     stack: StackRecord = neutral_stack
     # Checks it cannot judge, with the reason the report shows, beyond what `paddle_programs` and owning no

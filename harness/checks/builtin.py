@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.backends import backend_owned_keys, load_callable, registry as backends, spec, unsupported_checks
+from harness.backends import backend_owned_keys, load_callable, registry as backends, unsupported_checks
 from harness.checks.audit import audit_model_dir
 from harness.backends.paddle.passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
 from harness.checks.bn_check import bn_drift, bn_prepare, validate_bn_drift
@@ -86,7 +86,7 @@ def served_settings(p: RunPlan, state: RunState) -> CheckResult:
 
 
 register(CheckSpec("served_settings", 20, served_settings, level="model", per_shard=True, every_shard=True,  # answers
-                   absent_unless=lambda profile: spec(profile.engine.backend).service))
+                   absent_unless=lambda profile: backends.get(profile.engine.backend).service))
 
 
 # --- other execution paths -------------------------------------------------------------------------------------

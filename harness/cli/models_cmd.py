@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.backends import resolve_models, spec
+from harness.backends import registry, resolve_models
 from harness.backends.onnxruntime import export as ex
 from harness.backends.paddle import pack as modelpack
 from harness.cli.run_cmd import add_profile_args, resolve_profile
@@ -48,7 +48,7 @@ def prepare(args: argparse.Namespace) -> int:
 
 def verify(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
-    packs = spec(profile.engine.backend).packs
+    packs = registry.get(profile.engine.backend).packs
     for pack in packs:
         found = pack.verify_sources()
         for source, sha256 in pack.pinned().items():
@@ -65,7 +65,7 @@ def list_models(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
     dirs = resolve_models(profile.engine, base, profile.model_cache)
     e = profile.engine
-    backend = spec(e.backend)
+    backend = registry.get(e.backend)
     if backend.models_note is not None:
         print(f"source: {backend.models_note}")
         return EXIT_OK

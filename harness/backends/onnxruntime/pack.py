@@ -3,8 +3,8 @@ wheel), laid out as PaddleX model dirs (`inference.onnx` + the same generated `i
 pack) so that PaddleX's own pre- and post-processing runs them.
 
 Made like the Paddle pack, by the shared materialiser (harness.backends.pack): pinned sha256 for every file,
-materialised atomically in the cache, the carrier's code never imported, nothing downloaded. Users' own ONNX dirs (`engine.det_model_dir` / `rec_model_dir` with an
-`inference.onnx`) are accepted too.
+materialised atomically in the cache, the carrier's code never imported, nothing downloaded. Users' own ONNX dirs
+(`engine.det_model_dir` / `rec_model_dir` with an `inference.onnx`) are accepted too.
 """
 
 from __future__ import annotations
