@@ -73,7 +73,6 @@ def stack(base: Mapping[str, Any], engine: EngineSettings, facts: Mapping[str, A
 
 SPEC = registry.register(BackendSpec(
     rules=BackendRules(NAME),
-    runtime="numpy",
     engine=f"{__name__}:InkBands",
     resolve_models=model_dirs,
     stack=stack,

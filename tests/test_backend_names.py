@@ -23,7 +23,8 @@ ALLOWED = {
     ("util/service_url.py", "http"),
     # The execution layer is being split (runner.py, worker.py, backends/local.py); their sites move to the
     # backend spec when that lands: runner.py's three `backend == ...` tests (inference retries, Ray, the
-    # environment record). Remove these entries then.
+    # environment record) become max_retry_rate, runs_in_workers and environment_record (harness.backends).
+    # worker.py and backends/local.py name no backend. Remove these entries then.
     ("runner.py", "http"), ("runner.py", "paddle"),
 }
 

@@ -55,6 +55,9 @@ def test_the_clean_package_keeps_every_contract(package_copy: Path) -> None:
     ("runner.py", "from harness.checks import builtin\n", "harness.runner -> harness.checks.builtin"),
     # The config layer (config, corpus, golden store, metrics, ...) reads no engine, check or run.
     ("metrics.py", "from harness.backends import make_worker\n", "harness.metrics -> harness.backends"),
+    # A backend package imports no run workflow (the export agreement and the golden workflows live in run/).
+    ("backends/onnxruntime/export.py", "from harness.runner import plan\n",
+     "harness.backends.onnxruntime.export -> harness.runner"),
 ])
 def test_an_upward_import_breaks_the_layers(package_copy: Path, module: str, line: str, named: str) -> None:
     plant(package_copy / "harness" / module, line)

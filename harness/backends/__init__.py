@@ -67,6 +67,22 @@ def main_workers(profile: Profile) -> int:
     return registry.get(profile.engine.backend).main_workers(profile)
 
 
+def runs_in_workers(engine: EngineSettings) -> bool:
+    """Its engine runs in spawned worker processes (so it may run on Ray), not in this process."""
+    return registry.get(engine.backend).in_worker
+
+
+def max_retry_rate(engine: EngineSettings) -> float | None:
+    """A service's share of retried images above which `inference` fails; None: a backend that never retries."""
+    rate = registry.get(engine.backend).max_retry_rate
+    return rate(engine) if rate is not None else None
+
+
+def environment_record(engine: EngineSettings) -> dict[str, Any]:
+    """The backend's entries in report.json's `environment` (paddle: oneDNN and threads; others: the name)."""
+    return registry.get(engine.backend).environment(engine)
+
+
 def unsupported_checks(profile: Profile) -> dict[str, str]:
     """Checks that cannot judge this backend, with the reason the report shows."""
     return registry.get(profile.engine.backend).unsupported_checks()

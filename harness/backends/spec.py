@@ -39,16 +39,23 @@ def neutral_stack(base: Mapping[str, Any], engine: EngineSettings, facts: Mappin
     return {**base, "backend": engine.backend}
 
 
+def named(engine: EngineSettings) -> dict[str, Any]:
+    """What the environment record says of a backend that adds nothing: its name."""
+    return {"backend": engine.backend}
+
+
 @dataclass(frozen=True)
 class BackendSpec:
     rules: BackendRules
-    runtime: str  # the distribution whose version is the runtime's ("service": the service's own)
     engine: str  # "module:callable" building the backend from (settings, model dirs), imported in the worker
     resolve_models: ResolveModels
     in_worker: bool = True  # native code: runs in a spawned worker for crash isolation (and may run on Ray)
     paddle_programs: bool = False  # its model dirs hold Paddle programs (the audit, probe and BN drift checks read)
     service: bool = False  # a service: it reports its own settings (the served_settings check) and retries
     stack: StackRecord = neutral_stack
+    environment: Callable[[EngineSettings], dict[str, Any]] = named  # its entries in report.json's environment
+    # A service: the share of images that needed a retry above which the `inference` check fails; None: no retries.
+    max_retry_rate: Callable[[EngineSettings], float] | None = None
     # Checks it cannot judge, with the reason the report shows, beyond what `paddle_programs` and owning no
     # variation settings already rule out.
     unsupported: Mapping[str, str] = field(default_factory=dict)

@@ -30,13 +30,16 @@ def service_dirs(settings: EngineSettings, base: Path, cache: str | None = None)
     return ModelDirs(det=Path("."), rec=Path("."), source=SERVICE_SOURCE)
 
 
+def max_retry_rate(engine: EngineSettings) -> float:
+    return engine.http.max_retry_rate
+
+
 def requests_in_flight(profile: Profile) -> int:
     return profile.engine.http.max_in_flight
 
 
 SPEC = BackendSpec(
     rules=BackendRules(NAME, table=NAME, local_models=False),
-    runtime=SERVICE_SOURCE,
     engine="harness.backends.http.engine:HttpBackend",
     resolve_models=service_dirs,
     in_worker=False,
@@ -46,6 +49,7 @@ SPEC = BackendSpec(
     owned_stack_keys=("service",),
     preflight=preflight,
     drivers=requests_in_flight,
+    max_retry_rate=max_retry_rate,
     packs=(PADDLE_PACK,),  # `models verify` has always checked the Paddle pack, whatever the backend
     models_note="the service (its models are not local; run reports record what it says about itself)",
 )

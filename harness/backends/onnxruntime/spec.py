@@ -29,7 +29,6 @@ def _pinned() -> dict[str, str]:
 
 SPEC = BackendSpec(
     rules=BackendRules(NAME, table=NAME, hashed_table=True),
-    runtime=NAME,
     engine="harness.backends.onnxruntime.engine:OnnxRuntimeEngine",
     resolve_models=pack.resolve_onnx_dirs,
     stack=stack,

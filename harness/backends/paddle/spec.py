@@ -24,6 +24,10 @@ def stack(base: Mapping[str, Any], engine: EngineSettings, facts: Mapping[str, A
     return {**base, NAME: package_version("paddlepaddle"), "onednn": engine.enable_mkldnn, "backend": NAME}
 
 
+def environment(engine: EngineSettings) -> dict[str, Any]:
+    return {"onednn": engine.enable_mkldnn, "cpu_threads": engine.resolved_threads()}
+
+
 def _pinned() -> dict[str, str]:
     return {pf.source: pf.sha256 for pf in pack.PACK_FILES}
 
@@ -32,11 +36,11 @@ PACK = Pack("bundled", "pack", lambda: f"{pack.PACK_ID} from {pack.CARRIER} {pac
             pack.verify_sources, _pinned, pack.verify_prepared)
 SPEC = BackendSpec(
     rules=BackendRules(NAME, flat_keys=PADDLE_KEYS),
-    runtime="paddlepaddle",
     engine="harness.backends.paddle.engine:OcrEngine",
     resolve_models=pack.resolve_model_dirs,
     paddle_programs=True,
     stack=stack,
+    environment=environment,
     owned_stack_keys=(*STACK_KEYS, "cpu_threads", "paddleocr", "paddlex"),
     packs=(PACK,),
 )
