@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.backends import adjust_stack, registry
+from harness.backends import adjust_stack, settings_rules
 from harness.model.settings import EngineSettings
 from harness.util.packages import package_version
 
@@ -81,7 +81,7 @@ def stack(engine: EngineSettings, model_hashes: dict[str, str],
         "paddlex": package_version("paddlex"),
         "harness": __version__,
         "models": model_hashes,
-        "engine_settings_hash": settings_hash(engine.hash_dict(registry.rules())),
+        "engine_settings_hash": settings_hash(engine.hash_dict(settings_rules())),
         "cpu_threads": engine.resolved_threads(),
         "rec_batch_size": engine.rec_batch_size,
         "cpu_model": cpu["cpu_model"],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from harness.backends import registry
@@ -21,6 +22,7 @@ from harness.backends.base import Backend
 from harness.backends.local import LocalWorker
 from harness.backends.spec import BackendSpec
 from harness.model.modeldirs import ModelDirs
+from harness.model.catalogue import BackendRules
 from harness.model.settings import EngineSettings, Profile
 from harness.util.errors import UserError
 from harness.worker import Worker, WorkerSpec
@@ -30,9 +32,28 @@ __all__ = ["Backend", "BackendSpec"]
 SHARED_STACK_KEYS = ("backend", "engine_settings_hash")
 
 
+def _registry() -> ModuleType:
+    """The loaded registry. A process no composition root started (a spawned worker, a Ray actor) asks here
+    first, so it loads the backends itself: the built-in ones and the same plug-ins as its parent."""
+    if not registry.loaded():
+        from harness.backends import builtin  # that process's composition root
+
+        registry.load(builtin)
+    return registry
+
+
+def backend(name: str) -> BackendSpec:
+    return _registry().get(name)
+
+
+def settings_rules() -> dict[str, BackendRules]:
+    """Every backend's `[engine]` rules: what the engine settings hash is computed with."""
+    return _registry().rules()
+
+
 def service_table() -> str:
     """The `[engine]` sub-table `run --service-url` sets the URL of: the first service backend's (http)."""
-    return next(s.rules.table for s in registry.specs() if s.service and s.rules.table is not None)
+    return next(s.rules.table for s in _registry().specs() if s.service and s.rules.table is not None)
 
 
 def load_callable(dotted: str) -> Callable[..., Any]:
@@ -41,69 +62,63 @@ def load_callable(dotted: str) -> Callable[..., Any]:
 
 
 def engine_factory(settings: EngineSettings) -> Callable[[EngineSettings, ModelDirs], Any]:
-    """`engine.factory` when set (it wraps or replaces the backend), else the backend's own class.
-
-    A spawned worker calls this before anything else of the backends: it is that process's composition root."""
-    if not registry.loaded():
-        from harness.backends import builtin  # a spawned worker: the parent's registry is not inherited
-
-        registry.load(builtin)
-    return load_callable(settings.factory or registry.get(settings.backend).engine)
+    """`engine.factory` when set (it wraps or replaces the backend), else the backend's own class."""
+    return load_callable(settings.factory or backend(settings.backend).engine)
 
 
 def resolve_models(settings: EngineSettings, base: Path, cache: str | None = None) -> ModelDirs:
     """The model dirs the backend loads, verified before any model loads."""
-    return registry.get(settings.backend).resolve_models(settings, base, cache)
+    return backend(settings.backend).resolve_models(settings, base, cache)
 
 
 def make_worker(worker: WorkerSpec, timeout_s: float) -> Worker | LocalWorker:
-    if registry.get(worker.settings.backend).in_worker:
+    if backend(worker.settings.backend).in_worker:
         return Worker(worker, timeout_s=timeout_s)
     return LocalWorker(worker, engine_factory(worker.settings), timeout_s=timeout_s)
 
 
 def main_workers(profile: Profile) -> int:
     """Parallel drivers of the main pass: worker processes, or for a service the requests in flight."""
-    return registry.get(profile.engine.backend).main_workers(profile)
+    return backend(profile.engine.backend).main_workers(profile)
 
 
 def runs_in_workers(engine: EngineSettings) -> bool:
     """Its engine runs in spawned worker processes (so it may run on Ray), not in this process."""
-    return registry.get(engine.backend).in_worker
+    return backend(engine.backend).in_worker
 
 
 def max_retry_rate(engine: EngineSettings) -> float | None:
     """A service's share of retried images above which `inference` fails; None: a backend that never retries."""
-    rate = registry.get(engine.backend).max_retry_rate
+    rate = backend(engine.backend).max_retry_rate
     return rate(engine) if rate is not None else None
 
 
 def environment_record(engine: EngineSettings) -> dict[str, Any]:
     """The backend's entries in report.json's `environment` (paddle: oneDNN and threads; others: the name)."""
-    return registry.get(engine.backend).environment(engine)
+    return backend(engine.backend).environment(engine)
 
 
 def unsupported_checks(profile: Profile) -> dict[str, str]:
     """Checks that cannot judge this backend, with the reason the report shows."""
-    return registry.get(profile.engine.backend).unsupported_checks()
+    return backend(profile.engine.backend).unsupported_checks()
 
 
 def preflight(settings: EngineSettings, where: str = "engine") -> dict[str, Any]:
     """Before any model loads: for a service, reach it and read what it reports about itself."""
-    check = registry.get(settings.backend).preflight
+    check = backend(settings.backend).preflight
     return check(settings, where) if check is not None else {}
 
 
 def adjust_stack(base: Mapping[str, Any], engine: EngineSettings, facts: Mapping[str, Any] | None) -> dict[str, Any]:
     """The stack record for this backend from the neutral record `base` (harness.environment.stack)."""
-    return registry.get(engine.backend).stack(base, engine, facts)
+    return backend(engine.backend).stack(base, engine, facts)
 
 
 def backend_owned_keys(golden_stack: Mapping[str, Any], current_stack: Mapping[str, Any]) -> list[str]:
     """Stack keys that a declared golden sharing (`engine.goldens_from`) expects to differ: the backend, its
     runtime, its model files and settings, and what it cannot report (a service's CPU). CPU, Python, batch size
     and the rest are still compared when both sides record them."""
-    keys = {*SHARED_STACK_KEYS, *(k for s in registry.specs() for k in s.owned_stack_keys)}
+    keys = {*SHARED_STACK_KEYS, *(k for s in _registry().specs() for k in s.owned_stack_keys)}
     out = [k for k in golden_stack if k not in current_stack]  # what this backend cannot know (a service's CPU)
     for stack in (golden_stack, current_stack):
         for k, v in stack.items():

@@ -3,8 +3,9 @@
 The built-in backends (paddle, onnxruntime, http: harness.backends.builtin) are registered by the composition
 root's `load`; more come from the modules named in `$OCR_HARNESS_BACKENDS` (comma-separated, importable module
 names) and from the `ocr_harness.backends` entry point group: importing such a module registers its backend.
-A spawned worker is a composition root of its own (it loads before it builds its engine). Config is handed the
-backends' rules inside the catalogue (`rules()`), so reading a profile loads no engine.
+A process no composition root started (a spawned worker, a Ray actor) loads them on its first question to
+harness.backends. Config is handed the backends' rules inside the catalogue (`rules()`), so reading a profile
+loads no engine.
 """
 
 from __future__ import annotations

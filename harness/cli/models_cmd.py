@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.backends import registry, resolve_models
+from harness.backends import backend, resolve_models
 from harness.backends.onnxruntime import export as ex
 from harness.backends.paddle import pack as modelpack
 from harness.cli.run_cmd import add_profile_args, resolve_profile
@@ -48,7 +48,7 @@ def prepare(args: argparse.Namespace) -> int:
 
 def verify(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
-    packs = registry.get(profile.engine.backend).packs
+    packs = backend(profile.engine.backend).packs
     for pack in packs:
         found = pack.verify_sources()
         for source, sha256 in pack.pinned().items():
@@ -65,11 +65,11 @@ def list_models(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
     dirs = resolve_models(profile.engine, base, profile.model_cache)
     e = profile.engine
-    backend = registry.get(e.backend)
-    if backend.models_note is not None:
-        print(f"source: {backend.models_note}")
+    spec = backend(e.backend)
+    if spec.models_note is not None:
+        print(f"source: {spec.models_note}")
         return EXIT_OK
-    print(f"source: {dirs.source} ({backend.packs[-1].describe()})")
+    print(f"source: {dirs.source} ({spec.packs[-1].describe()})")
     print(f"det  {e.det_model_name:<22} {dirs.det}")
     print(f"rec  {e.rec_model_name:<22} {dirs.rec}")
     for name, digest in dirs.file_hashes().items():
