@@ -22,11 +22,13 @@ import numpy as np
 
 from harness.checks.bn_capture import Capture, capture_inputs
 from harness.checks.bn_drift import MIN_IMAGES, LayerStats, measure_groups
+from harness.backends import builtin as builtin_backends
+from harness.backends import registry as backend_registry
 from harness.checks import builtin, registry
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
 from harness.model.inference import ImageRequest
-from harness.modelpack import resolve_model_dirs
+from harness.backends.paddle.pack import resolve_model_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 POOLS = (1, 2, 8)  # sample sizes measured; limits come from samples of MIN_IMAGES slips and more
@@ -35,6 +37,7 @@ POOLS = (1, 2, 8)  # sample sizes measured; limits come from samples of MIN_IMAG
 
 def _catalogue() -> registry.Catalogue:
     registry.load(builtin)  # a script is its own composition root (once per process)
+    backend_registry.load(builtin_backends)
     return registry.catalogue()
 
 def per_image_groups(capture: Capture, kind: str) -> list[list[int]]:

@@ -33,10 +33,12 @@ from bn_limits import per_image_groups  # noqa: E402  (the sibling benchmark's s
 from harness.checks.bn_capture import capture_inputs  # noqa: E402
 from harness.checks.bn_drift import MIN_IMAGES, LayerStats, measure_groups  # noqa: E402
 from harness.checks.bn_reference import REFERENCE_IMAGES, ReferenceLimits, judge_model, model_record  # noqa: E402
+from harness.backends import builtin as builtin_backends  # noqa: E402
+from harness.backends import registry as backend_registry  # noqa: E402
 from harness.checks import builtin, registry  # noqa: E402
 from harness.config import load_profile  # noqa: E402
 from harness.corpus.loader import load_corpus  # noqa: E402
-from harness.modelpack import resolve_model_dirs  # noqa: E402
+from harness.backends.paddle.pack import resolve_model_dirs  # noqa: E402
 from harness.model.inference import ImageRequest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +48,7 @@ SIZES = (MIN_IMAGES, 8)
 
 def _catalogue() -> registry.Catalogue:
     registry.load(builtin)  # a script is its own composition root (once per process)
+    backend_registry.load(builtin_backends)
     return registry.catalogue()
 
 def collect(args: argparse.Namespace) -> None:

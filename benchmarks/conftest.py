@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.backends import builtin as builtin_backends
+from harness.backends import registry as backend_registry
 from harness.checks import builtin, registry
 from harness.checks.registry import catalogue
 from harness.config import load_profile
@@ -29,6 +31,7 @@ from harness.model.settings import Profile
 from harness.run.plan import plan
 
 registry.load(builtin)  # benchmarks are a composition root too
+backend_registry.load(builtin_backends)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "harness.toml"

@@ -18,7 +18,7 @@ import pytest
 from conftest import requests_for, summary
 
 from harness.backends import resolve_models
-from harness.backends.serving import Service, start_service
+from harness.backends.http.serving import Service, start_service
 from harness.execution.pool import make_worker
 from harness.execution.state import RunPlan
 from harness.execution.worker import WorkerSpec
@@ -82,7 +82,7 @@ def test_http_overhead_vs_in_process(benchmark: Any, default_plan: RunPlan, serv
                                      engine: Any, smoke_images: list[tuple[str, np.ndarray]]) -> None:
     """The same images, alternately through the service (HTTP client: PNG + base64 + JSON + round trip + the
     server's decoding) and through the in-process engine with the same models, settings and threads."""
-    from harness.backends.http import HttpBackend, encode_image
+    from harness.backends.http.engine import HttpBackend, encode_image
 
     client = HttpBackend(settings_for(default_plan, "http", service.url), default_plan.dirs)
     client.predict([smoke_images[0][1]], [smoke_images[0][0]])  # warm the server

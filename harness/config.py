@@ -11,11 +11,12 @@ import dataclasses
 import difflib
 import tomllib
 import types
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from harness.model.catalogue import Catalogue
-from harness.model.settings import BACKEND_TABLES, PADDLE_KEYS, CheckSettings, Profile
+from harness.model.catalogue import BackendRules, Catalogue
+from harness.model.settings import CheckSettings, Profile
 from harness.util.errors import UserError
 
 CONFIG_NAME = "harness.toml"
@@ -51,7 +52,7 @@ def load_profile(path: Path | None, name: str, catalogue: Catalogue) -> tuple[Pr
     if not isinstance(profiles, dict) or name not in profiles:
         known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) else ""
         raise UserError(f"{path}: no profile {name!r} (profiles: {known or 'none'})")
-    merged = _resolve(profiles, name, path, chain=())
+    merged = _resolve(profiles, name, path, (), catalogue.backends)
     merged.pop("extends", None)
     profile = _build(Profile, merged, f"profiles.{name}", path, catalogue)
     # The checks' option defaults travel with the settings, so CheckSettings.get answers without the catalogue.
@@ -60,7 +61,8 @@ def load_profile(path: Path | None, name: str, catalogue: Catalogue) -> tuple[Pr
     return profile, path.parent
 
 
-def _resolve(profiles: dict[str, Any], name: str, path: Path, chain: tuple[str, ...]) -> dict[str, Any]:
+def _resolve(profiles: dict[str, Any], name: str, path: Path, chain: tuple[str, ...],
+             backends: Mapping[str, BackendRules]) -> dict[str, Any]:
     if name in chain:
         raise UserError(f"{path}: profiles.{name}.extends: cycle {' -> '.join((*chain, name))}")
     body = profiles.get(name)
@@ -71,19 +73,20 @@ def _resolve(profiles: dict[str, Any], name: str, path: Path, chain: tuple[str, 
         return dict(body)
     if not isinstance(parent, str):
         raise UserError(f"{path}: profiles.{name}.extends: expected a profile name")
-    base = _resolve(profiles, parent, path, (*chain, name))
+    base = _resolve(profiles, parent, path, (*chain, name), backends)
     engine = body.get("engine")
     if isinstance(engine, dict) and isinstance(base.get("engine"), dict) and "backend" in engine:
-        base = {**base, "engine": _neutral_engine(base["engine"], engine["backend"])}
+        base = {**base, "engine": _neutral_engine(base["engine"], engine["backend"], backends)}
     return _deep_merge(base, body)
 
 
-def _neutral_engine(engine: dict[str, Any], backend: Any) -> dict[str, Any]:
+def _neutral_engine(engine: dict[str, Any], backend: Any, backends: Mapping[str, BackendRules]) -> dict[str, Any]:
     """A parent's engine table as a profile that picks `backend` inherits it: the backend-neutral settings only
     (a paddle parent's cpu_threads says nothing about an onnxruntime child); the child's own keys still validate."""
-    own = {"paddle": PADDLE_KEYS}.get(backend, ()) if isinstance(backend, str) else ()
-    other = {*PADDLE_KEYS, *BACKEND_TABLES} - {*own, backend}
-    return {k: v for k, v in engine.items() if k not in other}
+    rules = backends.get(backend) if isinstance(backend, str) else None
+    own = {*rules.flat_keys, rules.table} if rules is not None else set()
+    owned = {k for r in backends.values() for k in (*r.flat_keys, *([r.table] if r.table else []))}
+    return {k: v for k, v in engine.items() if k not in owned - own}
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

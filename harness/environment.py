@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.backends import adjust_stack
+from harness.backends import adjust_stack, settings_rules
 from harness.model.settings import EngineSettings
 from harness.util.packages import package_version
 
@@ -72,17 +72,16 @@ def stack(engine: EngineSettings, model_hashes: dict[str, str],
     """The record stored with goldens and in every report; two equal stacks should give equal outputs.
 
     Only what can change outputs is in it: engine settings (not the profile's name or corpus), versions,
-    model hashes, CPU."""
+    model hashes, CPU. This is the backend-neutral part; the backend's spec makes its record of it (its runtime,
+    what it drops: harness.backends.spec `stack`)."""
     cpu = cpu_info()
     return adjust_stack({
         "python": platform.python_version(),
-        "paddle": package_version("paddlepaddle"),
         "paddleocr": package_version("paddleocr"),
         "paddlex": package_version("paddlex"),
         "harness": __version__,
         "models": model_hashes,
-        "engine_settings_hash": settings_hash(engine.hash_dict()),
-        "onednn": engine.enable_mkldnn,
+        "engine_settings_hash": settings_hash(engine.hash_dict(settings_rules())),
         "cpu_threads": engine.resolved_threads(),
         "rec_batch_size": engine.rec_batch_size,
         "cpu_model": cpu["cpu_model"],

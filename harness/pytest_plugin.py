@@ -1,8 +1,8 @@
 """pytest entry: the golden regression as one test per selected corpus image.
 
 A thin shell, like syrupy's: options, one session fixture, one parametrising hook. The work is done by
-`GoldenRegression` (harness.golden.regression), a plain class over the same core as `ocr-harness run` and
-`golden refresh` (harness.golden.core: the golden engine, the repeat floor, the reproducibility refusal).
+`GoldenRegression` (harness.run.golden_regression), a plain class over the same core as `ocr-harness run` and
+`golden refresh` (harness.run.golden_core: the golden engine, the repeat floor, the reproducibility refusal).
 
 - Test ids come from the profile's corpus selection (subset, tags, ids; `--ocr-id` narrows it), read at
   collection without loading a model.
@@ -24,10 +24,12 @@ from typing import Any
 
 import pytest
 
+from harness.backends import builtin as builtin_backends
+from harness.backends import registry as backend_registry
 from harness.checks import builtin, registry
 from harness.corpus.loader import load_corpus
 from harness.golden.refresh import MODES
-from harness.golden.regression import GoldenRegression, Options, Verdict
+from harness.run.golden_regression import GoldenRegression, Options, Verdict
 from harness.model.catalogue import Catalogue
 from harness.util.errors import UserError
 
@@ -44,6 +46,7 @@ def _catalogue() -> Catalogue:
     """The composition root's catalogue, loaded where it is first needed: a bad plug-in check module fails
     collection with one line, not pytest's start."""
     registry.load(builtin)
+    backend_registry.load(builtin_backends)
     return registry.catalogue()
 
 

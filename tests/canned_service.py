@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.http import expected_settings
+from harness.backends.http.engine import expected_settings
 from harness.model.settings import EngineSettings
 
 CERT = Path(__file__).parent / "data" / "loopback-cert.pem"

@@ -14,12 +14,15 @@ from typing import Any
 
 import pytest
 
+from harness.backends import builtin as builtin_backends
+from harness.backends import registry as backend_registry
 from harness.checks import builtin, registry
 from harness.model.report import RunReport
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "datasets" / "bank_slips"
 registry.load(builtin)  # the suite is a composition root too: tests below the CLI see every check
+backend_registry.load(builtin_backends)  # and every backend
 pytest_plugins = ["harness.pytest_plugin", "no_skips"]  # no_skips: a skipped test fails the suite
 
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from harness.backends.serving import Service, free_port, start_service
+from harness.backends.http.serving import Service, free_port, start_service
 
 __all__ = ["Service", "free_port", "start_service"]

@@ -20,7 +20,7 @@ from conftest import CORPUS, ROOT, CliRun, run_cli
 from fault_proxy import FaultProxy
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
-from harness.modelpack import prepare_bundled
+from harness.backends.paddle.pack import prepare_bundled
 from serving import Service, free_port, start_service
 
 pytestmark = pytest.mark.slow

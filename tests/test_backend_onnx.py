@@ -8,7 +8,7 @@ import pytest
 
 from backend_faults import swapped, swapped_digit_rec_dir
 from conftest import CORPUS, ROOT, CliRun, run_cli
-from harness.backends.onnx_pack import prepare_onnx
+from harness.backends.onnxruntime.pack import prepare_onnx
 from harness.model.modeldirs import sha256_file
 from harness.model.settings import EngineSettings
 

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
-from harness.backends import (KINDS, Backend, adjust_stack, backend_owned_keys, check_may_write_goldens,
-                              engine_factory, unsupported_checks)
-from harness.backends.http import HttpBackend
-from harness.backends.onnxruntime import OnnxRuntimeEngine
-from harness.backends.paddle import OcrEngine
+from harness.backends import (Backend, adjust_stack, backend_owned_keys, check_may_write_goldens, engine_factory,
+                              main_workers, registry, unsupported_checks)
+from harness.backends.http.engine import HttpBackend
+from harness.backends.onnxruntime.engine import OnnxRuntimeEngine
+from harness.backends.paddle.engine import OcrEngine
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.environment import settings_hash, stack
-from harness.execution.pool import main_workers
 from harness.golden.status import stack_differences
 from harness.golden.store import GoldenStore
 from harness.model.modeldirs import ModelDirs
@@ -32,24 +31,24 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_registry_names_every_backend_and_its_engine() -> None:
-    assert list(KINDS) == ["paddle", "onnxruntime", "http"]
+    assert registry.names()[:3] == ("paddle", "onnxruntime", "http")
     assert engine_factory(EngineSettings()) is OcrEngine
     assert engine_factory(EngineSettings(backend="onnxruntime")) is OnnxRuntimeEngine
     assert engine_factory(EngineSettings(backend="http")) is HttpBackend
     # engine.factory still wraps or replaces whatever the backend is
-    assert engine_factory(EngineSettings(factory="harness.backends.paddle:to_canonical")).__name__ == "to_canonical"
-    assert KINDS["paddle"].in_worker and KINDS["onnxruntime"].in_worker and not KINDS["http"].in_worker
+    wrapped = engine_factory(EngineSettings(factory="harness.backends.paddle.engine:to_canonical"))
+    assert wrapped.__name__ == "to_canonical"
+    assert registry.get("paddle").in_worker and registry.get("onnxruntime").in_worker
+    assert not registry.get("http").in_worker
 
 
 def test_backends_implement_the_protocol() -> None:
     for cls in (OcrEngine, OnnxRuntimeEngine, HttpBackend):
-        for member in ("name", "facts", "predict", "close"):
+        for member in ("name", "predict", "close"):
             assert hasattr(cls, member), (cls, member)
     service = HttpBackend(EngineSettings(backend="http", http=HttpSettings(url="http://127.0.0.1:9/ocr")),
                           ModelDirs(Path("."), Path("."), "service"))
     assert isinstance(service, Backend)
-    facts = service.facts()
-    assert facts.backend == "http" and facts.models == {}
 
 
 def test_paddle_stack_matches_the_committed_goldens() -> None:
@@ -57,14 +56,14 @@ def test_paddle_stack_matches_the_committed_goldens() -> None:
     profile, _ = load_profile(ROOT / "harness.toml", "release", catalogue())
     meta = GoldenStore(ROOT / "golden", "default").meta()
     assert meta is not None
-    assert settings_hash(profile.engine.hash_dict()) == meta.stack["engine_settings_hash"]
+    assert settings_hash(profile.engine.hash_dict(registry.rules())) == meta.stack["engine_settings_hash"]
     current = stack(profile.engine, {k: v for k, v in meta.stack["models"].items()})
     assert current["backend"] == "paddle"
     differing = {d.key for d in stack_differences(meta.stack, current)}
     assert differing <= {"cpu_model", "isa", "python"}, differing  # the machine may differ; the stack must not
     # Planted: one paddle setting changed -> the hash moves.
     changed = dataclasses.replace(profile.engine, enable_mkldnn=False)
-    assert settings_hash(changed.hash_dict()) != meta.stack["engine_settings_hash"]
+    assert settings_hash(changed.hash_dict(registry.rules())) != meta.stack["engine_settings_hash"]
 
 
 def test_other_backends_drop_paddle_keys_and_add_their_runtime() -> None:
@@ -79,10 +78,10 @@ def test_other_backends_drop_paddle_keys_and_add_their_runtime() -> None:
     assert {"backend", "paddle", "onednn", "onnxruntime", "models.det/x"} <= set(owned)
     assert "cpu_model" not in owned and "rec_batch_size" not in owned
     # paddle backend: settings hash unchanged by the onnxruntime/http tables' existence, nor by delete_passes unset
-    assert EngineSettings().hash_dict() == {k: v for k, v in dataclasses.asdict(EngineSettings()).items()
-                                            if k not in ("backend", "goldens_from", "onnxruntime", "http",
-                                                         "delete_passes")}
-    assert EngineSettings(delete_passes=()).hash_dict()["delete_passes"] == ()
+    assert EngineSettings().hash_dict(registry.rules()) == {
+        k: v for k, v in dataclasses.asdict(EngineSettings()).items()
+        if k not in ("backend", "goldens_from", "onnxruntime", "http", "delete_passes")}
+    assert EngineSettings(delete_passes=()).hash_dict(registry.rules())["delete_passes"] == ()
 
 
 @pytest.mark.parametrize(

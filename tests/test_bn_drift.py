@@ -37,7 +37,7 @@ from harness.corpus.loader import load_corpus
 from harness.model.inference import ImageRequest
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
-from harness.modelpack import resolve_model_dirs
+from harness.backends.paddle.pack import resolve_model_dirs
 from harness.util.errors import UserError
 
 IDS = ("slip_0008", "slip_0009", "slip_0010", "slip_0011")  # held-out slips of the measurements in the docs

@@ -1,4 +1,4 @@
-"""BN fusion measured, not assumed (harness.backends.paddle_passes, the `variations` check's bn-unfused path).
+"""BN fusion measured, not assumed (harness.backends.paddle.passes, the `variations` check's bn-unfused path).
 
 The pass log parser on a logged excerpt; then real models: with oneDNN on the BN fusion passes rewrite det and rec
 subgraphs and the bn-unfused engine rewrites none; an empty `delete_pass` list (PaddleOCR's own engine config
@@ -11,14 +11,15 @@ import dataclasses
 import pytest
 from conftest import CORPUS, ROOT
 
-from harness.backends.paddle_passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts, parse_pass_log
+from harness.backends.paddle.passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts, parse_pass_log
 from harness.checks.builtin import BN_UNFUSED, variants
 from harness.model.settings import EngineSettings
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
 from harness.environment import settings_hash
-from harness.modelpack import resolve_model_dirs
+from harness.backends import registry as backend_registry
+from harness.backends.paddle.pack import resolve_model_dirs
 from harness.model.inference import ImageRequest
 from harness.execution.worker import Worker, WorkerSpec
 
@@ -44,8 +45,8 @@ def test_the_variation_and_its_setting() -> None:
     nightly, _ = load_profile(ROOT / "harness.toml", "nightly", catalogue())
     assert variants(nightly)[BN_UNFUSED].delete_passes == BN_FUSION_PASSES
     # Unset, the setting leaves the stack hash every golden was stamped with unchanged; set, it is a new stack.
-    assert settings_hash(EngineSettings().hash_dict()) == "6d0910e8a90e0fa7"
-    assert settings_hash(EngineSettings(delete_passes=()).hash_dict()) != "6d0910e8a90e0fa7"
+    assert settings_hash(EngineSettings().hash_dict(backend_registry.rules())) == "6d0910e8a90e0fa7"
+    assert settings_hash(EngineSettings(delete_passes=()).hash_dict(backend_registry.rules())) != "6d0910e8a90e0fa7"
 
 
 @pytest.fixture(scope="module")

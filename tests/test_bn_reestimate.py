@@ -24,7 +24,7 @@ from harness.model.corpus import CorpusItem
 from harness.model.corpus import TruthLine
 from harness.util.errors import UserError
 from harness.golden.store import Golden, GoldenStore, dumps_golden
-from harness.modelpack import resolve_model_dirs
+from harness.backends.paddle.pack import resolve_model_dirs
 from harness.run.reestimate import RTOL, SelfCheckFailed, model_kind, reestimate_batches
 from harness.model.results import Line, OcrResult
 from harness.run.reestimate_child import new_statistics

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_cli
 from harness.model.settings import EngineSettings
-from harness.modelpack import prepare_bundled
+from harness.backends.paddle.pack import prepare_bundled
 
 pytestmark = pytest.mark.slow
 FEW = ["--id", "slip_0000", "--id", "slip_0003"]

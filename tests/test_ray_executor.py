@@ -26,7 +26,7 @@ from harness.corpus.loader import load_corpus
 from harness.backends import resolve_models
 from harness.model.settings import EngineSettings
 from harness.util.errors import UserError
-from harness.modelpack import cache_root
+from harness.backends.pack import cache_root
 
 TESTS = Path(__file__).resolve().parent
 SAME = ["slip_0001", "slip_0002", "slip_0003"]  # smoke-subset slips compared with the local executor

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
-from harness.backends.serving import free_port
+from harness.backends.http.serving import free_port
 from harness.report.writer import RUN_FILES
 
 STALE_PASS = {"schema": "ocr-harness/report/1", "passed": True, "exit_code": 0, "complete": True}

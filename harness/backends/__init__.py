@@ -1,57 +1,57 @@
 """Backends: the engines the harness runs, by name (`[profiles.X.engine] backend = ...`).
 
+Each backend is a package that registers one `BackendSpec` (harness.backends.spec, harness.backends.registry):
 - `paddle`: PaddleOCR on Paddle Inference (the default; what the goldens in golden/default were made with).
 - `onnxruntime`: the same PaddleOCR pipeline on ONNX Runtime, with the pinned ONNX pack or the user's ONNX dirs.
 - `http`: a running service speaking the PaddleX serving OCR protocol.
-
-paddle and onnxruntime load native code and run in spawned worker processes (a crash fails an image, not the
-run); http runs in this process. Every backend implements `harness.backends.base.Backend`.
+More come from the `ocr_harness.backends` entry point group. Backends that load native code run in spawned worker
+processes (a crash fails an image, not the run); the others in this process. Every backend implements
+`harness.backends.base.Backend`. The functions below are what the rest of the harness asks of the profile's backend.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from harness.backends import registry
 from harness.backends.base import Backend
-from harness.backends.http import preflight as http_preflight
-from harness.backends.onnx_pack import resolve_onnx_dirs
+from harness.backends.spec import BackendSpec
 from harness.model.modeldirs import ModelDirs
-from harness.model.settings import BACKENDS, EngineSettings, Profile
-from harness.model.stack import StackFacts
-from harness.modelpack import resolve_model_dirs
+from harness.model.catalogue import BackendRules
+from harness.model.settings import EngineSettings, Profile
 from harness.util.errors import UserError
-from harness.util.packages import package_version
+
+__all__ = ["Backend", "BackendSpec"]
+# Always in a backend's stack record and expected to differ when goldens are shared (`engine.goldens_from`).
+SHARED_STACK_KEYS = ("backend", "engine_settings_hash")
 
 
-@dataclass(frozen=True)
-class BackendKind:
-    name: str
-    runtime: str  # the distribution whose version is the runtime's
-    in_worker: bool  # native code: run in a spawned worker for crash isolation
-    paddle_programs: bool  # its model dirs hold Paddle programs (the audit, probe and BN drift checks read them)
-    engine: str  # "module:callable" building the backend from (settings, model dirs)
+def _registry() -> ModuleType:
+    """The loaded registry. A process no composition root started (a spawned worker, a Ray actor) asks here
+    first, so it loads the backends itself: the built-in ones and the same plug-ins as its parent."""
+    if not registry.loaded():
+        from harness.backends import builtin  # that process's composition root
+
+        registry.load(builtin)
+    return registry
 
 
-KINDS: dict[str, BackendKind] = {
-    "paddle": BackendKind("paddle", "paddlepaddle", True, True, "harness.backends.paddle:OcrEngine"),
-    "onnxruntime": BackendKind("onnxruntime", "onnxruntime", True, False,
-                               "harness.backends.onnxruntime:OnnxRuntimeEngine"),
-    "http": BackendKind("http", "service", False, False, "harness.backends.http:HttpBackend"),
-}
-assert tuple(KINDS) == BACKENDS
-__all__ = ["Backend", "BackendKind", "KINDS", "StackFacts"]
-SERVICE_SOURCE = "service"  # ModelDirs.source of a backend whose models live elsewhere
+def backend(name: str) -> BackendSpec:
+    return _registry().get(name)
 
 
-def kind(name: str) -> BackendKind:
-    try:
-        return KINDS[name]
-    except KeyError:
-        raise UserError(f"unknown backend {name!r} (known: {', '.join(KINDS)})") from None
+def settings_rules() -> dict[str, BackendRules]:
+    """Every backend's `[engine]` rules: what the engine settings hash is computed with."""
+    return _registry().rules()
+
+
+def service_table() -> str:
+    """The `[engine]` sub-table `run --service-url` sets the URL of: the first service backend's (http)."""
+    return next(s.rules.table for s in _registry().specs() if s.service and s.rules.table is not None)
 
 
 def load_callable(dotted: str) -> Callable[..., Any]:
@@ -61,67 +61,56 @@ def load_callable(dotted: str) -> Callable[..., Any]:
 
 def engine_factory(settings: EngineSettings) -> Callable[[EngineSettings, ModelDirs], Any]:
     """`engine.factory` when set (it wraps or replaces the backend), else the backend's own class."""
-    return load_callable(settings.factory or kind(settings.backend).engine)
+    return load_callable(settings.factory or backend(settings.backend).engine)
 
 
 def resolve_models(settings: EngineSettings, base: Path, cache: str | None = None) -> ModelDirs:
     """The model dirs the backend loads, verified before any model loads."""
-    if settings.backend == "onnxruntime":
-        return resolve_onnx_dirs(settings, base, cache)
-    if settings.backend == "http":
-        return ModelDirs(det=Path("."), rec=Path("."), source=SERVICE_SOURCE)
-    return resolve_model_dirs(settings, base, cache)
+    return backend(settings.backend).resolve_models(settings, base, cache)
+
+
+def main_workers(profile: Profile) -> int:
+    """Parallel drivers of the main pass: worker processes, or for a service the requests in flight."""
+    return backend(profile.engine.backend).main_workers(profile)
+
+
+def runs_in_workers(engine: EngineSettings) -> bool:
+    """Its engine runs in spawned worker processes (so it may run on Ray), not in this process."""
+    return backend(engine.backend).in_worker
+
+
+def max_retry_rate(engine: EngineSettings) -> float | None:
+    """A service's share of retried images above which `inference` fails; None: a backend that never retries."""
+    rate = backend(engine.backend).max_retry_rate
+    return rate(engine) if rate is not None else None
+
+
+def environment_record(engine: EngineSettings) -> dict[str, Any]:
+    """The backend's entries in report.json's `environment` (paddle: oneDNN and threads; others: the name)."""
+    return backend(engine.backend).environment(engine)
 
 
 def unsupported_checks(profile: Profile) -> dict[str, str]:
     """Checks that cannot judge this backend, with the reason the report shows."""
-    name = profile.engine.backend
-    out: dict[str, str] = {}
-    if not kind(name).paddle_programs:
-        for check in ("audit", "probe", "bn_drift"):
-            out[check] = f"reads Paddle programs; the {name} backend runs none"
-    if name != "paddle":
-        out["variations"] = f"oneDNN and thread variations are paddle settings; the backend is {name}"
-    if name == "http":
-        out["batch_paths"] = "the recognition batch size is the service's own setting; the client cannot vary it"
-    return out
+    return backend(profile.engine.backend).unsupported_checks()
 
 
 def preflight(settings: EngineSettings, where: str = "engine") -> dict[str, Any]:
     """Before any model loads: for a service, reach it and read what it reports about itself."""
-    if settings.backend != "http":
-        return {}
-    return http_preflight(settings, where)
+    check = backend(settings.backend).preflight
+    return check(settings, where) if check is not None else {}
 
 
 def adjust_stack(base: Mapping[str, Any], engine: EngineSettings, facts: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The stack record for this backend: `base` is what the paddle stack has always held.
-
-    paddle keeps exactly that plus `backend` (goldens made before backends existed read as paddle); other
-    backends drop what does not decide their outputs and add their runtime."""
-    out = dict(base)
-    out["backend"] = engine.backend
-    if engine.backend == "paddle":
-        return out
-    for key in ("paddle", "onednn"):
-        out.pop(key, None)
-    if engine.backend == "onnxruntime":
-        out["onnxruntime"] = package_version("onnxruntime")
-        out["cpu_threads"] = engine.onnxruntime.resolved_threads()
-    if engine.backend == "http":
-        # The client machine's packages, CPU and threads do not decide what a service reads; what it reports does.
-        for key in ("paddleocr", "paddlex", "cpu_threads", "cpu_model", "isa", "models", "rec_batch_size"):
-            out.pop(key, None)
-        out["service"] = dict(facts or {})
-    return out
+    """The stack record for this backend from the neutral record `base` (harness.environment.stack)."""
+    return backend(engine.backend).stack(base, engine, facts)
 
 
 def backend_owned_keys(golden_stack: Mapping[str, Any], current_stack: Mapping[str, Any]) -> list[str]:
     """Stack keys that a declared golden sharing (`engine.goldens_from`) expects to differ: the backend, its
     runtime, its model files and settings, and what it cannot report (a service's CPU). CPU, Python, batch size
     and the rest are still compared when both sides record them."""
-    keys = {"backend", "paddle", "onnxruntime", "onednn", "cpu_threads", "engine_settings_hash", "paddleocr",
-            "paddlex", "service"}
+    keys = {*SHARED_STACK_KEYS, *(k for s in _registry().specs() for k in s.owned_stack_keys)}
     out = [k for k in golden_stack if k not in current_stack]  # what this backend cannot know (a service's CPU)
     for stack in (golden_stack, current_stack):
         for k, v in stack.items():
@@ -129,8 +118,8 @@ def backend_owned_keys(golden_stack: Mapping[str, Any], current_stack: Mapping[s
                 out.append(k)
             if k == "models" and isinstance(v, Mapping):
                 out += [f"models.{m}" for m in v]
-            if k == "service" and isinstance(v, Mapping):
-                out += [f"service.{m}" for m in _flat_keys(v)]
+            elif k in keys and isinstance(v, Mapping):  # what a service reports about itself
+                out += [f"{k}.{m}" for m in _flat_keys(v)]
     return sorted(set(out))
 
 

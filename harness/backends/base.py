@@ -14,7 +14,6 @@ import numpy as np
 
 from harness.model.inference import TransportNotes
 from harness.model.results import OcrResult
-from harness.model.stack import StackFacts
 
 
 @runtime_checkable
@@ -22,8 +21,6 @@ class Backend(Protocol):
     """One loaded engine, reused for every image and repeat; `engine.factory` callables return one too."""
 
     name: str
-
-    def facts(self) -> StackFacts: ...
 
     def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
         """Several images in one call (one image is the service path); results in input order."""

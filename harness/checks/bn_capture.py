@@ -2,7 +2,7 @@
 
 A worker of the profile's own engine settings runs the images one per call (the service path) with
 `WorkerSpec.capture_dir` set; every det and rec input batch it feeds the predictor is written there
-(harness.backends.paddle_capture). Nothing re-implements pre-processing, so whatever the pipeline does (resize
+(harness.backends.paddle.capture). Nothing re-implements pre-processing, so whatever the pipeline does (resize
 limits, normalisation, rec width bucketing and padding, batch size) is what gets measured.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.backends.paddle_capture import captured_files
+from harness.backends.paddle.capture import captured_files
 from harness.checks.paddle_child import ChildError
 from harness.model.inference import ImageRequest
 from harness.model.modeldirs import ModelDirs

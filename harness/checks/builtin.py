@@ -11,8 +11,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.backends import backend_owned_keys, unsupported_checks
-from harness.backends.paddle_passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
+from harness.backends import backend_owned_keys, registry as backends, unsupported_checks
+from harness.backends.paddle.passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
 from harness.checks.audit import audit_model_dir
 from harness.checks.bn_check import bn_drift, bn_prepare, validate_bn_drift
 from harness.checks.determinism import (
@@ -41,7 +41,7 @@ from harness.golden.store import Golden, GoldenStore
 from harness.model.catalogue import Option
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck
-from harness.model.settings import BACKENDS, CheckSettings, EngineSettings, Profile, require
+from harness.model.settings import DEFAULT_BACKEND, CheckSettings, EngineSettings, Profile, require
 from harness.model.views import ShardView
 
 
@@ -84,7 +84,7 @@ def served_settings(p: RunPlan, state: RunState) -> CheckResult:
 
 
 register(CheckSpec("served_settings", 20, served_settings, level="model", per_shard=True, every_shard=True,  # answers
-                   absent_unless=lambda profile: profile.engine.backend == "http"))
+                   absent_unless=lambda profile: backends.get(profile.engine.backend).service))
 
 
 # --- other execution paths -------------------------------------------------------------------------------------
@@ -141,7 +141,7 @@ def batch_paths(p: RunPlan, state: RunState) -> CheckResult:
     return with_sample(check, info)
 
 
-BN_UNFUSED = "bn-unfused"  # the variation without BN fusion passes (harness.backends.paddle_passes)
+BN_UNFUSED = "bn-unfused"  # the variation without BN fusion passes (harness.backends.paddle.passes)
 
 
 def variants(profile: Profile) -> dict[str, EngineSettings]:
@@ -227,7 +227,8 @@ def _parity_prepare(p: RunPlan) -> None:
 
 
 def _validate_parity(c: CheckSettings, where: str) -> None:
-    require(c.parity_reference in BACKENDS, f"{where}.parity_reference", f"must be one of {', '.join(BACKENDS)}")
+    names = backends.names()
+    require(c.parity_reference in names, f"{where}.parity_reference", f"must be one of {', '.join(names)}")
 
 
 register(CheckSpec("parity", 70, parity_hook, key="parity", prepare=_parity_prepare,
@@ -256,7 +257,7 @@ def shared_golden_keys(profile: Profile, store: Any, current_stack: dict[str, An
     meta = store.meta()
     if profile.engine.goldens_from is None or meta is None:
         return []
-    if meta.stack.get("backend", "paddle") != profile.engine.goldens_from:
+    if meta.stack.get("backend", DEFAULT_BACKEND) != profile.engine.goldens_from:
         return []
     return backend_owned_keys(meta.stack, current_stack)
 

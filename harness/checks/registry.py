@@ -22,6 +22,7 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, Literal
 
+from harness.backends import settings_rules
 from harness.model.catalogue import Catalogue, Option
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.report import FIRST, LAST, CheckLayout
@@ -166,10 +167,10 @@ def options() -> dict[str, tuple[CheckSpec, Option]]:
 
 
 def catalogue() -> Catalogue:
-    """What config is handed to read and validate profiles: the checks' own keys and rules."""
+    """What config is handed to read and validate profiles: the checks' own keys and rules, and the backends'."""
     return Catalogue(options={key: option for key, (_, option) in options().items()},
                      validators=tuple(spec.validate for spec in specs() if spec.validate is not None),
-                     names=tuple(spec.name for spec in specs()))
+                     names=tuple(spec.name for spec in specs()), backends=settings_rules())
 
 
 def report_order() -> tuple[str, ...]:

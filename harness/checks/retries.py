@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.backends import max_retry_rate
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
 from harness.model.views import PlanView
@@ -24,9 +25,10 @@ def inference_check(p: PlanView, outcomes: Mapping[str, ImageOutcome]) -> CheckR
     """The `inference` check: every image ran; for a service, also within its retry budget."""
     per_image = {i: ImageCheck(o.ok, o.error or f"{len(o.runs[0].lines)} lines") for i, o in outcomes.items()}
     check = from_images("inference", per_image, FAILED)
-    if p.profile.engine.backend != "http":
+    limit = max_retry_rate(p.profile.engine)
+    if limit is None:
         return check
-    return judge_retries(check, outcomes, p.profile.engine.http.max_retry_rate)
+    return judge_retries(check, outcomes, limit)
 
 
 def retries_by_image(outcomes: Mapping[str, ImageOutcome]) -> dict[str, tuple[str, ...]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.backends.http import SettingDifference, expected_settings, settings_differences
+from harness.backends.http.engine import SettingDifference, expected_settings, settings_differences
 from harness.model.outcome import CheckResult
 from harness.model.settings import EngineSettings
 

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
+from harness.backends import builtin as builtin_backends
+from harness.backends import registry as backend_registry
 from harness.checks import builtin, registry
 from harness.util.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, InternalError, UserError
 
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                              report_cmd, run_cmd, speed_cmd)
 
     registry.load(builtin)  # the composition root: the harness's checks and the plug-ins, before any flag
+    backend_registry.load(builtin_backends)  # and the backends, before a profile is read
     parser = _Parser(prog="ocr-harness", description="Deployment regression harness for PaddleOCR.",
                      epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ocr-harness {__version__}")

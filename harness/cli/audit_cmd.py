@@ -18,7 +18,7 @@ from harness.checks.bn_capture import capture_inputs
 from harness.checks.bn_drift import DEFAULT_THRESHOLD, MIN_IMAGES, DriftReport, measure_drift
 from harness.model.inference import ImageRequest
 from harness.model.settings import EngineSettings
-from harness.modelpack import resolve_model_dirs
+from harness.backends.paddle.pack import resolve_model_dirs
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

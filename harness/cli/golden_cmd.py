@@ -11,10 +11,10 @@ from harness.corpus.loader import content_sha256
 from harness.environment import stack
 from harness.execution.scheduler import infer_all
 from harness.golden.approval import APPROVAL_NAME
-from harness.golden.core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
-from harness.golden.refresh import apply_refresh
 from harness.golden.status import golden_status
 from harness.run.approve import approve_full
+from harness.run.golden_core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
+from harness.run.golden_refresh import apply_refresh
 from harness.run.plan import plan
 from harness.util import atomic
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness import modelpack
+from harness.backends import backend, resolve_models
+from harness.backends.onnxruntime import export as ex
+from harness.backends.paddle import pack as modelpack
 from harness.cli.run_cmd import add_profile_args, resolve_profile
+from harness.run.export_agreement import agreement
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
@@ -37,8 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def prepare(args: argparse.Namespace) -> int:
-    from harness.backends import resolve_models
-
     profile, base = resolve_profile(args)
     dirs = resolve_models(profile.engine, base, profile.model_cache)
     print(f"det: {dirs.det}\nrec: {dirs.rec}")
@@ -46,39 +47,29 @@ def prepare(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    from harness.backends import onnx_pack, resolve_models
-
     profile, base = resolve_profile(args)
-    found = modelpack.verify_sources()
-    for pf in modelpack.PACK_FILES:
-        print(f"ok  {pf.sha256[:16]}  {found[pf.source]}")
-    if profile.engine.backend == "onnxruntime":
-        onnx_found = onnx_pack.verify_sources()
-        for pf in onnx_pack.ONNX_FILES:
-            print(f"ok  {pf.sha256[:16]}  {onnx_found[pf.source]}")
+    packs = backend(profile.engine.backend).packs
+    for pack in packs:
+        found = pack.verify_sources()
+        for source, sha256 in pack.pinned().items():
+            print(f"ok  {sha256[:16]}  {found[source]}")
     dirs = resolve_models(profile.engine, base, profile.model_cache)
-    if dirs.source == "bundled":
-        modelpack.verify_prepared(dirs.det.parent)
-        print(f"ok  prepared pack {dirs.det.parent}")
-    elif dirs.source == "bundled-onnx":
-        onnx_pack.verify_prepared(dirs.det.parent)
-        print(f"ok  prepared ONNX pack {dirs.det.parent}")
+    for pack in packs:
+        if dirs.source == pack.source:
+            pack.verify_prepared(dirs.det.parent)
+            print(f"ok  prepared {pack.label} {dirs.det.parent}")
     return EXIT_OK
 
 
 def list_models(args: argparse.Namespace) -> int:
-    from harness.backends import onnx_pack, resolve_models
-
     profile, base = resolve_profile(args)
     dirs = resolve_models(profile.engine, base, profile.model_cache)
     e = profile.engine
-    if e.backend == "http":
-        print("source: the service (its models are not local; run reports record what it says about itself)")
+    spec = backend(e.backend)
+    if spec.models_note is not None:
+        print(f"source: {spec.models_note}")
         return EXIT_OK
-    if e.backend == "onnxruntime":
-        print(f"source: {dirs.source} ({onnx_pack.ONNX_PACK_ID} from {onnx_pack.CARRIER} {onnx_pack.CARRIER_VERSION})")
-    else:
-        print(f"source: {dirs.source} ({modelpack.PACK_ID} from {modelpack.CARRIER} {modelpack.CARRIER_VERSION})")
+    print(f"source: {dirs.source} ({spec.packs[-1].describe()})")
     print(f"det  {e.det_model_name:<22} {dirs.det}")
     print(f"rec  {e.rec_model_name:<22} {dirs.rec}")
     for name, digest in dirs.file_hashes().items():
@@ -87,8 +78,6 @@ def list_models(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    from harness.backends import export as ex
-
     profile, base = resolve_profile(args)
     source = ex.check_source(args.model_dir)
     kind = ex.model_kind(source)
@@ -106,7 +95,7 @@ def export(args: argparse.Namespace) -> int:
             print(f"FAIL  {name}: {result.message}")
             return EXIT_REGRESSION
         print(f"  ok  {name}: {result.message}")
-    check = ex.agreement(profile, base, source, out, kind)
+    check = agreement(profile, base, source, out, kind)
     print(f"{'  ok' if check.passed else 'FAIL'}  parity: {check.summary}")
     for image_id in check.failed_images[:10]:
         print(f"        {image_id}: {check.per_image[image_id].summary}")
@@ -114,7 +103,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def serve_config(args: argparse.Namespace) -> int:
-    from harness.backends.serving import pipeline_template, serving_config, write_serving_config
+    from harness.backends.http.serving import pipeline_template, serving_config, write_serving_config
 
     profile, base = resolve_profile(args)
     dirs = modelpack.resolve_model_dirs(profile.engine, base, profile.model_cache)

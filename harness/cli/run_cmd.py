@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.backends import service_table
 from harness.checks import registry
 from harness.config import find_config, load_profile
 from harness.model.report import RunReport
@@ -62,7 +63,8 @@ def resolve_profile(args: argparse.Namespace) -> tuple[Profile, Path]:
     if args.onednn is not None:
         engine["enable_mkldnn"] = args.onednn
     if getattr(args, "service_url", None) is not None:
-        engine["http"] = dataclasses.replace(profile.engine.http, url=args.service_url, url_env=None)
+        table = service_table()
+        engine[table] = dataclasses.replace(getattr(profile.engine, table), url=args.service_url, url_env=None)
     checks: dict[str, Any] = {}
     if getattr(args, "repeats", None) is not None:
         checks["repeats"] = args.repeats

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from harness.backends.http_client import allow_requests, cancel_requests
+from harness.backends.http.client import allow_requests, cancel_requests
 from harness.execution.worker import allow_workers, cancel_workers
 from harness.util.errors import Cancelled
 

@@ -7,7 +7,8 @@ import contextlib
 import importlib.util
 from collections.abc import Iterator
 
-from harness.execution.pool import main_workers, make_worker
+from harness.backends import main_workers, runs_in_workers
+from harness.execution.pool import make_worker
 from harness.execution.state import RunPlan, RunState
 from harness.model.settings import Profile
 from harness.util.errors import UserError
@@ -45,5 +46,6 @@ def require_executor(profile: Profile) -> None:
     where = f"profiles.{profile.name}.executor.kind"
     if importlib.util.find_spec("ray") is None:
         raise UserError(f'{where}: "ray" needs Ray, which is not installed: pip install "ocr-harness[ray]"')
-    if profile.engine.backend == "http":
-        raise UserError(f"{where}: \"ray\" runs worker processes; the http backend has none (it calls a service)")
+    if not runs_in_workers(profile.engine):
+        raise UserError(f"{where}: \"ray\" runs worker processes; the {profile.engine.backend} backend has none "
+                        "(it calls a service)")

@@ -11,21 +11,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from harness.backends import engine_factory, kind
+from harness.backends import engine_factory, runs_in_workers
 from harness.execution.local import LocalWorker
 from harness.execution.worker import Worker, WorkerSpec
-from harness.model.settings import EngineSettings, Profile
+from harness.model.settings import EngineSettings
 
 
 def make_worker(spec: WorkerSpec, timeout_s: float) -> Worker | LocalWorker:
-    if kind(spec.settings.backend).in_worker:
+    if runs_in_workers(spec.settings):
         return Worker(spec, timeout_s=timeout_s)
     return LocalWorker(spec, engine_factory(spec.settings), timeout_s=timeout_s)
-
-
-def main_workers(profile: Profile) -> int:
-    """Parallel drivers of the main pass: worker processes, or for a service the requests in flight."""
-    return profile.engine.http.max_in_flight if profile.engine.backend == "http" else profile.workers
 
 
 class WorkerPool:

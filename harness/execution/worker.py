@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import engine_factory
-from harness.backends.paddle_capture import install_capture
+from harness.backends.paddle.capture import install_capture
 from harness.execution.inference import CPU, InferenceCore
 from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.modeldirs import ModelDirs
@@ -36,7 +36,7 @@ class WorkerSpec:
     max_bytes: int = 256 * 2**20
     label: str = "main"
     log_path: str | None = None  # the child's stdout/stderr (Paddle's own logs, native crash text)
-    # Every det/rec input batch the Paddle predictor receives is also written here (harness.backends.paddle_capture)
+    # Every det/rec input batch the Paddle predictor receives is also written here (harness.backends.paddle.capture)
     capture_dir: str | None = None
     # Linux: the child is killed when its parent dies, even by SIGKILL (a Ray actor killed by the driver must not
     # leave a Paddle process behind; harness.execution.ray_executor)

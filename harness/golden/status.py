@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.golden.store import Golden, GoldenStore, stack_id
+from harness.model.settings import DEFAULT_BACKEND
 
 # Highest first; a flag matches a level when it starts with the level's name (avx512f -> avx512).
 _ISA_LEVELS = ("amx", "avx512", "avx2", "avx", "sse4_2", "sse4.2", "sse4_1", "sse4.1")
 _GENERIC = {"version", "value", "name", "sha256", "hash", "enabled", "on"}
 # Stack keys added after goldens were first written, with the value every older golden had.
-_LEGACY_STACK = {"backend": "paddle"}
+_LEGACY_STACK = {"backend": DEFAULT_BACKEND}
 _LABELS = {"onednn": "oneDNN", "mkldnn": "oneDNN", "enable_mkldnn": "oneDNN", "use_onednn": "oneDNN"}
 
 

@@ -1,7 +1,8 @@
-"""The check catalogue as the layers below checks see it: the `[checks]` keys checks own and the rules they add.
+"""The catalogue as the layers below checks see it: the `[checks]` keys checks own and the rules they add, and the
+backends a profile may name with the `[engine]` keys and tables each owns.
 
-The composition root (the CLI, the pytest plugin) loads the checks and hands this down (harness.checks.registry
-`catalogue()`), so reading a profile loads no check, no engine and no renderer.
+The composition root (the CLI, the pytest plugin) loads the checks and the backends and hands this down
+(harness.checks.registry `catalogue()`), so reading a profile loads no check, no engine and no renderer.
 """
 
 from __future__ import annotations
@@ -28,12 +29,24 @@ Validator = Callable[[Any, str], None]
 
 
 @dataclass(frozen=True)
+class BackendRules:
+    """What reading and validating a profile needs to know of one backend (its spec: harness.backends.spec)."""
+
+    name: str
+    flat_keys: tuple[str, ...] = ()  # `[engine]` keys it owns, flat where profiles have always set them
+    table: str | None = None  # its `[engine.<table>]` sub-table: an EngineSettings field of the same name
+    hashed_table: bool = False  # the sub-table decides what is read, so it is in the engine settings hash
+    local_models: bool = True  # it runs models in the harness's own processes (a parity reference must)
+
+
+@dataclass(frozen=True)
 class Catalogue:
     """What reading and validating a profile needs to know of the checks."""
 
     options: Mapping[str, Option] = field(default_factory=dict)  # by key: the keys beyond CheckSettings' fields
     validators: tuple[Validator, ...] = ()  # in check run order
     names: tuple[str, ...] = ()  # every check, in run order
+    backends: Mapping[str, BackendRules] = field(default_factory=dict)  # by name, in registration order
 
     def defaults(self) -> dict[str, Any]:
         """Each option's default: what CheckSettings.get answers for a key the profile leaves unset."""

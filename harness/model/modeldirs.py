@@ -1,4 +1,4 @@
-"""The model directories a run reads, and the hashes that name them in the stack record (harness.modelpack
+"""The model directories a run reads, and the hashes that name them in the stack record (harness.backends.paddle.pack
 materialises the bundled pack; a profile may name its own directories)."""
 
 from __future__ import annotations

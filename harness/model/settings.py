@@ -14,15 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.model.catalogue import Catalogue
+from harness.model.catalogue import BackendRules, Catalogue
 from harness.util.errors import UserError
 from harness.util.service_url import redact_url, url_problem
 
-BACKENDS = ("paddle", "onnxruntime", "http")
-# Keys of `[engine]` that belong to the paddle backend. They stay flat in `[engine]` (where profiles have always
-# set them); every other backend has its own sub-table and rejects them.
-PADDLE_KEYS = ("device", "enable_mkldnn", "cpu_threads", "delete_passes")
-BACKEND_TABLES = ("onnxruntime", "http")
+# The backend of a profile that names none, and of goldens made before backends existed. Which backends exist, and
+# which `[engine]` keys and sub-tables each owns, comes from the catalogue (harness.model.catalogue BackendRules).
+DEFAULT_BACKEND = "paddle"
 _UNSET: Any = object()  # get() without a default: an unknown key raises KeyError
 
 
@@ -74,6 +72,13 @@ class HttpSettings:
             _require(bool(_HEADER_NAME.fullmatch(name)), f"{where}.headers_env.{name}", "is not an HTTP header name")
             _require(bool(var), f"{where}.headers_env.{name}", "must name an environment variable")
 
+    def redacted_dict(self) -> dict[str, Any]:
+        """The table as reports record it: a URL's credentials redacted."""
+        d = dataclasses.asdict(self)
+        if d["url"]:
+            d["url"] = redact_url(d["url"])
+        return d
+
     def resolved_url(self, where: str) -> str:
         """The endpoint; from the environment when `url_env` names a variable (read at run time)."""
         if self.url:
@@ -110,11 +115,11 @@ class EngineSettings:
 
     Backend-neutral settings (models, detection limits, thresholds, recognition batch) apply to every backend:
     in-process backends are given them, the http backend is expected to be configured with them and every
-    difference the service reports is flagged. `PADDLE_KEYS` belong to the paddle backend; the other backends
-    have their own sub-tables.
+    difference the service reports is flagged. A backend owns some flat `[engine]` keys or a sub-table of its
+    own (`BackendRules`); the other backends reject them.
     """
 
-    backend: str = "paddle"  # paddle | onnxruntime | http (see harness.backends)
+    backend: str = DEFAULT_BACKEND  # a registered backend (harness.backends.registry)
     # The backend whose goldens this profile's golden set holds, when it is not `backend` itself: the profile
     # declares that its backend reads like that one within the profile's tolerances ("shares the goldens").
     goldens_from: str | None = None
@@ -146,21 +151,25 @@ class EngineSettings:
     onnxruntime: OnnxRuntimeSettings = field(default_factory=OnnxRuntimeSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
 
-    def validate(self, where: str) -> None:
-        _require(self.backend in BACKENDS, f"{where}.backend", f"must be one of {', '.join(BACKENDS)}")
-        _require(self.goldens_from is None or (self.goldens_from in BACKENDS and self.goldens_from != self.backend),
-                 f"{where}.goldens_from", f"must be another backend ({', '.join(BACKENDS)})")
-        if self.backend != "paddle":
-            default = EngineSettings()
-            for name in PADDLE_KEYS:
+    def validate(self, where: str, backends: Mapping[str, BackendRules]) -> None:
+        names = ", ".join(backends)
+        _require(self.backend in backends, f"{where}.backend", f"must be one of {names}")
+        _require(self.goldens_from is None or (self.goldens_from in backends and self.goldens_from != self.backend),
+                 f"{where}.goldens_from", f"must be another backend ({names})")
+        default = EngineSettings()
+        for owner in backends.values():
+            if owner.name == self.backend:
+                continue
+            for name in owner.flat_keys:
                 _require(getattr(self, name) == getattr(default, name), f"{where}.{name}",
-                         f"belongs to the paddle backend; this profile's backend is {self.backend}")
-        for table in BACKEND_TABLES:
-            if table != self.backend:
-                _require(getattr(self, table) == type(getattr(self, table))(), f"{where}.{table}",
-                         f"settings for the {table} backend; this profile's backend is {self.backend}")
-        self.onnxruntime.validate(f"{where}.onnxruntime")
-        self.http.validate(f"{where}.http")
+                         f"belongs to the {owner.name} backend; this profile's backend is {self.backend}")
+        for owner in backends.values():
+            if owner.table is not None and owner.name != self.backend:
+                _require(getattr(self, owner.table) == getattr(default, owner.table), f"{where}.{owner.table}",
+                         f"settings for the {owner.name} backend; this profile's backend is {self.backend}")
+        for owner in backends.values():
+            if owner.table is not None:
+                getattr(self, owner.table).validate(f"{where}.{owner.table}")
         _require(self.factory is None or (":" in self.factory and all(self.factory.split(":", 1))),
                  f"{where}.factory", "must look like 'package.module:callable'")
         _require(self.device == "cpu" or self.device.startswith("gpu"), f"{where}.device", "must be 'cpu' or 'gpu[:N]'")
@@ -180,24 +189,26 @@ class EngineSettings:
     def resolved_threads(self) -> int:
         return self.cpu_threads if self.cpu_threads is not None else (os.cpu_count() or 1)
 
-    def hash_dict(self) -> dict[str, Any]:
+    def hash_dict(self, backends: Mapping[str, BackendRules]) -> dict[str, Any]:
         """What the stack's `engine_settings_hash` is computed over: the neutral settings plus the backend's own.
 
-        For paddle this is exactly the flat dict the harness has always hashed, so goldens made before backends
-        existed keep matching. Transport settings (url, timeouts, retries) and `goldens_from` never change what
-        is read, so they are not in it."""
+        For the backend that owns the flat keys (paddle) this is exactly the flat dict the harness has always
+        hashed, so goldens made before backends existed keep matching. Transport settings (url, timeouts, retries)
+        and `goldens_from` never change what is read, so they are not in it."""
+        own = backends[self.backend]
         d = dataclasses.asdict(self)
-        for key in ("backend", "goldens_from", *BACKEND_TABLES):
+        for key in ("backend", "goldens_from", *(r.table for r in backends.values() if r.table is not None)):
             d.pop(key)
         if d["delete_passes"] is None:  # unset: the dict every golden was stamped with before the key existed
             d.pop("delete_passes")
-        if self.backend == "paddle":
+        if own.flat_keys:
             return d
-        for key in PADDLE_KEYS:
-            d.pop(key, None)
+        for rules in backends.values():
+            for key in rules.flat_keys:
+                d.pop(key, None)
         d["backend"] = self.backend
-        if self.backend == "onnxruntime":
-            d["onnxruntime"] = dataclasses.asdict(self.onnxruntime)
+        if own.table is not None and own.hashed_table:
+            d[own.table] = dataclasses.asdict(getattr(self, own.table))
         return d
 
 
@@ -242,7 +253,7 @@ class CheckSettings:
     bn_drift_threshold: float = 2.5  # clean bank slips score up to ~2.3 on det's head BN layer
     accuracy: bool = True
     parity: bool = False  # every image on the profile's backend against a reference backend
-    parity_reference: str = "paddle"  # the reference backend, with the profile's neutral engine settings
+    parity_reference: str = DEFAULT_BACKEND  # the reference backend, with the profile's neutral engine settings
 
     # `[checks]` keys owned by registered checks beyond the fields above (harness.model.catalogue Option).
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -360,7 +371,7 @@ class Profile:
                  "must be a finite number of seconds > 0")
         _require(self.max_image_pixels > 0, f"{where}.max_image_pixels", "must be > 0")
         _require(self.max_image_bytes > 0, f"{where}.max_image_bytes", "must be > 0")
-        self.engine.validate(f"{where}.engine")
+        self.engine.validate(f"{where}.engine", catalogue.backends)
         self.executor.validate(f"{where}.executor")
         self.checks.validate(f"{where}.checks", catalogue)
         self.tolerances.validate(f"{where}.tolerances")
@@ -368,8 +379,10 @@ class Profile:
         self.parity_tolerances.validate(f"{where}.parity_tolerances")
         _require(not self.checks.parity or self.checks.parity_reference != self.engine.backend,
                  f"{where}.checks.parity_reference", f"is the profile's own backend ({self.engine.backend})")
-        _require(self.checks.parity_reference != "http", f"{where}.checks.parity_reference",
-                 "must be an in-process backend (paddle or onnxruntime)")
+        local = [r.name for r in catalogue.backends.values() if r.local_models]
+        reference = catalogue.backends.get(self.checks.parity_reference)
+        _require(reference is None or reference.local_models, f"{where}.checks.parity_reference",
+                 f"must be an in-process backend ({' or '.join(local) if len(local) <= 2 else ', '.join(local)})")
 
     @property
     def golden_name(self) -> str:
@@ -381,9 +394,10 @@ class Profile:
     def settings_dict(self) -> dict[str, Any]:
         """The resolved profile as reports record it; a service URL with its credentials redacted."""
         d = {**dataclasses.asdict(self), "checks": self.checks.as_dict()}
-        http = d["engine"]["http"]
-        if http["url"]:
-            http["url"] = redact_url(http["url"])
+        for f in dataclasses.fields(EngineSettings):  # a backend's sub-table that holds secrets says how to show it
+            value = getattr(self.engine, f.name)
+            if hasattr(value, "redacted_dict"):
+                d["engine"][f.name] = value.redacted_dict()
         return d
 
 

@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from harness.backends import environment_record
 from harness.environment import environment, node_id, stack
 from harness.execution.state import RunPlan, RunState
 from harness.model.corpus import Corpus, CorpusItem
@@ -67,8 +68,7 @@ def run_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float)
     env = environment()
     if state.executor is not None:
         env["executor"] = state.executor
-    env.update({"onednn": p.profile.engine.enable_mkldnn, "cpu_threads": p.profile.engine.resolved_threads()}
-               if p.profile.engine.backend == "paddle" else {"backend": p.profile.engine.backend})
+    env.update(environment_record(p.profile.engine))
     return RunReport(
         passed=all(c.passed for c in state.checks.values()),
         started_at=started.isoformat(timespec="seconds"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.execution.state import RunPlan, RunState
-from harness.modelpack import cache_root
+from harness.backends.pack import cache_root
 from harness.util.portable import MachinePaths, for_run
 
 

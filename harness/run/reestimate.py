@@ -37,7 +37,7 @@ from harness.model.corpus import CorpusItem
 from harness.corpus.loader import content_sha256, load_corpus
 from harness.util.errors import UserError
 from harness.golden.store import GoldenStore
-from harness.modelpack import resolve_model_dirs
+from harness.backends.paddle.pack import resolve_model_dirs
 from harness.model.modeldirs import sha256_file
 from harness.model.results import canonical_json
 from harness.run.reestimate_eval import Evaluation, judge, model_settings, read_images

@@ -25,7 +25,7 @@ from harness.util.errors import UserError
 from harness.golden.compare import compare_image
 from harness.golden.store import GoldenStore
 from harness.metrics import ImageAccuracy, corpus_accuracy, image_accuracy
-from harness.modelpack import resolve_model_dirs
+from harness.backends.paddle.pack import resolve_model_dirs
 from harness.model.results import OcrResult
 from harness.model.inference import ImageRequest
 from harness.execution.worker import Worker, WorkerError, WorkerSpec

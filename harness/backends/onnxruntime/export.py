@@ -5,14 +5,12 @@ the profile's parity tolerances.
 Conversion and loading run in child processes (a converter or runtime can die natively); a failure at either
 step is a finding reported in one line with the tool's own error (exit 1), never a traceback. A tool that is not
 installed at all is a setup error (exit 2, `missing_tool`), found before anything runs: it says nothing about
-the model. The agreement
-step runs the exported model in the onnxruntime backend (the other model from the pinned ONNX pack) against
-the paddle backend with the source dir (the other model from the Paddle pack), image by image and line by line.
+the model. The agreement step (harness.run.export_agreement) runs the exported model in the onnxruntime backend
+against the paddle backend with the source dir, image by image and line by line.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 import re
@@ -21,11 +19,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from harness.model.settings import Profile
 from harness.util.errors import UserError
 
 ONNX_FILE = "inference.onnx"
@@ -135,25 +131,3 @@ def load_check(onnx_file: Path, timeout_s: float = 600) -> StepResult:
     if proc.returncode != 0:
         return StepResult(False, f"onnxruntime cannot load {onnx_file.name}: {one_line(proc.stderr)}")
     return StepResult(True, f"onnxruntime {proc.stdout.strip()}")
-
-
-def agreement(profile: Profile, base: Path, source: Path, exported: Path, kind: str) -> Any:
-    """The parity check on the profile's corpus selection: exported model (ONNX Runtime) vs source (Paddle)."""
-    from harness.backends import resolve_models
-    from harness.checks.parity import parity_check, reference_settings
-    from harness.execution.scheduler import infer_all
-    from harness.run.plan import plan
-
-    key = f"{kind}_model_dir"
-    paddle = dataclasses.replace(reference_settings(profile.engine, "paddle"), **{key: str(source)})
-    onnx = dataclasses.replace(reference_settings(profile.engine, "onnxruntime"), **{key: str(exported)})
-    # Only what the export changes differs between the two sides: same corpus, neutral settings and goldens off.
-    p = plan(profile.replace(engine=paddle), base)
-    reference = infer_all(dataclasses.replace(p, dirs=resolve_models(paddle, base, profile.model_cache)), paddle,
-                          "export-paddle", 1)
-    converted = infer_all(dataclasses.replace(p, dirs=resolve_models(onnx, base, profile.model_cache)), onnx,
-                          "export-onnx", 1)
-    keys = {it.id: dict(it.fields) for it in p.items if it.fields}
-    return parity_check("paddle", reference, "onnxruntime", converted, profile.parity_tolerances, keys)
-
-

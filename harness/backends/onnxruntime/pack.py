@@ -2,23 +2,24 @@
 wheel), laid out as PaddleX model dirs (`inference.onnx` + the same generated `inference.yml` as the Paddle
 pack) so that PaddleX's own pre- and post-processing runs them.
 
-Like `harness.modelpack`: pinned sha256 for every file, materialised atomically in the cache, the carrier's code
-never imported, nothing downloaded. Users' own ONNX dirs (`engine.det_model_dir` / `rec_model_dir` with an
-`inference.onnx`) are accepted too.
+Made like the Paddle pack, by the shared materialiser (harness.backends.pack): pinned sha256 for every file,
+materialised atomically in the cache, the carrier's code never imported, nothing downloaded. Users' own ONNX dirs
+(`engine.det_model_dir` / `rec_model_dir` with an `inference.onnx`) are accepted too.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
-from harness import modelpack
+from harness.backends.pack import (COMPLETE_MARKER, YML, PackFile, cache_root, carrier_path, det_yml, materialise,
+                                   read_dictionary, rec_yml, resolve_dirs, user_dir_path, user_dir_yml, verified,
+                                   write_yml)
+from harness.backends.paddle import pack as paddle_pack
 from harness.model.modeldirs import ModelDirs, sha256_file
 from harness.model.settings import EngineSettings
-from harness.modelpack import COMPLETE_MARKER, PackFile
 from harness.util.errors import UserError
 
 CARRIER = "rapidocr_onnxruntime"
@@ -31,57 +32,45 @@ ONNX_FILES: tuple[PackFile, ...] = (
 )
 # The recognition dictionary is not in the ONNX wheel (RapidOCR embeds it in the model's metadata); the Paddle
 # pack's pinned copy is the same 6623 characters.
-DICT_FILE = next(pf for pf in modelpack.PACK_FILES if pf.kind == "dict")
+DICT_FILE = next(pf for pf in paddle_pack.PACK_FILES if pf.kind == "dict")
 ONNX_PACK_ID = "pp-ocrv4-onnx-" + hashlib.sha256(
     "".join(f.sha256 for f in (*ONNX_FILES, DICT_FILE)).encode()).hexdigest()[:12]
 MODEL_FILE = "inference.onnx"
 
 
 def carrier_dir() -> Path:
-    spec = importlib.util.find_spec(CARRIER)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"ONNX model carrier package {CARRIER!r} is not installed: "
-                        f"pip install rapidocr-onnxruntime=={CARRIER_VERSION}")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _verified(path: Path, expected: str) -> Path:
-    if not path.is_file():
-        raise UserError(f"{path}: model file missing (expected sha256 {expected})")
-    actual = sha256_file(path)
-    if actual != expected:
-        raise UserError(f"{path}: sha256 mismatch: expected {expected}, got {actual}")
-    return path
+    return carrier_path(CARRIER, f"ONNX model carrier package {CARRIER!r} is not installed: "
+                                 f"pip install rapidocr-onnxruntime=={CARRIER_VERSION}")
 
 
 def verify_sources(source: Path | None = None) -> dict[str, Path]:
     """Every ONNX pack file (and the dictionary) present with its pinned hash."""
     root = source or carrier_dir()
-    found = {pf.source: _verified(root / pf.source, pf.sha256) for pf in ONNX_FILES}
-    found[DICT_FILE.source] = _verified(modelpack.carrier_dir() / DICT_FILE.source, DICT_FILE.sha256)
+    found = {pf.source: verified(root / pf.source, pf.sha256) for pf in ONNX_FILES}
+    found[DICT_FILE.source] = verified(paddle_pack.carrier_dir() / DICT_FILE.source, DICT_FILE.sha256)
     return found
 
 
 def prepare_onnx(settings: EngineSettings, cache: str | None = None) -> ModelDirs:
     files = verify_sources()
-    chars = modelpack.read_dictionary(files[DICT_FILE.source])
-    contents = {"det": modelpack.det_yml(settings.det_model_name),
-                "rec": modelpack.rec_yml(settings.rec_model_name, chars, settings.rec_image_shape)}
+    chars = read_dictionary(files[DICT_FILE.source])
+    contents = {"det": det_yml(settings.det_model_name),
+                "rec": rec_yml(settings.rec_model_name, chars, settings.rec_image_shape)}
     key = hashlib.sha256(json.dumps([contents["det"]["Global"], contents["rec"]["Global"], settings.rec_image_shape],
                                     sort_keys=True).encode()).hexdigest()[:8]
-    target = modelpack.cache_root(cache) / f"{ONNX_PACK_ID}-{key}"
+    target = cache_root(cache) / f"{ONNX_PACK_ID}-{key}"
 
     def build(tmp: Path) -> None:
         for kind, content in contents.items():
             (tmp / kind).mkdir()
             (pf,) = (pf for pf in ONNX_FILES if pf.kind == kind)
             shutil.copyfile(files[pf.source], tmp / kind / MODEL_FILE)
-            modelpack._write_yml(tmp / kind / "inference.yml", content)
+            write_yml(tmp / kind / YML, content)
         manifest = {pf.source: pf.sha256 for pf in ONNX_FILES}
         (tmp / COMPLETE_MARKER).write_text(json.dumps({"pack": ONNX_PACK_ID, "carrier": f"{CARRIER}=={CARRIER_VERSION}",
                                                        "files": manifest}, indent=2) + "\n")
 
-    root = modelpack._materialise(target, build)
+    root = materialise(target, build)
     verify_prepared(root)
     return ModelDirs(det=root / "det", rec=root / "rec", source="bundled-onnx")
 
@@ -89,49 +78,30 @@ def prepare_onnx(settings: EngineSettings, cache: str | None = None) -> ModelDir
 def verify_prepared(root: Path) -> None:
     """The cached copies still carry the pinned hashes."""
     for pf in ONNX_FILES:
-        path = root / pf.kind / MODEL_FILE
-        if not path.is_file():
-            raise UserError(f"{path}: model file missing (expected sha256 {pf.sha256}); run: ocr-harness models prepare")
-        _verified(path, pf.sha256)
+        verified(root / pf.kind / MODEL_FILE, pf.sha256, paddle_pack.PREPARE_HINT)
 
 
 def user_onnx_dir(path_text: str, base: Path, kind: str, settings: EngineSettings, cache: str | None) -> Path:
     """A user's ONNX model dir; without an `inference.yml` it is copied into the cache with a generated one."""
-    path = (base / path_text).expanduser().resolve()
-    if not path.is_dir():
-        raise UserError(f"engine.{kind}_model_dir: {path}: not a directory")
+    path = user_dir_path(path_text, base, kind)
     if not (path / MODEL_FILE).is_file():
         raise UserError(f"engine.{kind}_model_dir: {path}: the onnxruntime backend needs {MODEL_FILE} "
                         "(export one with: ocr-harness models export DIR --to onnx)")
-    if (path / "inference.yml").is_file():
+    if (path / YML).is_file():
         return path
-    if kind == "det":
-        content = modelpack.det_yml(settings.det_model_name)
-    else:
-        if not settings.rec_char_dict:
-            raise UserError(f"engine.rec_model_dir: {path}: has no inference.yml; set engine.rec_char_dict "
-                            "so the harness can generate one")
-        chars = modelpack.read_dictionary((base / settings.rec_char_dict).expanduser())
-        content = modelpack.rec_yml(settings.rec_model_name, chars, settings.rec_image_shape)
+    content = user_dir_yml(path, base, kind, settings)
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode())
     digest.update(sha256_file(path / MODEL_FILE).encode())
-    target = modelpack.cache_root(cache) / f"user-onnx-{kind}-{digest.hexdigest()[:12]}"
+    target = cache_root(cache) / f"user-onnx-{kind}-{digest.hexdigest()[:12]}"
 
     def build(tmp: Path) -> None:
         shutil.copyfile(path / MODEL_FILE, tmp / MODEL_FILE)
-        modelpack._write_yml(tmp / "inference.yml", content)
+        write_yml(tmp / YML, content)
         (tmp / COMPLETE_MARKER).write_text(json.dumps({"source": str(path)}) + "\n")
 
-    return modelpack._materialise(target, build)
+    return materialise(target, build)
 
 
 def resolve_onnx_dirs(settings: EngineSettings, base: Path, cache: str | None = None) -> ModelDirs:
     """The bundled ONNX pack unless the profile points at the user's own ONNX dirs."""
-    if settings.det_model_dir is None and settings.rec_model_dir is None:
-        return prepare_onnx(settings, cache)
-    bundled = prepare_onnx(settings, cache) if None in (settings.det_model_dir, settings.rec_model_dir) else None
-    det = (user_onnx_dir(settings.det_model_dir, base, "det", settings, cache) if settings.det_model_dir
-           else bundled.det)  # type: ignore[union-attr]
-    rec = (user_onnx_dir(settings.rec_model_dir, base, "rec", settings, cache) if settings.rec_model_dir
-           else bundled.rec)  # type: ignore[union-attr]
-    return ModelDirs(det=det, rec=rec, source="user")
+    return resolve_dirs(settings, base, cache, prepare_onnx, user_onnx_dir)

@@ -6,7 +6,7 @@ with (text_det_params, model_settings, text_rec_score_thresh), and `result.dataI
 image sent is the decoded array every other backend gets, encoded losslessly (PNG): a difference is the
 service's, not a decoding difference.
 
-Transport faults never end the run and never pass unseen (harness.backends.http_client): what a try cannot fix
+Transport faults never end the run and never pass unseen (harness.backends.http.client): what a try cannot fix
 becomes that image's error with the service's own message, and each image's retries and the settings each answer
 reported go to the worker (`take_notes`) for the inference and served_settings checks. Before anything runs,
 `preflight` reaches the service once: an unreachable or wrong URL is a usage error (exit 2), and what the
@@ -24,12 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.http_client import Client, Reply, ServiceError
+from harness.backends.http.client import Client, ServiceError
 from harness.model.inference import TransportNotes
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import OcrResult
 from harness.model.settings import EngineSettings, HttpSettings
-from harness.model.stack import StackFacts
 from harness.util.errors import UserError
 
 # PaddleX's own default for the pipeline's max_side_limit, which the harness never changes.
@@ -127,14 +126,8 @@ class HttpBackend:
         self.client = client_for(settings.http, "engine.http")
         self.url = self.client.url
         self.max_in_flight = settings.http.max_in_flight
-        self._last: Reply | None = None
         self._notes: dict[str, TransportNotes] = {}
         self._lock = threading.Lock()
-
-    def facts(self) -> StackFacts:
-        reported = reported_settings(self._last.pruned) if self._last else {}
-        return StackFacts(self.name, "service", None, {},
-                          {"server": self._last.server if self._last else None, "reported": reported})
 
     def set_image_timeout(self, seconds: float) -> None:
         self.client.image_timeout_s = seconds
@@ -152,7 +145,7 @@ class HttpBackend:
                                                                               else [])))
 
     def _one(self, image: np.ndarray, image_id: str) -> OcrResult:
-        from harness.backends.paddle import to_canonical
+        from harness.backends.paddle.engine import to_canonical
 
         try:
             reply = self.client.post(encode_image(image))
@@ -160,7 +153,6 @@ class HttpBackend:
             self._note(image_id, e.retries, None)
             raise
         self._note(image_id, reply.retries, reported_settings(reply.pruned))
-        self._last = reply
         height, width = image.shape[:2]
         size = (reply.data_info["width"], reply.data_info["height"])
         if size != (width, height):
@@ -178,4 +170,4 @@ class HttpBackend:
             return list(pool.map(self._one, images, image_ids))
 
     def close(self) -> None:
-        self._last = None
+        pass  # nothing is held between calls

@@ -16,8 +16,6 @@ import numpy as np
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import Line, OcrResult, reading_order
 from harness.model.settings import EngineSettings
-from harness.model.stack import StackFacts
-from harness.util.packages import package_version
 
 OFFLINE_ENV = {
     # paddlex probes the model hubs at import time unless this is set (any non-empty value).
@@ -92,9 +90,6 @@ class OcrEngine:
 
     def _kwargs(self, settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:
         return paddleocr_kwargs(settings, dirs)
-
-    def facts(self) -> StackFacts:
-        return StackFacts(self.name, "paddlepaddle", package_version("paddlepaddle"), self.dirs.file_hashes())
 
     def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
         """Several images in one `predict` call (one image is the service path)."""

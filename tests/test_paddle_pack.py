@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import modelpack
+from harness.backends.paddle import pack as modelpack
 from harness.model.settings import EngineSettings
 from harness.util.errors import UserError
 

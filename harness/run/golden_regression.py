@@ -1,6 +1,6 @@
 """The golden regression one image at a time, as the pytest plugin (harness.pytest_plugin) runs it: a plain
 class over the same core as `ocr-harness run` and `golden refresh` (plan, worker, `judge_image`, and
-harness.golden.core for how goldens are made)."""
+harness.run.golden_core for how goldens are made)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ from harness.checks.golden_check import judge_image, open_store, preload
 from harness.config import find_config, load_profile
 from harness.corpus.loader import content_sha256
 from harness.golden.compare import ImageComparison
-from harness.golden.core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
-from harness.golden.refresh import RefreshMode, apply_refresh
+from harness.golden.refresh import RefreshMode
 from harness.golden.store import Golden
 from harness.model.catalogue import Catalogue
 from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.settings import Profile
 from harness.run.approve import approve_full
+from harness.run.golden_core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
+from harness.run.golden_refresh import apply_refresh
 from harness.run.plan import plan
 from harness.util.errors import UserError
 from harness.execution.pool import make_worker

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.backends.paddle import OcrEngine, pipeline_kwargs
+from harness.backends.paddle.engine import OcrEngine, pipeline_kwargs
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
-from harness.model.stack import StackFacts
-from harness.util.packages import package_version
 
 
 def onnxruntime_kwargs(settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:
@@ -29,6 +27,3 @@ class OnnxRuntimeEngine(OcrEngine):
 
     def _kwargs(self, settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:
         return onnxruntime_kwargs(settings, dirs)
-
-    def facts(self) -> StackFacts:
-        return StackFacts(self.name, "onnxruntime", package_version("onnxruntime"), self.dirs.file_hashes())
