@@ -30,8 +30,8 @@ import os
 import sys
 
 _argv = sys.orig_argv
-if "harness.checks.paddle_child" in _argv:
-    _task = _argv[_argv.index("harness.checks.paddle_child") + 1]
+if "harness.backends.paddle.child" in _argv:
+    _task = _argv[_argv.index("harness.backends.paddle.child") + 1]
     if _task in os.environ.get("FAULT_CHILD_ABORT", "").split(","):
         os.abort()
 """

@@ -34,7 +34,7 @@ from harness.model.modeldirs import ModelDirs
 from harness.model.outcome import CheckResult, left_to_first_shard, skipped
 from harness.model.results import Line, OcrResult, canonical_json, canonical_line
 from harness.model.settings import Profile
-from harness.report.merge import MergedRun, ShardRun, merge_shards
+from harness.run.merge import MergedRun, ShardRun, merge_shards
 from harness.run.build_report import build_report
 from harness.run.pipeline import accuracy_hook
 from harness.run.plan import shard_items
@@ -42,7 +42,7 @@ from harness.util.errors import UserError
 
 
 def strip_volatile(report: Mapping[str, Any], *, measured: bool = False) -> dict[str, Any]:
-    """Drop what harness.report.merge documents as volatile: start, durations, load time, environment, the
+    """Drop what harness.run.merge documents as volatile: start, durations, load time, environment, the
     corpus root, and each image's own timings; `measured`: also the latency figures, which two real runs never
     share (the synthetic runs below have fixed times, so there they must be equal)."""
     r = copy.deepcopy(dict(report))
@@ -502,7 +502,7 @@ def test_cli_writes_every_report(tmp_path: Path, synthetic: Synthetic, capsys: p
 
 def test_merge_reads_pictures_only_inside_the_corpus_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    import harness.report.merge as merge_module
+    import harness.run.merge as merge_module
     from PIL import Image
 
     corpus = tmp_path / "checkout"
@@ -544,7 +544,7 @@ def test_merge_reads_pictures_only_inside_the_corpus_root(tmp_path: Path, monkey
     ("missing.png", False), ("link.png", False),
 ])
 def test_corpus_file(tmp_path: Path, file: str, inside: bool) -> None:
-    from harness.report.merge import corpus_file
+    from harness.run.merge import corpus_file
 
     root = tmp_path / "corpus"
     root.mkdir()

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.checks.paddle_child import Arrays, ModelFiles, locate_model, run_in_child
+from harness.backends.paddle.child import Arrays, ModelFiles, locate_model, run_in_child
 from harness.checks.program_view import BN_TYPES, DROPOUT_TYPES, LOOKS_LIKE_NORM, PER_SAMPLE_NORM_TYPES
 from harness.util.errors import UserError
 

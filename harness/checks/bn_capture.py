@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.backends.paddle.capture import captured_files
-from harness.checks.paddle_child import ChildError
+from harness.backends.paddle.child import ChildError
 from harness.model.inference import ImageRequest
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings

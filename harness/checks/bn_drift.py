@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from harness.checks.audit import json_number
-from harness.checks.paddle_child import DEFAULT_TIMEOUT_S, Arrays, locate_model, run_in_child
+from harness.backends.paddle.child import DEFAULT_TIMEOUT_S, Arrays, locate_model, run_in_child
 from harness.util.errors import UserError
 
 # Layer drift, on captured inputs: clean slips score up to about 2.2 (det head layer batch_norm_0: documents give

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.checks.paddle_child import Arrays, ModelFiles, locate_model, run_in_child
+from harness.backends.paddle.child import Arrays, ModelFiles, locate_model, run_in_child
 from harness.util.errors import UserError
 
 _PIR_OP_NAMES = {"batch_norm": ("1.batch_norm_", "1.batch_norm"), "dropout": ("1.dropout",)}

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from harness.checks.audit import json_number
-from harness.checks.paddle_child import Arrays, locate_model, run_in_child
+from harness.backends.paddle.child import Arrays, locate_model, run_in_child
 from harness.util.errors import UserError
 
 Kind = Literal["det", "rec"]

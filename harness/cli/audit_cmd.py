@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from harness.checks.audit import audit_model_dir
-    from harness.checks.paddle_child import locate_model
+    from harness.backends.paddle.child import locate_model
     from harness.model.results import canonical_json
 
     _validate(args)

@@ -1,4 +1,4 @@
-"""`ocr-harness report merge`: shard runs combined into the report of one unsharded run (see harness.report.merge)."""
+"""`ocr-harness report merge`: shard runs combined into the report of one unsharded run (see harness.run.merge)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def merge(args: argparse.Namespace) -> int:
     from harness.report.history import check_history_path
     from harness.report.markdown import write_step_summary
-    from harness.report.merge import (
+    from harness.run.merge import (
         ShardRun,
         checkout_settings,
         corpus_root_for,

@@ -14,7 +14,7 @@ from harness.backends import unsupported_checks
 from harness.checks.bn_reference import REFERENCE_IMAGES, capture_reference
 from harness.checks.speed import speed_stack
 from harness.checks.golden_check import open_store
-from harness.checks.paddle_child import ChildError
+from harness.backends.paddle.child import ChildError
 from harness.checks.speed import make_baseline
 from harness.environment import stack
 from harness.util.errors import UserError

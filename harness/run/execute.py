@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.checks import registry
-from harness.checks.paddle_child import ChildError
+from harness.backends.paddle.child import ChildError
 from harness.checks.registry import CheckSpec
 from harness.execution.executor import main_executor
 from harness.execution.scheduler import infer_all

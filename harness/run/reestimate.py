@@ -31,7 +31,7 @@ import yaml
 from harness.util.atomic import write_text
 from harness.checks.bn_capture import capture_inputs
 from harness.checks.bn_drift import MIN_IMAGES
-from harness.checks.paddle_child import ChildError, locate_model
+from harness.backends.paddle.child import ChildError, locate_model
 from harness.model.settings import EngineSettings
 from harness.model.corpus import CorpusItem
 from harness.corpus.loader import content_sha256, load_corpus

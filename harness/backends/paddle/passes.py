@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.backends import engine_factory
 from harness.backends.paddle.engine import set_offline_env
-from harness.checks.paddle_child import ChildError
+from harness.backends.paddle.child import ChildError
 from harness.model.settings import EngineSettings
 from harness.model.modeldirs import ModelDirs
 

@@ -1,6 +1,6 @@
 """Headless Chromium for report.html: screenshots for the README and a rendered-DOM check for tests.
 
-    python -m harness.report.browser OUT.png [REPORT.html]
+    python -m harness.run.browser OUT.png [REPORT.html]
 
 Without REPORT.html the built-in sample run is rendered. Every name resolves to nothing
 (--host-resolver-rules), so a page that tried to fetch anything would show it.
@@ -65,14 +65,14 @@ def dump_dom(html_path: Path | str, *, browser: str | None = None, timeout: floa
 
 def sample_html() -> str:
     from harness.report.html import render_html
-    from harness.report.sample import sample_run
+    from harness.run.sample import sample_run
 
     report, results, images, goldens = sample_run()
     return render_html(RunReport.from_dict(report, registry.layout()), results, images.get, goldens=goldens)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.report.browser", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m harness.run.browser", description=__doc__.splitlines()[0])
     ap.add_argument("png", type=Path, help="screenshot to write (e.g. docs/report-screenshot.png)")
     ap.add_argument("html", type=Path, nargs="?", help="report.html to render (default: the sample run)")
     ap.add_argument("--width", type=int, default=WINDOW[0])

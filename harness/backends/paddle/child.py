@@ -5,7 +5,7 @@ process of its own; `TranslatedLayer.train()` followed by `.eval()` aborts the p
 loaded for inspection must not linger in the caller's scope when it later runs PaddleOCR.
 
 Protocol: the parent writes `request.json` (+ `.npy` arrays, never pickles) into a temp dir and runs
-`python -m harness.checks.paddle_child TASK DIR`; the child writes `result.json` (+ arrays) back. A task is a
+`python -m harness.backends.paddle.child TASK DIR`; the child writes `result.json` (+ arrays) back. A task is a
 function `(payload, arrays) -> (result, arrays)` named in `TASKS`, imported only inside the child.
 """
 
@@ -103,7 +103,7 @@ def run_in_child(task: str, payload: dict[str, Any], *, pir: bool, arrays: Array
     with tempfile.TemporaryDirectory(prefix="harness-child-") as tmp:
         work = Path(tmp)
         _write(work, "request", payload, arrays or {})
-        cmd = [sys.executable, "-m", "harness.checks.paddle_child", task, str(work)]
+        cmd = [sys.executable, "-m", "harness.backends.paddle.child", task, str(work)]
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
