@@ -19,7 +19,10 @@ from harness import __version__
 from harness.backends import builtin as builtin_backends
 from harness.backends import registry as backend_registry
 from harness.checks import builtin, registry
-from harness.util.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, InternalError, UserError
+from harness.cli import (audit_cmd, bn_cmd, corpus_cmd, doctor_cmd, golden_cmd, init_cmd, models_cmd, plan_cmd,
+                         report_cmd, run_cmd, speed_cmd)
+from harness.cli.run_cmd import exit_codes_epilog
+from harness.util.errors import EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, InternalError, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,14 +30,7 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
-def exit_codes_epilog() -> str:
-    return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from harness.cli import (audit_cmd, bn_cmd, corpus_cmd, doctor_cmd, golden_cmd, init_cmd, models_cmd, plan_cmd,
-                             report_cmd, run_cmd, speed_cmd)
-
     registry.load(builtin)  # the composition root: the harness's checks and the plug-ins, before any flag
     backend_registry.load(builtin_backends)  # and the backends, before a profile is read
     parser = _Parser(prog="ocr-harness", description="Deployment regression harness for PaddleOCR.",

@@ -18,7 +18,7 @@ from harness.config import find_config, load_profile
 from harness.model.report import RunReport
 from harness.model.settings import Profile
 from harness.run.shard_env import ShardSource, detect
-from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.util.errors import EXIT_CODES, EXIT_OK, EXIT_REGRESSION, UserError
 
 
 def add_profile_args(p: argparse.ArgumentParser) -> None:
@@ -99,9 +99,11 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return k, n
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from harness.cli import exit_codes_epilog
+def exit_codes_epilog() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
 
+
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the harness on a corpus and write results and reports",
                        epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_profile_args(p)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from harness.checks import registry
 from harness.model.report import RunReport
+from harness.report.html import render_html
+from harness.run.sample import sample_run
 from harness.util.atomic import write_bytes as atomic_write_bytes, write_text as atomic_write_text
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -64,9 +66,6 @@ def dump_dom(html_path: Path | str, *, browser: str | None = None, timeout: floa
 
 
 def sample_html() -> str:
-    from harness.report.html import render_html
-    from harness.run.sample import sample_run
-
     report, results, images, goldens = sample_run()
     return render_html(RunReport.from_dict(report, registry.layout()), results, images.get, goldens=goldens)
 
