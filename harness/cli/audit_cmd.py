@@ -20,6 +20,10 @@ from harness.model.inference import ImageRequest
 from harness.model.settings import EngineSettings
 from harness.backends.paddle.pack import resolve_model_dirs
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.checks.audit import audit_model_dir
+from harness.backends.paddle.child import locate_model
+from harness.model.results import canonical_json
+from harness.checks.probe import probe_model_dir
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -46,10 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.checks.audit import audit_model_dir
-    from harness.backends.paddle.child import locate_model
-    from harness.model.results import canonical_json
-
     _validate(args)
     for model_dir in args.model_dirs:
         locate_model(model_dir)  # every dir checked before any child starts
@@ -63,8 +63,6 @@ def run(args: argparse.Namespace) -> int:
         doc["audit"], passed = report.to_dict(), passed and report.passed
         texts.append(report.render())
         if args.probe:
-            from harness.checks.probe import probe_model_dir
-
             mode = "train" if args.train_mode_fault else "eval"
             probe = probe_model_dir(model_dir, kind=args.kind, mode=mode, seed=args.seed)
             doc["probe"], passed = probe.to_dict(), passed and probe.passed

@@ -14,6 +14,11 @@ from pathlib import Path
 
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from harness.util.errors import EXIT_OK, EXIT_USAGE, InternalError, UserError
+from harness.corpus.generate import generate
+from harness.corpus.templates import TEMPLATES
+from harness.corpus.importers import ImportErrors, import_corpus, parse_field_rules, summary
+from harness.corpus.loader import load_corpus, validate_corpus
+from harness.corpus.schema import schema_problems
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -87,9 +92,6 @@ def _bugs_outside_out(command: Callable[[argparse.Namespace], int]) -> Callable[
 
 @_bugs_outside_out
 def _generate(args: argparse.Namespace) -> int:
-    from harness.corpus.generate import generate
-    from harness.corpus.templates import TEMPLATES
-
     templates = tuple(t for item in (args.templates or TEMPLATES) for t in item.split(",") if t)
     # Recorded in generator.json, which gets committed: an absolute --out would name this machine's folders.
     out_text = args.out.name if args.out.is_absolute() else args.out.as_posix()
@@ -103,8 +105,6 @@ def _generate(args: argparse.Namespace) -> int:
 
 @_bugs_outside_out
 def _import(args: argparse.Namespace) -> int:
-    from harness.corpus.importers import ImportErrors, import_corpus, parse_field_rules, summary
-
     rules = parse_field_rules(args.field, args.fields)
     try:
         result = import_corpus(args.fmt, args.labels, args.out, images=args.images, rules=rules,
@@ -124,10 +124,6 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from harness.corpus.loader import load_corpus, validate_corpus
-
-    from harness.corpus.schema import schema_problems
-
     problems = validate_corpus(args.path, max_pixels=args.max_pixels, max_bytes=args.max_bytes)
     manifest = args.path / "manifest.jsonl" if args.path.is_dir() else args.path
     if manifest.suffix == ".jsonl" and manifest.is_file():
@@ -146,8 +142,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from harness.corpus.loader import load_corpus
-
     corpus = load_corpus(args.path, subset=args.subset, tags=args.tag, ids=args.ids)
     for item in corpus.items:
         status = f"  PROBLEM: {item.problem}" if item.problem else ""

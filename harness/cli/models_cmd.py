@@ -11,6 +11,7 @@ from harness.backends.paddle import pack as modelpack
 from harness.cli.run_cmd import add_profile_args, resolve_profile
 from harness.run.export_agreement import agreement
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.backends.http.serving import pipeline_template, serving_config, write_serving_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,8 +104,6 @@ def export(args: argparse.Namespace) -> int:
 
 
 def serve_config(args: argparse.Namespace) -> int:
-    from harness.backends.http.serving import pipeline_template, serving_config, write_serving_config
-
     profile, base = resolve_profile(args)
     dirs = modelpack.resolve_model_dirs(profile.engine, base, profile.model_cache)
     config = serving_config(pipeline_template(), profile.engine, dirs, cpu_threads=profile.engine.resolved_threads(),

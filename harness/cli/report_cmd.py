@@ -10,6 +10,16 @@ from harness.checks import registry
 from harness.config import find_config
 from harness.model.report import RunReport
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.report.history import check_history_path
+from harness.report.markdown import write_step_summary
+from harness.run.merge import (
+    ShardRun,
+    checkout_settings,
+    corpus_root_for,
+    merge_shards,
+    validate_shards,
+    write_merged,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,17 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def merge(args: argparse.Namespace) -> int:
-    from harness.report.history import check_history_path
-    from harness.report.markdown import write_step_summary
-    from harness.run.merge import (
-        ShardRun,
-        checkout_settings,
-        corpus_root_for,
-        merge_shards,
-        validate_shards,
-        write_merged,
-    )
-
     if args.history is not None:
         check_history_path(args.history)
     out = args.out.resolve()

@@ -19,6 +19,13 @@ from harness.model.report import RunReport
 from harness.model.settings import Profile
 from harness.run.shard_env import ShardSource, detect
 from harness.util.errors import EXIT_CODES, EXIT_OK, EXIT_REGRESSION, UserError
+from harness.run.incomplete import write_not_started
+from harness.util.portable import for_run
+from harness.report.writer import REPORT_JSON, clear_run_files
+from harness.execution.cancel import cancel_on_signals
+from harness.run.pipeline import run_and_report
+from harness.report.history import check_history_path
+from harness.report.markdown import write_step_summary
 
 
 def add_profile_args(p: argparse.ArgumentParser) -> None:
@@ -130,10 +137,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Every way this ends leaves this run's reports in --out and none of an earlier run's."""
-    from harness.run.incomplete import write_not_started
-    from harness.util.portable import for_run
-    from harness.report.writer import REPORT_JSON, clear_run_files
-
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: not a directory")
@@ -151,10 +154,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness.execution.cancel import cancel_on_signals
-    from harness.run.pipeline import run_and_report
-    from harness.report.history import check_history_path
-
     profile, base = resolve_profile(args)
     source: ShardSource | None = detect(os.environ) if args.shard == "auto" else None
     shard = source.shard if source is not None else parse_shard(args.shard)
@@ -165,8 +164,6 @@ def _run(args: argparse.Namespace) -> int:
     with cancel_on_signals():  # SIGINT/SIGTERM: workers stopped, reports of what finished written, exit 130/143
         report = run_and_report(profile, base, args.out, shard=shard, html=args.html, history=args.history,
                                 shard_source=source.to_dict() if source is not None else None)
-    from harness.report.markdown import write_step_summary
-
     write_step_summary(RunReport.from_dict(report, registry.layout()))  # only when $GITHUB_STEP_SUMMARY is set
     code = EXIT_OK if report["passed"] else EXIT_REGRESSION
     verdict = "PASS" if report["passed"] else "FAIL"
