@@ -3,8 +3,10 @@ copy with an upward import planted, and reading a profile loads no check, no ren
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,7 +60,7 @@ def test_the_clean_package_keeps_every_contract(package_copy: Path) -> None:
      "harness.execution.scheduler -> harness.checks.registry"),
     ("checks/parity.py", "from harness.run.plan import plan\n", "harness.checks.parity -> harness.run.plan"),
     # The config layer (config, corpus, golden store, metrics, ...) reads no engine, check or run.
-    ("metrics.py", "from harness.backends import make_worker\n", "harness.metrics -> harness.backends"),
+    ("metrics.py", "from harness.backends import resolve_models\n", "harness.metrics -> harness.backends"),
     # Renderers are handed the check order and read the typed report: no check, no merge, no runner.
     ("report/view.py", "from harness.checks import registry\n", "harness.report.view -> harness.checks"),
     ("report/writer.py", "from harness.run import merge\n", "harness.report.writer -> harness.run.merge"),
@@ -147,3 +149,29 @@ def test_the_renderers_contract_forbids_every_module_but_model_and_util() -> Non
     unnamed = sorted(m for m in modules - renderers - {"harness", "harness.report"}
                      if not m.startswith(allowed) and not any(m == f or m.startswith(f + ".") for f in forbidden))
     assert not unnamed, f"add to the renderers contract's forbidden_modules: {unnamed}"
+
+
+# An import by string (importlib, "module:function" tables) is invisible to lint-imports: below checks, no string
+# may name a module of checks, run or the composition root (the Paddle child runner's tasks register themselves).
+UPPER = ("harness.checks", "harness.run", "harness.cli", "harness.pytest_plugin", "harness.__main__")
+BELOW_CHECKS = ("backends", "execution", "model", "util", "corpus", "golden", "report", "config.py", "engine.py",
+                "environment.py", "keyfields.py", "metrics.py", "sampling.py")
+
+
+def string_imports_upward(package: Path) -> list[str]:
+    out = []
+    for top in BELOW_CHECKS:
+        for path in [package / top] if top.endswith(".py") else sorted((package / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                        re.fullmatch(r"harness(\.\w+)+(:\w+)?", node.value) and node.value.startswith(UPPER):
+                    out.append(f"{path.relative_to(package.parent)}:{node.lineno}: {node.value}")
+    return out
+
+
+def test_no_string_import_points_up(package_copy: Path) -> None:
+    assert string_imports_upward(ROOT / "harness") == []
+    plant(package_copy / "harness" / "backends" / "paddle" / "child.py",
+          'PLANTED = {"audit.inspect": "harness.checks.audit:inspect_in_child"}\n')
+    assert string_imports_upward(package_copy / "harness") == [
+        "harness/backends/paddle/child.py:14: harness.checks.audit:inspect_in_child"]

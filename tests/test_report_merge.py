@@ -26,6 +26,7 @@ from harness.config import find_config
 from harness.corpus.loader import load_corpus
 from harness.environment import node_id
 from harness.execution.state import RunPlan, RunState
+from harness.model.report import RunReport
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore
 from harness.model.corpus import Corpus, CorpusItem, TruthLine
@@ -400,8 +401,9 @@ def test_model_level_deferral_keeps_the_refusals() -> None:
         merge_shards([one, two, three], registry.specs())
     one.data["checks"]["audit"] = _left(1, 3)  # nobody judged it: never a pass
     two.data["checks"]["audit"] = _left(2, 3)
+    reread = [dataclasses.replace(s) for s in (one, two, three)]  # a ShardRun reads its report once
     with pytest.raises(UserError, match="check 'audit' is left to shard 1/3 by shard 1 itself"):
-        merge_shards([one, two, three], registry.specs())
+        merge_shards(reread, registry.specs())
 
 
 def test_only_model_file_checks_are_left_to_shard_1() -> None:
@@ -714,3 +716,21 @@ def test_deep_toml_config_is_one_line(tmp_path: Path, synthetic: Synthetic, caps
                  "--config", str(config)]) == 2
     assert capsys.readouterr().err == f"ocr-harness: error: {config}: invalid TOML: nested too deeply\n"
     assert not (tmp_path / "m").exists()
+
+
+def test_a_shard_report_is_read_once_not_once_per_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Merge read the typed report of a shard anew per image: quadratic in a shard's images (30,000 images a shard
+    took minutes). Counted, not timed: the reads must not grow with the images."""
+    reads = []
+    real = RunReport.from_dict.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(RunReport, "from_dict", classmethod(lambda cls, *a, **k: reads.append(1) or real(cls, *a, **k)))
+
+    def merged_reads(per_shard: int) -> int:
+        ids = [f"s{i}" for i in range(2 * per_shard)]
+        shards = [hand_shard(k, 2, ids[(k - 1) * per_shard:k * per_shard], corpus__selection__images=len(ids))
+                  for k in (1, 2)]
+        reads.clear()
+        merge_shards(shards, registry.specs())
+        return len(reads)
+
+    assert merged_reads(1) == merged_reads(5) <= 4

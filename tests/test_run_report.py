@@ -25,8 +25,9 @@ def older_report() -> dict[str, Any]:
         "schema": "ocr-harness/report/1", "passed": False, "started_at": "2024-05-01T02:00:00+00:00",
         "duration_s": 12.5, "profile": {"name": "nightly"}, "environment": {"python": "3.11.4"},
         "corpus": {"root": "datasets/bank_slips", "selected": 2},
-        "checks": {"golden": check, "repeat": {**check, "passed": True, "summary": "all 2 images clean",
-                                               "failed_images": []}},
+        # Written in another order than the catalogue's (golden before repeat): readers order by the catalogue.
+        "checks": {"repeat": {**check, "passed": True, "summary": "all 2 images clean", "failed_images": []},
+                   "golden": check},
         "images": [{"id": "a", "file": "a.png", "passed": True, "error": None, "tags": [],
                     "checks": {"golden": {"passed": True, "summary": "identical"}}},
                    {"id": "b", "file": "b.png", "passed": False, "error": None, "tags": ["scan"],

@@ -2,7 +2,7 @@
 
 Every batch_norm must normalise with its stored statistics and every dropout must be in test mode; the stored
 `_mean`/`_variance` must exist, be finite, and the variances must be positive and not collapsed (the tiny-batch
-pollution of the moving variance). The program is read in a child process (see `paddle_child`); judging
+pollution of the moving variance). The program is read in a child process (see harness.backends.paddle.child); judging
 happens here, on plain data.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.paddle.child import Arrays, ModelFiles, locate_model, run_in_child
+from harness.backends.paddle.child import Arrays, ModelFiles, child_task, locate_model, run_in_child
 from harness.checks.program_view import BN_TYPES, DROPOUT_TYPES, LOOKS_LIKE_NORM, PER_SAMPLE_NORM_TYPES
 from harness.util.errors import UserError
 
@@ -355,6 +355,7 @@ def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 
 # ---------------------------------------------------------------- child side (paddle imported here only)
 
+@child_task("audit.inspect")
 def inspect_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
     from harness.checks.program_view import CONV_TYPES, load_program, short_error
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from harness.checks.audit import json_number
-from harness.backends.paddle.child import DEFAULT_TIMEOUT_S, Arrays, locate_model, run_in_child
+from harness.backends.paddle.child import Arrays, DEFAULT_TIMEOUT_S, child_task, locate_model, run_in_child
 from harness.util.errors import UserError
 
 # Layer drift, on captured inputs: clean slips score up to about 2.2 (det head layer batch_norm_0: documents give
@@ -350,6 +350,7 @@ def measure_drift(model_dir: Path, inputs: list[Path] | list[np.ndarray], *, kin
 
 # ---------------------------------------------------------------- child side
 
+@child_task("drift.measure")
 def measure_in_child(payload: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
     from harness.checks.program_view import BN_TYPES, load_program
 

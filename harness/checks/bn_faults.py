@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.paddle.child import Arrays, ModelFiles, locate_model, run_in_child
+from harness.backends.paddle.child import Arrays, ModelFiles, child_task, locate_model, run_in_child
 from harness.util.errors import UserError
 
 _PIR_OP_NAMES = {"batch_norm": ("1.batch_norm_", "1.batch_norm"), "dropout": ("1.dropout",)}
@@ -121,6 +121,7 @@ def _pir_ops(node: Any) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- child side (old format, PIR off)
 
+@child_task("bn_faults.set_param")
 def set_param_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
     import paddle
 
@@ -148,6 +149,7 @@ def set_param_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[s
     return {"param": param}, {}
 
 
+@child_task("bn_faults.set_op_attr")
 def set_op_attr_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
     from harness.checks.program_view import load_program
 
@@ -163,6 +165,7 @@ def set_op_attr_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict
     return {"op": f"{payload['op_type']}[{payload['nth']}] (op #{index})"}, {}
 
 
+@child_task("bn_faults.reference")
 def reference_model_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
     import paddle
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from harness.checks.audit import json_number
-from harness.backends.paddle.child import Arrays, locate_model, run_in_child
+from harness.backends.paddle.child import Arrays, child_task, locate_model, run_in_child
 from harness.util.errors import UserError
 
 Kind = Literal["det", "rec"]
@@ -133,6 +133,7 @@ def resolve_input(spec_shape: list[int], kind: str | None,
 
 # ---------------------------------------------------------------- child side
 
+@child_task("probe.run")
 def probe_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
     import paddle
 

@@ -216,8 +216,12 @@ class RayExecutor:
                     raise NoWorkerHere(f"{spec.label} worker: every Ray node that may run it is busy")
                 node = min(free, key=lambda n: self.placed.get(n["NodeID"], 0) / n["Resources"]["CPU"])["NodeID"]
                 self.placed[node] = self.placed.get(node, 0) + 1
+            # A node of an existing cluster does not inherit this process's environment: the plug-in backends the
+            # driver loaded ($OCR_HARNESS_BACKENDS) travel with the actor (they must be installed on every node).
+            plugins = os.environ.get(PLUGINS_ENV)
+            extra = {"runtime_env": {"env_vars": {PLUGINS_ENV: plugins}}} if plugins else {}
             actor = _Host.options(num_cpus=self.threads, name=None, scheduling_strategy=NodeAffinitySchedulingStrategy(
-                node, soft=False)).remote(spec, self.base, self.cache, dict(self.hashes), timeout_s)
+                node, soft=False), **extra).remote(spec, self.base, self.cache, dict(self.hashes), timeout_s)
             try:
                 info = ray.get(actor.start.remote())
             except RayError as e:

@@ -38,6 +38,7 @@ merging checkout's (its harness.toml, the shards' profile), never a shard's `pro
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,9 +74,10 @@ class ShardRun:
     data: Mapping[str, Any]  # report.json as read: input, checked (validate_shards) before the merge reads it
     results: tuple[str, ...]
 
-    @property
+    @functools.cached_property
     def report(self) -> RunReport:
-        """The shard's typed run report (read anew from `data` each time: cheap, and never stale)."""
+        """The shard's typed run report, read from `data` once (merge reads it per image: reading it per access
+        made a merge quadratic in the images of a shard)."""
         return RunReport.from_dict(self.data, CheckLayout())
 
     @classmethod
@@ -92,7 +94,7 @@ class ShardRun:
 
     @property
     def shard(self) -> tuple[int, int]:
-        k, n = self.report.corpus["shard"]
+        k, n = self.data["corpus"]["shard"]
         return int(k), int(n)
 
     @property

@@ -6,7 +6,8 @@ loaded for inspection must not linger in the caller's scope when it later runs P
 
 Protocol: the parent writes `request.json` (+ `.npy` arrays, never pickles) into a temp dir and runs
 `python -m harness.backends.paddle.child TASK DIR`; the child writes `result.json` (+ arrays) back. A task is a
-function `(payload, arrays) -> (result, arrays)` named in `TASKS`, imported only inside the child.
+function `(payload, arrays) -> (result, arrays)` that its module registers under a name with `@child_task(name)`;
+the parent passes its `module:function` to the child, which imports it there only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -29,14 +31,18 @@ from harness.util.errors import UserError
 ProgramFormat = Literal["pdmodel", "pir-json"]
 Arrays = dict[str, np.ndarray]
 
-TASKS: dict[str, str] = {
-    "audit.inspect": "harness.checks.audit:inspect_in_child",
-    "probe.run": "harness.checks.probe:probe_in_child",
-    "drift.measure": "harness.checks.bn_drift:measure_in_child",
-    "bn_faults.set_param": "harness.checks.bn_faults:set_param_in_child",
-    "bn_faults.set_op_attr": "harness.checks.bn_faults:set_op_attr_in_child",
-    "bn_faults.reference": "harness.checks.bn_faults:reference_model_in_child",
-}
+Task = Callable[[dict[str, Any], "Arrays"], tuple[dict[str, Any], "Arrays"]]
+# name -> `module:function`, filled by the modules that own the tasks (the model-level checks), so this module
+# names none of them: a backend imports no check.
+TASKS: dict[str, str] = {}
+
+
+def child_task(name: str) -> Callable[[Task], Task]:
+    """Registers the decorated function as child task `name` (errors and crash messages name the task)."""
+    def register(func: Task) -> Task:
+        TASKS[name] = f"{func.__module__}:{func.__qualname__}"
+        return func
+    return register
 
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -103,7 +109,7 @@ def run_in_child(task: str, payload: dict[str, Any], *, pir: bool, arrays: Array
     with tempfile.TemporaryDirectory(prefix="harness-child-") as tmp:
         work = Path(tmp)
         _write(work, "request", payload, arrays or {})
-        cmd = [sys.executable, "-m", "harness.backends.paddle.child", task, str(work)]
+        cmd = [sys.executable, "-m", "harness.backends.paddle.child", task, TASKS[task], str(work)]
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -139,8 +145,8 @@ def _read(work: Path, name: str) -> tuple[dict[str, Any], Arrays]:
 
 
 def _child_main(argv: list[str]) -> int:
-    task, work = argv[0], Path(argv[1])
-    module_name, func_name = TASKS[task].split(":")
+    _task, target, work = argv[0], argv[1], Path(argv[2])
+    module_name, func_name = target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     payload, arrays = _read(work, "request")
     result, out_arrays = func(payload, arrays)
