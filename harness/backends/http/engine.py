@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from harness.backends.http.client import Client, ServiceError
+from harness.backends.paddle.engine import to_canonical  # PaddleX's result shape; loads no Paddle
 from harness.model.inference import TransportNotes
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import OcrResult
@@ -145,8 +146,6 @@ class HttpBackend:
                                                                               else [])))
 
     def _one(self, image: np.ndarray, image_id: str) -> OcrResult:
-        from harness.backends.paddle.engine import to_canonical
-
         try:
             reply = self.client.post(encode_image(image))
         except ServiceError as e:
