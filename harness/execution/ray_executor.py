@@ -33,6 +33,7 @@ from ray.exceptions import RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from harness.backends import resolve_models
+from harness.backends.registry import PLUGINS_ENV
 from harness.environment import node_id, stack
 from harness.execution.worker import (NoWorkerHere, Worker, WorkerError, WorkerSpec, track_live, untrack_live,
                                       workers_cancelled)
