@@ -1,7 +1,7 @@
 """`bn reestimate`: move a model's BatchNorm statistics from a reference domain to a target domain, and judge it.
 
 Workflow: capture what the pipeline really feeds the model (harness.checks.bn_capture) on the first `images`
-calibration slips of the reference and of the target corpus; in a child process (harness.run.reestimate_child)
+calibration slips of the reference and of the target corpus; in a child process (harness.run.reestimate_child's tasks)
 measure every BN layer's input, choose layers, re-estimate them one after another in eval mode and write the new
 params; self-check the written dir (only BN tensors differ; the written model reproduces the recorded target
 statistics); then run the original and the new model on held-out target images and give a verdict
@@ -18,8 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,7 +29,8 @@ import yaml
 from harness.util.atomic import write_text
 from harness.checks.bn_capture import capture_inputs
 from harness.checks.bn_drift import MIN_IMAGES
-from harness.backends.paddle.child import ChildError, locate_model
+from harness.backends.paddle.child import locate_model, run_in_child
+from harness.run.reestimate_child import ESTIMATE, VERIFY
 from harness.model.settings import EngineSettings
 from harness.model.corpus import CorpusItem
 from harness.corpus.loader import content_sha256, load_corpus
@@ -106,25 +105,6 @@ def corpus_hash(items: list[CorpusItem]) -> str:
     return hashlib.sha256(json.dumps([[it.id, content_sha256(it)] for it in items]).encode()).hexdigest()
 
 
-def run_child(task: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """`python -m harness.run.reestimate_child TASK DIR` with the old program API (FLAGS_enable_pir_api=0)."""
-    env = dict(os.environ, FLAGS_enable_pir_api="0")
-    env.setdefault("GLOG_minloglevel", "2")
-    package_root = str(Path(__file__).resolve().parents[2])  # works from a source checkout too
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    with tempfile.TemporaryDirectory(prefix="ocr-harness-reest-") as tmp:
-        (Path(tmp) / "request.json").write_text(json.dumps(payload), "utf-8")
-        cmd = [sys.executable, "-m", "harness.run.reestimate_child", task, tmp]
-        try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise ChildError(f"bn reestimate {task}: child timed out after {CHILD_TIMEOUT_S:.0f} s") from None
-        if proc.returncode != 0:
-            tail = "\n".join(proc.stderr.strip().splitlines()[-20:])
-            raise ChildError(f"bn reestimate {task}: child exited with {proc.returncode}\n{tail}")
-        return json.loads((Path(tmp) / "result.json").read_text("utf-8"))
-
-
 def reestimate_batches(model_dir: Path, reference: list[Path], target: list[Path], out: Path, *, mode: str = "delta",
                        layers: str | tuple[str, ...] = "auto", plant: str | None = None) -> dict[str, Any]:
     """Re-estimates on captured input batches (`.npy`) and writes the new model dir `out` (program, yml and
@@ -140,14 +120,17 @@ def reestimate_batches(model_dir: Path, reference: list[Path], target: list[Path
     shutil.copytree(files.prefix.parent, out, ignore=shutil.ignore_patterns(files.params_path.name, RECORD))
     written = out / files.prefix.name
     try:
-        res = run_child("estimate", {"prefix": str(files.prefix), "out_params": str(written) + ".pdiparams",
-                                     "mode": mode, "layers": layers if isinstance(layers, str) else list(layers),
-                                     "auto_threshold": AUTO_THRESHOLD, "reference": [str(p) for p in reference],
-                                     "target": [str(p) for p in target], "plant": plant})
+        res, _ = run_in_child(ESTIMATE, {
+            "prefix": str(files.prefix), "out_params": str(written) + ".pdiparams", "mode": mode,
+            "layers": layers if isinstance(layers, str) else list(layers), "auto_threshold": AUTO_THRESHOLD,
+            "reference": [str(p) for p in reference], "target": [str(p) for p in target], "plant": plant},
+            pir=False, timeout=CHILD_TIMEOUT_S)
         if "error" in res:
             raise UserError(f"{model_dir}: {res['error']}")
-        check = run_child("verify", {"source_prefix": str(files.prefix), "written_prefix": str(written),
-                                     "mode": mode, "layers": res["layers"], "target": [str(p) for p in target], "rtol": RTOL})
+        check, _ = run_in_child(VERIFY, {
+            "source_prefix": str(files.prefix), "written_prefix": str(written), "mode": mode,
+            "layers": res["layers"], "target": [str(p) for p in target], "rtol": RTOL},
+            pir=False, timeout=CHILD_TIMEOUT_S)
         problems = list(check["problems"])
         for f in sorted(files.prefix.parent.iterdir()):  # the program, yml and the rest: byte-identical copies
             if f.is_file() and f.name not in (files.params_path.name, RECORD) and (

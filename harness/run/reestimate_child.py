@@ -1,9 +1,9 @@
 """The Paddle side of `bn reestimate`: a child interpreter that measures, updates and verifies BN statistics.
 
 Why a child: `paddle.enable_static()` and `FLAGS_enable_pir_api=0` are process-global and must not leak into the
-harness's own process (which later runs PaddleOCR). Entry point: `python -m harness.run.reestimate_child TASK DIR`
-with `DIR/request.json`; it writes `DIR/result.json`. Tasks: `estimate` (measure and write new params) and `verify`
-(reload what was written, compare every tensor, re-measure the target).
+harness's own process (which later runs PaddleOCR). The tasks run through the Paddle child runner
+(harness.backends.paddle.child.run_in_child, old program API): `bn_reestimate.estimate` (measure and write new
+params) and `bn_reestimate.verify` (reload what was written, compare every tensor, re-measure the target).
 
 Everything runs in eval mode on the legacy static Executor (a train-mode pass fails there, see the docs): each
 chosen layer's input is fetched over all calibration batches and pooled per channel in float64 (mean, population
@@ -13,19 +13,19 @@ ones already updated. The stored statistics of unchosen layers and every other t
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.backends.paddle.child import Arrays, child_task
 from harness.checks.bn_drift import LayerStats, score_layer
 from harness.checks.program_view import BN_TYPES, ProgramView, load_program
 
 # Planted faults for the self-check tests (never set by the CLI): a non-BN tensor changed in the written params,
 # and a recorded target statistic that the written model does not reproduce.
 PLANTS = ("non-bn-tensor", "wrong-statistic")
+ESTIMATE, VERIFY = "bn_reestimate.estimate", "bn_reestimate.verify"  # the child tasks below
 
 
 def _bn_layers(view: ProgramView) -> list[dict[str, Any]]:
@@ -215,16 +215,11 @@ def verify(payload: dict[str, Any]) -> dict[str, Any]:
             "max_relative_error": worst}
 
 
-TASKS = {"estimate": estimate, "verify": verify}
+@child_task(ESTIMATE)
+def estimate_task(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+    return estimate(payload), {}
 
 
-def main(argv: list[str]) -> int:
-    task, work = argv[0], Path(argv[1])
-    payload = json.loads((work / "request.json").read_text("utf-8"))
-    result = TASKS[task](payload)
-    (work / "result.json").write_text(json.dumps(result), "utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+@child_task(VERIFY)
+def verify_task(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+    return verify(payload), {}

@@ -145,7 +145,7 @@ def _read(work: Path, name: str) -> tuple[dict[str, Any], Arrays]:
 
 
 def _child_main(argv: list[str]) -> int:
-    _task, target, work = argv[0], argv[1], Path(argv[2])
+    target, work = argv[1], Path(argv[2])  # argv[0], the task's name, shows in `ps`
     module_name, func_name = target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     payload, arrays = _read(work, "request")
