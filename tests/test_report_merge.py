@@ -278,10 +278,11 @@ def test_orphans_stay_unjudged_without_the_store(synthetic: Synthetic) -> None:
 
 
 def test_sampled_check_that_differs_is_reported_per_shard(synthetic: Synthetic) -> None:
-    one = synthetic.shard(1, bn_drift=CheckResult("bn_drift", True, "det on 4 images: max score 1.2"))
-    two = synthetic.shard(2, bn_drift=CheckResult("bn_drift", False, "det on 3 images: max score 2.7"))
+    one = synthetic.shard(1, bn_drift=CheckResult("bn_drift", True, "det on 4 images: max score 1.2", judged=4))
+    two = synthetic.shard(2, bn_drift=CheckResult("bn_drift", False, "det on 3 images: max score 2.7", judged=3))
     check = merge_shards([one, two], registry.specs()).report["checks"]["bn_drift"]
     assert not check["passed"]
+    assert (check["judged"], check["unit"]) == (7, "images")  # the keys every check carries, summed over shards
     assert check["summary"] == "shard 1/2: det on 4 images: max score 1.2; shard 2/2: det on 3 images: max score 2.7"
 
 
