@@ -15,12 +15,16 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS, ROOT, CliRun, run_cli
 
+from harness.checks.registry import catalogue
 from harness.checks.speed import speed_check
+from harness.config import load_profile
+from harness.corpus.loader import load_corpus
 from harness.golden.approval import ImageSpeed, SpeedBaseline, load_approval
 from harness.model.inference import ImageOutcome
 from harness.model.results import OcrResult
@@ -223,3 +227,27 @@ def test_a_workers_first_cold_call_is_left_out() -> None:
 def test_without_a_baseline_nothing_passes_by_accident() -> None:
     ok, details, summary = judge([outcome("a", 1.0, 0.01)], baseline=None)
     assert ok and summary == "not judged: no baseline (none here)" and details["baseline"] is None
+
+
+def test_the_bundled_profiles_carry_baselines_of_their_own_selection() -> None:
+    """README "Speed and memory": the bundled golden set approves every bundled profile that runs the engine on
+    this machine (default, release, nightly, onnx), each over its own selection; the service profile has none (a
+    service's wall seconds mean something on its own machine only)."""
+    approval = load_approval(ROOT / "golden" / "default")
+    assert approval is not None
+    config = ROOT / "harness.toml"
+    judged = []
+    for name in tomllib.loads(config.read_text(encoding="utf-8"))["profiles"]:
+        profile, base = load_profile(config, name, catalogue())
+        baseline = approval.speed.get(name)
+        if profile.golden_name != "default":
+            continue
+        if profile.engine.backend == "http":  # a service: its cost is wall seconds on its own machine
+            assert baseline is None, name
+            continue
+        assert baseline is not None, f"profile {name}: no speed baseline in golden/default/_approval.json"
+        selected = {it.id for it in load_corpus(base / profile.corpus, subset=profile.subset).items}
+        assert set(baseline.images) == selected and baseline.selection == len(selected), name
+        assert baseline.clock == "cpu" and baseline.peak_rss_kib and baseline.served_at_peak > 0, name
+        judged.append(name)
+    assert sorted(judged) == ["default", "nightly", "onnx", "release"]
