@@ -230,8 +230,9 @@ def test_input_mutation_is_caught(tmp_path: Path) -> None:
 
 def batch_paths_run(tmp_path: Path, profile: str, ids: list[str]) -> CliRun:
     out = tmp_path / profile
+    # --no-speed: one repeat leaves at most one warm call per worker to judge; speed has its own tests.
     args = ["run", "--profile", profile, *(a for i in ids for a in ("--id", i)), "--repeats", "1", "--batch-paths",
-            "--no-cross-process", "--no-variations", "--no-probe", "--no-bn-drift", "--out", str(out)]
+            "--no-cross-process", "--no-variations", "--no-probe", "--no-bn-drift", "--no-speed", "--out", str(out)]
     return run_cli(args, out=out)
 
 

@@ -23,8 +23,10 @@ from conftest import CORPUS, ROOT, CliRun, run_cli
 
 from harness.checks.registry import catalogue
 from harness.checks.speed import speed_check
+from harness.backends import settings_rules
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
+from harness.environment import settings_hash
 from harness.golden.approval import ImageSpeed, SpeedBaseline, load_approval
 from harness.model.inference import ImageOutcome
 from harness.model.results import OcrResult
@@ -231,8 +233,9 @@ def test_without_a_baseline_nothing_passes_by_accident() -> None:
 
 def test_the_bundled_profiles_carry_baselines_of_their_own_selection() -> None:
     """README "Speed and memory": the bundled golden set approves every bundled profile that runs the engine on
-    this machine (default, release, nightly, onnx), each over its own selection; the service profile has none (a
-    service's wall seconds mean something on its own machine only)."""
+    this machine (default, release, nightly, onnx), each over its own selection and with its current engine
+    settings; the bundled set has none for the service profile (a service's wall seconds mean something on its own
+    machine only: approve it in your own golden set there)."""
     approval = load_approval(ROOT / "golden" / "default")
     assert approval is not None
     config = ROOT / "harness.toml"
@@ -249,5 +252,8 @@ def test_the_bundled_profiles_carry_baselines_of_their_own_selection() -> None:
         selected = {it.id for it in load_corpus(base / profile.corpus, subset=profile.subset).items}
         assert set(baseline.images) == selected and baseline.selection == len(selected), name
         assert baseline.clock == "cpu" and baseline.peak_rss_kib and baseline.served_at_peak > 0, name
+        # Made with the profile's engine as it is now (a settings change makes it stale: re-approve).
+        assert baseline.stack["engine_settings_hash"] == settings_hash(profile.engine.hash_dict(settings_rules())), name
+        assert baseline.stack["workers"] == profile.workers, name
         judged.append(name)
     assert sorted(judged) == ["default", "nightly", "onnx", "release"]

@@ -104,7 +104,7 @@ def run_in_child(task: str, payload: dict[str, Any], *, pir: bool, arrays: Array
     env = dict(os.environ)
     env["FLAGS_enable_pir_api"] = "1" if pir else "0"
     env.setdefault("GLOG_minloglevel", "2")  # Paddle's per-run INFO lines are noise in a captured stderr
-    package_root = str(Path(__file__).resolve().parents[2])  # works from a source checkout too
+    package_root = str(Path(__file__).resolve().parents[3])  # the dir holding `harness`: a source checkout too
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     with tempfile.TemporaryDirectory(prefix="harness-child-") as tmp:
         work = Path(tmp)
