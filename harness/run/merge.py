@@ -353,11 +353,11 @@ def _agreed_details(name: str, shards: Sequence[ShardRun], details: Sequence[Map
 
 def _per_shard(shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     labels = ["{}/{}".format(*s.shard) for s in shards]
+    unit = next((d["unit"] for d in dicts if not d["skipped"] and "unit" in d), dicts[0].get("unit", "images"))
     return {"passed": all(d["passed"] for d in dicts), "skipped": all(d["skipped"] for d in dicts),
             "summary": "; ".join(f"shard {label}: {d['summary']}" for label, d in zip(labels, dicts)),
             "failed_images": sorted({i for d in dicts for i in d["failed_images"]}),
-            "judged": sum(d.get("judged", 0) for d in dicts),
-            "unit": next((d["unit"] for d in dicts if not d["skipped"] and "unit" in d), dicts[0].get("unit", "images")),
+            "judged": sum(d.get("judged", 0) for d in dicts), "unit": unit,
             "details": {"per_shard": {label: d["details"] for label, d in zip(labels, dicts)}}}
 
 

@@ -1,7 +1,7 @@
 """`bn reestimate`: move a model's BatchNorm statistics from a reference domain to a target domain, and judge it.
 
 Workflow: capture what the pipeline really feeds the model (harness.checks.bn_capture) on the first `images`
-calibration slips of the reference and of the target corpus; in a child process (harness.run.reestimate_child's tasks)
+calibration slips of the reference and of the target corpus; in a child process (harness.run.reestimate_child)
 measure every BN layer's input, choose layers, re-estimate them one after another in eval mode and write the new
 params; self-check the written dir (only BN tensors differ; the written model reproduces the recorded target
 statistics); then run the original and the new model on held-out target images and give a verdict
