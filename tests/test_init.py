@@ -247,7 +247,7 @@ def test_ci_option_chooses_the_engines(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     assert main(["init", str(tmp_path / "c"), "--ci", "github,jenkins"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--ci 'github,jenkins': expected a comma-separated list of github, gitlab, k8s" in err
+    assert "--ci 'github,jenkins': expected a comma-separated list of github, gitlab, k8s, slurm, or none" in err
     assert not (tmp_path / "c").exists()
 
 
@@ -340,3 +340,83 @@ def test_k8s_merge_job_reads_the_shards_volume(every_ci: Path) -> None:
     (container,) = job["spec"]["template"]["spec"]["containers"]
     (shard,) = shards["spec"]["template"]["spec"]["containers"]
     assert container["image"] == shard["image"] and container["workingDir"] == shard["workingDir"] == "/repo"
+
+
+# --- SLURM (init --ci slurm) ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def slurm_repo(tmp_path: Path) -> Path:
+    target = tmp_path / "their-repo"
+    assert main(["init", str(target), "--ci", "slurm"]) == 0
+    return target
+
+
+def _sbatch_options(script: Path) -> dict[str, str]:
+    """The script's `#SBATCH` options; sbatch reads them only above the first command, so they must all be there."""
+    lines = script.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "#!/bin/bash"
+    first_command = next(i for i, line in enumerate(lines) if line.strip() and not line.startswith("#"))
+    options = [(i, line.removeprefix("#SBATCH ")) for i, line in enumerate(lines) if line.startswith("#SBATCH ")]
+    assert options and all(i < first_command for i, _ in options), script
+    return dict(opt.removeprefix("--").split("=", 1) for _, opt in options)
+
+
+def _run_batch_script(repo: Path, name: str, env: dict[str, str], args: tuple[str, ...] = (),
+                      exit_code: int = 0) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    """Runs the batch script as slurmd does (bash, the submit directory, SLURM's variables) with `ocr-harness`
+    on PATH recording its argv and exiting with `exit_code`: the script's own shell (expansion, quoting, the exit
+    it maps to) is what is run. Each recorded command must parse with the real CLI parser."""
+    shim_dir, log = repo.parent / "bin", repo.parent / "argv.jsonl"
+    shim_dir.mkdir(exist_ok=True)
+    log.unlink(missing_ok=True)
+    shim = shim_dir / "ocr-harness"
+    shim.write_text(f"#!{sys.executable}\nimport json, sys\nwith open({str(log)!r}, 'a') as f:\n"
+                    f"    f.write(json.dumps(sys.argv[1:]) + '\\n')\nsys.exit({exit_code})\n", encoding="utf-8")
+    shim.chmod(0o755)
+    proc = subprocess.run(["bash", f"slurm/{name}", *args], cwd=repo, capture_output=True, text=True, check=False,
+                          env={"PATH": f"{shim_dir}:/usr/bin:/bin", **env})
+    argvs = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+    for argv in argvs:
+        assert callable(build_parser().parse_args(argv).func)
+    return proc, argvs
+
+
+def test_slurm_nightly_is_a_job_array_whose_tasks_take_their_own_shards(slurm_repo: Path) -> None:
+    from harness.run.engines import ENGINES
+
+    script = slurm_repo / "slurm" / "ocr-nightly-shards.sbatch"
+    options = _sbatch_options(script)
+    assert options["array"] == "1-4"
+    assert ENGINES["slurm"].snippet(4) in script.read_text(encoding="utf-8").splitlines()  # what `plan` prints
+    assert ENGINES["slurm"].where.startswith("slurm/ocr-nightly-shards.sbatch")
+    low, high = map(int, options["array"].split("-"))
+    outs = set()
+    for task in range(low, high + 1):  # what SLURM sets in each array task
+        env = {"SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_COUNT": "4",
+               "SLURM_ARRAY_TASK_MIN": str(low), "SLURM_ARRAY_TASK_MAX": str(high), "SLURM_ARRAY_TASK_STEP": "1"}
+        assert detect(env).shard == (task, 4)
+        proc, (run,) = _run_batch_script(slurm_repo, script.name, env)
+        assert proc.returncode == 0, proc.stderr
+        assert run[:3] == ["run", "--profile", "nightly"] and run[run.index("--shard") + 1] == "auto"
+        outs.add(run[run.index("--out") + 1])
+    # Each array writes under its own job id: a task that did not run tonight leaves a gap, not last night's shard.
+    assert outs == {f"reports/77/shard-{k}" for k in range(1, 5)}
+    # A regression (exit 1) leaves the verdict to the merge; anything worse fails the task.
+    for code, ok in ((0, True), (1, True), (2, False), (3, False), (143, False)):
+        proc, _ = _run_batch_script(slurm_repo, script.name, env, exit_code=code)
+        assert (proc.returncode == 0) is ok, code
+
+
+def test_slurm_merge_job_merges_its_arrays_shards_and_passes_the_verdict_on(slurm_repo: Path) -> None:
+    script = slurm_repo / "slurm" / "ocr-nightly-merge.sbatch"
+    assert "array" not in _sbatch_options(script)
+    for k in (1, 2, 3, 4):
+        (slurm_repo / "reports" / "77" / f"shard-{k}").mkdir(parents=True)
+    (slurm_repo / "reports" / "76" / "shard-5").mkdir(parents=True)  # an earlier array's shard stays out
+    for code in (0, 1, 2):
+        proc, (merged,) = _run_batch_script(slurm_repo, script.name, {}, ("77",), exit_code=code)
+        assert proc.returncode == code
+        assert merged == ["report", "merge", *(f"reports/77/shard-{k}" for k in (1, 2, 3, 4)),
+                          "--out", "reports/77/nightly", "--html"]
+    proc, argvs = _run_batch_script(slurm_repo, script.name, {})  # submitted without the array's id
+    assert proc.returncode != 0 and not argvs and "the array job id" in proc.stderr

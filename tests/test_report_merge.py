@@ -286,6 +286,17 @@ def test_sampled_check_that_differs_is_reported_per_shard(synthetic: Synthetic) 
     assert check["summary"] == "shard 1/2: det on 4 images: max score 1.2; shard 2/2: det on 3 images: max score 2.7"
 
 
+def test_sampled_check_the_shards_agree_on_counts_every_shards_calls(synthetic: Synthetic) -> None:
+    same = CheckResult("bn_drift", True, "det on 4 images: max score 1.2", judged=4)
+    check = merge_shards([synthetic.shard(1, bn_drift=same), synthetic.shard(2, bn_drift=same)],
+                         registry.specs()).report["checks"]["bn_drift"]
+    assert check["passed"] and (check["judged"], check["unit"]) == (8, "images")
+    assert check["summary"] == "det on 4 images: max score 1.2 [the same on each of the 2 shards]"
+    # A check that every shard skipped the same way judged nothing, however many shards skipped it.
+    skipped = merge_shards([synthetic.shard(1), synthetic.shard(2)], registry.specs()).report["checks"]["bn_drift"]
+    assert skipped["skipped"] and skipped["judged"] == 0 and skipped["summary"] == "skipped: disabled in profile"
+
+
 def test_all_clean_merge_passes(synthetic: Synthetic) -> None:
     for i, o in list(synthetic.outcomes.items()):
         synthetic.outcomes[i] = ImageOutcome(i, (slip(i),) * 3, (0.1, 0.1, 0.1)) if not o.ok or o.mutated else \

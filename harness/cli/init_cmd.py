@@ -5,7 +5,8 @@ profiles, datasets/ (README, an empty manifest), golden/, tox.ini, requirements-
 stack), a pytest golden test and CI definitions for the engines `--ci` names (default github): GitHub Actions
 workflows (release gate on pull requests, sharded nightly with a merge job, manual golden refresh that opens a
 pull request), a GitLab CI file (release gate, nightly as `parallel` shards and a merge job), a Kubernetes
-Indexed Job for the nightly shards plus the merge Job. Every sharded nightly runs `--shard auto`.
+Indexed Job for the nightly shards plus the merge Job, and SLURM batch scripts (a job array of shards and a merge
+job queued behind it). Every sharded nightly runs `--shard auto`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from harness.util.errors import EXIT_OK, UserError
 
 CI_PYTHON = "3.12"
 # The files each `--ci` engine brings (paths under the templates); every other template is always written.
-CI_FILES: dict[str, tuple[str, ...]] = {"github": (".github/",), "gitlab": (".gitlab-ci.yml",), "k8s": ("k8s/",)}
+CI_FILES: dict[str, tuple[str, ...]] = {"github": (".github/",), "gitlab": (".gitlab-ci.yml",), "k8s": ("k8s/",),
+                                   "slurm": ("slurm/",)}
 DEFAULT_CI = ("github",)
 
 
@@ -44,8 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--python", default=CI_PYTHON, help=f"Python version the workflows use (default: {CI_PYTHON})")
     p.add_argument("--ci", default=",".join(DEFAULT_CI),
                    help="comma-separated CI engines to write definitions for: github (.github/workflows), gitlab "
-                        "(.gitlab-ci.yml), k8s (k8s/: an Indexed Job for the nightly shards and the merge Job), or "
-                        "none (default: github)")
+                        "(.gitlab-ci.yml), k8s (k8s/: an Indexed Job for the nightly shards and the merge Job), "
+                        "slurm (slurm/: an sbatch job array for the shards and the merge job), or none (default: "
+                        "github)")
     p.set_defaults(func=run_init)
 
 

@@ -57,7 +57,7 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (
            "k8s/ocr-nightly-shards.yaml (the Job's spec and its container's env)",
            lambda n: "run several Indexed Jobs with explicit `--shard K/N`, or raise the budget"),
     Engine("slurm", 1000, "the default MaxArraySize = 1001 allows --array=1-1000", lambda n: f"#SBATCH --array=1-{n}",
-           "the sbatch script that runs `ocr-harness run --shard auto`",
+           "slurm/ocr-nightly-shards.sbatch (its #SBATCH --array line)",
            lambda n: f"ask for a MaxArraySize above {n} or submit {-(-n // 1000)} arrays running explicit "
                      f"`--shard $((SLURM_ARRAY_TASK_ID + OFFSET))/{n}`"),
 )}

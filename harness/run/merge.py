@@ -308,7 +308,7 @@ def _merge_ran(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], im
     per_image_check = spec.level == "image" if spec is not None else False
     if all(d["skipped"] for d in dicts) or not (per_image or per_image_check):
         if all(d == dicts[0] for d in dicts):
-            return dict(dicts[0])
+            return _same_on_every_shard(spec, dicts)
         if spec is not None and spec.per_shard:
             return _per_shard(shards, dicts)
         a, b = next((shards[0], s) for s, d in zip(shards, dicts) if d != dicts[0])
@@ -349,6 +349,15 @@ def _agreed_details(name: str, shards: Sequence[ShardRun], details: Sequence[Map
     if any(d != details[0] for d in details):
         raise UserError(f"check {name!r}: the shards' details differ and this version cannot merge them")
     return dict(details[0])
+
+
+def _same_on_every_shard(spec: CheckSpec | None, dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every shard said the same. A check each shard judges on its own calls (`per_shard`) judged them all."""
+    merged = dict(dicts[0])
+    if spec is not None and spec.per_shard and len(dicts) > 1 and not merged["skipped"]:
+        merged["judged"] = sum(d.get("judged", 0) for d in dicts)
+        merged["summary"] += f" [the same on each of the {len(dicts)} shards]"
+    return merged
 
 
 def _per_shard(shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
