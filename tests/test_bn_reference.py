@@ -96,6 +96,13 @@ def test_no_record_mismatch_and_other_stack() -> None:
     judged = judge_reference(_record(REF_MEAN, REF_VAR), "", measured, {"det": HASHES}, {"det": INPUTS}, stack_now)
     assert judged.status == "judged" and judged.stack_differences == ("onednn: True -> False",)
     assert "record made on another stack: onednn: True -> False" in judged.sentence()
+    # A list (the CPU's ISA flags) shows what was added and removed, never both lists in full.
+    record = _record(REF_MEAN, REF_VAR)
+    record = BnReference(record.approved_at, {"isa": ["sse4_2", "avx2", "avx512_bf16"]}, record.images, record.models)
+    flags = judge_reference(record, "", measured, {"det": HASHES}, {"det": INPUTS},
+                            {"isa": ["sse4_2", "avx2", "amx_tile", "amx_int8"]})
+    assert flags.stack_differences == ("isa: +amx_tile +amx_int8 -avx512_bf16",)
+    assert flags.sentence().endswith("; record made on another stack: isa: +amx_tile +amx_int8 -avx512_bf16")
     renamed = {"det": [_stats(REF_MEAN, REF_VAR, name="other")]}
     assert "BN layers differ" in judge_reference(_record(REF_MEAN, REF_VAR), "", renamed, {"det": HASHES},
                                                  {"det": INPUTS}, stack_now).why["det"]

@@ -291,7 +291,7 @@ def judge_reference(reference: BnReference | None, no_record_why: str, measured:
             layers += moves
         if reason is not None:
             why[model] = reason
-    diffs = tuple(f"{d.key}: {d.golden!r} -> {d.current!r}" for d in stack_differences(reference.stack, stack)
+    diffs = tuple(d.brief() for d in stack_differences(reference.stack, stack)
                   if not d.key.startswith("models."))  # model files are judged above, by kind
     return ReferenceVerdict("judged" if layers else "mismatch", tuple(layers), why, diffs, reference.approved_at,
                             len(reference.images))

@@ -52,6 +52,15 @@ class StackDifference:
             parts.pop()
         return _LABELS.get(parts[-1].lower(), parts[-1])
 
+    def brief(self) -> str:
+        """'key: record -> now'; two lists (the ISA flags) as what now has and the record had not, and back:
+        'isa: +amx_tile -avx512_bf16', never both lists in full."""
+        if isinstance(self.golden, list) and isinstance(self.current, list):
+            moved = [f"+{x}" for x in self.current if x not in self.golden] + \
+                    [f"-{x}" for x in self.golden if x not in self.current]
+            return f"{self.key}: {' '.join(moved) or 'same items, other order'}"
+        return f"{self.key}: {self.golden!r} -> {self.current!r}"
+
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "golden": self.golden, "current": self.current, "category": self.category}
 
