@@ -103,6 +103,14 @@ def test_keys_missing_on_one_side_and_ignored_keys() -> None:
     assert "this run is paddlex (not recorded)" in (likely_cause(diffs) or "")
 
 
+def test_a_difference_in_brief_names_what_moved_in_a_list() -> None:
+    cpu, flags = stack_differences({"isa": ["avx2", "avx512f"], "cpu": "A"},
+                                   {"isa": ["avx2", "amx_tile"], "cpu": "B"})
+    assert flags.brief() == "isa: +amx_tile -avx512f" and cpu.brief() == "cpu: 'A' -> 'B'"
+    (order,) = stack_differences({"isa": ["a", "b"]}, {"isa": ["b", "a"]})
+    assert order.brief() == "isa: same items, other order"
+
+
 def test_no_meta_is_reported(tmp_path: Path) -> None:
     s = make_store(tmp_path, ["a"], with_meta=False)
     status = golden_status(s, ["a"], True, GOLDEN_STACK)

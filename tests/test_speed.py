@@ -211,6 +211,14 @@ def test_a_larger_selection_is_judged_at_the_baselines_load() -> None:
     assert not ok and summary.startswith("MORE MEMORY")
 
 
+def test_a_baseline_from_another_cpu_names_the_isa_flags_that_moved() -> None:
+    flags = ["avx2", "avx512f", "avx512_bf16"]
+    base = dataclasses.replace(BASE, stack={"onednn": True, "isa": flags})
+    r = speed_check({"a": outcome("a", 1.0, 0.01)}, base, {"onednn": True, "isa": [*flags, "amx_tile"]},
+                    max_ratio=1.5, memory_max_ratio=1.3, require_baseline=False, no_baseline_why="")
+    assert r.passed and r.summary.endswith("; stack differs from the baseline's: isa: +amx_tile")
+
+
 def test_a_baseline_of_another_clock_is_not_compared() -> None:
     wall = SpeedBaseline(BASE.approved_at, BASE.stack, 3, "wall", BASE.images, 800_000, 3)
     ok, _, summary = judge([outcome("a", 1.0, 0.01)], baseline=wall)

@@ -133,8 +133,7 @@ def speed_check(outcomes: Mapping[str, ImageOutcome], baseline: SpeedBaseline | 
     else:
         parts.append("peak RSS not measured")
     if diffs:
-        parts.append("stack differs from the baseline's: " + ", ".join(
-            f"{d.key}: {d.golden!r} -> {d.current!r}" for d in diffs[:6]))
+        parts.append("stack differs from the baseline's: " + ", ".join(d.brief() for d in diffs[:6]))
     verdict = [w for w, bad in (("SLOWER", slow), ("MORE MEMORY", fat)) if bad]
     summary = ("; ".join(verdict) + ": " if verdict else "") + "; ".join(parts)
     return CheckResult("speed", not (slow or fat), summary, details=details, judged=len(common))

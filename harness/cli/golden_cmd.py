@@ -61,7 +61,10 @@ def status(args: argparse.Namespace) -> int:
     for rel in st.leftovers:
         print(f"  leftover  {rel}: temp file of an interrupted refresh ({store.directory / rel})")
     for diff in st.stack_differences:
-        print(f"  stack     {diff.key}: golden {diff.golden!r} -> current {diff.current!r}")
+        if isinstance(diff.golden, list) and isinstance(diff.current, list):  # ISA flags: what moved
+            print(f"  stack     {diff.brief()} (+ this stack only, - the goldens' only)")
+        else:
+            print(f"  stack     {diff.key}: golden {diff.golden!r} -> current {diff.current!r}")
     if st.likely_cause:
         print(f"  note      {st.likely_cause}")
     return EXIT_OK if not (st.missing or st.orphaned or st.changed_images or st.leftovers) else EXIT_REGRESSION
