@@ -128,7 +128,19 @@ def _workflow(repo: Path, name: str) -> dict[Any, Any]:
 
 
 def _runs(job: dict[str, Any]) -> list[list[str]]:
-    return [argv for step in job["steps"] if "run" in step for argv in harness_commands(step["run"])]
+    """The job's `ocr-harness` commands, each step's environment (job and step `env`) filled in. No expression is
+    ever inside a run script: values such as a matrix from a repository variable or a dispatch input reach the
+    shell as environment variables (data), never as script text."""
+    out = []
+    for step in job["steps"]:
+        if "run" not in step:
+            continue
+        assert not EXPRESSION.search(step["run"]), step["run"]
+        script = step["run"]
+        for name, value in {**job.get("env", {}), **step.get("env", {})}.items():
+            script = script.replace(f"${name}", _substitute(str(value)))
+        out += harness_commands(script)
+    return out
 
 
 def _uses(job: dict[str, Any]) -> list[str]:
@@ -163,6 +175,7 @@ def test_nightly_fans_out_shards_and_merges_every_one(repo: Path) -> None:
     assert seen == [(k, 4) for k in range(1, 5)]
     (run,) = _runs(shard)
     assert run[:3] == ["run", "--profile", "nightly"] and run[run.index("--shard") + 1] == "auto"
+    assert run[run.index("--out") + 1] == "shard-2"  # matrix.k = 2, through SHARD_DIR
     step = next(s for s in shard["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
     assert step["with"]["path"] == "shard-${{ matrix.k }}" == step["with"]["name"]
     assert merge["needs"] == "shard" and "cancelled" in merge["if"]
@@ -178,6 +191,7 @@ def test_golden_refresh_is_manual_uploads_review_and_opens_a_pull_request(repo: 
     (job,) = wf["jobs"].values()
     dry, apply = _runs(job)
     assert dry[:2] == ["golden", "refresh"] and "--yes" not in dry and "--yes" in apply
+    assert "--failed" in dry and "--failed" in apply  # the dispatch input, through MODE
     upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
     assert upload["with"]["path"] == "out/golden-review.md"
     pr = next(s for s in job["steps"] if s.get("uses", "").startswith("peter-evans/create-pull-request"))
@@ -314,20 +328,27 @@ def test_k8s_nightly_is_an_indexed_job_whose_completions_equal_the_total(every_c
     assert spec["completions"] == int(total) == spec["parallelism"] == 4
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
     assert spec["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-    script = _pod_command(job)
+    pod = [*container["command"], _pod_command(job)]  # the pod's shell, run for real
     outs = set()
     for index in range(spec["completions"]):  # what Kubernetes sets in each pod
         env = {"JOB_COMPLETION_INDEX": str(index), "OCR_HARNESS_SHARD_TOTAL": total}
         assert detect(env).shard == (index + 1, 4)
-        line = script.replace("$((JOB_COMPLETION_INDEX + 1))", str(index + 1)).split(";")[0]
-        (run,) = harness_commands(line)
-        assert run[run.index("--shard") + 1] == "auto"
+        proc, (run,) = _run_with_shim(every_ci, pod, env)
+        assert proc.returncode == 0, proc.stderr
+        assert run[:3] == ["run", "--profile", "nightly"] and run[run.index("--shard") + 1] == "auto"
         outs.add(run[run.index("--out") + 1])
     assert outs == {f"/reports/shard-{k}" for k in range(1, 5)}
     # A regression (exit 1) leaves the verdict to the merge; anything worse fails the pod.
     for code, ok in ((0, True), (1, True), (2, False), (3, False), (143, False)):
-        tail = script.split(";", 1)[1].replace("code=$?", f"code={code}")
-        assert (subprocess.run(["/bin/sh", "-c", tail], check=False).returncode == 0) is ok
+        proc, _ = _run_with_shim(every_ci, pod, env, exit_code=code)
+        assert (proc.returncode == 0) is ok, code
+    # Job names are fixed, and `kubectl apply` of a finished Job changes nothing: the recipe deletes last night's
+    # Jobs first, or tonight's wait would return at once on them and the merge would not run again.
+    recipe = [line.removeprefix("#").strip() for line in
+              (every_ci / "k8s" / "ocr-nightly-shards.yaml").read_text(encoding="utf-8").splitlines()
+              if line.startswith("#   kubectl ")]
+    assert recipe[0] == "kubectl delete job ocr-nightly-shards ocr-nightly-merge --ignore-not-found"
+    assert [r.split()[1] for r in recipe] == ["delete", "apply", "wait", "apply"]
 
 
 def test_k8s_merge_job_reads_the_shards_volume(every_ci: Path) -> None:
@@ -361,11 +382,11 @@ def _sbatch_options(script: Path) -> dict[str, str]:
     return dict(opt.removeprefix("--").split("=", 1) for _, opt in options)
 
 
-def _run_batch_script(repo: Path, name: str, env: dict[str, str], args: tuple[str, ...] = (),
-                      exit_code: int = 0) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
-    """Runs the batch script as slurmd does (bash, the submit directory, SLURM's variables) with `ocr-harness`
-    on PATH recording its argv and exiting with `exit_code`: the script's own shell (expansion, quoting, the exit
-    it maps to) is what is run. Each recorded command must parse with the real CLI parser."""
+def _run_with_shim(repo: Path, command: list[str], env: dict[str, str], exit_code: int = 0
+                   ) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    """Runs `command` (a batch script, a pod's shell) in `repo` with only `env` and `ocr-harness` on PATH recording
+    its argv and exiting with `exit_code`: the template's own shell (expansion, quoting, the exit it maps to) is
+    what runs. Each recorded command must parse with the real CLI parser."""
     shim_dir, log = repo.parent / "bin", repo.parent / "argv.jsonl"
     shim_dir.mkdir(exist_ok=True)
     log.unlink(missing_ok=True)
@@ -373,12 +394,18 @@ def _run_batch_script(repo: Path, name: str, env: dict[str, str], args: tuple[st
     shim.write_text(f"#!{sys.executable}\nimport json, sys\nwith open({str(log)!r}, 'a') as f:\n"
                     f"    f.write(json.dumps(sys.argv[1:]) + '\\n')\nsys.exit({exit_code})\n", encoding="utf-8")
     shim.chmod(0o755)
-    proc = subprocess.run(["bash", f"slurm/{name}", *args], cwd=repo, capture_output=True, text=True, check=False,
+    proc = subprocess.run(command, cwd=repo, capture_output=True, text=True, check=False,
                           env={"PATH": f"{shim_dir}:/usr/bin:/bin", **env})
     argvs = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
     for argv in argvs:
         assert callable(build_parser().parse_args(argv).func)
     return proc, argvs
+
+
+def _run_batch_script(repo: Path, name: str, env: dict[str, str], args: tuple[str, ...] = (),
+                      exit_code: int = 0) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    """The batch script as slurmd runs it: bash, the submit directory, SLURM's variables."""
+    return _run_with_shim(repo, ["bash", f"slurm/{name}", *args], env, exit_code)
 
 
 def test_slurm_nightly_is_a_job_array_whose_tasks_take_their_own_shards(slurm_repo: Path) -> None:

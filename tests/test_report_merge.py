@@ -184,7 +184,8 @@ class Synthetic:
         self.bs1 = {i: ImageOutcome(i, (slip(i, score=0.9 + (1e-6 if i == "slip_0006" else 0)),)) for i in IDS}
         self.multi = {i: ImageOutcome(i, (slip(i, score=0.9 - (1e-3 if i == "slip_0000" else 0)),)) for i in IDS}
 
-    def report(self, shard: tuple[int, int] | None, bn_drift: CheckResult | None = None) -> dict[str, Any]:
+    def report(self, shard: tuple[int, int] | None, bn_drift: CheckResult | None = None,
+               speed: CheckResult | None = None) -> dict[str, Any]:
         items = shard_items(self.items, shard)
         p = RunPlan(self.profile, self.corpus.root, self.corpus, items, self.dirs, shard=shard)
         part = {it.id: self.outcomes[it.id] for it in items}
@@ -201,6 +202,8 @@ class Synthetic:
         state.checks["audit"] = CheckResult("audit", True, "det: 3 BN, 0 findings", details={"det": {"bn": 3}})
         state.checks["bn_drift"] = bn_drift if bn_drift is not None else skipped("bn_drift", "disabled in profile")
         state.checks["variations"] = skipped("variations", "disabled in profile")
+        if speed is not None:
+            state.checks["speed"] = speed
         accuracy_hook(p, state)
         started = dt.datetime(2025, 1, 1, 2, shard[0] if shard else 0, tzinfo=dt.UTC)
         return as_written(build_report(p, state, started, 10.0 + (shard[0] if shard else 0)))
@@ -282,16 +285,29 @@ def test_sampled_check_that_differs_is_reported_per_shard(synthetic: Synthetic) 
     two = synthetic.shard(2, bn_drift=CheckResult("bn_drift", False, "det on 3 images: max score 2.7", judged=3))
     check = merge_shards([one, two], registry.specs()).report["checks"]["bn_drift"]
     assert not check["passed"]
-    assert (check["judged"], check["unit"]) == (7, "images")  # the keys every check carries, summed over shards
+    # The keys every check carries; two shards that sampled the model judged it again, not 7 images.
+    assert (check["judged"], check["unit"]) == (4, "images")
     assert check["summary"] == "shard 1/2: det on 4 images: max score 1.2; shard 2/2: det on 3 images: max score 2.7"
 
 
-def test_sampled_check_the_shards_agree_on_counts_every_shards_calls(synthetic: Synthetic) -> None:
-    same = CheckResult("bn_drift", True, "det on 4 images: max score 1.2", judged=4)
-    check = merge_shards([synthetic.shard(1, bn_drift=same), synthetic.shard(2, bn_drift=same)],
+def test_a_check_every_shard_runs_on_its_own_calls_counts_all_of_them(synthetic: Synthetic) -> None:
+    def speed(summary: str, passed: bool = True) -> CheckResult:
+        return CheckResult("speed", passed, summary, judged=6, unit="calls")
+
+    same = speed("median image 1.02x approved on 6 calls")
+    check = merge_shards([synthetic.shard(1, speed=same), synthetic.shard(2, speed=same)],
+                         registry.specs()).report["checks"]["speed"]
+    assert check["passed"] and (check["judged"], check["unit"]) == (12, "calls")
+    assert check["summary"] == "median image 1.02x approved on 6 calls [the same on each of the 2 shards]"
+    check = merge_shards([synthetic.shard(1, speed=same), synthetic.shard(2, speed=speed("SLOWER: 2.1x", False))],
+                         registry.specs()).report["checks"]["speed"]
+    assert not check["passed"] and (check["judged"], check["unit"]) == (12, "calls")
+    assert check["summary"] == "shard 1/2: median image 1.02x approved on 6 calls; shard 2/2: SLOWER: 2.1x"
+    # A sampled check two shards ran judged the same sample twice: counted once.
+    sample = CheckResult("bn_drift", True, "det on 4 images: max score 1.2", judged=4)
+    check = merge_shards([synthetic.shard(1, bn_drift=sample), synthetic.shard(2, bn_drift=sample)],
                          registry.specs()).report["checks"]["bn_drift"]
-    assert check["passed"] and (check["judged"], check["unit"]) == (8, "images")
-    assert check["summary"] == "det on 4 images: max score 1.2 [the same on each of the 2 shards]"
+    assert check["judged"] == 4 and check["summary"] == "det on 4 images: max score 1.2"
     # A check that every shard skipped the same way judged nothing, however many shards skipped it.
     skipped = merge_shards([synthetic.shard(1), synthetic.shard(2)], registry.specs()).report["checks"]["bn_drift"]
     assert skipped["skipped"] and skipped["judged"] == 0 and skipped["summary"] == "skipped: disabled in profile"

@@ -29,9 +29,10 @@ class Engine:
     over: Callable[[int], str]  # what to do when N shards exceed the limit
 
 
-def github_matrix(n: int, first: int = 1) -> dict[str, list[int]]:
-    """The nightly workflow's matrix: shard numbers and the total, read as OCR_HARNESS_SHARD=K/N."""
-    return {"k": list(range(first, n + 1)), "n": [n]}
+def github_matrix(n: int, first: int = 1, last: int | None = None) -> dict[str, list[int]]:
+    """The nightly workflow's matrix (shards first..last of n; all by default) and the total, read as
+    OCR_HARNESS_SHARD=K/N."""
+    return {"k": list(range(first, (last or n) + 1)), "n": [n]}
 
 
 def _github(n: int) -> str:
@@ -41,8 +42,9 @@ def _github(n: int) -> str:
 def _github_over(n: int) -> str:
     parts = [(a, min(a + 255, n)) for a in range(1, n + 1, 256)]
     return (f"split the shards over {len(parts)} matrix jobs, each setting OCR_HARNESS_SHARD=${{{{ matrix.k }}}}/"
-            f"${{{{ matrix.n }}}} from its own matrix: " + "; ".join(
-                f'{{"k":[{a}..{b}],"n":[{n}]}}' for a, b in parts) + "; one merge job needs all of them")
+            f"${{{{ matrix.n }}}} from its own matrix (one repository variable each), and one merge job that needs "
+            f"all of them; the matrices, shards {', '.join(f'{a}-{b}' for a, b in parts)}:\n" +
+            "\n".join(json.dumps(github_matrix(n, a, b), separators=(",", ":")) for a, b in parts))
 
 
 ENGINES: dict[str, Engine] = {e.name: e for e in (

@@ -310,7 +310,7 @@ def _merge_ran(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], im
         if all(d == dicts[0] for d in dicts):
             return _same_on_every_shard(spec, dicts)
         if spec is not None and spec.per_shard:
-            return _per_shard(shards, dicts)
+            return _per_shard(spec, shards, dicts)
         a, b = next((shards[0], s) for s, d in zip(shards, dicts) if d != dicts[0])
         raise UserError(f"cannot merge {b.label} with {a.label}: model-level check {name!r} differs "
                         f"({b.report.checks[name]['summary']!r} vs {a.report.checks[name]['summary']!r})")
@@ -351,22 +351,30 @@ def _agreed_details(name: str, shards: Sequence[ShardRun], details: Sequence[Map
     return dict(details[0])
 
 
+def _judged(spec: CheckSpec | None, dicts: Sequence[Mapping[str, Any]]) -> int:
+    """A check every shard runs on its own calls (`every_shard`: speed, served settings) judged them all; any
+    other check the shards ran judged the same model or sample again (the most any shard judged)."""
+    counts = [d.get("judged", 0) for d in dicts]
+    return sum(counts) if spec is not None and spec.every_shard else max(counts, default=0)
+
+
 def _same_on_every_shard(spec: CheckSpec | None, dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Every shard said the same. A check each shard judges on its own calls (`per_shard`) judged them all."""
+    """Every shard said the same; a check every shard runs on its own calls says it judged all of them."""
     merged = dict(dicts[0])
-    if spec is not None and spec.per_shard and len(dicts) > 1 and not merged["skipped"]:
-        merged["judged"] = sum(d.get("judged", 0) for d in dicts)
+    if spec is not None and spec.every_shard and len(dicts) > 1 and not merged["skipped"]:
+        merged["judged"] = _judged(spec, dicts)
         merged["summary"] += f" [the same on each of the {len(dicts)} shards]"
     return merged
 
 
-def _per_shard(shards: Sequence[ShardRun], dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _per_shard(spec: CheckSpec | None, shards: Sequence[ShardRun],
+               dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     labels = ["{}/{}".format(*s.shard) for s in shards]
     unit = next((d["unit"] for d in dicts if not d["skipped"] and "unit" in d), dicts[0].get("unit", "images"))
     return {"passed": all(d["passed"] for d in dicts), "skipped": all(d["skipped"] for d in dicts),
             "summary": "; ".join(f"shard {label}: {d['summary']}" for label, d in zip(labels, dicts)),
             "failed_images": sorted({i for d in dicts for i in d["failed_images"]}),
-            "judged": sum(d.get("judged", 0) for d in dicts), "unit": unit,
+            "judged": _judged(spec, dicts), "unit": unit,
             "details": {"per_shard": {label: d["details"] for label, d in zip(labels, dicts)}}}
 
 

@@ -58,10 +58,15 @@ def _int(env: Mapping[str, str], name: str, low: int = 0) -> int:
     return value
 
 
+_RULE = {"github": "K/N needs 1 <= K <= N", "gitlab": "CI_NODE_INDEX counts from 1 to CI_NODE_TOTAL",
+         "k8s": "OCR_HARNESS_SHARD_TOTAL must equal the Indexed Job's completions",
+         "slurm": "the array's tasks are COUNT from MIN in steps of STEP"}
+
+
 def _checked(engine: str, k: int, n: int, env: Mapping[str, str], names: tuple[str, ...]) -> ShardSource:
     if k > n:
         shown = ", ".join(f"{name}={env[name]}" for name in names if name in env)
-        raise UserError(f"--shard auto: {engine}: {shown} names shard {k} of {n}")
+        raise UserError(f"--shard auto: {engine}: {shown} names shard {k} of {n} ({_RULE[engine]})")
     return ShardSource(engine, k, n, tuple((name, env[name]) for name in names if name in env))
 
 
