@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import zlib
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,10 @@ import pytest
 from harness.checks.registry import catalogue
 from harness.cli import main
 from harness.config import load_profile
-from harness.run.costmodel import expected_phases, fewest_shards, fit, predict, shards_for_budget
+from harness.corpus.loader import load_corpus
+from harness.run.costmodel import (expected_phases, fewest_shards, fit, largest_shard, most_shards, predict,
+                                     shards_for_budget)
+from harness.run.plan import shard_items
 
 CONFIG = Path(__file__).resolve().parents[1] / "harness.toml"
 
@@ -47,12 +53,33 @@ def test_shards_split_the_images_and_each_pays_the_starts() -> None:
     nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     costs, _ = fit(report(8), nightly)
     one, four = predict(costs, nightly, 64, 1), predict(costs, nightly, 64, 4)
-    assert four.wall_s < one.wall_s / 3  # images split; starts and model-level checks are paid per shard
-    assert dict(four.phases)["main"] == pytest.approx(2 + 4.0 * 16)
+    assert four.wall_s < one.wall_s * 0.7  # images split; starts and model-level checks are paid per shard
+    # The largest shard is planned, not the average: 32 of 64 slips, not 16.
+    assert largest_shard(64, 4) == 32 and dict(four.phases)["main"] == pytest.approx(2 + 4.0 * 32)
     best = shards_for_budget(costs, nightly, 10_000, 30 * 60)
     assert best is not None and best.wall_s <= 30 * 60
     assert predict(costs, nightly, 10_000, best.shards - 1).wall_s > 30 * 60  # the fewest that fit
     assert shards_for_budget(costs, nightly, 10_000, 10) is None  # fixed costs alone exceed 10 s
+
+
+def test_the_planned_largest_shard_holds_for_the_real_hash_split() -> None:
+    """The split hashes ids, so shards are uneven: the plan's largest shard is at least the real one, and up to
+    `most_shards` no shard is empty (an empty shard stops with exit 2 and the merge lacks it). Four id families:
+    the committed corpus, and sequential ids of three shapes (crc32 of sequential ids is uneven: 7 shards of
+    10,000 get 1362 to 1547)."""
+    corpus = load_corpus(CONFIG.parent / "datasets" / "bank_slips").items
+    families = [corpus, *([dataclasses.replace(corpus[0], id=fmt.format(n)) for n in range(size)]
+                          for fmt, size in (("slip_{:05d}", 10_000), ("slip_{:04d}", 1000), ("img{}", 3000)))]
+    for items in families:
+        n = len(items)
+        crc = [zlib.crc32(it.id.encode("utf-8")) for it in items]
+        assert [it.id for it in shard_items(items, (2, 7))] == [it.id for it, c in zip(items, crc) if c % 7 == 1]
+        for shards in range(2, min(most_shards(n), 300) + 1):
+            sizes = Counter(c % shards for c in crc)
+            assert len(sizes) == shards, (n, shards)  # none empty
+            assert max(sizes.values()) <= largest_shard(n, shards), (n, shards, max(sizes.values()))
+    assert (most_shards(64), most_shards(12), most_shards(1), most_shards(10_000)) == (9, 2, 1, 878)
+    assert (largest_shard(10_000, 37), largest_shard(10_000, 1), largest_shard(5, 4)) == (345, 10_000, 5)
 
 
 def test_plan_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,35 +128,37 @@ def _plan(tmp_path: Path, *args: str) -> int:
 
 
 @pytest.mark.parametrize(("engine", "snippet"), [
-    ("github", '{"k":[1,2,3,4],"n":[4]}'),
-    ("gitlab", "parallel: 4"),
-    ("k8s", 'completions: 4\nparallelism: 4\nOCR_HARNESS_SHARD_TOTAL: "4"'),
-    ("slurm", "#SBATCH --array=1-4"),
+    ("github", '{"k":[1,2,3,4,5],"n":[5]}'),
+    ("gitlab", "parallel: 5"),
+    ("k8s", 'completions: 5\nparallelism: 5\nOCR_HARNESS_SHARD_TOTAL: "5"'),
+    ("slurm", "#SBATCH --array=1-5"),
 ])
 def test_plan_per_engine_prints_the_snippet_its_template_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                engine: str, snippet: str) -> None:
     nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     costs, _ = fit(report(8), nightly)
     shards = fewest_shards(costs, nightly, 1000, 30 * 60)
-    assert shards is not None and shards.shards == 4  # the snippet below is for this count
+    assert shards is not None and shards.shards == 5  # the snippet below is for this count
     assert _plan(tmp_path, "--images", "1000", "--budget", "30", "--engine", engine) == 0
     out = capsys.readouterr().out
     # Where the costs come from: the file, the measured profile, its images and selection, when, on what CPU.
     assert (f"from {tmp_path / 'report.json'}: a run of profile nightly measured 2026-12-01T02:17:00+00:00, 8 "
             "images of a 12-image selection, subset smoke") in out and "on AMD EPYC 7763" in out
-    assert out.rstrip().endswith(snippet) and f"{engine}: 4 shards (limit" in out
+    assert out.rstrip().endswith(snippet) and f"{engine}: 5 shards (limit" in out
     if engine == "github":
-        assert json.loads(snippet) == {"k": [1, 2, 3, 4], "n": [4]}
+        assert json.loads(snippet) == {"k": [1, 2, 3, 4, 5], "n": [5]}
 
 
 @pytest.mark.parametrize(("engine", "limit", "advice"), [
-    ("github", 256, 'split the shards over 2 matrix jobs, each setting OCR_HARNESS_SHARD=${{ matrix.k }}/'
-                    '${{ matrix.n }} from its own matrix: {"k":[1..256],"n":[N]}; {"k":[257..N],"n":[N]}'),
-    ("gitlab", 200, "split the shard job into 2 jobs of at most `parallel: 200`"),
-    ("slurm", 1000, None),
+    ("github", 256, "split the shards over 2 matrix jobs, each setting OCR_HARNESS_SHARD=${{ matrix.k }}/"
+                    "${{ matrix.n }} from its own matrix (one repository variable each), and one merge job that "
+                    "needs all of them; the matrices, shards 1-256, 257-{n}:"),
+    ("gitlab", 200, "split the shard job into 3 jobs of at most `parallel: 200`"),
+    ("slurm", 1000, "ask for a MaxArraySize above {n} or submit 2 arrays running explicit "
+                    "`--shard $((SLURM_ARRAY_TASK_ID + OFFSET))/{n}`"),
 ])
 def test_plan_above_the_engines_limit_says_so_and_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                            engine: str, limit: int, advice: str | None) -> None:
+                                                            engine: str, limit: int, advice: str) -> None:
     nightly, _ = load_profile(CONFIG, "nightly", catalogue())
     costs, _ = fit(report(8), nightly)
     images = 100_000 if engine != "slurm" else 400_000
@@ -138,8 +167,11 @@ def test_plan_above_the_engines_limit_says_so_and_what_to_do(tmp_path: Path, cap
     assert _plan(tmp_path, "--images", str(images), "--budget", "30", "--engine", engine) == 1
     out = capsys.readouterr().out
     assert f"{engine}: {need.shards} shards are above the limit of {limit}" in out
-    if advice is not None:
-        assert advice.replace("N]", f"{need.shards}]") in out
+    assert advice.replace("{n}", str(need.shards)) in out
+    if engine == "github":  # every shard in exactly one matrix, each one the JSON fromJSON reads
+        matrices = [json.loads(line) for line in out.splitlines() if line.startswith('{"k":')]
+        assert [k for m in matrices for k in m["k"]] == list(range(1, need.shards + 1))
+        assert all(m["n"] == [need.shards] and len(m["k"]) <= 256 for m in matrices)
 
 
 def test_plan_engine_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -149,7 +181,13 @@ def test_plan_engine_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "invalid choice: 'ray'" in capsys.readouterr().err
     # Without an engine nothing changes: GitHub's 256 bound the plain budget search, as before.
     assert _plan(tmp_path, "--images", "1000", "--budget", "30") == 0
-    assert "min per shard (1000 images, 4 shards)" in capsys.readouterr().out
+    assert "min per shard (1000 images, 5 shards)" in capsys.readouterr().out
+    # A budget nothing meets: what the most shards that leave none empty would take.
+    assert _plan(tmp_path, "--images", "1000", "--budget", "0.1", "--engine", "k8s") == 1
+    assert "no shard count fits 0.1 min for 1000 images: even 107 shards (the most that leave none empty) take " \
+        in capsys.readouterr().out
+    assert _plan(tmp_path, "--images", "1000", "--budget", "0.1") == 1
+    assert "no shard count up to 107 fits 0.1 min for 1000 images" in capsys.readouterr().out
 
 
 def test_a_later_shard_is_refused_as_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.checks import registry
 from harness.config import find_config, load_profile
-from harness.run.costmodel import PhaseCost, fewest_shards, fit, predict, shards_for_budget
+from harness.run.costmodel import PhaseCost, fewest_shards, fit, most_shards, predict, shards_for_budget
 from harness.model.settings import Profile
 from harness.run.engines import ENGINES, Engine, engine
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
@@ -66,7 +66,8 @@ def plan(args: argparse.Namespace) -> int:
     if args.budget is not None:
         best = shards_for_budget(costs, profile, images, args.budget * 60)
         if best is None:
-            print(f"no shard count up to 256 fits {args.budget:g} min for {images} images")
+            print(f"no shard count up to {min(256, most_shards(images))} fits {args.budget:g} min for {images} images "
+                  "(at most 256, and none left empty)")
             return EXIT_REGRESSION
         print(best.table())
         return EXIT_OK
@@ -100,7 +101,9 @@ def plan_engine(e: Engine, costs: list[PhaseCost], profile: Profile, images: int
     """The fewest shards for the budget within the engine's limit, and the snippet its template reads."""
     best = fewest_shards(costs, profile, images, budget_min * 60)
     if best is None:
-        print(f"no shard count fits {budget_min:g} min for {images} images: the fixed starts alone exceed it")
+        most = predict(costs, profile, images, most_shards(images))
+        print(f"no shard count fits {budget_min:g} min for {images} images: even {most.shards} shards (the most "
+              f"that leave none empty) take {most.wall_s / 60:.2f} min for their largest shard")
         return EXIT_REGRESSION
     print(best.table())
     if best.shards > e.limit:
