@@ -22,6 +22,7 @@ import pytest
 from conftest import CORPUS, ROOT, CliRun, run_cli
 from harness.checks.registry import catalogue
 from harness.config import load_profile
+from harness.environment import NODE_SALT_ENV, node_id
 from harness.corpus.loader import load_corpus
 from harness.backends import resolve_models
 from harness.model.settings import EngineSettings
@@ -78,7 +79,10 @@ def start_cluster(tmp: pytest.TempPathFactory, name: str, *second_node_cache: st
     marks = tmp.mktemp("ray-marks")
     env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(TESTS), "FAULT_IDS": ABORTS,
            "FAULT_MARK_DIR": str(marks), "RAY_AUTH_MODE": "token", "OCR_HARNESS_CACHE": str(cache_root(None))}
-    proc = subprocess.Popen([sys.executable, str(TESTS / "ray_cluster.py"), str(temp), *second_node_cache], env=env,
+    # The cluster's processes salt their node id differently from the driver's (which runs with `env`): an image's
+    # judged_on.node then proves that the cluster's node judged it, not the driver's fallback.
+    proc = subprocess.Popen([sys.executable, str(TESTS / "ray_cluster.py"), str(temp), *second_node_cache],
+                            env={**env, NODE_SALT_ENV: "the test cluster's own salt"},
                             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
     try:
@@ -146,7 +150,9 @@ def test_ray_results_are_bit_identical_to_the_local_executor(cluster: Cluster, f
     assert report["environment"]["executor"]["kind"] == "ray" and len(nodes) == 1
     (node,) = nodes
     assert nodes[node]["models"] == report["stack"]["models"]
-    assert {i["judged_on"]["node"] for i in report["images"]} == {node}
+    assert {i["judged_on"]["node"] for i in report["images"]} == {node} and node != node_id(cluster.env)
+    pids = {i["id"]: i["judged_on"]["worker_pid"] for i in report["images"]}
+    assert all(isinstance(pids[i], int) and pids[i] > 0 for i in SAME), pids  # ABORTS' worker died under it
     # A check's own pass runs on the cluster too, on fresh actors, and agrees.
     fresh = report["checks"]["cross_process"]
     assert fresh["passed"] and fresh["judged"] == len(SAME), fresh["summary"]

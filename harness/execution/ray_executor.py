@@ -23,7 +23,7 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def ray_session(address: str) -> Iterator[None]:
                 ray_constants.ENABLE_RAY_CLUSTER = joins and address.rsplit(":", 1)[0] not in LOOPBACK_HOSTS
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise UserError(f"executor.address {address}: no Ray cluster: {str(e).splitlines()[0]}") from None
+            raise UserError(f"executor.address {address}: no Ray cluster: {_first_line(e)}") from None
         finally:
             if threading.current_thread() is threading.main_thread():
                 for s, h in saved.items():
@@ -134,7 +134,7 @@ class WorkerHost:
             dirs = resolve_models(self._spec.settings, Path(self._base), self._cache)
             hashes = dirs.file_hashes()
         except Exception as e:  # no pack, an unreadable one: this node cannot judge anything
-            return {"refused": f"{name}: model pack: {str(e).splitlines()[0] if str(e) else type(e).__name__}"}
+            return {"refused": f"{name}: model pack: {_first_line(e)}"}
         if hashes != self._hashes:
             differ = sorted(k for k in self._hashes.keys() | hashes.keys() if self._hashes.get(k) != hashes.get(k))
             return {"refused": f"{name}: its model pack differs from the driver's in {', '.join(differ)}"}
@@ -201,8 +201,10 @@ class RayExecutor:
     def make_worker(self, spec: WorkerSpec, timeout_s: float) -> RayWorker:
         return RayWorker(self, spec, timeout_s)
 
-    def place(self, spec: WorkerSpec, timeout_s: float) -> tuple[Any, str, dict[str, Any]]:
-        """A started actor, its Ray node id and what it reported; WorkerError when no node takes it."""
+    def place(self, spec: WorkerSpec, timeout_s: float,
+              starting: Callable[[Any], None] = lambda actor: None) -> tuple[Any, str, dict[str, Any]]:
+        """A started actor, its Ray node id and what it reported; WorkerError when no node takes it. `starting`
+        gets each actor before its start is awaited, so a cancelling run can kill one still starting."""
         while True:
             with self.lock:
                 nodes = [n for n in ray.nodes() if n.get("Alive") and n["NodeID"] not in self.refused
@@ -223,10 +225,11 @@ class RayExecutor:
             extra = {"runtime_env": {"env_vars": {PLUGINS_ENV: plugins}}} if plugins else {}
             actor = _Host.options(num_cpus=self.threads, name=None, scheduling_strategy=NodeAffinitySchedulingStrategy(
                 node, soft=False), **extra).remote(spec, self.base, self.cache, dict(self.hashes), timeout_s)
+            starting(actor)
             try:
                 info = ray.get(actor.start.remote())
             except RayError as e:
-                info = {"load_error": f"{spec.label} worker: Ray actor failed to start: {str(e).splitlines()[0]}"}
+                info = {"load_error": f"{spec.label} worker: Ray actor failed to start: {_first_line(e)}"}
             if "node" in info:
                 with self.lock:
                     self.stacks[info["node"]] = info["stack"]
@@ -258,6 +261,7 @@ class RayWorker:
         self.spec, self.timeout_s, self._executor = spec, timeout_s, executor
         self.load_s: list[float] = []
         self._actor: Any = None
+        self._starting: Any = None  # an actor whose start is awaited
         self._node = ""
 
     @property
@@ -270,7 +274,11 @@ class RayWorker:
         if workers_cancelled():
             raise WorkerError(f"{self.spec.label} worker: not started, the run is being cancelled")
         track_live(self)
-        self._actor, self._node, info = self._executor.place(self.spec, self.timeout_s)
+        try:
+            self._actor, self._node, info = self._executor.place(self.spec, self.timeout_s,
+                                                                 lambda actor: setattr(self, "_starting", actor))
+        finally:
+            self._starting = None
         self.load_s.append(float(info["load_s"]))
 
     def infer(self, requests: list[ImageRequest], repeats: int = 1) -> list[ImageOutcome]:
@@ -284,16 +292,15 @@ class RayWorker:
         except RayActorError as e:  # the actor or its node died (or the run is being cancelled)
             self._drop()
             names = ", ".join(r.path for r in requests)
-            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            return [ImageOutcome(r.image_id, error=f"Ray actor died while processing {names}: {why}")
+            return [ImageOutcome(r.image_id, error=f"Ray actor died while processing {names}: {_first_line(e)}")
                     for r in requests]
 
     def kill_process(self) -> None:
         """From any thread (the cancelling signal handler): the actor goes, and its worker with it."""
-        actor = self._actor
-        if actor is not None:
-            with contextlib.suppress(Exception):
-                ray.kill(actor, no_restart=True)
+        for actor in (self._actor, self._starting):
+            if actor is not None:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor, no_restart=True)
 
     def _drop(self) -> None:
         if self._actor is not None:
@@ -306,3 +313,9 @@ class RayWorker:
             with contextlib.suppress(RayError):
                 ray.get(self._actor.close.remote(), timeout=30)
         self._drop()
+
+
+def _first_line(e: BaseException) -> str:
+    """An error's first line for a one-line message; its type when it says nothing."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
