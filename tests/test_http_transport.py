@@ -350,3 +350,6 @@ def test_shards_of_a_service_run_merge(tmp_path: Path) -> None:
     assert inference["details"]["retries"]["of"] == 4
     served = merged.report["checks"]["served_settings"]
     assert served["passed"] and served["summary"].endswith("; so do the answers to every image"), served
+    # Each shard compared its own service's settings: the merge counts both comparisons.
+    per_shard = [r.report["checks"]["served_settings"] for r in shards]
+    assert [c["judged"] for c in per_shard] == [10, 10] and (served["judged"], served["unit"]) == (20, "settings")

@@ -72,6 +72,7 @@ def test_service_settings_differences_are_named() -> None:
     same = expected_settings(profile)
     ok = served_settings_check(profile, {"server": "uvicorn", "reported": same})
     assert ok.passed and not ok.details["differences"]
+    assert (ok.judged, ok.unit) == (10, "settings") and "(10 compared)" in ok.summary
     # PaddleX's own defaults: min side 64 (planted here as the service's report).
     served = {**same, "text_det_params": {**same["text_det_params"], "limit_side_len": 64, "limit_type": "min"}}
     diffs = settings_differences(same, served)
@@ -82,7 +83,8 @@ def test_service_settings_differences_are_named() -> None:
     # A setting the service does not report is a difference too; a service reporting nothing cannot pass.
     missing = {k: v for k, v in same.items() if k != "text_rec_score_thresh"}
     assert [d.key for d in settings_differences(same, missing)] == ["text_rec_score_thresh"]
-    assert not served_settings_check(profile, {"reported": {}}).passed
+    nothing = served_settings_check(profile, {"reported": {}})
+    assert not nothing.passed and nothing.judged == 0  # judged nothing: never a pass
     # 0.3 reported as 0.30000000000000004 is the same setting
     close = {**same, "text_det_params": {**same["text_det_params"], "thresh": 0.1 + 0.2}}
     assert not settings_differences(same, close)

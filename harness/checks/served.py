@@ -34,6 +34,7 @@ def served_settings_check(engine: EngineSettings, facts: Mapping[str, Any],
                            "model_settings in its answer): cannot tell whether it runs the profile's settings",
                            details={"reported": {}})
     diffs = settings_differences(expected, reported)
+    compared = len(_leaves(expected))
     details = {"reported": dict(reported), "expected": expected, "server": facts.get("server"),
                "differences": [d.to_dict() for d in diffs],
                "answers": {"differing": {i: [d.to_dict() for d in ds] for i, ds in by_image.items()}}}
@@ -50,11 +51,12 @@ def served_settings_check(engine: EngineSettings, facts: Mapping[str, Any],
         parts.append("the answers to every image report the same")
     if parts:
         summary = " | ".join(parts) + " | results below were read with the service's settings"
-        return CheckResult("served_settings", False, summary, details=details)
-    # No count: shards that all agree merge to one verdict, which must read true for the whole run.
+        return CheckResult("served_settings", False, summary, details=details, judged=compared, unit="settings")
+    # No count of images: shards that all agree merge to one verdict, which must read true for the whole run (the
+    # merge sums `judged`: each shard compared its own service's settings).
     also = "; so do the answers to every image" if answered else ""
-    return CheckResult("served_settings", True, f"the service reports the profile's settings "
-                       f"({len(_leaves(expected))} compared){also}", details=details)
+    return CheckResult("served_settings", True, f"the service reports the profile's settings ({compared} compared)"
+                       f"{also}", details=details, judged=compared, unit="settings")
 
 
 def _answers(expected: Mapping[str, Any], answers: Mapping[str, Sequence[Mapping[str, Any]]]

@@ -31,7 +31,7 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)
     skipped: bool = False
     judged: int = 0
-    unit: str = "images"  # what `judged` counts: images, or models for model-level checks
+    unit: str = "images"  # what `judged` counts: images, models (model-level checks), settings (a service's)
 
     def __bool__(self) -> bool:
         return self.passed
