@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -49,6 +51,19 @@ class AbortingEngine(OcrEngine):
     def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
         if set(image_ids) & set(os.environ.get("FAULT_IDS", "").split(",")):
             os.abort()
+        return super().predict(images, image_ids)
+
+
+class ParentKillingEngine(OcrEngine):
+    """Real inference, but on FAULT_IDS the worker SIGKILLs the process that supervises it (a Ray actor: as an
+    out-of-memory kill or a lost node would end it), after a mark FAULT_MARK_DIR/parent-killed-<id>-<pid>."""
+
+    def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
+        for image_id in set(image_ids) & set(os.environ.get("FAULT_IDS", "").split(",")):
+            with open(os.path.join(os.environ["FAULT_MARK_DIR"], f"parent-killed-{image_id}-{os.getpid()}"), "w"):
+                pass
+            os.kill(os.getppid(), signal.SIGKILL)
+            time.sleep(60)  # dies with its parent (the worker's parent-death signal)
         return super().predict(images, image_ids)
 
 

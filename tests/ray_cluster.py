@@ -1,6 +1,8 @@
 """A real local Ray cluster for the tests, started the way the harness starts its own ("local": loopback, no
 dashboard, usage stats off, its own temp dir), in a process of its own so that the test process keeps its signal
-handlers. Prints the cluster's address, then holds the cluster until its stdin closes.
+handlers. Prints the cluster's address, then holds the cluster until its stdin closes. Meanwhile a line "hold" on
+stdin takes every CPU of the cluster with an actor of its own (as another job on a shared cluster would), "free"
+gives them back; each is answered with a line once done.
 
 `python ray_cluster.py TEMP_DIR`: one node. `python ray_cluster.py TEMP_DIR CACHE`: a head node plus a second node
 (ray.cluster_utils.Cluster, one CPU each) whose OCR_HARNESS_CACHE is CACHE. The cluster's processes inherit this
@@ -20,11 +22,30 @@ from ray.cluster_utils import Cluster
 from harness.execution.ray_executor import LOCAL_CLUSTER_ENV, init_local_cluster
 
 
+@ray.remote
+class Hog:
+    """Holds the CPUs it was given."""
+
+
+def serve() -> None:
+    """Answers "hold" and "free" until stdin closes."""
+    hog = None
+    for line in sys.stdin:
+        if line.strip() == "hold" and hog is None:
+            hog = Hog.options(num_cpus=ray.cluster_resources()["CPU"]).remote()
+            ray.get(hog.__ray_ready__.remote())
+            print("held", flush=True)
+        elif line.strip() == "free" and hog is not None:
+            ray.kill(hog)
+            hog = None
+            print("freed", flush=True)
+
+
 def main() -> None:
     if len(sys.argv) == 2:
         info = init_local_cluster(sys.argv[1])
         print(info.address_info["gcs_address"], flush=True)
-        sys.stdin.read()
+        serve()
         ray.shutdown()
         return
     os.environ.update(LOCAL_CLUSTER_ENV)

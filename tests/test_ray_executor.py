@@ -35,10 +35,11 @@ ABORTS = "slip_0005"  # planted SIGABRT (faults.AbortingEngine reads FAULT_IDS i
 
 
 def config(tmp_path: Path, factory: str | None = None, executor: str = "ray", address: str | None = None,
-           results_only: bool = False) -> Path:
+           results_only: bool = False, image_timeout_s: float = 300) -> Path:
     """results_only: one pass and no check beyond reading each image (no goldens, accuracy or mutation hash)."""
     lines = ["[profiles.t]", f'corpus = "{CORPUS.as_posix()}"', f'golden_dir = "{(ROOT / "golden").as_posix()}"',
-             'golden_set = "default"', "[profiles.t.engine]", "cpu_threads = 1"]
+             'golden_set = "default"', f"image_timeout_s = {image_timeout_s}", "[profiles.t.engine]",
+             "cpu_threads = 1"]
     lines += [f'factory = "{factory}"'] if factory else []
     lines += ["[profiles.t.checks]", "repeats = 1", "audit = false"]
     lines += ["goldens = false", "accuracy = false", "mutation = false"] if results_only else []
@@ -52,6 +53,20 @@ def config(tmp_path: Path, factory: str | None = None, executor: str = "ray", ad
 class Cluster:
     def __init__(self, proc: subprocess.Popen[str], address: str, env: dict[str, str], marks: Path) -> None:
         self.proc, self.address, self.env, self.marks = proc, address, env, marks
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Every CPU of the cluster taken by another driver's actor for the block (as another job would)."""
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write("hold\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "held"
+        try:
+            yield
+        finally:
+            self.proc.stdin.write("free\n")
+            self.proc.stdin.flush()
+            assert self.proc.stdout.readline().strip() == "freed"
 
     def pids(self) -> set[int]:
         """The cluster's processes: the holder and every descendant."""
@@ -168,6 +183,38 @@ def test_ray_native_crash_fails_that_image_with_its_signal_and_the_run_goes_on(f
     assert str(CORPUS) in error or "images/" in error  # named by the corpus path, not the actor's copy
     assert all(images[i]["error"] is None and images[i]["passed"] for i in SAME)
     assert fault_run.report["checks"]["inference"]["failed_images"] == [ABORTS]
+
+
+@pytest.mark.slow
+def test_ray_dead_actor_fails_its_image_once_and_a_new_actor_takes_the_next(cluster: Cluster, tmp_path: Path) -> None:
+    # One slot, the calls in corpus order: slip_0001, then ABORTS (whose worker SIGKILLs its actor), then slip_0006.
+    ids = ["slip_0001", ABORTS, "slip_0006"]
+    res = run_on(cluster, tmp_path, config(tmp_path, "faults:ParentKillingEngine", results_only=True), "--ray-slots",
+                 "1", *ids_args(ids))
+    assert res.returncode == 1, res.stderr[-2000:]
+    images = {i["id"]: i for i in res.report["images"]}
+    error = images[ABORTS]["error"]
+    assert error == (f"Ray actor died while processing <corpus>/images/{ABORTS}.png: The actor died unexpectedly "
+                     "before finishing this task."), error  # the report names the corpus path redacted
+    assert all(images[i]["error"] is None for i in ids if i != ABORTS)
+    # Not retried (max_task_retries=0): the fault fired once. The next image ran in a new actor's new worker.
+    assert len(list(cluster.marks.glob(f"parent-killed-{ABORTS}-*"))) == 1
+    assert images["slip_0001"]["judged_on"]["worker_pid"] != images["slip_0006"]["judged_on"]["worker_pid"]
+    assert res.report["checks"]["inference"]["failed_images"] == [ABORTS]
+
+
+@pytest.mark.slow
+def test_ray_actor_the_cluster_cannot_place_fails_at_the_image_deadline(cluster: Cluster, tmp_path: Path) -> None:
+    with cluster.held():
+        res = run_on(cluster, tmp_path, config(tmp_path, results_only=True, image_timeout_s=10), "--ray-slots", "1",
+                     *ids_args(SAME[:2]))
+        assert actor_processes(cluster) == []  # the actor that waited for CPUs is gone, not left pending
+    assert res.returncode == 1, res.stderr[-2000:]
+    errors = {i["id"]: i["error"] for i in res.report["images"]}
+    assert sorted(errors) == SAME[:2]
+    for error in errors.values():
+        assert error.startswith("main worker: Ray did not place its actor on node 127.0.0.1 (") and error.endswith(
+            " within 10 s (image_timeout_s): its CPUs are held by other work"), error
 
 
 def actor_processes(cluster: Cluster) -> list[str]:

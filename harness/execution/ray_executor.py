@@ -203,8 +203,9 @@ class RayExecutor:
 
     def place(self, spec: WorkerSpec, timeout_s: float,
               starting: Callable[[Any], None] = lambda actor: None) -> tuple[Any, str, dict[str, Any]]:
-        """A started actor, its Ray node id and what it reported; WorkerError when no node takes it. `starting`
-        gets each actor before its start is awaited, so a cancelling run can kill one still starting."""
+        """A started actor, its Ray node id and what it reported; WorkerError when no node takes it, NoWorkerHere
+        when the chosen node did not run it within `timeout_s`. `starting` gets each actor before its start is
+        awaited, so a cancelling run can kill one still starting."""
         while True:
             with self.lock:
                 nodes = [n for n in ray.nodes() if n.get("Alive") and n["NodeID"] not in self.refused
@@ -217,7 +218,8 @@ class RayExecutor:
                         <= n["Resources"]["CPU"]]
                 if not free:
                     raise NoWorkerHere(f"{spec.label} worker: every Ray node that may run it is busy")
-                node = min(free, key=lambda n: self.placed.get(n["NodeID"], 0) / n["Resources"]["CPU"])["NodeID"]
+                chosen = min(free, key=lambda n: self.placed.get(n["NodeID"], 0) / n["Resources"]["CPU"])
+                node = chosen["NodeID"]
                 self.placed[node] = self.placed.get(node, 0) + 1
             # A node of an existing cluster does not inherit this process's environment: the plug-in backends the
             # driver loaded ($OCR_HARNESS_BACKENDS) travel with the actor (they must be installed on every node).
@@ -226,6 +228,13 @@ class RayExecutor:
             actor = _Host.options(num_cpus=self.threads, name=None, scheduling_strategy=NodeAffinitySchedulingStrategy(
                 node, soft=False), **extra).remote(spec, self.base, self.cache, dict(self.hashes), timeout_s)
             starting(actor)
+            # Placed, or not within the image deadline: Ray holds an actor whose CPUs are taken by other work (a
+            # shared cluster's other jobs) pending, without end. This slot then gives its calls to the others.
+            if not ray.wait([actor.__ray_ready__.remote()], timeout=timeout_s)[0]:
+                self.release(actor, node)
+                raise NoWorkerHere(f"{spec.label} worker: Ray did not place its actor on node "
+                                   f"{chosen.get('NodeManagerAddress', '?')} ({node[:12]}) within {timeout_s:g} s "
+                                   f"(image_timeout_s): its CPUs are held by other work")
             try:
                 info = ray.get(actor.start.remote())
             except RayError as e:
