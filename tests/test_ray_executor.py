@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CORPUS, ROOT, CliRun, run_cli
+from harness.backends.registry import PLUGINS_ENV
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.environment import NODE_SALT_ENV, node_id
@@ -215,6 +216,57 @@ def test_ray_actor_the_cluster_cannot_place_fails_at_the_image_deadline(cluster:
     for error in errors.values():
         assert error.startswith("main worker: Ray did not place its actor on node 127.0.0.1 (") and error.endswith(
             " within 10 s (image_timeout_s): its CPUs are held by other work"), error
+
+
+@pytest.mark.slow
+def test_ray_plug_in_backend_named_on_the_driver_reaches_the_actors(cluster: Cluster, tmp_path: Path) -> None:
+    # The cluster was started without $OCR_HARNESS_BACKENDS; only the driver names the plug-in (tests/ is on every
+    # node's path, as an installed plug-in would be).
+    path = tmp_path / "harness.toml"
+    path.write_text("\n".join([
+        "[profiles.t]", f'corpus = "{CORPUS.as_posix()}"', "[profiles.t.engine]", 'backend = "inkbands"',
+        "[profiles.t.checks]", "repeats = 1", "goldens = false", "accuracy = false", "[profiles.t.executor]",
+        'kind = "ray"']) + "\n", encoding="utf-8")
+    assert PLUGINS_ENV not in cluster.env
+    runs = {}
+    for kind in ("ray", "local"):
+        out = tmp_path / kind
+        args = ["run", "--config", str(path), "--profile", "t", "--out", str(out), *ids_args(SAME[:2])]
+        args += ["--ray-address", cluster.address] if kind == "ray" else ["--executor", "local"]
+        runs[kind] = run_cli(args, env={**cluster.env, PLUGINS_ENV: "dummy_backend"}, out=out)
+        assert runs[kind].returncode == 0, runs[kind].stderr[-2000:]
+    ray_run = runs["ray"].report
+    assert ray_run["stack"]["backend"] == "inkbands" and ray_run["environment"]["executor"]["kind"] == "ray"
+    (node,) = ray_run["environment"]["executor"]["nodes"]
+    assert {i["judged_on"]["node"] for i in ray_run["images"]} == {node} != {node_id(cluster.env)}
+    results = {k: {r["id"]: r["result"] for r in run.results()} for k, run in runs.items()}
+    assert sorted(results["ray"]) == SAME[:2] and all(r["lines"] for r in results["ray"].values())
+    assert results["ray"] == results["local"]
+
+
+@pytest.mark.slow
+def test_ray_private_cluster_of_one_run_leaves_nothing_behind(tmp_path: Path) -> None:
+    # `address = "local"`: the run starts its own cluster, in its own temp dir, and stops and removes it.
+    temp = Path(f"/tmp/ohl-{os.getpid()}")  # short, as Ray's socket paths need
+    temp.mkdir()
+    try:
+        env = {**os.environ, "HOME": str(tmp_path / "home"), "TMPDIR": str(temp),
+               "OCR_HARNESS_CACHE": str(cache_root(None))}
+        out = tmp_path / "out"
+        res = run_cli(["run", "--config", str(config(tmp_path, address="local", results_only=True)), "--profile", "t",
+                       "--out", str(out), *ids_args(SAME[:2])], env=env, out=out)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert res.report["environment"]["executor"]["kind"] == "ray"
+        assert len(res.report["environment"]["executor"]["nodes"]) == 1
+        assert all(i["error"] is None and i["judged_on"]["worker_pid"] for i in res.report["images"])
+        left = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError):
+                if str(temp).encode() in cmdline.read_bytes():
+                    left.append(cmdline.parent.name)
+        assert left == [] and list(temp.iterdir()) == []  # no process of that cluster, none of its files
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def actor_processes(cluster: Cluster) -> list[str]:
