@@ -185,7 +185,8 @@ class Synthetic:
         self.multi = {i: ImageOutcome(i, (slip(i, score=0.9 - (1e-3 if i == "slip_0000" else 0)),)) for i in IDS}
 
     def report(self, shard: tuple[int, int] | None, bn_drift: CheckResult | None = None,
-               speed: CheckResult | None = None) -> dict[str, Any]:
+               speed: CheckResult | None = None, stack: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """`stack`: the stack this run's goldens are judged against (the goldens were made on paddle 3.2.2)."""
         items = shard_items(self.items, shard)
         p = RunPlan(self.profile, self.corpus.root, self.corpus, items, self.dirs, shard=shard)
         part = {it.id: self.outcomes[it.id] for it in items}
@@ -197,7 +198,7 @@ class Synthetic:
         state.checks["batch_paths"] = compare_paths("batch_paths", "profile", part,
                                                     {"bs1": self.bs1, "3-per-call": self.multi},
                                                     self.profile.tolerances)
-        status = golden_status(self.store, [it.id for it in items], shard is None, {"paddle": "3.3.0"})
+        status = golden_status(self.store, [it.id for it in items], shard is None, stack or {"paddle": "3.3.0"})
         state.checks["golden"] = golden_check(items, part, "profile", self.goldens, self.profile, status)
         state.checks["audit"] = CheckResult("audit", True, "det: 3 BN, 0 findings", details={"det": {"bn": 3}})
         state.checks["bn_drift"] = bn_drift if bn_drift is not None else skipped("bn_drift", "disabled in profile")
@@ -311,6 +312,27 @@ def test_a_check_every_shard_runs_on_its_own_calls_counts_all_of_them(synthetic:
     # A check that every shard skipped the same way judged nothing, however many shards skipped it.
     skipped = merge_shards([synthetic.shard(1), synthetic.shard(2)], registry.specs()).report["checks"]["bn_drift"]
     assert skipped["skipped"] and skipped["judged"] == 0 and skipped["summary"] == "skipped: disabled in profile"
+
+
+def test_shards_on_mixed_stacks_name_each_stacks_likely_cause(synthetic: Synthetic) -> None:
+    cpus = {1: "AMD EPYC 9B14", 2: "Intel Xeon Platinum 8581C"}
+    shards = [synthetic.shard(k, stack={"paddle": "3.3.0", "cpu_model": cpu}) for k, cpu in cpus.items()]
+    for s in shards:
+        s.data["stack"]["cpu_model"] = cpus[s.shard[0]]
+    golden = merge_shards(shards, registry.specs(), allow_mixed_stacks=True).report["checks"]["golden"]
+    status = golden["details"]["status"]
+    assert [(d["key"], d["current"]) for d in status["stack_differences"]] == [
+        ("cpu_model", cpus[1]), ("cpu_model", cpus[2]), ("paddle", "3.3.0")]  # each shard's CPU, not the last one's
+    assert status["summary"].endswith("; stack differs in cpu_model, paddle")
+    cause = status["likely_cause"]
+    one, two = (f"goldens were made with paddle 3.2.2 on (not recorded); this run is paddle 3.3.0 on {cpus[k]}: "
+                "differences may come from the stack, not the model." for k in (1, 2))
+    assert cause == f"On shard 1/2: {one} On shard 2/2: {two}"
+    assert not golden["passed"] and golden["summary"].endswith(f" | likely cause: {cause}")
+    # Shards on one stack: one cause, unlabelled, as the unsharded run says it.
+    same = [synthetic.shard(k, stack={"paddle": "3.3.0", "cpu_model": cpus[1]}) for k in (1, 2)]
+    status = merge_shards(same, registry.specs()).report["checks"]["golden"]["details"]["status"]
+    assert status["likely_cause"] == one and len(status["stack_differences"]) == 2
 
 
 def test_all_clean_merge_passes(synthetic: Synthetic) -> None:

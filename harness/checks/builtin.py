@@ -23,6 +23,7 @@ from harness.checks.determinism import (
     repeat_check,
 )
 from harness.checks.golden_check import golden_check, merged_details as merged_golden_details, open_store, preload
+from harness.checks.golden_check import merged_summary as merged_golden_summary
 from harness.checks.parity import merged_details as merged_parity_details, parity_hook, reference_plan
 from harness.checks.paths import compare_paths, merged_details as merged_path_details, merged_summary as paths_summary
 from harness.checks.probe import probe_model_dir
@@ -284,7 +285,7 @@ def _validate_golden(c: CheckSettings, where: str) -> None:
 
 
 register(CheckSpec("golden", 60, golden, key="goldens", flag_help="compare with goldens", prepare=_golden_prepare,
-                   validate=_validate_golden, merge_details=merged_golden_details,
+                   validate=_validate_golden, merge_details=merged_golden_details, merge_summary=merged_golden_summary,
                    list_details=False,  # renderers show its line changes, never its status dict
                    phases=lambda profile: bs1_phase(profile) if profile.checks.golden_path == "bs1" else []))
 

@@ -108,10 +108,15 @@ def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Map
         _agree(shards[0], s, {k: statuses[0][k] for k in facts}, {k: st[k] for k in facts})
     ids = {img["id"] for s in shards for img in s.report.images}
     judged = stored_goldens is not None
-    # Each shard judged its goldens against the stacks that made them: the union, in key order.
-    by_key = {d["key"]: StackDifference(d["key"], d["golden"], d["current"])
-              for st in statuses for d in st["stack_differences"]}
-    diffs = tuple(by_key[k] for k in sorted(by_key))
+    # Each shard judged its goldens against the stacks that made them: every distinct difference, in key order (a
+    # key twice when shards on mixed stacks differ from the goldens in it differently: each CPU is named).
+    per_shard = [tuple(StackDifference(d["key"], d["golden"], d["current"]) for d in st["stack_differences"])
+                 for st in statuses]
+    distinct: list[StackDifference] = []
+    for d in (d for shard in per_shard for d in shard):
+        if d not in distinct:  # by equality: values may be lists (ISA flags)
+            distinct.append(d)
+    diffs = tuple(sorted(distinct, key=lambda d: d.key))
     groups: dict[str, int] = {}
     for st in statuses:
         for sid, n in st.get("stacks", {}).items():
@@ -121,7 +126,8 @@ def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Map
         missing=tuple(sorted({i for st in statuses for i in st["missing"]})),
         orphaned=tuple(sorted(set(stored_goldens) - ids)) if stored_goldens is not None else (),
         orphans_judged=judged, has_meta=statuses[0]["has_meta"],
-        stack_differences=diffs, likely_cause=likely_cause(diffs) if statuses[0]["has_meta"] else statuses[0]["likely_cause"],
+        stack_differences=diffs,
+        likely_cause=_merged_cause(shards, per_shard) if statuses[0]["has_meta"] else statuses[0]["likely_cause"],
         changed_images=tuple(sorted({i for st in statuses for i in st.get("changed_images", [])})),
         stack_groups=tuple(sorted(groups.items())))
     out: dict[str, Any] = {"status": status.to_dict(), "golden_set": details[0]["golden_set"],
@@ -130,6 +136,26 @@ def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Map
     if comparisons:
         out["summary"] = summarise(comparisons).to_dict()
     return out
+
+
+def merged_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:
+    """A failing merge's likely cause is the merged status's (each stack's, when the shards ran on several), not
+    the first failing shard's."""
+    if passed:
+        return summary
+    cause = details["status"]["likely_cause"]
+    return summary + (f" | likely cause: {cause}" if cause and tail.startswith(" | likely cause: ") else tail)
+
+
+def _merged_cause(shards: Sequence[ShardView], per_shard: Sequence[tuple[StackDifference, ...]]) -> str | None:
+    """The likely cause of the shards' stack differences; shards on mixed stacks get one per stack, labelled."""
+    if all(d == per_shard[0] for d in per_shard):
+        return likely_cause(per_shard[0])
+    causes: dict[str, list[str]] = {}
+    for s, diffs in zip(shards, per_shard):
+        if (cause := likely_cause(diffs)) is not None:
+            causes.setdefault(cause, []).append("{}/{}".format(*s.shard))
+    return " ".join(f"On shard{'s' if len(k) > 1 else ''} {', '.join(k)}: {cause}" for cause, k in causes.items())
 
 
 def _agree(a: ShardView, b: ShardView, x: Mapping[str, Any], y: Mapping[str, Any]) -> None:

@@ -97,7 +97,7 @@ class GoldenStatus:
             parts.append(f"{len(self.leftovers)} temp files of an interrupted refresh ({', '.join(self.leftovers)}); "
                          "the next refresh removes them")
         if self.stack_differences:
-            parts.append(f"stack differs in {', '.join(d.key for d in self.stack_differences)}")
+            parts.append(f"stack differs in {', '.join(dict.fromkeys(d.key for d in self.stack_differences))}")
         elif not self.has_meta:
             parts.append("no _meta.json")
         return "; ".join(parts)
