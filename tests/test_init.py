@@ -4,6 +4,7 @@ workflows run commands the CLI accepts, and the workflows conform to GitHub's sc
 from __future__ import annotations
 
 import configparser
+import copy
 import json
 import re
 import shlex
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -349,6 +351,28 @@ def test_k8s_nightly_is_an_indexed_job_whose_completions_equal_the_total(every_c
               if line.startswith("#   kubectl ")]
     assert recipe[0] == "kubectl delete job ocr-nightly-shards ocr-nightly-merge --ignore-not-found"
     assert [r.split()[1] for r in recipe] == ["delete", "apply", "wait", "apply"]
+
+
+# Indexed Jobs are stable since Kubernetes 1.24: the manifests hold on the oldest and newest API the validator bundles.
+K8S_VERSIONS = ("1.25", "1.37")
+
+
+def test_k8s_manifests_are_valid_kubernetes_objects(every_ci: Path) -> None:
+    docs = [d for name in ("ocr-nightly-shards.yaml", "ocr-nightly-merge.yaml") for d in _k8s_docs(every_ci, name)]
+    assert [d["kind"] for d in docs] == ["PersistentVolumeClaim", "Job", "Job"]
+    for version in K8S_VERSIONS:
+        for doc in docs:  # strict: a field the API does not know is an error, not ignored as kubectl may
+            kubernetes_validate.validate(doc, version, strict=True)
+    # Planted: a misspelt field, and a number written as a string, are refused with where they are.
+    job = copy.deepcopy(docs[1])
+    job["spec"]["completionMod"] = job["spec"].pop("completionMode")
+    with pytest.raises(kubernetes_validate.ValidationError, match="'completionMod' was unexpected"):
+        kubernetes_validate.validate(job, K8S_VERSIONS[0], strict=True)
+    job = copy.deepcopy(docs[1])
+    job["spec"]["completions"] = "4"
+    with pytest.raises(kubernetes_validate.ValidationError) as e:
+        kubernetes_validate.validate(job, K8S_VERSIONS[1], strict=True)
+    assert list(e.value.path) == ["spec", "completions"]
 
 
 def test_k8s_merge_job_reads_the_shards_volume(every_ci: Path) -> None:
