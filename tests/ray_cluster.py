@@ -1,8 +1,9 @@
 """A real local Ray cluster for the tests, started the way the harness starts its own ("local": loopback, no
 dashboard, usage stats off, its own temp dir), in a process of its own so that the test process keeps its signal
-handlers. Prints the cluster's address, then holds the cluster until its stdin closes. Meanwhile a line "hold" on
-stdin takes every CPU of the cluster with an actor of its own (as another job on a shared cluster would), "free"
-gives them back; each is answered with a line once done.
+handlers. Prints the cluster's address, then holds the cluster until its stdin closes. Meanwhile a line "hold K" on
+stdin takes every CPU of the cluster but K with an actor of its own (as another job on a shared cluster would),
+"free" gives them back; each is answered with a line once done ("held", "freed"), or with what went wrong.
+"actors STATE" answers how many of the harness's actors are in that state (PENDING_CREATION, ALIVE, ...).
 
 `python ray_cluster.py TEMP_DIR`: one node. `python ray_cluster.py TEMP_DIR CACHE`: a head node plus a second node
 (ray.cluster_utils.Cluster, one CPU each) whose OCR_HARNESS_CACHE is CACHE. The cluster's processes inherit this
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
 import ray
@@ -27,18 +29,32 @@ class Hog:
     """Holds the CPUs it was given."""
 
 
+def free_cpus() -> float:
+    return ray.available_resources().get("CPU", 0.0)
+
+
 def serve() -> None:
-    """Answers "hold" and "free" until stdin closes."""
-    hog = None
+    """Answers "hold K", "free" and "actors STATE" until stdin closes."""
+    hog, total = None, ray.cluster_resources()["CPU"]
     for line in sys.stdin:
-        if line.strip() == "hold" and hog is None:
-            hog = Hog.options(num_cpus=ray.cluster_resources()["CPU"]).remote()
-            ray.get(hog.__ray_ready__.remote())
-            print("held", flush=True)
-        elif line.strip() == "free" and hog is not None:
-            ray.kill(hog)
-            hog = None
-            print("freed", flush=True)
+        words = line.split()
+        try:
+            if words[:1] == ["hold"] and hog is None:
+                hog = Hog.options(num_cpus=total - int(words[1])).remote()
+                ray.get(hog.__ray_ready__.remote(), timeout=60)
+                print("held", flush=True)
+            elif words == ["free"] and hog is not None:
+                ray.kill(hog)
+                hog = None
+                deadline = time.monotonic() + 60
+                while free_cpus() < total and time.monotonic() < deadline:  # ray.kill returns before they are
+                    time.sleep(0.1)
+                print("freed" if free_cpus() == total else f"still taken: {total - free_cpus()} CPUs", flush=True)
+            elif words[:1] == ["actors"]:
+                found = ray._private.state.actors(actor_state_name=words[1]).values()
+                print(sum(a["ActorClassName"] == "WorkerHost" for a in found), flush=True)
+        except Exception as e:  # the test reads this line instead of its answer and fails with it
+            print(f"{type(e).__name__}: {e}".splitlines()[0], flush=True)
 
 
 def main() -> None:

@@ -329,6 +329,14 @@ def test_shards_on_mixed_stacks_name_each_stacks_likely_cause(synthetic: Synthet
                 "differences may come from the stack, not the model." for k in (1, 2))
     assert cause == f"On shard 1/2: {one} On shard 2/2: {two}"
     assert not golden["passed"] and golden["summary"].endswith(f" | likely cause: {cause}")
+    # One shard on the goldens' own stack: it says so, and the other's cause still ends the summary.
+    shards = [synthetic.shard(1, stack={"paddle": "3.2.2"}), synthetic.shard(2, stack={"paddle": "3.3.0",
+                                                                                       "cpu_model": cpus[2]})]
+    shards[1].data["stack"]["cpu_model"] = cpus[2]
+    golden = merge_shards(shards, registry.specs(), allow_mixed_stacks=True).report["checks"]["golden"]
+    cause = golden["details"]["status"]["likely_cause"]
+    assert cause == f"On shard 1/2: the stack the goldens were made on. On shard 2/2: {two}"
+    assert golden["summary"].endswith(f" | likely cause: {cause}")
     # Shards on one stack: one cause, unlabelled, as the unsharded run says it.
     same = [synthetic.shard(k, stack={"paddle": "3.3.0", "cpu_model": cpus[1]}) for k in (1, 2)]
     status = merge_shards(same, registry.specs()).report["checks"]["golden"]["details"]["status"]

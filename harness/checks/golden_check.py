@@ -108,15 +108,11 @@ def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Map
         _agree(shards[0], s, {k: statuses[0][k] for k in facts}, {k: st[k] for k in facts})
     ids = {img["id"] for s in shards for img in s.report.images}
     judged = stored_goldens is not None
-    # Each shard judged its goldens against the stacks that made them: every distinct difference, in key order (a
-    # key twice when shards on mixed stacks differ from the goldens in it differently: each CPU is named).
+    # Each shard judged its goldens against the stacks that made them.
     per_shard = [tuple(StackDifference(d["key"], d["golden"], d["current"]) for d in st["stack_differences"])
                  for st in statuses]
-    distinct: list[StackDifference] = []
-    for d in (d for shard in per_shard for d in shard):
-        if d not in distinct:  # by equality: values may be lists (ISA flags)
-            distinct.append(d)
-    diffs = tuple(sorted(distinct, key=lambda d: d.key))
+    mixed = any(s.report.stack != shards[0].report.stack for s in shards)
+    diffs = _merged_differences(shards, per_shard, mixed)
     groups: dict[str, int] = {}
     for st in statuses:
         for sid, n in st.get("stacks", {}).items():
@@ -127,7 +123,8 @@ def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Map
         orphaned=tuple(sorted(set(stored_goldens) - ids)) if stored_goldens is not None else (),
         orphans_judged=judged, has_meta=statuses[0]["has_meta"],
         stack_differences=diffs,
-        likely_cause=_merged_cause(shards, per_shard) if statuses[0]["has_meta"] else statuses[0]["likely_cause"],
+        likely_cause=(_merged_cause(shards, per_shard) if mixed else likely_cause(diffs)) if statuses[0]["has_meta"]
+        else statuses[0]["likely_cause"],
         changed_images=tuple(sorted({i for st in statuses for i in st.get("changed_images", [])})),
         stack_groups=tuple(sorted(groups.items())))
     out: dict[str, Any] = {"status": status.to_dict(), "golden_set": details[0]["golden_set"],
@@ -139,23 +136,43 @@ def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Map
 
 
 def merged_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:
-    """A failing merge's likely cause is the merged status's (each stack's, when the shards ran on several), not
-    the first failing shard's."""
+    """A failing merge ends as an unsharded run's does: the merged status's likely cause (each stack's, when the
+    shards ran on several), else the first failing shard's tail (the refresh hint)."""
     if passed:
         return summary
     cause = details["status"]["likely_cause"]
-    return summary + (f" | likely cause: {cause}" if cause and tail.startswith(" | likely cause: ") else tail)
+    return summary + (f" | likely cause: {cause}" if cause else tail)
+
+
+def _merged_differences(shards: Sequence[ShardView], per_shard: Sequence[tuple[StackDifference, ...]],
+                        mixed: bool) -> tuple[StackDifference, ...]:
+    """Shards on one stack: a difference per key, the first found in image order, as an unsharded run reports it
+    (harness.golden.status.golden_status). Shards on mixed stacks: every distinct one, so each CPU is named."""
+    distinct: list[StackDifference] = []
+    if mixed:
+        for d in (d for diffs in per_shard for d in diffs):
+            if d not in distinct:  # by equality: values may be lists (ISA flags)
+                distinct.append(d)
+    else:
+        first_image = [min((img["id"] for img in s.report.images), default="") for s in shards]
+        by_key: dict[str, StackDifference] = {}
+        for _, diffs in sorted(zip(first_image, per_shard), key=lambda x: x[0]):
+            for d in diffs:
+                by_key.setdefault(d.key, d)
+        distinct = list(by_key.values())
+    return tuple(sorted(distinct, key=lambda d: d.key))
 
 
 def _merged_cause(shards: Sequence[ShardView], per_shard: Sequence[tuple[StackDifference, ...]]) -> str | None:
-    """The likely cause of the shards' stack differences; shards on mixed stacks get one per stack, labelled."""
-    if all(d == per_shard[0] for d in per_shard):
-        return likely_cause(per_shard[0])
-    causes: dict[str, list[str]] = {}
+    """Shards on mixed stacks: the likely cause of each stack's differences from the goldens, labelled by shard
+    (unlabelled when every shard has the same one)."""
+    causes: dict[str | None, list[str]] = {}
     for s, diffs in zip(shards, per_shard):
-        if (cause := likely_cause(diffs)) is not None:
-            causes.setdefault(cause, []).append("{}/{}".format(*s.shard))
-    return " ".join(f"On shard{'s' if len(k) > 1 else ''} {', '.join(k)}: {cause}" for cause, k in causes.items())
+        causes.setdefault(likely_cause(diffs), []).append("{}/{}".format(*s.shard))
+    if len(causes) == 1:
+        return next(iter(causes))
+    return " ".join(f"On shard{'s' if len(labels) > 1 else ''} {', '.join(labels)}: "
+                    f"{cause or 'the stack the goldens were made on.'}" for cause, labels in causes.items())
 
 
 def _agree(a: ShardView, b: ShardView, x: Mapping[str, Any], y: Mapping[str, Any]) -> None:

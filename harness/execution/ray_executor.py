@@ -23,6 +23,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,7 @@ class RayExecutor:
     refused: dict[str, str] = dataclasses.field(default_factory=dict)  # Ray node id -> why
     stacks: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # harness node id -> its stack
     placed: dict[str, int] = dataclasses.field(default_factory=dict)
+    stalled: set[str] = dataclasses.field(default_factory=set)  # Ray node ids that did not start an actor in time
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     @property
@@ -218,7 +220,8 @@ class RayExecutor:
                         <= n["Resources"]["CPU"]]
                 if not free:
                     raise NoWorkerHere(f"{spec.label} worker: every Ray node that may run it is busy")
-                chosen = min(free, key=lambda n: self.placed.get(n["NodeID"], 0) / n["Resources"]["CPU"])
+                chosen = min(free, key=lambda n: (n["NodeID"] in self.stalled,
+                                                  self.placed.get(n["NodeID"], 0) / n["Resources"]["CPU"]))
                 node = chosen["NodeID"]
                 self.placed[node] = self.placed.get(node, 0) + 1
             # A node of an existing cluster does not inherit this process's environment: the plug-in backends the
@@ -228,13 +231,7 @@ class RayExecutor:
             actor = _Host.options(num_cpus=self.threads, name=None, scheduling_strategy=NodeAffinitySchedulingStrategy(
                 node, soft=False), **extra).remote(spec, self.base, self.cache, dict(self.hashes), timeout_s)
             starting(actor)
-            # Placed, or not within the image deadline: Ray holds an actor whose CPUs are taken by other work (a
-            # shared cluster's other jobs) pending, without end. This slot then gives its calls to the others.
-            if not ray.wait([actor.__ray_ready__.remote()], timeout=timeout_s)[0]:
-                self.release(actor, node)
-                raise NoWorkerHere(f"{spec.label} worker: Ray did not place its actor on node "
-                                   f"{chosen.get('NodeManagerAddress', '?')} ({node[:12]}) within {timeout_s:g} s "
-                                   f"(image_timeout_s): its CPUs are held by other work")
+            self._await_placement(actor, node, chosen.get("NodeManagerAddress", "?"), spec.label, timeout_s)
             try:
                 info = ray.get(actor.start.remote())
             except RayError as e:
@@ -250,6 +247,26 @@ class RayExecutor:
                 if node not in self.refused:
                     print(f"ocr-harness: refused {info['refused']}", file=sys.stderr)
                 self.refused[node] = info["refused"]
+
+    def _await_placement(self, actor: Any, node: str, address: str, label: str, timeout_s: float) -> None:
+        """Until the actor runs, at most `timeout_s` (the profile's image_timeout_s): Ray keeps an actor whose CPUs
+        are taken by other work (a shared cluster's other jobs) pending without end. Given up, the actor goes and
+        its slot hands its calls to the others (NoWorkerHere); the node is tried last from then on. Waits in
+        short steps, so a cancelled run does not wait for the deadline."""
+        ready = actor.__ray_ready__.remote()
+        deadline = time.monotonic() + timeout_s
+        while not ray.wait([ready], timeout=min(1.0, max(0.0, deadline - time.monotonic())))[0]:
+            if workers_cancelled() or time.monotonic() >= deadline:
+                self.release(actor, node)
+                if workers_cancelled():
+                    raise WorkerError(f"{label} worker: not started, the run is being cancelled")
+                with self.lock:
+                    self.stalled.add(node)
+                raise NoWorkerHere(f"{label} worker: Ray did not start its actor on Ray node {address} "
+                                   f"({node[:12]}) within {timeout_s:g} s (image_timeout_s): its CPUs are taken by "
+                                   "other work, or it starts processes too slowly")
+        with self.lock:
+            self.stalled.discard(node)
 
     def release(self, actor: Any, node: str) -> None:
         with contextlib.suppress(RayError):

@@ -40,6 +40,7 @@ class _Pass:
     progress: Progress | None = None
     load_s: list[float] | None = None
     drivers: int = 0  # drive threads still taking calls
+    holding: int = 0  # calls taken and not yet settled (recorded or handed back)
     done: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -49,9 +50,26 @@ class _Pass:
     def stopping(self) -> bool:
         return self.stop.is_set() or workers_cancelled()
 
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
+
     def next_call(self) -> list[CorpusItem] | None:
-        with self.lock:
-            return self.pending.popleft() if self.pending else None
+        """The next call to serve, which the caller settles (`settle`) when done with it; None: no call is left.
+        With the queue empty, a driver waits while another holds a call: one that cannot get a worker (a Ray
+        actor the cluster never placed) hands it back, and somebody must be left to take it."""
+        with self.changed:
+            while not self.pending and self.holding and not self.stopping() and not self.errors:
+                self.changed.wait(0.2)
+            if self.pending and not self.stopping():
+                self.holding += 1
+                return self.pending.popleft()
+            self.drivers -= 1
+            return None
+
+    def settle(self) -> None:
+        with self.changed:
+            self.holding -= 1
+            self.changed.notify_all()
 
     def hand_over(self, call: list[CorpusItem]) -> bool:
         """This driver can have no worker: the others take `call` and the rest, unless it is the last one."""
@@ -144,24 +162,25 @@ def _serve(run: _Pass, w: Worker | LocalWorker) -> str | None:
     load fails its images with the reason, without a retry; that reason is returned."""
     load_error: str | None = None
     while (call := run.next_call()) is not None:
-        if run.stopping():
-            break
-        requests = _requests(call)
-        results: list[ImageOutcome] = []
-        if load_error is None:
-            try:
-                results = w.infer(requests, repeats=run.repeats)
-            except NoWorkerHere as e:
-                if run.hand_over(call):
-                    break
-                load_error = str(e)
-            except WorkerError as e:
-                load_error = str(e)
-        if load_error is not None:
-            results = [ImageOutcome(r.image_id, error=load_error) for r in requests]
-        if not all(res.ok for res in results) and run.stopping():
-            break  # killed by the cancellation: says nothing about these images
-        run.record(results)
+        try:
+            requests = _requests(call)
+            results: list[ImageOutcome] = []
+            if load_error is None:
+                try:
+                    results = w.infer(requests, repeats=run.repeats)
+                except NoWorkerHere as e:
+                    if run.hand_over(call):
+                        break
+                    load_error = str(e)
+                except WorkerError as e:
+                    load_error = str(e)
+            if load_error is not None:
+                results = [ImageOutcome(r.image_id, error=load_error) for r in requests]
+            if not all(res.ok for res in results) and run.stopping():
+                break  # killed by the cancellation: says nothing about these images
+            run.record(results)
+        finally:
+            run.settle()
     return load_error
 
 
