@@ -353,25 +353,30 @@ def test_k8s_nightly_is_an_indexed_job_whose_completions_equal_the_total(every_c
     assert [r.split()[1] for r in recipe] == ["delete", "apply", "wait", "apply"]
 
 
-# Indexed Jobs are stable since Kubernetes 1.24: the manifests hold on the oldest and newest API the validator bundles.
-K8S_VERSIONS = ("1.25", "1.37")
+def k8s_versions() -> tuple[str, str]:
+    """The oldest and the newest Kubernetes API the installed validator bundles (Indexed Jobs: stable since 1.24)."""
+    versions = sorted({tuple(map(int, v.split(".")[:2])) for v in kubernetes_validate.utils.all_versions()})
+    oldest = next(v for v in versions if v >= (1, 24))
+    return "{}.{}".format(*oldest), "{}.{}".format(*versions[-1])
 
 
 def test_k8s_manifests_are_valid_kubernetes_objects(every_ci: Path) -> None:
     docs = [d for name in ("ocr-nightly-shards.yaml", "ocr-nightly-merge.yaml") for d in _k8s_docs(every_ci, name)]
     assert [d["kind"] for d in docs] == ["PersistentVolumeClaim", "Job", "Job"]
-    for version in K8S_VERSIONS:
+    versions = k8s_versions()
+    assert versions[0] != versions[1] and tuple(map(int, versions[1].split("."))) >= (1, 37), versions
+    for version in versions:
         for doc in docs:  # strict: a field the API does not know is an error, not ignored as kubectl may
             kubernetes_validate.validate(doc, version, strict=True)
     # Planted: a misspelt field, and a number written as a string, are refused with where they are.
     job = copy.deepcopy(docs[1])
     job["spec"]["completionMod"] = job["spec"].pop("completionMode")
     with pytest.raises(kubernetes_validate.ValidationError, match="'completionMod' was unexpected"):
-        kubernetes_validate.validate(job, K8S_VERSIONS[0], strict=True)
+        kubernetes_validate.validate(job, versions[0], strict=True)
     job = copy.deepcopy(docs[1])
     job["spec"]["completions"] = "4"
     with pytest.raises(kubernetes_validate.ValidationError) as e:
-        kubernetes_validate.validate(job, K8S_VERSIONS[1], strict=True)
+        kubernetes_validate.validate(job, versions[1], strict=True)
     assert list(e.value.path) == ["spec", "completions"]
 
 
