@@ -194,7 +194,10 @@ def test_a_signal_ends_a_run_against_a_silent_service_within_5_s(tmp_path: Path,
         cfg = config(tmp_path, timeout_s=120, retries=2)
         proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--config", str(cfg), "--profile", "t",
                                  "--service-url", s.url, "--out", str(out), "--id", "slip_0000", "--id", "slip_0001"],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                # as from a terminal: a suite started in the background inherits SIGINT ignored,
+                                # which the harness keeps ignoring on purpose (nohup)
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             assert s.wait_for_requests(2), "the run never sent its first image"
             time.sleep(0.5)  # blocked on the answer now

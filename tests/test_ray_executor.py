@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -227,26 +227,36 @@ def test_ray_actor_the_cluster_cannot_place_fails_at_the_image_deadline(cluster:
             " within 10 s (image_timeout_s): its CPUs are taken by other work, or it starts processes too slowly"), error
 
 
+def sigterm_when(cluster: Cluster, cfg: Path, out: Path, ids: list[str], ready: Callable[[], bool], patience_s: float,
+                 never: str) -> tuple[int, str]:
+    """A one-slot run of `ids` on the cluster, sent SIGTERM once `ready()`: its exit code and stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--config", str(cfg), "--profile", "t", "--out", str(out),
+         "--ray-address", cluster.address, "--ray-slots", "1", *ids_args(ids)],
+        cwd=ROOT, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + patience_s
+        while not ready():
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, never
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, stderr
+
+
 @pytest.mark.slow
 def test_ray_sigterm_while_an_actor_waits_for_cpus_ends_the_run_at_once(cluster: Cluster, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with cluster.held():
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", "run", "--config", str(config(tmp_path, results_only=True)),
-             "--profile", "t", "--out", str(out), "--ray-address", cluster.address, "--ray-slots", "1",
-             *ids_args(SAME[:2])], cwd=ROOT, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 120
-            while cluster.actors("PENDING_CREATION") == 0:  # its actor waits for a CPU (image_timeout_s is 300 s)
-                assert proc.poll() is None, proc.communicate()[1][-2000:]
-                assert time.monotonic() < deadline, "the run's actor never waited for placement"
-                time.sleep(0.2)
-            proc.send_signal(signal.SIGTERM)
-            _, stderr = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 143, stderr[-2000:]
+        # Its actor waits for a CPU (image_timeout_s is 300 s) when the signal comes.
+        code, stderr = sigterm_when(cluster, config(tmp_path, results_only=True), out, SAME[:2],
+                                    lambda: cluster.actors("PENDING_CREATION") > 0, 120,
+                                    "the run's actor never waited for placement")
+        assert code == 143, stderr[-2000:]
         assert cluster.actors("PENDING_CREATION") == cluster.actors("ALIVE") == 0  # none left waiting
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["complete"] is False and report["incomplete"]["finished_images"] == []
@@ -342,24 +352,12 @@ def test_ray_sigterm_leaves_an_incomplete_report_and_no_actor(cluster: Cluster, 
     ids = [f"slip_{n:04d}" for n in range(6, 12)]
     out = tmp_path / "out"
     temp_before = set(Path(tempfile.gettempdir()).glob("ocr-harness-actor-*"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "--config", str(config(tmp_path, "faults:MarkingEngine")),
-         "--profile", "t", "--out", str(out), "--ray-address", cluster.address, "--ray-slots", "1", *ids_args(ids)],
-        cwd=ROOT, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 600
-        # One slot: the actor starts image 2 only after the run recorded image 1, so its mark means image 1 is done.
-        while not (cluster.marks / ids[1]).exists():
-            assert proc.poll() is None, proc.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "no image finished in 10 minutes"
-            time.sleep(0.05)
-        assert actor_processes(cluster)  # the check below can see them
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 143, stderr[-2000:]
+    # One slot: the actor starts image 2 only after the run recorded image 1, so its mark means image 1 is done; the
+    # actor's processes are seen then, so the check below can see them.
+    code, stderr = sigterm_when(cluster, config(tmp_path, "faults:MarkingEngine"), out, ids,
+                                lambda: (cluster.marks / ids[1]).exists() and actor_processes(cluster) != [], 600,
+                                "no image finished in 10 minutes")
+    assert code == 143, stderr[-2000:]
     assert "cancelled by SIGTERM; reports of what finished, marked incomplete" in stderr
     deadline = time.monotonic() + 10
     while (left := actor_processes(cluster)) and time.monotonic() < deadline:
