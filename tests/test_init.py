@@ -353,18 +353,18 @@ def test_k8s_nightly_is_an_indexed_job_whose_completions_equal_the_total(every_c
     assert [r.split()[1] for r in recipe] == ["delete", "apply", "wait", "apply"]
 
 
-def k8s_versions() -> tuple[str, str]:
+def k8s_versions() -> tuple[tuple[int, int], tuple[int, int]]:
     """The oldest and the newest Kubernetes API the installed validator bundles (Indexed Jobs: stable since 1.24)."""
     versions = sorted({tuple(map(int, v.split(".")[:2])) for v in kubernetes_validate.utils.all_versions()})
-    oldest = next(v for v in versions if v >= (1, 24))
-    return "{}.{}".format(*oldest), "{}.{}".format(*versions[-1])
+    return next(v for v in versions if v >= (1, 24)), versions[-1]
 
 
 def test_k8s_manifests_are_valid_kubernetes_objects(every_ci: Path) -> None:
     docs = [d for name in ("ocr-nightly-shards.yaml", "ocr-nightly-merge.yaml") for d in _k8s_docs(every_ci, name)]
     assert [d["kind"] for d in docs] == ["PersistentVolumeClaim", "Job", "Job"]
-    versions = k8s_versions()
-    assert versions[0] != versions[1] and tuple(map(int, versions[1].split("."))) >= (1, 37), versions
+    oldest, newest = k8s_versions()
+    assert oldest < newest and newest >= (1, 37), (oldest, newest)
+    versions = ["{}.{}".format(*oldest), "{}.{}".format(*newest)]
     for version in versions:
         for doc in docs:  # strict: a field the API does not know is an error, not ignored as kubectl may
             kubernetes_validate.validate(doc, version, strict=True)

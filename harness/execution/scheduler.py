@@ -43,6 +43,7 @@ class _Pass:
     holding: int = 0  # calls taken and not yet settled (recorded or handed back)
     done: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    changed: threading.Condition = field(init=False)  # on `lock`: a call settled or handed back
     stop: threading.Event = field(default_factory=threading.Event)
     started: list[Worker | LocalWorker] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
