@@ -22,6 +22,9 @@ PACKAGES = ("paddlepaddle", "paddleocr", "paddlex", "numpy", "opencv-python", "o
             "rapidocr-paddle")
 ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
              "amx_tile", "amx_bf16", "amx_int8")
+# oneDNN's code paths are held to this ISA (and below) when it is set before Paddle loads: it makes this CPU
+# compute as an older one does, so the stack records it like the ISA flags.
+ISA_HOLD_ENV = "ONEDNN_MAX_CPU_ISA"
 # Reports are shared (CI artifacts, pull requests, merged from other machines), so environment variables are
 # an allowlist: values only of the variables that change what Paddle, oneDNN or OpenMP compute (or how fast);
 # every other variable is listed by name, its value never recorded (tokens, machine paths).
@@ -75,7 +78,9 @@ def stack(engine: EngineSettings, model_hashes: dict[str, str],
     model hashes, CPU. This is the backend-neutral part; the backend's spec makes its record of it (its runtime,
     what it drops: harness.backends.spec `stack`)."""
     cpu = cpu_info()
+    held = os.environ.get(ISA_HOLD_ENV, "").strip().upper()
     return adjust_stack({
+        **({"onednn_max_isa": held} if held else {}),  # oneDNN held to an older ISA: another runner type
         "python": platform.python_version(),
         "paddleocr": package_version("paddleocr"),
         "paddlex": package_version("paddlex"),

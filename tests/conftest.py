@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "datasets" / "bank_slips"
 registry.load(builtin)  # the suite is a composition root too: tests below the CLI see every check
 backend_registry.load(builtin_backends)  # and every backend
-pytest_plugins = ["harness.pytest_plugin", "no_skips"]  # no_skips: a skipped test fails the suite
+pytest_plugins = ["harness.pytest_plugin", "no_skips", "checkout_guard"]  # no_skips: a skipped test fails the
+# suite; checkout_guard: a test that writes inside the checkout fails it
 
 
 def typed(report: dict[str, Any]) -> RunReport:
@@ -66,8 +68,16 @@ class CliRun:
         return [json.loads(line) for line in (self.out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
+# Commands that write into ./out unless told otherwise: a test that names no --out gets a fresh temp dir, so the
+# suite never writes into the checkout (checkout_guard fails a session that does).
+WRITES_OUT = (("run",), ("golden", "refresh"), ("speed", "baseline"))
+
+
 def run_cli(args: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None, out: Path | None = None,
             timeout: float = 900) -> CliRun:
+    if out is None and "--out" not in args and any(tuple(args[:len(c)]) == c for c in WRITES_OUT):
+        out = Path(tempfile.mkdtemp(prefix="ocr-harness-test-out-"))
+        args = [*args, "--out", str(out)]
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)

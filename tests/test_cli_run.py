@@ -79,6 +79,7 @@ def test_results_are_canonical_and_reproducible_across_processes(smoke_run: CliR
 
 # --- goldens ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.numerics
 def test_one_changed_golden_character_fails_and_names_line(tmp_path: Path) -> None:
     goldens, index, original, edited = plant_golden_digit(tmp_path, "slip_0002")
     path = goldens / "default" / "slip_0002.json"
@@ -236,6 +237,7 @@ def batch_paths_run(tmp_path: Path, profile: str, ids: list[str]) -> CliRun:
     return run_cli(args, out=out)
 
 
+@pytest.mark.numerics
 def test_batch_paths_verdict_is_what_the_data_gives(tmp_path: Path) -> None:
     """Measured (harness.toml, nightly): recognition batch 1 reads some lines differently from batch 6 on every
     slip (spacing inside numbers, scores up to 0.12), within the nightly batch tolerances; several images per

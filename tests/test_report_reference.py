@@ -40,7 +40,7 @@ REFERENCE = TESTS / "reference_reports"
 NIGHTLY_IDS = ("slip_0003", "slip_0007")  # two templates; 0007 is in shard 1/2, 0003 in shard 2/2
 NIGHTLY_ARGS = ("run", "--profile", "nightly", *(a for i in NIGHTLY_IDS for a in ("--id", i)))
 VOLATILE = {"started_at", "duration_s", "environment", "timing", "timings", "judged_on"}
-MACHINE_STACK_KEYS = {"cpu_model", "isa", "cpu_threads", "python"}
+MACHINE_STACK_KEYS = {"cpu_model", "isa", "onednn_max_isa", "cpu_threads", "python"}
 MACHINE_GOLDEN_STATUS_KEYS = {"stack_differences", "likely_cause", "summary"}
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 TOLERANCE = 1e-3
@@ -201,11 +201,13 @@ def test_references_name_no_machine_path() -> None:
 # --- the runs --------------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.numerics
 def test_release_report_matches_reference(smoke_run: CliRun) -> None:
     assert_matches("release", smoke_run)
 
 
 @pytest.mark.slow
+@pytest.mark.numerics
 def test_nightly_two_slips_report_matches_reference(tmp_path: Path) -> None:
     assert_matches("nightly-2", nightly_run(tmp_path / "out"))
 

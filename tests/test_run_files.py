@@ -77,6 +77,9 @@ def test_out_that_is_a_file_is_a_usage_error_and_left_alone(tmp_path: Path) -> N
 def test_a_clean_run_after_a_failed_one_leaves_only_its_own_files(tmp_path: Path) -> None:
     """The clean counterpart, through the same --out: a failed start, then a real run of one slip."""
     out = plant_stale_pass(tmp_path / "out")
+    # An earlier run's worker logs: workers append to their log, so a run that kept them would pile up.
+    (out / "worker-main.log").write_text("STALE earlier run\n")
+    (out / "worker-bs1.log").write_text("STALE earlier run\n")
     assert run_cli(["run", "--profile", "nope", "--out", str(out)], out=out, timeout=120).returncode == 2
     run = run_cli(["run", "--profile", "release", "--id", "slip_0000", "--repeats", "2", "--out", str(out)],
                   out=out, cwd=ROOT)
@@ -85,6 +88,10 @@ def test_a_clean_run_after_a_failed_one_leaves_only_its_own_files(tmp_path: Path
     assert not (out / "report.html").exists() and not (out / "traceback.txt").exists()
     assert [r["id"] for r in run.results()] == ["slip_0000"]
     assert failing_run_case_absent(out)
+    logs = sorted(out.glob("worker-*.log"))
+    assert logs and not (out / "worker-bs1.log").exists(), logs  # this run has no bs1 path
+    assert all("STALE" not in log.read_text(errors="replace") for log in logs)
+    assert (out / "notes.txt").read_text() == "mine\n"
 
 
 def failing_run_case_absent(out: Path) -> bool:

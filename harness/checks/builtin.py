@@ -332,7 +332,7 @@ register(CheckSpec("bn_drift", 50, bn_drift, level="model", key="bn_drift", skip
 class SpeedInputs:
     """Read before any model loads: a corrupt approval record is exit 2, not a lost run."""
 
-    baseline: SpeedBaseline | None
+    baselines: tuple[SpeedBaseline, ...]  # the profile's, one per runner type
     why_none: str
 
 
@@ -340,23 +340,24 @@ def _speed_prepare(p: RunPlan) -> SpeedInputs:
     store = open_store(p.profile, p.base)
     approval = load_approval(store.directory)
     if approval is None:
-        return SpeedInputs(None, f"golden set {p.profile.golden_name!r} has no {APPROVAL_NAME}; write one with "
-                                 f"`ocr-harness speed baseline --profile {p.profile.name}` or a full approval")
-    baseline = approval.speed.get(p.profile.name)
-    if baseline is None:
-        return SpeedInputs(None, f"{APPROVAL_NAME} of golden set {p.profile.golden_name!r} has none for profile "
-                                 f"{p.profile.name!r}; write one with `ocr-harness speed baseline --profile "
-                                 f"{p.profile.name}`")
-    return SpeedInputs(baseline, "")
+        return SpeedInputs((), f"golden set {p.profile.golden_name!r} has no {APPROVAL_NAME}; write one with "
+                               f"`ocr-harness speed baseline --profile {p.profile.name}` or a full approval")
+    baselines = tuple(approval.speed.get(p.profile.name, ()))
+    if not baselines:
+        return SpeedInputs((), f"{APPROVAL_NAME} of golden set {p.profile.golden_name!r} has none for profile "
+                               f"{p.profile.name!r}; write one with `ocr-harness speed baseline --profile "
+                               f"{p.profile.name}`")
+    return SpeedInputs(baselines, "")
 
 
 def speed(p: RunPlan, state: RunState) -> CheckResult:
     inputs: SpeedInputs = state.prepared["speed"]
-    return speed_check(state.outcomes, inputs.baseline, speed_stack(p),
+    return speed_check(state.outcomes, inputs.baselines, speed_stack(p),
                        max_ratio=SPEED.setting(p.profile, "speed_max_ratio"),
                        memory_max_ratio=SPEED.setting(p.profile, "memory_max_ratio"),
                        require_baseline=SPEED.setting(p.profile, "speed_require_baseline"),
-                       no_baseline_why=inputs.why_none)
+                       no_baseline_why=inputs.why_none,
+                       approve_hint=f"`ocr-harness speed baseline --profile {p.profile.name}`")
 
 
 def _above_one(v: float) -> str | None:

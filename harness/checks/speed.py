@@ -15,11 +15,11 @@ baseline), over `memory_max_ratio` (default 1.3x) of the approved peak fails.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.environment import stack
-from harness.golden.approval import ImageSpeed, SpeedBaseline
+from harness.golden.approval import ImageSpeed, SpeedBaseline, runner_type
 from harness.golden.status import stack_differences
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult
@@ -69,8 +69,19 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def speed_check(outcomes: Mapping[str, ImageOutcome], baseline: SpeedBaseline | None, current_stack: Mapping[str, Any],
-                *, max_ratio: float, memory_max_ratio: float, require_baseline: bool, no_baseline_why: str) -> CheckResult:
+def pick_baseline(baselines: Sequence[SpeedBaseline], current_stack: Mapping[str, Any]) -> SpeedBaseline | None:
+    """The baseline made on this runner type (CPU model and ISA flags), if any: a baseline from another CPU
+    measured another ratio of engine to yardstick (oneDNN and numpy gain differently from an ISA) and would hide a
+    2x regression or invent one."""
+    runner = runner_type(current_stack)
+    return next((b for b in baselines if b.runner == runner), None)
+
+
+def speed_check(outcomes: Mapping[str, ImageOutcome], baselines: Sequence[SpeedBaseline],
+                current_stack: Mapping[str, Any], *, max_ratio: float, memory_max_ratio: float,
+                require_baseline: bool, no_baseline_why: str, approve_hint: str = "") -> CheckResult:
+    """Judges the run against the baseline of its own runner type among `baselines` (a profile's, one per runner
+    type); `approve_hint` is the command that approves one here."""
     speeds = image_speeds(outcomes)
     latencies = [s.latency_s for s in speeds.values()]
     measured: dict[str, Any] = {
@@ -79,6 +90,14 @@ def speed_check(outcomes: Mapping[str, ImageOutcome], baseline: SpeedBaseline | 
         "latency_p90_s": _quantile(latencies, 0.9) if latencies else None,
         "reference_median_s": statistics.median(s.reference_s for s in speeds.values()) if speeds else None,
     }
+    baseline = pick_baseline(baselines, current_stack)
+    if baseline is None and baselines:  # made on other CPUs: never judged as if it were this runner's
+        made_on = "; ".join(b.runner for b in baselines)
+        summary = (f"not judged: baseline made on {made_on}; this runner is {runner_type(current_stack)}: approve "
+                   f"one on this runner type with {approve_hint or '`ocr-harness speed baseline`'}")
+        return CheckResult("speed", not require_baseline, summary,
+                           details={"measured": measured, "baseline": None, "other_runners": [b.runner for b in baselines],
+                                    "runner": runner_type(current_stack)}, skipped=not require_baseline)
     if baseline is None:
         summary = f"not judged: no baseline ({no_baseline_why})"
         return CheckResult("speed", not require_baseline, summary, details={"measured": measured, "baseline": None},

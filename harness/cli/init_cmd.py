@@ -135,6 +135,7 @@ def run_init(args: argparse.Namespace) -> int:
         print(f"  wrote {path.relative_to(args.dir).as_posix()}")
     print(f"initialised an ocr-harness starting point in {args.dir} ({len(written)} files). Next:\n"
           "  ocr-harness corpus import --from ppocrlabel path/to/Label.txt --out datasets/slips\n"
-          "  ocr-harness golden refresh --all --yes\n"
+          "  ocr-harness golden refresh --all --yes        # goldens and the approval record (profile default)\n"
+          "  ocr-harness speed baseline --profile release  # the gate's speed baseline: once per CI runner type\n"
           "  ocr-harness run --profile release")
     return EXIT_OK

@@ -4,7 +4,9 @@
 by the profile it was measured for:
 - `speed`: per-image latency and the fixed CPU yardstick timed next to it (harness.execution.normaliser), and the
   workers' peak memory, with the stack and selection they were measured on (harness.checks.speed judges runs
-  against it);
+  against it); per profile a list, one baseline per runner type (CPU model and ISA flags: oneDNN and the yardstick
+  gain differently from a new ISA, so a baseline holds only for the runner type that made it); an older record's
+  single baseline reads as a list of one;
 - `bn`: the per-channel statistics of every BatchNorm layer's input, det and rec, on the images the approval
   captured, keyed by the model hashes and input settings they were measured with and stamped with the stack
   (harness.checks.bn_reference makes it and judges later runs against it); one per golden set, not per
@@ -48,9 +50,17 @@ class ImageSpeed:
         return {"cost_s": self.cost_s, "reference_s": self.reference_s, "latency_s": self.latency_s}
 
 
+def runner_type(stack: Mapping[str, Any]) -> str:
+    """The CPU a speed baseline holds for: its model name and ISA flags ('AMD EPYC [avx2 fma ...]')."""
+    isa = stack.get("isa")
+    flags = " ".join(str(f) for f in isa) if isinstance(isa, (list, tuple)) else "?"
+    held = f" (oneDNN held to {stack['onednn_max_isa']})" if stack.get("onednn_max_isa") else ""
+    return f"{stack.get('cpu_model', '?')} [{flags}]{held}"
+
+
 @dataclass(frozen=True)
 class SpeedBaseline:
-    """One profile's approved speed and memory."""
+    """One profile's approved speed and memory on one runner type."""
 
     approved_at: str
     stack: Mapping[str, Any]  # the engine stack of the run, plus workers and the yardstick's name
@@ -59,6 +69,10 @@ class SpeedBaseline:
     images: Mapping[str, ImageSpeed]
     peak_rss_kib: int | None  # the largest worker peak (VmHWM)
     served_at_peak: int  # the most images one worker had served when that peak was read
+
+    @property
+    def runner(self) -> str:
+        return runner_type(self.stack)
 
     def to_dict(self) -> dict[str, Any]:
         return {"approved_at": self.approved_at, "stack": dict(self.stack), "selection": self.selection,
@@ -164,19 +178,27 @@ class BnReference:
 @dataclass(frozen=True)
 class Approval:
     golden_set: str
-    speed: Mapping[str, SpeedBaseline] = field(default_factory=dict)
+    speed: Mapping[str, tuple[SpeedBaseline, ...]] = field(default_factory=dict)  # per profile, one per runner type
     other: Mapping[str, Any] = field(default_factory=dict)  # sections of a newer version, kept as they are
     bn: BnReference | None = None
 
+    def speed_for(self, profile: str, stack: Mapping[str, Any]) -> SpeedBaseline | None:
+        """The profile's baseline made on the runner type of `stack`, if any."""
+        runner = runner_type(stack)
+        return next((b for b in self.speed.get(profile, ()) if b.runner == runner), None)
+
     def with_speed(self, profile: str, baseline: SpeedBaseline) -> Approval:
-        return Approval(self.golden_set, {**self.speed, profile: baseline}, self.other, self.bn)
+        """`baseline` replaces the profile's baseline of the same runner type; the other runner types' stay."""
+        kept = tuple(b for b in self.speed.get(profile, ()) if b.runner != baseline.runner)
+        ordered = tuple(sorted((*kept, baseline), key=lambda b: b.runner))
+        return Approval(self.golden_set, {**self.speed, profile: ordered}, self.other, self.bn)
 
     def with_bn(self, reference: BnReference) -> Approval:
         return Approval(self.golden_set, self.speed, self.other, reference)
 
     def to_dict(self) -> dict[str, Any]:
         out = {**self.other, "schema": SCHEMA, "golden_set": self.golden_set,
-               "speed": {k: v.to_dict() for k, v in sorted(self.speed.items())}}
+               "speed": {k: [b.to_dict() for b in v] for k, v in sorted(self.speed.items())}}
         if self.bn is not None:
             out["bn"] = self.bn.to_dict()
         return out
@@ -206,8 +228,20 @@ def load_approval(golden_dir: Path) -> Approval | None:
     other = {k: v for k, v in raw.items() if k not in ("schema", "golden_set", "speed", "bn")}
     bn = raw.get("bn")
     return Approval(str(raw.get("golden_set", golden_dir.name)),
-                    {str(k): SpeedBaseline.from_dict(v, f"{path}: speed.{k}") for k, v in speed.items()}, other,
+                    {str(k): _baselines(v, f"{path}: speed.{k}") for k, v in speed.items()}, other,
                     None if bn is None else BnReference.from_dict(bn, f"{path}: bn"))
+
+
+def _baselines(value: Any, where: str) -> tuple[SpeedBaseline, ...]:
+    """A profile's baselines: a list, one per runner type, or (an older record) one baseline."""
+    items = value if isinstance(value, list) else [value]
+    made = tuple(SpeedBaseline.from_dict(v, f"{where}[{n}]" if isinstance(value, list) else where)
+                 for n, v in enumerate(items))
+    runners = [b.runner for b in made]
+    twice = sorted({r for r in runners if runners.count(r) > 1})
+    if twice:
+        raise UserError(f"{where}: two baselines for one runner type ({twice[0]})")
+    return made
 
 
 def write_approval(golden_dir: Path, approval: Approval) -> Path:

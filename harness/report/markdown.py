@@ -187,7 +187,7 @@ def render_summary(r: RunReport, *, max_bytes: int = SUMMARY_CAP) -> str:
     meta = [f"profile {code(r.profile_name)}" if r.profile_name else "",
             f"corpus {code(r.corpus.get('root'))}" if r.corpus.get("root") else "",
             f"subset {code(r.corpus.get('subset'))}" if r.corpus.get("subset") else "",
-            "incomplete corpus" if r.corpus.get("complete") is False else "",
+            "a subset of the corpus" if r.corpus.get("complete") is False else "",
             f"started {md(r.started_at)}" if r.started_at else "",
             f"{r.duration_s:.1f} s" if r.duration_s is not None else ""]
     if any(meta):

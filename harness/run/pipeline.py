@@ -65,6 +65,8 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
                    html: bool = False, history: Path | None = None,
                    shard_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("worker-*.log"):  # an earlier run's: workers append, so each run starts its own
+        stale.unlink(missing_ok=True)
     p = plan(profile, base, shard=shard, log_dir=out, shard_source=shard_source)
     state = RunState(prepared=prepare_checks(p))  # goldens, a reference's models: read before any model loads
     golden_inputs = state.prepared.get("golden")
