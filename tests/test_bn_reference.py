@@ -68,14 +68,14 @@ def test_one_channel_and_a_whole_layer_that_moved_are_named() -> None:
     assert dark.layer_beyond and dark.mean_log_ratio == pytest.approx(np.log(0.09), abs=1e-3)
 
 
-def test_the_default_limits_are_the_measured_maxima_with_margin_and_readme_states_them() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_default_limits_are_the_measured_maxima_with_margin_and_the_docs_state_them() -> None:
+    doc = (ROOT / "docs" / "bn-measure-judge-repair.md").read_text(encoding="utf-8")
     for kind, lim in REFERENCE_LIMITS.items():
         r, z, layer_r, layer_z = MEASURED[kind]  # maxima on clean slips disjoint from the record's
         assert (lim.channel_log_ratio, lim.layer_log_ratio) == pytest.approx((r + np.log(2), layer_r + np.log(2)))
         assert (lim.channel_shift, lim.layer_shift) == pytest.approx((z * 1.5, layer_z * 1.5))
         assert f"| {kind}, limit | {lim.channel_log_ratio:.2f} | {lim.channel_shift:.2f} | {lim.layer_log_ratio:.2f} " \
-               f"| {lim.layer_shift:.2f} |" in readme, kind
+               f"| {lim.layer_shift:.2f} |" in doc, kind
 
 
 def test_no_record_mismatch_and_other_stack() -> None:

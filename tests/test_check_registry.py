@@ -149,8 +149,8 @@ def test_planted_dummy_failure_fails_the_run_and_names_the_image(tmp_path: Path)
     assert "FAIL  dummy:" in res.stdout
 
 
-def test_readme_shows_the_dummy_check_as_it_is() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("**A new check is one module.**", 1)[1].split("**A new engine is one module**", 1)[0]
+def test_the_docs_show_the_dummy_check_as_it_is() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = doc.split("**A new check is one module.**", 1)[1].split("**A new engine is one module**", 1)[0]
     example = section.split("```python\n", 1)[1].split("```", 1)[0]
     assert example.strip() and example.strip() in (TESTS / "dummy_check.py").read_text(encoding="utf-8")

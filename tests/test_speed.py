@@ -323,7 +323,7 @@ def test_without_a_baseline_nothing_passes_by_accident() -> None:
 
 
 def test_the_bundled_profiles_carry_baselines_of_their_own_selection() -> None:
-    """README "Speed and memory": the bundled golden set approves every bundled profile that runs the engine on
+    """docs/speed.md: the bundled golden set approves every bundled profile that runs the engine on
     this machine (default, release, nightly, onnx), each over its own selection and with its current engine
     settings; the bundled set has none for the service profile (a service's wall seconds mean something on its own
     machine only: approve it in your own golden set there)."""

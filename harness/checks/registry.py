@@ -2,7 +2,7 @@
 
 Config validation (`[profiles.X.checks]` keys), the `run` CLI flags, the order checks run and are reported in,
 how `report merge` combines shards, and what renderers show all come from here, so a new check is one module
-that calls `register` (see README, "Extending").
+that calls `register` (see docs/architecture.md, "Extending").
 
 Checks live in `harness.checks.builtin`; more are loaded from the modules named in `$OCR_HARNESS_CHECKS`
 (comma-separated, importable module names) and from the `ocr_harness.checks` entry point group: importing such

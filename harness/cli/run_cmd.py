@@ -117,14 +117,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("out"), help="output dir (default: ./out)")
     p.add_argument("--workers", type=int, help="parallel worker processes")
     p.add_argument("--executor", choices=("local", "ray"), help="executor.kind: local worker processes (default) "
-                                                                "or Ray actors on a cluster (README, Scale-out)")
+                                                                "or Ray actors on a cluster (docs/scale-out.md)")
     p.add_argument("--ray-address", help="executor.address: local (a private cluster for this run), auto, or "
                                          "host:port of a cluster's GCS")
     p.add_argument("--ray-slots", type=int, help="executor.slots: calls in flight on the cluster (default: its "
                                                  "CPUs / the engine's threads)")
     p.add_argument("--shard", help="K/N: run only shard K of N (deterministic split by image id); auto: K/N from "
                                    "the engine's variables (GitHub OCR_HARNESS_SHARD, GitLab parallel, Kubernetes "
-                                   "Indexed Job, SLURM array; README, Scale-out)")
+                                   "Indexed Job, SLURM array; docs/scale-out.md)")
     for spec in registry.specs():
         if spec.flag is not None:
             p.add_argument(spec.flag, dest=spec.key, action=argparse.BooleanOptionalAction, default=None,

@@ -311,7 +311,7 @@ _HOST_PORT = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5
 @dataclass(frozen=True)
 class ExecutorSettings:
     """`[executor]`: where the main pass's calls run. `local`: worker processes on this machine (`workers`);
-    `ray`: Ray actors, each supervising one harness worker process, on a Ray cluster (README, Scale-out)."""
+    `ray`: Ray actors, each supervising one harness worker process, on a Ray cluster (docs/scale-out.md)."""
 
     kind: str = "local"
     # Ray only: "local" starts a private cluster on this machine for the run (loopback, no dashboard); "auto"
