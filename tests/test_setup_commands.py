@@ -97,3 +97,49 @@ def test_a_missing_package_without_root_or_sudo_is_one_line(tmp_path: Path) -> N
     assert proc.stderr.strip().splitlines() == [
         "setup: need fonts-noto-cjk chromium (Debian packages) and neither root nor sudo is available: install "
         "them, then rerun"]
+
+
+def readme_workflows() -> list[tuple[str, str]]:
+    """README's Workflows table: (tox cell, plain command) of every row that names a tox env."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Workflows", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and "tox -e" in cells[1]:
+            rows.append((cells[1], cells[2]))
+    return rows
+
+
+def tox_command(env: str) -> str:
+    """The command tox runs for `env`, with the defaults of `{env:NAME:default}` and no `{posargs}`."""
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(ROOT / "tox.ini")
+    section = next((s for s in tox.sections() if re.fullmatch(rf"testenv:{env}(\{{[^}}]*\}})?", s)), "testenv")
+    command = tox[section]["commands"].strip().replace("{envname}", env)
+    command = re.sub(r"\{env:[A-Z_]+:([^}]*)\}", r"\1", command)
+    return " ".join(command.replace("{posargs}", "").split())
+
+
+def plain(command: str) -> str:
+    """A README command as tox would run it: the part after the last `&&`, no VAR=value prefix, no .venv/bin/."""
+    argv = shlex.split(command.split("&&")[-1])
+    while argv and re.fullmatch(r"[A-Z_]+=.*", argv[0]):
+        argv.pop(0)
+    argv = [a.removeprefix(".venv/bin/") for a in argv]
+    if argv[:3] == ["python", "-m", "pytest"]:
+        argv = argv[2:]
+    return " ".join(argv)
+
+
+def test_every_workflow_row_gives_the_plain_command_tox_runs() -> None:
+    """Each tox env of README's Workflows table sits beside the command tox.ini runs for it, so a reader without
+    tox runs the same thing (extra arguments after the tox cell's `--` are the plain command's tail)."""
+    rows = readme_workflows()
+    assert len(rows) >= 6, rows
+    for tox_cell, plain_cell in rows:
+        m = re.match(r"`(?:[A-Z_]+=\S+ )?\.venv/bin/tox -e ([\w-]+)(?: -- ([^`]*))?`", tox_cell)
+        assert m, tox_cell
+        env, posargs = m.group(1), (m.group(2) or "").split()
+        expected = " ".join([tox_command(env), *posargs])
+        assert plain(plain_cell.split("`")[1]) == expected, (env, plain_cell)
