@@ -1,5 +1,6 @@
 """Every relative link in README.md and docs/*.md points at a file of the checkout (and, with `#anchor`, at a
-heading of that file): the README was cut into docs/, and a moved section must not leave a dead link behind."""
+heading of that file), and every linked test name is defined in its file: the README was cut into docs/, and a
+moved section or a renamed test must not leave a dead link behind."""
 
 from __future__ import annotations
 
@@ -48,6 +49,41 @@ def dead_links(doc: Path) -> list[str]:
 @pytest.mark.parametrize("doc", documents(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_relative_link_points_at_an_existing_file(doc: Path) -> None:
     assert dead_links(doc) == []
+
+
+TEST_LINK = re.compile(r"\[`(test_\w+)`\]\(([^)#\s]+\.py)\)")
+
+
+def dead_test_names(doc: Path) -> list[str]:
+    """Each link [`test_x`](tests/file.py) whose file defines no `test_x` (the check table names its planted-fault
+    tests this way: a renamed test must not leave the table pointing at nothing)."""
+    text = doc.read_text(encoding="utf-8")
+    dead = []
+    for name, path in TEST_LINK.findall(text):
+        target = (doc.parent / path).resolve()
+        if not target.is_file() or not re.search(rf"^\s*(async )?def {name}\(", target.read_text(encoding="utf-8"), re.M):
+            dead.append(f"{name} in {path}")
+    return dead
+
+
+@pytest.mark.parametrize("doc", documents(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_linked_test_name_is_defined_in_the_linked_file(doc: Path) -> None:
+    assert dead_test_names(doc) == []
+
+
+def test_the_readme_check_table_links_its_planted_fault_tests() -> None:
+    table = [line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if line.startswith("| `")]
+    rows = {line.split("`")[1]: line for line in table}
+    for check in ("inference", "repeat", "cross_process", "mutation", "golden", "batch_paths", "variations", "audit",
+                  "probe", "bn_drift", "speed", "accuracy"):
+        assert check in rows and "](tests/" in rows[check], check
+
+
+def test_a_renamed_test_is_found(tmp_path: Path) -> None:
+    (tmp_path / "test_x.py").write_text("def test_kept() -> None:\n    pass\n", encoding="utf-8")
+    doc = tmp_path / "doc.md"
+    doc.write_text("[`test_kept`](test_x.py), [`test_renamed`](test_x.py), [`test_kept`](gone.py)\n", encoding="utf-8")
+    assert dead_test_names(doc) == ["test_renamed in test_x.py", "test_kept in gone.py"]
 
 
 def test_the_docs_index_lists_every_document() -> None:
