@@ -25,7 +25,7 @@ DEFAULT_MIN_VARIANCE = 1e-6
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # load | bn-mode | dropout-mode | bn-stats | unknown-op
+    check: str  # load | bn-mode | dropout-mode | bn-stats | bn-init | unknown-op
     layer: str
     op_index: int | None
     param: str | None
@@ -162,6 +162,8 @@ class AuditReport:
                           "is_test / use_global_stats / trainable_statistics read from the program"),
                     Claim(f"their stored mean/variance are present, finite, positive and >= {self.min_variance:g}",
                           True, "read from the params file"),
+                    Claim("their stored statistics were updated (not mean 0 / variance 1 in every channel, the "
+                          "values a BN starts with)", True, "read from the params file"),
                     Claim(f"each channel's stored statistics of the {n} BN ops left fit what the model is fed", False,
                           "a static read cannot: a variance polluted by a small batch stays positive, finite and far "
                           "above any absolute floor; bn_drift judges it per channel on captured inputs")]
@@ -310,6 +312,13 @@ def _stat_findings(b: BnLayer, mean: np.ndarray | None, var: np.ndarray | None, 
             add(param, f"non-finite values in {_channels(~np.isfinite(arr), arr)}")
     if mean is not None and var is not None and mean.shape != var.shape:
         add(b.variance_param, f"shape {list(var.shape)} differs from the mean's {list(mean.shape)}")
+    elif mean is not None and var is not None and _initial(mean, var):
+        # Trained statistics are never exactly 0 and 1 in every channel: the moving averages were never updated,
+        # or a fresh model received only the learnable parameters before export. The layer then normalises
+        # nothing (x / sqrt(1 + eps)): outputs move by the whole scale of its input.
+        out.append(Finding("bn-init", b.name, b.op_index, f"{b.mean_param}, {b.variance_param}",
+                           f"statistics at their initial values (mean 0 and variance 1 in all {var.size} "
+                           "channels): were only the learnable parameters loaded?"))
     if var is not None:
         with np.errstate(invalid="ignore"):
             nonpos, tiny = var <= 0, (var > 0) & (var < floor)
@@ -319,6 +328,10 @@ def _stat_findings(b: BnLayer, mean: np.ndarray | None, var: np.ndarray | None, 
             add(b.variance_param, f"variance below {floor:g} in {_channels(tiny, var)} "
                                   "(collapsed moving variance: noise is amplified at inference)")
     return out
+
+
+def _initial(mean: np.ndarray, var: np.ndarray) -> bool:
+    return var.size > 0 and bool((mean == 0).all()) and bool((var == 1).all())
 
 
 def _channels(mask: np.ndarray, values: np.ndarray, shown: int = 5) -> str:
