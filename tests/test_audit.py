@@ -90,6 +90,24 @@ def test_initial_statistics_are_a_finding() -> None:
     assert _judge(_facts(), np.ones(4), mean=np.array([0.0, 0.0, 1e-9, 0.0])).passed
 
 
+def test_suspect_channels_are_listed_not_failed() -> None:
+    # rec's stem stores one channel at 0.0032x its layer's median, and the corpus measures it so: not suspect.
+    quiet = _judge(_facts(), np.array([1.0, 1.2, 0.8, 0.0032]))
+    assert quiet.passed and quiet.suspects == ()
+    report = _judge(_facts(), np.array([1.0, 1.2, 0.8, 1e-4, 1.1, 2e3]))
+    assert report.passed and bool(report)  # alone they do not fail
+    assert [(c.layer, c.channel, c.param) for c in report.suspects] == [("batch_norm2d_3", 3, "batch_norm2d_3.w_2"),
+                                                                       ("batch_norm2d_3", 5, "batch_norm2d_3.w_2")]
+    assert report.suspects[0].ratio == pytest.approx(1e-4 / 1.05)
+    text = report.render()
+    assert "2 suspect channels" in text and "--drift" in text and "batch_norm2d_3 (op #7) channel 5" in text
+    doc = json.loads(canonical_json(report.to_dict()))
+    assert [c["channel"] for c in doc["suspect_channels"]] == [3, 5] and doc["suspect_ratio"] == 1e-3
+    # A non-finite or non-positive channel is a finding already, and stays out of the median.
+    broken = _judge(_facts(), np.array([1.0, 1.0, 1.0, math.nan, 0.0]))
+    assert broken.suspects == () and not broken.passed
+
+
 def test_missing_stats_and_nan_mean() -> None:
     missing = _judge(_facts())
     assert {f.param for f in missing.findings} == {"batch_norm2d_3.w_1", "batch_norm2d_3.w_2"}
@@ -244,6 +262,47 @@ def test_planted_initial_statistics_fail_naming_model_and_layer(label: str, clea
     assert main(["audit", str(init_planted[label])]) == 1
     text = capsys.readouterr().out
     assert text.startswith(f"audit {init_planted[label]} ") and f"[bn-init] {layer.name} (op #" in text
+
+
+# ---------------------------------------------------------------- one channel far from its layer
+
+# Channel 3 of a layer whose channels all lie within 0.35x-8.8x of their median (v4 det batch_norm_1, v5 rec
+# batch_norm2d_148): x1e-4 and x1e4 move it beyond 1e-3x / 1e3x; neither drops below the 1e-6 floor.
+SUSPECT_PLANTS = {f"{pack}-{label}": (pack, layer, factor)
+                  for pack, layer in (("v4-det", "batch_norm_1"), ("v5-rec", "batch_norm2d_148"))
+                  for label, factor in (("x1e-4", 1e-4), ("x1e4", 1e4))}
+
+
+@pytest.fixture(scope="module")
+def suspect_planted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("suspect")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda item: plant_bn_variance(PACKS[item[1][0]](), root / item[0], layer=item[1][1],
+                                                     channel=3, factor=item[1][2]), SUSPECT_PLANTS.items()))
+    return {label: root / label for label in SUSPECT_PLANTS}
+
+
+def test_clean_packs_list_no_suspect_channel(clean_packs: dict[str, AuditReport]) -> None:
+    for label, report in clean_packs.items():
+        assert report.suspects == (), (label, [str(c) for c in report.suspects])
+        assert "suspect" not in report.render()
+
+
+@pytest.mark.parametrize("label", list(SUSPECT_PLANTS))
+def test_planted_far_channel_is_listed_and_the_audit_still_passes(label: str, suspect_planted: dict[str, Path],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    _, layer, factor = SUSPECT_PLANTS[label]
+    assert main(["audit", str(suspect_planted[label]), "--json"]) == 0
+    [model] = json.loads(capsys.readouterr().out)["models"]
+    assert model["audit"]["findings"] == []
+    [suspect] = model["audit"]["suspect_channels"]
+    assert (suspect["layer"], suspect["channel"], suspect["param"]) == (layer, 3, f"{layer}.w_2")
+    assert (suspect["ratio"] < 1e-3) if factor < 1 else (suspect["ratio"] > 1e3)
+    assert main(["audit", str(suspect_planted[label])]) == 0
+    text = capsys.readouterr().out
+    assert "1 suspect channel (stored variance below 0.001x or above 1000x its layer's median" in text
+    assert f"`ocr-harness audit {suspect_planted[label]} --drift IMAGES`" in text
+    assert f"  {layer} (op #" in text and ") channel 3: variance " in text and "PASS" in text
 
 
 # ---------------------------------------------------------------- PIR (inference.json) programs

@@ -299,6 +299,8 @@ def audit(p: RunPlan, state: RunState) -> CheckResult:
     summary = "; ".join(
         f"{k}: {r.headline()}, min variance {r.variance_min if r.variance_min is not None else float('nan'):.3g}, "
         f"{len(r.findings)} findings" + "".join(f" [{f}]" for f in r.findings[:3])
+        + (f", {len(r.suspects)} suspect channels (not failed; `ocr-harness audit --drift` measures them): "
+           + "; ".join(map(str, r.suspects[:3])) if r.suspects else "")
         for k, r in reports.items())
     return CheckResult("audit", not failed, summary, details={k: r.to_dict() for k, r in reports.items()},
                        judged=len(reports), unit="models")
