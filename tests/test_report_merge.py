@@ -19,6 +19,7 @@ from conftest import CORPUS, plant_golden_digit, CliRun, run_cli
 from harness.checks import registry
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check
+from harness.checks.speed import cost_of_ratios
 from harness.checks.paths import compare_paths
 from harness.checks.retries import inference_check
 from harness.cli import main
@@ -375,6 +376,21 @@ def test_merged_paths_keep_the_order_the_check_compared_them_in(synthetic: Synth
     verdict = whole.summary.split(" | ")[0]
     assert spec.merge_summary(verdict, whole.passed, details, "", "") == whole.summary
     assert as_written(details) == as_written(whole.details)
+
+
+def test_merged_bn_unfused_cost_pools_the_shards_images(synthetic: Synthetic) -> None:
+    """Each shard timed its own images on both paths: the merged record is the one of all their ratios."""
+    others = {"bn-unfused": synthetic.multi}
+    halves = [compare_paths("variations", "profile", {i: synthetic.outcomes[i] for i in ids}, others,
+                            synthetic.profile.tolerances) for ids in (IDS[4:], IDS[:4])]
+    ratios = [{IDS[4]: 1.1, IDS[5]: 1.3}, {IDS[0]: 1.2}]
+    written = [{**as_written(h.details), "bn_unfused_cost": cost_of_ratios(r)} for h, r in zip(halves, ratios)]
+    shards = [hand_shard(k, 2, IDS[4:] if k == 1 else IDS[:4]) for k in (1, 2)]
+    spec = registry.get("variations")
+    assert spec is not None and spec.merge_details is not None
+    details = spec.merge_details("variations", shards, written, {}, None)
+    assert details["bn_unfused_cost"] == cost_of_ratios({**ratios[0], **ratios[1]})
+    assert (details["bn_unfused_cost"]["images"], details["bn_unfused_cost"]["median"]) == (3, 1.2)
 
 
 # --- refusals, on hand-built reports ------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import pytest
 from conftest import CORPUS, ROOT, CliRun, run_cli
 
 from harness.checks.registry import catalogue
-from harness.checks.speed import speed_check
+from harness.checks.speed import path_cost, speed_check
 from harness.backends import settings_rules
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
@@ -351,3 +351,16 @@ def test_the_bundled_profiles_carry_baselines_of_their_own_selection() -> None:
             assert baseline.stack["workers"] == profile.workers, where
         judged.append(name)
     assert sorted(judged) == ["default", "nightly", "onnx", "release"]
+
+
+def test_path_cost_is_the_other_paths_normalised_cost_over_the_reference_image_by_image() -> None:
+    """The bn-unfused variation's cost: per image (cost / yardstick) of the other path over the reference's, so
+    a machine that slowed down between the two passes (yardstick x2) does not show; only images both timed warm."""
+    fused = {i: outcome(i, 1.0 + n, 0.01) for n, i in enumerate(("a", "b", "c"))}
+    unfused = {i: outcome(i, (1.0 + n) * 1.2 * 2, 0.02) for n, i in enumerate(("a", "b"))}  # c: not on this path
+    unfused["cold"] = dataclasses.replace(outcome("cold", 9.0, 0.01), cost_s=(9.0,), first_call=True)
+    cost = path_cost({**fused, "cold": outcome("cold", 1.0, 0.01)}, unfused)
+    assert cost["images"] == 2 and set(cost["per_image"]) == {"a", "b"}
+    assert cost["median"] == pytest.approx(1.2) and cost["p90"] == pytest.approx(1.2)
+    empty = path_cost(fused, {"cold": unfused["cold"]})
+    assert (empty["images"], empty["median"], empty["p90"]) == (0, None, None)

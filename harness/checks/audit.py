@@ -9,23 +9,29 @@ happens here, on plain data.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.backends.paddle.child import Arrays, ModelFiles, child_task, locate_model, run_in_child
+from harness.backends.paddle.child import Arrays, locate_model, run_in_child
+from harness.checks import audit_child  # noqa: F401  registers the child task "audit.inspect"
 from harness.checks.program_view import BN_TYPES, DROPOUT_TYPES, LOOKS_LIKE_NORM, PER_SAMPLE_NORM_TYPES
 from harness.util.errors import UserError
 
 DEFAULT_MIN_VARIANCE = 1e-6
+# A channel whose stored variance is this far below (or above the inverse) its layer's median is listed as
+# suspect. Measured on the shipped packs (PP-OCRv4 and PP-OCRv5 mobile, det and rec): every channel lies within
+# 0.0032x (rec's stem, a quiet channel the corpus measures about as low) and 20.3x of its layer's median; a variance
+# polluted by a tiny batch (x1e-4, x1e4) lands far outside. Alone it is no finding: a quiet channel can be real,
+# only --drift (what the model is fed) can tell.
+SUSPECT_RATIO = 1e-3
 
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # load | bn-mode | dropout-mode | bn-stats | unknown-op
+    check: str  # load | bn-mode | dropout-mode | bn-stats | bn-init | unknown-op
     layer: str
     op_index: int | None
     param: str | None
@@ -72,6 +78,30 @@ class BnLayer:
 
 
 @dataclass(frozen=True)
+class SuspectChannel:
+    """A channel whose stored variance sits far from its layer's median: listed, not failed (see SUSPECT_RATIO)."""
+
+    layer: str
+    op_index: int
+    param: str | None
+    channel: int
+    variance: float
+    layer_median: float
+
+    @property
+    def ratio(self) -> float:
+        return self.variance / self.layer_median
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "op_index": self.op_index, "param": self.param, "channel": self.channel,
+                "variance": self.variance, "layer_median": self.layer_median, "ratio": self.ratio}
+
+    def __str__(self) -> str:
+        return (f"{self.layer} (op #{self.op_index}) channel {self.channel}: variance {_fmt(self.variance)} = "
+                f"{self.ratio:.2g}x the layer's median {_fmt(self.layer_median)}")
+
+
+@dataclass(frozen=True)
 class Claim:
     """One statement about the model's BatchNorm / dropout, and whether the audit can make it."""
 
@@ -98,6 +128,7 @@ class AuditReport:
     dropout_count: int
     bn_layers: tuple[BnLayer, ...]
     findings: tuple[Finding, ...]
+    suspects: tuple[SuspectChannel, ...] = ()  # listed with a pointer to --drift; they do not fail the audit
 
     @property
     def passed(self) -> bool:
@@ -162,6 +193,8 @@ class AuditReport:
                           "is_test / use_global_stats / trainable_statistics read from the program"),
                     Claim(f"their stored mean/variance are present, finite, positive and >= {self.min_variance:g}",
                           True, "read from the params file"),
+                    Claim("their stored statistics were updated (not mean 0 / variance 1 in every channel, the "
+                          "values a BN starts with)", True, "read from the params file"),
                     Claim(f"each channel's stored statistics of the {n} BN ops left fit what the model is fed", False,
                           "a static read cannot: a variance polluted by a small batch stays positive, finite and far "
                           "above any absolute floor; bn_drift judges it per channel on captured inputs")]
@@ -197,7 +230,8 @@ class AuditReport:
                 "norm_op_counts": self.norm_op_counts, "headline": self.headline(),
                 "variance_min": json_number(self.variance_min),
                 "bn_layers": [b.to_dict() for b in self.bn_layers],
-                "findings": [f.to_dict() for f in self.findings]}
+                "findings": [f.to_dict() for f in self.findings], "suspect_ratio": SUSPECT_RATIO,
+                "suspect_channels": [c.to_dict() for c in self.suspects]}
 
     def render(self) -> str:
         if any(f.check == "load" for f in self.findings):
@@ -223,6 +257,13 @@ class AuditReport:
         lines.append(f"{verdict}: eval-mode / BatchNorm audit (variance floor {self.min_variance:g}, "
                      f"smallest stored variance {_fmt(self.variance_min)})")
         lines += [f"  {f}" for f in self.findings]
+        if self.suspects:
+            n = len(self.suspects)
+            lines.append(f"{n} suspect channel{'s' if n != 1 else ''} (stored variance below {SUSPECT_RATIO:g}x or "
+                         f"above {1 / SUSPECT_RATIO:g}x its layer's median; not a finding alone, a quiet channel can "
+                         f"be real: measure what the model is fed with `ocr-harness audit {self.model_dir} --drift "
+                         "IMAGES`):")
+            lines += [f"  {c}" for c in self.suspects]
         return "\n".join(lines)
 
 
@@ -244,6 +285,7 @@ def judge(model_dir: str, program_format: str, facts: dict[str, Any], arrays: Ar
     if "load_error" in facts:
         findings.append(Finding("load", "<model>", None, None, f"cannot load: {facts['load_error']}"))
     layers: list[BnLayer] = []
+    suspects: list[SuspectChannel] = []
     for k, bn in enumerate(facts.get("bn", [])):
         mean, var = arrays.get(f"bn{k}.mean"), arrays.get(f"bn{k}.variance")
         layer = BnLayer(
@@ -257,6 +299,7 @@ def judge(model_dir: str, program_format: str, facts: dict[str, Any], arrays: Ar
         layers.append(layer)
         findings += _bn_mode_findings(layer)
         findings += _stat_findings(layer, mean, var, min_variance)
+        suspects += _suspect_channels(layer, var)
     for d in facts.get("dropout", []):
         if not d["is_test"]:
             findings.append(Finding("dropout-mode", d["name"], d["index"], None,
@@ -271,7 +314,8 @@ def judge(model_dir: str, program_format: str, facts: dict[str, Any], arrays: Ar
         op_counts=tuple(sorted((str(k), int(v)) for k, v in counts.items())),
         conv_count=int(facts.get("conv_count", 0)), convs_feeding_bn=int(facts.get("convs_feeding_bn", 0)),
         convs_folded_likely=int(facts.get("conv_kinds", {}).get("bias", 0)),
-        dropout_count=len(facts.get("dropout", [])), bn_layers=tuple(layers), findings=tuple(findings))
+        dropout_count=len(facts.get("dropout", [])), bn_layers=tuple(layers), findings=tuple(findings),
+        suspects=tuple(suspects))
 
 
 def _variance_range(var: np.ndarray | None) -> dict[str, float | None]:
@@ -310,6 +354,13 @@ def _stat_findings(b: BnLayer, mean: np.ndarray | None, var: np.ndarray | None, 
             add(param, f"non-finite values in {_channels(~np.isfinite(arr), arr)}")
     if mean is not None and var is not None and mean.shape != var.shape:
         add(b.variance_param, f"shape {list(var.shape)} differs from the mean's {list(mean.shape)}")
+    elif mean is not None and var is not None and _initial(mean, var):
+        # Trained statistics are never exactly 0 and 1 in every channel: the moving averages were never updated,
+        # or a fresh model received only the learnable parameters before export. The layer then normalises
+        # nothing (x / sqrt(1 + eps)): outputs move by the whole scale of its input.
+        out.append(Finding("bn-init", b.name, b.op_index, f"{b.mean_param}, {b.variance_param}",
+                           f"statistics at their initial values (mean 0 and variance 1 in all {var.size} "
+                           "channels): were only the learnable parameters loaded?"))
     if var is not None:
         with np.errstate(invalid="ignore"):
             nonpos, tiny = var <= 0, (var > 0) & (var < floor)
@@ -319,6 +370,26 @@ def _stat_findings(b: BnLayer, mean: np.ndarray | None, var: np.ndarray | None, 
             add(b.variance_param, f"variance below {floor:g} in {_channels(tiny, var)} "
                                   "(collapsed moving variance: noise is amplified at inference)")
     return out
+
+
+def _suspect_channels(b: BnLayer, var: np.ndarray | None) -> list[SuspectChannel]:
+    """Channels far from the median of the layer's positive, finite variances (the rest are findings already)."""
+    if var is None:
+        return []
+    flat = var.ravel()
+    with np.errstate(invalid="ignore"):
+        sane = np.isfinite(flat) & (flat > 0)
+    if sane.sum() < 2:
+        return []
+    median = float(np.median(flat[sane]))
+    with np.errstate(invalid="ignore"):
+        far = sane & ((flat < SUSPECT_RATIO * median) | (flat > median / SUSPECT_RATIO))
+    return [SuspectChannel(b.name, b.op_index, b.variance_param, int(c), float(flat[c]), median)
+            for c in np.flatnonzero(far)]
+
+
+def _initial(mean: np.ndarray, var: np.ndarray) -> bool:
+    return var.size > 0 and bool((mean == 0).all()) and bool((var == 1).all())
 
 
 def _channels(mask: np.ndarray, values: np.ndarray, shown: int = 5) -> str:
@@ -351,75 +422,3 @@ def _yn(flag: bool) -> str:
 def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
-
-
-# ---------------------------------------------------------------- child side (paddle imported here only)
-
-@child_task("audit.inspect")
-def inspect_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
-    from harness.checks.program_view import CONV_TYPES, load_program, short_error
-
-    files = ModelFiles(Path(payload["prefix"]), payload["format"])
-    try:
-        view, _, _, _ = load_program(str(files.prefix), files.pir)
-    except Exception as exc:  # a broken pack is a finding, not a crash
-        return {"load_error": short_error(exc)}, {}
-    facts: dict[str, Any] = {"bn": [], "dropout": [], "unknown": []}
-    arrays: Arrays = {}
-    counts: Counter[str] = Counter()
-    convs_feeding_bn = 0
-    conv_kinds: Counter[str] = Counter()
-    for index, op in enumerate(view.ops()):
-        kind = view.op_type(op)
-        counts[kind] += 1
-        if kind in BN_TYPES:
-            x = view.input(op, "x")
-            source = view.source_type(x) if x is not None else "?"
-            convs_feeding_bn += source in CONV_TYPES
-            mean_param = view.param_name(view.input(op, "mean"))
-            var_param = view.param_name(view.input(op, "variance"))
-            k = len(facts["bn"])
-            for key, param in (("mean", mean_param), ("variance", var_param)):
-                value = view.param_array(param) if param else None
-                if value is not None:
-                    arrays[f"bn{k}.{key}"] = value.astype(np.float64)
-            name = mean_param.rsplit(".", 1)[0] if mean_param else f"{kind}#{index}"
-            momentum = view.attr(op, "momentum")
-            facts["bn"].append({
-                "index": index, "type": kind, "name": name, "source": source,
-                "momentum": None if momentum is None else _f32(momentum),
-                "is_test": bool(view.attr(op, "is_test")),
-                "use_global_stats": bool(view.attr(op, "use_global_stats")),
-                "trainable_statistics": bool(view.attr(op, "trainable_statistics")),
-                "epsilon": _f32(view.attr(op, "epsilon") or 0.0), "mean_param": mean_param,
-                "variance_param": var_param})
-        elif kind in CONV_TYPES:
-            conv_kinds[_conv_kind(view, op)] += 1
-        elif kind in DROPOUT_TYPES:
-            facts["dropout"].append({"index": index, "name": view.output_label(op, index),
-                                     "is_test": bool(view.attr(op, "is_test"))})
-        elif kind not in PER_SAMPLE_NORM_TYPES and LOOKS_LIKE_NORM.search(kind):
-            facts["unknown"].append({"index": index, "type": kind, "name": view.output_label(op, index)})
-    facts["op_counts"] = dict(counts)
-    facts["conv_count"] = sum(n for k, n in counts.items() if k in CONV_TYPES)
-    facts["convs_feeding_bn"] = convs_feeding_bn
-    facts["conv_kinds"] = dict(conv_kinds)
-    return facts, arrays
-
-
-def _f32(value: Any) -> float:
-    """Float32 attributes read back as 0.8999999761581421: the value as written, 0.9."""
-    return float(f"{float(value):.7g}")
-
-
-def _conv_kind(view: Any, op: Any) -> str:
-    """`bn` (a norm reads it, through a bias add), `bias` (a stored bias, no norm: a folded BN leaves exactly
-    this), or `plain` (neither: a conv trained without BN, or a BN folded without a bias)."""
-    out = view.first_output(op)
-    if out is None:
-        return "plain"
-    add = view.bias_add(out)
-    readers = view.consumers(out) + (view.consumers(view.first_output(add)) if add is not None else [])
-    if any(view.op_type(r) in BN_TYPES or view.op_type(r) in PER_SAMPLE_NORM_TYPES for r in readers):
-        return "bn"
-    return "bias" if add is not None else "plain"

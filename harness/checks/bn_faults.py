@@ -1,7 +1,8 @@
 """Planted faults: copies of a model pack with one known defect, to prove the eval-mode checks catch it.
 
 A check that has never failed proves nothing. These writers produce the defects of why-bn.md on a copy of a
-real pack: a collapsed / zero / NaN moving variance, and a BN or dropout op saved out of test mode. The source
+real pack: a collapsed / zero / NaN moving variance, statistics never updated from their initial values, and a BN
+or dropout op saved out of test mode. The source
 pack is never modified.
 """
 
@@ -32,18 +33,28 @@ def copy_pack(src: Path, dst: Path) -> ModelFiles:
 def plant_bn_variance(src: Path, dst: Path, *, value: float | None = None, factor: float | None = None,
                       layer: str | None = None, channel: int = 0) -> str:
     """Copy of `src` in `dst` with `variance[channel]` of one BN (default: the first) set to `value`, or
-    multiplied by `factor` (the polluted moving variance: /1000 or x1000).
+    multiplied by `factor` (the polluted moving variance: /1000 or x1000). Old-format and PIR packs.
 
-    Old-format packs only. Returns the name of the edited parameter."""
+    Returns the name of the edited parameter."""
     if (value is None) == (factor is None):
         raise UserError("plant_bn_variance needs exactly one of value and factor")
-    if locate_model(src).pir:
-        raise UserError(f"{src}: editing params is implemented for old-format (.pdmodel) packs only")
+    return _set_stats(src, dst, layer, {"kind": "channel", "channel": channel, "value": value, "factor": factor})
+
+
+def plant_bn_init(src: Path, dst: Path, *, layer: str | None = None) -> str:
+    """Copy of `src` in `dst` whose BN `layer` (default: the first) holds the statistics a BatchNorm starts
+    with, mean 0 and variance 1 in every channel: what an export shows when only the learnable parameters
+    (gamma, beta, conv weights) were loaded into a fresh model. Old-format and PIR packs.
+
+    Returns the name of the edited layer."""
+    return _set_stats(src, dst, layer, {"kind": "init"})
+
+
+def _set_stats(src: Path, dst: Path, layer: str | None, edit: dict[str, Any]) -> str:
     target = copy_pack(src, dst)
-    result, _ = run_in_child("bn_faults.set_param", {"prefix": str(target.prefix), "layer": layer,
-                                                  "channel": channel, "value": value, "factor": factor},
-                             pir=False)
-    return str(result["param"])
+    result, _ = run_in_child("bn_faults.set_stats", {"prefix": str(target.prefix), "pir": target.pir,
+                                                  "layer": layer, "edit": edit}, pir=target.pir)
+    return str(result["param"] if edit["kind"] == "channel" else result["layer"])
 
 
 def plant_op_mode(src: Path, dst: Path, *, op_type: str = "batch_norm", nth: int = 0,
@@ -121,32 +132,40 @@ def _pir_ops(node: Any) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- child side (old format, PIR off)
 
-@child_task("bn_faults.set_param")
-def set_param_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
+@child_task("bn_faults.set_stats")
+def set_stats_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
     import paddle
 
     from harness.checks.program_view import BN_TYPES, load_program
 
-    prefix = payload["prefix"]
-    view, exe, feeds, fetches = load_program(prefix, pir=False)
+    prefix, pir, edit = payload["prefix"], bool(payload["pir"]), payload["edit"]
+    view, exe, feeds, fetches = load_program(prefix, pir=pir)
     bns = [op for op in view.ops() if view.op_type(op) in BN_TYPES]
     layer = payload["layer"]
-    names = [view.param_name(view.input(op, "variance")) for op in bns]
-    param = next((n for n in names if n and (layer is None or n.rsplit(".", 1)[0] == layer)), None)
-    if param is None:
-        raise ValueError(f"no batch_norm layer {layer!r} in {prefix}; have {names}")
-    tensor = view.scope.find_var(param).get_tensor()
-    values = np.array(tensor)
-    flat = values.ravel()
-    c = int(payload["channel"])
-    flat[c] = float(payload["value"]) if payload.get("factor") is None else flat[c] * float(payload["factor"])
-    tensor.set(values, paddle.CPUPlace())
-    block = view.program.global_block()
+    pairs = [(view.param_name(view.input(op, "mean")), view.param_name(view.input(op, "variance"))) for op in bns]
+    found = next(((m, v) for m, v in pairs if m and v and (layer is None or v.rsplit(".", 1)[0] == layer)), None)
+    if found is None:
+        raise ValueError(f"no batch_norm layer {layer!r} in {prefix}; have {[v for _, v in pairs]}")
+    mean_t, var_t = (view.scope.find_var(name).get_tensor() for name in found)
+    if edit["kind"] == "init":
+        mean_t.set(np.zeros_like(np.array(mean_t)), paddle.CPUPlace())
+        var_t.set(np.ones_like(np.array(var_t)), paddle.CPUPlace())
+    else:
+        values = np.array(var_t)
+        flat = values.ravel()
+        c = int(edit["channel"])
+        flat[c] = float(edit["value"]) if edit.get("factor") is None else flat[c] * float(edit["factor"])
+        var_t.set(values, paddle.CPUPlace())
     with paddle.static.scope_guard(view.scope):
-        data = paddle.static.serialize_persistables([block.var(f) for f in feeds], fetches, exe,
-                                                    program=view.program)
-    Path(prefix + ".pdiparams").write_bytes(data)
-    return {"param": param}, {}
+        if pir:  # PIR: the program is re-saved with the edited scope (same program, same size)
+            data_ops = [op.result(0) for op in view.program.global_block().ops if op.name() == "pd_op.data"]
+            paddle.static.save_inference_model(prefix, data_ops, fetches, exe, program=view.program)
+        else:
+            block = view.program.global_block()
+            data = paddle.static.serialize_persistables([block.var(f) for f in feeds], fetches, exe,
+                                                        program=view.program)
+            Path(prefix + ".pdiparams").write_bytes(data)
+    return {"param": found[1], "layer": found[1].rsplit(".", 1)[0]}, {}
 
 
 @child_task("bn_faults.set_op_attr")

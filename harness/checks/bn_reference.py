@@ -42,7 +42,7 @@ from harness.model.inference import ImageRequest
 # The record pools this many slips of the approval's selection (all of them when it has fewer): enough for
 # stable per-channel statistics, about a minute of capture and measuring on 2 cores.
 REFERENCE_IMAGES = 16
-REFERENCE_MIN_IMAGES = 4  # fewer slips make a record one slip's background can dominate (docs/bn-measure-judge-repair.md)
+REFERENCE_MIN_IMAGES = 4  # fewer slips make a record one slip's background can dominate (docs/batchnorm.md)
 TOP_CHANNELS = 3  # channels shown per layer in the report
 
 

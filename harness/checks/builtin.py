@@ -31,7 +31,7 @@ from harness.checks.registry import CheckSpec, Scaling, register
 from harness.checks.retries import inference_check
 from harness.checks.retries import merged_details as merged_retries, merged_summary as merged_retry_summary
 from harness.checks.served import served_settings_check
-from harness.checks.speed import speed_check, speed_stack
+from harness.checks.speed import cost_of_ratios, path_cost, speed_check, speed_stack
 from harness.corpus.loader import content_sha256
 from harness.environment import stack
 from harness.execution.scheduler import infer_all
@@ -172,10 +172,19 @@ def variations(p: RunPlan, state: RunState) -> CheckResult:
         counts = {label: fused_pass_counts(settings, p.dirs)
                   for label, settings in (("profile", p.profile.engine), (BN_UNFUSED, paths[BN_UNFUSED]))}
         fused = {label: bn_fusions(c) for label, c in counts.items()}
+        cost = path_cost(reference, others[BN_UNFUSED])
         result = dataclasses.replace(result, summary=result.summary + "; BN fusions (subgraphs) " + ", ".join(
-            f"{label} {'/'.join(f'{k} {n}' for k, n in f.items())}" for label, f in fused.items()),
-            details={**result.details, "bn_fusions": fused, "fused_passes": counts})
+            f"{label} {'/'.join(f'{k} {n}' for k, n in f.items())}" for label, f in fused.items())
+            + "; " + _fusion_cost_sentence(cost),
+            details={**result.details, "bn_fusions": fused, "fused_passes": counts, "bn_unfused_cost": cost})
     return with_sample(result, info)
+
+
+def _fusion_cost_sentence(cost: Mapping[str, Any]) -> str:
+    if not cost["images"]:  # a worker's first call builds kernels and is not timed: one image per worker says so
+        return "unfused/fused engine cost not measured (no image ran warm on both paths)"
+    return (f"unfused/fused engine cost (det + rec, cost/yardstick) median {cost['median']:.2f}x "
+            f"(p90 {cost['p90']:.2f}x, {cost['images']} images)")
 
 
 def _merged_batch_paths(name: str, shards: Sequence[ShardView], details: Sequence[Mapping[str, Any]],
@@ -189,9 +198,13 @@ def _merged_variations(name: str, shards: Sequence[ShardView], details: Sequence
                        per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
     """The paths in the order `variants` makes them: oneDNN, the thread counts as the profile lists them, BN."""
     threads = _report_checks(shards).get("variation_threads")
-    return merged_path_details(details, ["onednn-off", "onednn-on",
-                                         *(f"threads-{t}" for t in (threads if isinstance(threads, list) else ())),
-                                         BN_UNFUSED])
+    out = merged_path_details(details, ["onednn-off", "onednn-on",
+                                        *(f"threads-{t}" for t in (threads if isinstance(threads, list) else ())),
+                                        BN_UNFUSED])
+    costs = [d["bn_unfused_cost"] for d in details if isinstance(d.get("bn_unfused_cost"), Mapping)]
+    if costs:  # each shard timed its own images on both paths: the per-image ratios pool
+        out["bn_unfused_cost"] = cost_of_ratios({i: r for c in costs for i, r in c["per_image"].items()})
+    return out
 
 
 def _report_checks(shards: Sequence[ShardView]) -> Mapping[str, Any]:
@@ -299,6 +312,8 @@ def audit(p: RunPlan, state: RunState) -> CheckResult:
     summary = "; ".join(
         f"{k}: {r.headline()}, min variance {r.variance_min if r.variance_min is not None else float('nan'):.3g}, "
         f"{len(r.findings)} findings" + "".join(f" [{f}]" for f in r.findings[:3])
+        + (f", {len(r.suspects)} suspect channels (not failed; `ocr-harness audit --drift` measures them): "
+           + "; ".join(map(str, r.suspects[:3])) if r.suspects else "")
         for k, r in reports.items())
     return CheckResult("audit", not failed, summary, details={k: r.to_dict() for k, r in reports.items()},
                        judged=len(reports), unit="models")

@@ -58,6 +58,22 @@ def peak_memory(outcomes: Mapping[str, ImageOutcome], served_limit: int | None =
     return best
 
 
+def path_cost(reference: Mapping[str, ImageOutcome], other: Mapping[str, ImageOutcome]) -> dict[str, Any]:
+    """What `other` costs the engine over `reference`, image by image, in the speed check's measure (engine cost /
+    yardstick, so the two passes of one run compare even when the machine's load moved between them): only images
+    both measured warm. The whole pipeline per image: det and rec together."""
+    ref, oth = image_speeds(reference), image_speeds(other)
+    return cost_of_ratios({i: oth[i].ratio / ref[i].ratio for i in ref.keys() & oth.keys()})
+
+
+def cost_of_ratios(ratios: Mapping[str, float]) -> dict[str, Any]:
+    """path_cost's record from its per-image ratios (also what merging shards' records gives)."""
+    values = list(ratios.values())
+    return {"images": len(values), "median": statistics.median(values) if values else None,
+            "p90": _quantile(values, 0.9) if values else None, "per_image": dict(sorted(ratios.items())),
+            "measure": "engine cost / yardstick, per image, other path over reference path"}
+
+
 def make_baseline(outcomes: Mapping[str, ImageOutcome], stack: Mapping[str, Any], approved_at: str) -> SpeedBaseline:
     peak, served = peak_memory(outcomes)
     return SpeedBaseline(approved_at, dict(stack), len(outcomes), clock_of(outcomes), image_speeds(outcomes), peak,

@@ -2,16 +2,22 @@
 
 MODEL_DIR is one Paddle inference model dir (old-format inference.pdmodel + inference.pdiparams); whether it is
 the det or the rec model comes from its inference.yml (DBPostProcess / CTCLabelDecode, or a *_det / *_rec model
-name), or --kind. The pipeline's other model is the bundled one. Writes OUT: the same program and yml, new params,
-and reestimate.json. Exit 0 when the re-estimated model helps or is neutral on held-out target images, 1 when it
-hurts, 2 on bad input.
+name), or --kind. The pipeline's other model is the bundled one, or the profile's with --profile P (whose engine
+settings then run capture and evaluation; default: the default engine). Writes OUT: the same program and yml, new
+params, and reestimate.json. Verdict on held-out target images: helps, neutral, hurts, or mixed (CER and key
+fields disagree; the fields gained and lost are listed by image). Exit 0 for helps or neutral, 1 for hurts or
+mixed, 2 on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
+from harness.checks import registry
+from harness.config import find_config, load_profile
+from harness.model.settings import DEFAULT_BACKEND, EngineSettings
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.model.results import canonical_json
 from harness.golden.store import GoldenStore
@@ -44,11 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="golden dir: also diff before and after against goldens of the evaluation images")
     r.add_argument("--golden-profile", default="release", help="the golden set's profile (default release)")
     r.add_argument("--json", action="store_true", help="print reestimate.json instead of the summary")
+    _profile_args(r)
     r.set_defaults(func=run_reestimate)
     e = bn.add_parser("evaluate", help="a re-estimated model dir against its original on another corpus",
                       description="Before (ORIGINAL) vs after (NEW_DIR, written by `bn reestimate`) on images of "
                                   "CORPUS outside NEW_DIR's calibration images: e.g. a dark-adapted model on clean "
-                                  "slips. Same metrics and verdict as `bn reestimate`; exit 1 when it hurts.")
+                                  "slips. Same metrics and verdict as `bn reestimate`; exit 1 when it hurts or is "
+                                  "mixed.")
     e.add_argument("new_dir", type=Path, metavar="NEW_DIR", help="a model dir written by `bn reestimate`")
     e.add_argument("--original", type=Path, required=True, metavar="MODEL_DIR",
                    help="the model dir it was re-estimated from (checked against reestimate.json's hashes)")
@@ -57,7 +65,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--golden", type=Path, default=None, metavar="DIR", help="golden dir for a golden diff")
     e.add_argument("--golden-profile", default="release", help="the golden set's profile (default release)")
     e.add_argument("--json", action="store_true", help="print the evaluation as JSON")
+    _profile_args(e)
     e.set_defaults(func=run_evaluate)
+
+
+def _profile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default=None, metavar="P",
+                   help="run capture and evaluation with this profile's engine settings and model dirs (the "
+                        "re-estimated model replaces its det or rec); default: the default engine, bundled pack")
+    p.add_argument("--config", type=Path, default=None, help="harness.toml (default: nearest one upwards)")
+
+
+def engine_settings(profile: str | None, config: Path | None) -> EngineSettings:
+    """The profile's engine settings, its model dirs made absolute (they are relative to its harness.toml)."""
+    if profile is None:
+        if config is not None:
+            raise UserError("--config needs --profile")
+        return EngineSettings()
+    if config is not None and not config.is_file():
+        raise UserError(f"{config}: config file not found")
+    loaded, base = load_profile(config or find_config(), profile, registry.catalogue())
+    engine = loaded.engine
+    if engine.backend != DEFAULT_BACKEND:
+        raise UserError(f"--profile {profile}: its backend is {engine.backend}; bn reestimate captures and "
+                        f"re-estimates Paddle programs, so it needs a {DEFAULT_BACKEND} profile")
+    dirs = {k: str((base / d).resolve()) for k in ("det_model_dir", "rec_model_dir")
+            if (d := getattr(engine, k)) is not None}
+    return dataclasses.replace(engine, **dirs)
 
 
 def _layers(text: str | None) -> str | tuple[str, ...] | None:
@@ -70,15 +104,17 @@ def _layers(text: str | None) -> str | tuple[str, ...] | None:
 
 
 def run_reestimate(args: argparse.Namespace) -> int:
+    settings = engine_settings(args.profile, args.config)
     outcome = reestimate(Request(model_dir=args.model_dir, reference=args.reference, target=args.target,
                                  out=args.out, mode=args.mode, layers=_layers(args.layers), images=args.images,
                                  eval_images=args.eval_images, kind=args.kind, golden=args.golden,
-                                 golden_profile=args.golden_profile))
+                                 golden_profile=args.golden_profile, settings=settings, profile=args.profile))
     rec = outcome.record
     if args.json:
         print(canonical_json(rec), end="")
     else:
-        lines = [f"bn reestimate ({rec['kind']}, mode {rec['mode']}, layers {rec['layers_requested']}): "
+        engine = f"profile {args.profile}" if args.profile else "default engine"
+        lines = [f"bn reestimate ({rec['kind']}, mode {rec['mode']}, layers {rec['layers_requested']}, {engine}): "
                  f"{len(rec['split']['calibration_reference'])} reference + "
                  f"{len(rec['split']['calibration_target'])} target calibration images"]
         for layer in rec["layers"]:
@@ -92,15 +128,16 @@ def run_reestimate(args: argparse.Namespace) -> int:
         lines.append(f"wrote {outcome.out} (timings: " + ", ".join(f"{k} {v:g}" for k, v in rec["timings_s"].items())
                      + ")")
         print("\n".join(lines))
-    return EXIT_REGRESSION if outcome.evaluation.verdict == "hurts" else EXIT_OK
+    return EXIT_OK if outcome.evaluation.passed else EXIT_REGRESSION
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     if args.images < 1:
         raise UserError(f"--images {args.images}: must be >= 1")
+    settings = engine_settings(args.profile, args.config)
     store = GoldenStore(args.golden, args.golden_profile) if args.golden else None
     record, evaluation = evaluate_reestimated(args.new_dir, args.original, args.corpus, images=args.images,
-                                              golden=store)
+                                              golden=store, settings=settings)
     if args.json:
         print(canonical_json({"kind": record["kind"], "mode": record["mode"], "layers_chosen": record["layers_chosen"],
                               "corpus": str(args.corpus), "evaluation": evaluation.to_dict()}), end="")
@@ -108,4 +145,4 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"bn evaluate {args.new_dir} ({record['kind']}, {record['mode']}, layers "
               f"{', '.join(record['layers_chosen'])}) against {args.original} on {args.corpus}\n"
               + evaluation.render())
-    return EXIT_REGRESSION if evaluation.verdict == "hurts" else EXIT_OK
+    return EXIT_OK if evaluation.passed else EXIT_REGRESSION

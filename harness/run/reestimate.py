@@ -72,6 +72,7 @@ class Request:
     golden: Path | None = None  # a golden dir (profile subdirs) for the golden diff
     golden_profile: str = "release"
     settings: EngineSettings = dataclasses.field(default_factory=EngineSettings)
+    profile: str | None = None  # the profile `settings` came from (recorded); None: the default engine
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ def _record(req: Request, kind: str, fmt: str, layers: str | tuple[str, ...], es
         entry["chosen"] = "new_mean" in layer
         per_layer.append(entry)
     return {
-        "kind": kind, "program_format": fmt, "mode": req.mode,
+        "kind": kind, "program_format": fmt, "mode": req.mode, "engine_profile": req.profile,
         "layers_requested": layers if isinstance(layers, str) else list(layers),
         "layers_chosen": est["chosen"], "auto_threshold": AUTO_THRESHOLD,
         "source": {"hashes": {f.name: sha256_file(f) for f in sorted(Path(req.model_dir).iterdir())

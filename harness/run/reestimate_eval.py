@@ -5,9 +5,11 @@ per call, on evaluation images that took no part in calibration. Measured agains
 match, key fields, det precision/recall (harness.metrics); against goldens where one exists for that exact image
 (same sha256): how many lines fail the golden comparison.
 
-Verdict: "neutral" when |dCER| < NEUTRAL_CER and no key field was lost; otherwise "helps" or "hurts" by the sign of
-dCER; a key field read before and lost after always hurts (a re-estimation that trades an amount for a lower CER
-is not a repair).
+Verdict, from three signals: CER better or worse (beyond NEUTRAL_CER), key fields gained, key fields lost.
+"helps" when every signal present points up, "hurts" when every one points down, "mixed" when they disagree (CER
+better but a key field lost, or CER worse but a key field gained), "neutral" when none moved. Mixed is no repair
+to ship blind: the fields gained and lost are listed by image for a reviewer to weigh (an amount lost for a lower
+CER, or a reference gained on a model that reads worse overall).
 """
 
 from __future__ import annotations
@@ -68,17 +70,38 @@ class Evaluation:
         return float(self.after["cer"]) - float(self.before["cer"])
 
     @property
-    def verdict(self) -> str:
-        if self.lost_fields:
-            return "hurts"
+    def cer_moved(self) -> str:
+        """better | worse | same: the CER's direction, within NEUTRAL_CER counted as the same."""
         if abs(self.dcer) < NEUTRAL_CER:
-            return "neutral"
-        return "helps" if self.dcer < 0 else "hurts"
+            return "same"
+        return "better" if self.dcer < 0 else "worse"
+
+    @property
+    def verdict(self) -> str:
+        up = self.cer_moved == "better" or bool(self.gained_fields)
+        down = self.cer_moved == "worse" or bool(self.lost_fields)
+        if up and down:
+            return "mixed"
+        return "helps" if up else "hurts" if down else "neutral"
+
+    @property
+    def passed(self) -> bool:
+        """Exit 0 only for these: a mixed result needs a person's decision, so it fails like hurts."""
+        return self.verdict in ("helps", "neutral")
+
+    def fields_by_image(self) -> dict[str, dict[str, list[str]]]:
+        out: dict[str, dict[str, list[str]]] = {}
+        for which, pairs in (("gained", self.gained_fields), ("lost", self.lost_fields)):
+            for image, field in pairs:
+                out.setdefault(image, {"gained": [], "lost": []})[which].append(field)
+        return dict(sorted(out.items()))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"before": self.before, "after": self.after, "dcer": self.dcer, "verdict": self.verdict,
-                "neutral_below": NEUTRAL_CER, "lost_fields": [list(f) for f in self.lost_fields],
-                "gained_fields": [list(f) for f in self.gained_fields], "golden": self.golden}
+        return {"before": self.before, "after": self.after, "dcer": self.dcer, "cer_moved": self.cer_moved,
+                "verdict": self.verdict, "passed": self.passed, "neutral_below": NEUTRAL_CER,
+                "lost_fields": [list(f) for f in self.lost_fields],
+                "gained_fields": [list(f) for f in self.gained_fields], "fields_by_image": self.fields_by_image(),
+                "golden": self.golden}
 
     def render(self) -> str:
         b, a = self.before, self.after
@@ -94,10 +117,20 @@ class Evaluation:
                          str(g["failing_after"])))
         lines = [f"evaluation on {b['images']} held-out images   before      after"]
         lines += [f"  {name:<28}{x:<12}{y}" for name, x, y in rows]
-        lines += [f"  key field lost: {i} {f}" for i, f in self.lost_fields]
-        lines.append(f"verdict: {self.verdict.upper()} (dCER {self.dcer:+.4f}; neutral below {NEUTRAL_CER}"
-                     f"{', a lost key field always hurts' if self.lost_fields else ''})")
+        for image, moved in self.fields_by_image().items():
+            lines.append(f"  {image}: key fields " + "; ".join(
+                f"{which} {', '.join(names)}" for which, names in moved.items() if names))
+        lines.append(f"verdict: {self.verdict.upper()} ({self._why()})")
         return "\n".join(lines)
+
+    def _why(self) -> str:
+        cer = (f"CER {self.cer_moved} by {abs(self.dcer):.4f}" if self.cer_moved != "same"
+               else f"CER within {NEUTRAL_CER} (dCER {self.dcer:+.4f})")
+        fields = f"{len(self.gained_fields)} key fields gained, {len(self.lost_fields)} lost"
+        tail = {"mixed": ": the signals disagree, weigh the fields above before using it",
+                "hurts": "", "helps": "", "neutral": ""}[self.verdict]
+        return f"{cer}; {fields}{tail}"
+
 
 
 def _rate(value: float | None) -> str:
