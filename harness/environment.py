@@ -81,6 +81,9 @@ def stack(engine: EngineSettings, model_hashes: dict[str, str],
         "paddlex": package_version("paddlex"),
         "harness": __version__,
         "models": model_hashes,
+        # What the model dirs declare they are (harness.backends.identity); a service's models are its own.
+        **({"model_names": {"det": engine.det_model_name, "rec": engine.rec_model_name}}
+           if engine.det_model_name is not None and engine.rec_model_name is not None else {}),
         "engine_settings_hash": settings_hash(engine.hash_dict(settings_rules())),
         "cpu_threads": engine.resolved_threads(),
         "rec_batch_size": engine.rec_batch_size,
