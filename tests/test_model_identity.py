@@ -114,3 +114,12 @@ def test_user_v5_dirs_run_with_no_model_name_set(tmp_path: Path) -> None:
     assert report["passed"] and report["checks"]["inference"]["passed"] and report["checks"]["golden"]["passed"]
     assert report["checks"]["golden"]["judged"] == 1
     assert report["checks"]["golden"]["details"]["status"]["stack_differences"] == []
+
+
+def test_an_engine_built_outside_a_plan_loads_the_dirs_own_names(tmp_path: Path) -> None:
+    """A probe, tool or test building the engine from unresolved settings still hands PaddleX the dir's names."""
+    from harness.backends.paddle.engine import pipeline_kwargs
+
+    det, rec = user_v5_dirs(tmp_path)
+    kwargs = pipeline_kwargs(EngineSettings(), ModelDirs(det=det, rec=rec, source="user"))
+    assert (kwargs["text_detection_model_name"], kwargs["text_recognition_model_name"]) == V5_NAMES
