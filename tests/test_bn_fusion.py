@@ -45,8 +45,12 @@ def test_the_variation_and_its_setting() -> None:
     nightly, _ = load_profile(ROOT / "harness.toml", "nightly", catalogue())
     assert variants(nightly)[BN_UNFUSED].delete_passes == BN_FUSION_PASSES
     # Unset, the setting leaves the stack hash every golden was stamped with unchanged; set, it is a new stack.
-    assert settings_hash(EngineSettings().hash_dict(backend_registry.rules())) == "6d0910e8a90e0fa7"
-    assert settings_hash(EngineSettings(delete_passes=()).hash_dict(backend_registry.rules())) != "6d0910e8a90e0fa7"
+    # (The default settings as every run resolves them from the default pack's dirs: its names and rec input.)
+    default = EngineSettings(det_model_name="PP-OCRv4_mobile_det", rec_model_name="PP-OCRv4_mobile_rec",
+                             rec_image_shape=(3, 48, 320))
+    assert settings_hash(default.hash_dict(backend_registry.rules())) == "6d0910e8a90e0fa7"
+    assert settings_hash(dataclasses.replace(default, delete_passes=()).hash_dict(backend_registry.rules())) != \
+        "6d0910e8a90e0fa7"
 
 
 @pytest.fixture(scope="module")

@@ -59,12 +59,16 @@ def test_users_own_onnx_dirs(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="needs inference.onnx"):
         resolve_onnx_dirs(settings, tmp_path, str(tmp_path / "cache"))
     shutil.copyfile(bundled.rec / "inference.onnx", mine / "inference.onnx")
-    with pytest.raises(UserError, match="set engine.rec_char_dict"):
+    with pytest.raises(UserError, match="inference.yml: missing; .* or set engine.rec_model_name"):
         resolve_onnx_dirs(settings, tmp_path, str(tmp_path / "cache"))
+    named = EngineSettings(backend="onnxruntime", rec_model_dir=str(mine), rec_model_name="PP-OCRv4_mobile_rec")
+    with pytest.raises(UserError, match="set engine.rec_char_dict"):
+        resolve_onnx_dirs(named, tmp_path, str(tmp_path / "cache"))
     from harness.backends.paddle.pack import carrier_dir
 
     keys = carrier_dir() / "ch_ppocr_rec" / "ppocr_keys_v1.txt"
-    dirs = resolve_onnx_dirs(EngineSettings(backend="onnxruntime", rec_model_dir=str(mine), rec_char_dict=str(keys)),
+    dirs = resolve_onnx_dirs(EngineSettings(backend="onnxruntime", rec_model_dir=str(mine), rec_char_dict=str(keys),
+                                            rec_model_name="PP-OCRv4_mobile_rec"),
                              tmp_path, str(tmp_path / "cache"))
     assert dirs.source == "user" and dirs.det == bundled.det
     assert (dirs.rec / "inference.yml").read_bytes() == (bundled.rec / "inference.yml").read_bytes()

@@ -89,10 +89,14 @@ def test_old_format_user_dir_gets_generated_yml(tmp_path: Path) -> None:
     mine = tmp_path / "my_rec"
     shutil.copytree(src, mine)
     settings = EngineSettings(rec_model_dir=str(mine))
+    # The dir does not say what it is: the profile must, or it is the missing file that is named.
+    with pytest.raises(UserError, match=f"{mine / 'inference.yml'}: missing; .* or set engine.rec_model_name"):
+        modelpack.resolve_model_dirs(settings, tmp_path, str(tmp_path / "cache"))
+    settings = EngineSettings(rec_model_dir=str(mine), rec_model_name="PP-OCRv4_mobile_rec")
     with pytest.raises(UserError, match="set engine.rec_char_dict"):
         modelpack.resolve_model_dirs(settings, tmp_path, str(tmp_path / "cache"))
     keys = modelpack.carrier_dir() / "ch_ppocr_rec/ppocr_keys_v1.txt"
-    settings = EngineSettings(rec_model_dir=str(mine), rec_char_dict=str(keys))
+    settings = EngineSettings(rec_model_dir=str(mine), rec_char_dict=str(keys), rec_model_name="PP-OCRv4_mobile_rec")
     dirs = modelpack.resolve_model_dirs(settings, tmp_path, str(tmp_path / "cache"))
     assert (dirs.rec / "inference.yml").is_file() and dirs.source == "user"
     assert not (mine / "inference.yml").exists()  # the user's dir is never written to

@@ -23,7 +23,7 @@ from conftest import CORPUS, ROOT, CliRun, run_cli
 
 from harness.checks.registry import catalogue
 from harness.checks.speed import path_cost, speed_check
-from harness.backends import settings_rules
+from harness.backends import resolve_engine, settings_rules
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
 from harness.environment import settings_hash
@@ -323,34 +323,34 @@ def test_without_a_baseline_nothing_passes_by_accident() -> None:
 
 
 def test_the_bundled_profiles_carry_baselines_of_their_own_selection() -> None:
-    """docs/speed.md: the bundled golden set approves every bundled profile that runs the engine on
-    this machine (default, release, nightly, onnx), each over its own selection and with its current engine
-    settings; the bundled set has none for the service profile (a service's wall seconds mean something on its own
-    machine only: approve it in your own golden set there)."""
-    approval = load_approval(ROOT / "golden" / "default")
-    assert approval is not None
+    """docs/speed.md: each bundled golden set approves every bundled profile of it that runs the engine (default,
+    release, nightly, onnx on the PP-OCRv4 pack; release-v5, nightly-v5 on PP-OCRv5), each over its own selection
+    and with its current engine settings, on every runner type that approved it; the bundled sets have none for the
+    service profile (a service's wall seconds mean something on its own machine only: approve it in your own
+    golden set there)."""
     config = ROOT / "harness.toml"
     judged = []
     for name in tomllib.loads(config.read_text(encoding="utf-8"))["profiles"]:
         profile, base = load_profile(config, name, catalogue())
+        approval = load_approval(ROOT / "golden" / profile.golden_name)
+        assert approval is not None, f"profile {name}: golden/{profile.golden_name} has no _approval.json"
         baselines = approval.speed.get(name, ())
-        if profile.golden_name != "default":
-            continue
         if profile.engine.backend == "http":  # a service: its cost is wall seconds on its own machine
             assert baselines == (), name
             continue
-        assert baselines, f"profile {name}: no speed baseline in golden/default/_approval.json"
+        assert baselines, f"profile {name}: no speed baseline in golden/{profile.golden_name}/_approval.json"
         selected = {it.id for it in load_corpus(base / profile.corpus, subset=profile.subset).items}
+        # Made with the profile's engine as it is now (a settings change makes it stale: re-approve); the names and
+        # rec input shape are the model dirs' own, as every run resolves them.
+        engine, _ = resolve_engine(profile.engine, base, profile.model_cache)
         for baseline in baselines:  # one per runner type that approved it
             where = f"{name} on {baseline.runner}"
             assert set(baseline.images) == selected and baseline.selection == len(selected), where
             assert baseline.clock == "cpu" and baseline.peak_rss_kib and baseline.served_at_peak > 0, where
-            # Made with the profile's engine as it is now (a settings change makes it stale: re-approve).
-            assert baseline.stack["engine_settings_hash"] == settings_hash(profile.engine.hash_dict(settings_rules())), \
-                where
+            assert baseline.stack["engine_settings_hash"] == settings_hash(engine.hash_dict(settings_rules())), where
             assert baseline.stack["workers"] == profile.workers, where
         judged.append(name)
-    assert sorted(judged) == ["default", "nightly", "onnx", "release"]
+    assert sorted(judged) == ["default", "nightly", "nightly-v5", "onnx", "release", "release-v5"]
 
 
 def test_path_cost_is_the_other_paths_normalised_cost_over_the_reference_image_by_image() -> None:

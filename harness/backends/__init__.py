@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from harness.backends import registry
+from harness.backends import identity, registry
 from harness.backends.base import Backend
 from harness.backends.spec import BackendSpec
 from harness.model.modeldirs import ModelDirs
@@ -67,6 +67,14 @@ def engine_factory(settings: EngineSettings) -> Callable[[EngineSettings, ModelD
 def resolve_models(settings: EngineSettings, base: Path, cache: str | None = None) -> ModelDirs:
     """The model dirs the backend loads, verified before any model loads."""
     return backend(settings.backend).resolve_models(settings, base, cache)
+
+
+def resolve_engine(settings: EngineSettings, base: Path,
+                   cache: str | None = None) -> tuple[EngineSettings, ModelDirs]:
+    """The model dirs, and the settings with the model names and rec input shape those dirs declare (a profile
+    that names another model than its dir is a UserError naming both): what every run records and loads."""
+    dirs = resolve_models(settings, base, cache)
+    return identity.resolved(settings, dirs), dirs
 
 
 def main_workers(profile: Profile) -> int:

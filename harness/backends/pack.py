@@ -26,6 +26,8 @@ from harness.util.errors import UserError
 CACHE_ENV = "OCR_HARNESS_CACHE"
 COMPLETE_MARKER = "pack.json"
 YML = "inference.yml"
+# The rec input shape of a yml generated for an old-format dir whose profile names none (PP-OCRv4's).
+DEFAULT_REC_IMAGE_SHAPE = (3, 48, 320)
 
 
 @dataclass(frozen=True)
@@ -104,14 +106,21 @@ def read_dictionary(path: Path) -> list[str]:
 
 
 def user_dir_yml(path: Path, base: Path, kind: str, settings: EngineSettings) -> dict[str, Any]:
-    """The `inference.yml` for a user's model dir that has none, from the profile's declared settings."""
+    """The `inference.yml` for a user's old-format model dir that has none, from the profile's declared settings:
+    a dir that does not say what it is needs the profile to say it."""
+    name = settings.det_model_name if kind == "det" else settings.rec_model_name
+    if not name:
+        raise UserError(f"engine.{kind}_model_dir: {path / YML}: missing; a model dir says what it is in a PaddleX "
+                        f"inference.yml, or set engine.{kind}_model_name"
+                        + (" and engine.rec_char_dict" if kind == "rec" else "")
+                        + " so the harness can generate one")
     if kind == "det":
-        return det_yml(settings.det_model_name)
+        return det_yml(name)
     if not settings.rec_char_dict:
         raise UserError(f"engine.rec_model_dir: {path}: has no inference.yml; set engine.rec_char_dict "
                         "so the harness can generate one")
     chars = read_dictionary((base / settings.rec_char_dict).expanduser())
-    return rec_yml(settings.rec_model_name, chars, settings.rec_image_shape)
+    return rec_yml(name, chars, settings.rec_image_shape or DEFAULT_REC_IMAGE_SHAPE)
 
 
 def user_dir_path(path_text: str, base: Path, kind: str) -> Path:

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from harness.backends import resolve_models
+from harness.backends import resolve_engine
 from harness.checks.paths import compare_paths, merged_details as merged_path_details
 from harness.execution.scheduler import infer_all
 from harness.execution.state import RunPlan, RunState
@@ -38,7 +38,7 @@ def reference_settings(engine: EngineSettings, backend: str) -> EngineSettings:
 def reference_plan(p: RunPlan) -> tuple[EngineSettings, RunPlan]:
     """The reference backend's settings and a plan with its model dirs (resolved and verified, no model load)."""
     settings = reference_settings(p.profile.engine, p.profile.checks.parity_reference)
-    dirs = resolve_models(settings, p.base, p.profile.model_cache)
+    settings, dirs = resolve_engine(settings, p.base, p.profile.model_cache)
     return settings, dataclasses.replace(p, dirs=dirs, backend_facts={})
 
 

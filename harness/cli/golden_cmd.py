@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def status(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
     p = plan(profile, base)
+    profile = p.profile  # with the names its model dirs declare
     store = open_store(profile, base)
     preload(store, [it.id for it in p.items])  # a corrupt golden is exit 2 here too
     st = golden_status(store, [it.id for it in p.items], p.corpus.selection_is_complete,
@@ -76,6 +77,7 @@ def refresh(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
     check_may_write_goldens(profile)
     p = plan(profile, base, log_dir=args.out)
+    profile = p.profile  # with the names its model dirs declare
     args.out.mkdir(parents=True, exist_ok=True)
     store = open_store(profile, base)
     preload(store, [it.id for it in p.items])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.backends import backend, resolve_models
+from harness.backends import backend, identity, resolve_engine, resolve_models
 from harness.backends.onnxruntime import export as ex
 from harness.backends.paddle import pack as modelpack
 from harness.cli.run_cmd import add_profile_args, resolve_profile
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def prepare(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
-    dirs = resolve_models(profile.engine, base, profile.model_cache)
+    _, dirs = resolve_engine(profile.engine, base, profile.model_cache)
     print(f"det: {dirs.det}\nrec: {dirs.rec}")
     return EXIT_OK
 
@@ -64,15 +64,18 @@ def verify(args: argparse.Namespace) -> int:
 
 def list_models(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
-    dirs = resolve_models(profile.engine, base, profile.model_cache)
-    e = profile.engine
-    spec = backend(e.backend)
+    spec = backend(profile.engine.backend)
     if spec.models_note is not None:
         print(f"source: {spec.models_note}")
         return EXIT_OK
-    print(f"source: {dirs.source} ({spec.packs[-1].describe()})")
+    e, dirs = resolve_engine(profile.engine, base, profile.model_cache)
+    pack = next((p for p in spec.packs if p.source == dirs.source), spec.packs[-1])
+    print(f"source: {dirs.source} ({pack.describe()})")
+    # The names are the dirs' own (their inference.yml), whatever the profile says.
     print(f"det  {e.det_model_name:<22} {dirs.det}")
     print(f"rec  {e.rec_model_name:<22} {dirs.rec}")
+    rec = identity.read_identity(dirs.rec, "rec")
+    print(f"     rec input {list(e.rec_image_shape or ())}, dictionary {rec.dictionary_size} entries")
     for name, digest in dirs.file_hashes().items():
         print(f"     {name:<28} {digest}")
     return EXIT_OK
@@ -105,8 +108,9 @@ def export(args: argparse.Namespace) -> int:
 
 def serve_config(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
-    dirs = modelpack.resolve_model_dirs(profile.engine, base, profile.model_cache)
-    config = serving_config(pipeline_template(), profile.engine, dirs, cpu_threads=profile.engine.resolved_threads(),
+    engine = profile.engine
+    dirs = modelpack.resolve_model_dirs(engine, base, profile.model_cache)
+    config = serving_config(pipeline_template(), identity.resolved(engine, dirs), dirs, cpu_threads=profile.engine.resolved_threads(),
                             paddlex_defaults=args.paddlex_defaults)
     write_serving_config(args.out, config)
     print(f"wrote {args.out}; start: paddlex --serve --pipeline {args.out} --host 127.0.0.1 --port 8080")

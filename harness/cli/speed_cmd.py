@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def baseline(args: argparse.Namespace) -> int:
     profile, base = resolve_profile(args)
     p = plan(profile, base, log_dir=args.out)
+    profile = p.profile  # with the names its model dirs declare
     args.out.mkdir(parents=True, exist_ok=True)
     outcomes = infer_all(p, profile.engine, "main", profile.checks.repeats, profile.workers, terminal_progress())
     made, path = approve_speed(p, outcomes)

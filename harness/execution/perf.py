@@ -21,6 +21,7 @@ import numpy as np
 from harness.corpus.loader import read_image
 from harness.engine import paddleocr_kwargs, set_offline_env, to_canonical
 from harness.execution.normaliser import peak_rss_kib
+from harness.backends.identity import named
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import OcrResult
 from harness.model.settings import EngineSettings
@@ -111,6 +112,7 @@ def detector(settings: EngineSettings, dirs: ModelDirs) -> Any:
     set_offline_env()
     from paddleocr import TextDetection
 
+    settings = named(settings, dirs)
     return TextDetection(model_name=settings.det_model_name, model_dir=str(dirs.det),
                          limit_side_len=settings.det_limit_side_len, limit_type=settings.det_limit_type,
                          thresh=settings.det_thresh, box_thresh=settings.det_box_thresh,
@@ -122,6 +124,7 @@ def recognizer(settings: EngineSettings, dirs: ModelDirs) -> Any:
     set_offline_env()
     from paddleocr import TextRecognition
 
+    settings = named(settings, dirs)
     return TextRecognition(model_name=settings.rec_model_name, model_dir=str(dirs.rec), **_common_kwargs(settings))
 
 

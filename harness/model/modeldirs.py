@@ -12,12 +12,17 @@ from pathlib import Path
 class ModelDirs:
     det: Path
     rec: Path
-    source: str  # "bundled" or "user"
+    source: str  # "bundled" (a bundled pack: "bundled", "bundled-v5", "bundled-onnx"), "user" or "service"
+
+    @property
+    def local(self) -> bool:
+        """The models are files here (a service's live elsewhere)."""
+        return self.source != "service"
 
     def file_hashes(self) -> dict[str, str]:
         """sha256 of every inference file, for the environment record and goldens' _meta.json."""
         out: dict[str, str] = {}
-        if self.source == "service":  # the models live in the service; it reports what it can about them
+        if not self.local:  # the models live in the service; it reports what it can about them
             return out
         for kind, d in (("det", self.det), ("rec", self.rec)):
             for f in sorted(d.iterdir()):

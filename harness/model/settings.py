@@ -21,6 +21,9 @@ from harness.util.service_url import redact_url, url_problem
 # The backend of a profile that names none, and of goldens made before backends existed. Which backends exist, and
 # which `[engine]` keys and sub-tables each owns, comes from the catalogue (harness.model.catalogue BackendRules).
 DEFAULT_BACKEND = "paddle"
+# The bundled model pack of a profile that names none (`[engine] pack`); the packs themselves are the paddle
+# backend's (harness.backends.paddle.pack).
+DEFAULT_PACK = "pp-ocrv4-mobile"
 _UNSET: Any = object()  # get() without a default: an unknown key raises KeyError
 
 
@@ -126,12 +129,16 @@ class EngineSettings:
     # "module:callable" building the engine in the worker as callable(settings, model_dirs); None: PaddleOCR.
     # An extension point like Polygraphy's runners: wrap or replace the engine without touching the harness.
     factory: str | None = None
-    det_model_name: str = "PP-OCRv4_mobile_det"
-    rec_model_name: str = "PP-OCRv4_mobile_rec"
+    pack: str | None = None  # the bundled model pack (None: DEFAULT_PACK) for det and rec dirs the profile leaves unset
+    # Model names and rec input shape: None takes what the model dir's inference.yml declares (run plans resolve
+    # them, harness.backends.identity); a value that differs from the dir's is a usage error naming both. Set them
+    # only for an old-format dir without inference.yml, together with rec_char_dict.
+    det_model_name: str | None = None
+    rec_model_name: str | None = None
     det_model_dir: str | None = None  # None: the bundled model pack
     rec_model_dir: str | None = None
     rec_char_dict: str | None = None  # only for an old-format rec dir without inference.yml
-    rec_image_shape: tuple[int, ...] = (3, 48, 320)
+    rec_image_shape: tuple[int, ...] | None = None
     device: str = "cpu"
     enable_mkldnn: bool = True
     cpu_threads: int | None = None  # None: the machine's cores, not PaddleOCR's 10
@@ -174,8 +181,12 @@ class EngineSettings:
                  f"{where}.factory", "must look like 'package.module:callable'")
         _require(self.device == "cpu" or self.device.startswith("gpu"), f"{where}.device", "must be 'cpu' or 'gpu[:N]'")
         _require(self.cpu_threads is None or self.cpu_threads >= 1, f"{where}.cpu_threads", "must be >= 1")
-        _require(len(self.rec_image_shape) == 3 and all(v > 0 for v in self.rec_image_shape),
+        _require(self.rec_image_shape is None or (len(self.rec_image_shape) == 3
+                                                  and all(v > 0 for v in self.rec_image_shape)),
                  f"{where}.rec_image_shape", "must be three positive ints [C, H, W]")
+        for name in ("pack", "det_model_name", "rec_model_name"):
+            _require(getattr(self, name) is None or bool(str(getattr(self, name)).strip()), f"{where}.{name}",
+                     "must not be empty")
         _require(self.rec_batch_size >= 1, f"{where}.rec_batch_size", "must be >= 1")
         _require(32 <= self.det_limit_side_len <= 8192, f"{where}.det_limit_side_len", "must be in 32..8192")
         _require(self.det_limit_type in ("max", "min"), f"{where}.det_limit_type", "must be 'max' or 'min'")
@@ -201,6 +212,8 @@ class EngineSettings:
             d.pop(key)
         if d["delete_passes"] is None:  # unset: the dict every golden was stamped with before the key existed
             d.pop("delete_passes")
+        if d["pack"] in (None, DEFAULT_PACK):  # the default pack: as stamped before the key existed
+            d.pop("pack")
         if own.flat_keys:
             return d
         for rules in backends.values():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from harness.backends import resolve_models
+from harness.backends import resolve_engine
 from harness.backends.onnxruntime.spec import NAME as ONNX
 from harness.backends.paddle.spec import NAME as PADDLE
 from harness.checks.parity import parity_check, reference_settings
@@ -27,9 +27,9 @@ def agreement(profile: Profile, base: Path, source: Path, exported: Path, kind: 
     onnx = dataclasses.replace(reference_settings(profile.engine, ONNX), **{key: str(exported)})
     # Only what the export changes differs between the two sides: same corpus, neutral settings and goldens off.
     p = plan(profile.replace(engine=paddle), base)
-    reference = infer_all(dataclasses.replace(p, dirs=resolve_models(paddle, base, profile.model_cache)), paddle,
-                          "export-paddle", 1)
-    converted = infer_all(dataclasses.replace(p, dirs=resolve_models(onnx, base, profile.model_cache)), onnx,
-                          "export-onnx", 1)
+    paddle, paddle_dirs = resolve_engine(paddle, base, profile.model_cache)
+    onnx, onnx_dirs = resolve_engine(onnx, base, profile.model_cache)
+    reference = infer_all(dataclasses.replace(p, dirs=paddle_dirs), paddle, "export-paddle", 1)
+    converted = infer_all(dataclasses.replace(p, dirs=onnx_dirs), onnx, "export-onnx", 1)
     keys = {it.id: dict(it.fields) for it in p.items if it.fields}
     return parity_check(PADDLE, reference, ONNX, converted, profile.parity_tolerances, keys)

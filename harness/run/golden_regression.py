@@ -87,9 +87,10 @@ class GoldenRegression:
     """Current output of each image against its golden, through one persistent worker (started on first use)."""
 
     def __init__(self, profile: Profile, base: Path, options: Options, *, log_dir: Path | None = None) -> None:
-        self.profile = profile
         self.options = options
         self.plan = plan(profile, base, log_dir=log_dir)  # corpus, model pack: checked before any model loads
+        profile = self.plan.profile  # with the names its model dirs declare
+        self.profile = profile
         self.items: dict[str, CorpusItem] = {it.id: it for it in self.plan.items}
         self.store = open_store(profile, base)
         self.goldens: dict[str, Golden] = preload(self.store, list(self.items))

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.backends import preflight, resolve_models
+from harness.backends import preflight, resolve_engine
 from harness.corpus.loader import load_corpus
 from harness.execution.executor import require_executor
 from harness.execution.state import RunPlan
@@ -33,7 +33,9 @@ def plan(profile: Profile, base: Path, *, shard: tuple[int, int] | None = None, 
         raise UserError(f"{corpus.root}: shard {shard[0]}/{shard[1]} selects no images" if shard else
                         f"{corpus.root}: no images selected")
     require_executor(profile)
-    dirs = resolve_models(profile.engine, base, profile.model_cache)
+    # The dirs say which models they are: the plan's profile carries those names from here on (stack, report).
+    engine, dirs = resolve_engine(profile.engine, base, profile.model_cache)
+    profile = profile.replace(engine=engine)
     facts = preflight(profile.engine, f"profiles.{profile.name}.engine")  # a service: reachable, and its settings
     return RunPlan(profile=profile, base=base, corpus=corpus, items=items, dirs=dirs, shard=shard, log_dir=log_dir,
                    shard_source=shard_source, backend_facts=facts)

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from harness.backends.identity import named
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
 from harness.util import atomic
@@ -46,6 +47,7 @@ def pipeline_template() -> dict[str, Any]:
 
 def serving_config(template: dict[str, Any], settings: EngineSettings, dirs: ModelDirs, *,
                    cpu_threads: int | None = None, paddlex_defaults: bool = False) -> dict[str, Any]:
+    settings = named(settings, dirs)
     c = copy.deepcopy(template)
     c["use_doc_preprocessor"] = settings.use_doc_orientation_classify or settings.use_doc_unwarping
     c["use_textline_orientation"] = settings.use_textline_orientation

@@ -54,9 +54,11 @@ def verify_sources(source: Path | None = None) -> dict[str, Path]:
 def prepare_onnx(settings: EngineSettings, cache: str | None = None) -> ModelDirs:
     files = verify_sources()
     chars = read_dictionary(files[DICT_FILE.source])
-    contents = {"det": det_yml(settings.det_model_name),
-                "rec": rec_yml(settings.rec_model_name, chars, settings.rec_image_shape)}
-    key = hashlib.sha256(json.dumps([contents["det"]["Global"], contents["rec"]["Global"], settings.rec_image_shape],
+    # The same PP-OCRv4 weights as the Paddle pack: the same declaration (harness.backends.identity reads it).
+    det_name, rec_name = paddle_pack.PP_OCRV4.generated_names or ("", "")
+    shape = paddle_pack.PP_OCRV4.rec_image_shape
+    contents = {"det": det_yml(det_name), "rec": rec_yml(rec_name, chars, shape)}
+    key = hashlib.sha256(json.dumps([contents["det"]["Global"], contents["rec"]["Global"], list(shape)],
                                     sort_keys=True).encode()).hexdigest()[:8]
     target = cache_root(cache) / f"{ONNX_PACK_ID}-{key}"
 

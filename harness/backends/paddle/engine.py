@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.backends.identity import named
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import Line, OcrResult, reading_order
 from harness.model.settings import EngineSettings
@@ -31,6 +32,7 @@ def set_offline_env() -> None:
 
 def pipeline_kwargs(settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:
     """The backend-neutral `PaddleOCR` arguments: models, sub-models, detection limits, thresholds, batch."""
+    settings = named(settings, dirs)  # PaddleX refuses a dir without its own model name
     return {
         "text_detection_model_name": settings.det_model_name,
         "text_detection_model_dir": str(dirs.det),

@@ -14,7 +14,7 @@ from harness.util.packages import package_version
 NAME = DEFAULT_BACKEND
 # `[engine]` keys of the paddle backend. They stay flat in `[engine]` (where profiles have always set them); every
 # other backend has its own sub-table and rejects them.
-PADDLE_KEYS = ("device", "enable_mkldnn", "cpu_threads", "delete_passes")
+PADDLE_KEYS = ("pack", "device", "enable_mkldnn", "cpu_threads", "delete_passes")
 # What only a Paddle Inference stack records beyond the neutral record: other backends never carry them.
 STACK_KEYS = (NAME, "onednn")
 
@@ -28,12 +28,13 @@ def environment(engine: EngineSettings) -> dict[str, Any]:
     return {"onednn": engine.enable_mkldnn, "cpu_threads": engine.resolved_threads()}
 
 
-def _pinned() -> dict[str, str]:
-    return {pf.source: pf.sha256 for pf in pack.PACK_FILES}
+def _pack(bundled: pack.BundledPack) -> Pack:
+    return Pack(bundled.source, "pack", bundled.describe, bundled.verify_sources, bundled.pinned,
+                bundled.verify_prepared)
 
 
-PACK = Pack("bundled", "pack", lambda: f"{pack.PACK_ID} from {pack.CARRIER} {pack.CARRIER_VERSION}",
-            pack.verify_sources, _pinned, pack.verify_prepared)
+PACKS = tuple(_pack(p) for p in pack.PACKS.values())
+PACK = PACKS[0]  # the default pack (the ONNX pack takes its dictionary from it)
 SPEC = BackendSpec(
     rules=BackendRules(NAME, flat_keys=PADDLE_KEYS),
     engine="harness.backends.paddle.engine:OcrEngine",
@@ -42,5 +43,5 @@ SPEC = BackendSpec(
     stack=stack,
     environment=environment,
     owned_stack_keys=(*STACK_KEYS, "cpu_threads", "paddleocr", "paddlex"),
-    packs=(PACK,),
+    packs=PACKS,
 )
