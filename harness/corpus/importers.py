@@ -43,6 +43,7 @@ from harness.keyfields import KeyValue, KeyValueError
 from harness.util.atomic import write_text
 from harness.util.errors import ImageError, UserError
 from harness.util.image_id import image_id_problem
+from harness.util.jsonl import jsonl_lines
 
 FORMATS = ("ppocrlabel", "det", "rec", "icdar2015")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -216,9 +217,8 @@ def _label_lines(path: Path) -> Iterator[tuple[str, str]]:
         raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            yield f"{path}:{number}", line
+    for number, line in jsonl_lines(text):
+        yield f"{path}:{number}", line
 
 
 def _rel(image: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.keyfields import KeyValue, KeyValueError
 from harness.model.corpus import TruthLine
+from harness.util.jsonl import jsonl_lines
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -123,9 +124,7 @@ def parse_manifest(path: Path) -> tuple[list[Record], list[str]]:
         return [], [f"{path}: not UTF-8 text ({e})"]
     except OSError as e:
         return [], [f"{path}: cannot read ({e.strerror})"]
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(text):
         where = f"{path}:{number}"
         try:
             records.append(_record(where, json.loads(line)))

@@ -12,6 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from harness.util.jsonl import jsonl_lines
+
 SCHEMA_NAME = "manifest.schema.json"
 
 
@@ -33,9 +35,7 @@ def schema_problems(manifest: Path) -> list[str]:
         text = manifest.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError):
         return []  # the parser reports an unreadable manifest
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(text):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:

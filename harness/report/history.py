@@ -17,6 +17,7 @@ from harness.model.report import RunReport
 from harness.report.view import VERSION_KEYS, phase_rates, speed_ratio
 from harness.util.atomic import write_bytes as atomic_write_bytes
 from harness.util.errors import UserError
+from harness.util.jsonl import jsonl_lines
 
 HISTORY_SCHEMA = "ocr-harness/history/1"
 
@@ -78,7 +79,7 @@ def append_history(path: Path | str, report: RunReport) -> dict[str, Any]:
 def read_history(path: Path | str) -> list[dict[str, Any]]:
     """All entries in file order; unreadable lines (a hand edit, an older tool) are skipped."""
     entries = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for _, line in jsonl_lines(Path(path).read_text(encoding="utf-8")):
         try:
             d = json.loads(line)
         except json.JSONDecodeError:
