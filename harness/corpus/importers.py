@@ -44,6 +44,7 @@ from harness.util.atomic import write_text
 from harness.util.errors import ImageError, UserError
 from harness.util.image_id import image_id_problem
 from harness.util.jsonl import jsonl_lines
+from harness.util.values import no_constant, value_problem
 
 FORMATS = ("ppocrlabel", "det", "rec", "icdar2015")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -189,11 +190,15 @@ def _split_tab(line: str) -> tuple[str, str]:
 
 def _json_boxes(text: str, entry: Entry) -> None:
     try:
-        boxes = json.loads(text)
+        boxes = json.loads(text, parse_constant=no_constant)
     except json.JSONDecodeError as e:
         raise _Bad(f"invalid JSON after the tab ({e.msg} at column {e.colno})") from None
     except RecursionError:  # json's decoder recurses per level: bad input, not a bug
         raise _Bad("invalid JSON after the tab (nested too deeply)") from None
+    except ValueError as e:  # NaN, Infinity
+        raise _Bad(f"invalid JSON after the tab ({e})") from None
+    if (bad := value_problem(boxes)) is not None:  # the manifest written from it could not hold it
+        raise _Bad(f"label {bad[0]}: {bad[1]}")
     if not isinstance(boxes, list):
         raise _Bad("the label must be a JSON list of boxes")
     for number, box in enumerate(boxes):

@@ -19,6 +19,7 @@ from typing import Any
 from harness.keyfields import KeyValue, KeyValueError
 from harness.model.corpus import TruthLine
 from harness.util.jsonl import jsonl_lines
+from harness.util.values import no_constant, value_problem
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -114,6 +115,13 @@ def _record(where: str, record: Any) -> Record:
                   _truth(record), _fields(record), _str_list(record, "subsets"))
 
 
+def _loads(line: str) -> Any:
+    value = json.loads(line, parse_constant=no_constant)
+    if (bad := value_problem(value)) is not None:  # the run's reports could not hold it
+        raise _Bad(f"{bad[0]}: {bad[1]}")
+    return value
+
+
 def parse_manifest(path: Path) -> tuple[list[Record], list[str]]:
     """Every well-formed record, and one line per malformed one ("manifest.jsonl:12: ...")."""
     records: list[Record] = []
@@ -127,11 +135,13 @@ def parse_manifest(path: Path) -> tuple[list[Record], list[str]]:
     for number, line in jsonl_lines(text):
         where = f"{path}:{number}"
         try:
-            records.append(_record(where, json.loads(line)))
+            records.append(_record(where, _loads(line)))
         except json.JSONDecodeError as e:
             errors.append(f"{where}: invalid JSON ({e.msg} at column {e.colno})")
         except RecursionError:  # json's decoder recurses per level: deep nesting is bad input, not a bug
             errors.append(f"{where}: invalid JSON (nested too deeply)")
         except _Bad as e:
             errors.append(f"{where}: {e}")
+        except ValueError as e:  # NaN, Infinity
+            errors.append(f"{where}: invalid JSON ({e})")
     return records, errors

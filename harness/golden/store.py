@@ -25,6 +25,7 @@ from harness.model.results import Line, OcrResult, canonical_json
 from harness.util import atomic
 from harness.util.errors import UserError
 from harness.util.image_id import image_id_problem
+from harness.util.values import no_constant, value_problem
 
 SCHEMA_VERSION = 1
 META_NAME = "_meta.json"
@@ -175,11 +176,16 @@ def _parse_line(item: Any, where: str, source: str) -> Line:
 
 def _parse_json(text: str, source: str) -> Any:
     try:
-        return json.loads(text)
+        raw = json.loads(text, parse_constant=no_constant)
     except json.JSONDecodeError as e:
         raise UserError(f"{source}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     except RecursionError:  # json's decoder recurses per nesting level: bad input, not a bug
         raise UserError(f"{source}: invalid JSON: nested too deeply") from None
+    except ValueError as e:  # NaN, Infinity: accepted here, the report's canonical JSON refused them
+        raise UserError(f"{source}: invalid JSON: {e}") from None
+    if (bad := value_problem(raw)) is not None:  # 1e999 (an infinity), "\ud800" (a lone surrogate)
+        raise UserError(f"{source}: {bad[0]}: {bad[1]}")
+    return raw
 
 
 def _check_schema(raw: dict[str, Any], source: str) -> None:
