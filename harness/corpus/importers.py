@@ -42,6 +42,7 @@ from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_im
 from harness.keyfields import KeyValue, KeyValueError
 from harness.util.atomic import write_text
 from harness.util.errors import ImageError, UserError
+from harness.util.files import CONFIG_MAX, LISTING_MAX, read_input, read_input_text
 from harness.util.image_id import image_id_problem
 from harness.util.jsonl import jsonl_lines
 from harness.util.values import no_constant, value_problem
@@ -103,7 +104,7 @@ def parse_field_rules(specs: Sequence[str], mapping_file: Path | None) -> list[F
     raw: dict[str, tuple[str, str]] = {}  # name -> (regex, where)
     if mapping_file is not None:
         try:
-            text = mapping_file.read_text(encoding="utf-8")
+            text = read_input_text(mapping_file, CONFIG_MAX)
             data = json.loads(text) if mapping_file.suffix == ".json" else tomllib.loads(text)
         except OSError as e:
             raise UserError(f"{mapping_file}: cannot read ({e.strerror})") from None
@@ -217,7 +218,7 @@ def _json_boxes(text: str, entry: Entry) -> None:
 def _label_lines(path: Path) -> Iterator[tuple[str, str]]:
     """(where, line) for every non-empty line of a label file."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_input(path, LISTING_MAX).decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:

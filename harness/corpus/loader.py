@@ -142,7 +142,9 @@ def _scan(path: Path) -> _Scan:
         raise UserError(f"corpus not found: {path}")
     if path.is_file():
         return _from_manifest(path)
-    if (path / MANIFEST_NAME).is_file():
+    if (path / MANIFEST_NAME).is_file() or os.path.lexists(path / MANIFEST_NAME):
+        # A FIFO, a device or a dangling link named manifest.jsonl is refused by the manifest reader, naming it,
+        # instead of the directory being scanned as a corpus without one.
         return _from_manifest(path / MANIFEST_NAME)
     return _from_directory(path)
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from harness.keyfields import KeyValue, KeyValueError
 from harness.model.corpus import TruthLine
+from harness.util.errors import UserError
+from harness.util.files import LISTING_MAX, read_input
 from harness.util.jsonl import jsonl_lines
 from harness.util.values import no_constant, value_problem
 
@@ -127,7 +129,9 @@ def parse_manifest(path: Path) -> tuple[list[Record], list[str]]:
     records: list[Record] = []
     errors: list[str] = []
     try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate a BOM from Windows editors
+        text = read_input(path, LISTING_MAX).decode("utf-8-sig")  # tolerate a BOM from Windows editors
+    except UserError as e:  # a FIFO, a device, a symlink out of the corpus, too large
+        return [], [str(e)]
     except UnicodeDecodeError as e:
         return [], [f"{path}: not UTF-8 text ({e})"]
     except OSError as e:

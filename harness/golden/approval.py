@@ -29,6 +29,7 @@ from typing import Any
 from harness.model.results import canonical_json
 from harness.util import atomic
 from harness.util.errors import UserError
+from harness.util.files import RECORD_MAX, read_input
 from harness.util.values import no_constant, value_problem
 
 APPROVAL_NAME = "_approval.json"
@@ -200,7 +201,7 @@ def load_approval(golden_dir: Path) -> Approval | None:
     """The set's approval record, or None when it has none."""
     path = approval_path(golden_dir)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"), parse_constant=no_constant)
+        raw = json.loads(read_input(path, RECORD_MAX).decode("utf-8"), parse_constant=no_constant)
     except FileNotFoundError:
         return None
     except (ValueError, UnicodeDecodeError, RecursionError) as e:

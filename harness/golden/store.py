@@ -24,6 +24,7 @@ from harness.golden.approval import APPROVAL_NAME
 from harness.model.results import Line, OcrResult, canonical_json
 from harness.util import atomic
 from harness.util.errors import UserError
+from harness.util.files import RECORD_MAX, read_input
 from harness.util.image_id import image_id_problem
 from harness.util.values import no_constant, value_problem
 
@@ -301,7 +302,7 @@ class GoldenStore:
 
     def _read_meta(self) -> GoldenMeta | None:
         path = self.meta_path
-        text = _read_text(path)
+        text = _read_text(path, self.directory)
         if text is None:
             return None
         meta = loads_meta(text, str(path))
@@ -347,7 +348,7 @@ class GoldenStore:
         """The golden for `image_id`, or None when there is none."""
         self.meta()
         path = self.path_for(image_id)
-        text = _read_text(path)
+        text = _read_text(path, self.directory)
         if text is None:
             return None
         golden = loads_golden(text, str(path))
@@ -382,9 +383,9 @@ class GoldenStore:
         self._meta, self._meta_read = meta, True
 
 
-def _read_text(path: Path) -> str | None:
+def _read_text(path: Path, within: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_input(path, RECORD_MAX, within=within).decode("utf-8")
     except FileNotFoundError:
         return None
     except UnicodeDecodeError as e:

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.model.results import OcrResult
 from harness.util.errors import UserError
+from harness.util.files import LISTING_MAX, read_input
 from harness.util.values import no_constant, value_problem
 
 
@@ -34,7 +35,7 @@ def loads_strict(text: str, where: str) -> Any:
 
 def read_report(path: Path, missing: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path, LISTING_MAX).decode("utf-8")
     except FileNotFoundError:
         raise UserError(missing) from None
     except (OSError, UnicodeDecodeError) as e:

@@ -64,6 +64,7 @@ from harness.report.writer import write_reports
 from harness.sampling import sample_note
 from harness.util import atomic
 from harness.util.errors import ImageError, UserError
+from harness.util.files import LISTING_MAX, read_input
 from harness.util.jsonl import jsonl_lines
 
 
@@ -86,7 +87,7 @@ class ShardRun:
         report = read_report(directory / "report.json", f"{directory}: no report.json (is it the --out of a "
                                                          "`ocr-harness run --shard K/N`?)")
         try:
-            lines = jsonl_lines((directory / "results.jsonl").read_text(encoding="utf-8"))
+            lines = jsonl_lines(read_input(directory / "results.jsonl", LISTING_MAX).decode("utf-8"))
         except (OSError, UnicodeDecodeError):
             raise UserError(f"{directory}: no readable results.jsonl") from None
         where = directory / "results.jsonl"
