@@ -56,6 +56,13 @@ def _unsafe_id(item_id: str) -> str | None:
 
 
 def _path_problem(root: Path, rel: str) -> str | None:
+    try:
+        return _path_check(root, rel)
+    except OSError as e:  # a name too long for the file system (found by fuzzing), a loop: that image's problem
+        return f"cannot use path {rel[:80]!r}{'...' if len(rel) > 80 else ''}: {e.strerror}"
+
+
+def _path_check(root: Path, rel: str) -> str | None:
     if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:
         return f"absolute path {rel!r} not allowed (paths are relative to the corpus root)"
     candidate = root / rel

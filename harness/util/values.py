@@ -8,6 +8,7 @@ file (or the service) and the field.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -42,8 +43,8 @@ def value_problem(value: Any, where: str = "") -> tuple[str, str] | None:
             for k, item in reversed(list(v.items())):
                 key = str(k)
                 if (kw := text_problem(key)) is not None:
-                    return (f"{path}.<key {key.encode('utf-8', 'backslashreplace').decode()}>".lstrip("."), kw)
-                stack.append((f"{path}.{key}" if path else key, item))
+                    return (f"{path}.<key {_shown(key)}>".lstrip("."), kw)
+                stack.append((f"{path}.{_shown(key)}" if path else _shown(key), item))
         elif isinstance(v, list | tuple):
             why = None
             stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(v))))
@@ -52,6 +53,11 @@ def value_problem(value: Any, where: str = "") -> tuple[str, str] | None:
         if why is not None:
             return (path or "(top level)", why)
     return None
+
+
+def _shown(key: str) -> str:
+    # A key is input too: quoted and escaped (one line, ASCII) unless it is a plain name.
+    return key if key.isidentifier() or (key.replace("-", "_").isidentifier() and key.isascii()) else json.dumps(key)
 
 
 def printable(text: str) -> str:
