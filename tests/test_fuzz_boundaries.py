@@ -84,6 +84,8 @@ def test_manifest_reader(tmp_path_factory: Any, records: list[dict[str, Any]], a
 @example({"schema": "ocr-harness/approval/1", "golden_set": "g", "speed": {"p": {
     "approved_at": "t", "stack": {}, "selection": 1, "clock": "cpu", "images": {}, "peak_rss_kib": float("inf"),
     "served_at_peak": 1}}}, False)
+@example({"schema": "ocr-harness/approval/1", "golden_set": "g", "speed": {"\n": None}}, False)  # found: the
+# profile name's newline split the message (tox -e fuzz)
 def test_approval_reader(tmp_path_factory: Any, doc: dict[str, Any], ascii_only: bool) -> None:
     directory = tmp_path_factory.mktemp("golden")
     (directory / "_approval.json").write_bytes(fs.dumps(doc, ascii_only))

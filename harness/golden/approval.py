@@ -30,7 +30,7 @@ from harness.model.results import canonical_json
 from harness.util import atomic
 from harness.util.errors import UserError
 from harness.util.files import RECORD_MAX, read_input
-from harness.util.values import no_constant, value_problem
+from harness.util.values import no_constant, shown_key, value_problem
 
 APPROVAL_NAME = "_approval.json"
 SCHEMA = "ocr-harness/approval/1"
@@ -218,7 +218,7 @@ def load_approval(golden_dir: Path) -> Approval | None:
     other = {k: v for k, v in raw.items() if k not in ("schema", "golden_set", "speed", "bn")}
     bn = raw.get("bn")
     return Approval(str(raw.get("golden_set", golden_dir.name)),
-                    {str(k): SpeedBaseline.from_dict(v, f"{path}: speed.{k}") for k, v in speed.items()}, other,
+                    {str(k): SpeedBaseline.from_dict(v, f"{path}: speed.{shown_key(str(k))}") for k, v in speed.items()}, other,
                     None if bn is None else BnReference.from_dict(bn, f"{path}: bn"))
 
 

@@ -43,8 +43,8 @@ def value_problem(value: Any, where: str = "") -> tuple[str, str] | None:
             for k, item in reversed(list(v.items())):
                 key = str(k)
                 if (kw := text_problem(key)) is not None:
-                    return (f"{path}.<key {_shown(key)}>".lstrip("."), kw)
-                stack.append((f"{path}.{_shown(key)}" if path else _shown(key), item))
+                    return (f"{path}.<key {shown_key(key)}>".lstrip("."), kw)
+                stack.append((f"{path}.{shown_key(key)}" if path else shown_key(key), item))
         elif isinstance(v, list | tuple):
             why = None
             stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(v))))
@@ -55,7 +55,8 @@ def value_problem(value: Any, where: str = "") -> tuple[str, str] | None:
     return None
 
 
-def _shown(key: str) -> str:
+def shown_key(key: str) -> str:
+    """A key as a message names it: quoted and escaped (one line, ASCII) unless it is a plain name."""
     # A key is input too: quoted and escaped (one line, ASCII) unless it is a plain name.
     return key if key.isidentifier() or (key.replace("-", "_").isidentifier() and key.isascii()) else json.dumps(key)
 
