@@ -18,6 +18,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from harness.model.catalogue import BackendRules, Catalogue
 from harness.model.settings import CheckSettings, Profile
 from harness.util.errors import UserError
+from harness.util.files import CONFIG_MAX, read_input_text
+from harness.util.values import value_problem
 
 CONFIG_NAME = "harness.toml"
 
@@ -38,7 +40,7 @@ def load_profile(path: Path | None, name: str, catalogue: Catalogue) -> tuple[Pr
             raise UserError(f"profile {name!r} requested but no {CONFIG_NAME} was found")
         return Profile(checks=CheckSettings(defaults=catalogue.defaults())), Path.cwd()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_input_text(path, CONFIG_MAX))
     except OSError as e:
         raise UserError(f"{path}: cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
@@ -58,6 +60,10 @@ def load_profile(path: Path | None, name: str, catalogue: Catalogue) -> tuple[Pr
     # The checks' option defaults travel with the settings, so CheckSettings.get answers without the catalogue.
     profile = profile.replace(name=name, checks=dataclasses.replace(profile.checks, defaults=catalogue.defaults()))
     profile.validate(catalogue)
+    # After the settings' own rules (which name the unit): `inf`, `nan` anywhere else, since TOML has them and
+    # the report's JSON has not (a run with score_abs = inf completed and then could not write its report).
+    if (bad := value_problem(raw)) is not None:
+        raise UserError(f"{path}: {bad[0]}: {bad[1]}")
     return profile, path.parent
 
 

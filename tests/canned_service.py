@@ -12,7 +12,9 @@ profile's default settings; later ones get the fault of `mode`:
 - hang-after-headers: status and headers (with Content-Length), then nothing;
 - never: the request is read and never answered;
 - status: `status` with `Retry-After: retry_after` (when set) and a PaddleX error body;
-- deep: a JSON body nested 100 000 arrays deep (applies from the preflight on when `after` = 0).
+- deep: a JSON body nested 100 000 arrays deep (applies from the preflight on when `after` = 0);
+- surrogate / nan: a well-formed answer with one line whose text is the escape "\\ud800" (a lone surrogate) or
+  whose score is NaN (Python's json writes it; JSON has no such number).
 With `tls=True` it speaks https with the committed loopback certificate (tests/data, for 127.0.0.1 only; a
 client trusts it through SSL_CERT_FILE). It counts requests, the bytes it managed to send, and keeps each
 request's headers.
@@ -38,13 +40,15 @@ CERT = Path(__file__).parent / "data" / "loopback-cert.pem"
 KEY = Path(__file__).parent / "data" / "loopback-key.pem"
 
 
-def ok_answer(png_b64: str | None, data_info: bool = True) -> bytes:
+def ok_answer(png_b64: str | None, data_info: bool = True, line: tuple[str, float] | None = None) -> bytes:
     width = height = 32
     if png_b64:
         png = base64.b64decode(png_b64[:64])  # the IHDR chunk: width and height at bytes 16..24
         width, height = struct.unpack(">II", png[16:24])
     pruned: dict[str, Any] = {"rec_texts": [], "rec_scores": [], "rec_polys": [],
                               **expected_settings(EngineSettings())}
+    if line is not None:
+        pruned.update(rec_texts=[line[0]], rec_scores=[line[1]], rec_polys=[[[1, 1], [20, 1], [20, 9], [1, 9]]])
     result: dict[str, Any] = {"ocrResults": [{"prunedResult": pruned}]}
     if data_info:
         result["dataInfo"] = {"width": width, "height": height, "type": "image"}
@@ -117,6 +121,11 @@ class CannedService:
                         if state.stop.wait(state.delay_s):
                             return
                         self._write(data[i:i + 1])
+                elif mode in ("surrogate", "nan"):
+                    line = ("\ud800", 0.9) if mode == "surrogate" else ("ok", float("nan"))
+                    data = ok_answer(payload, line=line)
+                    self._head(200, {"Content-Length": str(len(data))})
+                    self._write(data)
                 elif mode == "redirect":
                     self._head(301, {"Location": "http://other.example:8080/ocr", "Content-Length": "0"})
                 elif mode == "huge":

@@ -46,6 +46,13 @@ def judge_image(item: CorpusItem, current: OcrResult, golden: Golden, profile: P
     return comp, None
 
 
+JUDGED_NOTHING = " | judged nothing: no image was compared with its golden"
+
+
+def not_run_phrase(path: str) -> str:
+    return f"did not run on the {path} path"
+
+
 def refresh_hint(profile: Profile) -> str:
     """The refresh command that may write this profile's goldens: a profile sharing another backend's goldens
     (`goldens_from`) never writes them, so the hint names the profile that owns the set."""
@@ -89,7 +96,12 @@ def golden_check(items: Sequence[CorpusItem], outcomes: Mapping[str, ImageOutcom
     if comparisons:
         details["summary"] = summarise(comparisons).to_dict()
     summary = check.summary
-    if not check.passed and status.likely_cause:
+    failed = [i for i, c in per_image.items() if not c.passed]
+    if failed and not comparisons and all("error" in per_image[i].details for i in failed):
+        # Nothing was compared: "N of N images differ ... likely cause: settings changed" blamed the goldens for
+        # a run that never reached them. Still from_images' form, so `report merge` reads it.
+        summary = from_images("golden", per_image, not_run_phrase(path)).summary + JUDGED_NOTHING
+    elif not check.passed and status.likely_cause:
         summary += f" | likely cause: {status.likely_cause}"
     elif not check.passed:
         summary += f" | to accept deliberately: {refresh_hint(profile)}"
@@ -140,6 +152,11 @@ def merged_summary(summary: str, passed: bool, details: Mapping[str, Any], shard
     shards ran on several), else the first failing shard's tail (the refresh hint)."""
     if passed:
         return summary
+    if "summary" not in details and tail == JUDGED_NOTHING:  # no shard compared an image
+        return summary + tail
+    if "summary" in details and tail == JUDGED_NOTHING:  # the first failing shard ran nothing, another compared
+        summary = summary.replace(not_run_phrase(details["path"]), "differ from their golden", 1)
+        tail = ""
     cause = details["status"]["likely_cause"]
     return summary + (f" | likely cause: {cause}" if cause else tail)
 

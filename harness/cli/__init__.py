@@ -22,7 +22,8 @@ from harness.checks import builtin, registry
 from harness.cli import (audit_cmd, bn_cmd, corpus_cmd, doctor_cmd, golden_cmd, init_cmd, models_cmd, plan_cmd,
                          report_cmd, run_cmd, speed_cmd)
 from harness.cli.run_cmd import exit_codes_epilog
-from harness.util.errors import EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, InternalError, UserError
+from harness.util.errors import (EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, InternalError, UserError,
+                                 environment_problem)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,7 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ocr-harness: internal error (a bug): {e}; traceback in {e.traceback_path}", file=sys.stderr)
         return EXIT_INTERNAL
     except Exception as e:  # a bug outside a run: the traceback goes to a file, one line here says where
-        path = _save_traceback(e, getattr(args, "out", None))
+        if (problem := environment_problem(e)) is not None:  # a full disk, no permission: not a bug
+            print(f"ocr-harness: error: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        # A command whose --out is a result that must not exist yet (a model dir) keeps its traceback elsewhere.
+        out = getattr(args, "out", None) if getattr(args, "traceback_in_out", True) else None
+        path = _save_traceback(e, out)
         print(f"ocr-harness: internal error (a bug): {type(e).__name__}: {e}; traceback in {path}", file=sys.stderr)
         return EXIT_INTERNAL
 

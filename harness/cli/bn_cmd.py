@@ -12,13 +12,18 @@ mixed, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
+from harness.backends.paddle.child import ChildError
 from harness.checks import registry
 from harness.config import find_config, load_profile
+from harness.execution.cancel import cancel_on_signals
 from harness.model.settings import DEFAULT_BACKEND, EngineSettings
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from harness.util.values import printable
 from harness.model.results import canonical_json
 from harness.golden.store import GoldenStore
 from harness.run.reestimate import MODES, Request, evaluate_reestimated, reestimate
@@ -51,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--golden-profile", default="release", help="the golden set's profile (default release)")
     r.add_argument("--json", action="store_true", help="print reestimate.json instead of the summary")
     _profile_args(r)
-    r.set_defaults(func=run_reestimate)
+    r.set_defaults(func=run_reestimate, traceback_in_out=False)  # --out must stay absent or empty for a retry
     e = bn.add_parser("evaluate", help="a re-estimated model dir against its original on another corpus",
                       description="Before (ORIGINAL) vs after (NEW_DIR, written by `bn reestimate`) on images of "
                                   "CORPUS outside NEW_DIR's calibration images: e.g. a dark-adapted model on clean "
@@ -103,7 +108,24 @@ def _layers(text: str | None) -> str | tuple[str, ...] | None:
     return names
 
 
+@contextlib.contextmanager
+def _bn_run(model_dir: Path) -> Iterator[None]:
+    """SIGINT/SIGTERM unwind (the work dir beside --out and a half-written --out are removed on the way, as a
+    run's reports are written); a model that does not load or a child that dies is one line naming the model."""
+    with cancel_on_signals():
+        try:
+            yield
+        except ChildError as e:  # a truncated .pdiparams: Paddle's message is many lines, its first says it all
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise UserError(f"{model_dir}: {printable(first)[:500]}") from None
+
+
 def run_reestimate(args: argparse.Namespace) -> int:
+    with _bn_run(args.model_dir):
+        return _reestimate(args)
+
+
+def _reestimate(args: argparse.Namespace) -> int:
     settings = engine_settings(args.profile, args.config)
     outcome = reestimate(Request(model_dir=args.model_dir, reference=args.reference, target=args.target,
                                  out=args.out, mode=args.mode, layers=_layers(args.layers), images=args.images,
@@ -132,6 +154,11 @@ def run_reestimate(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    with _bn_run(args.new_dir):
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     if args.images < 1:
         raise UserError(f"--images {args.images}: must be >= 1")
     settings = engine_settings(args.profile, args.config)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from harness.util.errors import EXIT_OK, EXIT_USAGE, InternalError, UserError
+from harness.util.errors import EXIT_OK, EXIT_USAGE, InternalError, UserError, environment_problem
 from harness.corpus.generate import generate
 from harness.corpus.templates import TEMPLATES
 from harness.corpus.importers import ImportErrors, import_corpus, parse_field_rules, summary
@@ -81,11 +81,13 @@ def _bugs_outside_out(command: Callable[[argparse.Namespace], int]) -> Callable[
         except (UserError, InternalError):
             raise
         except Exception as e:
+            left = f"; nothing written to {args.out}" if args.corpus_command == "import" else ""
+            if (problem := environment_problem(e)) is not None:  # a full disk, no permission: not a bug
+                raise UserError(problem + left) from e
             fd, name = tempfile.mkstemp(prefix=f"ocr-harness-corpus-{args.corpus_command}-traceback-", suffix=".txt")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write("".join(traceback.format_exception(e)))
             # An import builds its corpus beside --out and renames it in last: a bug leaves nothing there.
-            left = f"; nothing written to {args.out}" if args.corpus_command == "import" else ""
             raise InternalError(f"{type(e).__name__}: {e}{left}", Path(name)) from e
     return run
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -23,6 +24,9 @@ from harness.util import atomic
 from harness.util.errors import EXIT_OK, UserError
 
 CI_PYTHON = "3.12"
+# `--python` lands in YAML (`python-version: "…"`, `image: python:…`) and comments: only a version, so no value
+# can close a quote, start a line or add a step (a newline in it used to add a `run:` step to the workflow).
+_PYTHON_VERSION = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?([a-z]+[0-9]*)?")
 # The files each `--ci` engine brings (paths under the templates); every other template is always written.
 CI_FILES: dict[str, tuple[str, ...]] = {"github": (".github/",), "gitlab": (".gitlab-ci.yml",), "k8s": ("k8s/",),
                                    "slurm": ("slurm/",)}
@@ -112,6 +116,8 @@ def init(target: Path, *, skip_existing: bool = False, python: str = CI_PYTHON,
     checked before the first file is written: a run that refuses writes nothing."""
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise UserError(f"{target}: exists and is not a directory")
+    if not _PYTHON_VERSION.fullmatch(python):
+        raise UserError(f"--python {python!r}: not a Python version (e.g. 3.12, 3.12.4 or 3.14.0rc1); nothing written")
     files = template_files(python, ci)
     blocked = [why for f in files if (why := _blocked(target, f.rel)) is not None]
     if blocked:

@@ -42,7 +42,10 @@ from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_im
 from harness.keyfields import KeyValue, KeyValueError
 from harness.util.atomic import write_text
 from harness.util.errors import ImageError, UserError
+from harness.util.files import CONFIG_MAX, LISTING_MAX, read_input, read_input_text
 from harness.util.image_id import image_id_problem
+from harness.util.jsonl import jsonl_lines
+from harness.util.values import no_constant, value_problem
 
 FORMATS = ("ppocrlabel", "det", "rec", "icdar2015")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -101,7 +104,7 @@ def parse_field_rules(specs: Sequence[str], mapping_file: Path | None) -> list[F
     raw: dict[str, tuple[str, str]] = {}  # name -> (regex, where)
     if mapping_file is not None:
         try:
-            text = mapping_file.read_text(encoding="utf-8")
+            text = read_input_text(mapping_file, CONFIG_MAX)
             data = json.loads(text) if mapping_file.suffix == ".json" else tomllib.loads(text)
         except OSError as e:
             raise UserError(f"{mapping_file}: cannot read ({e.strerror})") from None
@@ -188,11 +191,15 @@ def _split_tab(line: str) -> tuple[str, str]:
 
 def _json_boxes(text: str, entry: Entry) -> None:
     try:
-        boxes = json.loads(text)
+        boxes = json.loads(text, parse_constant=no_constant)
     except json.JSONDecodeError as e:
         raise _Bad(f"invalid JSON after the tab ({e.msg} at column {e.colno})") from None
     except RecursionError:  # json's decoder recurses per level: bad input, not a bug
         raise _Bad("invalid JSON after the tab (nested too deeply)") from None
+    except ValueError as e:  # NaN, Infinity
+        raise _Bad(f"invalid JSON after the tab ({e})") from None
+    if (bad := value_problem(boxes)) is not None:  # the manifest written from it could not hold it
+        raise _Bad(f"label {bad[0]}: {bad[1]}")
     if not isinstance(boxes, list):
         raise _Bad("the label must be a JSON list of boxes")
     for number, box in enumerate(boxes):
@@ -211,14 +218,13 @@ def _json_boxes(text: str, entry: Entry) -> None:
 def _label_lines(path: Path) -> Iterator[tuple[str, str]]:
     """(where, line) for every non-empty line of a label file."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_input(path, LISTING_MAX).decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            yield f"{path}:{number}", line
+    for number, line in jsonl_lines(text):
+        yield f"{path}:{number}", line
 
 
 def _rel(image: str) -> str:

@@ -56,6 +56,13 @@ def _unsafe_id(item_id: str) -> str | None:
 
 
 def _path_problem(root: Path, rel: str) -> str | None:
+    try:
+        return _path_check(root, rel)
+    except OSError as e:  # a name too long for the file system (found by fuzzing), a loop: that image's problem
+        return f"cannot use path {rel[:80]!r}{'...' if len(rel) > 80 else ''}: {e.strerror}"
+
+
+def _path_check(root: Path, rel: str) -> str | None:
     if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:
         return f"absolute path {rel!r} not allowed (paths are relative to the corpus root)"
     candidate = root / rel
@@ -142,7 +149,9 @@ def _scan(path: Path) -> _Scan:
         raise UserError(f"corpus not found: {path}")
     if path.is_file():
         return _from_manifest(path)
-    if (path / MANIFEST_NAME).is_file():
+    if (path / MANIFEST_NAME).is_file() or os.path.lexists(path / MANIFEST_NAME):
+        # A FIFO, a device or a dangling link named manifest.jsonl is refused by the manifest reader, naming it,
+        # instead of the directory being scanned as a corpus without one.
         return _from_manifest(path / MANIFEST_NAME)
     return _from_directory(path)
 

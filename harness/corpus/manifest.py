@@ -18,6 +18,10 @@ from typing import Any
 
 from harness.keyfields import KeyValue, KeyValueError
 from harness.model.corpus import TruthLine
+from harness.util.errors import UserError
+from harness.util.files import LISTING_MAX, read_input
+from harness.util.jsonl import jsonl_lines
+from harness.util.values import no_constant, value_problem
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -113,26 +117,35 @@ def _record(where: str, record: Any) -> Record:
                   _truth(record), _fields(record), _str_list(record, "subsets"))
 
 
+def _loads(line: str) -> Any:
+    value = json.loads(line, parse_constant=no_constant)
+    if (bad := value_problem(value)) is not None:  # the run's reports could not hold it
+        raise _Bad(f"{bad[0]}: {bad[1]}")
+    return value
+
+
 def parse_manifest(path: Path) -> tuple[list[Record], list[str]]:
     """Every well-formed record, and one line per malformed one ("manifest.jsonl:12: ...")."""
     records: list[Record] = []
     errors: list[str] = []
     try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate a BOM from Windows editors
+        text = read_input(path, LISTING_MAX).decode("utf-8-sig")  # tolerate a BOM from Windows editors
+    except UserError as e:  # a FIFO, a device, a symlink out of the corpus, too large
+        return [], [str(e)]
     except UnicodeDecodeError as e:
         return [], [f"{path}: not UTF-8 text ({e})"]
     except OSError as e:
         return [], [f"{path}: cannot read ({e.strerror})"]
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(text):
         where = f"{path}:{number}"
         try:
-            records.append(_record(where, json.loads(line)))
+            records.append(_record(where, _loads(line)))
         except json.JSONDecodeError as e:
             errors.append(f"{where}: invalid JSON ({e.msg} at column {e.colno})")
         except RecursionError:  # json's decoder recurses per level: deep nesting is bad input, not a bug
             errors.append(f"{where}: invalid JSON (nested too deeply)")
         except _Bad as e:
             errors.append(f"{where}: {e}")
+        except ValueError as e:  # NaN, Infinity
+            errors.append(f"{where}: invalid JSON ({e})")
     return records, errors

@@ -12,6 +12,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from harness.util.errors import UserError
+from harness.util.files import LISTING_MAX, read_input
+from harness.util.jsonl import jsonl_lines
+
 SCHEMA_NAME = "manifest.schema.json"
 
 
@@ -30,12 +34,10 @@ def schema_problems(manifest: Path) -> list[str]:
     validator = Draft202012Validator(manifest_schema())
     problems = []
     try:
-        text = manifest.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+        text = read_input(manifest, LISTING_MAX).decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError, UserError):
         return []  # the parser reports an unreadable manifest
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(text):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:

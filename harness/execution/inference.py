@@ -20,8 +20,9 @@ from typing import Any
 from harness.corpus.loader import read_image
 from harness.execution.normaliser import peak_rss_kib, reference_seconds
 from harness.model.inference import ImageOutcome, ImageRequest, TransportNotes
-from harness.model.results import OcrResult
+from harness.model.results import OcrResult, result_problem
 from harness.util.errors import ImageError
+from harness.util.values import printable
 
 Notes = Callable[[str], TransportNotes | None]  # what a remote engine's transport did for one image
 
@@ -73,17 +74,33 @@ class InferenceCore:
         try:
             measured = self._predict(engine, images, [r.image_id for r in requests], repeats)
         except Exception as e:  # the engine's own message (a service's error) is the image's error
-            return [ImageOutcome(r.image_id, error=f"{type(e).__name__}: {e}", transport=note(r.image_id))
+            return [ImageOutcome(r.image_id, error=printable(f"{type(e).__name__}: {e}"), transport=note(r.image_id))
                     for r in requests]
         first_call = self._served == 0
         self._served += len(requests)
         peak = peak_rss_kib()  # this process: the worker's, or for an in-process engine the harness's
-        return [ImageOutcome(image_id=r.image_id, runs=tuple(run[i] for run in measured.runs),
-                             predict_s=measured.predict_s, read_s=read_s, mutated=measured.mutated[i],
-                             cost_s=measured.cost_s, reference_s=measured.reference_s, cost_clock=self.clock.name,
-                             peak_rss_kib=peak, worker_pid=os.getpid(), served=self._served, first_call=first_call,
-                             transport=note(r.image_id))
-                for i, r in enumerate(requests)]
+        outcomes = []
+        for i, r in enumerate(requests):
+            bad = self._bad_answer(measured, i, r.image_id, len(requests))
+            if bad is not None:
+                outcomes.append(ImageOutcome(r.image_id, error=bad, transport=note(r.image_id)))
+                continue
+            outcomes.append(ImageOutcome(
+                image_id=r.image_id, runs=tuple(run[i] for run in measured.runs), predict_s=measured.predict_s,
+                read_s=read_s, mutated=measured.mutated[i], cost_s=measured.cost_s, reference_s=measured.reference_s,
+                cost_clock=self.clock.name, peak_rss_kib=peak, worker_pid=os.getpid(), served=self._served,
+                first_call=first_call, transport=note(r.image_id)))
+        return outcomes
+
+    @staticmethod
+    def _bad_answer(measured: _Measured, i: int, image_id: str, images: int) -> str | None:
+        """The line that fails image `i` when an engine's answer for it cannot be reported, or None."""
+        for repeat, run in enumerate(measured.runs, start=1):
+            if not isinstance(run, list | tuple) or len(run) != images:
+                return f"unusable engine answer: predict returned {type(run).__name__} for {images} images"
+            if (why := result_problem(run[i])) is not None:
+                return f"unusable engine answer for {image_id} (repeat {repeat}): {why}"
+        return None
 
     def _read(self, requests: Sequence[ImageRequest]) -> tuple[list[Any], float]:
         """The decoded images (only paths cross a pipe) and the read time per image."""

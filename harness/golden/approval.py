@@ -31,6 +31,8 @@ from typing import Any
 from harness.model.results import canonical_json
 from harness.util import atomic
 from harness.util.errors import UserError
+from harness.util.files import RECORD_MAX, read_input
+from harness.util.values import no_constant, shown_key, value_problem
 
 APPROVAL_NAME = "_approval.json"
 SCHEMA = "ocr-harness/approval/1"
@@ -88,10 +90,18 @@ class SpeedBaseline:
             clock = str(d["clock"])
             if clock not in ("cpu", "wall"):
                 raise ValueError(f"clock {clock!r} is not cpu or wall")
-            return cls(str(d["approved_at"]), dict(d["stack"]), int(d["selection"]), clock, images,
-                       None if peak is None else int(peak), int(d.get("served_at_peak", 0)))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            return cls(str(d["approved_at"]), dict(d["stack"]), _count(d["selection"], "selection"), clock, images,
+                       None if peak is None else _count(peak, "peak_rss_kib", least=1),
+                       _count(d.get("served_at_peak", 0), "served_at_peak"))
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise UserError(f"{where}: not a speed baseline ({type(e).__name__}: {e})") from None
+
+
+def _count(x: Any, key: str, least: int = 0) -> int:
+    # A negative peak turned the memory gate off (a ratio below zero always passed): counts are whole and >= least.
+    if isinstance(x, bool) or not isinstance(x, int) or x < least:
+        raise ValueError(f"{key} {x!r} is not a whole number >= {least}")
+    return x
 
 
 def _positive(x: Any) -> float:
@@ -213,13 +223,15 @@ def load_approval(golden_dir: Path) -> Approval | None:
     """The set's approval record, or None when it has none."""
     path = approval_path(golden_dir)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_input(path, RECORD_MAX).decode("utf-8"), parse_constant=no_constant)
     except FileNotFoundError:
         return None
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise UserError(f"{path}: not a valid approval record ({type(e).__name__})") from None
+        raise UserError(f"{path}: not a valid approval record ({type(e).__name__}: {e})") from None
     except OSError as e:
         raise UserError(f"{path}: cannot read: {e.strerror}") from None
+    if (bad := value_problem(raw)) is not None:
+        raise UserError(f"{path}: {bad[0]}: {bad[1]}")
     if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
         raise UserError(f"{path}: not an approval record of schema {SCHEMA}")
     speed = raw.get("speed") or {}
@@ -228,7 +240,7 @@ def load_approval(golden_dir: Path) -> Approval | None:
     other = {k: v for k, v in raw.items() if k not in ("schema", "golden_set", "speed", "bn")}
     bn = raw.get("bn")
     return Approval(str(raw.get("golden_set", golden_dir.name)),
-                    {str(k): _baselines(v, f"{path}: speed.{k}") for k, v in speed.items()}, other,
+                    {str(k): _baselines(v, f"{path}: speed.{shown_key(str(k))}") for k, v in speed.items()}, other,
                     None if bn is None else BnReference.from_dict(bn, f"{path}: bn"))
 
 

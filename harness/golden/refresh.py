@@ -16,6 +16,7 @@ from harness.golden.store import Golden, GoldenStore, dumps_golden
 from harness.model.results import OcrResult
 from harness.model.settings import Tolerances
 from harness.util.errors import UserError
+from harness.util.markup import code_span
 
 RefreshMode = Literal["new-only", "failed", "all"]
 RefreshAction = Literal["new", "changed", "unchanged", "kept", "refused"]
@@ -85,30 +86,34 @@ class RefreshPlan:
 
     def to_markdown(self) -> str:
         """The review text: every line a refresh would change, before -> after. Also the dry-run printout."""
-        out = [f"## Golden refresh: profile `{self.profile}`, mode `{self.mode}`", "", self.summary() + "."]
+        out = [f"## Golden refresh: profile {_code(self.profile)}, mode {_code(self.mode)}", "", self.summary() + "."]
         changed = self.with_action("changed")
         if changed:
             out += ["", "### Changed"]
             for item in changed:
-                out += ["", f"#### `{item.image_id}`", *(f"- {text}" for text in _change_lines(item))]
+                out += ["", f"#### {_code(item.image_id)}", *(f"- {text}" for text in _change_lines(item))]
         new = self.with_action("new")
         if new:
             out += ["", "### New"]
             for item in new:
-                out += ["", f"#### `{item.image_id}` ({len(item.golden.result.lines)} lines)", *_new_lines(item)]
+                out += ["", f"#### {_code(item.image_id)} ({len(item.golden.result.lines)} lines)", *_new_lines(item)]
         refused = self.refused
         if refused:
             out += ["", "### Refused: output not reproducible"]
-            out += [f"- `{item.image_id}`: would be {item.would_be}; {item.note}" for item in refused]
+            out += [f"- {_code(item.image_id)}: would be {item.would_be}; {item.note}" for item in refused]
             for item in refused:
                 if item.would_be == "new":
-                    out += ["", f"#### `{item.image_id}` (would be new)", *_new_lines(item)]
+                    out += ["", f"#### {_code(item.image_id)} (would be new)", *_new_lines(item)]
                 else:
-                    out += ["", f"#### `{item.image_id}` (would change)", *(f"- {t}" for t in _change_lines(item))]
+                    out += ["", f"#### {_code(item.image_id)} (would change)", *(f"- {t}" for t in _change_lines(item))]
         kept = self.with_action("kept")
         if kept:
-            out += ["", "### Kept", *(f"- `{item.image_id}`: {item.note}" for item in kept)]
+            out += ["", "### Kept", *(f"- {_code(item.image_id)}: {item.note}" for item in kept)]
         return "\n".join(out) + "\n"
+
+
+def _code(text: str) -> str:
+    return code_span(" ".join(text.split()))
 
 
 def _new_lines(item: RefreshItem) -> list[str]:

@@ -24,7 +24,9 @@ from harness.golden.approval import APPROVAL_NAME
 from harness.model.results import Line, OcrResult, canonical_json
 from harness.util import atomic
 from harness.util.errors import UserError
+from harness.util.files import RECORD_MAX, read_input
 from harness.util.image_id import image_id_problem
+from harness.util.values import no_constant, value_problem
 
 SCHEMA_VERSION = 1
 META_NAME = "_meta.json"
@@ -175,11 +177,16 @@ def _parse_line(item: Any, where: str, source: str) -> Line:
 
 def _parse_json(text: str, source: str) -> Any:
     try:
-        return json.loads(text)
+        raw = json.loads(text, parse_constant=no_constant)
     except json.JSONDecodeError as e:
         raise UserError(f"{source}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     except RecursionError:  # json's decoder recurses per nesting level: bad input, not a bug
         raise UserError(f"{source}: invalid JSON: nested too deeply") from None
+    except ValueError as e:  # NaN, Infinity: accepted here, the report's canonical JSON refused them
+        raise UserError(f"{source}: invalid JSON: {e}") from None
+    if (bad := value_problem(raw)) is not None:  # 1e999 (an infinity), "\ud800" (a lone surrogate)
+        raise UserError(f"{source}: {bad[0]}: {bad[1]}")
+    return raw
 
 
 def _check_schema(raw: dict[str, Any], source: str) -> None:
@@ -295,7 +302,7 @@ class GoldenStore:
 
     def _read_meta(self) -> GoldenMeta | None:
         path = self.meta_path
-        text = _read_text(path)
+        text = _read_text(path, self.directory)
         if text is None:
             return None
         meta = loads_meta(text, str(path))
@@ -341,7 +348,7 @@ class GoldenStore:
         """The golden for `image_id`, or None when there is none."""
         self.meta()
         path = self.path_for(image_id)
-        text = _read_text(path)
+        text = _read_text(path, self.directory)
         if text is None:
             return None
         golden = loads_golden(text, str(path))
@@ -376,9 +383,9 @@ class GoldenStore:
         self._meta, self._meta_read = meta, True
 
 
-def _read_text(path: Path) -> str | None:
+def _read_text(path: Path, within: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_input(path, RECORD_MAX, within=within).decode("utf-8")
     except FileNotFoundError:
         return None
     except UnicodeDecodeError as e:

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from harness.util.values import number_problem, text_problem
+
 Point = tuple[int, int]
 REPORT_SCHEMA = "ocr-harness/report/1"  # report.json's own schema; renderers and `report merge` read it
 
@@ -74,3 +76,33 @@ def canonical_json(obj: Any) -> str:
 def canonical_line(obj: Any) -> str:
     """The same, on one line (JSONL)."""
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def result_problem(result: Any) -> str | None:
+    """Why an engine's answer for one image cannot be a canonical result the reports hold (a NaN score, a
+    lone surrogate in a text, a numpy scalar JSON cannot write), or None. Engines from `engine.factory` and
+    services answer through here, so the image fails with this line instead of the report failing to write."""
+    if not isinstance(result, OcrResult):
+        return f"the engine returned a {type(result).__name__}, not an OcrResult"
+    if not (_whole(result.width) and _whole(result.height)):
+        return f"width and height must be whole numbers, got {result.width!r} x {result.height!r}"
+    if not isinstance(result.lines, tuple | list):
+        return f"lines must be a sequence, got a {type(result.lines).__name__}"
+    for n, line in enumerate(result.lines):
+        if not isinstance(line, Line):
+            return f"lines[{n}] is a {type(line).__name__}, not a Line"
+        if not isinstance(line.text, str):
+            return f"lines[{n}].text is a {type(line.text).__name__}, not a string"
+        if (why := text_problem(line.text)) is not None:
+            return f"lines[{n}].text {why}"
+        if not (isinstance(line.score, float) or _whole(line.score)):
+            return f"lines[{n}].score is a {type(line.score).__name__}, not a number"
+        if (why := number_problem(float(line.score))) is not None:
+            return f"lines[{n}].score: {why}"
+        if not all(isinstance(p, tuple | list) and len(p) == 2 and all(_whole(v) for v in p) for p in line.poly):
+            return f"lines[{n}].poly must be [x, y] pairs of whole numbers"
+    return None

@@ -17,6 +17,8 @@ from harness.model.report import RunReport
 from harness.report.view import VERSION_KEYS, phase_rates, speed_ratio
 from harness.util.atomic import write_bytes as atomic_write_bytes
 from harness.util.errors import UserError
+from harness.util.jsonl import jsonl_lines
+from harness.util.values import no_constant, value_problem
 
 HISTORY_SCHEMA = "ocr-harness/history/1"
 
@@ -78,12 +80,12 @@ def append_history(path: Path | str, report: RunReport) -> dict[str, Any]:
 def read_history(path: Path | str) -> list[dict[str, Any]]:
     """All entries in file order; unreadable lines (a hand edit, an older tool) are skipped."""
     entries = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for _, line in jsonl_lines(Path(path).read_text(encoding="utf-8")):
         try:
-            d = json.loads(line)
-        except json.JSONDecodeError:
+            d = json.loads(line, parse_constant=no_constant)
+        except ValueError:  # JSONDecodeError, NaN, Infinity
             continue
-        if isinstance(d, dict):
+        if isinstance(d, dict) and value_problem(d) is None:
             entries.append(d)
     return entries
 

@@ -27,6 +27,7 @@ from harness.report.view import (
     phase_rates,
     verdict_line,
 )
+from harness.util.markup import code_span
 
 SUMMARY_CAP = 512 * 1024
 GITHUB_CAP = 1024 * 1024
@@ -49,8 +50,7 @@ def code(text: Any, limit: int = 200) -> str:
     s = " ".join(str(text).split())
     if len(s) > limit:
         s = s[: limit - 1] + "…"
-    s = s.replace("|", "\\|")
-    return f"`` {s} ``" if "`" in s else f"`{s}`"
+    return code_span(s.replace("|", "\\|"))
 
 
 def _diff_cell(a: str | None, b: str | None, side: int) -> str:

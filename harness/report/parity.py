@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.model.report import RunReport
+from harness.util.markup import code_span
 
 HEADER = ("backend", "images", "identical", "within", "beyond", "failed", "max score delta", "max CER",
           "text differences", "latency median", "latency p90")
@@ -45,12 +46,18 @@ def served_differences(report: RunReport) -> list[Mapping[str, Any]]:
     return list((check.get("details") or {}).get("differences") or [])
 
 
+def _cell(value: object) -> str:
+    # What a service reports is not ours: one line, pipes escaped, in a span its backticks cannot end.
+    return code_span(" ".join(str(value).split()).replace("|", "\\|"))
+
+
 def markdown_section(report: RunReport) -> list[str]:
     out: list[str] = []
     diffs = served_differences(report)
     if diffs:
         out += ["### Service settings differ from the profile", "", "| setting | profile | service |", "|---|---|---|"]
-        out += [f"| `{d.get('key')}` | `{d.get('profile')!r}` | `{d.get('service')!r}` |" for d in diffs] + [""]
+        out += [f"| {_cell(d.get('key'))} | {_cell(repr(d.get('profile')))} | {_cell(repr(d.get('service')))} |"
+                for d in diffs] + [""]
     rows = parity_rows(report)
     if rows:
         out += ["### Backend parity", "", "| " + " | ".join(HEADER) + " |",

@@ -16,25 +16,26 @@ from typing import Any
 
 from harness.model.results import OcrResult
 from harness.util.errors import UserError
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+from harness.util.files import LISTING_MAX, read_input
+from harness.util.values import no_constant, value_problem
 
 
 def loads_strict(text: str, where: str) -> Any:
-    """json.loads without NaN/Infinity, with deep nesting and syntax errors as one UserError line."""
+    """json.loads without NaN/Infinity or lone surrogates, with deep nesting and syntax errors as one UserError line."""
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        value = json.loads(text, parse_constant=no_constant)
     except RecursionError:
         raise UserError(f"{where}: invalid JSON (nested too deeply)") from None
     except ValueError as e:  # JSONDecodeError is one
         raise UserError(f"{where}: invalid JSON ({e})") from None
+    if (bad := value_problem(value)) is not None:  # a lone surrogate or 1e999: the merged report could not hold it
+        raise UserError(f"{where}: {bad[0]}: {bad[1]}")
+    return value
 
 
 def read_report(path: Path, missing: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path, LISTING_MAX).decode("utf-8")
     except FileNotFoundError:
         raise UserError(missing) from None
     except (OSError, UnicodeDecodeError) as e:

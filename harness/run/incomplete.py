@@ -27,7 +27,7 @@ from harness.report.markdown import render_summary
 from harness.run.build_report import run_report
 from harness.run.machine_paths import machine_paths, report_paths
 from harness.util import atomic
-from harness.util.errors import EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, UserError
+from harness.util.errors import EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, UserError, environment_problem
 from harness.util.portable import MachinePaths
 
 TRACEBACK_FILE = "traceback.txt"
@@ -50,6 +50,8 @@ class Stop:
             return cls("cancelled by SIGINT", EXIT_SIGINT)
         if isinstance(e, UserError):
             return cls(f"error: {e}", EXIT_USAGE)
+        if (problem := environment_problem(e)) is not None:  # no traceback: a full disk would leave it empty
+            return cls(f"error: {problem}", EXIT_USAGE)
         if isinstance(e, Exception):
             atomic.write_text(out / TRACEBACK_FILE, "".join(traceback.format_exception(e)))
             return cls(f"internal error: {type(e).__name__}: {e}", EXIT_INTERNAL, internal=True)

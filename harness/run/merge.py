@@ -64,6 +64,8 @@ from harness.report.writer import write_reports
 from harness.sampling import sample_note
 from harness.util import atomic
 from harness.util.errors import ImageError, UserError
+from harness.util.files import LISTING_MAX, read_input
+from harness.util.jsonl import jsonl_lines
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,12 @@ class ShardRun:
         report = read_report(directory / "report.json", f"{directory}: no report.json (is it the --out of a "
                                                          "`ocr-harness run --shard K/N`?)")
         try:
-            lines = (directory / "results.jsonl").read_text(encoding="utf-8").splitlines()
+            lines = jsonl_lines(read_input(directory / "results.jsonl", LISTING_MAX).decode("utf-8"))
         except (OSError, UnicodeDecodeError):
             raise UserError(f"{directory}: no readable results.jsonl") from None
         where = directory / "results.jsonl"
         return cls(str(directory), report, tuple(check_results_line(line, f"{where}:{n}")
-                                                 for n, line in enumerate(lines, start=1) if line.strip()))
+                                                 for n, line in lines))
 
     @property
     def shard(self) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from harness.run.incomplete import TRACEBACK_FILE, Stop, write_incomplete
 from harness.run.machine_paths import machine_paths
 from harness.run.plan import plan
 from harness.util import atomic
-from harness.util.errors import ImageError, InternalError
+from harness.util.errors import ImageError, InternalError, UserError, environment_problem
 from harness.util.progress import terminal_progress
 
 
@@ -99,5 +99,7 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
         write_incomplete(p, state, started, time.perf_counter() - t0, stop, write, out)
         if stop.internal:
             raise InternalError(stop.reason, out / TRACEBACK_FILE) from e
+        if (problem := environment_problem(e)) is not None:
+            raise UserError(problem) from e
         raise
     return report

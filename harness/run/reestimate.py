@@ -35,6 +35,8 @@ from harness.model.settings import EngineSettings
 from harness.model.corpus import CorpusItem
 from harness.corpus.loader import content_sha256, load_corpus
 from harness.util.errors import UserError
+from harness.util.files import RECORD_MAX, read_input
+from harness.util.values import no_constant, value_problem
 from harness.golden.store import GoldenStore
 from harness.backends.paddle.pack import resolve_model_dirs
 from harness.model.modeldirs import sha256_file
@@ -178,22 +180,58 @@ def held_out(items: list[CorpusItem], used_ids: set[str], used_sha: set[str | No
     return picked
 
 
+def _pairs(value: Any) -> list[tuple[str, str | None]]:
+    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+                                              and (p[1] is None or isinstance(p[1], str)) for p in value):
+        raise ValueError("expected a list of [image id, sha256] pairs")
+    return [(p[0], p[1]) for p in value]
+
+
+def read_record(path: Path) -> tuple[dict[str, Any], str, dict[str, str], list[tuple[str, str | None]]]:
+    """(record, kind, source hashes, calibration pairs) of a reestimate.json; whatever is malformed is one
+    UserError naming the file and the field (the checks used to sit outside the try and ended as exit 3)."""
+    try:
+        record = json.loads(read_input(path, RECORD_MAX).decode("utf-8"), parse_constant=no_constant)
+    except FileNotFoundError:
+        raise UserError(f"{path}: not a bn reestimate record: no such file") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserError(f"{path}: not a bn reestimate record: {type(e).__name__}: {e}") from None
+    if (bad := value_problem(record)) is not None:
+        raise UserError(f"{path}: {bad[0]}: {bad[1]}")
+    field = "the top level"
+    try:
+        if not isinstance(record, dict):
+            raise ValueError("expected a JSON object")
+        field = "kind"
+        kind = record["kind"]
+        if kind not in ("det", "rec"):
+            raise ValueError(f"{kind!r} is not det or rec")
+        field = "source.hashes"
+        hashes = record["source"]["hashes"]
+        if not isinstance(hashes, dict) or not all(isinstance(k, str) and isinstance(v, str) and "/" not in k
+                                                   for k, v in hashes.items()):
+            raise ValueError("expected an object of file name -> sha256")
+        field = "split.calibration_reference"
+        calibration = _pairs(record["split"]["calibration_reference"])
+        field = "split.calibration_target"
+        calibration += _pairs(record["split"]["calibration_target"])
+    except (KeyError, TypeError, ValueError) as e:
+        why = f"missing {e}" if isinstance(e, KeyError) else str(e)
+        raise UserError(f"{path}: {field}: {why} (not a bn reestimate record)") from None
+    return record, kind, hashes, calibration
+
+
 def evaluate_reestimated(new_dir: Path, original: Path, corpus: Path, *, images: int = 4,
                          golden: GoldenStore | None = None,
                          settings: EngineSettings | None = None) -> tuple[dict[str, Any], Evaluation]:
     """A re-estimated model dir against its original on another corpus (e.g. the dark-adapted model on clean
     slips), on images disjoint from its calibration images (as recorded in its reestimate.json)."""
     path = Path(new_dir) / RECORD
-    try:
-        record = json.loads(path.read_text("utf-8"))
-        kind, hashes, split = record["kind"], record["source"]["hashes"], record["split"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{path}: not a bn reestimate record: {e}") from None
+    record, kind, hashes, calibration = read_record(path)
     for name, digest in sorted(hashes.items()):
         actual = Path(original) / name
         if not actual.is_file() or sha256_file(actual) != digest:
             raise UserError(f"{actual}: not the model {new_dir} was re-estimated from (sha256 differs from {RECORD})")
-    calibration = split["calibration_reference"] + split["calibration_target"]
     items = held_out(_usable(load_corpus(corpus).items), {i for i, _ in calibration},
                      {sha for _, sha in calibration}, images, corpus)
     base = settings or EngineSettings()

@@ -6,6 +6,7 @@ traceback saved to a file; a run stopped by a signal exits 128 + the signal numb
 
 from __future__ import annotations
 
+import errno
 import signal
 from pathlib import Path
 
@@ -24,6 +25,23 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_SIGINT, "stopped by SIGINT (Ctrl-C): workers stopped, reports marked incomplete"),
     (EXIT_SIGTERM, "stopped by SIGTERM (a cancelled CI job): workers stopped, reports marked incomplete"),
 )
+
+
+# What the machine, not the harness, got wrong: a full disk or quota, no permission, a read-only file system,
+# no file descriptors left, a failing device. Exit 2 naming the path and the errno, never "a bug".
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EMFILE,
+                                errno.ENFILE, errno.EIO, errno.ENAMETOOLONG, errno.ELOOP})
+
+
+def environment_problem(e: BaseException) -> str | None:
+    """One line naming the path and the errno when `e` is an environment error, else None."""
+    if not isinstance(e, OSError) or e.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    where = e.filename if e.filename is not None else "(a file)"
+    if isinstance(where, str) and len(where) > 300:  # a name too long to use is too long to print whole
+        where = where[:300] + "..."
+    also = f" -> {e.filename2}" if e.filename2 is not None else ""
+    return f"{where}{also}: {e.strerror or 'error'} (errno {errno.errorcode.get(e.errno, e.errno)})"
 
 
 class UserError(Exception):

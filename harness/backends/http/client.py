@@ -34,6 +34,7 @@ from typing import Any
 from harness.model.settings import HttpSettings
 from harness.util.errors import UserError
 from harness.util.service_url import Endpoint, parse_endpoint
+from harness.util.values import no_constant, printable, value_problem
 
 ERROR_BODY_LIMIT = 64 * 1024  # of a non-2xx answer, only the start is read: it is quoted, never parsed whole
 CHUNK = 64 * 1024
@@ -67,7 +68,7 @@ def _service_message(body: bytes) -> str:
     try:
         data = json.loads(body)
         if isinstance(data, dict) and data.get("errorMsg"):
-            return str(data["errorMsg"])[:500]
+            return printable(str(data["errorMsg"])[:500])  # "\ud800" in it: the report must still be written
     except (ValueError, RecursionError):
         pass
     text = body.decode("utf-8", "replace").strip()
@@ -368,7 +369,7 @@ class Client:
             return ServiceError(f"POST {self.url}: {why}", retries)
 
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, parse_constant=no_constant)
         except RecursionError:
             raise fail(f"answer nested too deeply to be a PaddleX OCR answer (HTTP {status}, {len(raw)} bytes)") \
                 from None
@@ -377,8 +378,10 @@ class Client:
             raise fail(f"malformed JSON in the response (HTTP {status}): {e}; body starts {start!r}") from None
         if not isinstance(data, dict):
             raise fail(f"not a PaddleX OCR answer (HTTP {status}): a JSON {type(data).__name__}, not an object")
+        if (bad := value_problem(data)) is not None:  # the image's result could not be written to the report
+            raise fail(f"unusable answer (HTTP {status}): {bad[0]}: {bad[1]}")
         if data.get("errorCode", 0) != 0:
-            raise fail(f"service error {data.get('errorCode')}: {str(data.get('errorMsg'))[:500]}")
+            raise fail(f"service error {data.get('errorCode')}: {printable(str(data.get('errorMsg'))[:500])}")
         try:
             result = data["result"]
             pruned = result["ocrResults"][0]["prunedResult"]
