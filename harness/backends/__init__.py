@@ -74,7 +74,7 @@ def resolve_engine(settings: EngineSettings, base: Path,
     """The model dirs, and the settings with the model names and rec input shape those dirs declare (a profile
     that names another model than its dir is a UserError naming both): what every run records and loads."""
     dirs = resolve_models(settings, base, cache)
-    return identity.resolved(settings, dirs), dirs
+    return (identity.resolved(settings, dirs) if backend(settings.backend).paddlex_dirs else settings), dirs
 
 
 def main_workers(profile: Profile) -> int:

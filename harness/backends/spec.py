@@ -51,6 +51,9 @@ class BackendSpec:
     resolve_models: ResolveModels
     in_worker: bool = True  # native code: runs in a spawned worker for crash isolation (and may run on Ray)
     paddle_programs: bool = False  # its model dirs hold Paddle programs (the audit, probe and BN drift checks read)
+    # its model dirs are PaddleX inference dirs whose inference.yml says which model they hold (harness.backends
+    # .identity reads the names and rec input shape from it); a backend with models of its own format leaves it off
+    paddlex_dirs: bool = False
     service: bool = False  # a service: it reports its own settings (the served_settings check) and retries
     stack: StackRecord = neutral_stack
     environment: Callable[[EngineSettings], dict[str, Any]] = named  # its entries in report.json's environment

@@ -28,6 +28,7 @@ def _pinned() -> dict[str, str]:
 
 
 SPEC = BackendSpec(
+    paddlex_dirs=True,
     rules=BackendRules(NAME, table=NAME, hashed_table=True),
     engine="harness.backends.onnxruntime.engine:OnnxRuntimeEngine",
     resolve_models=pack.resolve_onnx_dirs,

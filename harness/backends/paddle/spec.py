@@ -36,6 +36,7 @@ def _pack(bundled: pack.BundledPack) -> Pack:
 PACKS = tuple(_pack(p) for p in pack.PACKS.values())
 PACK = PACKS[0]  # the default pack (the ONNX pack takes its dictionary from it)
 SPEC = BackendSpec(
+    paddlex_dirs=True,
     rules=BackendRules(NAME, flat_keys=PADDLE_KEYS),
     engine="harness.backends.paddle.engine:OcrEngine",
     resolve_models=pack.resolve_model_dirs,
