@@ -62,7 +62,7 @@ def shown_key(key: str) -> str:
 
 
 def printable(text: str) -> str:
-    """`text` with lone surrogates written as `\\udXXX` escapes: an error message quoting bad input stays
+    """`text` with lone surrogates written as `\\ud800`-style escapes: an error message quoting bad input stays
     writable."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
