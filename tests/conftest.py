@@ -26,6 +26,11 @@ registry.load(builtin)  # the suite is a composition root too: tests below the C
 backend_registry.load(builtin_backends)  # and every backend
 pytest_plugins = ["harness.pytest_plugin", "no_skips", "checkout_guard"]  # no_skips: a skipped test fails the
 # suite; checkout_guard: a test that writes inside the checkout fails it
+# Hypothesis keeps its example database and constants cache in ./.hypothesis unless told otherwise: the fuzz tests
+# keep theirs in the temp dir, so the checkout stays the user's (checkout_guard).
+if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(tempfile.gettempdir(),
+                                                             f"ocr-harness-hypothesis-{os.getuid()}")
 
 
 def typed(report: dict[str, Any]) -> RunReport:

@@ -63,3 +63,12 @@ def test_a_suite_that_writes_only_to_tmp_path_passes(tmp_path: Path) -> None:
     ''')
     assert run.returncode == 0, run.stdout + run.stderr
     assert "checkout_guard" not in run.stdout
+
+
+def test_hypothesis_keeps_its_files_outside_the_checkout() -> None:
+    """CI once failed here: the fuzz tests left .hypothesis/constants/* in the checkout (Hypothesis writes its
+    constants cache even with no example database). conftest.py points Hypothesis's storage at the temp dir."""
+    from hypothesis.configuration import storage_directory
+
+    where = storage_directory("constants", intent_to_write=False).path.resolve()
+    assert not where.is_relative_to(TESTS.parent), where

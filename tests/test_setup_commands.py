@@ -44,7 +44,7 @@ def strip_ci_only(args: list[str]) -> list[str]:
             skip = False
         elif a == "-p" and not skip:
             skip = True  # -p no:cacheprovider
-        elif not a.startswith("--junitxml"):
+        elif not a.startswith(("--junitxml", "--durations")):  # CI's own report options
             out.append(a)
     return out
 
