@@ -29,6 +29,7 @@ from harness.backends import registry as backend_registry
 from harness.checks import builtin, registry
 from harness.corpus.loader import load_corpus
 from harness.golden.refresh import MODES
+from harness.run.approve import ApprovalResult
 from harness.run.golden_regression import GoldenRegression, Options, Verdict
 from harness.model.catalogue import Catalogue
 from harness.util.errors import UserError
@@ -37,7 +38,7 @@ __all__ = ["GoldenRegression", "Options", "Verdict", "ocr_golden", "pytest_addop
            "pytest_terminal_summary", "selected_ids"]
 
 _IDS = pytest.StashKey[list[str]]()
-_APPROVAL = pytest.StashKey[list[str]]()  # what the session's end did to the approval record
+_APPROVAL = pytest.StashKey[ApprovalResult]()  # what the session's end did to the approval record
 
 
 # --- pytest hooks -------------------------------------------------------------------------------------------------
@@ -64,8 +65,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    for line in config.stash.get(_APPROVAL, []):
+    approval = config.stash.get(_APPROVAL, None)
+    if approval is None:
+        return
+    for line in approval.lines:
         terminalreporter.write_line(f"ocr-harness: {line}")
+    incomplete = approval.incomplete()
+    if incomplete:
+        terminalreporter.write_line(f"ocr-harness: {incomplete}", red=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    approval = session.config.stash.get(_APPROVAL, None)
+    if approval is not None and approval.incomplete() and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # --ocr-regen all that left the record incomplete
 
 
 def selected_ids(config: pytest.Config) -> list[str]:

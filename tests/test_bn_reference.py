@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -180,6 +181,8 @@ def test_darkened_slips_drift_from_the_approved_reference_clean_ones_do_not(tmp_
     assert "BN reference: det 3 layers / 4 batches, rec 6 layers" in refresh.stdout, refresh.stdout[-1500:]
     approval = load_approval(tmp_path / "golden" / "default")
     assert approval is not None and approval.bn is not None and approval.bn.images == RECORD_IDS
+    status = run_cli(["golden", "status", "--config", str(config), "--profile", "record"])
+    assert status.returncode == 0 and "  record  " not in status.stdout, status.stdout  # the whole record: quiet
 
     def run(ids: tuple[str, ...], name: str) -> dict[str, object]:
         out = tmp_path / name
@@ -199,3 +202,28 @@ def test_darkened_slips_drift_from_the_approved_reference_clean_ones_do_not(tmp_
     assert moved[0]["top_channels"] and "DRIFT from the approved reference" in dark["summary"]
     assert "det batch_norm2d_0 (op #2)" in dark["summary"] and "ch " in dark["summary"]
     print(dark["summary"])
+
+
+@pytest.mark.slow
+def test_an_approval_whose_bn_measurement_times_out_exits_1_and_status_names_the_missing_record(
+        tmp_path: Path) -> None:
+    """An approval is whole or it says so: the BN measurement's child is given a limit it cannot meet
+    ($OCR_HARNESS_TIMEOUT_SCALE, which scales every child's limit); the goldens are still written, the refresh
+    exits 1 naming the missing record, the limit hit and the setting that raises it, and `golden status` names the
+    golden set's missing record (the clean half: the full approval above, whose status is quiet)."""
+    config = _config(tmp_path)
+    refresh = run_cli(["golden", "refresh", "--config", str(config), "--profile", "record", "--all", "--yes",
+                       "--out", str(tmp_path / "refresh")], env={"OCR_HARNESS_TIMEOUT_SCALE": "0.0001"})
+    assert refresh.returncode == 1, refresh.stdout[-2000:] + refresh.stderr[-2000:]
+    assert re.search(r"BN reference kept as it was: drift\.measure: child process timed out after 0\.0\d+ s, its "
+                     r"limit for this work \(\$OCR_HARNESS_TIMEOUT_SCALE=2 doubles every child's limit\)",
+                     refresh.stdout), refresh.stdout[-1500:]
+    assert refresh.stderr.strip().splitlines()[-1].startswith(
+        "approval incomplete: _approval.json lacks the BN reference (the goldens and whatever else could be made "
+        "were written)"), refresh.stderr[-1500:]
+    assert all((tmp_path / "golden" / "default" / f"{i}.json").is_file() for i in RECORD_IDS)
+    approval = load_approval(tmp_path / "golden" / "default")
+    assert approval is None or approval.bn is None
+    status = run_cli(["golden", "status", "--config", str(config), "--profile", "record"])
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert "  record    no BN reference: a full approval records it" in status.stdout, status.stdout

@@ -152,18 +152,20 @@ def test_only_a_full_regeneration_approves(tmp_path: Path) -> None:
     """Without a model: --ocr-regen failed, or all over part of the selection, keeps _approval.json and says so."""
     goldens, _, _ = planted_goldens(tmp_path)
     before = (goldens / "default" / "_approval.json").read_bytes()
-    assert session(goldens, None).approve() == []
+    assert session(goldens, None).approve().lines == ()
     current = committed(PLANTED)
     failed = session(goldens, "failed")
     failed.judge(PLANTED, ImageOutcome(PLANTED, (current, current)))
-    assert failed.approve() == [
+    assert failed.approve().lines == (
         "_approval.json: speed baseline of profile release kept as it was (--ocr-regen failed is a partial "
         "regeneration; only --ocr-regen all rewrites it)",
         "_approval.json: BN reference kept as it was (--ocr-regen failed is a partial regeneration; only "
-        "--ocr-regen all rewrites it)"]
+        "--ocr-regen all rewrites it)")
+    assert failed.approve().incomplete() is None  # a partial regeneration is not an incomplete approval
     part = session(goldens, "all")
     part.judge(PLANTED, ImageOutcome(PLANTED, (current, current)))
-    assert all("--ocr-regen all ran 1 of the 2 selected images in this process" in line for line in part.approve())
+    assert all("--ocr-regen all ran 1 of the 2 selected images in this process" in line
+               for line in part.approve().lines)
     assert (goldens / "default" / "_approval.json").read_bytes() == before
 
 

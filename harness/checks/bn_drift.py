@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from harness.checks.audit import json_number
-from harness.backends.paddle.child import Arrays, DEFAULT_TIMEOUT_S, child_task, locate_model, run_in_child
+from harness.backends.paddle.child import Arrays, child_task, locate_model, run_in_child
 from harness.util.errors import UserError
 
 # Layer drift, on captured inputs: clean slips score up to about 2.2 (det head layer batch_norm_0: documents give
@@ -44,6 +44,11 @@ DEFAULT_THRESHOLD = 2.5
 # The check measures at least this many images: one slip alone leaves a rec-stem channel nearly constant (r down
 # to -8.8 on most slips, -2.2 pooled over all 64), a property of one small sample, not of the statistics.
 MIN_IMAGES = 2
+# A measuring child's time limit: a start plus a share per input batch. Measured on a busy 2-core EPYC (another job's
+# test suite beside it), 16 slips of PP-OCRv5_mobile: det 0.70 s per batch, rec 2.01 s (117 batches, 235 s), which
+# hit the fixed 600 s of before on a slower machine. 6 s per batch is about 3x that.
+MEASURE_START_S = 60.0
+MEASURE_PER_BATCH_S = 6.0
 
 
 @dataclass(frozen=True)
@@ -303,16 +308,23 @@ def measure_layers(model_dir: Path, inputs: list[Path] | list[np.ndarray]) -> li
 
 
 def measure_groups(model_dir: Path, inputs: list[Path], groups: list[list[int]], *,
-                   timeout_s: float = DEFAULT_TIMEOUT_S) -> list[list[LayerStats]]:
+                   timeout_s: float | None = None) -> list[list[LayerStats]]:
     """The same, one list of layers per group of input indices (e.g. the batches of one image), in one pass."""
     res, out = _measure(model_dir, inputs, per_input=True, timeout_s=timeout_s)
     return [[_layer_stats(bn, out, k, group) for k, bn in enumerate(res["bn"])] for group in groups]
 
 
+def measure_limit_s(batches: int) -> float:
+    """The child's time limit for measuring `batches` input batches: a start (imports, program load) plus a share
+    per batch, about 3x what a busy 2-core machine took (docs/batchnorm.md); $OCR_HARNESS_TIMEOUT_SCALE scales it."""
+    return MEASURE_START_S + MEASURE_PER_BATCH_S * batches
+
+
 def _measure(model_dir: Path, inputs: list[Path] | list[np.ndarray], *, per_input: bool,
-             timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[dict[str, Any], Arrays]:
+             timeout_s: float | None = None) -> tuple[dict[str, Any], Arrays]:
     if not inputs:
         raise UserError("bn statistics need at least one input batch")
+    timeout_s = measure_limit_s(len(inputs)) if timeout_s is None else timeout_s
     files = locate_model(Path(model_dir))
     if isinstance(inputs[0], np.ndarray):
         arrays: Arrays = {f"in{i}": np.asarray(b) for i, b in enumerate(inputs)}

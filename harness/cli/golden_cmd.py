@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from harness.checks.golden_check import open_store, preload
@@ -12,7 +13,7 @@ from harness.environment import stack
 from harness.execution.scheduler import infer_all
 from harness.golden.approval import APPROVAL_NAME
 from harness.golden.status import golden_status
-from harness.run.approve import approve_full
+from harness.run.approve import approve_full, record_gaps
 from harness.run.golden_core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
 from harness.run.golden_refresh import apply_refresh
 from harness.run.plan import plan
@@ -68,7 +69,13 @@ def status(args: argparse.Namespace) -> int:
             print(f"  stack     {diff.key}: golden {diff.golden!r} -> current {diff.current!r}")
     if st.likely_cause:
         print(f"  note      {st.likely_cause}")
-    return EXIT_OK if not (st.missing or st.orphaned or st.changed_images or st.leftovers) else EXIT_REGRESSION
+    records = record_gaps(p)
+    for gap in records.gaps:
+        print(f"  record    {gap}")
+    for note in records.notes:
+        print(f"  note      {note}")
+    incomplete = st.missing or st.orphaned or st.changed_images or st.leftovers or records.gaps
+    return EXIT_REGRESSION if incomplete else EXIT_OK
 
 
 def refresh(args: argparse.Namespace) -> int:
@@ -102,6 +109,10 @@ def refresh(args: argparse.Namespace) -> int:
     written = apply_refresh(refresh_plan, store, golden_stack(p), force_reason=args.reason if args.force else None,
                             restamp_unchanged=args.restamp)
     print(f"wrote {len(written)} goldens to {store.directory}")
-    for line in approve_full(p, outcomes, args.mode == "all" and not narrowed, partial_why):
+    approval = approve_full(p, outcomes, args.mode == "all" and not narrowed, partial_why)
+    for line in approval.lines:
         print(line)
-    return EXIT_OK if all(o.ok for o in outcomes.values()) else EXIT_REGRESSION
+    incomplete = approval.incomplete()
+    if incomplete:
+        print(incomplete, file=sys.stderr)
+    return EXIT_OK if all(o.ok for o in outcomes.values()) and not incomplete else EXIT_REGRESSION

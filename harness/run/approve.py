@@ -8,17 +8,19 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.backends import unsupported_checks
-from harness.checks.bn_reference import REFERENCE_IMAGES, capture_reference
+from harness.checks.bn_reference import REFERENCE_IMAGES, capture_reference, input_settings, mismatch, model_hashes
 from harness.checks.speed import speed_stack
 from harness.checks.golden_check import open_store
 from harness.backends.paddle.child import ChildError
 from harness.checks.speed import make_baseline
 from harness.environment import stack
 from harness.util.errors import UserError
-from harness.golden.approval import APPROVAL_NAME, Approval, BnReference, SpeedBaseline, load_approval, write_approval
+from harness.golden.approval import (APPROVAL_NAME, Approval, BnReference, SpeedBaseline, load_approval, runner_type,
+                                     write_approval)
 from harness.execution.state import RunPlan
 from harness.model.inference import ImageOutcome, ImageRequest
 
@@ -66,16 +68,35 @@ def describe_bn(made: BnReference) -> str:
         f" on {len(made.images)} images"
 
 
-def approve_full(p: RunPlan, outcomes: Mapping[str, ImageOutcome], full: bool, partial_why: str = "") -> list[str]:
+@dataclass(frozen=True)
+class ApprovalResult:
+    """What a refresh did to the approval record: one line per section, and what a full approval should have
+    recorded and could not (a section the profile does not use is not missing)."""
+
+    lines: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+
+    def incomplete(self) -> str | None:
+        """The one line that ends an incomplete approval, or None when it is whole (or was not a full one)."""
+        if not self.missing:
+            return None
+        return (f"approval incomplete: {APPROVAL_NAME} lacks the {' and the '.join(self.missing)} (the goldens and "
+                "whatever else could be made were written); fix the cause above and approve again")
+
+
+def approve_full(p: RunPlan, outcomes: Mapping[str, ImageOutcome], full: bool,
+                 partial_why: str = "") -> ApprovalResult:
     """After goldens were written: a full approval (every selected image, `--all`) also approves the profile's speed,
     measured on the approval's own pass when that pass ran the profile's engine, and records the BN reference;
-    anything less keeps the approval record as it is. One line per section, saying what was done."""
+    anything less keeps the approval record as it is. The BN reference belongs to the golden set, so it is recorded
+    whatever the profile's checks (the nightly judges against what a release approval recorded). A full approval
+    that cannot make a section names it in `missing`: the caller exits non-zero."""
     speed_kept = f"{APPROVAL_NAME}: speed baseline of profile {p.profile.name} kept as it was"
     bn_kept = f"{APPROVAL_NAME}: BN reference kept as it was"
     if not full:
         why = partial_why or "only a full approval, --all, rewrites it"
-        return [f"{speed_kept} ({why})", f"{bn_kept} ({why})"]
-    lines = []
+        return ApprovalResult((f"{speed_kept} ({why})", f"{bn_kept} ({why})"))
+    lines, missing = [], []
     if p.profile.golden_engine() != p.profile.engine:
         lines.append(f"{speed_kept} (goldens use the bs1 path, not the profile's engine: run `ocr-harness speed "
                      f"baseline --profile {p.profile.name}`)")
@@ -87,13 +108,55 @@ def approve_full(p: RunPlan, outcomes: Mapping[str, ImageOutcome], full: bool, p
             lines.append(f"{APPROVAL_NAME}: speed baseline of profile {p.profile.name}: {describe(made)} -> {path}")
         except UserError as e:
             lines.append(f"{speed_kept}: {e}")
+            missing.append(f"speed baseline of profile {p.profile.name}")
     unsupported = unsupported_checks(p.profile).get("bn_drift")
     if unsupported:
         lines.append(f"{bn_kept} ({unsupported})")
-        return lines
-    try:
-        reference, path = approve_bn(p)
-        lines.append(f"{APPROVAL_NAME}: BN reference: {describe_bn(reference)} -> {path}")
-    except (UserError, ChildError) as e:
-        lines.append(f"{bn_kept}: {e}")
-    return lines
+    else:
+        try:
+            reference, path = approve_bn(p)
+            lines.append(f"{APPROVAL_NAME}: BN reference: {describe_bn(reference)} -> {path}")
+        except (UserError, ChildError) as e:
+            lines.append(f"{bn_kept}: {e}")
+            if p.profile.checks.get("bn_drift"):  # a profile without the check does not miss it
+                missing.append("BN reference")
+    return ApprovalResult(tuple(lines), tuple(missing))
+
+
+@dataclass(frozen=True)
+class RecordGaps:
+    """What `golden status` says of the approval record for a profile: gaps (a record the profile's checks need
+    and the golden set lacks, or one made for other models) fail the status; notes do not."""
+
+    gaps: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def record_gaps(p: RunPlan) -> RecordGaps:
+    name = p.profile.name
+    approval = load_approval(open_store(p.profile, p.base).directory)
+    gaps: list[str] = []
+    notes: list[str] = []
+    if p.profile.checks.get("speed"):
+        baselines = approval.speed.get(name, ()) if approval else ()
+        if not baselines:
+            gaps.append(f"no speed baseline for profile {name}: a full approval makes one "
+                        f"(`ocr-harness golden refresh --profile {name} --all --yes`, or `ocr-harness speed baseline "
+                        f"--profile {name}`)")
+        elif approval is not None and approval.speed_for(name, speed_stack(p)) is None:
+            notes.append(f"speed baseline of profile {name} made on {', '.join(b.runner for b in baselines)}; none on "
+                         f"this runner type ({runner_type(speed_stack(p))}): `ocr-harness speed baseline --profile "
+                         f"{name}` on it")
+    if unsupported_checks(p.profile).get("bn_drift"):
+        return RecordGaps(tuple(gaps), tuple(notes))
+    bn_on = p.profile.checks.get("bn_drift")
+    if approval is None or approval.bn is None:
+        (gaps if bn_on else notes).append(
+            f"no BN reference: a full approval records it (`ocr-harness golden refresh --profile {name} --all "
+            "--yes`); until then bn_drift cannot judge this golden set's models")
+    elif bn_on:
+        for kind, record in sorted(approval.bn.models.items()):
+            why = mismatch(record, model_hashes(kind, p.dirs), input_settings(kind, p.profile.engine))
+            if why:
+                gaps.append(f"BN reference of {kind} was made for other models or settings: {why}")
+    return RecordGaps(tuple(gaps), tuple(notes))

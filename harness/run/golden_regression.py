@@ -19,7 +19,7 @@ from harness.model.catalogue import Catalogue
 from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.settings import Profile
-from harness.run.approve import approve_full
+from harness.run.approve import ApprovalResult, approve_full
 from harness.run.golden_core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
 from harness.run.golden_refresh import apply_refresh
 from harness.run.plan import plan
@@ -146,12 +146,12 @@ class GoldenRegression:
         return Verdict(image_id, bool(comp) and not changed, f"{changed}\n{message}" if changed else message, comp,
                        regen)
 
-    def approve(self) -> list[str]:
+    def approve(self) -> ApprovalResult:
         """After the session's tests: `--ocr-regen all` over every selected image is a full approval and writes the
         approval record (speed baseline, BN reference) as `golden refresh --all --yes` does; any other
         regeneration keeps it and says so (one line per section). Nothing without --ocr-regen."""
         if not self.options.regen:
-            return []
+            return ApprovalResult(())
         missing = [i for i in self.items if i not in self._regenerated]
         if self.options.regen != "all":
             why = f"--ocr-regen {self.options.regen} is a partial regeneration; only --ocr-regen all rewrites it"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -45,6 +46,22 @@ def child_task(name: str) -> Callable[[Task], Task]:
     return register
 
 DEFAULT_TIMEOUT_S = 600.0
+TIMEOUT_SCALE_ENV = "OCR_HARNESS_TIMEOUT_SCALE"  # multiplies every child's time limit (a slow or crowded machine)
+
+
+def timeout_scale() -> float:
+    """The factor $OCR_HARNESS_TIMEOUT_SCALE sets (default 1); anything but a positive finite number is exit 2."""
+    raw = os.environ.get(TIMEOUT_SCALE_ENV, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = math.nan
+    if not math.isfinite(scale) or scale <= 0:
+        raise UserError(f"${TIMEOUT_SCALE_ENV}: {raw[:40]!r} is not a positive number (it multiplies the time "
+                        "limits of the harness's child processes)")
+    return scale
 
 
 class ChildError(RuntimeError):
@@ -110,10 +127,12 @@ def run_in_child(task: str, payload: dict[str, Any], *, pir: bool, arrays: Array
         work = Path(tmp)
         _write(work, "request", payload, arrays or {})
         cmd = [sys.executable, "-m", "harness.backends.paddle.child", task, TASKS[task], str(work)]
+        limit = timeout * timeout_scale()
         try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=limit)
         except subprocess.TimeoutExpired:
-            raise ChildError(f"{task}: child process timed out after {timeout:.0f} s") from None
+            raise ChildError(f"{task}: child process timed out after {limit:.4g} s, its limit for this work "
+                             f"(${TIMEOUT_SCALE_ENV}=2 doubles every child's limit)") from None
         if proc.returncode != 0:
             raise ChildError(f"{task}: child process {_describe_exit(proc.returncode)}\n{_tail(proc.stderr)}")
         return _read(work, "result")
