@@ -7,12 +7,16 @@ carried over into a user engine_config) reads bit-identically to the main path."
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import CORPUS, ROOT
 
 from harness.backends.paddle.passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts, parse_pass_log
-from harness.checks.builtin import BN_UNFUSED, variants
+from harness.checks.builtin import BN_UNFUSED, ISA_PATHS, isa_paths, variants
 from harness.model.settings import EngineSettings
 from harness.checks.registry import catalogue
 from harness.config import load_profile
@@ -51,6 +55,45 @@ def test_the_variation_and_its_setting() -> None:
     assert settings_hash(default.hash_dict(backend_registry.rules())) == "6d0910e8a90e0fa7"
     assert settings_hash(dataclasses.replace(default, delete_passes=()).hash_dict(backend_registry.rules())) != \
         "6d0910e8a90e0fa7"
+
+
+def test_the_isa_variations_run_where_the_cpu_has_something_newer_and_say_why_not_elsewhere() -> None:
+    """isa-avx2 / isa-avx512 hold oneDNN to an older ISA in a fresh worker: judged only on a CPU that has the ISA
+    and something newer (else the hold changes nothing); every other case is named, never a pass. Unset, the
+    setting leaves the stamped stack hash alone (the test above)."""
+    nightly, _ = load_profile(ROOT / "harness.toml", "nightly", catalogue())
+    engine = nightly.engine
+    amx = ("avx2", "avx512f", "amx_tile")
+    run, why = isa_paths(engine, amx)
+    assert {k: v.onednn_max_isa for k, v in run.items()} == {"isa-avx2": "AVX2", "isa-avx512": "AVX512_CORE"}
+    assert why == {}
+    run, why = isa_paths(engine, ("avx2", "avx512f"))  # AVX-512 without AMX
+    assert list(run) == ["isa-avx2"] and why == {
+        "isa-avx512": "this CPU's best is AVX512_CORE (no amx_tile): the main pass already computes as AVX512_CORE"}
+    run, why = isa_paths(engine, ("avx2",))  # an AVX2-only runner: nothing older to hold to, nothing judged
+    assert run == {} and why["isa-avx2"].startswith("this CPU's best is AVX2") and \
+        why["isa-avx512"] == "this CPU has no avx512f: it cannot run AVX512_CORE code"
+    assert set(isa_paths(dataclasses.replace(engine, enable_mkldnn=False), amx)[1]) == set(ISA_PATHS)
+    assert isa_paths(engine, amx, held="AVX2")[1]["isa-avx2"] == "the whole run holds oneDNN to AVX2 " \
+        "($ONEDNN_MAX_CPU_ISA)"
+    assert set(variants(nightly, amx)) >= set(ISA_PATHS) and not set(variants(nightly, ("avx2",))) & set(ISA_PATHS)
+    default = EngineSettings(det_model_name="PP-OCRv4_mobile_det", rec_model_name="PP-OCRv4_mobile_rec",
+                             rec_image_shape=(3, 48, 320))
+    assert settings_hash(dataclasses.replace(default, onednn_max_isa="AVX2").hash_dict(backend_registry.rules())) \
+        != "6d0910e8a90e0fa7"
+
+
+def test_a_process_that_loaded_paddle_is_never_silently_left_unheld(tmp_path: Path) -> None:
+    """oneDNN reads its ISA hold once: the worker sets it before Paddle loads; a process that has Paddle already
+    refuses (the variation's path then fails to run, which is reported), and a fresh one is held."""
+    code = ("import os, sys; from harness.backends.paddle.engine import hold_isa; hold_isa('AVX2'); "
+            "assert os.environ['ONEDNN_MAX_CPU_ISA'] == 'AVX2'; import paddle\n"
+            "try:\n    hold_isa('AVX512_CORE')\nexcept RuntimeError as e:\n    print(e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "oneDNN cannot be held to AVX512_CORE in a process that has loaded Paddle already" in res.stdout
 
 
 @pytest.fixture(scope="module")

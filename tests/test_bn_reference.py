@@ -127,7 +127,7 @@ def test_the_record_round_trips_and_old_records_load(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- end to end, real models and slips
 
-RECORD_IDS = ("slip_0000", "slip_0001", "slip_0002", "slip_0003")  # the approval's slips
+RECORD_IDS = tuple(f"slip_{i:04d}" for i in range(8))  # the approval's slips: enough to calibrate (8)
 RUN_IDS = ("slip_0008", "slip_0009")  # other slips: clean, then darkened
 
 
@@ -178,7 +178,7 @@ def test_darkened_slips_drift_from_the_approved_reference_clean_ones_do_not(tmp_
     refresh = run_cli(["golden", "refresh", "--config", str(config), "--profile", "record", "--all", "--yes",
                        "--out", str(tmp_path / "refresh")])
     assert refresh.returncode == 0, refresh.stdout[-2000:] + refresh.stderr[-2000:]
-    assert "BN reference: det 3 layers / 4 batches, rec 6 layers" in refresh.stdout, refresh.stdout[-1500:]
+    assert "BN reference: det 3 layers / 8 batches, rec 6 layers" in refresh.stdout, refresh.stdout[-1500:]
     approval = load_approval(tmp_path / "golden" / "default")
     assert approval is not None and approval.bn is not None and approval.bn.images == RECORD_IDS
     status = run_cli(["golden", "status", "--config", str(config), "--profile", "record"])

@@ -26,9 +26,16 @@ class Capture:
     dir: Path
     images: tuple[str, ...]  # ids of the images that ran
     failed: tuple[tuple[str, str], ...]  # (image id, reason) of the images that did not
+    # Per image that ran, in order: the indices into files(kind) of its batches, det and rec.
+    batches: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
 
     def files(self, kind: str) -> list[Path]:
         return captured_files(self.dir, kind)
+
+    def per_image(self, kind: str) -> list[list[int]]:
+        """Each image's batch indices of `kind` (an image whose text had no line has no rec batch: left out)."""
+        at = 0 if kind == "det" else 1
+        return [list(b[at]) for b in self.batches if b[at]]
 
 
 def capture_inputs(settings: EngineSettings, dirs: ModelDirs, requests: list[ImageRequest], out: Path, *,
@@ -40,16 +47,22 @@ def capture_inputs(settings: EngineSettings, dirs: ModelDirs, requests: list[Ima
                       capture_dir=str(out))
     ran: list[str] = []
     failed: list[tuple[str, str]] = []
+    batches: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    seen = {"det": 0, "rec": 0}
     try:
         with Worker(spec, timeout_s=timeout_s) as worker:
             for req in requests:
                 if want is not None and len(ran) >= want:
                     break
                 [outcome] = worker.infer([req])
+                now = {kind: len(captured_files(Path(out), kind)) for kind in seen}
+                spans = tuple(tuple(range(seen[kind], now[kind])) for kind in ("det", "rec"))
+                seen = now
                 if outcome.ok:
                     ran.append(req.image_id)
+                    batches.append((spans[0], spans[1]))
                 else:
                     failed.append((req.image_id, outcome.error or "no result"))
     except WorkerError as e:
         raise ChildError(f"bn capture: {e}") from None
-    return Capture(Path(out), tuple(ran), tuple(failed))
+    return Capture(Path(out), tuple(ran), tuple(failed), tuple(batches))

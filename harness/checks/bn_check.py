@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.bn_capture import capture_inputs
-from harness.checks.bn_drift import MIN_IMAGES, judge_layers, measure_layers
-from harness.checks.bn_reference import input_settings, judge_reference, model_hashes, reference_limits_for
+from harness.checks.bn_drift import MIN_IMAGES, ChannelLimits, judge_layers, measure_layers
+from harness.checks.bn_reference import ReferenceLimits, input_settings, judge_reference, mismatch, model_hashes
 from harness.checks.golden_check import open_store
 from harness.environment import stack
 from harness.execution.state import RunPlan, RunState
-from harness.golden.approval import APPROVAL_NAME, BnReference, load_approval
+from harness.golden.approval import APPROVAL_NAME, BnCalibration, BnReference, load_approval
 from harness.model.inference import ImageRequest
 from harness.model.outcome import CheckResult
 from harness.model.settings import CheckSettings, require
@@ -38,7 +38,38 @@ def bn_prepare(p: RunPlan) -> BnInputs:
     return BnInputs(approval.bn, "")
 
 
+def calibrations(p: RunPlan, reference: BnReference | None, why_none: str
+                 ) -> tuple[dict[str, BnCalibration], dict[str, str]]:
+    """Per model kind with BN layers to judge, the calibration its approval measured for these very model files
+    and input settings, or why there is none (never another model's)."""
+    found: dict[str, BnCalibration] = {}
+    why: dict[str, str] = {}
+    for kind in ("det", "rec"):
+        record = reference.models.get(kind) if reference is not None else None
+        reason = why_none if reference is None else (
+            "the BN reference has no record of it" if record is None else
+            mismatch(record, model_hashes(kind, p.dirs), input_settings(kind, p.profile.engine)))
+        if reason is None and record is not None and record.calibration is None:
+            reason = "its BN reference was recorded without a calibration (an older approval)"
+        if reason is None and record is not None and record.calibration is not None:
+            found[kind] = record.calibration
+        else:
+            why[kind] = reason or "no record"
+    return found, why
+
+
+def not_calibrated(p: RunPlan, why: dict[str, str]) -> CheckResult:
+    return CheckResult("bn_drift", False, "not calibrated for this model: run a full approval (`ocr-harness golden "
+                       f"refresh --profile {p.profile.name} --all --yes`); " +
+                       "; ".join(f"{k}: {w}" for k, w in sorted(why.items())),
+                       details={"not_calibrated": dict(sorted(why.items()))})
+
+
 def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
+    inputs: BnInputs = (state.prepared or {}).get("bn_drift") or bn_prepare(p)
+    found, uncalibrated = calibrations(p, inputs.reference, inputs.why_none)
+    if not found:  # before any capture: nothing could be judged
+        return not_calibrated(p, uncalibrated)
     # Sampled from the whole selection, not this shard, so every shard of a run measures the same images.
     requests = [ImageRequest(it.id, str(it.path), it.sha256) for it in p.corpus.items if it.problem is None]
     log = str(p.log_dir / "worker-bn-capture.log") if p.log_dir else None
@@ -50,10 +81,13 @@ def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
         if not capture.images:  # judged nothing: never a pass
             return CheckResult("bn_drift", False, "judged nothing: no readable image to measure",
                                details={"failed": dict(capture.failed)})
-        kinds = [(kind, d) for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec)) if capture.files(kind)]
+        kinds = [(kind, d) for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))
+                 if capture.files(kind) and kind in found]
         stats = {kind: measure_layers(d, capture.files(kind)) for kind, d in kinds}
-        reports = {kind: judge_layers(str(d), kind, stats[kind], images=len(capture.images),
-                                      batches=len(capture.files(kind)), threshold=threshold) for kind, d in kinds}
+        reports = {kind: judge_layers(
+            str(d), kind, stats[kind], images=len(capture.images), batches=len(capture.files(kind)),
+            threshold=threshold or 0.0, limits=ChannelLimits(**found[kind].limits),
+            layer_thresholds=None if threshold else found[kind].layer_limits) for kind, d in kinds}
     details: dict[str, Any] = {k: r.to_dict() for k, r in reports.items()}
     details["images"] = list(capture.images)
     measured = {k: r for k, r in reports.items() if r.layers}
@@ -63,27 +97,34 @@ def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
     if len(capture.images) < MIN_IMAGES:  # the limits were measured on samples of MIN_IMAGES slips and more
         return CheckResult("bn_drift", False, f"judged too little: {len(capture.images)} image ran, the per-channel "
                            f"limits hold for samples of {MIN_IMAGES} or more", details=details)
-    inputs: BnInputs = (state.prepared or {}).get("bn_drift") or bn_prepare(p)
+    limits = {k: ReferenceLimits(**found[k].reference_limits) for k in measured}
     verdict = judge_reference(inputs.reference, inputs.why_none, {k: stats[k] for k in measured},
                               {k: model_hashes(k, p.dirs) for k in measured},
                               {k: input_settings(k, p.profile.engine) for k in measured},
-                              stack(p.profile.engine, p.dirs.file_hashes()))
-    details["reference"] = verdict.to_dict({k: reference_limits_for(k) for k in measured})
+                              stack(p.profile.engine, p.dirs.file_hashes()), limits)
+    details["reference"] = verdict.to_dict(limits)
+    details["calibration"] = {k: {"excluded": list(c.excluded), "samples": c.samples} for k, c in found.items()}
     findings = [f for r in measured.values() for f in r.findings]
     layers = ", ".join(f"{k} {len(r.layers)} layers / {r.batches} batches" for k, r in measured.items())
     summary = (f"{len(capture.images)} images as the worker fed them ({layers}): {len(findings)} channels beyond "
-               "the clean-corpus limits; layer drift from training statistics max " +
+               "the model's calibrated limits; layer drift from training statistics max " +
                ", ".join(f"{k} {r.max_score:.2f}" for k, r in measured.items()))
     drifted = [f"{k} {d.name}" for k, r in measured.items() for d in r.flagged]
     if drifted:
-        summary += f"; layer drift above {threshold:g}: {', '.join(drifted)}"
+        above = f"{threshold:g}" if threshold else "the calibrated layer limits"
+        summary += f"; layer drift above {above}: {', '.join(drifted)}"
     # The reference's verdict before the channel findings: a report cuts long summaries, and it names what moved.
     summary += "; " + verdict.sentence() + "".join(f" [{f}]" for f in findings[:3])
-    passed = all(r.passed for r in measured.values()) and not verdict.drifted
+    uncalibrated = {k: w for k, w in uncalibrated.items() if capture.files(k)}
+    if uncalibrated:  # a model with BN layers and no calibration of its own: judged only in part, never a pass
+        details["not_calibrated"] = uncalibrated
+        summary = "not calibrated for this model: " + "; ".join(f"{k}: {w}" for k, w in sorted(
+            uncalibrated.items())) + f"; run a full approval; {summary}"
+    passed = all(r.passed for r in measured.values()) and not verdict.drifted and not uncalibrated
     return CheckResult("bn_drift", passed, summary, details=details, judged=len(capture.images))
 
 
 def validate_bn_drift(c: CheckSettings, where: str) -> None:
-    require(c.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
+    require(c.bn_drift_threshold is None or c.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
     require(c.bn_drift_images >= MIN_IMAGES, f"{where}.bn_drift_images",
             f"must be >= {MIN_IMAGES} (the per-channel limits are measured on samples of that size and more)")

@@ -27,7 +27,8 @@ scores best and reads worst.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,7 @@ class DriftReport:
     limits: ChannelLimits
     layers: tuple[LayerDrift, ...]
     findings: tuple[ChannelFinding, ...]
+    layer_thresholds: Mapping[str, float] = field(default_factory=dict)  # by layer name, replacing `threshold`
 
     @property
     def flagged(self) -> tuple[LayerDrift, ...]:
@@ -258,7 +260,9 @@ class DriftReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_dir": self.model_dir, "kind": self.kind, "images": self.images, "batches": self.batches,
-                "threshold": self.threshold, "limits": self.limits.to_dict(), "passed": self.passed,
+                "threshold": None if self.layer_thresholds else self.threshold,
+                "layer_thresholds": {k: json_number(v) for k, v in sorted(self.layer_thresholds.items())},
+                "limits": self.limits.to_dict(), "passed": self.passed,
                 "max_score": json_number(self.max_score), "layers": [layer.to_dict() for layer in self.layers],
                 "findings": [f.to_dict() for f in self.findings]}
 
@@ -267,7 +271,7 @@ class DriftReport:
         lines = [f"bn statistics {self.model_dir} ({self.kind}, {self.images} images, {self.batches} captured "
                  f"batches): per channel ln ratio r in [-{lim.log_ratio_down:.2f}, +{lim.log_ratio_up:.2f}], "
                  f"|r - layer median| <= {lim.spread:.2f}, mean shift <= {lim.shift:.2f}; layer drift threshold "
-                 f"{self.threshold:g}"]
+                 + ("per layer (calibrated)" if self.layer_thresholds else f"{self.threshold:g}")]
         head = ("op#", "layer", "ch", "r min", "r max", "|d| max", "z max", "shift", "scale", "score", "")
         rows = [(str(d.op_index), d.name, str(d.channels), f"{d.log_ratio_min:+.2f}", f"{d.log_ratio_max:+.2f}",
                  f"{d.spread_max:.2f}", f"{d.shift_max:.2f}", f"{d.shift:.3f}", f"{d.scale:+.3f}", f"{d.score:.3f}",
@@ -291,13 +295,16 @@ class DriftReport:
 
 
 def judge_layers(model_dir: str, kind: str, stats: list[LayerStats], *, images: int, batches: int,
-                 threshold: float = DEFAULT_THRESHOLD, limits: ChannelLimits | None = None) -> DriftReport:
-    """The report for measured layers (pure numpy)."""
+                 threshold: float = DEFAULT_THRESHOLD, limits: ChannelLimits | None = None,
+                 layer_thresholds: Mapping[str, float] | None = None) -> DriftReport:
+    """The report for measured layers (pure numpy). `layer_thresholds` (a calibration's, by layer name) replace
+    `threshold` for the layers they name."""
     limits = limits_for(kind) if limits is None else limits
+    per_layer = dict(layer_thresholds or {})
     findings = [f for layer in stats for f in channel_findings(kind, layer, limits)]
     return DriftReport(model_dir=model_dir, kind=kind, images=images, batches=batches, threshold=float(threshold),
-                       limits=limits, layers=tuple(score_layer(s, threshold) for s in stats),
-                       findings=tuple(findings))
+                       limits=limits, layers=tuple(score_layer(s, per_layer.get(s.name, threshold)) for s in stats),
+                       findings=tuple(findings), layer_thresholds=per_layer)
 
 
 def measure_layers(model_dir: Path, inputs: list[Path] | list[np.ndarray]) -> list[LayerStats]:

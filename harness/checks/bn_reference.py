@@ -31,10 +31,11 @@ import numpy as np
 
 from harness.checks.audit import json_number
 from harness.checks.bn_capture import capture_inputs
-from harness.checks.bn_drift import LayerStats, measure_layers
+from harness.checks.bn_calibration import CALIBRATION_MIN_IMAGES, calibrate, sample_plan
+from harness.checks.bn_drift import LayerStats, measure_groups
 from harness.model.settings import EngineSettings
 from harness.util.errors import UserError
-from harness.golden.approval import BnLayerRecord, BnModelRecord, BnReference
+from harness.golden.approval import BnCalibration, BnLayerRecord, BnModelRecord, BnReference
 from harness.golden.status import stack_differences
 from harness.model.modeldirs import ModelDirs
 from harness.model.inference import ImageRequest
@@ -121,10 +122,27 @@ def mismatch(record: BnModelRecord, hashes: Mapping[str, str], inputs: Mapping[s
 # ---------------------------------------------------------------- making the record
 
 def model_record(stats: Sequence[LayerStats], hashes: Mapping[str, str], inputs: Mapping[str, Any],
-                 batches: int) -> BnModelRecord:
+                 batches: int, calibration: BnCalibration | None = None) -> BnModelRecord:
     return BnModelRecord(dict(hashes), dict(inputs), batches, tuple(
         BnLayerRecord(s.name, s.op_index, s.epsilon, tuple(float(v) for v in s.corpus_mean),
-                      tuple(float(v) for v in s.corpus_var), s.samples) for s in stats))
+                      tuple(float(v) for v in s.corpus_var), s.samples) for s in stats), calibration)
+
+
+def measure_and_calibrate(model_dir: Path, files: list[Path], per_image: list[list[int]]
+                          ) -> tuple[list[LayerStats], BnCalibration | None]:
+    """One measuring child: the layers pooled over every image, and the calibration of their leave-out samples
+    (harness.checks.bn_calibration) from the same pass; None when too few images ran to calibrate."""
+    plan = sample_plan(len(per_image)) if len(per_image) >= CALIBRATION_MIN_IMAGES else []
+    everything = list(range(len(files)))
+    groups = [everything]
+    for sample in plan:
+        inside = set(sample)
+        groups.append([b for i in sample for b in per_image[i]])
+        groups.append([b for i, batches in enumerate(per_image) if i not in inside for b in batches])
+    measured = measure_groups(model_dir, files, groups)
+    pooled = measured[0]
+    pairs = [(measured[1 + 2 * n], measured[2 + 2 * n]) for n in range(len(plan))]
+    return pooled, calibrate(pooled, pairs, [len(s) for s in plan]) if plan else None
 
 
 def capture_reference(engine: EngineSettings, dirs: ModelDirs, requests: Sequence[ImageRequest], tmp: Path,
@@ -141,10 +159,11 @@ def capture_reference(engine: EngineSettings, dirs: ModelDirs, requests: Sequenc
                         f"{REFERENCE_MIN_IMAGES} (the limits were measured against 16-slip records)")
     kinds = [(k, d) for k, d in (("det", dirs.det), ("rec", dirs.rec)) if capture.files(k)]
     with ThreadPoolExecutor(max_workers=2) as pool:  # each measurement is a child process: overlap them
-        measured = list(pool.map(lambda kd: measure_layers(kd[1], capture.files(kd[0])), kinds))
+        measured = list(pool.map(lambda kd: measure_and_calibrate(kd[1], capture.files(kd[0]),
+                                                                  capture.per_image(kd[0])), kinds))
     models = {kind: model_record(stats, model_hashes(kind, dirs), input_settings(kind, engine),
-                                 len(capture.files(kind)))
-              for (kind, _), stats in zip(kinds, measured) if stats}
+                                 len(capture.files(kind)), calibration)
+              for (kind, _), (stats, calibration) in zip(kinds, measured) if stats}
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     return BnReference(stamp, dict(stack), capture.images, models)
 

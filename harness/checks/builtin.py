@@ -7,6 +7,7 @@ still has them), then the other paths, goldens, and the model-level checks that 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ from harness.checks.retries import merged_details as merged_retries, merged_summ
 from harness.checks.served import served_settings_check
 from harness.checks.speed import cost_of_ratios, path_cost, speed_check, speed_stack
 from harness.corpus.loader import content_sha256
-from harness.environment import stack
+from harness.environment import ISA_HOLD_ENV, cpu_info, stack
 from harness.execution.scheduler import infer_all
 from harness.execution.state import RunPlan, RunState, stack_sample, usable_items, with_sample
 from harness.golden.approval import APPROVAL_NAME, SpeedBaseline, load_approval
@@ -143,11 +144,37 @@ def batch_paths(p: RunPlan, state: RunState) -> CheckResult:
 
 
 BN_UNFUSED = "bn-unfused"  # the variation without BN fusion passes (harness.backends.paddle.passes)
+# oneDNN held to an older ISA in a fresh worker: how another runner type computes. Label -> (the hold, the CPU flag
+# the hold needs, the newer flag without which the hold is the machine's own ISA and changes nothing).
+ISA_PATHS = {"isa-avx2": ("AVX2", "avx2", "avx512f"), "isa-avx512": ("AVX512_CORE", "avx512f", "amx_tile")}
+ISA_LABELS = tuple(ISA_PATHS)
 
 
-def variants(profile: Profile) -> dict[str, EngineSettings]:
-    """oneDNN flipped, each other thread count, and the BN fusion passes removed (unless the profile removes
-    passes itself), by phase label."""
+def isa_paths(engine: EngineSettings, cpu_flags: Collection[str], held: str | None = None
+              ) -> tuple[dict[str, EngineSettings], dict[str, str]]:
+    """The ISA variations this CPU can run, and why each other one is not judged here (never a pass). `held`: the
+    hold the whole run is under ($ONEDNN_MAX_CPU_ISA), which the main pass already computes with."""
+    run: dict[str, EngineSettings] = {}
+    why: dict[str, str] = {}
+    for label, (hold, needs, newer) in ISA_PATHS.items():
+        if not engine.enable_mkldnn:
+            why[label] = "oneDNN is off in this profile: there is no oneDNN ISA to hold"
+        elif engine.onednn_max_isa is not None:
+            why[label] = f"the profile holds oneDNN to {engine.onednn_max_isa} itself"
+        elif held:
+            why[label] = f"the whole run holds oneDNN to {held} (${ISA_HOLD_ENV})"
+        elif needs not in cpu_flags:
+            why[label] = f"this CPU has no {needs}: it cannot run {hold} code"
+        elif newer not in cpu_flags:
+            why[label] = f"this CPU's best is {hold} (no {newer}): the main pass already computes as {hold}"
+        else:
+            run[label] = dataclasses.replace(engine, onednn_max_isa=hold)
+    return run, why
+
+
+def variants(profile: Profile, cpu_flags: Collection[str] = ()) -> dict[str, EngineSettings]:
+    """oneDNN flipped, each other thread count, the BN fusion passes removed (unless the profile removes passes
+    itself) and oneDNN held to each older ISA this CPU can run, by phase label."""
     engine = profile.engine
     out = {f"onednn-{'off' if engine.enable_mkldnn else 'on'}":
            dataclasses.replace(engine, enable_mkldnn=not engine.enable_mkldnn)}
@@ -156,13 +183,15 @@ def variants(profile: Profile) -> dict[str, EngineSettings]:
             out[f"threads-{threads}"] = dataclasses.replace(engine, cpu_threads=threads)
     if engine.delete_passes is None:
         out[BN_UNFUSED] = dataclasses.replace(engine, delete_passes=BN_FUSION_PASSES)
+    out.update(isa_paths(engine, cpu_flags, os.environ.get(ISA_HOLD_ENV) or None)[0])
     return out
 
 
 def variations(p: RunPlan, state: RunState) -> CheckResult:
     sample, info = stack_sample(p)
     others = {}
-    paths = variants(p.profile)
+    flags = cpu_info()["isa"]
+    paths = variants(p.profile, flags)
     for label, settings in paths.items():
         with state.phase(label, len(usable_items(sample))):
             others[label] = infer_all(sample, settings, label, 1, workers_for(p, settings), pool=state.pool)
@@ -177,6 +206,11 @@ def variations(p: RunPlan, state: RunState) -> CheckResult:
             f"{label} {'/'.join(f'{k} {n}' for k, n in f.items())}" for label, f in fused.items())
             + "; " + _fusion_cost_sentence(cost),
             details={**result.details, "bn_fusions": fused, "fused_passes": counts, "bn_unfused_cost": cost})
+    not_judged = isa_paths(p.profile.engine, flags, os.environ.get(ISA_HOLD_ENV) or None)[1]
+    if not_judged:  # said, never counted as a path that passed
+        result = dataclasses.replace(result, summary=result.summary + "; " + "; ".join(
+            f"{label} not judged: {why}" for label, why in not_judged.items()),
+            details={**result.details, "not_judged": not_judged})
     return with_sample(result, info)
 
 
@@ -200,7 +234,7 @@ def _merged_variations(name: str, shards: Sequence[ShardView], details: Sequence
     threads = _report_checks(shards).get("variation_threads")
     out = merged_path_details(details, ["onednn-off", "onednn-on",
                                         *(f"threads-{t}" for t in (threads if isinstance(threads, list) else ())),
-                                        BN_UNFUSED])
+                                        BN_UNFUSED, *ISA_LABELS])
     costs = [d["bn_unfused_cost"] for d in details if isinstance(d.get("bn_unfused_cost"), Mapping)]
     if costs:  # each shard timed its own images on both paths: the per-image ratios pool
         out["bn_unfused_cost"] = cost_of_ratios({i: r for c in costs for i, r in c["per_image"].items()})
@@ -231,7 +265,7 @@ register(CheckSpec("variations", 120, variations, key="variations", skip=unsuppo
                    flag_help="oneDNN on/off, thread counts and BN fusion removed, judged by golden tolerances",
                    validate=_validate_variations,
                    merge_details=_merged_variations, merge_summary=paths_summary,
-                   phases=lambda profile: [(label, "sample") for label in variants(profile)]))
+                   phases=lambda profile: [(label, "sample") for label in variants(profile, cpu_info()["isa"])]))
 
 
 # --- parity: another backend as the reference ------------------------------------------------------------------

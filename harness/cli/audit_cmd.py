@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             threshold = DEFAULT_THRESHOLD if args.drift_threshold is None else args.drift_threshold
             drift = _drift(model_dir, args.kind or "det", images, threshold)
             doc["bn_drift"], passed = drift.to_dict(), passed and drift.passed
-            texts.append(drift.render())
+            texts.append(drift.render() + "\n  limits: PP-OCRv4's, measured once (a bare model dir has no calibration "
+                         "of its own; a golden set's full approval calibrates bn_drift for its model)")
         docs.append(doc)
     if args.json:
         print(canonical_json({"passed": passed, "models": docs}), end="")

@@ -144,6 +144,64 @@ class BnLayerRecord:
         return cls(str(d["name"]), int(d["op_index"]), float(d["epsilon"]), mean, var, int(d["samples"]))
 
 
+CHANNEL_KEYS = ("log_ratio_up", "log_ratio_down", "spread", "shift")  # against the training statistics
+REFERENCE_KEYS = ("channel_log_ratio", "channel_shift", "layer_log_ratio", "layer_shift")  # against the record
+
+
+def _limits(d: Any, keys: tuple[str, ...]) -> dict[str, float]:
+    if not isinstance(d, dict) or set(d) != set(keys):
+        raise ValueError(f"limits must have exactly {', '.join(keys)}")
+    return {k: _non_negative(d[k]) for k in keys}
+
+
+def _non_negative(x: Any) -> float:
+    v = float(x)
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{x!r} is not a finite number >= 0")
+    return v
+
+
+@dataclass(frozen=True)
+class BnCalibration:
+    """bn_drift's limits for one model, measured on the slips of the approval that recorded it
+    (harness.checks.bn_calibration): the clean envelope, the margin put on it and the limits that result."""
+
+    method: str  # the sentence that says how the envelope was measured
+    samples: int  # leave-out samples measured
+    sample_sizes: tuple[int, ...]  # slips per sample
+    envelope: Mapping[str, float]  # CHANNEL_KEYS: extremes over the samples, every layer
+    reference_envelope: Mapping[str, float]  # REFERENCE_KEYS: a sample against the record of the other slips
+    layer_envelope: Mapping[str, float]  # per layer name: the highest layer drift score of a sample
+    margin: Mapping[str, float]  # what is added to (or multiplies) each envelope value
+    limits: Mapping[str, float]  # CHANNEL_KEYS
+    reference_limits: Mapping[str, float]  # REFERENCE_KEYS
+    layer_limits: Mapping[str, float]  # per layer name: its layer drift threshold
+    excluded: tuple[str, ...] = ()  # channels not absorbed into the envelope (too far from their layer)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "samples": self.samples, "sample_sizes": list(self.sample_sizes),
+                "envelope": dict(self.envelope), "reference_envelope": dict(self.reference_envelope),
+                "layer_envelope": dict(sorted(self.layer_envelope.items())), "margin": dict(self.margin),
+                "limits": dict(self.limits), "reference_limits": dict(self.reference_limits),
+                "layer_limits": dict(sorted(self.layer_limits.items())), "excluded": list(self.excluded)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> BnCalibration:
+        layer_env = {str(k): _non_negative(v) for k, v in d["layer_envelope"].items()}
+        layer_lim = {str(k): _positive(v) for k, v in d["layer_limits"].items()}
+        if set(layer_env) != set(layer_lim):
+            raise ValueError("calibration: layer_envelope and layer_limits name different layers")
+        margin = d["margin"]
+        if not isinstance(margin, dict):
+            raise ValueError("calibration: margin must be an object")
+        return cls(str(d["method"]), _count(d["samples"], "samples", 1),
+                   tuple(_count(n, "sample_sizes", 1) for n in d["sample_sizes"]), _limits(d["envelope"], CHANNEL_KEYS),
+                   _limits(d["reference_envelope"], REFERENCE_KEYS), layer_env,
+                   {str(k): _non_negative(v) for k, v in margin.items()}, _limits(d["limits"], CHANNEL_KEYS),
+                   _limits(d["reference_limits"], REFERENCE_KEYS), layer_lim,
+                   tuple(str(x) for x in d.get("excluded", ())))
+
+
 @dataclass(frozen=True)
 class BnModelRecord:
     """One model's BN layers, with what makes them comparable: the model files and the input settings."""
@@ -152,15 +210,21 @@ class BnModelRecord:
     inputs: Mapping[str, Any]  # det: limit type and side; rec: image shape and batch size (padding depends on it)
     batches: int  # input batches the worker fed the model
     layers: tuple[BnLayerRecord, ...]
+    calibration: BnCalibration | None = None  # None: an older record, or too few slips to calibrate
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_hashes": dict(sorted(self.model_hashes.items())), "inputs": dict(self.inputs),
-                "batches": self.batches, "layers": [layer.to_dict() for layer in self.layers]}
+        d = {"model_hashes": dict(sorted(self.model_hashes.items())), "inputs": dict(self.inputs),
+             "batches": self.batches, "layers": [layer.to_dict() for layer in self.layers]}
+        if self.calibration is not None:
+            d["calibration"] = self.calibration.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> BnModelRecord:
+        calibration = d.get("calibration")
         return cls({str(k): str(v) for k, v in d["model_hashes"].items()}, dict(d["inputs"]), int(d["batches"]),
-                   tuple(BnLayerRecord.from_dict(layer) for layer in d["layers"]))
+                   tuple(BnLayerRecord.from_dict(layer) for layer in d["layers"]),
+                   None if calibration is None else BnCalibration.from_dict(calibration))
 
 
 @dataclass(frozen=True)

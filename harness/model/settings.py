@@ -145,6 +145,9 @@ class EngineSettings:
     # Paddle Inference passes to remove (PaddleX's paddle_static engine_config `delete_pass`); None: PaddleOCR's
     # own engine config, untouched. The `variations` check's bn-unfused path sets the BN fusion passes here.
     delete_passes: tuple[str, ...] | None = None
+    # oneDNN held to an older ISA in the worker (ONEDNN_MAX_CPU_ISA, e.g. "AVX2"); None: the CPU's best. The
+    # `variations` check's isa-* paths set it: another runner type's numerics, in a fresh worker of this machine.
+    onednn_max_isa: str | None = None
     rec_batch_size: int = 6
     det_limit_side_len: int = 960
     det_limit_type: str = "max"
@@ -210,8 +213,9 @@ class EngineSettings:
         d = dataclasses.asdict(self)
         for key in ("backend", "goldens_from", *(r.table for r in backends.values() if r.table is not None)):
             d.pop(key)
-        if d["delete_passes"] is None:  # unset: the dict every golden was stamped with before the key existed
-            d.pop("delete_passes")
+        for key in ("delete_passes", "onednn_max_isa"):  # unset: the dict every golden was stamped with before
+            if d[key] is None:
+                d.pop(key)
         if d["pack"] in (None, DEFAULT_PACK):  # the default pack: as stamped before the key existed
             d.pop("pack")
         if own.flat_keys:
@@ -263,7 +267,7 @@ class CheckSettings:
     probe: bool = False  # behavioural batch-independence probe on the raw models
     bn_drift: bool = False
     bn_drift_images: int = 8  # >= 2: the per-channel limits are measured on samples of 2 slips and more
-    bn_drift_threshold: float = 2.5  # clean bank slips score up to ~2.3 on det's head BN layer
+    bn_drift_threshold: float | None = None  # None: each layer's calibrated limit; a number: that for every layer
     accuracy: bool = True
     parity: bool = False  # every image on the profile's backend against a reference backend
     parity_reference: str = DEFAULT_BACKEND  # the reference backend, with the profile's neutral engine settings

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.backends import unsupported_checks
+from harness.checks.bn_calibration import CALIBRATION_MIN_IMAGES
 from harness.checks.bn_reference import REFERENCE_IMAGES, capture_reference, input_settings, mismatch, model_hashes
 from harness.checks.speed import speed_stack
 from harness.checks.golden_check import open_store
@@ -65,7 +66,8 @@ def approve_bn(p: RunPlan) -> tuple[BnReference, Path]:
 
 def describe_bn(made: BnReference) -> str:
     return ", ".join(f"{kind} {len(m.layers)} layers / {m.batches} batches" for kind, m in made.models.items()) + \
-        f" on {len(made.images)} images"
+        f" on {len(made.images)} images" + ("" if any(m.calibration is None for m in made.models.values()) else
+                                            ", calibrated")
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,11 @@ def approve_full(p: RunPlan, outcomes: Mapping[str, ImageOutcome], full: bool,
         try:
             reference, path = approve_bn(p)
             lines.append(f"{APPROVAL_NAME}: BN reference: {describe_bn(reference)} -> {path}")
+            bare = sorted(k for k, m in reference.models.items() if m.calibration is None)
+            if bare and p.profile.checks.get("bn_drift"):
+                lines.append(f"{APPROVAL_NAME}: BN calibration not made for {'/'.join(bare)}: "
+                             f"{len(reference.images)} slips ran, a calibration needs {CALIBRATION_MIN_IMAGES}")
+                missing.append("BN calibration")
         except (UserError, ChildError) as e:
             lines.append(f"{bn_kept}: {e}")
             if p.profile.checks.get("bn_drift"):  # a profile without the check does not miss it
@@ -159,4 +166,7 @@ def record_gaps(p: RunPlan) -> RecordGaps:
             why = mismatch(record, model_hashes(kind, p.dirs), input_settings(kind, p.profile.engine))
             if why:
                 gaps.append(f"BN reference of {kind} was made for other models or settings: {why}")
+            elif record.calibration is None:
+                gaps.append(f"BN reference of {kind} has no calibration (an older approval): bn_drift does not "
+                            "judge it until a full approval calibrates it")
     return RecordGaps(tuple(gaps), tuple(notes))

@@ -8,12 +8,14 @@ Import this module only inside a worker process: it loads Paddle.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from harness.backends.identity import named
+
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import Line, OcrResult, reading_order
 from harness.model.settings import EngineSettings
@@ -28,6 +30,17 @@ def set_offline_env() -> None:
     """Must run before paddlex is imported."""
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
+
+
+ISA_HOLD_ENV = "ONEDNN_MAX_CPU_ISA"  # as harness.environment reads it into the stack
+
+
+def hold_isa(isa: str) -> None:
+    """Holds this process's oneDNN to `isa` (ONEDNN_MAX_CPU_ISA, read once, when oneDNN first runs): only a process
+    that has not loaded Paddle yet can be held, so a worker that has is refused rather than silently left alone."""
+    if "paddle" in sys.modules and os.environ.get(ISA_HOLD_ENV) != isa:
+        raise RuntimeError(f"oneDNN cannot be held to {isa} in a process that has loaded Paddle already")
+    os.environ[ISA_HOLD_ENV] = isa
 
 
 def pipeline_kwargs(settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:
@@ -84,6 +97,8 @@ class OcrEngine:
 
     def __init__(self, settings: EngineSettings, dirs: ModelDirs) -> None:
         set_offline_env()
+        if settings.onednn_max_isa is not None:
+            hold_isa(settings.onednn_max_isa)
         from paddleocr import PaddleOCR  # heavy import, deliberately late
 
         self.settings = settings
