@@ -127,6 +127,12 @@ class ProgramView(ABC):
 
 
 class LegacyView(ProgramView):
+    def param_names(self) -> list[str]:
+        """The stored tensors (persistable dense tensors: not the feed/fetch lists)."""
+        return [v.name for v in self.program.list_vars()
+                if v.persistable and ("DENSE_TENSOR" in str(v.type) or "LOD_TENSOR" in str(v.type))
+                and "ARRAY" not in str(v.type)]
+
     def __init__(self, program: Any, scope: Any) -> None:
         super().__init__(program, scope)
         self._ops = [op for block in program.blocks for op in block.ops]
@@ -180,6 +186,10 @@ class LegacyView(ProgramView):
 
 
 class PirView(ProgramView):
+    def param_names(self) -> list[str]:
+        """The stored tensors: every `builtin.parameter` op's parameter."""
+        return [str(op.attrs()["parameter_name"]) for op in self._ops if op.name() == "builtin.parameter"]
+
     def __init__(self, program: Any, scope: Any) -> None:
         super().__init__(program, scope)
         self._ops: list[Any] = []

@@ -114,9 +114,6 @@ def reestimate_batches(model_dir: Path, reference: list[Path], target: list[Path
     every other file copied; new params); self-checks it. Returns the per-layer record. Raises SelfCheckFailed
     (and removes `out`) when the written dir is not what was meant."""
     files = locate_model(Path(model_dir))
-    if files.pir:
-        raise UserError(f"{files.program_path}: PIR programs (inference.json) are not supported by bn reestimate; "
-                        "export the model in the old format (inference.pdmodel)")
     if not reference or not target:
         raise UserError("bn reestimate: no captured input batches for the reference or the target")
     out = Path(out)
@@ -126,14 +123,14 @@ def reestimate_batches(model_dir: Path, reference: list[Path], target: list[Path
         res, _ = run_in_child(ESTIMATE, {
             "prefix": str(files.prefix), "out_params": str(written) + ".pdiparams", "mode": mode,
             "layers": layers if isinstance(layers, str) else list(layers), "auto_threshold": AUTO_THRESHOLD,
-            "reference": [str(p) for p in reference], "target": [str(p) for p in target], "plant": plant},
-            pir=False, timeout=CHILD_TIMEOUT_S)
+            "reference": [str(p) for p in reference], "target": [str(p) for p in target], "plant": plant,
+            "pir": files.pir}, pir=files.pir, timeout=CHILD_TIMEOUT_S)
         if "error" in res:
             raise UserError(f"{model_dir}: {res['error']}")
         check, _ = run_in_child(VERIFY, {
             "source_prefix": str(files.prefix), "written_prefix": str(written), "mode": mode,
-            "layers": res["layers"], "target": [str(p) for p in target], "rtol": RTOL},
-            pir=False, timeout=CHILD_TIMEOUT_S)
+            "layers": res["layers"], "target": [str(p) for p in target], "rtol": RTOL, "pir": files.pir},
+            pir=files.pir, timeout=CHILD_TIMEOUT_S)
         problems = list(check["problems"])
         for f in sorted(files.prefix.parent.iterdir()):  # the program, yml and the rest: byte-identical copies
             if f.is_file() and f.name not in (files.params_path.name, RECORD) and (
@@ -245,10 +242,7 @@ def reestimate(req: Request) -> Outcome:
         raise UserError(f"--mode {req.mode!r}: must be one of {', '.join(MODES)}")
     if req.images < MIN_IMAGES or req.eval_images < 1:
         raise UserError(f"--images must be >= {MIN_IMAGES} and --eval-images >= 1")
-    files = locate_model(req.model_dir)
-    if files.pir:
-        raise UserError(f"{files.program_path}: PIR programs (inference.json) are not supported by bn reestimate; "
-                        "export the model in the old format (inference.pdmodel)")
+    files = locate_model(req.model_dir)  # a dir that holds no inference program is one line here
     kind = model_kind(req.model_dir, req.kind)
     if req.out.resolve().is_relative_to(Path(req.model_dir).resolve()):
         raise UserError(f"{req.out}: inside the source model dir {req.model_dir}; name a directory outside it")

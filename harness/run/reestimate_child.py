@@ -2,8 +2,9 @@
 
 Why a child: `paddle.enable_static()` and `FLAGS_enable_pir_api=0` are process-global and must not leak into the
 harness's own process (which later runs PaddleOCR). The tasks run through the Paddle child runner
-(harness.backends.paddle.child.run_in_child, old program API): `bn_reestimate.estimate` (measure and write new
-params) and `bn_reestimate.verify` (reload what was written, compare every tensor, re-measure the target).
+(harness.backends.paddle.child.run_in_child, in the API of the program's format: old `inference.pdmodel` or PIR
+`inference.json`; the new params are written in the format that was read): `bn_reestimate.estimate` (measure and
+write new params) and `bn_reestimate.verify` (reload what was written, compare every tensor, re-measure the target).
 
 Everything runs in eval mode on the legacy static Executor (a train-mode pass fails there, see the docs): each
 chosen layer's input is fetched over all calibration batches and pooled per channel in float64 (mean, population
@@ -44,10 +45,46 @@ def _bn_layers(view: ProgramView) -> list[dict[str, Any]]:
 
 
 def _params(view: ProgramView) -> list[str]:
-    """The names of the program's stored tensors (persistable dense tensors: not the feed/fetch lists)."""
-    return [v.name for v in view.program.list_vars()
-            if v.persistable and ("DENSE_TENSOR" in str(v.type) or "LOD_TENSOR" in str(v.type))
-            and "ARRAY" not in str(v.type)]
+    """The names of the program's stored tensors."""
+    return view.param_names()  # type: ignore[attr-defined,no-any-return]
+
+
+def _open(prefix: str, pir: bool) -> tuple[ProgramView, Any, list[str], list[Any]]:
+    """A program to measure on: a PIR program's own fetch op goes, or fetching a layer's input mis-indexes."""
+    view, exe, feeds, fetches = load_program(prefix, pir=pir)
+    if pir:
+        view.drop_fetch_ops()
+    return view, exe, feeds, fetches
+
+
+def _write_params(payload: dict[str, Any], view: ProgramView, exe: Any, feeds: list[str], fetches: list[Any]) -> None:
+    """The params of `view`'s scope to `out_params`, in the format the program was read in; the program file itself
+    is copied unchanged by the caller, so the params must load with it (the verify task proves they do)."""
+    import shutil
+    import tempfile
+
+    import paddle
+
+    if not payload.get("pir"):
+        block = view.program.global_block()
+        with paddle.static.scope_guard(view.scope):
+            data = paddle.static.serialize_persistables([block.var(f) for f in feeds], fetches, exe,
+                                                        program=view.program)
+        Path(payload["out_params"]).write_bytes(data)
+        return
+    # PIR: a fresh copy of the program (its fetch op intact) takes every tensor of the edited scope and is saved
+    # whole to a temporary dir; only its params file is kept.
+    writer, wexe, _, wfetches = load_program(payload["prefix"], pir=True)
+    for name in _params(writer):
+        values = view.param_array(name)
+        if values is not None:
+            _set(writer, name, values)
+    data_ops = [op.result(0) for op in writer.program.global_block().ops if op.name() == "pd_op.data"]
+    with tempfile.TemporaryDirectory(prefix="ocr-harness-pir-") as tmp:
+        with paddle.static.scope_guard(writer.scope):
+            paddle.static.save_inference_model(str(Path(tmp) / "inference"), data_ops, wfetches, wexe,
+                                               program=writer.program)
+        shutil.copyfile(Path(tmp) / "inference.pdiparams", payload["out_params"])
 
 
 def _pooled(view: ProgramView, exe: Any, feed: str, files: list[str], xs: list[str]) -> list[tuple[np.ndarray, ...]]:
@@ -99,9 +136,7 @@ def new_statistics(mode: str, mean: np.ndarray, var: np.ndarray, ref: tuple[np.n
 
 
 def estimate(payload: dict[str, Any]) -> dict[str, Any]:
-    import paddle
-
-    view, exe, feeds, fetches = load_program(payload["prefix"], pir=False)
+    view, exe, feeds, fetches = _open(payload["prefix"], bool(payload.get("pir")))
     layers = _bn_layers(view)
     wanted = payload["layers"]
     unknown = [n for n in wanted if n not in {b["name"] for b in layers}] if isinstance(wanted, list) else []
@@ -150,11 +185,7 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
         name = next(n for n in _params(view) if n not in bn_params and view.param_array(n) is not None
                     and view.param_array(n).size > 1)
         _set(view, name, view.param_array(name) * 1.01 + 1e-3)  # + : a zero-initialised bias changes too
-    block = view.program.global_block()
-    with paddle.static.scope_guard(view.scope):
-        data = paddle.static.serialize_persistables([block.var(f) for f in feeds], fetches, exe,
-                                                    program=view.program)
-    Path(payload["out_params"]).write_bytes(data)
+    _write_params(payload, view, exe, feeds, fetches)
     if payload.get("plant") == "wrong-statistic" and chosen:
         k = chosen[-1]
         report[k]["target_var"][0] *= 1.0 + 1e-4
@@ -163,8 +194,8 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
 
 def verify(payload: dict[str, Any]) -> dict[str, Any]:
     """Reloads the source and the written model (separate scopes) and reports every problem found."""
-    src, _, _, _ = load_program(payload["source_prefix"], pir=False)
-    new, exe, feeds, _ = load_program(payload["written_prefix"], pir=False)
+    src, _, _, _ = load_program(payload["source_prefix"], pir=bool(payload.get("pir")))
+    new, exe, feeds, _ = _open(payload["written_prefix"], bool(payload.get("pir")))
     layers = {b["name"]: b for b in _bn_layers(new)}
     recorded = {r["name"]: r for r in payload["layers"] if "new_mean" in r}
     allowed = {layers[n][p]: n for n in recorded for p in ("mean_param", "var_param")}
