@@ -123,7 +123,7 @@ def _build(cls: type, raw: dict[str, Any], where: str, path: Path, catalogue: Ca
 
 
 def _coerce(hint: Any, value: Any, key: str, path: Path, catalogue: Catalogue) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a settings class, not an instance
         if not isinstance(value, dict):
             raise UserError(f"{path}: {key}: expected a table")
         return _build(hint, value, key, path, catalogue)

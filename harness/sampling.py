@@ -54,7 +54,7 @@ def detectable_rate(calls: int, confidence: float = 0.95) -> float | None:
     `confidence`: a fault on 1 call in m is missed with probability (1 - 1/m)^calls."""
     if calls <= 0:
         return None
-    return 1.0 - (1.0 - confidence) ** (1.0 / calls)
+    return float(1.0 - (1.0 - confidence) ** (1.0 / calls))
 
 
 def describe_power(calls: int) -> str:

@@ -41,22 +41,26 @@ def _registry() -> ModuleType:
 
 
 def backend(name: str) -> BackendSpec:
-    return _registry().get(name)
+    spec: BackendSpec = _registry().get(name)
+    return spec
 
 
 def settings_rules() -> dict[str, BackendRules]:
     """Every backend's `[engine]` rules: what the engine settings hash is computed with."""
-    return _registry().rules()
+    rules: dict[str, BackendRules] = _registry().rules()
+    return rules
 
 
 def service_table() -> str:
     """The `[engine]` sub-table `run --service-url` sets the URL of: the first service backend's (http)."""
-    return next(s.rules.table for s in _registry().specs() if s.service and s.rules.table is not None)
+    specs: list[BackendSpec] = list(_registry().specs())
+    return next(s.rules.table for s in specs if s.service and s.rules.table is not None)
 
 
 def load_callable(dotted: str) -> Callable[..., Any]:
     module, _, attr = dotted.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    found: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+    return found
 
 
 def engine_factory(settings: EngineSettings) -> Callable[[EngineSettings, ModelDirs], Any]:

@@ -42,7 +42,8 @@ def pipeline_template() -> dict[str, Any]:
         if proc.returncode != 0 or not path.is_file():
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"paddlex --get_pipeline_config OCR failed: {tail}")
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        config: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return config
 
 
 def serving_config(template: dict[str, Any], settings: EngineSettings, dirs: ModelDirs, *,

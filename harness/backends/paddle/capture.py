@@ -51,4 +51,4 @@ def install_capture(capture_dir: Path, dirs: ModelDirs) -> None:
         return original(self, x)
 
     call._harness_capture = True  # type: ignore[attr-defined]
-    PaddleStaticRunner.__call__ = call  # type: ignore[method-assign]
+    PaddleStaticRunner.__call__ = call

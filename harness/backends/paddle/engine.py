@@ -87,7 +87,9 @@ def static_engine_config(settings: EngineSettings) -> dict[str, Any]:
 
     common = parse_common_args({"device": settings.device, "enable_mkldnn": settings.enable_mkldnn,
                                 "cpu_threads": settings.resolved_threads()}, default_enable_hpi=False)
-    return _build_paddle_static_engine_config(common, "gpu" if settings.device.startswith("gpu") else "cpu")
+    config: dict[str, Any] = _build_paddle_static_engine_config(common, "gpu" if settings.device.startswith("gpu")
+                                                                 else "cpu")
+    return config
 
 
 class OcrEngine:

@@ -68,14 +68,14 @@ def _logged_create(original: Callable[[Any], Any], by_dir: Mapping[Path, str],
         silence = paddle.inference.Config.disable_glog_info
         saved = os.dup(2)
         with tempfile.TemporaryFile() as log:
-            paddle.inference.Config.disable_glog_info = lambda config: None  # type: ignore[method-assign]
+            paddle.inference.Config.disable_glog_info = lambda config: None
             os.dup2(log.fileno(), 2)
             try:
                 predictor = original(self)
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
-                paddle.inference.Config.disable_glog_info = silence  # type: ignore[method-assign]
+                paddle.inference.Config.disable_glog_info = silence
             log.seek(0)
             text = log.read().decode("utf-8", "replace")
         kind = by_dir.get(Path(self.model_dir).resolve(), str(self.model_dir))
@@ -92,7 +92,7 @@ def _count_in_child(conn: Connection, settings: EngineSettings, dirs: ModelDirs)
 
         out: dict[str, dict[str, int]] = {}
         by_dir = {Path(dirs.det).resolve(): "det", Path(dirs.rec).resolve(): "rec"}
-        PaddleStaticRunner._create = _logged_create(PaddleStaticRunner._create, by_dir, out)  # type: ignore
+        PaddleStaticRunner._create = _logged_create(PaddleStaticRunner._create, by_dir, out)
         engine_factory(settings)(settings, dirs)
         conn.send(("ok", out))
     except Exception as e:  # the parent raises it with the reason
@@ -121,4 +121,5 @@ def fused_pass_counts(settings: EngineSettings, dirs: ModelDirs, timeout_s: floa
             proc.kill()
     if status != "ok":
         raise ChildError(f"pass count: {value}")
-    return value
+    counts: dict[str, dict[str, int]] = value
+    return counts
