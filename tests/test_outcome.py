@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import CORPUS, ROOT, run_cli
 from harness.model.outcome import ImageCheck, from_images
 
 
@@ -38,7 +38,9 @@ def test_bn_drift_with_no_readable_image_fails(tmp_path: Path) -> None:
     corpus.mkdir()
     (corpus / "slip.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     config = tmp_path / "harness.toml"
-    config.write_text(f'[profiles.t]\ncorpus = "{corpus.as_posix()}"\n[profiles.t.checks]\ngoldens = false\n'
+    # The bundled golden set's approval calibrates the bundled models: the capture itself finds nothing to read.
+    config.write_text(f'[profiles.t]\ncorpus = "{corpus.as_posix()}"\ngolden_dir = "{(ROOT / "golden").as_posix()}"\n'
+                      'golden_set = "default"\n[profiles.t.checks]\ngoldens = false\n'
                       "audit = false\nbn_drift = true\n", encoding="utf-8")
     out = tmp_path / "out"
     res = run_cli(["run", "--config", str(config), "--profile", "t", "--out", str(out)], out=out)
@@ -46,3 +48,21 @@ def test_bn_drift_with_no_readable_image_fails(tmp_path: Path) -> None:
     check = res.report["checks"]["bn_drift"]
     assert not check["passed"] and not check["skipped"]
     assert check["summary"] == "judged nothing: no readable image to measure"
+
+
+@pytest.mark.slow
+def test_bn_drift_without_a_calibration_of_its_own_is_not_judged(tmp_path: Path) -> None:
+    """A golden set with no approval record: bn_drift says the model is not calibrated and fails, judging nothing
+    (it never borrows another model's limits), before any capture."""
+    config = tmp_path / "harness.toml"
+    config.write_text(f'[profiles.t]\ncorpus = "{CORPUS.as_posix()}"\ngolden_dir = "{(tmp_path / "g").as_posix()}"\n'
+                      "[profiles.t.checks]\ngoldens = false\naudit = false\nbn_drift = true\n", encoding="utf-8")
+    out = tmp_path / "out"
+    res = run_cli(["run", "--config", str(config), "--profile", "t", "--id", "slip_0000", "--out", str(out)],
+                  out=out)
+    assert res.returncode == 1, res.stderr[-2000:]
+    check = res.report["checks"]["bn_drift"]
+    assert not check["passed"] and not check["judged"], check
+    assert check["summary"] == ("not calibrated for this model: run a full approval (`ocr-harness golden refresh "
+                                "--profile t --all --yes`); golden set 't' has no _approval.json"), check["summary"]
+    assert set(check["details"]["not_calibrated"]) == {"det", "rec"}

@@ -46,7 +46,7 @@ def calibrations(p: RunPlan, reference: BnReference | None, why_none: str
     why: dict[str, str] = {}
     for kind in ("det", "rec"):
         record = reference.models.get(kind) if reference is not None else None
-        reason = why_none if reference is None else (
+        reason = why_none.split("; ")[0] if reference is None else (
             "the BN reference has no record of it" if record is None else
             mismatch(record, model_hashes(kind, p.dirs), input_settings(kind, p.profile.engine)))
         if reason is None and record is not None and record.calibration is None:
@@ -59,9 +59,10 @@ def calibrations(p: RunPlan, reference: BnReference | None, why_none: str
 
 
 def not_calibrated(p: RunPlan, why: dict[str, str]) -> CheckResult:
+    reasons = sorted(set(why.values()))
+    said = reasons[0] if len(reasons) == 1 else "; ".join(f"{k}: {w}" for k, w in sorted(why.items()))
     return CheckResult("bn_drift", False, "not calibrated for this model: run a full approval (`ocr-harness golden "
-                       f"refresh --profile {p.profile.name} --all --yes`); " +
-                       "; ".join(f"{k}: {w}" for k, w in sorted(why.items())),
+                       f"refresh --profile {p.profile.name} --all --yes`); {said}",
                        details={"not_calibrated": dict(sorted(why.items()))})
 
 
