@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,28 @@ def test_bn_drift_without_a_calibration_of_its_own_is_not_judged(tmp_path: Path)
     assert check["summary"] == ("not calibrated for this model: run a full approval (`ocr-harness golden refresh "
                                 "--profile t --all --yes`); golden set 't' has no _approval.json"), check["summary"]
     assert set(check["details"]["not_calibrated"]) == {"det", "rec"}
+
+
+@pytest.mark.slow
+def test_bn_drift_with_one_model_calibrated_judges_it_and_fails_naming_the_other(tmp_path: Path) -> None:
+    """Planted: the bundled approval with rec's record taken out. det is judged with its own calibration; rec has BN
+    layers and no calibration of its own, so the check does not pass and names rec (a model whose BN is all folded
+    would have nothing to calibrate and is no gap)."""
+    golden = tmp_path / "golden" / "default"
+    golden.mkdir(parents=True)
+    approval = json.loads((ROOT / "golden" / "default" / "_approval.json").read_text(encoding="utf-8"))
+    del approval["bn"]["models"]["rec"]
+    (golden / "_approval.json").write_text(json.dumps(approval), encoding="utf-8")
+    config = tmp_path / "harness.toml"
+    config.write_text(f'[profiles.t]\ncorpus = "{CORPUS.as_posix()}"\ngolden_dir = "{(tmp_path / "golden").as_posix()}"\n'
+                      'golden_set = "default"\n[profiles.t.checks]\ngoldens = false\naudit = false\nbn_drift = true\n'
+                      "bn_drift_images = 2\n", encoding="utf-8")
+    out = tmp_path / "out"
+    res = run_cli(["run", "--config", str(config), "--profile", "t", "--id", "slip_0040", "--id", "slip_0041",
+                   "--out", str(out)], out=out)
+    check = res.report["checks"]["bn_drift"]
+    assert res.returncode == 1 and not check["passed"] and check["judged"] == 2, check
+    assert check["summary"].startswith("not calibrated for this model: rec: the BN reference has no record of it"), \
+        check["summary"]
+    assert check["details"]["not_calibrated"] == {"rec": "the BN reference has no record of it"}
+    assert check["details"]["det"]["layer_thresholds"] and "rec" not in check["details"]

@@ -85,6 +85,11 @@ def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
         kinds = [(kind, d) for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))
                  if capture.files(kind) and kind in found]
         stats = {kind: measure_layers(d, capture.files(kind)) for kind, d in kinds}
+        # A model whose every BN is folded into conv has nothing to calibrate (an approval records only models with
+        # BN layers): no gap. Whether it has any does not depend on the data: one batch tells.
+        model_dirs = {"det": p.dirs.det, "rec": p.dirs.rec}
+        uncalibrated = {k: w for k, w in uncalibrated.items() if capture.files(k)
+                        and measure_layers(model_dirs[k], capture.files(k)[:1])}
         reports = {kind: judge_layers(
             str(d), kind, stats[kind], images=len(capture.images), batches=len(capture.files(kind)),
             threshold=threshold or 0.0, limits=ChannelLimits(**found[kind].limits),
@@ -116,7 +121,6 @@ def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
         summary += f"; layer drift above {above}: {', '.join(drifted)}"
     # The reference's verdict before the channel findings: a report cuts long summaries, and it names what moved.
     summary += "; " + verdict.sentence() + "".join(f" [{f}]" for f in findings[:3])
-    uncalibrated = {k: w for k, w in uncalibrated.items() if capture.files(k)}
     if uncalibrated:  # a model with BN layers and no calibration of its own: judged only in part, never a pass
         details["not_calibrated"] = uncalibrated
         summary = "not calibrated for this model: " + "; ".join(f"{k}: {w}" for k, w in sorted(
