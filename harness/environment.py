@@ -34,6 +34,11 @@ ENV_VALUE_NAMES = frozenset({"CUDA_VISIBLE_DEVICES", "PADDLE_PDX_DISABLE_MODEL_S
 _SECRET_WORDS = ("TOKEN", "SECRET", "PASSW", "KEY", "CREDENTIAL", "AUTH", "COOKIE", "SESSION")
 
 
+def isa_hold() -> str | None:
+    """The ISA the whole process's oneDNN is held to ($ONEDNN_MAX_CPU_ISA), or None."""
+    return os.environ.get(ISA_HOLD_ENV) or None
+
+
 def cpu_info() -> dict[str, Any]:
     model, flags = platform.processor() or "unknown", set()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import shutil
 import xml.etree.ElementTree as ET
@@ -17,7 +16,7 @@ from conftest import plant_golden_digit, CORPUS, ROOT, CliRun, run_cli
 from harness.checks.builtin import ISA_PATHS, isa_paths
 from harness.checks.registry import catalogue
 from harness.config import load_profile
-from harness.environment import ISA_HOLD_ENV, cpu_info
+from harness.environment import cpu_info, isa_hold
 
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent
@@ -339,7 +338,7 @@ def test_variations_verdict_is_what_the_data_gives(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     paths = check["details"]["paths"]
     release, _ = load_profile(ROOT / "harness.toml", "release", catalogue())
-    held, not_held = isa_paths(release.engine, cpu_info()["isa"], os.environ.get(ISA_HOLD_ENV) or None)
+    held, not_held = isa_paths(release.engine, cpu_info()["isa"], isa_hold())
     assert set(paths) == {"onednn-off", "threads-1", "bn-unfused", *held}  # isa-avx2 on a CPU newer than AVX2
     assert check["details"].get("not_judged", {}) == not_held and set(held) | set(not_held) == set(ISA_PATHS)
     for label in held:  # another runner type's numerics, in a fresh worker of this one: within the tolerances

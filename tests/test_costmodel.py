@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -16,7 +15,7 @@ from harness.checks.registry import catalogue
 from harness.cli import main
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
-from harness.environment import ISA_HOLD_ENV, cpu_info
+from harness.environment import cpu_info, isa_hold
 from harness.run.costmodel import (expected_phases, fewest_shards, fit, largest_shard, most_shards, predict,
                                      shards_for_budget)
 from harness.run.plan import shard_items
@@ -24,7 +23,7 @@ from harness.run.plan import shard_items
 CONFIG = Path(__file__).resolve().parents[1] / "harness.toml"
 # The oneDNN ISA variations this CPU runs (none on an AVX2-only one): the nightly's phases depend on the planner's CPU.
 _NIGHTLY, _ = load_profile(CONFIG, "nightly", catalogue())
-ISA_HERE = list(isa_paths(_NIGHTLY.engine, cpu_info()["isa"], os.environ.get(ISA_HOLD_ENV) or None)[0])
+ISA_HERE = list(isa_paths(_NIGHTLY.engine, cpu_info()["isa"], isa_hold())[0])
 
 
 def report(images: int = 8) -> dict:

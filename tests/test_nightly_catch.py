@@ -19,7 +19,6 @@ op), tests/test_probe.py, tests/test_bn_drift.py.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from conftest import CORPUS, ROOT, CliRun, run_cli
 from harness.checks.builtin import isa_paths
 from harness.checks.registry import catalogue
 from harness.config import load_profile
-from harness.environment import ISA_HOLD_ENV, cpu_info
+from harness.environment import cpu_info, isa_hold
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +65,7 @@ def test_every_planted_fault_fires_in_the_nightly_and_the_clean_nightly_passes(t
     # the fresh-process pass never does.
     started = {k: v["workers_started"] for k, v in clean.report["timing"]["phases"].items() if "workers_started" in v}
     nightly, _ = load_profile(ROOT / "harness.toml", "nightly", catalogue())
-    isa_here = isa_paths(nightly.engine, cpu_info()["isa"], os.environ.get(ISA_HOLD_ENV) or None)[0]
+    isa_here = isa_paths(nightly.engine, cpu_info()["isa"], isa_hold())[0]
     assert started == {"main": 2, "multi": 0, "fresh": 2, "bs1": 2, "onednn-off": 2, "threads-2": 1,
                        "bn-unfused": 2, **{label: 2 for label in isa_here}}, started  # a fresh worker per ISA hold
 

@@ -7,7 +7,6 @@ still has them), then the other paths, goldens, and the model-level checks that 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,7 @@ from harness.checks.retries import merged_details as merged_retries, merged_summ
 from harness.checks.served import served_settings_check
 from harness.checks.speed import cost_of_ratios, path_cost, speed_check, speed_stack
 from harness.corpus.loader import content_sha256
-from harness.environment import ISA_HOLD_ENV, cpu_info, stack
+from harness.environment import ISA_HOLD_ENV, cpu_info, isa_hold, stack
 from harness.execution.scheduler import infer_all
 from harness.execution.state import RunPlan, RunState, stack_sample, usable_items, with_sample
 from harness.golden.approval import APPROVAL_NAME, SpeedBaseline, load_approval
@@ -183,7 +182,7 @@ def variants(profile: Profile, cpu_flags: Collection[str] = ()) -> dict[str, Eng
             out[f"threads-{threads}"] = dataclasses.replace(engine, cpu_threads=threads)
     if engine.delete_passes is None:
         out[BN_UNFUSED] = dataclasses.replace(engine, delete_passes=BN_FUSION_PASSES)
-    out.update(isa_paths(engine, cpu_flags, os.environ.get(ISA_HOLD_ENV) or None)[0])
+    out.update(isa_paths(engine, cpu_flags, isa_hold())[0])
     return out
 
 
@@ -206,7 +205,7 @@ def variations(p: RunPlan, state: RunState) -> CheckResult:
             f"{label} {'/'.join(f'{k} {n}' for k, n in f.items())}" for label, f in fused.items())
             + "; " + _fusion_cost_sentence(cost),
             details={**result.details, "bn_fusions": fused, "fused_passes": counts, "bn_unfused_cost": cost})
-    not_judged = isa_paths(p.profile.engine, flags, os.environ.get(ISA_HOLD_ENV) or None)[1]
+    not_judged = isa_paths(p.profile.engine, flags, isa_hold())[1]
     if not_judged:  # said, never counted as a path that passed
         result = dataclasses.replace(result, summary=result.summary + "; " + "; ".join(
             f"{label} not judged: {why}" for label, why in not_judged.items()),

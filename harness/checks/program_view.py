@@ -79,6 +79,10 @@ class ProgramView(ABC):
     def consumers(self, value: Any) -> list[Any]:
         """The ops that read `value`."""
 
+    @abstractmethod
+    def param_names(self) -> list[str]:
+        """The names of the program's stored tensors."""
+
     def drop_fetch_ops(self) -> None:
         """Lets `Executor.run(fetch_list=...)` fetch intermediate values (only PIR needs it)."""
 

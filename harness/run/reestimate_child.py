@@ -44,11 +44,6 @@ def _bn_layers(view: ProgramView) -> list[dict[str, Any]]:
     return layers
 
 
-def _params(view: ProgramView) -> list[str]:
-    """The names of the program's stored tensors."""
-    return view.param_names()  # type: ignore[attr-defined,no-any-return]
-
-
 def _open(prefix: str, pir: bool) -> tuple[ProgramView, Any, list[str], list[Any]]:
     """A program to measure on: a PIR program's own fetch op goes, or fetching a layer's input mis-indexes."""
     view, exe, feeds, fetches = load_program(prefix, pir=pir)
@@ -75,7 +70,7 @@ def _write_params(payload: dict[str, Any], view: ProgramView, exe: Any, feeds: l
     # PIR: a fresh copy of the program (its fetch op intact) takes every tensor of the edited scope and is saved
     # whole to a temporary dir; only its params file is kept.
     writer, wexe, _, wfetches = load_program(payload["prefix"], pir=True)
-    for name in _params(writer):
+    for name in writer.param_names():
         values = view.param_array(name)
         if values is not None:
             _set(writer, name, values)
@@ -182,7 +177,7 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
                           "new_mean": written_mean.tolist(), "new_var": written_var.tolist()})
     if payload.get("plant") == "non-bn-tensor":
         bn_params = {b[p] for b in layers for p in ("mean_param", "var_param")}
-        name = next(n for n in _params(view) if n not in bn_params and view.param_array(n) is not None
+        name = next(n for n in view.param_names() if n not in bn_params and view.param_array(n) is not None
                     and view.param_array(n).size > 1)
         _set(view, name, view.param_array(name) * 1.01 + 1e-3)  # + : a zero-initialised bias changes too
     _write_params(payload, view, exe, feeds, fetches)
@@ -201,7 +196,7 @@ def verify(payload: dict[str, Any]) -> dict[str, Any]:
     allowed = {layers[n][p]: n for n in recorded for p in ("mean_param", "var_param")}
     problems: list[str] = []
     compared = 0
-    for name in _params(src):
+    for name in src.param_names():
         before, after = src.param_array(name), new.param_array(name)
         if before is None:
             continue
