@@ -1,4 +1,4 @@
-"""Measures the per-channel BN limits (harness.checks.bn_drift.CHANNEL_LIMITS) on the clean corpus.
+"""Measures the per-channel BN limits (harness.checks.bn.channels.CHANNEL_LIMITS) on the clean corpus.
 
     python benchmarks/bn_limits.py [--subset full] [--onednn on off] [--out DIR]
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.checks.bn_capture import Capture, capture_inputs
-from harness.checks.bn_drift import MIN_IMAGES, LayerStats, measure_groups
+from harness.checks.bn.capture import Capture, capture_inputs
+from harness.checks.bn.channels import MIN_IMAGES, LayerStats, measure_groups
 from harness.backends import builtin as builtin_backends
 from harness.backends import registry as backend_registry
 from harness.checks import builtin, registry

@@ -1,4 +1,4 @@
-"""Measures the limits of BN drift against an approved reference (harness.checks.bn_reference) on clean slips
+"""Measures the limits of BN drift against an approved reference (harness.checks.bn.reference) on clean slips
 DISJOINT from the reference's.
 
     python benchmarks/bn_reference_limits.py collect [--subset full] [--onednn on off] [--out DIR]
@@ -11,7 +11,7 @@ process; the per-slip counts, means and variances go to DIR/bn_per_slip-<onednn>
 `analyse`: per oneDNN setting with enough slips, the reference is pooled over REFERENCE_IMAGES slips of one half
 (even positions, then odd: both ways), each sample of the other half (MIN_IMAGES and 8 consecutive slips, and
 the whole half) is judged against it as the check judges a run; prints per model and layer the largest channel
-and layer values, then the maxima over everything (what harness.checks.bn_reference.MEASURED states). Settings
+and layer values, then the maxima over everything (what harness.checks.bn.reference.MEASURED states). Settings
 captured on common slips (e.g. `collect --subset smoke --onednn off` next to a full oneDNN-on collection, the
 npz files in one DIR) are also compared slip by slip: what the runtime alone moves. Not a pytest module.
 """
@@ -30,9 +30,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bn_limits import per_image_groups  # noqa: E402  (the sibling benchmark's split of a capture into slips)
 
-from harness.checks.bn_capture import capture_inputs  # noqa: E402
-from harness.checks.bn_drift import MIN_IMAGES, LayerStats, measure_groups  # noqa: E402
-from harness.checks.bn_reference import REFERENCE_IMAGES, ReferenceLimits, judge_model, model_record  # noqa: E402
+from harness.checks.bn.capture import capture_inputs  # noqa: E402
+from harness.checks.bn.channels import MIN_IMAGES, LayerStats, measure_groups  # noqa: E402
+from harness.checks.bn.reference import REFERENCE_IMAGES, ReferenceLimits, judge_model, model_record  # noqa: E402
 from harness.backends import builtin as builtin_backends  # noqa: E402
 from harness.backends import registry as backend_registry  # noqa: E402
 from harness.checks import builtin, registry  # noqa: E402

@@ -28,7 +28,7 @@ from harness.execution.state import RunPlan
 from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageRequest
 from harness.model.settings import Profile
-from harness.run.plan import plan
+from harness.run.pipeline.plan import plan
 
 registry.load(builtin)  # benchmarks are a composition root too
 backend_registry.load(builtin_backends)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import IMAGES_ENV, ROOT, profile_named
 
-from harness.run.plan import plan
+from harness.run.pipeline.plan import plan
 
 pytestmark = pytest.mark.bench
 
@@ -40,8 +40,8 @@ def test_nightly(benchmark: Any, tmp_path: Path) -> None:
     """The nightly as `tox -e nightly` runs it (HTML report and history line included) on the full corpus, or on
     its first OCR_HARNESS_BENCH_IMAGES images; its phases as the report measures them, and what the cost model
     (`ocr-harness plan`) fitted on this run predicts for larger corpora."""
-    from harness.run.costmodel import fit, predict
-    from harness.run.pipeline import run_and_report
+    from harness.run.shards.costmodel import fit, predict
+    from harness.run.pipeline.job import run_and_report
 
     full, base = profile_named("nightly")
     ids = [it.id for it in plan(full, base).items]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from conftest import IMAGES_ENV, ROOT, profile_named, summary
 
-from harness.run.plan import plan
+from harness.run.pipeline.plan import plan
 
 pytestmark = pytest.mark.bench
 

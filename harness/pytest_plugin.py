@@ -1,8 +1,8 @@
 """pytest entry: the golden regression as one test per selected corpus image.
 
 A thin shell, like syrupy's: options, one session fixture, one parametrising hook. The work is done by
-`GoldenRegression` (harness.run.golden_regression), a plain class over the same core as `ocr-harness run` and
-`golden refresh` (harness.run.golden_core: the golden engine, the repeat floor, the reproducibility refusal).
+`GoldenRegression` (harness.run.goldens.regression), a plain class over the same core as `ocr-harness run` and
+`golden refresh` (harness.run.goldens.core: the golden engine, the repeat floor, the reproducibility refusal).
 
 - Test ids come from the profile's corpus selection (subset, tags, ids; `--ocr-id` narrows it), read at
   collection without loading a model.
@@ -13,7 +13,7 @@ A thin shell, like syrupy's: options, one session fixture, one parametrising hoo
   pytest-regressions' `--force-regen`, a failing test still fails in the run that regenerates its golden;
   the next run passes. `--ocr-regen all` over every selected image in one process is a full approval: at the end
   of the session it also writes the golden set's approval record (speed baseline, BN reference) through the
-  same code as the CLI (harness.run.approve); a partial regeneration keeps the record and says so.
+  same code as the CLI (harness.run.goldens.approve); a partial regeneration keeps the record and says so.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from harness.backends import registry as backend_registry
 from harness.checks import builtin, registry
 from harness.corpus.loader import load_corpus
 from harness.golden.refresh import MODES
-from harness.run.approve import ApprovalResult
-from harness.run.golden_regression import GoldenRegression, Options, Verdict
+from harness.run.goldens.approve import ApprovalResult
+from harness.run.goldens.regression import GoldenRegression, Options, Verdict
 from harness.model.catalogue import Catalogue
 from harness.util.errors import UserError
 

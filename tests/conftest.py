@@ -22,6 +22,8 @@ from harness.model.report import RunReport
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "datasets" / "bank_slips"
+if str(ROOT) not in sys.path:  # tools/ (the report screenshots' sample run), last: an installed harness comes first
+    sys.path.append(str(ROOT))
 registry.load(builtin)  # the suite is a composition root too: tests below the CLI see every check
 backend_registry.load(builtin_backends)  # and every backend
 pytest_plugins = ["harness.pytest_plugin", "no_skips", "checkout_guard"]  # no_skips: a skipped test fails the

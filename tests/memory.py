@@ -12,7 +12,7 @@ from collections.abc import Sequence
 _CHILD = """
 import json, resource, sys
 import numpy, PIL.Image
-import harness.corpus.importers, harness.corpus.loader, harness.run.merge
+import harness.corpus.importers, harness.corpus.loader, harness.run.shards.merge
 from harness.cli import main
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 code = main(sys.argv[1:])

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.checks.audit import AuditReport, audit_model_dir, judge
-from harness.checks.bn_faults import (plant_bn_init, plant_bn_variance, plant_op_mode, plant_op_type,
+from harness.backends.paddle.audit import AuditReport, audit_model_dir, judge
+from harness.checks.bn.faults import (plant_bn_init, plant_bn_variance, plant_op_mode, plant_op_type,
                                       write_reference_model)
 from harness.cli import main
 from harness.model.results import canonical_json
@@ -177,7 +177,7 @@ def test_damaged_params_file_is_a_finding(tmp_path: Path) -> None:
 
 
 def test_audit_does_not_import_paddle_in_the_caller() -> None:
-    code = ("import sys; from pathlib import Path; from harness.checks.audit import audit_model_dir; "
+    code = ("import sys; from pathlib import Path; from harness.backends.paddle.audit import audit_model_dir; "
             f"r = audit_model_dir(Path({str(_bundled('det'))!r})); "
             "assert r.passed; assert 'paddle' not in sys.modules, 'paddle leaked into the caller'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)

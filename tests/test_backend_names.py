@@ -17,7 +17,7 @@ ALLOWED = {
     # The default backend, declared once: profiles that name none and goldens made before backends existed.
     ("model/settings.py", "paddle"),
     # The environment record's package-version key (recorded for every backend), and its readers.
-    ("environment.py", "paddle"), ("report/view.py", "paddle"), ("run/sample.py", "paddle"),
+    ("environment.py", "paddle"), ("report/view.py", "paddle"),
     ("cli/doctor_cmd.py", "paddle"),
     # A URL scheme, not the backend.
     ("util/service_url.py", "http"),

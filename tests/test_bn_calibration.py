@@ -1,4 +1,4 @@
-"""bn_drift's per-model calibration (harness.checks.bn_calibration, the `calibration` of each model in the BN
+"""bn_drift's per-model calibration (harness.checks.bn.calibration, the `calibration` of each model in the BN
 reference of _approval.json), on synthetic statistics: the envelope of clean samples with its margin, a channel
 planted in the model itself kept out of the envelope and named by the check, the record's strict decoder. The real
 packs end to end: tests/test_bn_drift.py (planted channels through the nightly, v4 and v5) and
@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.checks.bn_calibration import EXCLUDE_SPREAD, MARGIN, calibrate, sample_plan
-from harness.checks.bn_drift import ChannelLimits, LayerStats, judge_layers
+from harness.checks.bn.calibration import EXCLUDE_SPREAD, MARGIN, calibrate, sample_plan
+from harness.checks.bn.channels import ChannelLimits, LayerStats, judge_layers
 from harness.golden.approval import BnCalibration
 
 CHANNELS = 32

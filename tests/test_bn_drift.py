@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from conftest import CORPUS, ROOT, run_cli
 
-from harness.checks.bn_capture import Capture, capture_inputs
-from harness.checks.bn_drift import (
+from harness.checks.bn.capture import Capture, capture_inputs
+from harness.checks.bn.channels import (
     CHANNEL_LIMITS,
     DEFAULT_THRESHOLD,
     LayerStats,
@@ -29,7 +29,7 @@ from harness.checks.bn_drift import (
     measure_layers,
     score_layer,
 )
-from harness.checks.bn_faults import plant_bn_variance, write_reference_model
+from harness.checks.bn.faults import plant_bn_variance, write_reference_model
 from harness.checks.registry import catalogue
 from harness.cli import main
 from harness.config import load_profile

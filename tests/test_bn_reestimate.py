@@ -17,7 +17,7 @@ import yaml
 from bn_domains import darkened, domain_corpus, identity, washed_out
 from conftest import CORPUS, ROOT
 
-from harness.checks.bn_faults import write_reference_model
+from harness.checks.bn.faults import write_reference_model
 from harness.cli import main
 from harness.model.settings import EngineSettings
 from harness.model.corpus import CorpusItem
@@ -25,10 +25,10 @@ from harness.model.corpus import TruthLine
 from harness.util.errors import UserError
 from harness.golden.store import Golden, GoldenStore, dumps_golden
 from harness.backends.paddle.pack import resolve_model_dirs
-from harness.run.reestimate import RTOL, SelfCheckFailed, model_kind, reestimate_batches
+from harness.run.bn_repair.reestimate import RTOL, SelfCheckFailed, model_kind, reestimate_batches
 from harness.model.results import Line, OcrResult
-from harness.run.reestimate_child import new_statistics
-from harness.run.reestimate_eval import judge
+from harness.run.bn_repair.child import new_statistics
+from harness.run.bn_repair.evaluate import judge
 from harness.cli.bn_cmd import engine_settings
 from harness.corpus.loader import load_corpus
 from harness.metrics import field_read

@@ -1,4 +1,4 @@
-"""BN drift against the approved reference (harness.checks.bn_reference, the `bn` section of _approval.json).
+"""BN drift against the approved reference (harness.checks.bn.reference, the `bn` section of _approval.json).
 
 The judging rule on synthetic statistics (no paddle), the record's schema, the no-record and mismatch sentences;
 then end to end with the real models on real slips: a record approved on clean slips, a run on other clean slips
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from conftest import CORPUS, ROOT, run_cli
 
-from harness.checks.bn_drift import LayerStats
-from harness.checks.bn_reference import (
+from harness.checks.bn.channels import LayerStats
+from harness.checks.bn.reference import (
     MEASURED,
     REFERENCE_LIMITS,
     ReferenceLimits,

@@ -16,9 +16,9 @@ from harness.cli import main
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
 from harness.environment import cpu_info, isa_hold
-from harness.run.costmodel import (expected_phases, fewest_shards, fit, largest_shard, most_shards, predict,
+from harness.run.shards.costmodel import (expected_phases, fewest_shards, fit, largest_shard, most_shards, predict,
                                      shards_for_budget)
-from harness.run.plan import shard_items
+from harness.run.pipeline.plan import shard_items
 
 CONFIG = Path(__file__).resolve().parents[1] / "harness.toml"
 # The oneDNN ISA variations this CPU runs (none on an AVX2-only one): the nightly's phases depend on the planner's CPU.

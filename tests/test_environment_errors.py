@@ -203,7 +203,7 @@ def test_a_golden_check_where_no_image_ran_says_it_judged_nothing(tmp_path: Path
 
 def test_a_merge_where_one_shard_ran_nothing_names_the_differences(tmp_path: Path) -> None:
     from harness.checks import registry
-    from harness.run.merge import merge_shards
+    from harness.run.shards.merge import merge_shards
 
     s = Synthetic(tmp_path)
     for i in SYNTHETIC_IDS[4:]:  # shard 1 of 2: slip_0004-0007, none ran

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.golden.refresh import plan_refresh
-from harness.run.golden_refresh import apply_refresh
+from harness.run.goldens.refresh import apply_refresh
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenMeta, GoldenStore, dumps_golden, loads_golden, stack_id
 from harness.model.results import Line, OcrResult

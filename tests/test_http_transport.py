@@ -20,7 +20,7 @@ import pytest
 from canned_service import CERT, CannedService
 from conftest import CORPUS, ROOT, CliRun, run_cli
 from harness.backends.http.client import retry_after_s
-from harness.checks.retries import FAILED, judge_retries, merged_details, merged_summary
+from harness.checks.inference_check import FAILED, judge_retries, merged_details, merged_summary
 from harness.model.inference import ImageOutcome, TransportNotes
 from harness.model.outcome import ImageCheck, from_images
 from harness.util.service_url import redact_url, url_problem

@@ -1,4 +1,4 @@
-"""Every way a run can stop leaves its reports (harness.run.incomplete, harness.execution.cancel): a crashed
+"""Every way a run can stop leaves its reports (harness.run.pipeline.incomplete, harness.execution.cancel): a crashed
 audit/probe/bn_drift child fails that check and the run goes on; a bug exits 3 with its traceback saved and the
 reports marked incomplete; SIGINT/SIGTERM stop the workers and leave the reports of what finished, marked
 incomplete."""

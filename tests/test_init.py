@@ -21,8 +21,8 @@ from harness import __version__
 from harness.checks.registry import catalogue
 from harness.cli import build_parser, main
 from harness.config import load_profile
-from harness.run.engines import github_matrix
-from harness.run.shard_env import detect
+from harness.run.shards.ci_systems import github_matrix
+from harness.run.shards.from_env import detect
 from harness.util.errors import UserError
 
 WORKFLOWS = ("ocr-release.yml", "ocr-nightly.yml", "ocr-golden-refresh.yml")
@@ -438,7 +438,7 @@ def _run_batch_script(repo: Path, name: str, env: dict[str, str], args: tuple[st
 
 
 def test_slurm_nightly_is_a_job_array_whose_tasks_take_their_own_shards(slurm_repo: Path) -> None:
-    from harness.run.engines import ENGINES
+    from harness.run.shards.ci_systems import ENGINES
 
     script = slurm_repo / "slurm" / "ocr-nightly-shards.sbatch"
     options = _sbatch_options(script)

@@ -48,22 +48,22 @@ def test_the_clean_package_keeps_every_contract(package_copy: Path) -> None:
 
 
 @pytest.mark.parametrize(("module", "line", "named"), [
-    ("util/atomic.py", "from harness.run.plan import plan\n", "harness.util.atomic -> harness.run.plan"),
+    ("util/atomic.py", "from harness.run.pipeline.plan import plan\n", "harness.util.atomic -> harness.run.pipeline.plan"),
     # A TYPE_CHECKING import is an import: the layers hold for the type checker's view too.
     ("model/report.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.checks.registry import "
                         "CheckSpec\n", "harness.model.report -> harness.checks.registry"),
     ("model/outcome.py", "import harness.config\n", "harness.model.outcome -> harness.config"),
     # Below the composition root nothing imports the built-in checks: they are handed down as a catalogue.
-    ("run/execute.py", "from harness.checks import builtin\n", "harness.run.execute -> harness.checks.builtin"),
+    ("run/pipeline/execute.py", "from harness.checks import builtin\n", "harness.run.pipeline.execute -> harness.checks.builtin"),
     # execution (workers, pool, scheduler) <- checks <- run: execution calls no check, a check no run step.
     ("execution/scheduler.py", "from harness.checks import registry\n",
      "harness.execution.scheduler -> harness.checks.registry"),
-    ("checks/parity.py", "from harness.run.plan import plan\n", "harness.checks.parity -> harness.run.plan"),
+    ("checks/parity.py", "from harness.run.pipeline.plan import plan\n", "harness.checks.parity -> harness.run.pipeline.plan"),
     # The config layer (config, corpus, golden store, metrics, ...) reads no engine, check or run.
     ("metrics.py", "from harness.backends import resolve_models\n", "harness.metrics -> harness.backends"),
     # Renderers are handed the check order and read the typed report: no check, no merge, no runner.
     ("report/view.py", "from harness.checks import registry\n", "harness.report.view -> harness.checks"),
-    ("report/writer.py", "from harness.run import merge\n", "harness.report.writer -> harness.run.merge"),
+    ("report/writer.py", "from harness.run.shards import merge\n", "harness.report.writer -> harness.run.shards.merge"),
     # The full map: an engine runs no worker pool, a renderer starts no engine, a check no CLI command.
     ("backends/paddle/passes.py", "from harness.execution.pool import make_worker\n",
      "harness.backends.paddle.passes -> harness.execution.pool"),
@@ -72,8 +72,8 @@ def test_the_clean_package_keeps_every_contract(package_copy: Path) -> None:
     # No cycles among siblings: two modules of one layer that import each other (metrics reads key fields).
     ("keyfields.py", "import harness.metrics\n", "No cycles are allowed in harness"),
     # A backend package imports no run workflow (the export agreement and the golden workflows live in run/).
-    ("backends/onnxruntime/export.py", "from harness.run.plan import plan\n",
-     "harness.backends.onnxruntime.export -> harness.run.plan"),
+    ("backends/onnxruntime/export.py", "from harness.run.pipeline.plan import plan\n",
+     "harness.backends.onnxruntime.export -> harness.run.pipeline.plan"),
 ])
 def test_an_upward_import_breaks_the_layers(package_copy: Path, module: str, line: str, named: str) -> None:
     plant(package_copy / "harness" / module, line)
@@ -172,6 +172,6 @@ def string_imports_upward(package: Path) -> list[str]:
 def test_no_string_import_points_up(package_copy: Path) -> None:
     assert string_imports_upward(ROOT / "harness") == []
     plant(package_copy / "harness" / "backends" / "paddle" / "child.py",
-          'PLANTED = {"audit.inspect": "harness.checks.audit:inspect_in_child"}\n')
+          'PLANTED = {"bn.measure": "harness.checks.bn.channels:measure_in_child"}\n')
     assert string_imports_upward(package_copy / "harness") == [
-        "harness/backends/paddle/child.py:14: harness.checks.audit:inspect_in_child"]
+        "harness/backends/paddle/child.py:14: harness.checks.bn.channels:measure_in_child"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness.checks.paths import compare_paths
+from harness.checks.batch_paths import compare_paths
 from harness.model.inference import ImageOutcome
 from harness.model.results import Line, OcrResult
 from harness.model.settings import Tolerances

@@ -444,7 +444,7 @@ def test_ray_address_where_no_cluster_answers_is_one_line_and_exit_2(tmp_path: P
 def test_local_run_never_imports_ray(tmp_path: Path) -> None:
     cfg = config(tmp_path, executor="local")
     code = ("import sys; from pathlib import Path; from harness.cli import build_parser; build_parser(); "
-            "import harness.run.execute; "
+            "import harness.run.pipeline.execute; "
             "from harness.checks.registry import catalogue; from harness.config import load_profile; "
             f"p, _ = load_profile(Path({str(cfg)!r}), 't', catalogue()); "
             "assert p.executor.kind == 'local'; print('ray' in sys.modules)")

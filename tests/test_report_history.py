@@ -14,7 +14,7 @@ from harness.checks import registry
 from harness.report.history import RED, append_history, plot_history, read_history
 from harness.report.html import render_html
 from harness.report.markdown import render_summary
-from harness.run.sample import sample_run
+from tools.screenshots.sample import sample_run
 from harness.report.writer import write_reports
 from harness.util.errors import UserError
 

@@ -10,9 +10,9 @@ import numpy as np
 
 from conftest import typed
 
-from harness.run.browser import dump_dom, find_chromium, screenshot
+from tools.screenshots.browser import dump_dom, find_chromium, screenshot
 from harness.report.html import CURRENT, GOLDEN, render_html
-from harness.run.sample import sample_run
+from tools.screenshots.sample import sample_run
 
 # Anything that would make a browser fetch: remote or protocol-relative src/href, CSS url()/@import, <link>.
 REMOTE = re.compile(r"""(?:src|href|action|poster)\s*=\s*["']?\s*(?:https?:)?//|url\(|@import|<link\b|<iframe\b""", re.I)

@@ -6,7 +6,7 @@ from typing import Any
 from conftest import typed
 
 from harness.report.junit import MODEL_CASE, render_junit
-from harness.run.sample import sample_run
+from tools.screenshots.sample import sample_run
 
 
 def parse(report: dict[str, Any]) -> ET.Element:

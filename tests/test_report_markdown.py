@@ -7,7 +7,7 @@ from typing import Any
 from conftest import typed
 
 from harness.report.markdown import SUMMARY_CAP, md, render_summary, write_step_summary
-from harness.run.sample import sample_run
+from tools.screenshots.sample import sample_run
 
 
 def failing_report(n: int) -> dict[str, Any]:

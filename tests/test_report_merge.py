@@ -20,8 +20,8 @@ from harness.checks import registry
 from harness.checks.determinism import cross_process_check, mutation_check, repeat_check
 from harness.checks.golden_check import golden_check
 from harness.checks.speed import cost_of_ratios
-from harness.checks.paths import compare_paths
-from harness.checks.retries import inference_check
+from harness.checks.batch_paths import compare_paths
+from harness.checks.inference_check import inference_check
 from harness.cli import main
 from harness.config import find_config
 from harness.corpus.loader import load_corpus
@@ -36,15 +36,15 @@ from harness.model.modeldirs import ModelDirs
 from harness.model.outcome import CheckResult, left_to_first_shard, skipped
 from harness.model.results import Line, OcrResult, canonical_json, canonical_line
 from harness.model.settings import Profile
-from harness.run.merge import MergedRun, ShardRun, merge_shards
-from harness.run.build_report import build_report
-from harness.run.pipeline import accuracy_hook
-from harness.run.plan import shard_items
+from harness.run.shards.merge import MergedRun, ShardRun, merge_shards
+from harness.run.pipeline.build_report import build_report
+from harness.run.pipeline.job import accuracy_hook
+from harness.run.pipeline.plan import shard_items
 from harness.util.errors import UserError
 
 
 def strip_volatile(report: Mapping[str, Any], *, measured: bool = False) -> dict[str, Any]:
-    """Drop what harness.run.merge documents as volatile: start, durations, load time, environment, the
+    """Drop what harness.run.shards.merge documents as volatile: start, durations, load time, environment, the
     corpus root, and each image's own timings; `measured`: also the latency figures, which two real runs never
     share (the synthetic runs below have fixed times, so there they must be equal)."""
     r = copy.deepcopy(dict(report))
@@ -258,7 +258,7 @@ def test_three_shards_with_the_audit_on_shard_1_merge_to_the_whole_runs_verdicts
     whole = synthetic.report(None)
     shards = [synthetic.shard(k, 3) for k in (3, 1, 2)]
     for s in shards:
-        if s.shard[0] != 1:  # as harness.run.execute writes it on shards 2..N
+        if s.shard[0] != 1:  # as harness.run.pipeline.execute writes it on shards 2..N
             s.data["checks"]["audit"] = as_written(left_to_first_shard("audit", s.shard).to_dict())
     merged = merge_shards(shards, registry.specs(), stored_goldens=synthetic.store.ids()).report
     assert merged["checks"]["audit"]["summary"] == whole["checks"]["audit"]["summary"] + \
@@ -578,7 +578,7 @@ def test_cli_writes_every_report(tmp_path: Path, synthetic: Synthetic, capsys: p
 
 def test_merge_reads_pictures_only_inside_the_corpus_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    import harness.run.merge as merge_module
+    import harness.run.shards.merge as merge_module
     from PIL import Image
 
     corpus = tmp_path / "checkout"
@@ -620,7 +620,7 @@ def test_merge_reads_pictures_only_inside_the_corpus_root(tmp_path: Path, monkey
     ("missing.png", False), ("link.png", False),
 ])
 def test_corpus_file(tmp_path: Path, file: str, inside: bool) -> None:
-    from harness.run.merge import corpus_file
+    from harness.run.shards.merge import corpus_file
 
     root = tmp_path / "corpus"
     root.mkdir()

@@ -1,4 +1,4 @@
-"""harness.run.golden_core: how goldens are made, written once for `golden refresh` and the pytest plugin."""
+"""harness.run.goldens.core: how goldens are made, written once for `golden refresh` and the pytest plugin."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from harness.checks.golden_check import refresh_hint
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.corpus.loader import load_corpus
-from harness.run.golden_core import MIN_REPEATS, golden_repeats, plan_golden_refresh, reproducible
+from harness.run.goldens.core import MIN_REPEATS, golden_repeats, plan_golden_refresh, reproducible
 from harness.golden.store import GoldenStore
 from harness.model.inference import ImageOutcome
 from harness.model.results import OcrResult
@@ -62,7 +62,7 @@ def test_plan_refuses_output_that_differs_across_repeats(tmp_path: Path) -> None
 def test_refresh_and_plugin_share_the_rules() -> None:
     """No second copy of a rule: neither the CLI nor the plugin computes repeats, reproducibility or the stack."""
     for path in (ROOT / "harness" / "cli" / "golden_cmd.py", ROOT / "harness" / "pytest_plugin.py",
-                 ROOT / "harness" / "run" / "golden_regression.py"):
+                 ROOT / "harness" / "run" / "goldens" / "regression.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
         assert not called & {"max", "first_divergence", "plan_refresh"}, path

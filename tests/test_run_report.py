@@ -13,7 +13,7 @@ from harness.model.results import canonical_json
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_summary
-from harness.run.sample import sample_run
+from tools.screenshots.sample import sample_run
 from harness.report.view import verdict_line
 
 

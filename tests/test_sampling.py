@@ -27,7 +27,7 @@ def test_sample_covers_every_template_and_tag_and_is_deterministic(items) -> Non
 
 
 def test_sample_of_the_whole_selection_splits_over_shards(items) -> None:  # type: ignore[no-untyped-def]
-    from harness.run.plan import shard_items
+    from harness.run.pipeline.plan import shard_items
 
     whole = {it.id for it in stratified_sample(items, 16)}
     parts = [{it.id for it in shard_items(items, (k, 3))} & whole for k in (1, 2, 3)]

@@ -17,7 +17,7 @@ from harness.execution.pool import WorkerPool
 from harness.execution.worker import Worker, WorkerSpec
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
-from harness.run.execute import keeps_main_workers
+from harness.run.pipeline.execute import keeps_main_workers
 
 CONFIG = Path(__file__).resolve().parents[1] / "harness.toml"
 DIRS = ModelDirs(Path("det"), Path("rec"), "user")

@@ -13,8 +13,8 @@ from typing import Any
 
 from harness.backends import backend_owned_keys, registry as backends, unsupported_checks
 from harness.backends.paddle.passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
-from harness.checks.audit import audit_model_dir
-from harness.checks.bn_check import bn_drift, bn_prepare, validate_bn_drift
+from harness.backends.paddle.audit import audit_model_dir
+from harness.checks.bn.check import bn_drift, bn_prepare, validate_bn_drift
 from harness.checks.determinism import (
     cross_process_check,
     merged_repeat_details,
@@ -25,11 +25,11 @@ from harness.checks.determinism import (
 from harness.checks.golden_check import golden_check, merged_details as merged_golden_details, open_store, preload
 from harness.checks.golden_check import merged_summary as merged_golden_summary
 from harness.checks.parity import merged_details as merged_parity_details, parity_hook, reference_plan
-from harness.checks.paths import compare_paths, merged_details as merged_path_details, merged_summary as paths_summary
+from harness.checks.batch_paths import compare_paths, merged_details as merged_path_details, merged_summary as paths_summary
 from harness.checks.probe import probe_model_dir
 from harness.checks.registry import CheckSpec, Scaling, register
-from harness.checks.retries import inference_check
-from harness.checks.retries import merged_details as merged_retries, merged_summary as merged_retry_summary
+from harness.checks.inference_check import inference_check
+from harness.checks.inference_check import merged_details as merged_retries, merged_summary as merged_retry_summary
 from harness.checks.served import served_settings_check
 from harness.checks.speed import cost_of_ratios, path_cost, speed_check, speed_stack
 from harness.corpus.loader import content_sha256

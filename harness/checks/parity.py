@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from harness.backends import resolve_engine
-from harness.checks.paths import compare_paths, merged_details as merged_path_details
+from harness.checks.batch_paths import compare_paths, merged_details as merged_path_details
 from harness.execution.scheduler import infer_all
 from harness.execution.state import RunPlan, RunState
 from harness.model.inference import ImageOutcome

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harness.checks.audit import json_number
+from harness.util.values import json_number
 from harness.backends.paddle.child import Arrays, child_task, locate_model, run_in_child
 from harness.util.errors import UserError
 

@@ -14,13 +14,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.checks.bn_capture import capture_inputs
-from harness.checks.bn_drift import DEFAULT_THRESHOLD, MIN_IMAGES, DriftReport, measure_drift
+from harness.checks.bn.capture import capture_inputs
+from harness.checks.bn.channels import DEFAULT_THRESHOLD, MIN_IMAGES, DriftReport, measure_drift
 from harness.model.inference import ImageRequest
 from harness.model.settings import EngineSettings
 from harness.backends.paddle.pack import resolve_model_dirs
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
-from harness.checks.audit import audit_model_dir
+from harness.backends.paddle.audit import audit_model_dir
 from harness.backends.paddle.child import locate_model
 from harness.model.results import canonical_json
 from harness.checks.probe import probe_model_dir

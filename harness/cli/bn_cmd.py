@@ -26,7 +26,7 @@ from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.util.values import printable
 from harness.model.results import canonical_json
 from harness.golden.store import GoldenStore
-from harness.run.reestimate import MODES, Request, evaluate_reestimated, reestimate
+from harness.run.bn_repair.reestimate import MODES, Request, evaluate_reestimated, reestimate
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -13,10 +13,10 @@ from harness.environment import stack
 from harness.execution.scheduler import infer_all
 from harness.golden.approval import APPROVAL_NAME
 from harness.golden.status import golden_status
-from harness.run.approve import approve_full, record_gaps
-from harness.run.golden_core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
-from harness.run.golden_refresh import apply_refresh
-from harness.run.plan import plan
+from harness.run.goldens.approve import approve_full, record_gaps
+from harness.run.goldens.core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
+from harness.run.goldens.refresh import apply_refresh
+from harness.run.pipeline.plan import plan
 from harness.util import atomic
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.util.progress import terminal_progress

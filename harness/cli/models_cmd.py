@@ -9,7 +9,7 @@ from harness.backends import backend, identity, resolve_engine, resolve_models
 from harness.backends.onnxruntime import export as ex
 from harness.backends.paddle import pack as modelpack
 from harness.cli.run_cmd import add_profile_args, resolve_profile
-from harness.run.export_agreement import agreement
+from harness.run.pipeline.export_agreement import agreement
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.backends.http.serving import pipeline_template, serving_config, write_serving_config
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from harness.checks import registry
 from harness.config import find_config, load_profile
-from harness.run.costmodel import PhaseCost, fewest_shards, fit, most_shards, predict, shards_for_budget
+from harness.run.shards.costmodel import PhaseCost, fewest_shards, fit, most_shards, predict, shards_for_budget
 from harness.model.settings import Profile
-from harness.run.engines import ENGINES, Engine, engine
+from harness.run.shards.ci_systems import ENGINES, Engine, engine
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 

@@ -1,4 +1,4 @@
-"""`ocr-harness report merge`: shard runs combined into the report of one unsharded run (see harness.run.merge)."""
+"""`ocr-harness report merge`: shard runs combined into the report of one unsharded run (see harness.run.shards.merge)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from harness.model.report import RunReport
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.report.history import check_history_path
 from harness.report.markdown import write_step_summary
-from harness.run.merge import (
+from harness.run.shards.merge import (
     ShardRun,
     checkout_settings,
     corpus_root_for,

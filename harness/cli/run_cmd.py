@@ -17,13 +17,13 @@ from harness.checks import registry
 from harness.config import find_config, load_profile
 from harness.model.report import RunReport
 from harness.model.settings import Profile
-from harness.run.shard_env import ShardSource, detect
+from harness.run.shards.from_env import ShardSource, detect
 from harness.util.errors import EXIT_CODES, EXIT_OK, EXIT_REGRESSION, UserError
-from harness.run.incomplete import write_not_started
+from harness.run.pipeline.incomplete import write_not_started
 from harness.util.portable import for_run
 from harness.report.writer import REPORT_JSON, clear_run_files
 from harness.execution.cancel import cancel_on_signals
-from harness.run.pipeline import run_and_report
+from harness.run.pipeline.job import run_and_report
 from harness.report.history import check_history_path
 from harness.report.markdown import write_step_summary
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from harness.cli.run_cmd import add_profile_args, resolve_profile
 from harness.execution.scheduler import infer_all
-from harness.run.approve import approve_speed, describe
-from harness.run.plan import plan
+from harness.run.goldens.approve import approve_speed, describe
+from harness.run.pipeline.plan import plan
 from harness.util.errors import EXIT_OK
 from harness.util.progress import terminal_progress
 

@@ -9,12 +9,12 @@ by the profile it was measured for:
   single baseline reads as a list of one;
 - `bn`: the per-channel statistics of every BatchNorm layer's input, det and rec, on the images the approval
   captured, keyed by the model hashes and input settings they were measured with and stamped with the stack
-  (harness.checks.bn_reference makes it and judges later runs against it); one per golden set, not per
+  (harness.checks.bn.reference makes it and judges later runs against it); one per golden set, not per
   profile: the profiles that share a golden set run the same models;
 - sections this version does not know (a newer harness's) are kept as they are when a section is rewritten.
 
 Written atomically, only by a full approval (`golden refresh --all --yes`, the pytest plugin's `--ocr-regen all`
-over the whole selection: harness.run.approve) or `ocr-harness speed baseline` (speed only); records without a
+over the whole selection: harness.run.goldens.approve) or `ocr-harness speed baseline` (speed only); records without a
 `bn` section (older ones) still load;
 read strictly: a hand-edited record that is not this schema is a `UserError` naming the file.
 """
@@ -124,7 +124,7 @@ def _floats(values: Any, channels: int | None = None) -> tuple[float, ...]:
 class BnLayerRecord:
     """One BN layer's input on the approval's images, per channel (float64 values, population variance)."""
 
-    name: str  # the layer's parameter prefix, as harness.checks.bn_drift names layers
+    name: str  # the layer's parameter prefix, as harness.checks.bn.channels names layers
     op_index: int
     epsilon: float
     mean: tuple[float, ...]
@@ -164,7 +164,7 @@ def _non_negative(x: Any) -> float:
 @dataclass(frozen=True)
 class BnCalibration:
     """bn_drift's limits for one model, measured on the slips of the approval that recorded it
-    (harness.checks.bn_calibration): the clean envelope, the margin put on it and the limits that result."""
+    (harness.checks.bn.calibration): the clean envelope, the margin put on it and the limits that result."""
 
     method: str  # the sentence that says how the envelope was measured
     samples: int  # leave-out samples measured

@@ -1,5 +1,5 @@
 """Refreshing goldens as a reviewed, two-step act: `plan_refresh` says what would change (the dry run and the
-pull-request review text), `apply_refresh` (harness.run.golden_refresh) writes it.
+pull-request review text), `apply_refresh` (harness.run.goldens.refresh) writes it.
 
 Output that was not reproducible across repeats is never approved silently: those images are refused unless
 the caller gives a reason, which is then recorded in `_meta.json` next to the ids it covered.

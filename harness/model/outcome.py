@@ -81,6 +81,6 @@ FIRST_SHARD_KEY = "judged_on_shard"  # a model-level check's details on shards >
 
 def left_to_first_shard(name: str, shard: tuple[int, int]) -> CheckResult:
     """A model-level check on shard K > 1: not run, because shard 1 judges it (it reads the models, which every
-    shard shares); `report merge` takes shard 1's verdict (harness.run.merge)."""
+    shard shares); `report merge` takes shard 1's verdict (harness.run.shards.merge)."""
     return CheckResult(name, True, f"skipped: judged on shard 1/{shard[1]} only (a model-level check)",
                        skipped=True, details={FIRST_SHARD_KEY: [1, shard[1]]})

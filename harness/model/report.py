@@ -1,5 +1,5 @@
-"""report.json as typed records: built by the run (harness.run.build_report), by a run that stopped early
-(harness.run.incomplete) and by `report merge`, and serialised in one place (`RunReport.to_dict`). Renderers read
+"""report.json as typed records: built by the run (harness.run.pipeline.build_report), by a run that stopped early
+(harness.run.pipeline.incomplete) and by `report merge`, and serialised in one place (`RunReport.to_dict`). Renderers read
 a written report back through `RunReport.from_dict`, which is tolerant (unknown keys are kept aside, missing
 optional sections become empty), so a report of another version still renders."""
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.model.results import REPORT_SCHEMA
 
-# Report entries that are not checks: a run that stopped early (harness.run.incomplete) first, accuracy last.
+# Report entries that are not checks: a run that stopped early (harness.run.pipeline.incomplete) first, accuracy last.
 FIRST, LAST = ("run",), ("accuracy",)
 
 

@@ -130,7 +130,7 @@ def verdict_line(r: RunReport) -> str:
         text = f"PASS: {n} images, {len(r.outcomes) - skipped} checks passed"
         return text + (f" ({skipped} skipped)" if skipped else "")
     parts = [f"FAIL: {bad} of {n} images failed"]
-    if r.incomplete is not None:  # a run that stopped early (harness.run.incomplete)
+    if r.incomplete is not None:  # a run that stopped early (harness.run.pipeline.incomplete)
         parts = [f"INCOMPLETE ({r.incomplete.reason or 'stopped early'}): "
                  f"{len(r.incomplete.finished_images)} of {n} images finished"]
         failed = tuple(c for c in failed if c.name != "run")

@@ -70,3 +70,10 @@ def printable(text: str) -> str:
 def no_constant(name: str) -> Any:
     """json.loads(parse_constant=...): NaN, Infinity and -Infinity are not JSON numbers."""
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def json_number(x: float | None) -> float | str | None:
+    """Canonical JSON has no NaN/inf: they are written as strings."""
+    if x is None or math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")

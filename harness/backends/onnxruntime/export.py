@@ -5,7 +5,7 @@ the profile's parity tolerances.
 Conversion and loading run in child processes (a converter or runtime can die natively); a failure at either
 step is a finding reported in one line with the tool's own error (exit 1), never a traceback. A tool that is not
 installed at all is a setup error (exit 2, `missing_tool`), found before anything runs: it says nothing about
-the model. The agreement step (harness.run.export_agreement) runs the exported model in the onnxruntime backend
+the model. The agreement step (harness.run.pipeline.export_agreement) runs the exported model in the onnxruntime backend
 against the paddle backend with the source dir, image by image and line by line.
 """
 

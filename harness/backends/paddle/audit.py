@@ -9,16 +9,18 @@ happens here, on plain data.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.backends.paddle import audit_child  # noqa: F401  registers the child task "audit.inspect"
 from harness.backends.paddle.child import Arrays, locate_model, run_in_child
-from harness.checks import audit_child  # noqa: F401  registers the child task "audit.inspect"
-from harness.checks.program_view import BN_TYPES, DROPOUT_TYPES, LOOKS_LIKE_NORM, PER_SAMPLE_NORM_TYPES
+from harness.backends.paddle.program_view import BN_TYPES, DROPOUT_TYPES, LOOKS_LIKE_NORM, PER_SAMPLE_NORM_TYPES
 from harness.util.errors import UserError
+from harness.util.values import json_number
 
 DEFAULT_MIN_VARIANCE = 1e-6
 # A channel whose stored variance is this far below (or above the inverse) its layer's median is listed as
@@ -400,13 +402,6 @@ def _channels(mask: np.ndarray, values: np.ndarray, shown: int = 5) -> str:
     return f"{idx.size} of {flat.size} channels: {listed}{more}"
 
 
-def json_number(x: float | None) -> float | str | None:
-    """Canonical JSON has no NaN/inf: they are written as strings."""
-    if x is None or math.isfinite(x):
-        return x
-    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-
-
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
@@ -419,6 +414,6 @@ def _yn(flag: bool) -> str:
     return "yes" if flag else "NO"  # capitals: a "no" here is what fails the audit
 
 
-def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _table(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]

@@ -16,7 +16,7 @@ from harness.model.corpus import Corpus, CorpusItem
 from harness.model.report import ImageRecord, RunReport
 from harness.model.results import canonical_line
 from harness.model.timing import timing_summary
-from harness.run.machine_paths import report_paths
+from harness.run.pipeline.machine_paths import report_paths
 
 
 def selection_info(corpus: Corpus) -> dict[str, Any]:

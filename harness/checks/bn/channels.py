@@ -1,7 +1,7 @@
 """BN statistics: do the stored BatchNorm statistics describe the activations this deployment really produces?
 
 The input of every batch_norm op left in the program is measured per channel on the tensors the Paddle
-predictor really received in a worker (harness.checks.bn_capture): each captured batch is run through the
+predictor really received in a worker (harness.checks.bn.capture): each captured batch is run through the
 program in eval mode in a child process and each BN op's `X` is fetched. Then, per channel, against the stored
 moving statistics:
 
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.checks.audit import json_number
+from harness.util.values import json_number
 from harness.backends.paddle.child import Arrays, child_task, locate_model, run_in_child
 from harness.util.errors import UserError
 
@@ -371,7 +371,7 @@ def measure_drift(model_dir: Path, inputs: list[Path] | list[np.ndarray], *, kin
 
 @child_task("drift.measure")
 def measure_in_child(payload: dict[str, Any], arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
-    from harness.checks.program_view import BN_TYPES, load_program
+    from harness.backends.paddle.program_view import BN_TYPES, load_program
 
     view, exe, feeds, _ = load_program(payload["prefix"], bool(payload["pir"]))
     bns = [(i, op) for i, op in enumerate(view.ops()) if view.op_type(op) in BN_TYPES]

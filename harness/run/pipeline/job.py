@@ -1,7 +1,7 @@
 """The whole job behind `ocr-harness run`: plan, infer, check, write results and reports.
 
 Inputs that can be wrong (profile, corpus, goldens, model pack) are all read and validated before the first
-model loads. The checks are the registry's (harness.checks.registry); harness.run.execute runs them on the shared
+model loads. The checks are the registry's (harness.checks.registry); harness.run.pipeline.execute runs them on the shared
 `RunState`.
 """
 
@@ -22,10 +22,10 @@ from harness.metrics import corpus_accuracy, image_accuracy
 from harness.model.results import OcrResult, canonical_line
 from harness.model.settings import Profile
 from harness.report.writer import write_reports
-from harness.run.execute import execute, prepare_checks
-from harness.run.incomplete import TRACEBACK_FILE, Stop, write_incomplete
-from harness.run.machine_paths import machine_paths
-from harness.run.plan import plan
+from harness.run.pipeline.execute import execute, prepare_checks
+from harness.run.pipeline.incomplete import TRACEBACK_FILE, Stop, write_incomplete
+from harness.run.pipeline.machine_paths import machine_paths
+from harness.run.pipeline.plan import plan
 from harness.util import atomic
 from harness.util.errors import ImageError, InternalError, UserError, environment_problem
 from harness.util.progress import terminal_progress

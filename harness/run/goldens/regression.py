@@ -1,6 +1,6 @@
 """The golden regression one image at a time, as the pytest plugin (harness.pytest_plugin) runs it: a plain
 class over the same core as `ocr-harness run` and `golden refresh` (plan, worker, `judge_image`, and
-harness.run.golden_core for how goldens are made)."""
+harness.run.goldens.core for how goldens are made)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from harness.model.catalogue import Catalogue
 from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.settings import Profile
-from harness.run.approve import ApprovalResult, approve_full
-from harness.run.golden_core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
-from harness.run.golden_refresh import apply_refresh
-from harness.run.plan import plan
+from harness.run.goldens.approve import ApprovalResult, approve_full
+from harness.run.goldens.core import check_may_write_goldens, golden_repeats, golden_stack, plan_golden_refresh
+from harness.run.goldens.refresh import apply_refresh
+from harness.run.pipeline.plan import plan
 from harness.util.errors import UserError
 from harness.execution.pool import make_worker
 from harness.execution.worker import WorkerError, WorkerSpec

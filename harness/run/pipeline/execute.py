@@ -1,5 +1,5 @@
 """One harness run: the main pass, then every check of the catalogue, then the report dict. The CLI and the
-pytest entry both call `execute` (through harness.run.pipeline or directly).
+pytest entry both call `execute` (through harness.run.pipeline.job or directly).
 
 Data flows one way: this module runs inference and checks; report renderers only read the dict it returns.
 """
@@ -20,8 +20,8 @@ from harness.execution.scheduler import infer_all
 from harness.execution.state import RunPlan, RunState, usable_items
 from harness.model.outcome import CheckResult, left_to_first_shard, skipped
 from harness.model.settings import Profile
-from harness.run.build_report import build_report
-from harness.run.machine_paths import machine_paths
+from harness.run.pipeline.build_report import build_report
+from harness.run.pipeline.machine_paths import machine_paths
 from harness.util.progress import Progress
 
 def execute(p: RunPlan, *, progress: Progress | None = None,

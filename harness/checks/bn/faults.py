@@ -136,7 +136,7 @@ def _pir_ops(node: Any) -> list[dict[str, Any]]:
 def set_stats_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
     import paddle
 
-    from harness.checks.program_view import BN_TYPES, load_program
+    from harness.backends.paddle.program_view import BN_TYPES, load_program
 
     prefix, pir, edit = payload["prefix"], bool(payload["pir"]), payload["edit"]
     view, exe, feeds, fetches = load_program(prefix, pir=pir)
@@ -170,7 +170,7 @@ def set_stats_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[s
 
 @child_task("bn_faults.set_op_attr")
 def set_op_attr_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
-    from harness.checks.program_view import load_program
+    from harness.backends.paddle.program_view import load_program
 
     prefix = payload["prefix"]
     view, _, _, _ = load_program(prefix, pir=False)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.backends import unsupported_checks
-from harness.checks.bn_calibration import CALIBRATION_MIN_IMAGES
-from harness.checks.bn_reference import REFERENCE_IMAGES, capture_reference, input_settings, mismatch, model_hashes
+from harness.checks.bn.calibration import CALIBRATION_MIN_IMAGES
+from harness.checks.bn.reference import REFERENCE_IMAGES, capture_reference, input_settings, mismatch, model_hashes
 from harness.checks.speed import speed_stack
 from harness.checks.golden_check import open_store
 from harness.backends.paddle.child import ChildError

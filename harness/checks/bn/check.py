@@ -1,6 +1,6 @@
 """The `bn_drift` check: BN statistics of what the worker really feeds det and rec, judged per channel against the
-stored training statistics (harness.checks.bn_drift) and, when the golden set has one, against the approved BN
-reference (harness.checks.bn_reference). Registered in harness.checks.builtin."""
+stored training statistics (harness.checks.bn.channels) and, when the golden set has one, against the approved BN
+reference (harness.checks.bn.reference). Registered in harness.checks.builtin."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.checks.bn_capture import capture_inputs
-from harness.checks.bn_drift import MIN_IMAGES, ChannelLimits, judge_layers, measure_layers
-from harness.checks.bn_reference import ReferenceLimits, input_settings, judge_reference, mismatch, model_hashes
+from harness.checks.bn.capture import capture_inputs
+from harness.checks.bn.channels import MIN_IMAGES, ChannelLimits, judge_layers, measure_layers
+from harness.checks.bn.reference import ReferenceLimits, input_settings, judge_reference, mismatch, model_hashes
 from harness.checks.golden_check import open_store
 from harness.environment import stack
 from harness.execution.state import RunPlan, RunState

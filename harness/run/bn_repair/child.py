@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from harness.backends.paddle.child import Arrays, child_task
-from harness.checks.bn_drift import LayerStats, score_layer
-from harness.checks.program_view import BN_TYPES, ProgramView, load_program
+from harness.checks.bn.channels import LayerStats, score_layer
+from harness.backends.paddle.program_view import BN_TYPES, ProgramView, load_program
 
 # Planted faults for the self-check tests (never set by the CLI): a non-BN tensor changed in the written params,
 # and a recorded target statistic that the written model does not reproduce.

@@ -1,6 +1,6 @@
 """Headless Chromium for report.html: screenshots for the README and a rendered-DOM check for tests.
 
-    python -m harness.run.browser OUT.png [REPORT.html]
+    python -m tools.screenshots.browser OUT.png [REPORT.html]
 
 Without REPORT.html the built-in sample run is rendered. Every name resolves to nothing
 (--host-resolver-rules), so a page that tried to fetch anything would show it.
@@ -19,7 +19,7 @@ from pathlib import Path
 from harness.checks import registry
 from harness.model.report import RunReport
 from harness.report.html import render_html
-from harness.run.sample import sample_run
+from tools.screenshots.sample import sample_run
 from harness.util.atomic import write_bytes as atomic_write_bytes, write_text as atomic_write_text
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -71,7 +71,7 @@ def sample_html() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.run.browser", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.screenshots.browser", description=__doc__.splitlines()[0])
     ap.add_argument("png", type=Path, help="screenshot to write (e.g. docs/report-screenshot.png)")
     ap.add_argument("html", type=Path, nargs="?", help="report.html to render (default: the sample run)")
     ap.add_argument("--width", type=int, default=WINDOW[0])

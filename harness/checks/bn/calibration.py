@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.checks.bn_drift import LayerStats, score_layer
+from harness.checks.bn.channels import LayerStats, score_layer
 from harness.golden.approval import BnCalibration
 
 SAMPLE_SIZES = (2, 4, 8)

@@ -94,7 +94,7 @@ def fit(report: Mapping[str, Any], profile: Profile) -> tuple[list[PhaseCost], l
 
 
 def largest_shard(images: int, shards: int) -> int:
-    """The images planned for the largest of `shards` shards. The split hashes each id (harness.run.plan.
+    """The images planned for the largest of `shards` shards. The split hashes each id (harness.run.pipeline.plan.
     shard_items), so shards are uneven: nearly Poisson counts of mean m = images / shards, whose largest is about
     m + sqrt(2 ln shards) standard deviations; crc32 of sequential ids strays further (3.1 sd: 1547 of 10,000
     ids on one of 7 shards, 1429 on average). Planned: m + z sqrt(m) + z^2 / 3 with z = sqrt(2 ln shards) + 1.5,

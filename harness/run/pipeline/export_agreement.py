@@ -17,7 +17,7 @@ from harness.checks.parity import parity_check, reference_settings
 from harness.model.outcome import CheckResult
 from harness.model.settings import Profile
 from harness.execution.scheduler import infer_all
-from harness.run.plan import plan
+from harness.run.pipeline.plan import plan
 
 
 def agreement(profile: Profile, base: Path, source: Path, exported: Path, kind: str) -> CheckResult:

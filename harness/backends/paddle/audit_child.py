@@ -1,5 +1,5 @@
 """The audit's child side: reads a program's BN, dropout and conv facts (paddle is imported here only, in the
-child process harness.checks.audit starts); judging happens in harness.checks.audit, on plain data."""
+child process harness.backends.paddle.audit starts); judging happens in harness.backends.paddle.audit, on plain data."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from harness.backends.paddle.child import Arrays, ModelFiles, child_task
-from harness.checks.program_view import BN_TYPES, DROPOUT_TYPES, LOOKS_LIKE_NORM, PER_SAMPLE_NORM_TYPES
+from harness.backends.paddle.program_view import BN_TYPES, DROPOUT_TYPES, LOOKS_LIKE_NORM, PER_SAMPLE_NORM_TYPES
 
 
 @child_task("audit.inspect")
 def inspect_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
-    from harness.checks.program_view import CONV_TYPES, load_program, short_error
+    from harness.backends.paddle.program_view import CONV_TYPES, load_program, short_error
 
     files = ModelFiles(Path(payload["prefix"]), payload["format"])
     try:

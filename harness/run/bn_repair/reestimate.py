@@ -1,11 +1,11 @@
 """`bn reestimate`: move a model's BatchNorm statistics from a reference domain to a target domain, and judge it.
 
-Workflow: capture what the pipeline really feeds the model (harness.checks.bn_capture) on the first `images`
-calibration slips of the reference and of the target corpus; in a child process (harness.run.reestimate_child)
+Workflow: capture what the pipeline really feeds the model (harness.checks.bn.capture) on the first `images`
+calibration slips of the reference and of the target corpus; in a child process (harness.run.bn_repair.child)
 measure every BN layer's input, choose layers, re-estimate them one after another in eval mode and write the new
 params; self-check the written dir (only BN tensors differ; the written model reproduces the recorded target
 statistics); then run the original and the new model on held-out target images and give a verdict
-(harness.run.reestimate_eval). Nothing is left at `out` unless every self-check passed.
+(harness.run.bn_repair.evaluate). Nothing is left at `out` unless every self-check passed.
 
 The model dir names itself: its `inference.yml` (PaddleX's config) says det (`DBPostProcess`, a `*_det` model
 name) or rec (`CTCLabelDecode`, `*_rec`); `kind` overrides. The other model of the pipeline is the bundled one.
@@ -27,10 +27,10 @@ from typing import Any
 import yaml
 
 from harness.util.atomic import write_text
-from harness.checks.bn_capture import capture_inputs
-from harness.checks.bn_drift import MIN_IMAGES
+from harness.checks.bn.capture import capture_inputs
+from harness.checks.bn.channels import MIN_IMAGES
 from harness.backends.paddle.child import locate_model, run_in_child
-from harness.run.reestimate_child import ESTIMATE, VERIFY
+from harness.run.bn_repair.child import ESTIMATE, VERIFY
 from harness.model.settings import EngineSettings
 from harness.model.corpus import CorpusItem
 from harness.corpus.loader import content_sha256, load_corpus
@@ -41,7 +41,7 @@ from harness.golden.store import GoldenStore
 from harness.backends.paddle.pack import resolve_model_dirs
 from harness.model.modeldirs import sha256_file
 from harness.model.results import canonical_json
-from harness.run.reestimate_eval import Evaluation, judge, model_settings, read_images
+from harness.run.bn_repair.evaluate import Evaluation, judge, model_settings, read_images
 from harness.model.inference import ImageRequest
 
 MODES = ("delta", "replace")

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks import registry
-from harness.checks.retries import inference_check
+from harness.checks.inference_check import inference_check
 from harness.execution.state import RunPlan, RunState
 from harness.model.outcome import CheckResult
 from harness.model.report import Incomplete, RunReport
 from harness.model.results import REPORT_SCHEMA, canonical_json
 from harness.report.junit import render_junit
 from harness.report.markdown import render_summary
-from harness.run.build_report import run_report
-from harness.run.machine_paths import machine_paths, report_paths
+from harness.run.pipeline.build_report import run_report
+from harness.run.pipeline.machine_paths import machine_paths, report_paths
 from harness.util import atomic
 from harness.util.errors import EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancelled, UserError, environment_problem
 from harness.util.portable import MachinePaths

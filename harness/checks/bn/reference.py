@@ -1,10 +1,10 @@
 """BN drift against the approved reference: has the input of any BatchNorm layer moved since the goldens were approved?
 
-A full approval captures, at the predictor's input in a worker of the profile's engine (harness.checks.bn_capture),
+A full approval captures, at the predictor's input in a worker of the profile's engine (harness.checks.bn.capture),
 up to REFERENCE_IMAGES slips of the golden corpus and records every det and rec BN layer's input per channel
 (mean and population variance, float64) in the golden set's approval record (harness.golden.approval.BnReference),
 keyed by the model files' hashes and the input settings. `bn_drift` then judges each later capture against it,
-in addition to the per-channel findings against the stored training statistics (harness.checks.bn_drift):
+in addition to the per-channel findings against the stored training statistics (harness.checks.bn.channels):
 
 - per channel, r = ln((var_now + eps) / (var_ref + eps)) and z = |mean_now - mean_ref| / sqrt(var_ref + eps);
 - per layer, the mean of r over channels (a gain change of the whole layer) and the mean of z.
@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.checks.audit import json_number
-from harness.checks.bn_capture import capture_inputs
-from harness.checks.bn_calibration import CALIBRATION_MIN_IMAGES, calibrate, sample_plan
-from harness.checks.bn_drift import LayerStats, measure_groups
+from harness.util.values import json_number
+from harness.checks.bn.capture import capture_inputs
+from harness.checks.bn.calibration import CALIBRATION_MIN_IMAGES, calibrate, sample_plan
+from harness.checks.bn.channels import LayerStats, measure_groups
 from harness.model.settings import EngineSettings
 from harness.util.errors import UserError
 from harness.golden.approval import BnCalibration, BnLayerRecord, BnModelRecord, BnReference
@@ -131,7 +131,7 @@ def model_record(stats: Sequence[LayerStats], hashes: Mapping[str, str], inputs:
 def measure_and_calibrate(model_dir: Path, files: list[Path], per_image: list[list[int]]
                           ) -> tuple[list[LayerStats], BnCalibration | None]:
     """One measuring child: the layers pooled over every image, and the calibration of their leave-out samples
-    (harness.checks.bn_calibration) from the same pass; None when too few images ran to calibrate."""
+    (harness.checks.bn.calibration) from the same pass; None when too few images ran to calibrate."""
     plan = sample_plan(len(per_image)) if len(per_image) >= CALIBRATION_MIN_IMAGES else []
     everything = list(range(len(files)))
     groups = [everything]

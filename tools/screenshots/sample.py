@@ -13,7 +13,7 @@ import numpy as np
 
 from harness.checks.determinism import repeat_check
 from harness.checks.golden_check import golden_check
-from harness.checks.paths import compare_paths
+from harness.checks.batch_paths import compare_paths
 from harness.execution.state import RunState
 from harness.golden.status import GoldenStatus
 from harness.golden.store import Golden
@@ -25,7 +25,7 @@ from harness.model.report import RunReport
 from harness.model.results import Line, OcrResult
 from harness.model.settings import CheckSettings, Profile
 from harness.model.timing import timing_summary
-from harness.run.build_report import image_record
+from harness.run.pipeline.build_report import image_record
 
 SLIP_W, SLIP_H = 1000, 560
 _SLIP_LINES = (
