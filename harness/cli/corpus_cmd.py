@@ -21,7 +21,7 @@ from harness.corpus.loader import load_corpus, validate_corpus
 from harness.corpus.schema import schema_problems
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds `corpus` and its subcommands."""
     corpus = sub.add_parser("corpus", help="generate, validate or list an image corpus")
     actions = corpus.add_subparsers(dest="corpus_command", required=True, parser_class=type(corpus))
