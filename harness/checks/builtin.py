@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from harness.backends import backend_owned_keys, registry as backends, unsupported_checks
 from harness.backends.paddle.passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
@@ -27,7 +27,7 @@ from harness.checks.golden_check import merged_summary as merged_golden_summary
 from harness.checks.parity import merged_details as merged_parity_details, parity_hook, reference_plan
 from harness.checks.batch_paths import compare_paths, merged_details as merged_path_details, merged_summary as paths_summary
 from harness.checks.probe import probe_model_dir
-from harness.checks.registry import CheckSpec, Scaling, register
+from harness.checks.registry import CheckSpec, Runner, Scaling, register
 from harness.checks.inference_check import inference_check
 from harness.checks.inference_check import merged_details as merged_retries, merged_summary as merged_retry_summary
 from harness.checks.served import served_settings_check
@@ -43,7 +43,19 @@ from harness.model.catalogue import Option
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.settings import DEFAULT_BACKEND, CheckSettings, EngineSettings, Profile, require
-from harness.model.views import ShardView
+from harness.model.views import PlanView, ShardView, StateView
+
+
+def on_run(run: Callable[[RunPlan, RunState], CheckResult]) -> Runner:
+    """A built-in runner that reads the run's own plan and state (its stack sample, worker pool, progress)."""
+    # The harness hands every runner its RunPlan and RunState (harness.model.views); the views are the part of
+    # them a plug-in check may rely on, the built-in checks are the harness's own.
+    return cast(Runner, run)
+
+
+def on_plan(prepare: Callable[[RunPlan], Any]) -> Callable[[PlanView], Any]:
+    """A built-in `prepare` that reads the run's own plan (as `on_run`: the harness hands in its RunPlan)."""
+    return cast("Callable[[PlanView], Any]", prepare)
 
 
 def unsupported(name: str) -> Callable[[Profile], str | None]:
@@ -72,14 +84,14 @@ def cross_process(p: RunPlan, state: RunState) -> CheckResult:
     return with_sample(cross_process_check(mine, fresh), info)
 
 
-register(CheckSpec("cross_process", 90, cross_process, key="cross_process",
+register(CheckSpec("cross_process", 90, on_run(cross_process), key="cross_process",
                    flag_help="repeat once more in a fresh worker process",
                    phases=lambda profile: [("fresh", "sample")]))
 
 
 # --- a service's own settings ----------------------------------------------------------------------------------
 
-def served_settings(p: RunPlan, state: RunState) -> CheckResult:
+def served_settings(p: PlanView, state: StateView) -> CheckResult:
     answers = {i: o.transport.reported for i, o in state.outcomes.items() if o.transport is not None}
     return served_settings_check(p.profile.engine, p.backend_facts, answers)
 
@@ -255,12 +267,12 @@ def _validate_variations(c: CheckSettings, where: str) -> None:
     require(all(t >= 1 for t in c.variation_threads), f"{where}.variation_threads", "values must be >= 1")
 
 
-register(CheckSpec("batch_paths", 110, batch_paths, key="batch_paths", skip=unsupported("batch_paths"),
+register(CheckSpec("batch_paths", 110, on_run(batch_paths), key="batch_paths", skip=unsupported("batch_paths"),
                    reuses_main_workers=True,
                    flag_help="compare bs1 / profile batch / several images per call", validate=_validate_batch_paths,
                    merge_details=_merged_batch_paths, merge_summary=paths_summary,
                    phases=lambda profile: [*bs1_phase(profile), ("multi", "sample")]))
-register(CheckSpec("variations", 120, variations, key="variations", skip=unsupported("variations"),
+register(CheckSpec("variations", 120, on_run(variations), key="variations", skip=unsupported("variations"),
                    flag_help="oneDNN on/off, thread counts and BN fusion removed, judged by golden tolerances",
                    validate=_validate_variations,
                    merge_details=_merged_variations, merge_summary=paths_summary,
@@ -278,7 +290,7 @@ def _validate_parity(c: CheckSettings, where: str) -> None:
     require(c.parity_reference in names, f"{where}.parity_reference", f"must be one of {', '.join(names)}")
 
 
-register(CheckSpec("parity", 70, parity_hook, key="parity", prepare=_parity_prepare,
+register(CheckSpec("parity", 70, on_run(parity_hook), key="parity", prepare=on_plan(_parity_prepare),
                    validate=_validate_parity, merge_details=merged_parity_details,
                    merge_summary=paths_summary))
 
@@ -293,7 +305,7 @@ class GoldenInputs:
     goldens: dict[str, Golden]
 
 
-def _golden_prepare(p: RunPlan) -> GoldenInputs:
+def _golden_prepare(p: PlanView) -> GoldenInputs:
     store = open_store(p.profile, p.base)
     return GoldenInputs(store, preload(store, [it.id for it in p.items]))
 
@@ -310,7 +322,7 @@ def shared_golden_keys(profile: Profile, store: Any, current_stack: dict[str, An
 
 
 def golden(p: RunPlan, state: RunState) -> CheckResult:
-    inputs: GoldenInputs = state.prepared["golden"]
+    inputs: GoldenInputs = (state.prepared or {})["golden"]
     hashes = {it.id: content_sha256(it) for it in p.items}
     current_stack = stack(p.profile.golden_engine(), p.dirs.file_hashes(), dict(p.backend_facts))
     shared = shared_golden_keys(p.profile, inputs.store, current_stack)
@@ -330,7 +342,8 @@ def _validate_golden(c: CheckSettings, where: str) -> None:
     require(c.missing_golden in ("fail", "warn"), f"{where}.missing_golden", "must be 'fail' or 'warn'")
 
 
-register(CheckSpec("golden", 60, golden, key="goldens", flag_help="compare with goldens", prepare=_golden_prepare,
+register(CheckSpec("golden", 60, on_run(golden), key="goldens", flag_help="compare with goldens",
+                   prepare=_golden_prepare,
                    validate=_validate_golden, merge_details=merged_golden_details, merge_summary=merged_golden_summary,
                    list_details=False,  # renderers show its line changes, never its status dict
                    phases=lambda profile: bs1_phase(profile) if profile.checks.golden_path == "bs1" else []))
@@ -338,7 +351,7 @@ register(CheckSpec("golden", 60, golden, key="goldens", flag_help="compare with 
 
 # --- model-level checks: Paddle in a child process -------------------------------------------------------------
 
-def audit(p: RunPlan, state: RunState) -> CheckResult:
+def audit(p: PlanView, state: StateView) -> CheckResult:
     reports = {kind: audit_model_dir(d, min_variance=p.profile.checks.audit_min_variance)
                for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
     failed = [k for k, r in reports.items() if not r.passed]
@@ -352,8 +365,8 @@ def audit(p: RunPlan, state: RunState) -> CheckResult:
                        judged=len(reports), unit="models")
 
 
-def probe(p: RunPlan, state: RunState) -> CheckResult:
-    reports = {kind: probe_model_dir(d, kind=kind) for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
+def probe(p: PlanView, state: StateView) -> CheckResult:
+    reports = {"det": probe_model_dir(p.dirs.det, kind="det"), "rec": probe_model_dir(p.dirs.rec, kind="rec")}
     failed = [k for k, r in reports.items() if not r.passed]
     summary = "; ".join(f"{k}: sample alone vs with batch-mates, max diff {r.max_abs_diff:.3g} (atol {r.atol:g})"
                         for k, r in reports.items())
@@ -369,8 +382,8 @@ register(CheckSpec("audit", 30, audit, level="model", key="audit", skip=unsuppor
                    timed=True, validate=_validate_audit))
 register(CheckSpec("probe", 40, probe, level="model", key="probe", skip=unsupported("probe"), child=True, timed=True,
                    flag_help="behavioural batch-independence probe of the raw models"))
-register(CheckSpec("bn_drift", 50, bn_drift, level="model", key="bn_drift", skip=unsupported("bn_drift"), child=True,
-                   timed=True, flag_help="stored BN statistics and the approved BN reference vs the corpus",
+register(CheckSpec("bn_drift", 50, on_run(bn_drift), level="model", key="bn_drift", skip=unsupported("bn_drift"),
+                   child=True, timed=True, flag_help="stored BN statistics and the approved BN reference vs the corpus",
                    validate=validate_bn_drift, per_shard=True, prepare=bn_prepare))
 
 
@@ -384,7 +397,7 @@ class SpeedInputs:
     why_none: str
 
 
-def _speed_prepare(p: RunPlan) -> SpeedInputs:
+def _speed_prepare(p: PlanView) -> SpeedInputs:
     store = open_store(p.profile, p.base)
     approval = load_approval(store.directory)
     if approval is None:
@@ -398,8 +411,8 @@ def _speed_prepare(p: RunPlan) -> SpeedInputs:
     return SpeedInputs(baselines, "")
 
 
-def speed(p: RunPlan, state: RunState) -> CheckResult:
-    inputs: SpeedInputs = state.prepared["speed"]
+def speed(p: PlanView, state: StateView) -> CheckResult:
+    inputs: SpeedInputs = (state.prepared or {})["speed"]
     return speed_check(state.outcomes, inputs.baselines, speed_stack(p),
                        max_ratio=SPEED.setting(p.profile, "speed_max_ratio"),
                        memory_max_ratio=SPEED.setting(p.profile, "memory_max_ratio"),

@@ -115,7 +115,9 @@ class LayerStats:
 
     def log_ratio(self) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):  # a broken stored variance must not crash the scorer
-            return np.log((self.corpus_var + self.epsilon) / (np.maximum(self.stored_var, 0.0) + self.epsilon))
+            ratio: np.ndarray = np.log((self.corpus_var + self.epsilon)
+                                       / (np.maximum(self.stored_var, 0.0) + self.epsilon))
+            return ratio
 
     def spread(self) -> np.ndarray:
         r = self.log_ratio()
@@ -123,8 +125,9 @@ class LayerStats:
 
     def shift(self) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.abs(self.corpus_mean - self.stored_mean) / np.sqrt(np.maximum(self.stored_var, 0.0)
-                                                                         + self.epsilon)
+            shift: np.ndarray = np.abs(self.corpus_mean - self.stored_mean) / np.sqrt(np.maximum(self.stored_var, 0.0)
+                                                                                      + self.epsilon)
+            return shift
 
     def with_stored_variance(self, channel: int, factor: float) -> LayerStats:
         """The same layer with one stored variance multiplied by `factor` (a planted fault, for tests)."""

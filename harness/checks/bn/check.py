@@ -19,6 +19,7 @@ from harness.golden.approval import APPROVAL_NAME, BnCalibration, BnReference, l
 from harness.model.inference import ImageRequest
 from harness.model.outcome import CheckResult
 from harness.model.settings import CheckSettings, require
+from harness.model.views import PlanView
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class BnInputs:
     why_none: str
 
 
-def bn_prepare(p: RunPlan) -> BnInputs:
+def bn_prepare(p: PlanView) -> BnInputs:
     approval = load_approval(open_store(p.profile, p.base).directory)
     if approval is None or approval.bn is None:
         where = "no " + APPROVAL_NAME if approval is None else f"no BN reference in its {APPROVAL_NAME}"

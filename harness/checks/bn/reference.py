@@ -98,7 +98,8 @@ def input_settings(kind: str, engine: EngineSettings) -> dict[str, Any]:
     ones describes another distribution."""
     if kind == "det":
         return {"det_limit_type": engine.det_limit_type, "det_limit_side_len": engine.det_limit_side_len}
-    return {"rec_image_shape": list(engine.rec_image_shape), "rec_batch_size": engine.rec_batch_size}
+    shape = None if engine.rec_image_shape is None else list(engine.rec_image_shape)  # None: the model's default
+    return {"rec_image_shape": shape, "rec_batch_size": engine.rec_batch_size}
 
 
 def model_hashes(kind: str, dirs: ModelDirs) -> dict[str, str]:
