@@ -37,6 +37,7 @@ import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
 from harness.keyfields import KeyValue, KeyValueError
@@ -320,7 +321,7 @@ def read_labels(fmt: str, label: Path, images: Path | None, errors: list[str]) -
 class _Checked:
     """One image that passed every check: its record, and where its bytes come from."""
 
-    record: dict[str, object]
+    record: dict[str, Any]  # its manifest.jsonl line, as JSON
     source: Path
     rel: str
 
@@ -356,7 +357,7 @@ def _record(entry: Entry, rules: Sequence[FieldRule], subsets: Sequence[str], mi
     lines = [Line(ln.text, ln.poly or ((0, 0), (width, 0), (width, height), (0, height))) for ln in entry.lines]
     fields, not_found = extract_fields(rules, lines, entry.where)
     missing.extend(f"{item_id}: field {name!r} not found ({entry.where})" for name in not_found)
-    record: dict[str, object] = {
+    record: dict[str, Any] = {
         "id": item_id,
         "file": f"images/{entry.rel}",
         "sha256": _file_sha256(entry.source),
@@ -409,8 +410,8 @@ def import_corpus(fmt: str, label: Path, out: Path, *, images: Path | None = Non
     if not checked:
         raise UserError(f"{label}: no labelled images")
     _write(out, checked, force, protected)
-    return ImportResult(out, len(checked), sum(len(c.record["lines"]) for c in checked),  # type: ignore[arg-type]
-                        sum(len(c.record.get("ignore", [])) for c in checked), tuple(missing))  # type: ignore[arg-type]
+    return ImportResult(out, len(checked), sum(len(c.record["lines"]) for c in checked),
+                        sum(len(c.record.get("ignore", [])) for c in checked), tuple(missing))
 
 
 def _fresh(out: Path) -> bool:
