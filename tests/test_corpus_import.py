@@ -15,7 +15,7 @@ from labels import manifest_records, write_ppocrlabel
 from memory import peak_above_baseline
 from PIL import Image
 
-import harness.corpus.importers as importers
+import harness.corpus.importers.build as importers
 from harness.cli import main
 from harness.corpus.loader import load_corpus
 from harness.corpus.schema import manifest_schema, schema_problems
