@@ -19,16 +19,9 @@ import pytest
 from conftest import CORPUS, ROOT, run_cli
 
 from harness.checks.bn.capture import Capture, capture_inputs
-from harness.checks.bn.channels import (
-    CHANNEL_LIMITS,
-    DEFAULT_THRESHOLD,
-    LayerStats,
-    channel_findings,
-    judge_layers,
-    measure_drift,
-    measure_layers,
-    score_layer,
-)
+from harness.checks.bn.channels import (CHANNEL_LIMITS, DEFAULT_THRESHOLD, LayerStats, channel_findings, judge_layers,
+                                        score_layer)
+from harness.checks.bn.measure import measure_drift, measure_layers
 from harness.checks.bn.faults import plant_bn_variance, write_reference_model
 from harness.checks.registry import catalogue
 from harness.cli import main

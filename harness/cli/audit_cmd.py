@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.bn.capture import capture_inputs
-from harness.checks.bn.channels import DEFAULT_THRESHOLD, MIN_IMAGES, DriftReport, measure_drift
+from harness.checks.bn.channels import DEFAULT_THRESHOLD, MIN_IMAGES, DriftReport
+from harness.checks.bn.measure import measure_drift
 from harness.model.inference import ImageRequest
 from harness.model.settings import EngineSettings
 from harness.backends.paddle.pack import resolve_model_dirs

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.bn.capture import capture_inputs
-from harness.checks.bn.channels import MIN_IMAGES, ChannelLimits, judge_layers, measure_layers
+from harness.checks.bn.channels import MIN_IMAGES, ChannelLimits, judge_layers
+from harness.checks.bn.measure import measure_layers
 from harness.checks.bn.reference import ReferenceLimits, input_settings, judge_reference, mismatch, model_hashes
 from harness.checks.golden_check import open_store
 from harness.environment import stack

@@ -32,7 +32,8 @@ import numpy as np
 from harness.util.values import json_number
 from harness.checks.bn.capture import capture_inputs
 from harness.checks.bn.calibration import CALIBRATION_MIN_IMAGES, calibrate, sample_plan
-from harness.checks.bn.channels import LayerStats, measure_groups
+from harness.checks.bn.channels import LayerStats
+from harness.checks.bn.measure import measure_groups
 from harness.model.settings import EngineSettings
 from harness.util.errors import UserError
 from harness.golden.approval import BnCalibration, BnLayerRecord, BnModelRecord, BnReference
