@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.backends.paddle.audit import AuditReport, audit_model_dir, judge
+from harness.backends.paddle.audit import audit_model_dir, judge
+from harness.backends.paddle.audit_report import AuditReport
 from harness.checks.bn.faults import (plant_bn_init, plant_bn_variance, plant_op_mode, plant_op_type,
                                       write_reference_model)
 from harness.cli import main
