@@ -1,0 +1,107 @@
+"""The backend registry (harness.backends.registry): a backend is one package, or one module out of tree. The
+`inkbands` backend (tests/dummy_backend.py), registered through $OCR_HARNESS_BACKENDS or the `ocr_harness.backends`
+entry point group with no file of the harness touched, passes config validation, runs end to end through the CLI
+in spawned workers, and its facts are in report.json's stack record."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+from conftest import CORPUS, ROOT, run_cli
+from harness.backends import builtin, registry
+from harness.backends.spec import BackendSpec
+from harness.checks.registry import catalogue
+from harness.config import load_profile
+from harness.util.errors import UserError
+
+TESTS = Path(__file__).resolve().parents[1]
+PLUGIN_ENV = {registry.PLUGINS_ENV: "dummy_backend", "PYTHONPATH": str(TESTS)}
+IDS = ("slip_0003", "slip_0007")
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The built-in backends only, in a registry not yet loaded; the real one is back after the test."""
+    monkeypatch.setattr(registry, "_SPECS", {s.name: s for s in registry.specs()[:3]})
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.delenv(registry.PLUGINS_ENV, raising=False)
+    monkeypatch.delitem(sys.modules, "dummy_backend", raising=False)  # importing it again registers it again
+    yield
+
+
+def config(tmp_path: Path, backend: str, *engine: str) -> Path:
+    path = tmp_path / "harness.toml"
+    path.write_text("\n".join([
+        "[profiles.t]", f'corpus = "{CORPUS.as_posix()}"', f'golden_dir = "{(tmp_path / "golden").as_posix()}"',
+        "[profiles.t.engine]", f'backend = "{backend}"', *engine,
+        "[profiles.t.checks]", "repeats = 2", "goldens = false", "accuracy = false"]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_the_builtin_backends_in_registration_order() -> None:
+    assert registry.names()[:3] == ("paddle", "onnxruntime", "http")
+    assert all(isinstance(s, BackendSpec) for s in registry.specs())
+
+
+def test_unregistered_the_backend_is_refused_by_config(tmp_path: Path, fresh_registry: None) -> None:
+    registry.load(builtin)
+    with pytest.raises(UserError, match="profiles.t.engine.backend: must be one of paddle, onnxruntime, http$"):
+        load_profile(config(tmp_path, "inkbands"), "t", catalogue())
+
+
+def test_from_the_entry_point_group_config_accepts_it(tmp_path: Path, fresh_registry: None,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(TESTS))
+    found = [EntryPoint("inkbands", "dummy_backend", registry.ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(registry, "entry_points", lambda group: found if group == registry.ENTRY_POINT_GROUP else [])
+    registry.load(builtin)
+    assert registry.names() == ("paddle", "onnxruntime", "http", "inkbands")
+    profile, _ = load_profile(config(tmp_path, "inkbands"), "t", catalogue())
+    assert profile.engine.backend == "inkbands"
+    assert set(registry.get("inkbands").unsupported_checks()) == {"audit", "probe", "bn_drift", "variations"}
+    # Its rules are the built-ins' too: paddle's flat keys and the other backends' tables are refused.
+    with pytest.raises(UserError, match="cpu_threads: belongs to the paddle backend; this profile's backend is "
+                                        "inkbands"):
+        load_profile(config(tmp_path, "inkbands", "cpu_threads = 2"), "t", catalogue())
+
+
+def test_a_backend_module_that_cannot_be_imported_is_one_clear_error(tmp_path: Path) -> None:
+    res = run_cli(["run", "--config", str(config(tmp_path, "inkbands")), "--profile", "t"],
+                  env={registry.PLUGINS_ENV: "no_such_backend_module"})
+    assert res.returncode == 2
+    assert res.stderr.startswith("ocr-harness: error: $OCR_HARNESS_BACKENDS: cannot import backend module "
+                                 "'no_such_backend_module'") and "Traceback" not in res.stderr
+
+
+def test_a_run_with_an_out_of_tree_backend_end_to_end(tmp_path: Path) -> None:
+    tree = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    out = tmp_path / "out"
+    res = run_cli(["run", "--config", str(config(tmp_path, "inkbands")), "--profile", "t", "--id", IDS[0],
+                   "--id", IDS[1], "--out", str(out)], env=PLUGIN_ENV, out=out)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    report = res.report
+    stack = report["stack"]
+    model = json.loads((TESTS / "dummy_backend_model" / "inference.json").read_text(encoding="utf-8"))
+    assert stack["backend"] == "inkbands" and stack["inkbands"]["ink_below"] == model["ink_below"]
+    assert set(stack["models"]) == {"det/inference.json", "rec/inference.json"}
+    assert "paddle" not in stack and "onednn" not in stack
+    assert report["profile"]["settings"]["engine"]["backend"] == "inkbands"
+    checks = report["checks"]
+    assert checks["inference"]["passed"] and checks["repeat"]["passed"] and checks["mutation"]["passed"]
+    assert checks["audit"]["skipped"] and checks["audit"]["summary"] == ("skipped: reads Paddle programs; the inkbands "
+                                                                         "backend runs none")
+    # Real results of real images, computed in the spawned workers by the plug-in's own engine.
+    results = {r["id"]: r for r in res.results()}
+    assert set(results) == set(IDS)
+    for r in results.values():
+        assert r["error"] is None and r["result"]["lines"]
+        assert all(line["text"].isdigit() for line in r["result"]["lines"])
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
+                          text=True).stdout == tree  # nothing of the tree was touched
