@@ -1,4 +1,5 @@
-"""`ocr-harness report merge`: shard runs combined into the report of one unsharded run (see harness.run.shards.merge)."""
+"""`ocr-harness report merge`: shard runs combined into the report of one unsharded run (see
+harness.run.shards.merge)."""
 
 from __future__ import annotations
 

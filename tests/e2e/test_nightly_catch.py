@@ -12,8 +12,8 @@ Planted here, on three slips of the full corpus (tests/faults.py, NightlyFaultsE
 | state that outlives the process                          | cross_process        | the first main worker's |
 | a golden edited by one character                         | golden               | C (the main path, not bs1) |
 Model-level checks read the model files, not the images, so neither the worker layout nor the sample changes
-them; their planted faults stay where they are: tests/backends/paddle/test_audit.py (variance 0/NaN, is_test=False, unknown norm
-op), tests/checks/test_probe.py, tests/checks/bn/test_channels.py.
+them; their planted faults stay where they are: tests/backends/paddle/test_audit.py (variance 0/NaN,
+is_test=False, unknown norm op), tests/checks/test_probe.py, tests/checks/bn/test_channels.py.
 """
 
 from __future__ import annotations

@@ -48,17 +48,20 @@ def test_the_clean_package_keeps_every_contract(package_copy: Path) -> None:
 
 
 @pytest.mark.parametrize(("module", "line", "named"), [
-    ("util/atomic.py", "from harness.run.pipeline.plan import plan\n", "harness.util.atomic -> harness.run.pipeline.plan"),
+    ("util/atomic.py", "from harness.run.pipeline.plan import plan\n",
+     "harness.util.atomic -> harness.run.pipeline.plan"),
     # A TYPE_CHECKING import is an import: the layers hold for the type checker's view too.
     ("model/report.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.checks.registry import "
                         "CheckSpec\n", "harness.model.report -> harness.checks.registry"),
     ("model/outcome.py", "import harness.config\n", "harness.model.outcome -> harness.config"),
     # Below the composition root nothing imports the built-in checks: they are handed down as a catalogue.
-    ("run/pipeline/execute.py", "from harness.checks import builtin\n", "harness.run.pipeline.execute -> harness.checks.builtin"),
+    ("run/pipeline/execute.py", "from harness.checks import builtin\n",
+     "harness.run.pipeline.execute -> harness.checks.builtin"),
     # execution (workers, pool, scheduler) <- checks <- run: execution calls no check, a check no run step.
     ("execution/scheduler.py", "from harness.checks import registry\n",
      "harness.execution.scheduler -> harness.checks.registry"),
-    ("checks/parity.py", "from harness.run.pipeline.plan import plan\n", "harness.checks.parity -> harness.run.pipeline.plan"),
+    ("checks/parity.py", "from harness.run.pipeline.plan import plan\n",
+     "harness.checks.parity -> harness.run.pipeline.plan"),
     # The config layer (config, corpus, golden store, metrics, ...) reads no engine, check or run.
     ("metrics.py", "from harness.backends import resolve_models\n", "harness.metrics -> harness.backends"),
     # Renderers are handed the check order and read the typed report: no check, no merge, no runner.

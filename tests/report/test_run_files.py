@@ -1,6 +1,6 @@
 """Every exit of `ocr-harness run` leaves this run's reports and none of an earlier run's (harness.cli.run_cmd,
-harness.run.pipeline.incomplete.write_not_started): a CI step that reads junit.xml after a run that stopped before it began
-sees why it stopped, never the last run's PASS."""
+harness.run.pipeline.incomplete.write_not_started): a CI step that reads junit.xml after a run that stopped
+before it began sees why it stopped, never the last run's PASS."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Faults that need no real OCR (redirects, answers without dataInfo, huge, trickling or silent answers, deep JSON,
 Retry-After past the deadline) are answered by `canned_service.CannedService` in seconds; the clean side of each
-behaviour runs against the real PaddleX service in tests/backends/http/test_serving.py. Each test runs the CLI as CI does.
+behaviour runs against the real PaddleX service in tests/backends/http/test_serving.py. Each test runs the CLI
+as CI does.
 """
 
 from __future__ import annotations

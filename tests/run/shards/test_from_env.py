@@ -71,7 +71,8 @@ def test_missing_malformed_and_conflicting_are_refused(env: dict[str, str], mess
 
 
 def test_auto_picks_the_slice_that_k_n_picks() -> None:
-    # The same images whichever engine says "shard 2 of 3" (the split itself is harness.run.pipeline.plan.shard_items, by id).
+    # The same images whichever engine says "shard 2 of 3" (the split itself is
+    # harness.run.pipeline.plan.shard_items, by id).
     envs = [{"OCR_HARNESS_SHARD": "2/3"}, {"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "3"},
             {"JOB_COMPLETION_INDEX": "1", "OCR_HARNESS_SHARD_TOTAL": "3"},
             {"SLURM_ARRAY_TASK_ID": "11", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "10"}]
