@@ -25,13 +25,14 @@ dates as dates, accounts as digit strings); empty truth values are not scored.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import shapely
 
 from harness.keyfields import KeyValue, KeyValueError
+# Made here, held by the report (harness.model.accuracy): re-exported for the callers that score images.
+from harness.model.accuracy import DetectionCounts as DetectionCounts, ImageAccuracy as ImageAccuracy
 from harness.model.results import OcrResult
 from harness.util.errors import UserError
 from harness.util.text import accuracy_form, cer as text_cer, edit_distance, graphemes
@@ -99,26 +100,6 @@ def match_one_to_one(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]
     return sorted(pairs)
 
 
-@dataclass(frozen=True)
-class DetectionCounts:
-    tp: int
-    fp: int
-    fn: int
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
-
-    @property
-    def hmean(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
-
-
 def detection_counts(truth_polys: Sequence[Sequence[Sequence[float]]], pred_polys: Sequence[Sequence[Sequence[float]]],
                      dont_care: Sequence[bool] | None = None) -> DetectionCounts:
     """ICDAR 2015 counting: one-to-one at IoU > 0.5, don't-care truth regions excluded."""
@@ -149,33 +130,6 @@ def field_read(name: str, value: str, line_texts: Sequence[str]) -> bool:
 
 
 # --- per image and corpus --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ImageAccuracy:
-    cer: float
-    edits: int
-    ref_chars: int
-    lines_exact: int
-    lines_total: int
-    det_tp: int
-    det_fp: int
-    det_fn: int
-    fields: Mapping[str, bool] = field(default_factory=dict)
-
-    @property
-    def detection(self) -> DetectionCounts:
-        return DetectionCounts(self.det_tp, self.det_fp, self.det_fn)
-
-    def to_dict(self) -> dict[str, Any]:
-        det = self.detection
-        return {
-            "cer": self.cer, "edits": self.edits, "ref_chars": self.ref_chars,
-            "lines_exact": self.lines_exact, "lines_total": self.lines_total,
-            "det": {"tp": det.tp, "fp": det.fp, "fn": det.fn,
-                    "precision": det.precision, "recall": det.recall, "hmean": det.hmean},
-            "fields": dict(sorted(self.fields.items())),
-        }
-
 
 def image_accuracy(truth_lines: Sequence[TruthLine], truth_fields: Mapping[str, str],
                    result: OcrResult) -> ImageAccuracy:
@@ -211,8 +165,7 @@ def _aggregate(accs: Sequence[ImageAccuracy]) -> dict[str, Any]:
         "images": len(accs),
         "cer": _rate(edits, ref), "edits": edits, "ref_chars": ref,
         "line_exact_rate": exact / total if total else None, "lines_exact": exact, "lines_total": total,
-        "det": {"tp": det.tp, "fp": det.fp, "fn": det.fn,
-                "precision": det.precision, "recall": det.recall, "hmean": det.hmean},
+        "det": det.to_dict(),
         "field_accuracy": f_ok / f_all if f_all else None, "fields_correct": f_ok, "fields_total": f_all,
     }
 

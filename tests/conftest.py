@@ -35,8 +35,11 @@ if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
                                                              f"ocr-harness-hypothesis-{os.getuid()}")
 
 
-def typed(report: dict[str, Any]) -> RunReport:
-    """A report.json dict as the renderers read it: the typed run report, ordered by the catalogue."""
+def typed(report: dict[str, Any] | RunReport) -> RunReport:
+    """A report (report.json as a dict, or the typed report) as the renderers read it: the typed run report,
+    ordered by the catalogue."""
+    if isinstance(report, RunReport):
+        return report.laid_out(registry.layout())
     return RunReport.from_dict(report, registry.layout())
 
 NO_NETWORK_SITECUSTOMIZE = '''

@@ -13,7 +13,6 @@ from harness.golden.summary import summarise
 from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
-from harness.model.report import ImageRecord
 from harness.model.results import Line, OcrResult
 from harness.model.settings import Profile
 from harness.model.views import ShardView
@@ -120,7 +119,7 @@ def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Map
     facts = ("profile", "has_meta")
     for s, st in zip(shards, statuses):
         _agree(shards[0], s, {k: statuses[0][k] for k in facts}, {k: st[k] for k in facts})
-    ids = {img.id if isinstance(img, ImageRecord) else img["id"] for s in shards for img in s.report.images}
+    ids = {img.id for s in shards for img in s.report.images}
     judged = stored_goldens is not None
     # Each shard judged its goldens against the stacks that made them.
     per_shard = [tuple(StackDifference(d["key"], d["golden"], d["current"]) for d in st["stack_differences"])
@@ -173,8 +172,7 @@ def _merged_differences(shards: Sequence[ShardView], per_shard: Sequence[tuple[S
             if d not in distinct:  # by equality: values may be lists (ISA flags)
                 distinct.append(d)
     else:
-        first_image = [min((img.id if isinstance(img, ImageRecord) else img["id"] for img in s.report.images),
-                           default="") for s in shards]
+        first_image = [min((img.id for img in s.report.images), default="") for s in shards]
         by_key: dict[str, StackDifference] = {}
         for _, diffs in sorted(zip(first_image, per_shard), key=lambda x: x[0]):
             for d in diffs:

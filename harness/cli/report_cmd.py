@@ -9,18 +9,13 @@ from pathlib import Path
 
 from harness.checks import registry
 from harness.config import find_config
-from harness.model.report import RunReport
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.report.history import check_history_path
 from harness.report.markdown import write_step_summary
-from harness.run.shards.merge import (
-    ShardRun,
-    checkout_settings,
-    corpus_root_for,
-    merge_shards,
-    validate_shards,
-    write_merged,
-)
+from harness.run.shards.merge import merge_shards
+from harness.run.shards.merged_files import checkout_settings, corpus_root_for, write_merged
+from harness.run.shards.refusals import validate_shards
+from harness.run.shards.shard_run import ShardRun
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,8 +55,9 @@ def merge(args: argparse.Namespace) -> int:
     settings = checkout_settings(first, args.config if args.config is not None else find_config(), registry.catalogue(),
                                  args.golden_dir)
     store = settings.store
-    complete = bool(first.corpus["selection"]["complete"])
-    if store is None and complete and not first.checks.get("golden", {"skipped": True})["skipped"]:
+    complete = bool(first.corpus["selection"].get("complete"))
+    golden = first.checks.get("golden")
+    if store is None and complete and golden is not None and not golden.skipped:
         print("ocr-harness: warning: golden store not found from here; orphaned goldens are not judged "
               "(run the merge in the checkout, or pass --config or --golden-dir)", file=sys.stderr)
     merged = merge_shards(shards, registry.specs(),
@@ -74,12 +70,12 @@ def merge(args: argparse.Namespace) -> int:
     write_merged(args.out, merged, registry.layout(), html=args.html, history=args.history, store=store,
                  corpus_root=corpus, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes)
     report = merged.report
-    write_step_summary(RunReport.from_dict(report, registry.layout()))  # only when $GITHUB_STEP_SUMMARY is set
-    verdict = "PASS" if report["passed"] else "FAIL"
-    print(f"{verdict}: {len(report['images'])} images from {len(shards)} shards, "
-          f"profile {report['profile']['name']} -> {args.out}")
-    for name, check in report["checks"].items():
-        mark = "skip" if check["skipped"] else ("ok" if check["passed"] else "FAIL")
-        print(f"  {mark:>4}  {name}: {check['summary']}")
+    write_step_summary(report.laid_out(registry.layout()))  # only when $GITHUB_STEP_SUMMARY is set
+    verdict = "PASS" if report.passed else "FAIL"
+    print(f"{verdict}: {len(report.images)} images from {len(shards)} shards, "
+          f"profile {report.profile_name} -> {args.out}")
+    for name, check in report.checks.items():
+        mark = "skip" if check.skipped else ("ok" if check.passed else "FAIL")
+        print(f"  {mark:>4}  {name}: {check.summary}")
     sys.stdout.flush()
-    return EXIT_OK if report["passed"] else EXIT_REGRESSION
+    return EXIT_OK if report.passed else EXIT_REGRESSION

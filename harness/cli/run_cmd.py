@@ -15,7 +15,6 @@ from typing import Any
 from harness.backends import service_table
 from harness.checks import registry
 from harness.config import find_config, load_profile
-from harness.model.report import RunReport
 from harness.model.settings import Profile
 from harness.run.shards.from_env import ShardSource, detect
 from harness.util.errors import EXIT_CODES, EXIT_OK, EXIT_REGRESSION, UserError
@@ -164,14 +163,14 @@ def _run(args: argparse.Namespace) -> int:
     with cancel_on_signals():  # SIGINT/SIGTERM: workers stopped, reports of what finished written, exit 130/143
         report = run_and_report(profile, base, args.out, shard=shard, html=args.html, history=args.history,
                                 shard_source=source.to_dict() if source is not None else None)
-    write_step_summary(RunReport.from_dict(report, registry.layout()))  # only when $GITHUB_STEP_SUMMARY is set
-    code = EXIT_OK if report["passed"] else EXIT_REGRESSION
-    verdict = "PASS" if report["passed"] else "FAIL"
+    write_step_summary(report.laid_out(registry.layout()))  # only when $GITHUB_STEP_SUMMARY is set
+    code = EXIT_OK if report.passed else EXIT_REGRESSION
+    verdict = "PASS" if report.passed else "FAIL"
     try:
-        print(f"{verdict}: {len(report['images'])} images, profile {profile.name} -> {args.out}")
-        for name, check in report["checks"].items():
-            mark = "skip" if check["skipped"] else ("ok" if check["passed"] else "FAIL")
-            print(f"  {mark:>4}  {name}: {check['summary']}")
+        print(f"{verdict}: {len(report.images)} images, profile {profile.name} -> {args.out}")
+        for name, check in report.checks.items():
+            mark = "skip" if check.skipped else ("ok" if check.passed else "FAIL")
+            print(f"  {mark:>4}  {name}: {check.summary}")
         sys.stdout.flush()
     except BrokenPipeError:  # `| head`: the reports are on disk; the exit code still tells the verdict
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,28 +1,24 @@
 """report.json as typed records: built by the run (harness.run.pipeline.build_report), by a run that stopped early
-(harness.run.pipeline.incomplete) and by `report merge`, and serialised in one place (`RunReport.to_dict`). Renderers read
-a written report back through `RunReport.from_dict`, which is tolerant (unknown keys are kept aside, missing
-optional sections become empty), so a report of another version still renders."""
+(harness.run.pipeline.incomplete) and by `report merge`, which pass the records themselves to the writer and the
+renderers, and serialised in one place (`RunReport.to_dict`). `RunReport.from_dict` reads a written report
+back (a shard's, for `report merge`, or one a renderer is handed); it is tolerant (unknown keys are kept aside
+and written back, missing optional sections become empty), so a report of another version still renders."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.model import tolerant
+from harness.model.accuracy import ImageAccuracy
+from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.results import REPORT_SCHEMA
 
 # Report entries that are not checks: a run that stopped early (harness.run.pipeline.incomplete) first, accuracy last.
 FIRST, LAST = ("run",), ("accuracy",)
-
-
-def _map(x: Any) -> Mapping[str, Any]:
-    return x if isinstance(x, Mapping) else {}
-
-
-def _seq(x: Any) -> Sequence[Any]:
-    return x if isinstance(x, (list, tuple)) else ()
 
 
 @dataclass(frozen=True)
@@ -42,71 +38,6 @@ class CheckLayout:
 
 
 @dataclass(frozen=True)
-class CheckOutcome:
-    """A model-level check (report["checks"]) or one check on one image (images[i]["checks"]), as read back."""
-
-    name: str
-    passed: bool
-    skipped: bool = False
-    summary: str = ""
-    failed_images: tuple[str, ...] = ()
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def status(self) -> str:
-        return "skipped" if self.skipped else ("passed" if self.passed else "failed")
-
-    @classmethod
-    def from_dict(cls, name: str, d: Any) -> CheckOutcome:
-        d = _map(d)
-        return cls(name=str(name), passed=bool(d.get("passed", False)), skipped=bool(d.get("skipped", False)),
-                   summary=str(d.get("summary") or ""),
-                   failed_images=tuple(str(i) for i in _seq(d.get("failed_images"))),
-                   details=_map(d.get("details")))
-
-
-def _outcomes(checks: Mapping[str, Any], layout: CheckLayout) -> tuple[CheckOutcome, ...]:
-    return tuple(CheckOutcome.from_dict(k, checks[k]) for k in sorted(checks, key=layout.key))
-
-
-@dataclass(frozen=True)
-class ImageOutcome:
-    """One image of a report as read back: its checks in report order; an image with an error never passed."""
-
-    id: str
-    file: str
-    template: str | None
-    tags: tuple[str, ...]
-    passed: bool
-    error: str | None
-    checks: tuple[CheckOutcome, ...]
-    timings: Mapping[str, float]
-    lines: int | None
-
-    @property
-    def failed_checks(self) -> tuple[CheckOutcome, ...]:
-        return tuple(c for c in self.checks if not c.passed and not c.skipped)
-
-    def check(self, name: str) -> CheckOutcome | None:
-        return next((c for c in self.checks if c.name == name), None)
-
-    @classmethod
-    def from_dict(cls, d: Any, layout: CheckLayout) -> ImageOutcome:
-        d = _map(d)
-        error = d.get("error")
-        return cls(
-            id=str(d.get("id", "?")), file=str(d.get("file") or ""),
-            template=None if d.get("template") is None else str(d["template"]),
-            tags=tuple(str(t) for t in _seq(d.get("tags"))),
-            passed=bool(d.get("passed", False)) and error is None,
-            error=None if error is None else str(error),
-            checks=_outcomes(_map(d.get("checks")), layout),
-            timings={str(k): v for k, v in _map(d.get("timings")).items() if isinstance(v, (int, float))},
-            lines=d.get("lines") if isinstance(d.get("lines"), int) else None,
-        )
-
-
-@dataclass(frozen=True)
 class ImageRecord:
     """One image of the run: where it stands in the selection, its verdict per check, its measurements."""
 
@@ -115,23 +46,55 @@ class ImageRecord:
     file: str
     template: str | None
     tags: tuple[str, ...]
-    passed: bool
+    passed: bool  # every check that judged it passed (an image that did not run has no verdict: see `error`)
     error: str | None
-    checks: Mapping[str, Mapping[str, Any]]  # check name -> harness.model.outcome.ImageCheck.to_dict()
-    timings: Mapping[str, Any]
-    lines: int
-    accuracy: Mapping[str, Any] | None = None  # harness.metrics.ImageAccuracy.to_dict(), re-aggregated by merges
+    checks: Mapping[str, ImageCheck]
+    timings: Mapping[str, Any]  # {"predict_s", "read_s", "repeats_s"} of an image that ran, else empty
+    lines: int | None  # None: not recorded (only a report read back can lack it)
+    accuracy: ImageAccuracy | None = None  # re-aggregated by merges
     # Where it was judged: {"node": harness.environment.node_id(), "worker_pid": the worker process or None}
     judged_on: Mapping[str, Any] | None = None
+    stack: str | None = None  # `report merge --allow-mixed-stacks`: the shard ("K/N") whose stack judged it
+    extra: Mapping[str, Any] = field(default_factory=dict)  # keys of another version, written back as read
+
+    @property
+    def ok(self) -> bool:
+        """Passed as renderers show it: an image with an error never passed."""
+        return self.passed and self.error is None
+
+    @property
+    def predict_s(self) -> float | None:
+        return tolerant.opt_number(self.timings.get("predict_s"))
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"id": self.id, "index": self.index, "accuracy": None if self.accuracy is None else dict(self.accuracy),
+        out = {**self.extra, "id": self.id, "index": self.index,
+               "accuracy": None if self.accuracy is None else self.accuracy.to_dict(),
                "file": self.file, "template": self.template, "tags": list(self.tags), "passed": self.passed,
-               "error": self.error, "checks": {k: dict(v) for k, v in self.checks.items()},
+               "error": self.error, "checks": {k: v.to_dict() for k, v in self.checks.items()},
                "timings": dict(self.timings), "lines": self.lines}
         if self.judged_on is not None:
             out["judged_on"] = dict(self.judged_on)
+        if self.stack is not None:
+            out["stack"] = self.stack
         return out
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ImageRecord:
+        d = tolerant.mapping(d)
+        accuracy, judged_on = d.get("accuracy"), d.get("judged_on")
+        return cls(
+            id=str(d.get("id", "?")), index=tolerant.opt_int(d.get("index")), file=str(d.get("file") or ""),
+            template=tolerant.opt_str(d.get("template")), tags=tolerant.strings(d.get("tags")),
+            passed=bool(d.get("passed", False)), error=tolerant.opt_str(d.get("error")),
+            checks={str(k): ImageCheck.from_dict(v) for k, v in tolerant.mapping(d.get("checks")).items()},
+            timings=dict(tolerant.mapping(d.get("timings"))), lines=tolerant.opt_int(d.get("lines")),
+            accuracy=ImageAccuracy.from_dict(accuracy) if isinstance(accuracy, Mapping) else None,
+            judged_on=dict(judged_on) if isinstance(judged_on, Mapping) else None,
+            stack=tolerant.opt_str(d.get("stack")), extra=tolerant.rest(d, _IMAGE_KEYS))
+
+
+_IMAGE_KEYS = frozenset({"id", "index", "accuracy", "file", "template", "tags", "passed", "error", "checks",
+                         "timings", "lines", "judged_on", "stack"})
 
 
 @dataclass(frozen=True)
@@ -147,9 +110,9 @@ class Incomplete:
 
     @classmethod
     def from_dict(cls, d: Any) -> Incomplete:
-        d = _map(d)
-        return cls(str(d.get("reason") or ""), tuple(str(i) for i in _seq(d.get("finished_images"))),
-                   None if d.get("traceback") is None else str(d["traceback"]))
+        d = tolerant.mapping(d)
+        return cls(str(d.get("reason") or ""), tolerant.strings(d.get("finished_images")),
+                   tolerant.opt_str(d.get("traceback")))
 
 
 @dataclass(frozen=True)
@@ -157,15 +120,14 @@ class RunReport:
     passed: bool
     started_at: str
     duration_s: float | None  # None: not recorded (only a report read back can lack it)
-    profile: Mapping[str, Any]  # {"name", "settings"}
-    environment: Mapping[str, Any]
-    stack: Mapping[str, Any]
+    profile: Mapping[str, Any]  # {"name", "settings"}: the profile's settings as written (Profile.settings_dict)
+    environment: Mapping[str, Any]  # open-ended: what the machine and the backend say of themselves
+    stack: Mapping[str, Any]  # open-ended: what decides outputs (packages, models, CPU); compared, never parsed
     corpus: Mapping[str, Any]
-    checks: Mapping[str, Mapping[str, Any]]  # check name -> harness.model.outcome.CheckResult.to_dict()
-    # A run's own images; `report merge` takes the shards' images as they wrote them (any version's keys).
-    images: tuple[ImageRecord | Mapping[str, Any], ...]
-    accuracy: Mapping[str, Any] | None
-    timing: Mapping[str, Any]
+    checks: Mapping[str, CheckResult]  # in run order; `ordered_checks` is report order
+    images: tuple[ImageRecord, ...]
+    accuracy: Mapping[str, Any] | None  # harness.metrics.corpus_accuracy: figures derived from the images' rows
+    timing: Mapping[str, Any]  # harness.model.timing.timing_summary
     exit_code: int | None = None  # None: 0 when passed, else 1 (a regression)
     incomplete: Incomplete | None = None  # set only for a run that stopped early
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections of a newer version, passed through by merges
@@ -173,21 +135,26 @@ class RunReport:
     layout: CheckLayout = field(default_factory=CheckLayout, compare=False)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], layout: CheckLayout) -> RunReport:
+    def from_dict(cls, d: Mapping[str, Any], layout: CheckLayout = CheckLayout()) -> RunReport:
         """A written report.json read back, tolerantly: a report of an older version (without the sections a
-        later one added) or of a newer one (its extra sections are kept in `extra`) still reads."""
-        duration, exit_code = d.get("duration_s"), d.get("exit_code")
-        checks = _map(d.get("checks"))
+        later one added) or of a newer one (its extra sections are kept in `extra`) still reads, and a value of
+        the wrong type reads as its default."""
+        d = tolerant.mapping(d)
         return cls(
             passed=bool(d.get("passed", False)), started_at=str(d.get("started_at") or ""),
-            duration_s=duration if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None,
-            profile=_map(d.get("profile")), environment=_map(d.get("environment")), stack=_map(d.get("stack")),
-            corpus=_map(d.get("corpus")), checks={str(k): _map(v) for k, v in checks.items()},
-            images=tuple(_map(i) for i in _seq(d.get("images"))), accuracy=_map(d.get("accuracy")) or None,
-            timing=_map(d.get("timing")),
-            exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+            duration_s=tolerant.opt_number(d.get("duration_s")),
+            profile=tolerant.mapping(d.get("profile")), environment=tolerant.mapping(d.get("environment")),
+            stack=tolerant.mapping(d.get("stack")), corpus=tolerant.mapping(d.get("corpus")),
+            checks={str(k): CheckResult.from_dict(k, v) for k, v in tolerant.mapping(d.get("checks")).items()},
+            images=tuple(ImageRecord.from_dict(i) for i in tolerant.sequence(d.get("images"))),
+            accuracy=tolerant.mapping(d.get("accuracy")) or None, timing=tolerant.mapping(d.get("timing")),
+            exit_code=tolerant.opt_int(d.get("exit_code")),
             incomplete=Incomplete.from_dict(d.get("incomplete")) if d.get("complete") is False else None,
             extra={k: v for k, v in d.items() if k not in _SECTIONS}, layout=layout)
+
+    def laid_out(self, layout: CheckLayout) -> RunReport:
+        """The same report, ordered for renderers by the catalogue's `layout`."""
+        return dataclasses.replace(self, layout=layout)
 
     @property
     def complete(self) -> bool:
@@ -198,25 +165,27 @@ class RunReport:
         return str(self.profile.get("name") or "")
 
     @functools.cached_property
-    def outcomes(self) -> tuple[CheckOutcome, ...]:
-        """The model-level checks as read back, in report order."""
-        return _outcomes(self.checks, self.layout)
+    def ordered_checks(self) -> tuple[CheckResult, ...]:
+        """The model-level checks in report order."""
+        return tuple(self.checks[k] for k in sorted(self.checks, key=self.layout.key))
 
-    @functools.cached_property
-    def image_outcomes(self) -> tuple[ImageOutcome, ...]:
-        return tuple(ImageOutcome.from_dict(i.to_dict() if isinstance(i, ImageRecord) else i, self.layout)
-                     for i in self.images)
+    def image_checks(self, image: ImageRecord) -> tuple[tuple[str, ImageCheck], ...]:
+        """An image's verdicts in report order."""
+        return tuple((k, image.checks[k]) for k in sorted(image.checks, key=self.layout.key))
 
-    @property
-    def failed_checks(self) -> tuple[CheckOutcome, ...]:
-        return tuple(c for c in self.outcomes if not c.passed and not c.skipped)
+    def failed_checks_of(self, image: ImageRecord) -> tuple[tuple[str, ImageCheck], ...]:
+        return tuple((k, c) for k, c in self.image_checks(image) if not c.passed)
 
     @property
-    def failed_images(self) -> tuple[ImageOutcome, ...]:
-        return tuple(i for i in self.image_outcomes if not i.passed)
+    def failed_checks(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.ordered_checks if not c.passed and not c.skipped)
 
-    def images_failing_first(self) -> tuple[ImageOutcome, ...]:
-        return self.failed_images + tuple(i for i in self.image_outcomes if i.passed)
+    @property
+    def failed_images(self) -> tuple[ImageRecord, ...]:
+        return tuple(i for i in self.images if not i.ok)
+
+    def images_failing_first(self) -> tuple[ImageRecord, ...]:
+        return self.failed_images + tuple(i for i in self.images if i.ok)
 
     def stopped(self, incomplete: Incomplete, exit_code: int) -> RunReport:
         return dataclasses.replace(self, passed=False, exit_code=exit_code, incomplete=incomplete)
@@ -236,8 +205,8 @@ class RunReport:
             "environment": dict(self.environment),
             "stack": dict(self.stack),
             "corpus": dict(self.corpus),
-            "checks": {k: dict(v) for k, v in self.checks.items()},
-            "images": [img.to_dict() if isinstance(img, ImageRecord) else dict(img) for img in self.images],
+            "checks": {k: c.to_dict() for k, c in self.checks.items()},
+            "images": [img.to_dict() for img in self.images],
             "accuracy": self.accuracy,
             "timing": dict(self.timing),
         }

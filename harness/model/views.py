@@ -1,6 +1,6 @@
 """What a check's hooks see of a run and of a shard: read-only views, so that the plug-in API (CheckSpec in
 harness.checks.registry) names no runner or merge internals. harness.execution.state's RunPlan and RunState and
-harness.run.shards.merge's ShardRun are what the harness hands in."""
+harness.run.shards.shard_run.ShardRun are what the harness hands in."""
 
 from __future__ import annotations
 

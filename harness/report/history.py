@@ -24,10 +24,10 @@ HISTORY_SCHEMA = "ocr-harness/history/1"
 
 
 def history_entry(r: RunReport) -> dict[str, Any]:
-    failures: dict[str, int] = {c.name: 0 for c in r.outcomes}
-    for image in r.image_outcomes:
-        for c in image.failed_checks:
-            failures[c.name] = failures.get(c.name, 0) + 1
+    failures: dict[str, int] = {c.name: 0 for c in r.ordered_checks}
+    for image in r.images:
+        for name, _ in r.failed_checks_of(image):
+            failures[name] = failures.get(name, 0) + 1
     for c in r.failed_checks:  # a model-level failure with no image attached still counts once
         failures[c.name] = max(failures.get(c.name, 0), len(c.failed_images), 1)
     overall = (r.accuracy or {}).get("overall")
@@ -39,7 +39,7 @@ def history_entry(r: RunReport) -> dict[str, Any]:
         "exit_code": r.exit_code,
         "profile": r.profile_name or None,
         "subset": r.corpus.get("subset"),
-        "images": len(r.image_outcomes),
+        "images": len(r.images),
         "failed_images": len(r.failed_images),
         "failures": dict(sorted(failures.items())),
         "cer": cer if isinstance(cer, (int, float)) else None,
@@ -48,7 +48,7 @@ def history_entry(r: RunReport) -> dict[str, Any]:
         # The trend a nightly shows even within the speed check's threshold: the main pass's throughput and the
         # median image's cost ratio against the approved baseline (None: not judged that night).
         "images_per_s": next((p.images_per_s for p in phase_rates(r.timing) if p.phase == "main"), None),
-        "speed_ratio": speed_ratio(r.outcomes),
+        "speed_ratio": speed_ratio(r.ordered_checks),
         "versions": {k: r.environment[k] for k in VERSION_KEYS if r.environment.get(k) is not None},
         "cpu_model": r.environment.get("cpu_model"),
     }

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.model.report import CheckOutcome, ImageOutcome, RunReport
+from harness.model.outcome import CheckResult, ImageCheck
+from harness.model.report import ImageRecord, RunReport
 from harness.model.results import OcrResult
 from harness.report.html_picture import picture
 from harness.report.parity import html_section as parity_html
@@ -71,7 +72,7 @@ def _secs(x: Any) -> str:
     return f"{x:.3f} s" if isinstance(x, (int, float)) else "n/a"
 
 
-def _status(c: CheckOutcome) -> str:
+def _status(c: CheckResult | ImageCheck) -> str:
     return f'<span class="{c.status}">{c.status}</span>'
 
 
@@ -190,8 +191,8 @@ def _changes_table(changes: Sequence[LineChange], left: str, right: str) -> str:
     return "".join(out)
 
 
-def _check_section(c: CheckOutcome) -> str:
-    head = f"<h4>{e(c.name)}: {_status(c)} <span class='muted'>{e(c.summary)}</span></h4>"
+def _check_section(name: str, c: CheckResult | ImageCheck) -> str:
+    head = f"<h4>{e(name)}: {_status(c)} <span class='muted'>{e(c.summary)}</span></h4>"
     d = c.details
     if is_line_diffs(d):  # the golden lines are in the side-by-side table
         rest = {k: v for k, v in d.items() if k not in ("lines", "summary", "image_id", "passed")}
@@ -221,9 +222,9 @@ def _check_section(c: CheckOutcome) -> str:
 
 def _summary_tables(r: RunReport) -> str:
     out = []
-    if r.outcomes:
+    if r.ordered_checks:
         out.append("<h2>Checks</h2><table><tr><th>check</th><th>status</th><th>failed images</th><th>summary</th></tr>")
-        for c in r.outcomes:
+        for c in r.ordered_checks:
             out.append(f"<tr><td>{e(c.name)}</td><td>{_status(c)}</td><td class='num'>{len(c.failed_images) or ''}</td>"
                        f"<td>{e(c.summary)}</td></tr>")
         out.append("</table>")
@@ -281,21 +282,22 @@ def _summary_tables(r: RunReport) -> str:
     return "\n".join(out)
 
 
-def _image_section(n: int, image: ImageOutcome, result: OcrResult | None, golden: OcrResult | None,
+def _image_section(n: int, r: RunReport, image: ImageRecord, result: OcrResult | None, golden: OcrResult | None,
                    loader: ImageLoader, embed: bool) -> str:
-    golden_check = image.check("golden")
+    checks = r.image_checks(image)
+    golden_check = image.checks.get("golden")
     changes = golden_changes(golden_check.details) if golden_check is not None and is_line_diffs(golden_check.details) \
         else ()
     rows, changed_current = _rows(result, changes, golden)
-    bad = not image.passed
-    badges = ", ".join(f"{e(c.name)}" for c in image.failed_checks)
+    bad = not image.ok
+    badges = ", ".join(f"{e(name)}" for name, c in checks if not c.passed)
     head = (f"<summary><h3>{e(image.id)}</h3> <span class='{'failed' if bad else 'passed'}'>"
             f"{'FAIL' if bad else 'pass'}</span> {('· ' + badges) if badges else ''}"
             f"{' · template ' + e(image.template) if image.template else ''}"
             f"{' · tags ' + e(', '.join(image.tags)) if image.tags else ''}</summary>")
     parts = [f'<details class="image{" bad" if bad else ""}" id="img-{n}"{" open" if bad else ""}>', head]
     meta = [f"file {e(image.file)}" if image.file else "", f"{image.lines} lines" if image.lines is not None else "",
-            f"predict {_secs(image.timings['predict_s'])}" if "predict_s" in image.timings else ""]
+            f"predict {_secs(image.predict_s)}" if image.predict_s is not None else ""]
     parts.append(f"<p class='muted'>{' · '.join(m for m in meta if m)}</p>")
     if image.error:
         parts.append(f"<pre>{e(image.error)}</pre>")
@@ -312,10 +314,10 @@ def _image_section(n: int, image: ImageOutcome, result: OcrResult | None, golden
                    f'<span class="sw" style="background:#ff8c00"></span>current, text changed'
                    f'<span class="sw" style="background:#d200d2"></span>golden (changed/missing)</figcaption></figure>')
     parts.append(f'<div class="cols">{fig}<div>{_text_table(rows)}</div></div>')
-    for c in image.checks:
-        if not c.passed and not c.skipped:
-            parts.append(_check_section(c))
-    passed = [c.name for c in image.checks if c.passed and not c.skipped]
+    for name, c in checks:
+        if not c.passed:
+            parts.append(_check_section(name, c))
+    passed = [name for name, c in checks if c.passed]
     if passed:
         parts.append(f"<p class='muted'>passed: {e(', '.join(passed))}</p>")
     parts.append("</details>")
@@ -343,16 +345,16 @@ def render_html(r: RunReport, results: Mapping[str, OcrResult], image_loader: Im
         parts.append(f"<h2>Images ({len(r.failed_images)} failing of {len(images)})</h2>")
         parts.append("<table><tr><th>image</th><th>status</th><th>failed checks</th><th>template</th></tr>")
         for n, image in enumerate(images[:500]):
-            failed = ", ".join(c.name for c in image.failed_checks) or ("error" if image.error else "")
+            failed = ", ".join(name for name, _ in r.failed_checks_of(image)) or ("error" if image.error else "")
             parts.append(f"<tr><td><a href='#img-{n}'>{e(image.id)}</a></td>"
-                         + ("<td class='passed'>pass</td>" if image.passed else "<td class='failed'>FAIL</td>")
+                         + ("<td class='passed'>pass</td>" if image.ok else "<td class='failed'>FAIL</td>")
                          + f"<td>{e(failed)}</td>"
                          f"<td>{e(image.template)}</td></tr>")
         parts.append("</table>")
         if len(images) > 500:
             parts.append(f"<p class='muted'>... and {len(images) - 500} more below</p>")
         for n, image in enumerate(images):
-            parts.append(_image_section(n, image, results.get(image.id), (goldens or {}).get(image.id),
+            parts.append(_image_section(n, r, image, results.get(image.id), (goldens or {}).get(image.id),
                                         image_loader, embed=n < max_pictures))
         if len(images) > max_pictures:
             parts.append(f"<p class='muted'>pictures embedded for the first {max_pictures} images only</p>")

@@ -10,7 +10,8 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 
-from harness.model.report import CheckOutcome, RunReport
+from harness.model.outcome import CheckResult, ImageCheck
+from harness.model.report import RunReport
 from harness.report.view import (
     LineChange,
     compact,
@@ -38,7 +39,7 @@ def change_text(ch: LineChange, left: str = "golden", right: str = "current") ->
             + (f" critical: {', '.join(ch.critical)}" if ch.critical else ""))
 
 
-def _body(check: CheckOutcome) -> str:
+def _body(check: CheckResult | ImageCheck) -> str:
     """The smallest useful detail of one failure, as plain text."""
     d = check.details
     lines: list[str] = []
@@ -61,7 +62,8 @@ def _body(check: CheckOutcome) -> str:
     return text if len(text) <= _MAX_BODY else text[:_MAX_BODY] + f"\n... ({len(text) - _MAX_BODY} more characters)"
 
 
-def _case(suite: ET.Element, classname: str, name: str, check: CheckOutcome, time: float | None = None) -> str:
+def _case(suite: ET.Element, classname: str, name: str, check: CheckResult | ImageCheck,
+          time: float | None = None) -> str:
     case = ET.SubElement(suite, "testcase", classname=_clean(classname), name=_clean(name))
     if time is not None:
         case.set("time", f"{time:.3f}")
@@ -69,7 +71,7 @@ def _case(suite: ET.Element, classname: str, name: str, check: CheckOutcome, tim
         ET.SubElement(case, "skipped", message=_clean(check.summary or "skipped"))
         return "skipped"
     if not check.passed:
-        el = ET.SubElement(case, "failure", message=_clean(check.summary or "failed"), type=check.name)
+        el = ET.SubElement(case, "failure", message=_clean(check.summary or "failed"), type=classname)
         el.text = _clean(_body(check))
         return "failure"
     return "passed"
@@ -77,23 +79,23 @@ def _case(suite: ET.Element, classname: str, name: str, check: CheckOutcome, tim
 
 def render_junit(r: RunReport) -> str:
     root = ET.Element("testsuites", name="ocr-harness")
-    names = [c.name for c in r.outcomes]
-    for image in r.image_outcomes:
-        names += [c.name for c in image.checks if c.name not in names]
-    if any(i.error for i in r.image_outcomes) and "inference" not in names:
+    names = [c.name for c in r.ordered_checks]
+    for image in r.images:
+        names += [name for name, _ in r.image_checks(image) if name not in names]
+    if any(i.error for i in r.images) and "inference" not in names:
         names.insert(0, "inference")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for name in names:
         suite = ET.SubElement(root, "testsuite", name=_clean(name))
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-        model = next((c for c in r.outcomes if c.name == name), None)
+        model = r.checks.get(name)
         if model is not None:
             outcome = _case(suite, name, MODEL_CASE, model)
             counts["tests"] += 1
             counts["failures"] += outcome == "failure"
             counts["skipped"] += outcome == "skipped"
-        for image in r.image_outcomes:
-            check = image.check(name)
+        for image in r.images:
+            check = image.checks.get(name)
             if name == "inference" and image.error:
                 case = ET.SubElement(suite, "testcase", classname="inference", name=_clean(image.id))
                 ET.SubElement(case, "error", message=_clean(image.error.splitlines()[0] if image.error else "error"),
@@ -103,7 +105,7 @@ def render_junit(r: RunReport) -> str:
                 continue
             if check is None:
                 continue
-            time = image.timings.get("predict_s") if name == "inference" else None
+            time = image.predict_s if name == "inference" else None
             outcome = _case(suite, name, image.id, check, time)
             counts["tests"] += 1
             counts["failures"] += outcome == "failure"

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.model.report import CheckLayout, CheckOutcome, ImageOutcome, RunReport
+from harness.model.outcome import CheckResult, ImageCheck
+from harness.model.report import CheckLayout, ImageRecord, RunReport
 from harness.report.parity import markdown_section as parity_markdown
 from harness.report.view import (
     LineChange,
@@ -81,9 +82,9 @@ def _changes_table(changes: Sequence[LineChange], left: str = "golden", right: s
     return out + [""]
 
 
-def _check_detail(check: CheckOutcome, layout: CheckLayout) -> list[str]:
+def _check_detail(name: str, check: CheckResult | ImageCheck, layout: CheckLayout) -> list[str]:
     d = check.details
-    out = [f"**{code(check.name)}**: {md(check.summary or check.status, 400)}", ""]
+    out = [f"**{code(name)}**: {md(check.summary or check.status, 400)}", ""]
     failing = [ch for ch in golden_changes(d) if ch.failing] if is_line_diffs(d) else []
     paths = path_diffs(d)
     if failing:
@@ -97,14 +98,14 @@ def _check_detail(check: CheckOutcome, layout: CheckLayout) -> list[str]:
                 out += [f"{code(pd.label)} failed to run: {md(pd.error, 300)}", ""]
             elif bad:
                 out += [f"{code(pd.label)} vs {code(pd.reference)}:", ""] + _changes_table(bad, pd.reference, pd.label)
-    elif d and layout.lists_details(check.name):
+    elif d and layout.lists_details(name):
         items = list(d.items())
         out += ["; ".join(f"{md(k)}: {md(compact(v, 120))}" for k, v in items[:8])
                 + (f"; ... and {len(items) - 8} more" if len(items) > 8 else ""), ""]
     return out
 
 
-def _image_chunk(image: ImageOutcome, layout: CheckLayout) -> str:
+def _image_chunk(r: RunReport, image: ImageRecord) -> str:
     head = f"#### ❌ {code(image.id)}"
     if image.template:
         head += f" · template {code(image.template)}"
@@ -116,16 +117,16 @@ def _image_chunk(image: ImageOutcome, layout: CheckLayout) -> str:
     if image.error:
         first = image.error.strip().splitlines()[0] if image.error.strip() else image.error
         out += [f"**error**: {md(first, 400)}", ""]
-    for check in image.failed_checks:
-        out += _check_detail(check, layout)
+    for name, check in r.failed_checks_of(image):
+        out += _check_detail(name, check, r.layout)
     return "\n".join(out) + "\n"
 
 
 def _checks_table(r: RunReport) -> list[str]:
-    if not r.outcomes:
+    if not r.ordered_checks:
         return []
     out = ["### Checks", "", "| check | status | failed images | summary |", "|---|---|---:|---|"]
-    for c in r.outcomes:
+    for c in r.ordered_checks:
         icon = {"passed": "✅", "failed": "❌", "skipped": "⏭️"}[c.status]
         out.append(f"| {code(c.name)} | {icon} {c.status} | {len(c.failed_images) or ''} | {md(c.summary, 300)} |")
     return out + [""]
@@ -218,7 +219,7 @@ def render_summary(r: RunReport, *, max_bytes: int = SUMMARY_CAP) -> str:
     failed = r.failed_images
     shown = 0
     for image in failed:  # chunks are built lazily: 20,000 failures must not cost 20,000 renders
-        chunk = _image_chunk(image, r.layout)
+        chunk = _image_chunk(r, image)
         if used + _size(chunk) > max_bytes:
             break
         body.append(chunk)

@@ -22,9 +22,9 @@ def _num(x: Any, fmt: str) -> str:
 
 def parity_rows(report: RunReport) -> list[tuple[str, ...]]:
     """One row for the reference, one per compared backend; empty when parity did not run."""
-    check = report.checks.get("parity") or {}
-    d = check.get("details") or {}
-    if check.get("skipped") or not isinstance(d.get("paths"), Mapping):
+    check = report.checks.get("parity")
+    d = check.details if check is not None else {}
+    if check is None or check.skipped or not isinstance(d.get("paths"), Mapping):
         return []
     latency = d.get("latency") or {}
     ref = str(d.get("reference"))
@@ -42,8 +42,8 @@ def parity_rows(report: RunReport) -> list[tuple[str, ...]]:
 
 
 def served_differences(report: RunReport) -> list[Mapping[str, Any]]:
-    check = report.checks.get("served_settings") or {}
-    return list((check.get("details") or {}).get("differences") or [])
+    check = report.checks.get("served_settings")
+    return list(check.details.get("differences") or []) if check is not None else []
 
 
 def _cell(value: object) -> str:

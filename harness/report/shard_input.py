@@ -155,5 +155,6 @@ def check_report(r: Mapping[str, Any], where: str) -> None:
         phase = _table(phase, where, f"timing.phases.{label}")
         _need(_number(phase.get("wall_s")), where, f"timing.phases.{label}.wall_s", "a finite number")
         _need(_count(phase.get("images")), where, f"timing.phases.{label}.images", "a count")
+        _need(_count(phase.get("calls_per_image")), where, f"timing.phases.{label}.calls_per_image", "a count")
         _need(phase.get("workers_started") is None or _count(phase["workers_started"]), where,
               f"timing.phases.{label}.workers_started", "a count")

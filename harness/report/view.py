@@ -10,7 +10,8 @@ from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
-from harness.model.report import CheckOutcome, RunReport
+from harness.model.outcome import CheckResult
+from harness.model.report import RunReport
 
 VERSION_KEYS = ("python", "paddle", "paddleocr", "paddlex", "numpy", "opencv")
 
@@ -123,11 +124,11 @@ def path_diffs(details: Mapping[str, Any]) -> tuple[PathDiff, ...]:
 
 def verdict_line(r: RunReport) -> str:
     """One line, verdict first: what a person must know if they read nothing else."""
-    n, bad = len(r.image_outcomes), len(r.failed_images)
+    n, bad = len(r.images), len(r.failed_images)
     failed = r.failed_checks
-    skipped = sum(1 for c in r.outcomes if c.skipped)
+    skipped = sum(1 for c in r.ordered_checks if c.skipped)
     if r.passed:
-        text = f"PASS: {n} images, {len(r.outcomes) - skipped} checks passed"
+        text = f"PASS: {n} images, {len(r.ordered_checks) - skipped} checks passed"
         return text + (f" ({skipped} skipped)" if skipped else "")
     parts = [f"FAIL: {bad} of {n} images failed"]
     if r.incomplete is not None:  # a run that stopped early (harness.run.pipeline.incomplete)
@@ -218,7 +219,7 @@ def phase_rates(timing: Mapping[str, Any]) -> tuple[PhaseRate, ...]:
     return tuple(out)
 
 
-def speed_ratio(checks: Sequence[CheckOutcome]) -> float | None:
+def speed_ratio(checks: Sequence[CheckResult]) -> float | None:
     """The speed check's median image ratio against its approved baseline, when it judged one."""
     for c in checks:
         if c.name == "speed":

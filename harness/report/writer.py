@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from harness.model.report import CheckLayout, RunReport
 from harness.model.results import OcrResult, canonical_json
@@ -36,19 +35,19 @@ def clear_run_files(out_dir: Path | str) -> None:
             path.unlink()
 
 
-def write_reports(out_dir: Path | str, report: Mapping[str, Any], results: Mapping[str, OcrResult],
+def write_reports(out_dir: Path | str, report: RunReport, results: Mapping[str, OcrResult],
                   image_loader: ImageLoader, *, layout: CheckLayout, html: bool = True,
                   history: Path | str | None = None, goldens: Mapping[str, OcrResult] | None = None) -> dict[str, Path]:
-    """report.json (`report`, as given: the report as written), then junit.xml, summary.md, optionally
-    report.html, rendered from the typed report read back with the catalogue's `layout`; ``history`` is a JSONL
-    file to append to (its trend plot is written next to it as <name>.png). Returns {kind: path}."""
+    """report.json (`report` serialised), then junit.xml, summary.md, optionally report.html, rendered from the
+    same typed report laid out by the catalogue's `layout`; ``history`` is a JSONL file to append to (its trend
+    plot is written next to it as <name>.png). Returns {kind: path}."""
     out = Path(out_dir)
     if history is not None:
         check_history_path(history)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     # report.json first: if a renderer has a bug, the data is still on disk.
-    written = {"json": atomic_write_text(out / REPORT_JSON, canonical_json(report))}
-    typed = RunReport.from_dict(report, layout)
+    written = {"json": atomic_write_text(out / REPORT_JSON, canonical_json(report.to_dict()))}
+    typed = report.laid_out(layout)
     written["junit"] = atomic_write_text(out / JUNIT_XML, render_junit(typed))
     written["summary"] = atomic_write_text(out / SUMMARY_MD, render_summary(typed))
     if html:

@@ -12,6 +12,7 @@ the OCR read is never rewritten: texts given to `keeping` stay as they are, alon
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import sys
@@ -57,13 +58,19 @@ class MachinePaths:
                                  else self._replace(m), s)
 
     def scrub(self, obj: Any) -> Any:
-        """A copy of a JSON-like value with every string (keys too) made portable."""
+        """A copy of a JSON-like value, or of a record of them (a frozen dataclass, such as the typed run report),
+        with every string (keys too) made portable; a record stays a record of the same type, a tuple a tuple."""
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, Mapping):
             return {self.text(k) if isinstance(k, str) else k: self.scrub(v) for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
+        if isinstance(obj, tuple):
+            return tuple(self.scrub(v) for v in obj)
+        if isinstance(obj, list):
             return [self.scrub(v) for v in obj]
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            return dataclasses.replace(obj, **{f.name: self.scrub(getattr(obj, f.name))
+                                               for f in dataclasses.fields(obj) if f.init})
         return obj
 
     @functools.cached_property

@@ -209,5 +209,5 @@ def test_a_merge_where_one_shard_ran_nothing_names_the_differences(tmp_path: Pat
     for i in SYNTHETIC_IDS[4:]:  # shard 1 of 2: slip_0004-0007, none ran
         s.outcomes[i] = ImageOutcome(i, error="worker crashed with SIGABRT")
     assert "judged nothing" in s.shard(1).data["checks"]["golden"]["summary"]
-    merged = merge_shards([s.shard(1), s.shard(2)], registry.specs()).report["checks"]["golden"]["summary"]
+    merged = merge_shards([s.shard(1), s.shard(2)], registry.specs()).report.checks["golden"].summary
     assert "differ from their golden" in merged and "judged nothing" not in merged and "did not run" not in merged

@@ -12,8 +12,18 @@ import cv2
 import numpy as np
 import pytest
 
-from harness.model.results import Line, OcrResult, canonical_json
 from harness.checks import registry
+from harness.checks.golden_check import golden_check
+from harness.execution.state import RunState
+from harness.golden.status import GoldenStatus
+from harness.golden.store import Golden
+from harness.model.corpus import CorpusItem
+from harness.model.inference import ImageOutcome
+from harness.model.report import RunReport
+from harness.model.results import Line, OcrResult, canonical_json
+from harness.model.settings import Profile
+from harness.model.timing import timing_summary
+from harness.run.pipeline.build_report import image_record
 from harness.report import writer
 from harness.report.writer import write_reports
 
@@ -21,36 +31,33 @@ GOLDEN_TEXT = "小写金额 ¥12,345.67"
 CURRENT_TEXT = "小写金额 ¥12,345.61"
 
 
-def planted() -> tuple[dict[str, Any], dict[str, OcrResult], dict[str, np.ndarray]]:
+def planted() -> tuple[RunReport, dict[str, OcrResult], dict[str, np.ndarray]]:
+    """A run of two slips whose amount changed on one, made by the producers a run calls (the golden check,
+    the run's image records): the report has exactly the keys a run writes."""
     img = np.full((200, 400, 3), 255, np.uint8)
     cv2.putText(img, "12,345.61", (20, 100), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 0), 2)
+    head = Line("转账凭证", 0.99, ((10, 10), (150, 10), (150, 40), (10, 40)))
     poly = ((10, 70), (200, 70), (200, 110), (10, 110))
-    results = {
-        "slip_0042": OcrResult("slip_0042", 400, 200, (Line("转账凭证", 0.99, ((10, 10), (150, 10), (150, 40), (10, 40))),
-                                                        Line(CURRENT_TEXT, 0.98, poly))),
-        "slip_0043": OcrResult("slip_0043", 400, 200, (Line("转账凭证", 0.99, ((10, 10), (150, 10), (150, 40), (10, 40))),)),
-    }
-    change = {"kind": "changed", "golden_index": 1, "golden_text": GOLDEN_TEXT, "current_text": CURRENT_TEXT,
-              "fields": ["text"], "critical": ["amount"], "golden_poly": [[10, 70], [200, 70], [200, 110], [10, 110]]}
-    report = {
-        "schema": "ocr-harness/report/1", "passed": False, "exit_code": 1, "started_at": "2024-03-06T02:00:00+00:00",
-        "duration_s": 12.5, "profile": {"name": "ci", "settings": {}},
-        "environment": {"python": "3.11.9", "paddle": "3.2.2", "paddleocr": "3.7.0"},
-        "corpus": {"root": "corpus", "subset": "smoke", "selected": 2, "complete": False, "has_manifest": True},
-        "checks": {"golden": {"passed": False, "skipped": False, "summary": "1 of 2 images differ from golden",
-                              "failed_images": ["slip_0042"], "details": {}}},
-        "images": [
-            {"id": "slip_0042", "file": "a/slip_0042.png", "template": "icbc", "tags": ["scan"], "passed": False,
-             "error": None, "lines": 2, "timings": {"predict_s": 0.4},
-             "checks": {"golden": {"passed": False, "summary": "1 line changed (critical: amount)",
-                                   "details": {"lines": [change]}}}},
-            {"id": "slip_0043", "file": "a/slip_0043.png", "template": "icbc", "tags": [], "passed": True,
-             "error": None, "lines": 1, "timings": {"predict_s": 0.3},
-             "checks": {"golden": {"passed": True, "summary": "identical", "details": {}}}},
-        ],
-        "accuracy": None,
-        "timing": {"images": 2, "predict_median_s": 0.35, "predict_p90_s": 0.4, "model_load_s": 2.0, "wall_s": 12.5},
-    }
+    results = {"slip_0042": OcrResult("slip_0042", 400, 200, (head, Line(CURRENT_TEXT, 0.98, poly))),
+               "slip_0043": OcrResult("slip_0043", 400, 200, (head,))}
+    goldens = {"slip_0042": Golden(OcrResult("slip_0042", 400, 200, (head, Line(GOLDEN_TEXT, 0.98, poly)))),
+               "slip_0043": Golden(results["slip_0043"])}
+    items = [CorpusItem("slip_0042", Path("a/slip_0042.png"), None, "icbc", ("scan",), (), {"amount": "12345.67"}),
+             CorpusItem("slip_0043", Path("a/slip_0043.png"), None, "icbc", (), ())]
+    outcomes = {i: ImageOutcome(i, (r,), predict_s=(0.4,), read_s=0.01) for i, r in results.items()}
+    profile = Profile(name="ci")
+    status = GoldenStatus(profile="ci", selected=2, missing=(), orphaned=(), orphans_judged=False, has_meta=True,
+                          stack_differences=(), likely_cause=None)
+    state = RunState(outcomes=outcomes, checks={"golden": golden_check(items, outcomes, "profile", goldens, profile,
+                                                                        status)})
+    report = RunReport(
+        passed=all(c.passed for c in state.checks.values()), started_at="2024-03-06T02:00:00+00:00",
+        duration_s=12.5, profile={"name": "ci", "settings": profile.settings_dict()},
+        environment={"python": "3.11.9", "paddle": "3.2.2", "paddleocr": "3.7.0"}, stack={},
+        corpus={"root": "corpus", "subset": "smoke", "selected": 2, "complete": False, "has_manifest": True},
+        checks={name: c.as_reported() for name, c in state.checks.items()},
+        images=tuple(image_record(it, n, str(it.path), state) for n, it in enumerate(items)), accuracy=None,
+        timing=timing_summary([0.4, 0.4], [2.0], 12.5))
     return report, results, {"slip_0042": img, "slip_0043": img}
 
 
@@ -61,14 +68,14 @@ def test_planted_regression_in_every_format(tmp_path: Path) -> None:
     assert set(written) == {"json", "junit", "summary", "html", "history", "history_plot"}
 
     text = (tmp_path / "report.json").read_text(encoding="utf-8")
-    assert text == canonical_json(report) and json.loads(text) == report
+    assert text == canonical_json(report.to_dict()) == canonical_json(RunReport.from_dict(json.loads(text)).to_dict())
     assert GOLDEN_TEXT in text  # ensure_ascii=False: the Chinese is readable in the file
 
     root = ET.parse(tmp_path / "junit.xml").getroot()
     case = root.find(".//testcase[@classname='golden'][@name='slip_0042']")
     assert case is not None
     failure = case.find("failure")
-    assert failure is not None and failure.get("message") == "1 line changed (critical: amount)"
+    assert failure is not None and failure.get("message") == report.images[0].checks["golden"].summary
     assert GOLDEN_TEXT in (failure.text or "") and CURRENT_TEXT in (failure.text or "")
     assert root.find(".//testcase[@name='slip_0043']/failure") is None
 
@@ -103,7 +110,8 @@ def test_a_failing_renderer_leaves_json_and_no_partial_file(tmp_path: Path, monk
 
 
 def test_minimal_report_without_optional_sections(tmp_path: Path) -> None:
-    report = {"schema": "ocr-harness/report/1", "passed": True, "exit_code": 0, "something_new": [1, 2]}
+    report = RunReport.from_dict({"schema": "ocr-harness/report/1", "passed": True, "exit_code": 0,
+                                  "something_new": [1, 2]})
     write_reports(tmp_path, report, {}, lambda _id: None, layout=registry.layout(), html=True)
     assert (tmp_path / "summary.md").read_text(encoding="utf-8").startswith("## ✅ PASS")
     ET.parse(tmp_path / "junit.xml")
@@ -117,7 +125,8 @@ def line_dict(text: str, poly: tuple[tuple[int, int], ...]) -> dict[str, Any]:
 def test_comparison_shaped_details(tmp_path: Path) -> None:
     """Details as the golden comparison and the determinism/path checks write them (LineDiff.to_dict,
     expected/actual divergences, per-path line diffs) render like the documented short forms."""
-    report, results, images = planted()
+    typed, results, images = planted()
+    report = typed.to_dict()
     poly = ((10, 70), (200, 70), (200, 110), (10, 110))
     changed = {"kind": "changed", "golden_index": 1, "current_index": 1, "golden_text": GOLDEN_TEXT,
                "current_text": CURRENT_TEXT, "golden": line_dict(GOLDEN_TEXT, poly),
@@ -134,7 +143,7 @@ def test_comparison_shaped_details(tmp_path: Path) -> None:
     img["checks"]["batch_paths"] = {"passed": False, "summary": "batch4 vs single: line 1", "details": {
         "reference": "single", "paths": {"batch4": {"identical": False, "passed": False, "lines": [changed]},
                                          "threads1": {"identical": True}}}}
-    write_reports(tmp_path, report, results, images.get, layout=registry.layout(), html=True)
+    write_reports(tmp_path, RunReport.from_dict(report), results, images.get, layout=registry.layout(), html=True)
 
     junit = ET.parse(tmp_path / "junit.xml").getroot()
     golden_failure = junit.find(".//testcase[@classname='golden'][@name='slip_0042']/failure")
@@ -161,7 +170,8 @@ def test_a_check_with_its_own_detail_keys_renders_everywhere(tmp_path: Path) -> 
               "checks": {"mine": {"passed": False, "skipped": False, "summary": "1 of 1 images read too few lines: a",
                                   "failed_images": ["a"], "details": {"lines": 3}}},
               "images": [{"id": "a", "passed": False, "error": None, "checks": {"mine": check}}]}
-    written = write_reports(tmp_path, report, {}, lambda image_id: None, layout=registry.layout(), html=True)
+    written = write_reports(tmp_path, RunReport.from_dict(report), {}, lambda image_id: None,
+                            layout=registry.layout(), html=True)
     assert "lines: 3" in written["junit"].read_text(encoding="utf-8")
     assert "lines: 3" in written["summary"].read_text(encoding="utf-8")
     assert "<dt>lines</dt><dd>3</dd><dt>paths</dt><dd>2</dd>" in written["html"].read_text(encoding="utf-8")

@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.checks import registry
-from harness.model.report import RunReport
 from harness.report.html import render_html
-from tools.screenshots.sample import sample_run
+from tools.screenshots.sample import sample_report
 from harness.util.atomic import write_bytes as atomic_write_bytes, write_text as atomic_write_text
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -66,8 +65,8 @@ def dump_dom(html_path: Path | str, *, browser: str | None = None, timeout: floa
 
 
 def sample_html() -> str:
-    report, results, images, goldens = sample_run()
-    return render_html(RunReport.from_dict(report, registry.layout()), results, images.get, goldens=goldens)
+    report, results, images, goldens = sample_report()
+    return render_html(report.laid_out(registry.layout()), results, images.get, goldens=goldens)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

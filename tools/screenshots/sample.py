@@ -68,9 +68,16 @@ def _rescore(result: OcrResult, index: int, score: float) -> OcrResult:
 
 
 def sample_run() -> tuple[dict[str, Any], dict[str, OcrResult], dict[str, np.ndarray], dict[str, OcrResult]]:
-    """(report dict, current results, images by id, golden results). Every check result comes from the check
-    functions a run calls (golden comparison, repeat check, batch-path comparison, accuracy), so the sample
-    has exactly the shapes production reports have."""
+    """`sample_report` with the report as report.json holds it (a dict, for tests that plant changes in it)."""
+    report, results, images, goldens = sample_report()
+    return report.to_dict(), results, images, goldens
+
+
+def sample_report() -> tuple[RunReport, dict[str, OcrResult], dict[str, np.ndarray], dict[str, OcrResult]]:
+    """(typed run report, current results, images by id, golden results). Every check result comes from the
+    check functions a run calls (golden comparison, repeat check, batch-path comparison, accuracy) and every
+    image record from the run's own `image_record`, so the sample has exactly the shapes production reports
+    have."""
     ids = ("slip_0001", "slip_0002", "slip_0003")
     images: dict[str, np.ndarray] = {}
     results: dict[str, OcrResult] = {}
@@ -125,10 +132,10 @@ def sample_run() -> tuple[dict[str, Any], dict[str, OcrResult], dict[str, np.nda
                      "numpy": "2.3.5", "opencv": "4.10.0", "cpu_model": "Example CPU @ 2.0GHz",
                      "isa": ["avx2", "avx512f"], "onednn": True, "cpu_threads": 4, "env": {"OMP_NUM_THREADS": "4"}},
         stack={}, corpus={"root": "corpus", "subset": None, "selected": 3, "complete": True, "has_manifest": True},
-        checks={name: c.to_dict() for name, c in state.checks.items()},
+        checks={name: c.as_reported() for name, c in state.checks.items()},
         images=tuple(image_record(it, n, str(it.path), state) for n, it in enumerate(items)),
         accuracy=corpus_accuracy(rows),
         timing=timing_summary([0.405] * 3, [3.2], 41.7),
         extra={"future_section": {"ignored": True}},
     )
-    return report.to_dict(), results, images, goldens
+    return report, results, images, goldens

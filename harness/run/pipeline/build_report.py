@@ -45,16 +45,16 @@ def image_record(it: CorpusItem, index: int | None, file: str, state: RunState, 
     """One image of the report: its verdict under every check that judged it, its measurements, and where it
     ran (`node`, harness.environment.node_id, and the worker's pid)."""
     out = state.outcomes.get(it.id)
-    per_check = {name: c.per_image[it.id].to_dict() for name, c in state.checks.items() if it.id in c.per_image}
+    per_check = {name: c.per_image[it.id] for name, c in state.checks.items() if it.id in c.per_image}
     ran = out is not None and out.ok
     return ImageRecord(
         id=it.id, index=index, file=file, template=it.template, tags=it.tags,
-        passed=all(c["passed"] for c in per_check.values()), error=out.error if out is not None else "not run",
+        passed=all(c.passed for c in per_check.values()), error=out.error if out is not None else "not run",
         checks=per_check,
         timings=({"predict_s": statistics.median(out.predict_s), "read_s": out.read_s,
                   "repeats_s": list(out.predict_s)} if out is not None and ran else {}),
         lines=len(out.runs[0].lines) if out is not None and ran else 0,
-        accuracy=state.image_accuracy[it.id].to_dict() if it.id in state.image_accuracy else None,
+        accuracy=state.image_accuracy.get(it.id),
         judged_on={"node": (out.node if out is not None and out.node else node),
                    "worker_pid": out.worker_pid if out is not None else None}
         if node is not None else None)
@@ -80,7 +80,7 @@ def run_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float)
                 "complete": p.corpus.selection_is_complete and p.shard is None, "has_manifest": p.corpus.has_manifest,
                 "shard": list(p.shard) if p.shard else None, "selection": selection_info(p.corpus),
                 **({"shard_source": dict(p.shard_source)} if p.shard_source is not None else {})},
-        checks={name: c.to_dict() for name, c in state.checks.items()},
+        checks={name: c.as_reported() for name, c in state.checks.items()},
         images=tuple(images),
         accuracy=state.accuracy,
         timing=timing_summary([statistics.median(o.predict_s) for o in state.outcomes.values() if o.ok],
@@ -88,9 +88,10 @@ def run_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float)
     )
 
 
-def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> dict[str, Any]:
-    """report.json of a finished run: the typed report, serialised, with no machine path in it."""
-    return report_paths(p, state).scrub(run_report(p, state, started, wall_s).to_dict())
+def build_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float) -> RunReport:
+    """The report of a finished run as written: the typed report with no machine path in it."""
+    report: RunReport = report_paths(p, state).scrub(run_report(p, state, started, wall_s))
+    return report
 
 
 def _display_path(path: Path, base: Path) -> str:

@@ -19,6 +19,7 @@ from harness.execution.executor import main_executor
 from harness.execution.scheduler import infer_all
 from harness.execution.state import RunPlan, RunState, usable_items
 from harness.model.outcome import CheckResult, left_to_first_shard, skipped
+from harness.model.report import RunReport
 from harness.model.settings import Profile
 from harness.run.pipeline.build_report import build_report
 from harness.run.pipeline.machine_paths import machine_paths
@@ -26,9 +27,9 @@ from harness.util.progress import Progress
 
 def execute(p: RunPlan, *, progress: Progress | None = None,
             extra_checks: Sequence[Callable[[RunPlan, RunState], None]] = (),
-            state: RunState | None = None) -> tuple[dict[str, Any], RunState]:
+            state: RunState | None = None) -> tuple[RunReport, RunState]:
     """Run inference and every registered check (harness.checks.registry) that applies to the profile, then
-    `extra_checks`; returns the report dict and the raw state for renderers.
+    `extra_checks`; returns the typed report as written and the raw state for renderers.
 
     `state` is filled as the run goes: a caller that passes one still has what finished if the run stops."""
     started = dt.datetime.now(dt.timezone.utc)

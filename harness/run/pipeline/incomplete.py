@@ -14,14 +14,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.checks import registry
 from harness.checks.inference_check import inference_check
 from harness.execution.state import RunPlan, RunState
 from harness.model.outcome import CheckResult
 from harness.model.report import Incomplete, RunReport
-from harness.model.results import REPORT_SCHEMA, canonical_json
+from harness.model.results import canonical_json
 from harness.report.junit import render_junit
 from harness.report.markdown import render_summary
 from harness.run.pipeline.build_report import run_report
@@ -58,7 +57,7 @@ class Stop:
         return cls(f"stopped by {type(e).__name__}", EXIT_INTERNAL)
 
 
-def incomplete_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float, stop: Stop) -> dict[str, Any]:
+def incomplete_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float, stop: Stop) -> RunReport:
     reason = machine_paths(p).text(stop.reason)
     finished = [it.id for it in p.items if it.id in state.outcomes]
     if state.outcomes and "inference" not in state.checks:  # stopped during the main pass: judge what finished
@@ -71,24 +70,29 @@ def incomplete_report(p: RunPlan, state: RunState, started: dt.datetime, wall_s:
                    for img in report.images)
     report = dataclasses.replace(report, images=images).stopped(
         Incomplete(reason, tuple(finished), TRACEBACK_FILE if stop.internal else None), stop.exit_code)
-    return report_paths(p, state).scrub(report.to_dict())
+    scrubbed: RunReport = report_paths(p, state).scrub(report)
+    return scrubbed
 
 
 def write_incomplete(p: RunPlan, state: RunState, started: dt.datetime, wall_s: float, stop: Stop,
-                     write: Callable[[dict[str, Any]], None], out: Path) -> None:
+                     write: Callable[[RunReport], None], out: Path) -> None:
     """Writes what it can: every report of what finished through `write` (report.json first), or, if building
     that report fails too, the bare verdict."""
     try:
         report = incomplete_report(p, state, started, wall_s, stop)
     except Exception:
-        report = {"schema": REPORT_SCHEMA, "passed": False, "exit_code": stop.exit_code, "complete": False,
-                  "incomplete": {"reason": machine_paths(p).text(stop.reason), "finished_images": [],
-                                 "traceback": TRACEBACK_FILE if stop.internal else None},
-                  "checks": {}, "images": []}
+        report = bare_verdict(p, stop)
     with contextlib.suppress(Exception):  # a renderer's bug must not hide why the run stopped
         write(report)
     if not (out / "report.json").is_file():
-        atomic.write_text(out / "report.json", canonical_json(report))
+        atomic.write_text(out / "report.json", canonical_json(report.to_dict()))
+
+
+def bare_verdict(p: RunPlan, stop: Stop) -> RunReport:
+    """The report when even the report of what finished cannot be built: the verdict and why, nothing else."""
+    return RunReport(passed=False, started_at="", duration_s=None, profile={}, environment={}, stack={}, corpus={},
+                     checks={}, images=(), accuracy=None, timing={}).stopped(
+        Incomplete(machine_paths(p).text(stop.reason), (), TRACEBACK_FILE if stop.internal else None), stop.exit_code)
 
 
 def write_not_started(out: Path, e: BaseException, started: dt.datetime, wall_s: float, profile_name: str | None,
@@ -101,12 +105,11 @@ def write_not_started(out: Path, e: BaseException, started: dt.datetime, wall_s:
     report = RunReport(
         passed=False, started_at=started.isoformat(timespec="seconds"), duration_s=round(wall_s, 3),
         profile={"name": profile_name, "settings": {}}, environment={}, stack={}, corpus={},
-        checks={"run": CheckResult("run", False, f"not started, {reason}").to_dict()}, images=(), accuracy=None,
+        checks={"run": CheckResult("run", False, f"not started, {reason}")}, images=(), accuracy=None,
         timing={},
     ).stopped(Incomplete(reason, (), TRACEBACK_FILE if stop.internal else None), stop.exit_code)
-    data = report.to_dict()
-    atomic.write_text(out / "report.json", canonical_json(data))
+    atomic.write_text(out / "report.json", canonical_json(report.to_dict()))
     with contextlib.suppress(Exception):  # a renderer's bug must not hide why the run stopped
-        typed = RunReport.from_dict(data, registry.layout())
+        typed = report.laid_out(registry.layout())
         atomic.write_text(out / "junit.xml", render_junit(typed))
         atomic.write_text(out / "summary.md", render_summary(typed))

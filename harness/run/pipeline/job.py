@@ -19,6 +19,7 @@ from harness.checks import registry
 from harness.corpus.loader import read_image
 from harness.execution.state import RunPlan, RunState
 from harness.metrics import corpus_accuracy, image_accuracy
+from harness.model.report import RunReport
 from harness.model.results import OcrResult, canonical_line
 from harness.model.settings import Profile
 from harness.report.writer import write_reports
@@ -63,7 +64,7 @@ def accuracy_hook(p: RunPlan, state: RunState) -> None:
 
 def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int, int] | None = None,
                    html: bool = False, history: Path | None = None,
-                   shard_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   shard_source: Mapping[str, Any] | None = None) -> RunReport:
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("worker-*.log"):  # an earlier run's: workers append, so each run starts its own
         stale.unlink(missing_ok=True)
@@ -91,7 +92,7 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
     except BaseException as e:  # every way a run can stop leaves reports marked incomplete
         stop = Stop.from_exception(e, out)
 
-        def write(report: dict[str, Any]) -> None:
+        def write(report: RunReport) -> None:
             write_results(out, p, state)
             write_reports(out, report, first_results(state.outcomes), load, layout=registry.layout(), html=html,
                           goldens=goldens)

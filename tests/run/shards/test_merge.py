@@ -36,7 +36,8 @@ from harness.model.modeldirs import ModelDirs
 from harness.model.outcome import CheckResult, left_to_first_shard, skipped
 from harness.model.results import Line, OcrResult, canonical_json, canonical_line
 from harness.model.settings import Profile
-from harness.run.shards.merge import MergedRun, ShardRun, merge_shards
+from harness.run.shards.merge import MergedRun, merge_shards
+from harness.run.shards.shard_run import ShardRun
 from harness.run.pipeline.build_report import build_report
 from harness.run.pipeline.job import accuracy_hook
 from harness.run.pipeline.plan import shard_items
@@ -63,8 +64,13 @@ def strip_volatile(report: Mapping[str, Any], *, measured: bool = False) -> dict
     return r
 
 
-def as_written(report: Mapping[str, Any]) -> dict[str, Any]:
-    return json.loads(canonical_json(report))
+def as_written(report: Mapping[str, Any] | RunReport) -> dict[str, Any]:
+    """A report as report.json holds it, read back as a dict."""
+    return json.loads(canonical_json(report.to_dict() if isinstance(report, RunReport) else report))
+
+
+def written(merged: MergedRun) -> dict[str, Any]:
+    return as_written(merged.report)
 
 
 # --- the whole path on real slips, through the CLI ----------------------------------------------------------------
@@ -234,8 +240,8 @@ def test_every_check_merges_to_what_the_whole_run_says(synthetic: Synthetic) -> 
     whole = synthetic.report(None)
     merged = merge_shards([synthetic.shard(2), synthetic.shard(1)], registry.specs(),
                           stored_goldens=synthetic.store.ids())
-    assert strip_volatile(merged.report) == strip_volatile(whole)
-    checks = merged.report["checks"]
+    assert strip_volatile(written(merged)) == strip_volatile(whole)
+    checks = written(merged)["checks"]
     # Failures in both shards: the planted ones, with counts, ids and the check's own tail.
     assert checks["inference"]["failed_images"] == ["slip_0001"]
     assert checks["repeat"]["failed_images"] == ["slip_0005"]
@@ -247,10 +253,10 @@ def test_every_check_merges_to_what_the_whole_run_says(synthetic: Synthetic) -> 
     assert "slip_0001" in checks["golden"]["failed_images"] and checks["golden"]["judged"] == 6
     status = checks["golden"]["details"]["status"]
     assert status["orphaned"] == ["slip_9999"] and status["missing"] == ["slip_0003"] and status["selected"] == 8
-    assert merged.report["corpus"]["shard"] is None and merged.report["corpus"]["complete"] is True
-    assert merged.report["accuracy"] == whole["accuracy"] and merged.report["accuracy"]["overall"]["images"] == 6
-    assert merged.report["timing"]["predict_p90_s"] == whole["timing"]["predict_p90_s"]
-    assert merged.report["started_at"] == "2025-01-01T02:01:00+00:00" and merged.report["duration_s"] == 12.0
+    assert written(merged)["corpus"]["shard"] is None and written(merged)["corpus"]["complete"] is True
+    assert written(merged)["accuracy"] == whole["accuracy"] and written(merged)["accuracy"]["overall"]["images"] == 6
+    assert written(merged)["timing"]["predict_p90_s"] == whole["timing"]["predict_p90_s"]
+    assert written(merged)["started_at"] == "2025-01-01T02:01:00+00:00" and written(merged)["duration_s"] == 12.0
     assert [json.loads(line)["id"] for line in merged.results] == IDS
 
 
@@ -260,7 +266,7 @@ def test_three_shards_with_the_audit_on_shard_1_merge_to_the_whole_runs_verdicts
     for s in shards:
         if s.shard[0] != 1:  # as harness.run.pipeline.execute writes it on shards 2..N
             s.data["checks"]["audit"] = as_written(left_to_first_shard("audit", s.shard).to_dict())
-    merged = merge_shards(shards, registry.specs(), stored_goldens=synthetic.store.ids()).report
+    merged = merge_shards(shards, registry.specs(), stored_goldens=synthetic.store.ids()).report.to_dict()
     assert merged["checks"]["audit"]["summary"] == whole["checks"]["audit"]["summary"] + \
         " [judged on shard 1/3, left to it by the other shards]"
     merged["checks"]["audit"]["summary"] = whole["checks"]["audit"]["summary"]
@@ -272,20 +278,20 @@ def test_a_model_that_never_loaded_merges_too(synthetic: Synthetic) -> None:
     whole = synthetic.report(None)
     merged = merge_shards([synthetic.shard(1), synthetic.shard(2)], registry.specs(),
                           stored_goldens=synthetic.store.ids())
-    assert strip_volatile(merged.report) == strip_volatile(whole)
-    assert merged.report["checks"]["inference"]["failed_images"] == IDS and merged.report["accuracy"] is None
+    assert strip_volatile(written(merged)) == strip_volatile(whole)
+    assert written(merged)["checks"]["inference"]["failed_images"] == IDS and written(merged)["accuracy"] is None
 
 
 def test_orphans_stay_unjudged_without_the_store(synthetic: Synthetic) -> None:
     merged = merge_shards([synthetic.shard(1), synthetic.shard(2)], registry.specs())
-    status = merged.report["checks"]["golden"]["details"]["status"]
+    status = written(merged)["checks"]["golden"]["details"]["status"]
     assert status["orphans_judged"] is False and status["orphaned"] is None
 
 
 def test_sampled_check_that_differs_is_reported_per_shard(synthetic: Synthetic) -> None:
     one = synthetic.shard(1, bn_drift=CheckResult("bn_drift", True, "det on 4 images: max score 1.2", judged=4))
     two = synthetic.shard(2, bn_drift=CheckResult("bn_drift", False, "det on 3 images: max score 2.7", judged=3))
-    check = merge_shards([one, two], registry.specs()).report["checks"]["bn_drift"]
+    check = merge_shards([one, two], registry.specs()).report.to_dict()["checks"]["bn_drift"]
     assert not check["passed"]
     # The keys every check carries; two shards that sampled the model judged it again, not 7 images.
     assert (check["judged"], check["unit"]) == (4, "images")
@@ -298,20 +304,21 @@ def test_a_check_every_shard_runs_on_its_own_calls_counts_all_of_them(synthetic:
 
     same = speed("median image 1.02x approved on 6 calls")
     check = merge_shards([synthetic.shard(1, speed=same), synthetic.shard(2, speed=same)],
-                         registry.specs()).report["checks"]["speed"]
+                         registry.specs()).report.to_dict()["checks"]["speed"]
     assert check["passed"] and (check["judged"], check["unit"]) == (12, "calls")
     assert check["summary"] == "median image 1.02x approved on 6 calls"
     check = merge_shards([synthetic.shard(1, speed=same), synthetic.shard(2, speed=speed("SLOWER: 2.1x", False))],
-                         registry.specs()).report["checks"]["speed"]
+                         registry.specs()).report.to_dict()["checks"]["speed"]
     assert not check["passed"] and (check["judged"], check["unit"]) == (12, "calls")
     assert check["summary"] == "shard 1/2: median image 1.02x approved on 6 calls; shard 2/2: SLOWER: 2.1x"
     # A sampled check two shards ran judged the same sample twice: counted once.
     sample = CheckResult("bn_drift", True, "det on 4 images: max score 1.2", judged=4)
     check = merge_shards([synthetic.shard(1, bn_drift=sample), synthetic.shard(2, bn_drift=sample)],
-                         registry.specs()).report["checks"]["bn_drift"]
+                         registry.specs()).report.to_dict()["checks"]["bn_drift"]
     assert check["judged"] == 4 and check["summary"] == "det on 4 images: max score 1.2"
     # A check that every shard skipped the same way judged nothing, however many shards skipped it.
-    skipped = merge_shards([synthetic.shard(1), synthetic.shard(2)], registry.specs()).report["checks"]["bn_drift"]
+    skipped = as_written(merge_shards([synthetic.shard(1), synthetic.shard(2)], registry.specs()).report)["checks"][
+        "bn_drift"]
     assert skipped["skipped"] and skipped["judged"] == 0 and skipped["summary"] == "skipped: disabled in profile"
 
 
@@ -320,7 +327,7 @@ def test_shards_on_mixed_stacks_name_each_stacks_likely_cause(synthetic: Synthet
     shards = [synthetic.shard(k, stack={"paddle": "3.3.0", "cpu_model": cpu}) for k, cpu in cpus.items()]
     for s in shards:
         s.data["stack"]["cpu_model"] = cpus[s.shard[0]]
-    golden = merge_shards(shards, registry.specs(), allow_mixed_stacks=True).report["checks"]["golden"]
+    golden = merge_shards(shards, registry.specs(), allow_mixed_stacks=True).report.to_dict()["checks"]["golden"]
     status = golden["details"]["status"]
     assert [(d["key"], d["current"]) for d in status["stack_differences"]] == [
         ("cpu_model", cpus[1]), ("cpu_model", cpus[2]), ("paddle", "3.3.0")]  # each shard's CPU, not the last one's
@@ -334,13 +341,13 @@ def test_shards_on_mixed_stacks_name_each_stacks_likely_cause(synthetic: Synthet
     shards = [synthetic.shard(1, stack={"paddle": "3.2.2"}), synthetic.shard(2, stack={"paddle": "3.3.0",
                                                                                        "cpu_model": cpus[2]})]
     shards[1].data["stack"]["cpu_model"] = cpus[2]
-    golden = merge_shards(shards, registry.specs(), allow_mixed_stacks=True).report["checks"]["golden"]
+    golden = merge_shards(shards, registry.specs(), allow_mixed_stacks=True).report.to_dict()["checks"]["golden"]
     cause = golden["details"]["status"]["likely_cause"]
     assert cause == f"On shard 1/2: the stack the goldens were made on. On shard 2/2: {two}"
     assert golden["summary"].endswith(f" | likely cause: {cause}")
     # Shards on one stack: one cause, unlabelled, as the unsharded run says it.
     same = [synthetic.shard(k, stack={"paddle": "3.3.0", "cpu_model": cpus[1]}) for k in (1, 2)]
-    status = merge_shards(same, registry.specs()).report["checks"]["golden"]["details"]["status"]
+    status = merge_shards(same, registry.specs()).report.to_dict()["checks"]["golden"]["details"]["status"]
     assert status["likely_cause"] == one and len(status["stack_differences"]) == 2
 
 
@@ -351,10 +358,10 @@ def test_all_clean_merge_passes(synthetic: Synthetic) -> None:
     synthetic.fresh = synthetic.bs1 = synthetic.multi = {i: ImageOutcome(i, (slip(i),)) for i in IDS}
     synthetic.goldens = {i: Golden(slip(i)) for i in IDS}
     merged = merge_shards([synthetic.shard(1), synthetic.shard(2)], registry.specs())
-    assert merged.report["passed"] and merged.report["exit_code"] == 0
-    assert merged.report["checks"]["repeat"]["summary"] == ("all 8 images clean; 24 compared model calls: a fault on 1 call "
+    assert written(merged)["passed"] and written(merged)["exit_code"] == 0
+    assert written(merged)["checks"]["repeat"]["summary"] == ("all 8 images clean; 24 compared model calls: a fault on 1 call "
                                                             "in 8 or more often is caught with 95% probability")
-    assert merged.report["checks"]["batch_paths"]["summary"].startswith("vs profile: bs1: 8 identical")
+    assert written(merged)["checks"]["batch_paths"]["summary"].startswith("vs profile: bs1: 8 identical")
 
 
 def test_merged_paths_keep_the_order_the_check_compared_them_in(synthetic: Synthetic) -> None:
@@ -457,14 +464,15 @@ def test_model_level_check_is_shard_1s_verdict_and_says_so() -> None:
     two.data["checks"]["audit"] = _left(2, 3)
     three.data["checks"]["audit"] = _left(3, 3)
     assert two.data["checks"]["audit"]["skipped"] and "judged on shard 1/3 only" in _left(2, 3)["summary"]
-    merged = merge_shards([three, one, two], registry.specs()).report
+    merged = merge_shards([three, one, two], registry.specs()).report.to_dict()
     audit = merged["checks"]["audit"]
     assert (audit["passed"], audit["skipped"], merged["passed"]) == (False, False, False)
     assert audit["summary"] == ("rec: 2 BN in training mode [judged on shard 1/3, left to it by the other shards]")
     assert audit["details"] == one.data["checks"]["audit"]["details"]
     # A clean shard 1 passes for every shard; the deferring shards cannot hide a failure either way.
     one.data["checks"]["audit"].update(passed=True, summary="ok")
-    assert merge_shards([one, two, three], registry.specs()).report["checks"]["audit"]["passed"]
+    one = ShardRun(one.source, one.data, one.results)  # read anew: a shard's report is read once
+    assert merge_shards([one, two, three], registry.specs()).report.checks["audit"].passed
 
 
 def test_model_level_deferral_keeps_the_refusals() -> None:
@@ -493,7 +501,7 @@ def test_mixed_stacks_merge_only_when_allowed_and_then_show_each_shards() -> Non
             img["judged_on"] = {"node": f"node-{s.shard[0]}", "worker_pid": pid}
     with pytest.raises(UserError, match="stack differs in cpu_model.*--allow-mixed-stacks merges them anyway"):
         merge_shards([one, two], registry.specs())
-    report = merge_shards([one, two], registry.specs(), allow_mixed_stacks=True).report
+    report = merge_shards([one, two], registry.specs(), allow_mixed_stacks=True).report.to_dict()
     assert report["stack"] == {"paddle": "3.2.2"}  # what every shard shares
     assert report["stacks"] == {"1/2": {"paddle": "3.2.2", "cpu_model": "AMD EPYC"},
                                 "2/2": {"paddle": "3.2.2", "cpu_model": "Intel Xeon"}}
@@ -502,7 +510,7 @@ def test_mixed_stacks_merge_only_when_allowed_and_then_show_each_shards() -> Non
     # Equal stacks: the flag changes nothing, so a merge equals an unsharded run's report either way.
     same = merge_shards([hand_shard(1, 2, ["s0", "s1"]), hand_shard(2, 2, ["s2", "s3"])], registry.specs(),
                           allow_mixed_stacks=True)
-    assert "stacks" not in same.report and all("stack" not in i for i in same.report["images"])
+    assert "stacks" not in written(same) and all("stack" not in i for i in written(same)["images"])
     # Other model files are never merged.
     one.data["stack"]["models"] = {"det/inference.pdmodel": "aa"}
     two.data["stack"]["models"] = {"det/inference.pdmodel": "bb"}
@@ -538,8 +546,8 @@ def test_results_must_match_their_report() -> None:
 
 def test_hand_built_shards_merge_in_index_order() -> None:
     merged: MergedRun = merge_shards([hand_shard(2, 2, ["s1", "s3"]), hand_shard(1, 2, ["s0", "s2"])], registry.specs())
-    assert [i["id"] for i in merged.report["images"]] == ["s0", "s1", "s2", "s3"]
-    assert merged.report["corpus"] | {"root": None} == {
+    assert [i["id"] for i in written(merged)["images"]] == ["s0", "s1", "s2", "s3"]
+    assert written(merged)["corpus"] | {"root": None} == {
         "root": None, "subset": "full", "selected": 4, "complete": True, "has_manifest": True, "shard": None,
         "selection": {"images": 4, "complete": True, "sha256": "ab"}}
 
@@ -578,7 +586,7 @@ def test_cli_writes_every_report(tmp_path: Path, synthetic: Synthetic, capsys: p
 
 def test_merge_reads_pictures_only_inside_the_corpus_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    import harness.run.shards.merge as merge_module
+    import harness.run.shards.merged_files as merge_module
     from PIL import Image
 
     corpus = tmp_path / "checkout"
@@ -620,7 +628,7 @@ def test_merge_reads_pictures_only_inside_the_corpus_root(tmp_path: Path, monkey
     ("missing.png", False), ("link.png", False),
 ])
 def test_corpus_file(tmp_path: Path, file: str, inside: bool) -> None:
-    from harness.run.shards.merge import corpus_file
+    from harness.run.shards.merged_files import corpus_file
 
     root = tmp_path / "corpus"
     root.mkdir()
@@ -746,6 +754,33 @@ def test_bad_shard_fields_are_one_line(tmp_path: Path, synthetic: Synthetic, cap
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("ocr-harness: error: ") and err[0].endswith(message), err
     assert not out.exists()  # nothing written: no results.jsonl without its report.json
+
+
+def test_a_bug_inside_the_merge_is_exit_3_with_its_traceback(tmp_path: Path, synthetic: Synthetic,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A KeyError of the merge's own making is a bug, not the shards' fault: exit 3 and the traceback, never
+    exit 2 with a message blaming the input (the shards here are good; a bad one is exit 2, above)."""
+    import harness.run.shards.merge as merge_module
+
+    write_shard(tmp_path / "s1", synthetic.shard(1))
+    write_shard(tmp_path / "s2", synthetic.shard(2))
+
+    def planted(images: Any) -> Any:
+        raise KeyError("planted merge bug")
+
+    monkeypatch.setattr(merge_module, "_accuracy", planted)
+    out = tmp_path / "merged"
+    config = tmp_path / "harness.toml"
+    config.write_text('[profiles.t]\ngolden_dir = "golden"\n', encoding="utf-8")
+    assert main(["report", "merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(out),
+                 "--config", str(config)]) == 3
+    err = capsys.readouterr().err
+    assert err == (f"ocr-harness: internal error (a bug): KeyError: 'planted merge bug'; traceback in "
+                   f"{out / 'traceback.txt'}\n")
+    trace = (out / "traceback.txt").read_text(encoding="utf-8")
+    assert "in planted" in trace and "KeyError: 'planted merge bug'" in trace
+    assert not (out / "report.json").exists()
 
 
 @pytest.mark.parametrize(("line", "message"), [
