@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.checks.determinism import first_divergence
 from harness.golden.compare import RequiredTolerances, compare_image
+from harness.model.details import PathDetails, PathTotals
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
 from harness.model.settings import Tolerances
@@ -84,26 +85,33 @@ def totals_summary(summary: str, passed: bool, details: Mapping[str, Any]) -> st
 
 # --- `report merge` ---------------------------------------------------------------------------------------------
 
-def merged_details(details: Sequence[Mapping[str, Any]], order: Sequence[str]) -> dict[str, Any]:
+def merged_details(details: Sequence[PathDetails], order: Sequence[str]) -> PathDetails:
     """compare_paths' totals over every shard: counts add up, required tolerances merge. report.json's sorted
     keys lose the order the check compared its paths in; `order` (the labels as the check makes them) restores
     it, any label not in it last by name."""
-    totals: dict[str, dict[str, Any]] = {}
+    totals: dict[str, PathTotals] = {}
     for d in details:
-        for label, s in d["paths"].items():
-            t = totals.setdefault(label, {"identical": 0, "within": 0, "beyond": 0, "failed_to_run": 0,
-                                          "required": RequiredTolerances()})
-            for key in ("identical", "within", "beyond", "failed_to_run"):
-                t[key] += s[key]
-            t["required"] = t["required"].merge(RequiredTolerances(**s["required_tolerances"]))
+        for label, s in d.paths.items():
+            totals[label] = _added(totals.get(label, NONE_COMPARED), s)
     rank = {label: n for n, label in enumerate(order)}
-    paths = {label: {**{k: v for k, v in t.items() if k != "required"},
-                     "required_tolerances": t["required"].to_dict()}
-             for label, t in sorted(totals.items(), key=lambda lt: (rank.get(lt[0], len(rank)), lt[0]))}
-    out = {"reference": details[0]["reference"], "paths": paths}
-    if "sample" in details[0]:  # drawn from the whole selection: the same in every shard
-        out["sample"] = details[0]["sample"]
-    return out
+    paths = dict(sorted(totals.items(), key=lambda lt: (rank.get(lt[0], len(rank)), lt[0])))
+    # The sample is drawn from the whole selection: the same in every shard.
+    sample = {"sample": details[0].extra["sample"]} if "sample" in details[0].extra else {}
+    return PathDetails(details[0].reference, paths, sample)
+
+
+NONE_COMPARED = PathTotals(0, 0, 0, 0, RequiredTolerances().to_dict())
+
+
+def _required(r: Mapping[str, float]) -> RequiredTolerances:
+    return RequiredTolerances(text_max_cer=r["text_max_cer"], poly_max_shift_px=r["poly_max_shift_px"],
+                              poly_min_iou=r["poly_min_iou"], score_abs=r["score_abs"], blocking=int(r["blocking"]))
+
+
+def _added(t: PathTotals, s: PathTotals) -> PathTotals:
+    required = _required(t.required_tolerances).merge(_required(s.required_tolerances))
+    return PathTotals(t.identical + s.identical, t.within + s.within, t.beyond + s.beyond,
+                      t.failed_to_run + s.failed_to_run, required.to_dict())
 
 
 def merged_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:

@@ -40,10 +40,12 @@ from harness.golden.approval import APPROVAL_NAME, SpeedBaseline, load_approval
 from harness.golden.status import golden_status
 from harness.golden.store import Golden, GoldenStore
 from harness.model.catalogue import Option
+from harness.model.details import InferenceDetails, PathDetails, RepeatDetails
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.settings import DEFAULT_BACKEND, CheckSettings, EngineSettings, Profile, require
 from harness.model.views import PlanView, ShardView, StateView
+from harness.util.errors import UserError
 
 
 def on_run(run: Callable[[RunPlan, RunState], CheckResult]) -> Runner:
@@ -66,12 +68,14 @@ def unsupported(name: str) -> Callable[[Profile], str | None]:
 # --- core: judged on the main pass -----------------------------------------------------------------------------
 
 register(CheckSpec("inference", 10, lambda p, state: inference_check(p, state.outcomes),
-                   merge_details=merged_retries, merge_summary=merged_retry_summary))
+                   merge_details=merged_retries, merge_summary=merged_retry_summary,
+                   details=InferenceDetails.from_dict))
 
 
 register(CheckSpec("repeat", 80, lambda p, state: repeat_check(state.outcomes),
                    skip=lambda profile: "repeats = 1" if profile.checks.repeats <= 1 else None,
-                   merge_details=merged_repeat_details, merge_summary=merged_repeat_summary))
+                   merge_details=merged_repeat_details, merge_summary=merged_repeat_summary,
+                   details=RepeatDetails.from_dict))
 register(CheckSpec("mutation", 100, lambda p, state: mutation_check(state.outcomes),
                    skip=lambda profile: None if profile.checks.mutation else "disabled"))
 
@@ -232,24 +236,36 @@ def _fusion_cost_sentence(cost: Mapping[str, Any]) -> str:
             f"(p90 {cost['p90']:.2f}x, {cost['images']} images)")
 
 
-def _merged_batch_paths(name: str, shards: Sequence[ShardView], details: Sequence[Mapping[str, Any]],
-                        per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+def _merged_batch_paths(name: str, shards: Sequence[ShardView], details: Sequence[PathDetails],
+                        per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> PathDetails:
     """The paths in the order `batch_paths` compares them, its group size as the shards' profile set it."""
     group = _report_checks(shards).get("batch_path_images")
     return merged_path_details(details, batch_path_labels(group if isinstance(group, int) else 0))
 
 
-def _merged_variations(name: str, shards: Sequence[ShardView], details: Sequence[Mapping[str, Any]],
-                       per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+def _merged_variations(name: str, shards: Sequence[ShardView], details: Sequence[PathDetails],
+                       per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> PathDetails:
     """The paths in the order `variants` makes them: oneDNN, the thread counts as the profile lists them, BN."""
     threads = _report_checks(shards).get("variation_threads")
     out = merged_path_details(details, ["onednn-off", "onednn-on",
                                         *(f"threads-{t}" for t in (threads if isinstance(threads, list) else ())),
                                         BN_UNFUSED, *ISA_LABELS])
-    costs = [d["bn_unfused_cost"] for d in details if isinstance(d.get("bn_unfused_cost"), Mapping)]
+    costs = [d.extra["bn_unfused_cost"] for d in details if isinstance(d.extra.get("bn_unfused_cost"), Mapping)]
     if costs:  # each shard timed its own images on both paths: the per-image ratios pool
-        out["bn_unfused_cost"] = cost_of_ratios({i: r for c in costs for i, r in c["per_image"].items()})
+        ratios = cost_of_ratios({i: r for c in costs for i, r in c["per_image"].items()})
+        out = dataclasses.replace(out, extra={**out.extra, "bn_unfused_cost": ratios})
     return out
+
+
+def _read_variations(d: Any, where: str) -> PathDetails:
+    """The path totals, and the per-image cost ratios of the unfused BN path that the merge pools."""
+    details = PathDetails.from_dict(d, where)
+    cost = details.extra.get("bn_unfused_cost")
+    ratios = cost.get("per_image") if isinstance(cost, Mapping) else {}
+    if not (isinstance(ratios, Mapping) and all(isinstance(r, (int, float)) and not isinstance(r, bool)
+                                                for r in ratios.values())):
+        raise UserError(f"{where}.bn_unfused_cost.per_image must be an object of numbers")
+    return details
 
 
 def _report_checks(shards: Sequence[ShardView]) -> Mapping[str, Any]:
@@ -270,12 +286,12 @@ def _validate_variations(c: CheckSettings, where: str) -> None:
 register(CheckSpec("batch_paths", 110, on_run(batch_paths), key="batch_paths", skip=unsupported("batch_paths"),
                    reuses_main_workers=True,
                    flag_help="compare bs1 / profile batch / several images per call", validate=_validate_batch_paths,
-                   merge_details=_merged_batch_paths, merge_summary=paths_summary,
+                   merge_details=_merged_batch_paths, merge_summary=paths_summary, details=PathDetails.from_dict,
                    phases=lambda profile: [*bs1_phase(profile), ("multi", "sample")]))
 register(CheckSpec("variations", 120, on_run(variations), key="variations", skip=unsupported("variations"),
                    flag_help="oneDNN on/off, thread counts and BN fusion removed, judged by golden tolerances",
                    validate=_validate_variations,
-                   merge_details=_merged_variations, merge_summary=paths_summary,
+                   merge_details=_merged_variations, merge_summary=paths_summary, details=_read_variations,
                    phases=lambda profile: [(label, "sample") for label in variants(profile, cpu_info()["isa"])]))
 
 
@@ -292,7 +308,7 @@ def _validate_parity(c: CheckSettings, where: str) -> None:
 
 register(CheckSpec("parity", 70, on_run(parity_hook), key="parity", prepare=on_plan(_parity_prepare),
                    validate=_validate_parity, merge_details=merged_parity_details,
-                   merge_summary=paths_summary))
+                   merge_summary=paths_summary, details=PathDetails.from_dict))
 
 
 # --- goldens ---------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from harness.model.details import RepeatDetails
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
 from harness.model.results import OcrResult
@@ -93,13 +94,12 @@ def mutation_check(outcomes: Mapping[str, ImageOutcome]) -> CheckResult:
 
 # --- `report merge` ---------------------------------------------------------------------------------------------
 
-def merged_repeat_details(name: str, shards: Sequence[ShardView], details: Sequence[Mapping[str, Any]],
+def merged_repeat_details(name: str, shards: Sequence[ShardView], details: Sequence[RepeatDetails],
                           per_image: Mapping[str, ImageCheck],
-                          stored_goldens: Collection[str] | None) -> dict[str, Any]:
+                          stored_goldens: Collection[str] | None) -> RepeatDetails:
     """The repeat check's details over every shard: the calls add up, and so does the power they give."""
-    calls = sum(d.get("calls", 0) for d in details)
-    return {**details[0], "repeats": max(d["repeats"] for d in details), "calls": calls,
-            "detectable_rate": detectable_rate(calls)}
+    calls = sum(d.calls for d in details)
+    return RepeatDetails(max(d.repeats for d in details), calls, detectable_rate(calls), details[0].extra)
 
 
 def merged_repeat_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str,

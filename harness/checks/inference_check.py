@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.backends import max_retry_rate
+from harness.model.details import InferenceDetails, Retries
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
 from harness.model.views import PlanView
@@ -63,10 +64,14 @@ def judge_retries(check: CheckResult, outcomes: Mapping[str, ImageOutcome], max_
     return dataclasses.replace(judged, summary=f"{judged.summary}; {note(details['retries'])}")
 
 
-def _stats(by_image: Mapping[str, list[str]], images: int, max_rate: float) -> dict[str, Any]:
-    return {"images": len(by_image), "of": images, "rate": len(by_image) / images if images else 0.0,
-            "max_retry_rate": max_rate, "total": sum(len(r) for r in by_image.values()),
-            "by_image": dict(sorted(by_image.items()))}
+def _stats(by_image: Mapping[str, Sequence[str]], images: int, max_rate: float) -> dict[str, Any]:
+    return _retries(by_image, images, max_rate).to_dict()
+
+
+def _retries(by_image: Mapping[str, Sequence[str]], images: int, max_rate: float) -> Retries:
+    return Retries(images=len(by_image), of=images, rate=len(by_image) / images if images else 0.0,
+                   max_retry_rate=max_rate, total=sum(len(r) for r in by_image.values()),
+                   by_image={i: tuple(r) for i, r in sorted(by_image.items())})
 
 
 def note(stats: Mapping[str, Any]) -> str:
@@ -77,14 +82,15 @@ def note(stats: Mapping[str, Any]) -> str:
     return text
 
 
-def merged_details(name: str, shards: Sequence[Any], details: Sequence[Mapping[str, Any]],
-                   per_image: Mapping[str, Any], stored_goldens: Any) -> dict[str, Any]:
+def merged_details(name: str, shards: Sequence[Any], details: Sequence[InferenceDetails],
+                   per_image: Mapping[str, Any], stored_goldens: Any) -> InferenceDetails:
     """`report merge`: the shards' retries added up (each shard judged its own rate, image by image)."""
-    stats = [d["retries"] for d in details if "retries" in d]
+    stats = [d.retries for d in details if d.retries is not None]
     if not stats:
-        return dict(details[0])
-    by_image = {i: r for s in stats for i, r in s["by_image"].items()}
-    return {**details[0], "retries": _stats(by_image, sum(s["of"] for s in stats), stats[0]["max_retry_rate"])}
+        return details[0]
+    by_image = {i: r for s in stats for i, r in s.by_image.items()}
+    retries = _retries(by_image, sum(s.of for s in stats), stats[0].max_retry_rate)
+    return dataclasses.replace(details[0], retries=retries)
 
 
 def merged_summary(summary: str, passed: bool, details: Mapping[str, Any], shard_summary: str, tail: str) -> str:

@@ -17,6 +17,7 @@ from harness.backends import resolve_engine
 from harness.checks.batch_paths import compare_paths, merged_details as merged_path_details
 from harness.execution.scheduler import infer_all
 from harness.execution.state import RunPlan, RunState
+from harness.model.details import PathDetails
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.settings import EngineSettings, OnnxRuntimeSettings, HttpSettings
@@ -104,14 +105,18 @@ def parity_hook(p: RunPlan, state: RunState) -> CheckResult:
                         keys)
 
 
-def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Mapping[str, Any]],
-                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[PathDetails],
+                   per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> PathDetails:
     """`report merge`: the shards' parity details as one run's (counts add up, latency from the per-image times)."""
     merged = merged_path_details(details, ())  # one path: no order to restore
-    for label, s in merged["paths"].items():
-        s["text_differences"] = sum(d["paths"].get(label, {}).get("text_differences", 0) for d in details)
+    paths = {label: dataclasses.replace(t, text_differences=sum((d.paths[label].text_differences or 0)
+                                                                for d in details if label in d.paths))
+             for label, t in merged.paths.items()}
     times: dict[str, list[float]] = {}
-    for img in per_image.values():
-        for backend, t in (img.details.get("latency_s") or {}).items():
-            times.setdefault(backend, []).append(t)
-    return {**merged, "backend": details[0].get("backend"), "latency": {b: latency_of(v) for b, v in times.items()}}
+    for img in per_image.values():  # each image's own latency, as its shard measured it; a wrong-typed one is dropped
+        latency_s = img.details.get("latency_s")
+        for backend, t in (latency_s.items() if isinstance(latency_s, Mapping) else ()):
+            if isinstance(t, (int, float)) and not isinstance(t, bool):
+                times.setdefault(str(backend), []).append(t)
+    return PathDetails(merged.reference, paths, {**merged.extra, "backend": details[0].extra.get("backend"),
+                                                 "latency": {b: latency_of(v) for b, v in times.items()}})

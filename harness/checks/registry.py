@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from harness.backends import settings_rules
 from harness.model.catalogue import Catalogue, Option
+from harness.model.details import Details
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.report import FIRST, LAST, CheckLayout
 from harness.model.settings import CheckSettings, Profile
@@ -35,9 +36,13 @@ ENTRY_POINT_GROUP = "ocr_harness.checks"
 
 Runner = Callable[[PlanView, StateView], CheckResult]
 # `report merge`: (check name, shards, each shard's check details, the merged per-image verdicts, stored goldens
-# or None) -> the merged details. None on a spec: the shards must agree on them.
-MergeDetails = Callable[[str, Sequence[ShardView], Sequence[Mapping[str, Any]], Mapping[str, ImageCheck],
-                         "Collection[str] | None"], dict[str, Any]]
+# or None) -> the merged details. None on a spec: the shards must agree on them. The details are the records
+# the spec's `details` reads (harness.model.details) and it returns one, or, without `details`, the raw mappings.
+MergeDetails = Callable[[str, Sequence[ShardView], Sequence[Any], Mapping[str, ImageCheck],
+                         "Collection[str] | None"], Any]
+# `report merge`: (one shard's details of the check, where they are for messages) -> the typed record, or a
+# UserError naming the field (harness.model.details).
+DetailsReader = Callable[[Any, str], Details]
 Scaling = Literal["corpus", "sample", "fixed"]  # how a phase's cost grows: every image, the stack sample, not at all
 # `report merge`: (the merged check's from_images summary, whether it passed, merged details, shard 1's summary,
 # the tail shard 1's summary appended after its failing ids) -> the merged summary.
@@ -65,6 +70,7 @@ class CheckSpec:
     phases: Callable[[Profile], Sequence[tuple[str, Scaling]]] | None = None
     merge_details: MergeDetails | None = None
     merge_summary: MergeSummary | None = None
+    details: DetailsReader | None = None  # how `report merge` reads a shard's details of this check; None: raw
     per_shard: bool = False  # measured on a sample; shards that disagree are reported per shard, not refused
     # A model-level check reads the models, not the shard's images, so a sharded run judges it on shard 1 only;
     # True: it judges this shard's own calls (its latencies, a service's answers), so every shard runs it.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from harness.backends.http.engine import expected_settings, settings_differences
 from harness.checks.parity import merged_details, parity_check
 from harness.checks.served import served_settings_check
+from harness.model.details import PathDetails
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import ImageCheck
 from harness.model.results import Line, OcrResult
@@ -63,7 +64,8 @@ def test_shards_merge_to_the_whole() -> None:
     halves = [parity_check("paddle", {i: ref[i]}, "onnxruntime", {i: mine[i]}, tol, KEYS) for i in ("a", "b")]
     per_image = {i: ImageCheck(c.per_image[i].passed, c.per_image[i].summary, c.per_image[i].details)
                  for c, i in zip(halves, ("a", "b"), strict=True)}
-    merged = merged_details("parity", [], [h.details for h in halves], per_image, None)
+    merged = merged_details("parity", [], [PathDetails.from_dict(h.details, f"half {n}") for n, h in enumerate(halves)],
+                            per_image, None).to_dict()
     assert merged["paths"] == whole.details["paths"] and merged["latency"] == whole.details["latency"]
 
 

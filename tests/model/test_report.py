@@ -103,6 +103,10 @@ def test_every_reference_report_reads_back_with_nothing_lost(name: str) -> None:
     again = json.loads(canonical_json(RunReport.from_dict(written, registry.layout()).to_dict()))
     assert lost(written, again) == []
     assert lost({"checks": {"golden": {"summary": "x"}}}, again) == [".checks.golden.summary"]  # it can fail
+    for name, check in written["checks"].items():  # and a check's typed details (harness.model.details) too
+        spec = registry.get(name)
+        if spec is not None and spec.details is not None and "details" in check and not check["skipped"]:
+            assert json.loads(canonical_json(spec.details(check["details"], name).to_dict())) == check["details"]
 
 
 def test_a_report_of_another_shape_reads_renders_and_keeps_what_it_does_not_know() -> None:

@@ -184,20 +184,36 @@ def _merge_ran(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], im
         raise UserError(f"cannot merge {b.label} with {a.label}: model-level check {name!r} differs "
                         f"({b.report.checks[name].summary!r} vs {a.report.checks[name].summary!r})")
     what, tail = _phrase(name, shards, results)
-    details = _hook(name, lambda: (spec.merge_details if spec is not None and spec.merge_details else _agreed_details)(
-        name, shards, [r.details for r in results], per_image, stored_goldens))
+    details = _merged_details(spec, name, shards, results, per_image, stored_goldens)
     check = from_images(name, per_image, what, details)
     if spec is not None and spec.merge_summary is not None:
         merge_summary = spec.merge_summary
-        summary = _hook(name, lambda: merge_summary(check.summary, check.passed, details, results[0].summary, tail))
+
+        def summarise() -> str:
+            return merge_summary(check.summary, check.passed, details, results[0].summary, tail)
+
+        summary = summarise() if spec.details is not None else _hook(name, summarise)
     else:
         summary = check.summary + (tail if not check.passed else "")
     summary += sample_note(details.get("sample"))
     return dataclasses.replace(check.as_reported(), summary=summary)
 
 
+def _merged_details(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun], results: Sequence[CheckResult],
+                    per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+    """The check's details over every shard. A check that types its details (CheckSpec.details) has each shard's
+    read strictly first, so what its merge then does wrong is its own bug; one that does not is handed the raw
+    mappings, and what it cannot read is taken for the shards' input (`_hook`)."""
+    merge = spec.merge_details if spec is not None and spec.merge_details is not None else _agreed_details
+    if spec is None or spec.details is None:
+        return dict(_hook(name, lambda: merge(name, shards, [r.details for r in results], per_image, stored_goldens)))
+    read = spec.details
+    typed = [read(r.details, f"{s.source}/report.json: checks.{name}.details") for s, r in zip(shards, results)]
+    return merge(name, shards, typed, per_image, stored_goldens).to_dict()
+
+
 def _hook(name: str, call: Any) -> Any:
-    """A check's own merge function, which reads the shards' details of that check: what it cannot read came
+    """A check's own merge function reading the shards' raw details of that check: what it cannot read came
     from the shards' files (shard_input checks every other field), so it is input, named by check."""
     try:
         return call()
@@ -223,11 +239,12 @@ def _phrase(name: str, shards: Sequence[ShardRun], results: Sequence[CheckResult
     return "", ""
 
 
-def _agreed_details(name: str, shards: Sequence[ShardRun], details: Sequence[Mapping[str, Any]],
-                    per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> dict[str, Any]:
+def _agreed_details(name: str, shards: Sequence[ShardRun], details: Sequence[Any],
+                    per_image: Mapping[str, ImageCheck], stored_goldens: Collection[str] | None) -> Any:
+    """A check with no merge of its own: the shards must agree on its details (raw or typed), taken as they are."""
     if any(d != details[0] for d in details):
         raise UserError(f"check {name!r}: the shards' details differ and this version cannot merge them")
-    return dict(details[0])
+    return details[0]
 
 
 def _judged(spec: CheckSpec | None, results: Sequence[CheckResult]) -> int:

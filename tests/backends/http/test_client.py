@@ -22,6 +22,7 @@ from canned_service import CERT, CannedService
 from conftest import CORPUS, ROOT, CliRun, run_cli
 from harness.backends.http.client import retry_after_s
 from harness.checks.inference_check import FAILED, judge_retries, merged_details, merged_summary
+from harness.model.details import InferenceDetails
 from harness.model.inference import ImageOutcome, TransportNotes
 from harness.model.outcome import ImageCheck, from_images
 from harness.util.service_url import redact_url, url_problem
@@ -335,7 +336,8 @@ def test_retries_fail_inference_above_max_retry_rate_naming_the_images() -> None
     # Two shards of one run: the retries add up.
     other = {"retries": {"images": 1, "of": 12, "rate": 1 / 12, "max_retry_rate": 0.02, "total": 1,
                          "by_image": {"j5": ["429"]}}}
-    merged = merged_details("inference", [], [over.details, other], {}, None)
+    shards = [InferenceDetails.from_dict(d, f"shard {k}") for k, d in enumerate((over.details, other), 1)]
+    merged = merged_details("inference", [], shards, {}, None).to_dict()
     assert merged["retries"]["images"] == 2 and merged["retries"]["of"] == 36 and merged["retries"]["total"] == 3
     assert merged_summary("S", False, merged, "", "").startswith("S; 2 of 36 images needed a retry: 503, 503, 429")
 

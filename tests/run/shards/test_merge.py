@@ -364,6 +364,19 @@ def test_all_clean_merge_passes(synthetic: Synthetic) -> None:
     assert written(merged)["checks"]["batch_paths"]["summary"].startswith("vs profile: bs1: 8 identical")
 
 
+def test_typed_details_read_back_what_the_run_wrote(synthetic: Synthetic) -> None:
+    """A check's details type (CheckSpec.details) reads the details its check writes and writes them back whole
+    (a skipped check has none to read)."""
+    whole = synthetic.report(None)
+    typed = [spec for spec in registry.specs() if spec.details is not None and spec.name in whole["checks"]
+             and not whole["checks"][spec.name]["skipped"]]
+    assert {spec.name for spec in typed} >= {"inference", "repeat", "batch_paths"}
+    for spec in typed:
+        assert spec.details is not None
+        written = whole["checks"][spec.name]["details"]
+        assert as_written(spec.details(written, spec.name).to_dict()) == written
+
+
 def test_merged_paths_keep_the_order_the_check_compared_them_in(synthetic: Synthetic) -> None:
     """report.json sorts its keys; the merged summary lists the paths in the order the variations check made
     them (the profile's thread counts as listed: 4 before 2), not by name, and equals the unsharded run's."""
@@ -377,8 +390,9 @@ def test_merged_paths_keep_the_order_the_check_compared_them_in(synthetic: Synth
         s.data["profile"]["settings"]["checks"] = {"variation_threads": [4, 2]}
     spec = registry.get("variations")
     assert spec is not None and spec.merge_details is not None and spec.merge_summary is not None
-    details = spec.merge_details("variations", shards, [as_written(h.details) for h in halves], whole.per_image,
-                                 None)
+    assert spec.details is not None
+    read = [spec.details(as_written(h.details), f"shard {k}") for k, h in enumerate(halves, 1)]
+    details = spec.merge_details("variations", shards, read, whole.per_image, None).to_dict()
     assert list(details["paths"]) == ["onednn-off", "threads-4", "threads-2", "bn-unfused"]
     verdict = whole.summary.split(" | ")[0]
     assert spec.merge_summary(verdict, whole.passed, details, "", "") == whole.summary
@@ -394,8 +408,8 @@ def test_merged_bn_unfused_cost_pools_the_shards_images(synthetic: Synthetic) ->
     written = [{**as_written(h.details), "bn_unfused_cost": cost_of_ratios(r)} for h, r in zip(halves, ratios)]
     shards = [hand_shard(k, 2, IDS[4:] if k == 1 else IDS[:4]) for k in (1, 2)]
     spec = registry.get("variations")
-    assert spec is not None and spec.merge_details is not None
-    details = spec.merge_details("variations", shards, written, {}, None)
+    assert spec is not None and spec.merge_details is not None and spec.details is not None
+    details = spec.merge_details("variations", shards, [spec.details(w, "shard") for w in written], {}, None).to_dict()
     assert details["bn_unfused_cost"] == cost_of_ratios({**ratios[0], **ratios[1]})
     assert (details["bn_unfused_cost"]["images"], details["bn_unfused_cost"]["median"]) == (3, 1.2)
 
@@ -736,9 +750,12 @@ def _bad_json(report: dict[str, Any], dotted: str, value: Any) -> str:
     ("checks.golden.passed", "yes", "report.json: checks.golden.passed must be true or false"),
     ("images.0.accuracy", {"cer": 0.1}, "report.json: images[0].accuracy.edits must be a count"),
     ("corpus.shard", [1, "2"], "report.json: corpus.shard must be [K, N] with 1 <= K <= N"),
+    # A check that types its details (harness.model.details) has them read before its merge combines them.
     ("checks.batch_paths.details", {"paths": {"bs1": {"identical": "x"}}},
-     "cannot merge check 'batch_paths': the shards' reports hold details this version cannot read "
-     "(TypeError: unsupported operand type(s) for +=: 'int' and 'str')"),
+     "report.json: checks.batch_paths.details.paths.bs1.identical must be a count"),
+    ("checks.repeat.details.repeats", "3", "report.json: checks.repeat.details.repeats must be a count"),
+    ("checks.inference.details", {"retries": {"by_image": {"slip_0000": "503"}}},
+     "report.json: checks.inference.details.retries.by_image.slip_0000 must be a list of reasons"),
 ])
 def test_bad_shard_fields_are_one_line(tmp_path: Path, synthetic: Synthetic, capsys: pytest.CaptureFixture[str],
                                        field: str, value: Any, message: str) -> None:
