@@ -20,7 +20,8 @@ from harness.environment import settings_hash, stack
 from harness.golden.status import stack_differences
 from harness.golden.store import GoldenStore
 from harness.model.modeldirs import ModelDirs
-from harness.model.settings import EngineSettings, HttpSettings
+from harness.backends.http.settings import HttpSettings, http_settings
+from harness.model.settings import EngineSettings
 from harness.util.errors import UserError
 
 
@@ -46,7 +47,7 @@ def test_backends_implement_the_protocol() -> None:
     for cls in (OcrEngine, OnnxRuntimeEngine, HttpBackend):
         for member in ("name", "predict", "close"):
             assert hasattr(cls, member), (cls, member)
-    service = HttpBackend(EngineSettings(backend="http", http=HttpSettings(url="http://127.0.0.1:9/ocr")),
+    service = HttpBackend(EngineSettings(backend="http", tables={"http": HttpSettings(url="http://127.0.0.1:9/ocr")}),
                           ModelDirs(Path("."), Path("."), "service"))
     assert isinstance(service, Backend)
 
@@ -82,8 +83,10 @@ def test_other_backends_drop_paddle_keys_and_add_their_runtime() -> None:
     assert {"backend", "paddle", "onednn", "onnxruntime", "models.det/x"} <= set(owned)
     assert "cpu_model" not in owned and "rec_batch_size" not in owned
     # paddle backend: settings hash unchanged by the onnxruntime/http tables' existence, nor by delete_passes unset
-    assert EngineSettings().hash_dict(registry.rules()) == {
-        k: v for k, v in dataclasses.asdict(EngineSettings()).items()
+    tables = {name: r.settings() for name, r in registry.rules().items() if r.settings is not None}
+    assert set(tables) == {"onnxruntime", "http"}
+    assert EngineSettings(tables=tables).hash_dict(registry.rules()) == {
+        k: v for k, v in EngineSettings(tables=tables).as_dict().items()
         if k not in ("backend", "goldens_from", "onnxruntime", "http", "delete_passes", "onednn_max_isa", "pack")}
     assert EngineSettings(pack="pp-ocrv4-mobile").hash_dict(registry.rules()) == EngineSettings().hash_dict(
         registry.rules())  # naming the default pack is the default
@@ -141,7 +144,7 @@ def test_repo_backend_profiles() -> None:
     assert set(unsupported_checks(onnx)) == {"audit", "probe", "bn_drift", "variations"}
     service, _ = load_profile(ROOT / "harness.toml", "service", catalogue())
     assert set(unsupported_checks(service)) == {"audit", "probe", "bn_drift", "variations", "batch_paths"}
-    assert service.engine.http.url_env == "OCR_HARNESS_SERVICE_URL" and main_workers(service) == 2
+    assert http_settings(service.engine).url_env == "OCR_HARNESS_SERVICE_URL" and main_workers(service) == 2
     release, _ = load_profile(ROOT / "harness.toml", "release", catalogue())
     assert unsupported_checks(release) == {} and main_workers(release) == release.workers
     with pytest.raises(UserError, match="shares the paddle goldens"):

@@ -6,7 +6,7 @@ import pytest
 
 from harness.checks.registry import catalogue
 from harness.config import load_profile
-from harness.model.settings import Profile
+from harness.model.settings import EngineSettings, Profile
 from harness.util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,10 @@ def test_unknown_profile_lists_known(tmp_path: Path) -> None:
 
 def test_defaults_when_no_config() -> None:
     profile, _ = load_profile(None, "default", catalogue())
-    assert profile == Profile()
+    # Every backend's own table at its defaults (reports record them all), the rest Profile's own defaults.
+    assert {name: type(t)() for name, t in profile.engine.tables.items()} == profile.engine.tables
+    assert set(profile.engine.tables) == {"onnxruntime", "http"}
+    assert profile == Profile(engine=EngineSettings(tables=dict(profile.engine.tables)))
     assert profile.engine.resolved_threads() >= 1
 
 

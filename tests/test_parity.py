@@ -3,9 +3,9 @@ service-settings comparison. End-to-end parity on real backends is in test_backe
 
 from __future__ import annotations
 
-from harness.backends.http.engine import expected_settings, settings_differences
+from harness.backends.http.engine import expected_settings
 from harness.checks.parity import merged_details, parity_check
-from harness.checks.served import served_settings_check
+from harness.checks.served import served_settings_check, settings_differences
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import ImageCheck
 from harness.model.results import Line, OcrResult
@@ -68,7 +68,7 @@ def test_shards_merge_to_the_whole() -> None:
 
 
 def test_service_settings_differences_are_named() -> None:
-    profile = EngineSettings()
+    profile = EngineSettings(backend="http")
     same = expected_settings(profile)
     ok = served_settings_check(profile, {"server": "uvicorn", "reported": same})
     assert ok.passed and not ok.details["differences"]

@@ -13,13 +13,13 @@ import statistics
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from harness.backends import resolve_engine
+from harness.backends import resolve_engine, specs
 from harness.checks.batch_paths import compare_paths, merged_details as merged_path_details
 from harness.execution.scheduler import infer_all
 from harness.execution.state import RunPlan, RunState
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck
-from harness.model.settings import EngineSettings, OnnxRuntimeSettings, HttpSettings
+from harness.model.settings import EngineSettings
 from harness.model.views import ShardView
 
 
@@ -29,10 +29,10 @@ def reference_settings(engine: EngineSettings, backend: str) -> EngineSettings:
     The reference runs its own pinned pack: a profile's own model dirs are in its backend's format (ONNX for
     onnxruntime), which another runtime cannot load, and the pack is the known-good reading to compare with."""
     default = EngineSettings()
-    return dataclasses.replace(engine, backend=backend, goldens_from=None, factory=None,
-                               device=default.device, enable_mkldnn=default.enable_mkldnn,
-                               cpu_threads=default.cpu_threads, onnxruntime=OnnxRuntimeSettings(),
-                               http=HttpSettings(), det_model_dir=None, rec_model_dir=None, rec_char_dict=None)
+    resets = {key: getattr(default, key) for spec in specs() for key in spec.reference_resets}
+    tables = {name: type(table)() for name, table in engine.tables.items()}  # every backend's at its defaults
+    return dataclasses.replace(engine, backend=backend, goldens_from=None, factory=None, tables=tables, **resets,
+                               det_model_dir=None, rec_model_dir=None, rec_char_dict=None)
 
 
 def reference_plan(p: RunPlan) -> tuple[EngineSettings, RunPlan]:

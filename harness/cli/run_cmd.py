@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.backends import service_table
+from harness.backends import with_service_url
 from harness.checks import registry
 from harness.config import find_config, load_profile
 from harness.model.report import RunReport
@@ -70,8 +70,7 @@ def resolve_profile(args: argparse.Namespace) -> tuple[Profile, Path]:
     if args.onednn is not None:
         engine["enable_mkldnn"] = args.onednn
     if getattr(args, "service_url", None) is not None:
-        table = service_table()
-        engine[table] = dataclasses.replace(getattr(profile.engine, table), url=args.service_url, url_env=None)
+        engine["tables"] = with_service_url(profile.engine, args.service_url).tables
     checks: dict[str, Any] = {}
     if getattr(args, "repeats", None) is not None:
         checks["repeats"] = args.repeats

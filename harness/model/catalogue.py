@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,34 @@ class Option:
 Validator = Callable[[Any, str], None]
 
 
+class BackendTable(Protocol):
+    """A backend's own `[engine.<name>]` table, a frozen dataclass the backend's package defines: config builds
+    it key by key from its annotations (unknown keys and wrong types name the file), then `validate` applies its
+    rules. Built with no arguments it is the backend's defaults."""
+
+    def validate(self, where: str) -> None:
+        """Raises UserError naming the key (`where` is the table's dotted name)."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """As report.json records it (secrets redacted); for a hashed table, also what the hash covers."""
+        ...
+
+
 @dataclass(frozen=True)
 class BackendRules:
     """What reading and validating a profile needs to know of one backend (its spec: harness.backends.spec)."""
 
     name: str
     flat_keys: tuple[str, ...] = ()  # `[engine]` keys it owns, flat where profiles have always set them
-    table: str | None = None  # its `[engine.<table>]` sub-table: an EngineSettings field of the same name
-    hashed_table: bool = False  # the sub-table decides what is read, so it is in the engine settings hash
+    settings: type[BackendTable] | None = None  # the type of its `[engine.<name>]` table; None: it has none
+    hashed_table: bool = False  # the table decides what is read, so it is in the engine settings hash
     local_models: bool = True  # it runs models in the harness's own processes (a parity reference must)
+
+    @property
+    def table(self) -> str | None:
+        """Its `[engine]` sub-table's key: the backend's name, when it has one."""
+        return self.name if self.settings is not None else None
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,10 @@ class Catalogue:
     validators: tuple[Validator, ...] = ()  # in check run order
     names: tuple[str, ...] = ()  # every check, in run order
     backends: Mapping[str, BackendRules] = field(default_factory=dict)  # by name, in registration order
+
+    def default_tables(self) -> dict[str, BackendTable]:
+        """Every backend's own table at its defaults: what a profile that sets none of them holds."""
+        return {name: rules.settings() for name, rules in self.backends.items() if rules.settings is not None}
 
     def defaults(self) -> dict[str, Any]:
         """Each option's default: what CheckSettings.get answers for a key the profile leaves unset."""
