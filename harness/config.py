@@ -39,7 +39,7 @@ def load_profile(path: Path | None, name: str, catalogue: Catalogue) -> tuple[Pr
         if name != "default":
             raise UserError(f"profile {name!r} requested but no {CONFIG_NAME} was found")
         return Profile(engine=EngineSettings(tables=catalogue.default_tables()),
-                       checks=CheckSettings(defaults=catalogue.defaults())), Path.cwd()
+                       checks=CheckSettings(extra=catalogue.recorded(), defaults=catalogue.defaults())), Path.cwd()
     try:
         raw = tomllib.loads(read_input_text(path, CONFIG_MAX))
     except OSError as e:
@@ -58,8 +58,11 @@ def load_profile(path: Path | None, name: str, catalogue: Catalogue) -> tuple[Pr
     merged = _resolve(profiles, name, path, (), catalogue.backends)
     merged.pop("extends", None)
     profile = _build(Profile, merged, f"profiles.{name}", path, catalogue)
-    # The checks' option defaults travel with the settings, so CheckSettings.get answers without the catalogue.
-    profile = profile.replace(name=name, checks=dataclasses.replace(profile.checks, defaults=catalogue.defaults()))
+    # The checks' option defaults travel with the settings, so CheckSettings.get answers without the catalogue; the
+    # options reports always record are held at their defaults when unset.
+    checks = dataclasses.replace(profile.checks, extra={**catalogue.recorded(), **profile.checks.extra},
+                                 defaults=catalogue.defaults())
+    profile = profile.replace(name=name, checks=checks)
     profile.validate(catalogue)
     # After the settings' own rules (which name the unit): `inf`, `nan` anywhere else, since TOML has them and
     # the report's JSON has not (a run with score_abs = inf completed and then could not write its report).

@@ -14,6 +14,7 @@ from harness.backends import (Backend, adjust_stack, backend_owned_keys, check_m
 from harness.backends.http.engine import HttpBackend
 from harness.backends.onnxruntime.engine import OnnxRuntimeEngine
 from harness.backends.paddle.engine import OcrEngine
+from harness.checks import registry as check_registry
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.environment import settings_hash, stack
@@ -21,7 +22,7 @@ from harness.golden.status import stack_differences
 from harness.golden.store import GoldenStore
 from harness.model.modeldirs import ModelDirs
 from harness.backends.http.settings import HttpSettings, http_settings
-from harness.model.settings import EngineSettings
+from harness.model.settings import EngineSettings, Profile
 from harness.util.errors import UserError
 
 
@@ -137,16 +138,23 @@ def test_service_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert h.resolved_url("engine.http") == "http://127.0.0.1:8080/ocr"
 
 
+def not_run(profile: Profile) -> set[str]:
+    """The checks whose own skip rule rules them out for the profile (their enabling keys aside)."""
+    return {s.name for s in check_registry.specs() if s.skip is not None and s.skip(profile) is not None}
+
+
 def test_repo_backend_profiles() -> None:
     onnx, _ = load_profile(ROOT / "harness.toml", "onnx", catalogue())
     assert onnx.engine.backend == "onnxruntime" and onnx.engine.goldens_from == "paddle"
-    assert onnx.checks.parity and onnx.golden_name == "default"
-    assert set(unsupported_checks(onnx)) == {"audit", "probe", "bn_drift", "variations"}
+    assert onnx.checks.get("parity") and onnx.golden_name == "default"
+    # What the checks rule out from the backend's capabilities, and what the backend says itself (batch_paths).
+    assert not_run(onnx) == {"audit", "probe", "bn_drift", "variations"} and unsupported_checks(onnx) == {}
     service, _ = load_profile(ROOT / "harness.toml", "service", catalogue())
-    assert set(unsupported_checks(service)) == {"audit", "probe", "bn_drift", "variations", "batch_paths"}
+    assert not_run(service) == {"audit", "probe", "bn_drift", "variations", "batch_paths", "repeat"}  # repeats = 1
+    assert set(unsupported_checks(service)) == {"batch_paths"}
     assert http_settings(service.engine).url_env == "OCR_HARNESS_SERVICE_URL" and main_workers(service) == 2
     release, _ = load_profile(ROOT / "harness.toml", "release", catalogue())
-    assert unsupported_checks(release) == {} and main_workers(release) == release.workers
+    assert not_run(release) == set() and main_workers(release) == release.workers
     with pytest.raises(UserError, match="shares the paddle goldens"):
         check_may_write_goldens(onnx)
     check_may_write_goldens(release)

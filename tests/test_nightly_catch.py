@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, ROOT, CliRun, run_cli
 
-from harness.checks.builtin import isa_paths
+from harness.checks.variations import isa_paths
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.environment import cpu_info, isa_hold

@@ -117,7 +117,7 @@ def environment_record(engine: EngineSettings) -> dict[str, Any]:
 
 
 def unsupported_checks(profile: Profile) -> dict[str, str]:
-    """Checks that cannot judge this backend, with the reason the report shows."""
+    """Checks the profile's backend says cannot judge it, with the reason the report shows."""
     return backend(profile.engine.backend).unsupported_checks()
 
 

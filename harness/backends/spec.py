@@ -60,8 +60,8 @@ class BackendSpec:
     environment: Callable[[EngineSettings], dict[str, Any]] = named  # its entries in report.json's environment
     # A service: the share of images that needed a retry above which the `inference` check fails; None: no retries.
     max_retry_rate: Callable[[EngineSettings], float] | None = None
-    # Checks it cannot judge, with the reason the report shows, beyond what `paddle_programs` and owning no
-    # variation settings already rule out.
+    # Checks it cannot judge, by name, with the reason the report shows, beyond what the checks themselves rule
+    # out from its capabilities (`paddle_programs`, the flat keys it owns: harness.checks.registry).
     unsupported: Mapping[str, str] = field(default_factory=dict)
     # Stack keys it records that a golden sharing (`engine.goldens_from`) expects to differ: its runtime and what
     # it reports about itself.
@@ -89,14 +89,9 @@ class BackendSpec:
         return self.rules.name
 
     def unsupported_checks(self) -> dict[str, str]:
-        """Checks that cannot judge this backend, with the reason the report shows."""
-        out: dict[str, str] = {}
-        if not self.paddle_programs:
-            for check in ("audit", "probe", "bn_drift"):
-                out[check] = f"reads Paddle programs; the {self.name} backend runs none"
-        if not self.rules.flat_keys:  # the variations vary the oneDNN and thread keys: flat keys it does not own
-            out["variations"] = f"oneDNN and thread variations are paddle settings; the backend is {self.name}"
-        return {**out, **self.unsupported}
+        """Checks it says cannot judge it, with the reason the report shows (a check that needs a capability it
+        lacks says so itself)."""
+        return dict(self.unsupported)
 
     def main_workers(self, profile: Profile) -> int:
         return self.drivers(profile) if self.drivers is not None else profile.workers

@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, Literal
 
-from harness.backends import settings_rules
+from harness.backends import backend, settings_rules, unsupported_checks
 from harness.model.catalogue import Catalogue, Option
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.report import FIRST, LAST, CheckLayout
@@ -52,8 +52,11 @@ class CheckSpec:
     level: Literal["image", "model"] = "image"  # judged per image (merged image by image) or per model
     key: str | None = None  # the `[checks]` key that enables it; None: always on (unless `skip` says otherwise)
     flag_help: str | None = None  # help of a `run --<key>/--no-<key>` flag; None: no flag
-    options: tuple[Option, ...] = ()  # `[checks]` keys it owns, besides `key`, not in CheckSettings
+    # `[checks]` keys it owns (CheckSettings holds only the core ones); `key` too when its default is not off or
+    # reports always record it.
+    options: tuple[Option[Any], ...] = ()
     validate: Callable[[CheckSettings, str], None] | None = None  # raises UserError naming the key
+    validate_profile: Callable[[Profile, str], None] | None = None  # its keys against the rest of the profile
     skip: Callable[[Profile], str | None] | None = None  # why it does not run for this profile (after `key`)
     absent_unless: Callable[[Profile], bool] | None = None  # False: not in the report at all (not even skipped)
     prepare: Callable[[PlanView], Any] | None = None  # before any model loads; the result is state.prepared[name]
@@ -154,12 +157,30 @@ def _require_loaded() -> None:
         raise RuntimeError("the checks are not loaded: the composition root calls harness.checks.registry.load")
 
 
-def options() -> dict[str, tuple[CheckSpec, Option]]:
+def unsupported(name: str) -> Callable[[Profile], str | None]:
+    """A `skip` rule: the reason the profile's backend gives for not running check `name` (its spec's
+    `unsupported`)."""
+    return lambda profile: unsupported_checks(profile).get(name)
+
+
+def reads_paddle_programs(name: str) -> Callable[[Profile], str | None]:
+    """A `skip` rule of a check that reads the model dirs' Paddle programs: a backend that runs none cannot feed
+    it (then the backend's own word on check `name`)."""
+    def skip(profile: Profile) -> str | None:
+        spec = backend(profile.engine.backend)
+        if not spec.paddle_programs:
+            return f"reads Paddle programs; the {spec.name} backend runs none"
+        return unsupported_checks(profile).get(name)
+    return skip
+
+
+def options() -> dict[str, tuple[CheckSpec, Option[Any]]]:
     """Every `[checks]` key owned by a registered check beyond CheckSettings' own fields."""
     fields = {f.name for f in dataclasses.fields(CheckSettings)}
-    out: dict[str, tuple[CheckSpec, Option]] = {}
+    out: dict[str, tuple[CheckSpec, Option[Any]]] = {}
     for spec in specs():
-        if spec.key is not None and spec.key not in fields:  # the enabling key of a check that brings its own
+        declared = {opt.key for opt in spec.options}
+        if spec.key is not None and spec.key not in fields | declared:  # an enabling key off by default
             out[spec.key] = (spec, Option(spec.key, bool, False, spec.flag_help or ""))
         for opt in spec.options:
             out[opt.key] = (spec, opt)
@@ -170,6 +191,7 @@ def catalogue() -> Catalogue:
     """What config is handed to read and validate profiles: the checks' own keys and rules, and the backends'."""
     return Catalogue(options={key: option for key, (_, option) in options().items()},
                      validators=tuple(spec.validate for spec in specs() if spec.validate is not None),
+                     profile_rules=tuple(s.validate_profile for s in specs() if s.validate_profile is not None),
                      names=tuple(spec.name for spec in specs()), backends=settings_rules())
 
 

@@ -1,7 +1,8 @@
 """A profile's settings: engine, checks and tolerances, each validated key by key (harness.config reads them).
 
-The `[checks]` keys a check brings beyond CheckSettings' fields, and the rules checks add, come from the
-catalogue the caller hands in (harness.model.catalogue): nothing here knows which checks exist.
+The `[checks]` keys each check owns, and the rules checks add, come from the catalogue the caller hands in
+(harness.model.catalogue); each backend's own `[engine.<name>]` table is of that backend's type: nothing here
+knows which checks exist, and of the backends only the default's name.
 """
 
 from __future__ import annotations
@@ -179,30 +180,17 @@ class Tolerances:
 
 @dataclass(frozen=True)
 class CheckSettings:
-    repeats: int = 3  # in-process repeats per image, compared exactly
-    cross_process: bool = False  # repeat once more in a fresh worker
-    mutation: bool = True  # the engine must not modify its input image
-    goldens: bool = True
-    missing_golden: str = "fail"  # fail | warn
-    batch_paths: bool = False  # bs1 vs profile batch vs several images per call
-    batch_path_images: int = 3  # images per predict call for the multi-image path
-    golden_path: str = "profile"  # which path the goldens use: profile | bs1
-    variations: bool = False  # oneDNN on/off and thread counts, judged by the golden tolerances
-    variation_threads: tuple[int, ...] = (1,)
+    """The `[checks]` table: the core keys every run needs as fields, each check's own keys (declared next to the
+    check, harness.model.catalogue Option) in `extra`."""
+
+    repeats: int = 3  # in-process repeats per image on the main pass, compared exactly
+    golden_path: str = "profile"  # which path the goldens are made and compared on: profile | bs1
     # 0: every image. N: variations, several-per-call batching and the fresh process (properties of the stack)
     # run on a deterministic stratified sample of N images covering every template x tag (harness.sampling).
     stack_sample: int = 0
-    audit: bool = True  # static eval-mode / BN audit of the model dirs
-    audit_min_variance: float = 1e-6
-    probe: bool = False  # behavioural batch-independence probe on the raw models
-    bn_drift: bool = False
-    bn_drift_images: int = 8  # >= 2: the per-channel limits are measured on samples of 2 slips and more
-    bn_drift_threshold: float | None = None  # None: each layer's calibrated limit; a number: that for every layer
-    accuracy: bool = True
-    parity: bool = False  # every image on the profile's backend against a reference backend
-    parity_reference: str = DEFAULT_BACKEND  # the reference backend, with the profile's neutral engine settings
+    accuracy: bool = True  # the report's accuracy against the corpus's ground truth
 
-    # `[checks]` keys owned by registered checks beyond the fields above (harness.model.catalogue Option).
+    # The checks' own keys: those the profile sets, and those reports always record (at their defaults).
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Those keys' defaults, from the catalogue the profile was read with: not a setting (never reported or compared).
     defaults: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -242,6 +230,7 @@ class CheckSettings:
             why = option.problem(value) if option.problem is not None else None
             _require(why is None, f"{where}.{key}", why or "")
         _require(1 <= self.repeats <= 100, f"{where}.repeats", "must be in 1..100")
+        _require(self.golden_path in ("profile", "bs1"), f"{where}.golden_path", "must be 'profile' or 'bs1'")
         _require(self.stack_sample >= 0, f"{where}.stack_sample", "must be >= 0 (0: every image)")
         for rule in catalogue.validators:
             rule(self, where)
@@ -324,12 +313,8 @@ class Profile:
         self.tolerances.validate(f"{where}.tolerances")
         self.batch_tolerances.validate(f"{where}.batch_tolerances")
         self.parity_tolerances.validate(f"{where}.parity_tolerances")
-        _require(not self.checks.parity or self.checks.parity_reference != self.engine.backend,
-                 f"{where}.checks.parity_reference", f"is the profile's own backend ({self.engine.backend})")
-        local = [r.name for r in catalogue.backends.values() if r.local_models]
-        reference = catalogue.backends.get(self.checks.parity_reference)
-        _require(reference is None or reference.local_models, f"{where}.checks.parity_reference",
-                 f"must be an in-process backend ({' or '.join(local) if len(local) <= 2 else ', '.join(local)})")
+        for rule in catalogue.profile_rules:
+            rule(self, where)
 
     @property
     def golden_name(self) -> str:
