@@ -11,7 +11,8 @@ import numpy as np
 from conftest import typed
 
 from tools.screenshots.browser import dump_dom, find_chromium, screenshot
-from harness.report.html import CURRENT, GOLDEN, render_html
+from harness.report.html import render_html
+from harness.report.pictures import CURRENT, GOLDEN
 from tools.screenshots.sample import sample_run
 
 # Anything that would make a browser fetch: remote or protocol-relative src/href, CSS url()/@import, <link>.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.model.report import CheckLayout, CheckOutcome, ImageOutcome, RunReport
+from harness.report.formats import Rendering, ReportFormat
 from harness.report.parity import markdown_section as parity_markdown
 from harness.report.view import (
     LineChange,
@@ -27,6 +28,7 @@ from harness.report.view import (
     phase_rates,
     verdict_line,
 )
+from harness.util.atomic import write_text as atomic_write_text
 from harness.util.markup import code_span
 
 SUMMARY_CAP = 512 * 1024
@@ -249,3 +251,13 @@ def write_step_summary(report: RunReport, environ: Mapping[str, str] | None = No
     with path.open("a", encoding="utf-8") as f:
         f.write(("\n" if existing else "") + text)
     return path
+
+
+SUMMARY_MD = "summary.md"
+
+
+def write(r: Rendering, asked: Any) -> dict[str, Path]:
+    return {"summary": atomic_write_text(r.out / SUMMARY_MD, render_summary(r.report))}
+
+
+FORMAT = ReportFormat("summary", write, files=(SUMMARY_MD,))
