@@ -17,7 +17,7 @@ from typing import Any
 from harness.backends import registry as backends, resolve_engine, specs
 from harness.checks.batch_paths import compare_paths, merged_details as merged_path_details
 from harness.checks.batch_paths import merged_summary as paths_summary
-from harness.checks.registry import CheckSpec
+from harness.checks.registry import CheckSpec, on_plan, on_run
 from harness.execution.scheduler import infer_all
 from harness.execution.state import RunPlan, RunState
 from harness.model.inference import ImageOutcome
@@ -145,6 +145,6 @@ def _validate_profile(profile: Profile, where: str) -> None:
             f"must be an in-process backend ({' or '.join(local) if len(local) <= 2 else ', '.join(local)})")
 
 
-SPEC = CheckSpec("parity", 70, parity_hook, key="parity", options=(PARITY, PARITY_REFERENCE), prepare=_prepare,
-                 validate=_validate, validate_profile=_validate_profile, merge_details=merged_details,
-                 merge_summary=paths_summary)
+SPEC = CheckSpec("parity", 70, on_run(parity_hook), key="parity", options=(PARITY, PARITY_REFERENCE),
+                 prepare=on_plan(_prepare), validate=_validate, validate_profile=_validate_profile,
+                 merge_details=merged_details, merge_summary=paths_summary)

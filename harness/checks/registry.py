@@ -20,9 +20,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from harness.backends import backend, settings_rules, unsupported_checks
+from harness.execution.state import RunPlan, RunState
 from harness.model.catalogue import Catalogue, Option
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.report import FIRST, LAST, CheckLayout
@@ -155,6 +156,18 @@ def get(name: str) -> CheckSpec | None:
 def _require_loaded() -> None:
     if not _loaded:  # a bug: a caller below the composition root would see no check at all
         raise RuntimeError("the checks are not loaded: the composition root calls harness.checks.registry.load")
+
+
+def on_run(run: Callable[[RunPlan, RunState], CheckResult]) -> Runner:
+    """A built-in runner that reads the run's own plan and state (its stack sample, worker pool, progress)."""
+    # The harness hands every runner its RunPlan and RunState (harness.model.views); the views are the part of
+    # them a plug-in check may rely on, the built-in checks are the harness's own.
+    return cast(Runner, run)
+
+
+def on_plan(prepare: Callable[[RunPlan], Any]) -> Callable[[PlanView], Any]:
+    """A built-in `prepare` that reads the run's own plan (as `on_run`: the harness hands in its RunPlan)."""
+    return cast("Callable[[PlanView], Any]", prepare)
 
 
 def unsupported(name: str) -> Callable[[Profile], str | None]:

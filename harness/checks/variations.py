@@ -14,7 +14,7 @@ from harness.backends import backend
 from harness.backends.paddle.passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts
 from harness.checks.batch_paths import compare_paths, key_texts, merged_details as merged_path_details
 from harness.checks.batch_paths import merged_summary as paths_summary, report_checks, workers_for
-from harness.checks.registry import CheckSpec, unsupported
+from harness.checks.registry import CheckSpec, on_run, unsupported
 from harness.checks.speed import cost_of_ratios, path_cost
 from harness.environment import ISA_HOLD_ENV, cpu_info, isa_hold
 from harness.execution.scheduler import infer_all
@@ -131,7 +131,7 @@ def _validate(c: CheckSettings, where: str) -> None:
     require(all(t >= 1 for t in VARIATION_THREADS.of(c)), f"{where}.variation_threads", "values must be >= 1")
 
 
-SPEC = CheckSpec("variations", 120, variations, key="variations", skip=_skip,
+SPEC = CheckSpec("variations", 120, on_run(variations), key="variations", skip=_skip,
                  flag_help="oneDNN on/off, thread counts and BN fusion removed, judged by golden tolerances",
                  options=(VARIATIONS, VARIATION_THREADS), validate=_validate,
                  merge_details=_merged_variations, merge_summary=paths_summary,

@@ -42,7 +42,7 @@ class ReportFormat:
     flag_help: str = ""
     flag_file: bool = False  # the flag names a file (`--history FILE`) rather than switching the format on
     # Before anything is written or run: a flag value it could not write to is one clear error (exit 2).
-    check: Callable[[Any], None] | None = None
+    check: Callable[[Any], object] | None = None
     needs_goldens: bool = False  # it draws the goldens (a merge loads them only when such a format is asked for)
     complete_only: bool = False  # not written for a run that stopped early (a trend compares finished runs)
 
