@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.checks.bn.capture import Capture, capture_inputs
-from harness.checks.bn.channels import MIN_IMAGES, LayerStats, measure_groups
+from harness.checks.bn.channels import MIN_IMAGES, LayerStats
+from harness.checks.bn.measure import measure_groups
 from harness.backends import builtin as builtin_backends
 from harness.backends import registry as backend_registry
 from harness.checks import builtin, registry

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bn_limits import per_image_groups  # noqa: E402  (the sibling benchmark's split of a capture into slips)
 
 from harness.checks.bn.capture import capture_inputs  # noqa: E402
-from harness.checks.bn.channels import MIN_IMAGES, LayerStats, measure_groups  # noqa: E402
+from harness.checks.bn.channels import MIN_IMAGES, LayerStats  # noqa: E402
+from harness.checks.bn.measure import measure_groups
 from harness.checks.bn.reference import REFERENCE_IMAGES, ReferenceLimits, judge_model, model_record  # noqa: E402
 from harness.backends import builtin as builtin_backends  # noqa: E402
 from harness.backends import registry as backend_registry  # noqa: E402

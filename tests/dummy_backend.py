@@ -1,7 +1,7 @@
 """A backend from outside the harness, in one module: `inkbands`, a tiny deterministic engine (numpy only).
 
 Registered by naming this module in `$OCR_HARNESS_BACKENDS` or in the `ocr_harness.backends` entry point group
-(tests/test_backend_registry.py does both, with tests/ on the path); nothing in harness/ names it. It reads real
+(tests/backends/test_registry.py does both, with tests/ on the path); nothing in harness/ names it. It reads real
 corpus images: every horizontal band of dark rows is a line, its box the band's ink extent, its text the band's ink
 pixel count and its score the ink's share of the box. Its "model" is tests/dummy_backend_model/inference.json
 (the ink threshold), hashed into the stack record like any model file, with its own facts beside it.

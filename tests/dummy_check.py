@@ -1,6 +1,6 @@
 """A check from outside the harness, in one module: the example of docs/architecture.md's "Extending" section.
 
-Registered by naming this module in `$OCR_HARNESS_CHECKS` (tests/test_check_registry.py puts tests/ on the
+Registered by naming this module in `$OCR_HARNESS_CHECKS` (tests/checks/test_registry.py puts tests/ on the
 path). It judges the real output of every image: each must read at least `checks.dummy_min_lines` lines.
 Planting a fault is setting that above any slip's line count.
 """

@@ -161,7 +161,7 @@ class MarkingEngine(OcrEngine):
 
 class NightlyFaultsEngine(OcrEngine):
     """The real engine with every fault the nightly is there to catch, each off unless its variable is set, so one
-    nightly run proves them all (tests/test_nightly_catch.py):
+    nightly run proves them all (tests/e2e/test_nightly_catch.py):
 
     FAULT_REPEAT_ID: line 0's score moves by 1e-7 on every second call of that image in a process (repeat).
     FAULT_MUTATE_ID: the first call writes one pixel of that image's input array (mutation).

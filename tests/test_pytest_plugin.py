@@ -1,4 +1,4 @@
-"""The pytest entry (harness.pytest_plugin) driven as a user drives it: `pytest tests/test_golden_regression.py`
+"""The pytest entry (harness.pytest_plugin) driven as a user drives it: `pytest tests/run/goldens/test_regression.py`
 in a subprocess, judged by exit code and JUnit XML. Few images per run to stay fast."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from harness.model.inference import ImageOutcome
 from harness.model.results import OcrResult
 from harness.pytest_plugin import GoldenRegression, Options, Verdict
 
-MODULE = "tests/test_golden_regression.py"
+MODULE = "tests/run/goldens/test_regression.py"
 PLANTED, CLEAN, THIRD = "slip_0002", "slip_0003", "slip_0006"
 FOURTH = "slip_0007"
 

@@ -29,7 +29,7 @@ from harness.checks.golden_check import merged_summary as merged_golden_summary
 from harness.checks.batch_paths import compare_paths, key_texts, merged_details as merged_path_details
 from harness.checks.batch_paths import merged_summary as paths_summary, report_checks, workers_for
 from harness.checks.probe import probe_model_dir
-from harness.checks.registry import CheckSpec, Scaling, reads_paddle_programs, register, unsupported
+from harness.checks.registry import CheckSpec, Scaling, on_run, reads_paddle_programs, register, unsupported
 from harness.checks.inference_check import inference_check
 from harness.checks.inference_check import merged_details as merged_retries, merged_summary as merged_retry_summary
 from harness.checks.served import served_settings_check
@@ -45,7 +45,7 @@ from harness.model.catalogue import Option
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.settings import DEFAULT_BACKEND, CheckSettings, Profile, require
-from harness.model.views import ShardView
+from harness.model.views import PlanView, ShardView, StateView
 
 # Each check's own `[checks]` keys, declared with its spec below (or in its module: golden_check, bn.check, parity,
 # variations); `recorded`: report.json has always recorded them, set or not.
@@ -81,14 +81,14 @@ def cross_process(p: RunPlan, state: RunState) -> CheckResult:
     return with_sample(cross_process_check(mine, fresh), info)
 
 
-register(CheckSpec("cross_process", 90, cross_process, key="cross_process", options=(CROSS_PROCESS,),
+register(CheckSpec("cross_process", 90, on_run(cross_process), key="cross_process", options=(CROSS_PROCESS,),
                    flag_help="repeat once more in a fresh worker process",
                    phases=lambda profile: [("fresh", "sample")]))
 
 
 # --- a service's own settings ----------------------------------------------------------------------------------
 
-def served_settings(p: RunPlan, state: RunState) -> CheckResult:
+def served_settings(p: PlanView, state: StateView) -> CheckResult:
     answers = {i: o.transport.reported for i, o in state.outcomes.items() if o.transport is not None}
     return served_settings_check(p.profile.engine, p.backend_facts, answers)
 
@@ -152,7 +152,7 @@ def _validate_batch_paths(c: CheckSettings, where: str) -> None:
     require(2 <= BATCH_PATH_IMAGES.of(c) <= 64, f"{where}.batch_path_images", "must be in 2..64")
 
 
-register(CheckSpec("batch_paths", 110, batch_paths, key="batch_paths", skip=unsupported("batch_paths"),
+register(CheckSpec("batch_paths", 110, on_run(batch_paths), key="batch_paths", skip=unsupported("batch_paths"),
                    reuses_main_workers=True, options=(BATCH_PATHS, BATCH_PATH_IMAGES),
                    flag_help="compare bs1 / profile batch / several images per call", validate=_validate_batch_paths,
                    merge_details=_merged_batch_paths, merge_summary=paths_summary,
@@ -175,7 +175,7 @@ class GoldenInputs:
     goldens: dict[str, Golden]
 
 
-def _golden_prepare(p: RunPlan) -> GoldenInputs:
+def _golden_prepare(p: PlanView) -> GoldenInputs:
     store = open_store(p.profile, p.base)
     return GoldenInputs(store, preload(store, [it.id for it in p.items]))
 
@@ -192,7 +192,7 @@ def shared_golden_keys(profile: Profile, store: Any, current_stack: dict[str, An
 
 
 def golden(p: RunPlan, state: RunState) -> CheckResult:
-    inputs: GoldenInputs = state.prepared["golden"]
+    inputs: GoldenInputs = (state.prepared or {})["golden"]
     hashes = {it.id: content_sha256(it) for it in p.items}
     current_stack = stack(p.profile.golden_engine(), p.dirs.file_hashes(), dict(p.backend_facts))
     shared = shared_golden_keys(p.profile, inputs.store, current_stack)
@@ -212,7 +212,7 @@ def _validate_golden(c: CheckSettings, where: str) -> None:
     require(MISSING_GOLDEN.of(c) in ("fail", "warn"), f"{where}.missing_golden", "must be 'fail' or 'warn'")
 
 
-register(CheckSpec("golden", 60, golden, key="goldens", flag_help="compare with goldens", prepare=_golden_prepare,
+register(CheckSpec("golden", 60, on_run(golden), key="goldens", flag_help="compare with goldens", prepare=_golden_prepare,
                    options=(GOLDENS, MISSING_GOLDEN),
                    validate=_validate_golden, merge_details=merged_golden_details, merge_summary=merged_golden_summary,
                    list_details=False,  # renderers show its line changes, never its status dict
@@ -221,7 +221,7 @@ register(CheckSpec("golden", 60, golden, key="goldens", flag_help="compare with 
 
 # --- model-level checks: Paddle in a child process -------------------------------------------------------------
 
-def audit(p: RunPlan, state: RunState) -> CheckResult:
+def audit(p: PlanView, state: StateView) -> CheckResult:
     reports = {kind: audit_model_dir(d, min_variance=AUDIT_MIN_VARIANCE.of(p.profile.checks))
                for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
     failed = [k for k, r in reports.items() if not r.passed]
@@ -235,8 +235,8 @@ def audit(p: RunPlan, state: RunState) -> CheckResult:
                        judged=len(reports), unit="models")
 
 
-def probe(p: RunPlan, state: RunState) -> CheckResult:
-    reports = {kind: probe_model_dir(d, kind=kind) for kind, d in (("det", p.dirs.det), ("rec", p.dirs.rec))}
+def probe(p: PlanView, state: StateView) -> CheckResult:
+    reports = {"det": probe_model_dir(p.dirs.det, kind="det"), "rec": probe_model_dir(p.dirs.rec, kind="rec")}
     failed = [k for k, r in reports.items() if not r.passed]
     summary = "; ".join(f"{k}: sample alone vs with batch-mates, max diff {r.max_abs_diff:.3g} (atol {r.atol:g})"
                         for k, r in reports.items())
@@ -253,7 +253,7 @@ register(CheckSpec("audit", 30, audit, level="model", key="audit", skip=reads_pa
 register(CheckSpec("probe", 40, probe, level="model", key="probe", skip=reads_paddle_programs("probe"), child=True, timed=True,
                    options=(PROBE,),
                    flag_help="behavioural batch-independence probe of the raw models"))
-register(CheckSpec("bn_drift", 50, bn_drift, level="model", key="bn_drift", skip=BN_SKIP, child=True,
+register(CheckSpec("bn_drift", 50, on_run(bn_drift), level="model", key="bn_drift", skip=BN_SKIP, child=True,
                    timed=True, flag_help="stored BN statistics and the approved BN reference vs the corpus",
                    validate=validate_bn_drift, per_shard=True, prepare=bn_prepare,
                    options=(BN_DRIFT, BN_DRIFT_IMAGES, BN_DRIFT_THRESHOLD)))
@@ -269,7 +269,7 @@ class SpeedInputs:
     why_none: str
 
 
-def _speed_prepare(p: RunPlan) -> SpeedInputs:
+def _speed_prepare(p: PlanView) -> SpeedInputs:
     store = open_store(p.profile, p.base)
     approval = load_approval(store.directory)
     if approval is None:
@@ -283,8 +283,8 @@ def _speed_prepare(p: RunPlan) -> SpeedInputs:
     return SpeedInputs(baselines, "")
 
 
-def speed(p: RunPlan, state: RunState) -> CheckResult:
-    inputs: SpeedInputs = state.prepared["speed"]
+def speed(p: PlanView, state: StateView) -> CheckResult:
+    inputs: SpeedInputs = (state.prepared or {})["speed"]
     return speed_check(state.outcomes, inputs.baselines, speed_stack(p),
                        max_ratio=SPEED.setting(p.profile, "speed_max_ratio"),
                        memory_max_ratio=SPEED.setting(p.profile, "memory_max_ratio"),

@@ -14,6 +14,7 @@ from harness.model.catalogue import Option
 from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
+from harness.model.report import ImageRecord
 from harness.model.results import Line, OcrResult
 from harness.model.settings import Profile
 from harness.model.views import ShardView
@@ -86,12 +87,13 @@ def golden_check(items: Sequence[CorpusItem], outcomes: Mapping[str, ImageOutcom
             per_image[it.id] = ImageCheck(warn_missing, "no golden (run: ocr-harness golden refresh --new-only --yes)",
                                           {"missing_golden": True}, judged=False)
             continue
-        comp, changed = judge_image(it, outcome.runs[0], golden, profile, (image_sha256 or {}).get(it.id))
+        current_sha256 = (image_sha256 or {}).get(it.id)
+        comp, changed = judge_image(it, outcome.runs[0], golden, profile, current_sha256)
         comparisons[it.id] = comp
         if changed:
             per_image[it.id] = ImageCheck(False, f"{changed} | {comp.summary()}",
                                           {**comp.to_dict(), "image_changed": {"golden": golden.image_sha256,
-                                                                                "current": image_sha256[it.id]}})
+                                                                                "current": current_sha256}})
             continue
         per_image[it.id] = ImageCheck(comp.passed, comp.summary(), comp.to_dict())
     check = from_images("golden", per_image, "differ from their golden")
@@ -121,7 +123,7 @@ def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Map
     facts = ("profile", "has_meta")
     for s, st in zip(shards, statuses):
         _agree(shards[0], s, {k: statuses[0][k] for k in facts}, {k: st[k] for k in facts})
-    ids = {img["id"] for s in shards for img in s.report.images}
+    ids = {img.id if isinstance(img, ImageRecord) else img["id"] for s in shards for img in s.report.images}
     judged = stored_goldens is not None
     # Each shard judged its goldens against the stacks that made them.
     per_shard = [tuple(StackDifference(d["key"], d["golden"], d["current"]) for d in st["stack_differences"])
@@ -174,7 +176,8 @@ def _merged_differences(shards: Sequence[ShardView], per_shard: Sequence[tuple[S
             if d not in distinct:  # by equality: values may be lists (ISA flags)
                 distinct.append(d)
     else:
-        first_image = [min((img["id"] for img in s.report.images), default="") for s in shards]
+        first_image = [min((img.id if isinstance(img, ImageRecord) else img["id"] for img in s.report.images),
+                           default="") for s in shards]
         by_key: dict[str, StackDifference] = {}
         for _, diffs in sorted(zip(first_image, per_shard), key=lambda x: x[0]):
             for d in diffs:

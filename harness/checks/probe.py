@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -113,7 +113,7 @@ def probe_model_dir(model_dir: Path, *, kind: Kind | None = None, mode: Mode = "
     res, _ = run_in_child("probe.run", payload, pir=files.pir)
     return ProbeReport(
         model_dir=str(model_dir), program_format=files.format, kind=res["kind"], mode=mode,
-        input_shape=tuple(res["input_shape"]), atol=float(atol),  # type: ignore[arg-type]
+        input_shape=tuple(res["input_shape"]), atol=float(atol),
         output_max_abs=float(res["output_max_abs"]),
         comparisons=tuple(Comparison(r["run"], r["batch_size"], r["position"], float(r["max_abs_diff"]))
                           for r in res["comparisons"]))
@@ -128,7 +128,8 @@ def resolve_input(spec_shape: list[int], kind: str | None,
     kind = kind or ("rec" if h > 0 else "det")
     dh, dw = DEFAULT_HW[kind]
     shape = (c if c > 0 else 3, h if h > 0 else dh, w if w > 0 else dw)
-    return kind, tuple(override) if override else shape  # type: ignore[return-value]
+    # three ints when given: probe_model_dir checked input_shape's length before the child was started
+    return kind, cast("tuple[int, int, int]", tuple(override)) if override else shape
 
 
 # ---------------------------------------------------------------- child side

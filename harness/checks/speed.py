@@ -140,7 +140,7 @@ def speed_check(outcomes: Mapping[str, ImageOutcome], baselines: Sequence[SpeedB
     mem_ratio = peak / baseline.peak_rss_kib if peak and baseline.peak_rss_kib else None
     slow = median > max_ratio
     fat = mem_ratio is not None and mem_ratio > memory_max_ratio
-    details = {
+    details: dict[str, Any] = {
         "measured": measured,
         "judged_images": len(common),
         "ratio": {"median": median, "p90": p90, "max_ratio": max_ratio},
@@ -163,7 +163,7 @@ def speed_check(outcomes: Mapping[str, ImageOutcome], baselines: Sequence[SpeedB
              f"(approved {cost['approved_median_s']:.3g}), yardstick {now_ref * 1e3:.3g} ms (approved "
              f"{approved_ref * 1e3:.3g} ms); wall latency median {lat['now_median_s']:.3g} s, p90 "
              f"{measured['latency_p90_s']:.3g} s (approved median {lat['approved_median_s']:.3g} s)"]
-    if mem_ratio is not None:
+    if mem_ratio is not None and peak is not None:  # a ratio is measured from a peak
         parts.append(f"peak RSS {peak / 1024:.0f} MiB, {mem_ratio:.2f}x approved (fails above {memory_max_ratio:g}x)")
     else:
         parts.append("peak RSS not measured")

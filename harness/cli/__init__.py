@@ -14,6 +14,7 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from harness import __version__
 from harness.backends import builtin as builtin_backends
@@ -27,7 +28,7 @@ from harness.util.errors import (EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, Cancell
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own usage errors: one line, exit 2
+    def error(self, message: str) -> NoReturn:  # argparse's own usage errors: one line, exit 2
         raise UserError(f"{self.prog}: {message}")
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.bn.capture import capture_inputs
-from harness.checks.bn.channels import DEFAULT_THRESHOLD, MIN_IMAGES, DriftReport, measure_drift
+from harness.checks.bn.channels import DEFAULT_THRESHOLD, MIN_IMAGES, DriftReport
+from harness.checks.bn.measure import measure_drift
 from harness.model.inference import ImageRequest
 from harness.model.settings import EngineSettings
 from harness.backends.paddle.pack import resolve_model_dirs
@@ -23,12 +24,12 @@ from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.backends.paddle.audit import audit_model_dir
 from harness.backends.paddle.child import locate_model
 from harness.model.results import canonical_json
-from harness.checks.probe import probe_model_dir
+from harness.checks.probe import Kind, Mode, probe_model_dir
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("audit", help="eval-mode / BatchNorm audit of inference model dirs (no OCR run)",
                        description=__doc__)
     p.add_argument("model_dirs", nargs="+", type=Path, metavar="MODEL_DIR",
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         doc["audit"], passed = report.to_dict(), passed and report.passed
         texts.append(report.render())
         if args.probe:
-            mode = "train" if args.train_mode_fault else "eval"
+            mode: Mode = "train" if args.train_mode_fault else "eval"
             probe = probe_model_dir(model_dir, kind=args.kind, mode=mode, seed=args.seed)
             doc["probe"], passed = probe.to_dict(), passed and probe.passed
             note = "\n  (planted train-mode fault: a FAIL here shows the probe catches it)" if mode == "train" else ""
@@ -93,9 +94,10 @@ def _validate(args: argparse.Namespace) -> None:
         raise UserError("--drift-threshold needs --drift IMAGE...")
 
 
-def _drift(model_dir: Path, kind: str, images: list[Path], threshold: float) -> DriftReport:
+def _drift(model_dir: Path, kind: Kind, images: list[Path], threshold: float) -> DriftReport:
     """The pipeline with `model_dir` as its `kind` model, one image per call, capturing what that model gets."""
-    settings = EngineSettings(**{f"{kind}_model_dir": str(model_dir.resolve())})  # type: ignore[arg-type]
+    path = str(model_dir.resolve())
+    settings = EngineSettings(det_model_dir=path) if kind == "det" else EngineSettings(rec_model_dir=path)
     dirs = resolve_model_dirs(settings, Path.cwd())
     requests = [ImageRequest(f"{i:04d}", str(path)) for i, path in enumerate(images)]
     with tempfile.TemporaryDirectory(prefix="ocr-harness-bn-") as tmp:

@@ -29,7 +29,7 @@ from harness.golden.store import GoldenStore
 from harness.run.bn_repair.reestimate import MODES, Request, evaluate_reestimated, reestimate
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bn", help="BatchNorm repair: re-estimate statistics for a target domain",
                        description="BatchNorm tools.")
     bn = p.add_subparsers(dest="bn_command", required=True, parser_class=type(p))
@@ -94,9 +94,12 @@ def engine_settings(profile: str | None, config: Path | None) -> EngineSettings:
     if engine.backend != DEFAULT_BACKEND:
         raise UserError(f"--profile {profile}: its backend is {engine.backend}; bn reestimate captures and "
                         f"re-estimates Paddle programs, so it needs a {DEFAULT_BACKEND} profile")
-    dirs = {k: str((base / d).resolve()) for k in ("det_model_dir", "rec_model_dir")
-            if (d := getattr(engine, k)) is not None}
-    return dataclasses.replace(engine, **dirs)
+
+    def absolute(d: str | None) -> str | None:
+        return None if d is None else str((base / d).resolve())
+
+    return dataclasses.replace(engine, det_model_dir=absolute(engine.det_model_dir),
+                               rec_model_dir=absolute(engine.rec_model_dir))
 
 
 def _layers(text: str | None) -> str | tuple[str, ...] | None:

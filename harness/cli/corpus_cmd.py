@@ -16,12 +16,12 @@ from harness.corpus.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from harness.util.errors import EXIT_OK, EXIT_USAGE, InternalError, UserError, environment_problem
 from harness.corpus.generate import generate
 from harness.corpus.templates import TEMPLATES
-from harness.corpus.importers import ImportErrors, import_corpus, parse_field_rules, summary
+from harness.corpus.importers import ImportErrors, formats, import_corpus, parse_field_rules, summary
 from harness.corpus.loader import load_corpus, validate_corpus
 from harness.corpus.schema import schema_problems
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds `corpus` and its subcommands."""
     corpus = sub.add_parser("corpus", help="generate, validate or list an image corpus")
     actions = corpus.add_subparsers(dest="corpus_command", required=True, parser_class=type(corpus))
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "whole match, over each transcription); a field not found is reported per image.")
     imp.add_argument("labels", type=Path,
                      help="Label.txt (ppocrlabel), a det/rec label file, or a gt_*.txt file or folder (icdar2015)")
-    imp.add_argument("--from", dest="fmt", required=True, choices=("ppocrlabel", "det", "rec", "icdar2015"))
+    imp.add_argument("--from", dest="fmt", required=True, choices=formats())
     imp.add_argument("--out", type=Path, required=True, help="corpus directory to write (must be new or empty)")
     imp.add_argument("--images", type=Path, default=None,
                      help="folder the image paths are relative to (default: next to the label file)")

@@ -19,7 +19,7 @@ _PADDLE_PROBE = (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="print versions, CPU ISA, oneDNN and thread settings")
     add_profile_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -31,7 +31,8 @@ def paddle_facts() -> dict[str, object]:
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": f"import paddle failed: {tail}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    facts: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])  # the probe prints one JSON object
+    return facts
 
 
 def doctor(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.util.progress import terminal_progress
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("golden", help="golden status and the reviewed refresh workflow")
     gsub = p.add_subparsers(dest="golden_command", required=True)
     st = gsub.add_parser("status", help="missing and orphaned goldens, stack mismatch")

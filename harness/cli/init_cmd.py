@@ -39,7 +39,7 @@ class TemplateFile:
     text: str
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("init", help="write a starting harness (config, corpus folder, goldens, tox, CI) into DIR",
                        description="Writes harness.toml, datasets/, golden/, tox.ini, requirements-ocr.txt, "
                                    "tests/test_ocr_golden.py and the CI definitions --ci names (default: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.backends import backend, identity, resolve_engine, resolve_models
@@ -14,7 +15,7 @@ from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 from harness.backends.http.serving import pipeline_template, serving_config, write_serving_config
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("models", help="prepare, verify or list the offline model pack")
     msub = p.add_subparsers(dest="models_command", required=True)
     for name, func, what in (("prepare", prepare, "verify the bundled files and materialise PaddleX model dirs"),
@@ -91,8 +92,9 @@ def export(args: argparse.Namespace) -> int:
     if out == source:
         raise UserError(f"--out {out}: must differ from the model dir")
     print(f"export {kind} model {source} -> {out / ex.ONNX_FILE} (opset {args.opset})")
-    steps = (("convert", lambda: ex.convert(source, out, args.opset)),
-             ("load", lambda: ex.load_check(out / ex.ONNX_FILE)))
+    steps: tuple[tuple[str, Callable[[], ex.StepResult]], ...] = (
+        ("convert", lambda: ex.convert(source, out, args.opset)),
+        ("load", lambda: ex.load_check(out / ex.ONNX_FILE)))
     for name, step in steps:
         result = step()
         if not result.ok:

@@ -15,7 +15,7 @@ from harness.run.shards.ci_systems import ENGINES, Engine, engine
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="predict a profile's wall time per phase from a measured run",
                        description="Fits a fixed start and a per-image cost to every phase of a measured run "
                                    "(report.json's timing.phases) and predicts the profile's run for N images on "

@@ -1,4 +1,5 @@
-"""`ocr-harness report merge`: shard runs combined into the report of one unsharded run (see harness.run.shards.merge)."""
+"""`ocr-harness report merge`: shard runs combined into the report of one unsharded run (see
+harness.run.shards.merge)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from harness.run.shards.merge import (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="work with the reports of finished runs")
     rsub = p.add_subparsers(dest="report_command", required=True)
     m = rsub.add_parser("merge", help="combine the outputs of `run --shard K/N` (all K of one N) into one report",

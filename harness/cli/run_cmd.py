@@ -109,7 +109,7 @@ def exit_codes_epilog() -> str:
     return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the harness on a corpus and write results and reports",
                        epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_profile_args(p)

@@ -18,7 +18,7 @@ from harness.util.errors import EXIT_OK
 from harness.util.progress import terminal_progress
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("speed", help="the approved speed and memory baseline of a profile")
     ssub = p.add_subparsers(dest="speed_command", required=True)
     b = ssub.add_parser("baseline", help="run the profile's main pass and record its latency, yardstick and peak "

@@ -51,12 +51,13 @@ def _rotation(pixels: np.ndarray, quads: Quads, rng: np.random.Generator) -> tup
     new_w, new_h = int(w * cos + h * sin + 0.5), int(h * cos + w * sin + 0.5)
     affine[0, 2] += (new_w - w) / 2
     affine[1, 2] += (new_h - h) / 2
-    src = np.float32([[0, 0], [new_w, 0], [new_w, new_h], [0, new_h]])
+    src = np.array([[0, 0], [new_w, 0], [new_w, new_h], [0, new_h]], dtype=np.float32)
     skew = rng.uniform(-1, 1, size=(4, 2)) * np.array([new_w, new_h]) * 0.02
     keystone = cv2.getPerspectiveTransform(src, np.float32(src + skew)).astype(np.float64)
     matrix = keystone @ np.vstack([affine, [0, 0, 1]])
     moved = cv2.perspectiveTransform(quads.reshape(-1, 1, 2), matrix).reshape(-1, 2)
-    page = cv2.perspectiveTransform(np.float64([[[0, 0]], [[w, 0]], [[w, h]], [[0, h]]]), matrix).reshape(-1, 2)
+    corners = np.array([[[0, 0]], [[w, 0]], [[w, h]], [[0, h]]], dtype=np.float64)
+    page = cv2.perspectiveTransform(corners, matrix).reshape(-1, 2)
     low, high = np.minimum(page.min(axis=0), moved.min(axis=0)), np.maximum(page.max(axis=0), moved.max(axis=0))
     text_low, text_high = moved.min(axis=0) - 12, moved.max(axis=0) + 12
     # Keep 0-70% of the blank band on each side (a phone or scan crop rarely leaves it all, never cuts text).
@@ -72,7 +73,7 @@ def _perspective(pixels: np.ndarray, quads: Quads, rng: np.random.Generator) -> 
     h, w = pixels.shape[:2]
     margin_x, margin_y = int(w * rng.uniform(0.04, 0.09)), int(h * rng.uniform(0.05, 0.11))
     out_w, out_h = w + 2 * margin_x, h + 2 * margin_y
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
     jitter = rng.uniform(-1, 1, size=(4, 2)) * np.array([margin_x, margin_y]) * 0.9
     # Phones are held tilted: one side of the slip nearer the lens, so that side grows.
     tilt = float(rng.uniform(0.02, 0.07)) * w
@@ -80,21 +81,23 @@ def _perspective(pixels: np.ndarray, quads: Quads, rng: np.random.Generator) -> 
         np.array([[0, 0], [0, 0], [-tilt, 0], [tilt, 0]])
     dst = np.float32(src + np.array([margin_x, margin_y]) + jitter + top_narrow)
     matrix = cv2.getPerspectiveTransform(src, dst).astype(np.float64)
-    desk = tuple(int(v) for v in rng.choice(np.array([[120, 95, 70], [90, 90, 95], [40, 50, 70], [160, 150, 135]])))
-    return _homography(pixels, quads, matrix, (out_w, out_h), desk)  # type: ignore[arg-type]
+    r, g, b = (int(v) for v in rng.choice(np.array([[120, 95, 70], [90, 90, 95], [40, 50, 70], [160, 150, 135]])))
+    return _homography(pixels, quads, matrix, (out_w, out_h), (r, g, b))
 
 
 def _low_contrast(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     low, high = float(rng.uniform(95, 135)), float(rng.uniform(190, 225))
     grey = pixels.astype(np.float32).mean(axis=2, keepdims=True)
     faded = 0.6 * pixels.astype(np.float32) + 0.4 * grey  # old thermal and carbon copies lose colour too
-    return np.clip(low + faded * (high - low) / 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(low + faded * (high - low) / 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, cells: int) -> np.ndarray:
     """Low-frequency random field in [0, 1], the same for a given seed on every machine."""
     coarse = rng.random((cells, cells)).astype(np.float32)
-    return cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    field: np.ndarray = cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    return field
 
 
 def _shadow(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -114,27 +117,31 @@ def _shadow(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     lit = pixels.astype(np.float32) * light[..., None]
     # Shade is lit by the blue sky or a cool ceiling, and the phone smooths its noise there, so it goes soft.
     soft = cv2.GaussianBlur(lit, (0, 0), sigmaX=float(rng.uniform(0.8, 1.2)))
-    cast = np.float32([0.9, 0.96, 1.06]) if pixels.ndim == 3 else np.float32(1.0)
+    cast = np.array([0.9, 0.96, 1.06], dtype=np.float32) if pixels.ndim == 3 else np.float32(1.0)
     lit = lit + (soft * cast - lit) * mask[..., None]
-    return np.clip(lit + 0.5, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(lit + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def _blur(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
-        return cv2.GaussianBlur(pixels, (0, 0), sigmaX=float(rng.uniform(1.5, 2.4)))
+        blurred: np.ndarray = cv2.GaussianBlur(pixels, (0, 0), sigmaX=float(rng.uniform(1.5, 2.4)))
+        return blurred
     # Camera shake: a line kernel at a random angle.
     length = int(rng.integers(7, 12))
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2, :] = 1.0
     rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), float(rng.uniform(0, 180)), 1.0)
     kernel = cv2.warpAffine(kernel, rot, (length, length))
-    return cv2.filter2D(pixels, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REPLICATE)
+    shaken: np.ndarray = cv2.filter2D(pixels, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REPLICATE)
+    return shaken
 
 
 def _to_grey(pixels: np.ndarray) -> np.ndarray:
     if pixels.ndim == 2:
         return pixels
-    return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    grey: np.ndarray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    return grey
 
 
 def _scan_noise(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -168,7 +175,8 @@ def _scan_noise(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     density = float(rng.uniform(0.0015, 0.004))
     noisy[salt < density / 2] = 0.0
     noisy[salt > 1 - density / 2] = 255.0
-    return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def _low_resolution(pixels: np.ndarray, quads: Quads, rng: np.random.Generator) -> tuple[np.ndarray, Quads]:

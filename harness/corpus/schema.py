@@ -23,7 +23,8 @@ SCHEMA_NAME = "manifest.schema.json"
 def manifest_schema() -> dict[str, Any]:
     """The schema as shipped in the package (also inside the wheel)."""
     text = resources.files("harness").joinpath("schemas", SCHEMA_NAME).read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)  # a JSON object: the schema file the package ships
+    return schema
 
 
 def schema_problems(manifest: Path) -> list[str]:

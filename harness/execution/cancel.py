@@ -24,7 +24,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @contextlib.contextmanager
 def cancel_on_signals() -> Iterator[None]:
     """Installs the handlers for the duration of a run (main thread only); restores the previous ones after."""
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     cancels = [s.cancel for s in specs() if s.cancel is not None]  # gathered now: the handler only calls
     allows = [s.allow for s in specs() if s.allow is not None]
 

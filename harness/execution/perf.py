@@ -79,7 +79,8 @@ class BareProcess:
     def predict(self, index: int) -> tuple[float, OcrResult]:
         """(seconds inside `PaddleOCR.predict`, canonical result) for image `index`."""
         self._conn.send(index)
-        return self._receive(f"predicting image {index}")
+        reply: tuple[float, OcrResult] = self._receive(f"predicting image {index}")
+        return reply
 
     def _receive(self, doing: str) -> Any:
         try:

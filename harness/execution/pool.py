@@ -9,12 +9,31 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
 from harness.backends import engine_factory, runs_in_workers
 from harness.execution.local import LocalWorker
 from harness.execution.worker import Worker, WorkerSpec
+from harness.model.inference import ImageOutcome, ImageRequest
 from harness.model.settings import EngineSettings
+
+
+class PoolWorker(Protocol):
+    """What a pass uses of a worker: a process (Worker), this process (LocalWorker) or a Ray actor's proxy
+    (harness.execution.ray_executor.RayWorker)."""
+
+    @property
+    def spec(self) -> WorkerSpec: ...
+
+    @property
+    def load_s(self) -> list[float]: ...  # one entry per (re)start
+
+    @property
+    def alive(self) -> bool: ...
+
+    def infer(self, requests: list[ImageRequest], repeats: int = 1) -> list[ImageOutcome]: ...
+
+    def close(self) -> None: ...
 
 
 def make_worker(spec: WorkerSpec, timeout_s: float) -> Worker | LocalWorker:
@@ -30,12 +49,12 @@ class WorkerPool:
     workers (the fresh-process pass must never see a used one). `close()` stops every worker kept."""
 
     def __init__(self) -> None:
-        self._idle: list[tuple[EngineSettings, Worker | LocalWorker]] = []
+        self._idle: list[tuple[EngineSettings, PoolWorker]] = []
         self._lock = threading.Lock()
         self.started = 0  # workers this pool made: model loads, for the report's phase timings
-        self.make: Callable[[WorkerSpec, float], Any] = make_worker  # the executor's (main_executor)
+        self.make: Callable[[WorkerSpec, float], PoolWorker] = make_worker  # the executor's (main_executor)
 
-    def take(self, spec: WorkerSpec, timeout_s: float, reuse: bool = False) -> Worker | LocalWorker:
+    def take(self, spec: WorkerSpec, timeout_s: float, reuse: bool = False) -> PoolWorker:
         with self._lock:
             if reuse:
                 for i, (settings, w) in enumerate(self._idle):
@@ -44,7 +63,7 @@ class WorkerPool:
             self.started += 1
         return self.make(spec, timeout_s)
 
-    def give(self, w: Worker | LocalWorker, keep: bool = False) -> None:
+    def give(self, w: PoolWorker, keep: bool = False) -> None:
         if not (keep and w.alive):  # a dead worker would restart, and load, uncounted in the next pass
             w.close()
             return

@@ -153,10 +153,10 @@ class WorkerHost:
         assert self._worker is not None
         requests, names = [], {}
         for image_id, path, sha256, data in images:
-            local = self._tmp / f"{sha256}{Path(path).suffix}"
-            local.write_bytes(data)
-            requests.append(ImageRequest(image_id=image_id, path=str(local), sha256=sha256))
-            names[str(local)] = path
+            copy = self._tmp / f"{sha256}{Path(path).suffix}"
+            copy.write_bytes(data)
+            requests.append(ImageRequest(image_id=image_id, path=str(copy), sha256=sha256))
+            names[str(copy)] = path
         try:
             outcomes = self._worker.infer(requests, repeats)
         finally:

@@ -13,8 +13,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from harness.execution.local import LocalWorker
-from harness.execution.pool import WorkerPool
+from harness.execution.pool import PoolWorker, WorkerPool
 from harness.execution.state import RunPlan, usable_items
 from harness.execution.worker import NoWorkerHere, Worker, WorkerError, WorkerSpec, workers_cancelled
 from harness.model.corpus import CorpusItem
@@ -45,7 +44,7 @@ class _Pass:
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: threading.Condition = field(init=False)  # on `lock`: a call settled or handed back
     stop: threading.Event = field(default_factory=threading.Event)
-    started: list[Worker | LocalWorker] = field(default_factory=list)
+    started: list[PoolWorker] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
 
     def stopping(self) -> bool:
@@ -158,7 +157,7 @@ def _drive(run: _Pass, wlabel: str, settled: threading.Event) -> None:
         settled.set()
 
 
-def _serve(run: _Pass, w: Worker | LocalWorker) -> str | None:
+def _serve(run: _Pass, w: PoolWorker) -> str | None:
     """Calls from the queue through `w` until none is left or the pass stops. A worker whose model did not
     load fails its images with the reason, without a retry; that reason is returned."""
     load_error: str | None = None

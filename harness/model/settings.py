@@ -335,3 +335,12 @@ def require(ok: bool, key: str, why: str) -> None:
 
 
 _require = require
+
+
+def with_model_dir(engine: EngineSettings, kind: str, model_dir: str) -> EngineSettings:
+    """`engine` with `model_dir` as its det or rec model (the other one as it was)."""
+    if kind == "det":
+        return dataclasses.replace(engine, det_model_dir=model_dir)
+    if kind == "rec":
+        return dataclasses.replace(engine, rec_model_dir=model_dir)
+    raise ValueError(f"model kind {kind!r}: det or rec")

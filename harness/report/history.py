@@ -110,7 +110,7 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 def _nice_max(x: float) -> float:
     if x <= 0 or not math.isfinite(x):
         return 1.0
-    exp = 10 ** math.floor(math.log10(x))
+    exp: float = 10 ** math.floor(math.log10(x))
     return next(m * exp for m in (1, 2, 2.5, 5, 10) if m * exp >= x)
 
 
@@ -134,11 +134,11 @@ def _panel(draw: ImageDraw.ImageDraw, top: int, title: str, series: Sequence[Ser
         vmax = max(1.0, math.ceil(vmax))
     draw.text((x0, y0 - 26), title, fill=INK, font=font)
     for k in range(5):  # horizontal grid with y labels
-        v = vmax * k / 4
+        level = vmax * k / 4
         y = y1 - (y1 - y0) * k / 4
         draw.line([(x0, y), (x1, y)], fill=GRID, width=1)
-        label = f"{v:.0f}" if integer and v == int(v) else _fmt(v)
-        if integer and v != int(v):
+        label = f"{level:.0f}" if integer and level == int(level) else _fmt(level)
+        if integer and level != int(level):
             continue
         tw = draw.textlength(label, font=small)
         draw.text((x0 - 8 - tw, y - 8), label, fill=MUTED, font=small)
@@ -148,7 +148,7 @@ def _panel(draw: ImageDraw.ImageDraw, top: int, title: str, series: Sequence[Ser
     def xy(i: int, v: float) -> tuple[float, float]:
         return x0 + step * (i + 0.5), y1 - (y1 - y0) * (v / vmax)
 
-    lx = x1
+    lx: float = x1
     for name, vals, colour, style in reversed(series):  # legend, right-aligned
         tw = draw.textlength(name, font=small)
         lx -= tw + 30

@@ -16,8 +16,8 @@ from typing import Any
 from harness.model.report import CheckOutcome, ImageOutcome, RunReport
 from harness.model.results import OcrResult
 from harness.report.formats import ImageLoader, Rendering, ReportFormat
+from harness.report.html_picture import picture
 from harness.report.parity import html_section as parity_html
-from harness.report.pictures import picture
 from harness.report.view import (
     LineChange,
     compact,
@@ -94,14 +94,14 @@ def _rows(result: OcrResult | None, changes: Sequence[LineChange],
     # Changed lines without a current_index are placed on the first unused current line with their text.
     used: set[int] = set()
     placed: dict[int, LineChange] = {}
-    for ch in changes:
-        if ch.kind in ("changed", "extra", "within"):
-            idx = ch.current_index
+    for change in changes:
+        if change.kind in ("changed", "extra", "within"):
+            idx = change.current_index
             if idx is None or idx >= len(current) or idx in used:
-                idx = next((i for i, t in enumerate(current) if t == ch.current_text and i not in used), None)
+                idx = next((i for i, t in enumerate(current) if t == change.current_text and i not in used), None)
             if idx is not None:
                 used.add(idx)
-                placed[idx] = ch
+                placed[idx] = change
     rows: list[_Row] = []
     if golden is not None:
         by_golden = {ch.golden_index: ch for ch in changes if ch.golden_index is not None}
@@ -233,13 +233,13 @@ def _summary_tables(r: RunReport) -> str:
         out.append("<h2>Accuracy</h2><table><tr><th>scope</th><th>images</th><th>CER</th><th>lines exact</th>"
                    "<th>det P</th><th>det R</th><th>det hmean</th><th>fields</th></tr>")
         groups = [("overall", {"": acc.get("overall")})] + [
-            (label, acc.get(key) if isinstance(acc.get(key), Mapping) else {})
+            (label, g if isinstance(g := acc.get(key), Mapping) else {})
             for key, label in (("by_template", "template"), ("by_tag", "tag"))]
         for label, rows in groups:
             for name, a in rows.items():
                 if not isinstance(a, Mapping):
                     continue
-                det = a.get("det") if isinstance(a.get("det"), Mapping) else {}
+                det = d if isinstance(d := a.get("det"), Mapping) else {}
                 out.append(f"<tr><td>{e(label)} {e(name)}</td><td class='num'>{e(a.get('images'))}</td>"
                            + "".join(f"<td class='num'>{_pct(v)}</td>" for v in (
                                a.get("cer"), a.get("line_exact_rate"), det.get("precision"), det.get("recall"),

@@ -128,9 +128,10 @@ def render_junit(r: RunReport) -> str:
         root.set("time", f"{r.duration_s:.3f}")
     for suite in root.findall("testsuite"):
         props = ET.Element("properties")
-        for k, v in (("profile", r.profile_name), ("started_at", r.started_at),
-                     ("environment", environment_line(r.environment)), ("verdict", "passed" if r.passed else "failed")):
-            ET.SubElement(props, "property", name=k, value=_clean(v))
+        for key, value in (("profile", r.profile_name), ("started_at", r.started_at),
+                           ("environment", environment_line(r.environment)),
+                           ("verdict", "passed" if r.passed else "failed")):
+            ET.SubElement(props, "property", name=key, value=_clean(value))
         suite.insert(0, props)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -134,7 +134,7 @@ def _checks_table(r: RunReport) -> list[str]:
 
 
 def _acc_row(scope: str, a: Mapping[str, Any]) -> str:
-    det = a.get("det") if isinstance(a.get("det"), Mapping) else {}
+    det = d if isinstance(d := a.get("det"), Mapping) else {}
     return (f"| {md(scope)} | {md(a.get('images', ''))} | {_pct(a.get('cer'))} | {_pct(a.get('line_exact_rate'))} | "
             f"{_pct(det.get('precision'))} | {_pct(det.get('recall'))} | {_pct(det.get('hmean'))} | "
             f"{_pct(a.get('field_accuracy'))} |")
@@ -148,7 +148,7 @@ def _accuracy_tables(acc: Mapping[str, Any] | None) -> list[str]:
     if isinstance(acc.get("overall"), Mapping):
         out.append(_acc_row("overall", acc["overall"]))
     for group, label in (("by_template", "template"), ("by_tag", "tag")):
-        rows = acc.get(group) if isinstance(acc.get(group), Mapping) else {}
+        rows = g if isinstance(g := acc.get(group), Mapping) else {}
         for name, a in list(rows.items())[:MAX_TABLE_ROWS]:
             if isinstance(a, Mapping):
                 out.append(_acc_row(f"{label} {name}", a))

@@ -29,7 +29,7 @@ def parity_rows(report: RunReport) -> list[tuple[str, ...]]:
     latency = d.get("latency") or {}
     ref = str(d.get("reference"))
     lat = latency.get(ref) or {}
-    rows = [(f"{ref} (reference)", _num(lat.get("images"), "d"), "", "", "", "", "", "", "",
+    rows: list[tuple[str, ...]] = [(f"{ref} (reference)", _num(lat.get("images"), "d"), "", "", "", "", "", "", "",
              _num(lat.get("median_s"), ".3f") + " s", _num(lat.get("p90_s"), ".3f") + " s")]
     for label, s in d["paths"].items():
         req = s.get("required_tolerances") or {}

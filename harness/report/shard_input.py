@@ -77,7 +77,8 @@ def _need(ok: bool, where: str, key: str, what: str) -> None:
 
 
 def _table(value: Any, where: str, key: str) -> Mapping[str, Any]:
-    _need(isinstance(value, dict), where, key, "an object")
+    if not isinstance(value, dict):
+        raise UserError(f"{where}: {key} must be an object")
     return value
 
 
@@ -129,7 +130,8 @@ def check_report(r: Mapping[str, Any], where: str) -> None:
     for name, check in _table(r.get("checks"), where, "checks").items():
         _check(check, where, f"checks.{name}", image=False)
     images = r.get("images")
-    _need(isinstance(images, list), where, "images", "a list")
+    if not isinstance(images, list):
+        raise UserError(f"{where}: images must be a list")
     for n, img in enumerate(images):
         key = f"images[{n}]"
         img = _table(img, where, key)

@@ -82,7 +82,7 @@ def static_engine_config(settings: EngineSettings) -> dict[str, Any]:
     """The paddle_static engine config PaddleOCR builds from enable_mkldnn/cpu_threads when it is given none: a
     user `engine_config` REPLACES it, so one that only removes passes must carry it over. Built by PaddleOCR's
     own (private) function, so that it stays what PaddleOCR does: an empty `delete_pass` list reads
-    bit-identically to the main path (tests/test_bn_fusion.py)."""
+    bit-identically to the main path (tests/backends/paddle/test_passes.py)."""
     from paddleocr._common_args import _build_paddle_static_engine_config, parse_common_args
 
     common = parse_common_args({"device": settings.device, "enable_mkldnn": settings.enable_mkldnn,

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.bn.capture import capture_inputs
-from harness.checks.bn.channels import MIN_IMAGES, ChannelLimits, judge_layers, measure_layers
+from harness.checks.bn.channels import MIN_IMAGES, ChannelLimits, judge_layers
+from harness.checks.bn.measure import measure_layers
 from harness.checks.bn.reference import ReferenceLimits, input_settings, judge_reference, mismatch, model_hashes
 from harness.checks.golden_check import open_store
 from harness.checks.registry import reads_paddle_programs
@@ -21,6 +22,7 @@ from harness.model.catalogue import Option
 from harness.model.inference import ImageRequest
 from harness.model.outcome import CheckResult
 from harness.model.settings import CheckSettings, require
+from harness.model.views import PlanView
 
 # The bn_drift check's own `[checks]` keys (its spec: harness.checks.builtin).
 BN_DRIFT = Option("bn_drift", bool, False, recorded=True)
@@ -39,7 +41,7 @@ class BnInputs:
     why_none: str
 
 
-def bn_prepare(p: RunPlan) -> BnInputs:
+def bn_prepare(p: PlanView) -> BnInputs:
     approval = load_approval(open_store(p.profile, p.base).directory)
     if approval is None or approval.bn is None:
         where = "no " + APPROVAL_NAME if approval is None else f"no BN reference in its {APPROVAL_NAME}"

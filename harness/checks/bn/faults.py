@@ -82,9 +82,10 @@ def plant_op_type(src: Path, dst: Path, *, new_type: str, op_type: str = "batch_
     op = next((op for op in _pir_ops(doc) if op.get("#") in _PIR_OP_NAMES[op_type]), None)
     if op is None:
         raise UserError(f"{target.program_path}: no {op_type} op")
-    op["#"] = f"1.{new_type}"
+    name = f"1.{new_type}"
+    op["#"] = name
     target.program_path.write_text(json.dumps(doc, separators=(",", ":")), "utf-8")
-    return op["#"]
+    return name
 
 
 def write_reference_model(dst: Path, *, pir: bool = True, seed: int = 0) -> ModelFiles:
@@ -188,7 +189,8 @@ def set_op_attr_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict
 def reference_model_in_child(payload: dict[str, Any], _arrays: Arrays) -> tuple[dict[str, Any], Arrays]:
     import paddle
 
-    class Reference(paddle.nn.Layer):  # defined in a file: dynamic-to-static reads the forward's source
+    # Defined in a file: dynamic-to-static reads the forward's source.
+    class Reference(paddle.nn.Layer):  # type: ignore[misc]  # paddle has no type stubs: its Layer is Any
         def __init__(self) -> None:
             super().__init__()
             self.conv, self.bn = paddle.nn.Conv2D(3, 8, 3, padding=1), paddle.nn.BatchNorm2D(8)

@@ -32,7 +32,8 @@ import numpy as np
 from harness.util.values import json_number
 from harness.checks.bn.capture import capture_inputs
 from harness.checks.bn.calibration import CALIBRATION_MIN_IMAGES, calibrate, sample_plan
-from harness.checks.bn.channels import LayerStats, measure_groups
+from harness.checks.bn.channels import LayerStats
+from harness.checks.bn.measure import measure_groups
 from harness.model.settings import EngineSettings
 from harness.util.errors import UserError
 from harness.golden.approval import BnCalibration, BnLayerRecord, BnModelRecord, BnReference
@@ -98,7 +99,8 @@ def input_settings(kind: str, engine: EngineSettings) -> dict[str, Any]:
     ones describes another distribution."""
     if kind == "det":
         return {"det_limit_type": engine.det_limit_type, "det_limit_side_len": engine.det_limit_side_len}
-    return {"rec_image_shape": list(engine.rec_image_shape), "rec_batch_size": engine.rec_batch_size}
+    shape = None if engine.rec_image_shape is None else list(engine.rec_image_shape)  # None: the model's default
+    return {"rec_image_shape": shape, "rec_batch_size": engine.rec_batch_size}
 
 
 def model_hashes(kind: str, dirs: ModelDirs) -> dict[str, str]:

@@ -20,13 +20,18 @@ from typing import Any
 import numpy as np
 
 from harness.backends.paddle.child import Arrays, child_task
-from harness.checks.bn.channels import LayerStats, score_layer
 from harness.backends.paddle.program_view import BN_TYPES, ProgramView, load_program
+from harness.checks.bn.channels import LayerStats, score_layer
 
 # Planted faults for the self-check tests (never set by the CLI): a non-BN tensor changed in the written params,
 # and a recorded target statistic that the written model does not reproduce.
 PLANTS = ("non-bn-tensor", "wrong-statistic")
 ESTIMATE, VERIFY = "bn_reestimate.estimate", "bn_reestimate.verify"  # the child tasks below
+
+
+# A layer's (mean, var) per channel, and what _pooled measures: (mean, var, values pooled per channel).
+Statistics = tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, int]
+Pooled = tuple[np.ndarray, np.ndarray, int]
 
 
 def _bn_layers(view: ProgramView) -> list[dict[str, Any]]:
@@ -82,7 +87,7 @@ def _write_params(payload: dict[str, Any], view: ProgramView, exe: Any, feeds: l
         shutil.copyfile(Path(tmp) / "inference.pdiparams", payload["out_params"])
 
 
-def _pooled(view: ProgramView, exe: Any, feed: str, files: list[str], xs: list[str]) -> list[tuple[np.ndarray, ...]]:
+def _pooled(view: ProgramView, exe: Any, feed: str, files: list[str], xs: list[str]) -> list[Pooled]:
     """Per fetched value: (mean, population variance, count) per channel over every batch, in float64."""
     import paddle
 
@@ -107,6 +112,15 @@ def _pooled(view: ProgramView, exe: Any, feed: str, files: list[str], xs: list[s
     return out
 
 
+def _stored(view: ProgramView, name: str) -> np.ndarray:
+    """A tensor the program's BN layers (or the planted fault) name: the loaded params hold it, or the program and
+    its params do not belong together."""
+    values = view.param_array(name)
+    if values is None:
+        raise RuntimeError(f"the params hold no value for {name}, which the program uses")
+    return values
+
+
 def _set(view: ProgramView, name: str, values: np.ndarray) -> None:
     import paddle
 
@@ -115,8 +129,8 @@ def _set(view: ProgramView, name: str, values: np.ndarray) -> None:
     tensor.set(values.astype(dtype), paddle.CPUPlace())
 
 
-def new_statistics(mode: str, mean: np.ndarray, var: np.ndarray, ref: tuple[np.ndarray, ...] | None,
-                   tgt: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+def new_statistics(mode: str, mean: np.ndarray, var: np.ndarray, ref: Statistics | None,
+                   tgt: Statistics) -> tuple[np.ndarray, np.ndarray]:
     """delta: keep the stored statistics, moved by the per-channel change from reference to target
     (a = sqrt(var_t/var_r), mean' = mean_t + a (mean - mean_r), var' = a^2 var); a channel the reference never
     excited (var_r = 0) keeps its stored statistics. replace: the target's pooled statistics (PreciseBN)."""
@@ -139,8 +153,8 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
         have = ", ".join(b["name"] for b in layers) or "none: every BN is folded into a conv"
         return {"error": f"no batch_norm layer {', '.join(unknown)} (the program has: {have})" if unknown
                 else f"no batch_norm op left in the program ({have}): nothing to re-estimate"}
-    stored = {k: (view.param_array(b["mean_param"]).astype(np.float64),
-                  view.param_array(b["var_param"]).astype(np.float64)) for k, b in enumerate(layers)}
+    stored = {k: (_stored(view, b["mean_param"]).astype(np.float64),
+                  _stored(view, b["var_param"]).astype(np.float64)) for k, b in enumerate(layers)}
     xs = [b["x"] for b in layers]
     ref = _pooled(view, exe, feeds[0], payload["reference"], xs)
     same = payload["target"] == payload["reference"]  # in-domain: one pass measures both
@@ -178,8 +192,8 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
     if payload.get("plant") == "non-bn-tensor":
         bn_params = {b[p] for b in layers for p in ("mean_param", "var_param")}
         name = next(n for n in view.param_names() if n not in bn_params and view.param_array(n) is not None
-                    and view.param_array(n).size > 1)
-        _set(view, name, view.param_array(name) * 1.01 + 1e-3)  # + : a zero-initialised bias changes too
+                    and _stored(view, n).size > 1)
+        _set(view, name, _stored(view, name) * 1.01 + 1e-3)  # + : a zero-initialised bias changes too
     _write_params(payload, view, exe, feeds, fetches)
     if payload.get("plant") == "wrong-statistic" and chosen:
         k = chosen[-1]
@@ -209,7 +223,7 @@ def verify(payload: dict[str, Any]) -> dict[str, Any]:
     for name, r in recorded.items():
         b = layers[name]
         for param, key in ((b["mean_param"], "new_mean"), (b["var_param"], "new_var")):
-            if not np.array_equal(new.param_array(param).astype(np.float64), np.asarray(r[key])):
+            if not np.array_equal(_stored(new, param).astype(np.float64), np.asarray(r[key])):
                 problems.append(f"{name}: written {param} differs from reestimate.json's {key}")
     for name, r in recorded.items():  # what was written is what the mode's formula gives from the recorded inputs
         want_mean, want_var = new_statistics(payload["mode"], np.asarray(r["stored_mean"]), np.asarray(r["stored_var"]),

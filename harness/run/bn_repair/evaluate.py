@@ -14,13 +14,12 @@ CER, or a reference gained on a model that reads worse overall).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.model.settings import EngineSettings, Tolerances
+from harness.model.settings import EngineSettings, Tolerances, with_model_dir
 from harness.model.corpus import CorpusItem
 from harness.corpus.loader import content_sha256
 from harness.util.errors import UserError
@@ -37,7 +36,7 @@ NEUTRAL_CER = 0.005  # |dCER| below this is measurement noise on a handful of sl
 
 def model_settings(kind: str, model_dir: Path, base: EngineSettings | None = None) -> EngineSettings:
     """The engine settings with `model_dir` as its det or rec model (the bundled pack for the other one)."""
-    return dataclasses.replace(base or EngineSettings(), **{f"{kind}_model_dir": str(Path(model_dir).resolve())})
+    return with_model_dir(base or EngineSettings(), kind, str(Path(model_dir).resolve()))
 
 
 def read_images(settings: EngineSettings, items: Sequence[CorpusItem], label: str) -> dict[str, OcrResult]:

@@ -14,17 +14,16 @@ from harness.backends import resolve_engine
 from harness.backends.onnxruntime.spec import NAME as ONNX
 from harness.backends.paddle.spec import NAME as PADDLE
 from harness.checks.parity import parity_check, reference_settings
-from harness.model.outcome import CheckResult
-from harness.model.settings import Profile
 from harness.execution.scheduler import infer_all
+from harness.model.outcome import CheckResult
+from harness.model.settings import Profile, with_model_dir
 from harness.run.pipeline.plan import plan
 
 
 def agreement(profile: Profile, base: Path, source: Path, exported: Path, kind: str) -> CheckResult:
     """The parity check on the profile's corpus selection: exported model (ONNX Runtime) vs source (Paddle)."""
-    key = f"{kind}_model_dir"
-    paddle = dataclasses.replace(reference_settings(profile.engine, PADDLE), **{key: str(source)})
-    onnx = dataclasses.replace(reference_settings(profile.engine, ONNX), **{key: str(exported)})
+    paddle = with_model_dir(reference_settings(profile.engine, PADDLE), kind, str(source))
+    onnx = with_model_dir(reference_settings(profile.engine, ONNX), kind, str(exported))
     # Only what the export changes differs between the two sides: same corpus, neutral settings and goldens off.
     p = plan(profile.replace(engine=paddle), base)
     paddle, paddle_dirs = resolve_engine(paddle, base, profile.model_cache)

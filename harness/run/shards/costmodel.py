@@ -98,8 +98,8 @@ def largest_shard(images: int, shards: int) -> int:
     shard_items), so shards are uneven: nearly Poisson counts of mean m = images / shards, whose largest is about
     m + sqrt(2 ln shards) standard deviations; crc32 of sequential ids strays further (3.1 sd: 1547 of 10,000
     ids on one of 7 shards, 1429 on average). Planned: m + z sqrt(m) + z^2 / 3 with z = sqrt(2 ln shards) + 1.5,
-    which held for every shard count up to `most_shards` on four id families (tests/test_costmodel.py); 10,000
-    on 37 shards: 345 planned, 314 real, 270 on average."""
+    which held for every shard count up to `most_shards` on four id families
+    (tests/run/shards/test_costmodel.py); 10,000 on 37 shards: 345 planned, 314 real, 270 on average."""
     if shards <= 1 or images <= 0:
         return max(images, 0)
     m, z = images / shards, math.sqrt(2 * math.log(shards)) + 1.5
