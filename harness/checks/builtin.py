@@ -23,7 +23,8 @@ from harness.checks.determinism import (
     mutation_check,
     repeat_check,
 )
-from harness.checks.golden_check import MISSING_GOLDEN, golden_check, merged_details as merged_golden_details, open_store
+from harness.checks.golden_check import MISSING_GOLDEN, golden_check, open_store
+from harness.checks.golden_check import merged_details as merged_golden_details
 from harness.checks.golden_check import preload
 from harness.checks.golden_check import merged_summary as merged_golden_summary
 from harness.checks.batch_paths import compare_paths, key_texts, merged_details as merged_path_details
@@ -212,8 +213,8 @@ def _validate_golden(c: CheckSettings, where: str) -> None:
     require(MISSING_GOLDEN.of(c) in ("fail", "warn"), f"{where}.missing_golden", "must be 'fail' or 'warn'")
 
 
-register(CheckSpec("golden", 60, on_run(golden), key="goldens", flag_help="compare with goldens", prepare=_golden_prepare,
-                   options=(GOLDENS, MISSING_GOLDEN),
+register(CheckSpec("golden", 60, on_run(golden), key="goldens", flag_help="compare with goldens",
+                   prepare=_golden_prepare, options=(GOLDENS, MISSING_GOLDEN),
                    validate=_validate_golden, merge_details=merged_golden_details, merge_summary=merged_golden_summary,
                    list_details=False,  # renderers show its line changes, never its status dict
                    phases=lambda profile: bs1_phase(profile) if profile.checks.golden_path == "bs1" else []))
@@ -250,8 +251,8 @@ def _validate_audit(c: CheckSettings, where: str) -> None:
 
 register(CheckSpec("audit", 30, audit, level="model", key="audit", skip=reads_paddle_programs("audit"), child=True,
                    timed=True, options=(AUDIT, AUDIT_MIN_VARIANCE), validate=_validate_audit))
-register(CheckSpec("probe", 40, probe, level="model", key="probe", skip=reads_paddle_programs("probe"), child=True, timed=True,
-                   options=(PROBE,),
+register(CheckSpec("probe", 40, probe, level="model", key="probe", skip=reads_paddle_programs("probe"), child=True,
+                   timed=True, options=(PROBE,),
                    flag_help="behavioural batch-independence probe of the raw models"))
 register(CheckSpec("bn_drift", 50, on_run(bn_drift), level="model", key="bn_drift", skip=BN_SKIP, child=True,
                    timed=True, flag_help="stored BN statistics and the approved BN reference vs the corpus",

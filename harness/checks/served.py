@@ -43,7 +43,8 @@ def settings_differences(expected: Mapping[str, Any], reported: Mapping[str, Any
     def walk(exp: Any, rep: Any, prefix: str) -> None:
         if isinstance(exp, Mapping):
             for k, v in exp.items():
-                walk(v, rep.get(k) if isinstance(rep, Mapping) else None, f"{prefix}{k}" if not prefix else f"{prefix}.{k}")
+                walk(v, rep.get(k) if isinstance(rep, Mapping) else None,
+                     f"{prefix}{k}" if not prefix else f"{prefix}.{k}")
             return
         same = (rep is not None and isinstance(exp, (int, float)) and not isinstance(exp, bool)
                 and isinstance(rep, (int, float)) and not isinstance(rep, bool) and abs(float(exp) - float(rep)) < 1e-9)

@@ -89,7 +89,8 @@ def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
     threshold = BN_DRIFT_THRESHOLD.of(p.profile.checks)
     with tempfile.TemporaryDirectory(prefix="ocr-harness-bn-") as tmp:
         # What the predictor really receives in a worker of this profile's engine, det and rec alike.
-        capture = capture_inputs(p.profile.engine, p.dirs, requests, Path(tmp), want=BN_DRIFT_IMAGES.of(p.profile.checks),
+        capture = capture_inputs(p.profile.engine, p.dirs, requests, Path(tmp),
+                                 want=BN_DRIFT_IMAGES.of(p.profile.checks),
                                  max_pixels=p.profile.max_image_pixels, log_path=log)
         if not capture.images:  # judged nothing: never a pass
             return CheckResult("bn_drift", False, "judged nothing: no readable image to measure",
