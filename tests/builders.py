@@ -64,8 +64,10 @@ def write_profiles(directory: Path, *profiles: str, bundled: bool = False) -> Pa
     """`directory`/harness.toml holding `profiles` (profile_toml's texts); `bundled`: after the committed
     harness.toml's own profiles, so these may extend them (`extends = "nightly"`)."""
     head = (ROOT / "harness.toml").read_text(encoding="utf-8").rstrip("\n") + "\n\n" if bundled else ""
+    text = head + "".join(profiles)
+    tomllib.loads(text)  # a profile named twice (here, or as a bundled one) fails here, not in the harness
     path = directory / "harness.toml"
-    path.write_text(head + "".join(profiles), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
