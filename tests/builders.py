@@ -36,7 +36,7 @@ def ocr_result(*lines: Line, image_id: str = "slip", size: tuple[int, int] = SLI
 
 
 def image_outcome(result: OcrResult, *, predict_s: tuple[float, ...]) -> ImageOutcome:
-    """An image the engine read once, giving `result`, with the predict times measured around it."""
+    """An image the engine read, giving `result`; `predict_s`: the seconds its predict calls took."""
     return ImageOutcome(result.image_id, runs=(result,), predict_s=predict_s)
 
 
@@ -44,9 +44,10 @@ def profile_toml(name: str = "t", *, extends: str | None = None, corpus: Path | 
                  golden_dir: Path | None = None, golden_set: str | None = None, top: Table | None = None,
                  engine: Table | None = None, checks: Table | None = None, tolerances: Table | None = None,
                  executor: Table | None = None) -> str:
-    """`[profiles.<name>]` and its tables as TOML text; a key left None is not written (the profile's default or
-    the one it extends holds). `top` holds the profile's other keys (`subset`, `ids`, `workers`, ...); a mapping
-    among a table's values is a table below it (`engine={"http": {...}}` is `[profiles.t.engine.http]`)."""
+    """`[profiles.<name>]` and its tables as TOML text, on the committed corpus unless told. A key left None is
+    not written (the default, or the profile it extends, holds). `top` holds the profile's other keys (`subset`,
+    `ids`, `workers`, ...); a mapping among a table's values is a table below it (`engine={"http": {...}}` is
+    `[profiles.t.engine.http]`)."""
     profile: dict[str, Value] = {k: v for k, v in (("extends", extends), ("corpus", corpus),
                                                    ("golden_dir", golden_dir), ("golden_set", golden_set))
                                  if v is not None}
