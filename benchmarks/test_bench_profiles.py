@@ -50,8 +50,8 @@ def test_nightly(benchmark: Any, tmp_path: Path) -> None:
     runs: list[dict[str, Any]] = []
 
     def nightly() -> None:
-        runs.append(run_and_report(profile, base, tmp_path / "nightly", html=True,
-                                   history=tmp_path / "history.jsonl"))
+        runs.append(run_and_report(profile, base, tmp_path / "nightly",
+                                   formats={"html": True, "history": tmp_path / "history.jsonl"}))
 
     benchmark.pedantic(nightly, rounds=1, warmup_rounds=0)
     report = runs[-1]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from harness.model.catalogue import BackendRules, Catalogue
-from harness.model.settings import CheckSettings, Profile
+from harness.model.settings import CheckSettings, EngineSettings, Profile
 from harness.util.errors import UserError
 from harness.util.files import CONFIG_MAX, read_input_text
 from harness.util.values import value_problem
@@ -38,7 +38,8 @@ def load_profile(path: Path | None, name: str, catalogue: Catalogue) -> tuple[Pr
     if path is None:
         if name != "default":
             raise UserError(f"profile {name!r} requested but no {CONFIG_NAME} was found")
-        return Profile(checks=CheckSettings(defaults=catalogue.defaults())), Path.cwd()
+        return Profile(engine=EngineSettings(tables=catalogue.default_tables()),
+                       checks=CheckSettings(extra=catalogue.recorded(), defaults=catalogue.defaults())), Path.cwd()
     try:
         raw = tomllib.loads(read_input_text(path, CONFIG_MAX))
     except OSError as e:
@@ -57,8 +58,11 @@ def load_profile(path: Path | None, name: str, catalogue: Catalogue) -> tuple[Pr
     merged = _resolve(profiles, name, path, (), catalogue.backends)
     merged.pop("extends", None)
     profile = _build(Profile, merged, f"profiles.{name}", path, catalogue)
-    # The checks' option defaults travel with the settings, so CheckSettings.get answers without the catalogue.
-    profile = profile.replace(name=name, checks=dataclasses.replace(profile.checks, defaults=catalogue.defaults()))
+    # The checks' option defaults travel with the settings, so CheckSettings.get answers without the catalogue; the
+    # options reports always record are held at their defaults when unset.
+    checks = dataclasses.replace(profile.checks, extra={**catalogue.recorded(), **profile.checks.extra},
+                                 defaults=catalogue.defaults())
+    profile = profile.replace(name=name, checks=checks)
     profile.validate(catalogue)
     # After the settings' own rules (which name the unit): `inf`, `nan` anywhere else, since TOML has them and
     # the report's JSON has not (a run with score_abs = inf completed and then could not write its report).
@@ -104,12 +108,14 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _build(cls: type, raw: dict[str, Any], where: str, path: Path, catalogue: Catalogue) -> Any:
     hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.name not in ("name", "extra", "defaults")}
+    names = {f.name for f in dataclasses.fields(cls) if f.name not in ("name", "extra", "defaults", "tables")}
     kwargs: dict[str, Any] = {}
-    owned = {key: opt.type for key, opt in catalogue.options.items()} if cls is CheckSettings else {}
+    owned: dict[str, Any] = {key: opt.type for key, opt in catalogue.options.items()} if cls is CheckSettings else {}
+    if cls is EngineSettings:  # each backend's own table, of the backend's own type (harness.model.catalogue)
+        owned = {rules.name: rules.settings for rules in catalogue.backends.values() if rules.settings is not None}
     extra: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in owned and key not in names:  # a check's own key (harness.model.catalogue)
+        if key in owned and key not in names:  # a check's own key, or a backend's own table
             extra[key] = _coerce(owned[key], value, f"{where}.{key}", path, catalogue)
             continue
         if key not in names:
@@ -117,7 +123,9 @@ def _build(cls: type, raw: dict[str, Any], where: str, path: Path, catalogue: Ca
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UserError(f"{path}: {where}.{key}: unknown key{hint}")
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}", path, catalogue)
-    if extra:
+    if cls is EngineSettings:  # every backend's table, the unset ones at their defaults: reports record them all
+        kwargs["tables"] = {**catalogue.default_tables(), **extra}
+    elif extra:
         kwargs["extra"] = extra
     return cls(**kwargs)
 

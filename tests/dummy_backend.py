@@ -5,12 +5,17 @@ Registered by naming this module in `$OCR_HARNESS_BACKENDS` or in the `ocr_harne
 corpus images: every horizontal band of dark rows is a line, its box the band's ink extent, its text the band's ink
 pixel count and its score the ink's share of the box. Its "model" is tests/dummy_backend_model/inference.json
 (the ink threshold), hashed into the stack record like any model file, with its own facts beside it.
+
+It owns a settings table, `[engine.inkbands]` (`InkBandsSettings`): read and validated by its own type, refused
+on another backend's profile, recorded in report.json and in the engine settings hash, and read by the engine.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +26,27 @@ from harness.backends.spec import BackendSpec
 from harness.model.catalogue import BackendRules
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import Line, OcrResult, reading_order
-from harness.model.settings import EngineSettings
+from harness.model.settings import EngineSettings, require
 from harness.util.packages import package_version
 
 NAME = "inkbands"
 MODEL_DIR = Path(__file__).resolve().parent / "dummy_backend_model"
+
+
+@dataclass(frozen=True)
+class InkBandsSettings:
+    """`[engine.inkbands]`: None takes the model's own parameter."""
+
+    min_band_rows: int | None = None  # a band of fewer dark rows is no line
+    ink_below: int | None = None  # a pixel darker than this is ink
+
+    def validate(self, where: str) -> None:
+        require(self.min_band_rows is None or 1 <= self.min_band_rows <= 1000, f"{where}.min_band_rows",
+                "must be in 1..1000")
+        require(self.ink_below is None or 1 <= self.ink_below <= 255, f"{where}.ink_below", "must be in 1..255")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 class InkBands:
@@ -35,8 +56,9 @@ class InkBands:
 
     def __init__(self, settings: EngineSettings, dirs: ModelDirs) -> None:
         params = json.loads((dirs.det / "inference.json").read_text(encoding="utf-8"))
-        self.ink_below = int(params["ink_below"])
-        self.min_rows = int(params["min_band_rows"])
+        own = settings.table(NAME, InkBandsSettings)
+        self.ink_below = own.ink_below if own.ink_below is not None else int(params["ink_below"])
+        self.min_rows = own.min_band_rows if own.min_band_rows is not None else int(params["min_band_rows"])
 
     def predict(self, images: Sequence[np.ndarray], image_ids: Sequence[str]) -> list[OcrResult]:
         return [self._one(image, image_id) for image, image_id in zip(images, image_ids, strict=True)]
@@ -72,7 +94,7 @@ def stack(base: Mapping[str, Any], engine: EngineSettings, facts: Mapping[str, A
 
 
 SPEC = registry.register(BackendSpec(
-    rules=BackendRules(NAME),
+    rules=BackendRules(NAME, settings=InkBandsSettings, hashed_table=True),
     engine=f"{__name__}:InkBands",
     resolve_models=model_dirs,
     stack=stack,

@@ -6,7 +6,7 @@ import pytest
 
 from harness.checks.registry import catalogue
 from harness.config import load_profile
-from harness.model.settings import Profile
+from harness.model.settings import CheckSettings, EngineSettings, Profile
 from harness.util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def test_repo_profiles_load() -> None:
         assert profile.name == name
         assert base == ROOT
     nightly, _ = load_profile(ROOT / "harness.toml", "nightly", catalogue())
-    assert nightly.checks.repeats == 5 and nightly.checks.cross_process
+    assert nightly.checks.repeats == 5 and nightly.checks.get("cross_process")
     assert nightly.engine.rec_batch_size == 6  # inherited from default
     assert nightly.golden_name == "default"
 
@@ -58,7 +58,18 @@ def test_unknown_profile_lists_known(tmp_path: Path) -> None:
 
 def test_defaults_when_no_config() -> None:
     profile, _ = load_profile(None, "default", catalogue())
-    assert profile == Profile()
+    # Every backend's own table at its defaults (reports record them all), the rest Profile's own defaults.
+    assert {name: type(t)() for name, t in profile.engine.tables.items()} == profile.engine.tables
+    assert set(profile.engine.tables) == {"onnxruntime", "http"}
+    # The checks' own keys reports have always recorded, at their defaults; the rest Profile's own defaults.
+    recorded = catalogue().recorded()
+    assert profile == Profile(engine=EngineSettings(tables=dict(profile.engine.tables)),
+                              checks=CheckSettings(extra=recorded))
+    assert set(profile.settings_dict()["checks"]) == {
+        "repeats", "golden_path", "stack_sample", "accuracy", "cross_process", "mutation", "goldens",
+        "missing_golden", "batch_paths", "batch_path_images", "variations", "variation_threads", "audit",
+        "audit_min_variance", "probe", "bn_drift", "bn_drift_images", "bn_drift_threshold", "parity",
+        "parity_reference"}
     assert profile.engine.resolved_threads() >= 1
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from builders import Poly, ocr_result, quad
 
 from harness.metrics import (
     ImageAccuracy,
@@ -18,12 +19,9 @@ from harness.model.results import Line, OcrResult, canonical_json
 from harness.util.errors import UserError
 
 
-def box(x0: int, y0: int, x1: int, y1: int) -> tuple[tuple[int, int], ...]:
-    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
-
-
-def result(*lines: tuple[str, tuple[tuple[int, int], ...]]) -> OcrResult:
-    return OcrResult("img", 1000, 1000, tuple(Line(t, 0.9, p) for t, p in lines))
+def result(*lines: tuple[str, Poly]) -> OcrResult:
+    """A prediction in the form of the truth it is scored against, (text, box) pairs: the two read side by side."""
+    return ocr_result(*(Line(t, 0.9, p) for t, p in lines), image_id="img", size=(1000, 1000))
 
 
 # --- CER -------------------------------------------------------------------------------------------
@@ -50,8 +48,8 @@ def test_nfc_and_grapheme_clusters() -> None:
 
 
 def test_image_accuracy_line_matching() -> None:
-    truth = [("ABCD", box(0, 0, 100, 20)), ("1234", box(0, 30, 100, 50)), ("XY", box(0, 60, 50, 80))]
-    pred = result(("ABCE", box(2, 0, 100, 20)), ("1234", box(0, 30, 100, 50)), ("ZZZ", box(500, 500, 600, 520)))
+    truth = [("ABCD", quad(0, 0, 100, 20)), ("1234", quad(0, 30, 100, 20)), ("XY", quad(0, 60, 50, 20))]
+    pred = result(("ABCE", quad(2, 0, 98, 20)), ("1234", quad(0, 30, 100, 20)), ("ZZZ", quad(500, 500, 100, 20)))
     acc = image_accuracy(truth, {}, pred)
     # ABCD~ABCE: 1 edit, 1234: 0, XY unmatched: 2 deletions, ZZZ unmatched: 3 insertions
     assert (acc.edits, acc.ref_chars) == (6, 10)
@@ -70,7 +68,7 @@ def test_image_accuracy_no_truth_no_prediction() -> None:
 
 def test_hmean_one_to_one() -> None:
     # Two predictions on one truth box: only one may match, the other is a false positive.
-    det = detection_counts([box(0, 0, 100, 20)], [box(0, 0, 100, 20), box(0, 0, 90, 20)])
+    det = detection_counts([quad(0, 0, 100, 20)], [quad(0, 0, 100, 20), quad(0, 0, 90, 20)])
     assert (det.tp, det.fp, det.fn) == (1, 1, 0)
     assert (det.precision, det.recall) == (0.5, 1.0)
     assert det.hmean == pytest.approx(2 / 3)
@@ -79,21 +77,21 @@ def test_hmean_one_to_one() -> None:
 def test_hmean_best_pair_first() -> None:
     # In truth order T1 would take P1 (IoU 0.54) and leave T2 unmatched; best first pairs T1-P2 (0.9)
     # and T2-P1 (0.82).
-    truth = [box(0, 0, 100, 20), box(40, 0, 140, 20)]
-    pred = [box(30, 0, 130, 20), box(0, 0, 90, 20)]
+    truth = [quad(0, 0, 100, 20), quad(40, 0, 100, 20)]
+    pred = [quad(30, 0, 100, 20), quad(0, 0, 90, 20)]
     det = detection_counts(truth, pred)
     assert (det.tp, det.fp, det.fn) == (2, 0, 0)
 
 
 def test_iou_must_exceed_half() -> None:
-    det = detection_counts([box(0, 0, 100, 10)], [box(0, 0, 50, 10)])  # IoU exactly 0.5
+    det = detection_counts([quad(0, 0, 100, 10)], [quad(0, 0, 50, 10)])  # IoU exactly 0.5
     assert (det.tp, det.fp, det.fn) == (0, 1, 1)
     assert det.hmean == 0.0
 
 
 def test_dont_care_regions() -> None:
-    truth = [("###", box(0, 0, 100, 20)), ("AB", box(0, 50, 100, 70))]
-    pred = result(("smudge", box(10, 2, 90, 18)), ("AB", box(0, 50, 100, 70)))
+    truth = [("###", quad(0, 0, 100, 20)), ("AB", quad(0, 50, 100, 20))]
+    pred = result(("smudge", quad(10, 2, 80, 16)), ("AB", quad(0, 50, 100, 20)))
     acc = image_accuracy(truth, {}, pred)
     assert (acc.det_tp, acc.det_fp, acc.det_fn) == (1, 0, 0)
     assert acc.ref_chars == 2  # "###" is not text to read
@@ -102,12 +100,12 @@ def test_dont_care_regions() -> None:
 def test_degenerate_and_self_intersecting_polygons() -> None:
     bowtie = ((0, 0), (100, 20), (100, 0), (0, 20))
     line = ((0, 0), (100, 0), (50, 0))
-    det = detection_counts([box(0, 0, 100, 20)], [bowtie, line])
+    det = detection_counts([quad(0, 0, 100, 20)], [bowtie, line])
     assert (det.tp, det.fp, det.fn) == (0, 2, 1)
 
 
 def test_no_prediction_with_truth() -> None:
-    det = detection_counts([box(0, 0, 10, 10)], [])
+    det = detection_counts([quad(0, 0, 10, 10)], [])
     assert (det.precision, det.recall, det.hmean) == (1.0, 0.0, 0.0)
 
 
@@ -123,8 +121,8 @@ def test_field_read_uses_the_key_field_rule() -> None:
 
 
 def test_fields_in_image_accuracy() -> None:
-    pred = result(("人民币（大写）壹万贰仟叁佰肆拾伍元陆角柒分", box(0, 0, 100, 20)), ("REF TX20240305-0042", box(0, 30, 100, 50)),
-                  ("¥12,345.61", box(0, 60, 100, 80)))
+    pred = result(("人民币（大写）壹万贰仟叁佰肆拾伍元陆角柒分", quad(0, 0, 100, 20)), ("REF TX20240305-0042", quad(0, 30, 100, 20)),
+                  ("¥12,345.61", quad(0, 60, 100, 20)))
     fields = {"amount_words": "壹万贰仟叁佰肆拾伍元陆角柒分", "reference": "TX20240305-0042", "amount": "12345.67",
               "payee_account": ""}  # empty truth: not scored
     acc = image_accuracy([], fields, pred)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from builders import profile_toml, write_profiles
 from conftest import CORPUS
 from harness.corpus.loader import load_corpus
 from harness.sampling import describe_power, detectable_rate, stratified_sample
@@ -63,10 +64,9 @@ def test_stack_checks_run_on_the_sample_and_say_so(tmp_path: Path) -> None:
     corpus.mkdir()
     for i in ("0004", "0005", "0006"):
         shutil.copyfile(CORPUS / "images" / f"slip_{i}.png", corpus / f"slip_{i}.png")
-    config = tmp_path / "harness.toml"
-    config.write_text(f'[profiles.t]\ncorpus = "{corpus.as_posix()}"\n[profiles.t.checks]\nrepeats = 2\n'
-                      "goldens = false\naudit = false\ncross_process = true\nvariations = true\n"
-                      "variation_threads = [1]\nstack_sample = 1\n", encoding="utf-8")
+    config = write_profiles(tmp_path, profile_toml(corpus=corpus, checks={
+        "repeats": 2, "goldens": False, "audit": False, "cross_process": True, "variations": True,
+        "variation_threads": [1], "stack_sample": 1}))
     out = tmp_path / "out"
     res = run_cli(["run", "--config", str(config), "--profile", "t", "--out", str(out)], out=out)
     assert res.returncode == 0, res.stderr[-2000:]

@@ -51,10 +51,24 @@ def settings_rules() -> dict[str, BackendRules]:
     return rules
 
 
-def service_table() -> str:
-    """The `[engine]` sub-table `run --service-url` sets the URL of: the first service backend's (http)."""
+def with_service_url(engine: EngineSettings, url: str) -> EngineSettings:
+    """`run --service-url`: the endpoint set on the first service backend's table (http), whichever backend the
+    profile runs (validation then names a table set for another backend)."""
     specs: list[BackendSpec] = list(_registry().specs())
-    return next(s.rules.table for s in specs if s.service and s.rules.table is not None)
+    hook = next(s.with_service_url for s in specs if s.with_service_url is not None)
+    return hook(engine, url)
+
+
+def specs() -> tuple[BackendSpec, ...]:
+    """Every registered backend, in registration order: for the hooks every backend may have (cancel, reset)."""
+    found: tuple[BackendSpec, ...] = _registry().specs()
+    return found
+
+
+def served_settings(engine: EngineSettings) -> dict[str, Any]:
+    """A service's settings as it should report them, in its own terms; {} for a backend that reports none."""
+    expected = backend(engine.backend).served_settings
+    return expected(engine) if expected is not None else {}
 
 
 def load_callable(dotted: str) -> Callable[..., Any]:
@@ -103,7 +117,7 @@ def environment_record(engine: EngineSettings) -> dict[str, Any]:
 
 
 def unsupported_checks(profile: Profile) -> dict[str, str]:
-    """Checks that cannot judge this backend, with the reason the report shows."""
+    """Checks the profile's backend says cannot judge it, with the reason the report shows."""
     return backend(profile.engine.backend).unsupported_checks()
 
 

@@ -161,7 +161,14 @@ def resolve_dirs(settings: EngineSettings, base: Path, cache: str | None,
         return bundled(settings, cache)
     pack = bundled(settings, cache) if None in (settings.det_model_dir, settings.rec_model_dir) else None
     det = (user_dir(settings.det_model_dir, base, "det", settings, cache) if settings.det_model_dir
-           else pack.det)  # type: ignore[union-attr]
+           else _bundled(pack).det)
     rec = (user_dir(settings.rec_model_dir, base, "rec", settings, cache) if settings.rec_model_dir
-           else pack.rec)  # type: ignore[union-attr]
+           else _bundled(pack).rec)
     return ModelDirs(det=det, rec=rec, source="user")
+
+
+def _bundled(pack: ModelDirs | None) -> ModelDirs:
+    """The pack, loaded above whenever one of det and rec is not the user's."""
+    if pack is None:
+        raise AssertionError("a model the profile does not name, with no pack loaded for it")
+    return pack

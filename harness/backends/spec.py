@@ -1,8 +1,9 @@
 """A backend as the rest of the harness sees it: one `BackendSpec`, registered by the backend's own package.
 
-Config validation reads its `rules` (the `[engine]` keys and sub-table it owns); runs ask it for its model dirs,
-its stack record, whether it runs in worker processes and which checks it cannot run. Nothing outside a backend's
-package tests its name: a capability or a hook here says what differs.
+Config validation reads its `rules` (the `[engine]` keys it owns and the type of its own `[engine.<name>]` table);
+runs ask it for its model dirs, its stack record, whether it runs in worker processes and which checks it cannot
+run, and call its lifecycle hooks (a stopped run, a parity reference, a service's reported settings). Nothing
+outside a backend's package tests its name: a capability or a hook here says what differs.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class BackendSpec:
     environment: Callable[[EngineSettings], dict[str, Any]] = named  # its entries in report.json's environment
     # A service: the share of images that needed a retry above which the `inference` check fails; None: no retries.
     max_retry_rate: Callable[[EngineSettings], float] | None = None
-    # Checks it cannot judge, with the reason the report shows, beyond what `paddle_programs` and owning no
-    # variation settings already rule out.
+    # Checks it cannot judge, by name, with the reason the report shows, beyond what the checks themselves rule
+    # out from its capabilities (`paddle_programs`, the flat keys it owns: harness.checks.registry).
     unsupported: Mapping[str, str] = field(default_factory=dict)
     # Stack keys it records that a golden sharing (`engine.goldens_from`) expects to differ: its runtime and what
     # it reports about itself.
@@ -69,20 +70,28 @@ class BackendSpec:
     drivers: Callable[[Profile], int] | None = None  # parallel drivers of the main pass; None: the profile's workers
     packs: tuple[Pack, ...] = ()  # the offline packs `models verify` checks for it; the last is its own
     models_note: str | None = None  # what `models list` says instead of listing dirs (models that are not local)
+    # A run being stopped (SIGINT/SIGTERM): `cancel` cuts what it has in flight at once (a request blocked on a
+    # silent service), `allow` lets it start work again (before a run and after the stopped one unwound).
+    cancel: Callable[[], None] | None = None
+    allow: Callable[[], None] | None = None
+    # Flat `[engine]` keys it owns that a parity reference takes at their defaults, whichever backend the
+    # reference is: they describe the profile's own runtime, not the reading compared with. (Every backend's
+    # table is reset to its defaults for the reference anyway.)
+    reference_resets: tuple[str, ...] = ()
+    # A service: the profile's settings in the service's own terms, as its answers report them (what the
+    # served_settings check compares, harness.checks.served).
+    served_settings: Callable[[EngineSettings], dict[str, Any]] | None = None
+    # A service: the settings with this endpoint (`run --service-url`).
+    with_service_url: Callable[[EngineSettings, str], EngineSettings] | None = None
 
     @property
     def name(self) -> str:
         return self.rules.name
 
     def unsupported_checks(self) -> dict[str, str]:
-        """Checks that cannot judge this backend, with the reason the report shows."""
-        out: dict[str, str] = {}
-        if not self.paddle_programs:
-            for check in ("audit", "probe", "bn_drift"):
-                out[check] = f"reads Paddle programs; the {self.name} backend runs none"
-        if not self.rules.flat_keys:  # the variations vary the oneDNN and thread keys: flat keys it does not own
-            out["variations"] = f"oneDNN and thread variations are paddle settings; the backend is {self.name}"
-        return {**out, **self.unsupported}
+        """Checks it says cannot judge it, with the reason the report shows (a check that needs a capability it
+        lacks says so itself)."""
+        return dict(self.unsupported)
 
     def main_workers(self, profile: Profile) -> int:
         return self.drivers(profile) if self.drivers is not None else profile.workers

@@ -12,11 +12,30 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from harness.checks.determinism import first_divergence
+from harness.execution.state import RunPlan
 from harness.golden.compare import RequiredTolerances, compare_image
 from harness.model.details import PathDetails, PathTotals
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
-from harness.model.settings import Tolerances
+from harness.model.settings import EngineSettings, Tolerances
+from harness.model.views import ShardView
+
+
+def workers_for(p: RunPlan, settings: EngineSettings) -> int:
+    """Worker processes for an extra path: as many cores busy as the profile's workers x threads, whatever
+    thread count the path's settings take (a threads-2 variation of 2x1 workers runs one worker)."""
+    return max(1, p.profile.workers * p.profile.engine.resolved_threads() // settings.resolved_threads())
+
+
+def key_texts(p: RunPlan) -> dict[str, dict[str, str]]:
+    """Each image's key-field values: a path that loses one fails whatever the tolerances say."""
+    return {it.id: dict(it.fields) for it in p.items if it.fields}
+
+
+def report_checks(shards: Sequence[ShardView]) -> Mapping[str, Any]:
+    """The `[checks]` settings the shards ran with (they agree: `report merge` refuses other profiles)."""
+    checks = shards[0].report.profile.get("settings", {}).get("checks") if shards else None
+    return checks if isinstance(checks, Mapping) else {}
 
 
 def compare_paths(name: str, reference_label: str, reference: Mapping[str, ImageOutcome],

@@ -10,6 +10,7 @@ from harness.golden.compare import ImageComparison, LineDiff, RequiredTolerances
 from harness.golden.status import GoldenStatus, StackDifference, likely_cause, stack_differences
 from harness.golden.store import Golden, GoldenStore
 from harness.golden.summary import summarise
+from harness.model.catalogue import Option
 from harness.model.corpus import CorpusItem
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck, from_images
@@ -46,6 +47,8 @@ def judge_image(item: CorpusItem, current: OcrResult, golden: Golden, profile: P
     return comp, None
 
 
+# The golden check's own key beside its enabling `goldens` (harness.checks.builtin): a missing golden fails or warns.
+MISSING_GOLDEN = Option("missing_golden", str, "fail", "fail | warn: an image without a golden", recorded=True)
 JUDGED_NOTHING = " | judged nothing: no image was compared with its golden"
 
 
@@ -70,7 +73,7 @@ def golden_check(items: Sequence[CorpusItem], outcomes: Mapping[str, ImageOutcom
     run on that path fails here too: its golden was not met, whatever the other paths did."""
     per_image: dict[str, ImageCheck] = {}
     comparisons: dict[str, ImageComparison] = {}
-    warn_missing = profile.checks.missing_golden == "warn"
+    warn_missing = MISSING_GOLDEN.of(profile.checks) == "warn"
     for it in items:
         outcome = outcomes.get(it.id)
         if outcome is None or not outcome.ok:

@@ -1,4 +1,5 @@
-"""The `parity` check: every image on the profile's backend against a reference backend (default: paddle).
+"""The `parity` check: every image on the profile's backend against a reference backend (default: paddle), with
+its own `[checks]` keys and its spec.
 
 Like the batch-path check (`compare_paths`): exact first, then the profile's `parity_tolerances`; a key-field
 value (amount, account, date) read by the reference and lost on the backend fails whatever the tolerances
@@ -13,15 +14,22 @@ import statistics
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from harness.backends import resolve_engine
+from harness.backends import registry as backends, resolve_engine, specs
 from harness.checks.batch_paths import compare_paths, merged_details as merged_path_details
+from harness.checks.batch_paths import merged_summary as paths_summary
+from harness.checks.registry import CheckSpec, on_plan, on_run
 from harness.execution.scheduler import infer_all
 from harness.execution.state import RunPlan, RunState
+from harness.model.catalogue import Option
 from harness.model.details import PathDetails
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import CheckResult, ImageCheck
-from harness.model.settings import EngineSettings, OnnxRuntimeSettings, HttpSettings
+from harness.model.settings import DEFAULT_BACKEND, CheckSettings, EngineSettings, Profile, require
 from harness.model.views import ShardView
+
+PARITY = Option("parity", bool, False, recorded=True)
+# The reference backend, run with the profile's neutral engine settings.
+PARITY_REFERENCE = Option("parity_reference", str, DEFAULT_BACKEND, "the reference backend", recorded=True)
 
 
 def reference_settings(engine: EngineSettings, backend: str) -> EngineSettings:
@@ -30,15 +38,15 @@ def reference_settings(engine: EngineSettings, backend: str) -> EngineSettings:
     The reference runs its own pinned pack: a profile's own model dirs are in its backend's format (ONNX for
     onnxruntime), which another runtime cannot load, and the pack is the known-good reading to compare with."""
     default = EngineSettings()
-    return dataclasses.replace(engine, backend=backend, goldens_from=None, factory=None,
-                               device=default.device, enable_mkldnn=default.enable_mkldnn,
-                               cpu_threads=default.cpu_threads, onnxruntime=OnnxRuntimeSettings(),
-                               http=HttpSettings(), det_model_dir=None, rec_model_dir=None, rec_char_dict=None)
+    resets = {key: getattr(default, key) for spec in specs() for key in spec.reference_resets}
+    tables = {name: type(table)() for name, table in engine.tables.items()}  # every backend's at its defaults
+    return dataclasses.replace(engine, backend=backend, goldens_from=None, factory=None, tables=tables, **resets,
+                               det_model_dir=None, rec_model_dir=None, rec_char_dict=None)
 
 
 def reference_plan(p: RunPlan) -> tuple[EngineSettings, RunPlan]:
     """The reference backend's settings and a plan with its model dirs (resolved and verified, no model load)."""
-    settings = reference_settings(p.profile.engine, p.profile.checks.parity_reference)
+    settings = reference_settings(p.profile.engine, PARITY_REFERENCE.of(p.profile.checks))
     settings, dirs = resolve_engine(settings, p.base, p.profile.model_cache)
     return settings, dataclasses.replace(p, dirs=dirs, backend_facts={})
 
@@ -97,7 +105,7 @@ def parity_check(reference_label: str, reference: Mapping[str, ImageOutcome], la
 
 
 def parity_hook(p: RunPlan, state: RunState) -> CheckResult:
-    ref_name = p.profile.checks.parity_reference
+    ref_name = PARITY_REFERENCE.of(p.profile.checks)
     settings, ref_plan = reference_plan(p)
     reference = infer_all(ref_plan, settings, f"parity-{ref_name}", 1)
     keys = {it.id: dict(it.fields) for it in p.items if it.fields}
@@ -120,3 +128,28 @@ def merged_details(name: str, shards: Sequence[ShardView], details: Sequence[Pat
                 times.setdefault(str(backend), []).append(t)
     return PathDetails(merged.reference, paths, {**merged.extra, "backend": details[0].extra.get("backend"),
                                                  "latency": {b: latency_of(v) for b, v in times.items()}})
+
+
+def _prepare(p: RunPlan) -> None:
+    reference_plan(p)  # the reference's models too are verified before any model loads
+
+
+def _validate(c: CheckSettings, where: str) -> None:
+    names = backends.names()
+    require(PARITY_REFERENCE.of(c) in names, f"{where}.parity_reference", f"must be one of {', '.join(names)}")
+
+
+def _validate_profile(profile: Profile, where: str) -> None:
+    """The reference against the profile's own backend: another one, and one that runs models in-process."""
+    reference = PARITY_REFERENCE.of(profile.checks)
+    require(not PARITY.of(profile.checks) or reference != profile.engine.backend, f"{where}.checks.parity_reference",
+            f"is the profile's own backend ({profile.engine.backend})")
+    rules = {s.name: s.rules for s in specs()}
+    local = [name for name, r in rules.items() if r.local_models]
+    require(reference not in rules or rules[reference].local_models, f"{where}.checks.parity_reference",
+            f"must be an in-process backend ({' or '.join(local) if len(local) <= 2 else ', '.join(local)})")
+
+
+SPEC = CheckSpec("parity", 70, on_run(parity_hook), key="parity", options=(PARITY, PARITY_REFERENCE),
+                 prepare=on_plan(_prepare), validate=_validate, validate_profile=_validate_profile,
+                 merge_details=merged_details, merge_summary=paths_summary, details=PathDetails.from_dict)

@@ -20,9 +20,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from harness.backends import settings_rules
+from harness.backends import backend, settings_rules, unsupported_checks
+from harness.execution.state import RunPlan, RunState
 from harness.model.catalogue import Catalogue, Option
 from harness.model.details import Details
 from harness.model.outcome import CheckResult, ImageCheck
@@ -57,8 +58,11 @@ class CheckSpec:
     level: Literal["image", "model"] = "image"  # judged per image (merged image by image) or per model
     key: str | None = None  # the `[checks]` key that enables it; None: always on (unless `skip` says otherwise)
     flag_help: str | None = None  # help of a `run --<key>/--no-<key>` flag; None: no flag
-    options: tuple[Option, ...] = ()  # `[checks]` keys it owns, besides `key`, not in CheckSettings
+    # `[checks]` keys it owns (CheckSettings holds only the core ones); `key` too when its default is not off or
+    # reports always record it.
+    options: tuple[Option[Any], ...] = ()
     validate: Callable[[CheckSettings, str], None] | None = None  # raises UserError naming the key
+    validate_profile: Callable[[Profile, str], None] | None = None  # its keys against the rest of the profile
     skip: Callable[[Profile], str | None] | None = None  # why it does not run for this profile (after `key`)
     absent_unless: Callable[[Profile], bool] | None = None  # False: not in the report at all (not even skipped)
     prepare: Callable[[PlanView], Any] | None = None  # before any model loads; the result is state.prepared[name]
@@ -160,12 +164,42 @@ def _require_loaded() -> None:
         raise RuntimeError("the checks are not loaded: the composition root calls harness.checks.registry.load")
 
 
-def options() -> dict[str, tuple[CheckSpec, Option]]:
+def on_run(run: Callable[[RunPlan, RunState], CheckResult]) -> Runner:
+    """A built-in runner that reads the run's own plan and state (its stack sample, worker pool, progress)."""
+    # The harness hands every runner its RunPlan and RunState (harness.model.views); the views are the part of
+    # them a plug-in check may rely on, the built-in checks are the harness's own.
+    return cast(Runner, run)
+
+
+def on_plan(prepare: Callable[[RunPlan], Any]) -> Callable[[PlanView], Any]:
+    """A built-in `prepare` that reads the run's own plan (as `on_run`: the harness hands in its RunPlan)."""
+    return cast("Callable[[PlanView], Any]", prepare)
+
+
+def unsupported(name: str) -> Callable[[Profile], str | None]:
+    """A `skip` rule: the reason the profile's backend gives for not running check `name` (its spec's
+    `unsupported`)."""
+    return lambda profile: unsupported_checks(profile).get(name)
+
+
+def reads_paddle_programs(name: str) -> Callable[[Profile], str | None]:
+    """A `skip` rule of a check that reads the model dirs' Paddle programs: a backend that runs none cannot feed
+    it (then the backend's own word on check `name`)."""
+    def skip(profile: Profile) -> str | None:
+        spec = backend(profile.engine.backend)
+        if not spec.paddle_programs:
+            return f"reads Paddle programs; the {spec.name} backend runs none"
+        return unsupported_checks(profile).get(name)
+    return skip
+
+
+def options() -> dict[str, tuple[CheckSpec, Option[Any]]]:
     """Every `[checks]` key owned by a registered check beyond CheckSettings' own fields."""
     fields = {f.name for f in dataclasses.fields(CheckSettings)}
-    out: dict[str, tuple[CheckSpec, Option]] = {}
+    out: dict[str, tuple[CheckSpec, Option[Any]]] = {}
     for spec in specs():
-        if spec.key is not None and spec.key not in fields:  # the enabling key of a check that brings its own
+        declared = {opt.key for opt in spec.options}
+        if spec.key is not None and spec.key not in fields | declared:  # an enabling key off by default
             out[spec.key] = (spec, Option(spec.key, bool, False, spec.flag_help or ""))
         for opt in spec.options:
             out[opt.key] = (spec, opt)
@@ -176,6 +210,7 @@ def catalogue() -> Catalogue:
     """What config is handed to read and validate profiles: the checks' own keys and rules, and the backends'."""
     return Catalogue(options={key: option for key, (_, option) in options().items()},
                      validators=tuple(spec.validate for spec in specs() if spec.validate is not None),
+                     profile_rules=tuple(s.validate_profile for s in specs() if s.validate_profile is not None),
                      names=tuple(spec.name for spec in specs()), backends=settings_rules())
 
 

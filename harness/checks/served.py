@@ -13,19 +13,52 @@ images whose answers carried it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from harness.backends.http.engine import SettingDifference, expected_settings, settings_differences
+from harness.backends import served_settings
 from harness.model.outcome import CheckResult
 from harness.model.settings import EngineSettings
 
 SHOWN_IMAGES = 5
 
 
+@dataclass(frozen=True)
+class SettingDifference:
+    key: str  # dotted, in the service's terms: text_det_params.limit_type
+    profile: Any
+    service: Any
+
+    def describe(self) -> str:
+        return f"{self.key}: profile {self.profile!r}, service {self.service!r}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "profile": self.profile, "service": self.service}
+
+
+def settings_differences(expected: Mapping[str, Any], reported: Mapping[str, Any]) -> list[SettingDifference]:
+    """Every expected setting the service reports differently, or does not report at all."""
+    out: list[SettingDifference] = []
+
+    def walk(exp: Any, rep: Any, prefix: str) -> None:
+        if isinstance(exp, Mapping):
+            for k, v in exp.items():
+                walk(v, rep.get(k) if isinstance(rep, Mapping) else None,
+                     f"{prefix}{k}" if not prefix else f"{prefix}.{k}")
+            return
+        same = (rep is not None and isinstance(exp, (int, float)) and not isinstance(exp, bool)
+                and isinstance(rep, (int, float)) and not isinstance(rep, bool) and abs(float(exp) - float(rep)) < 1e-9)
+        if not same and exp != rep:
+            out.append(SettingDifference(prefix, exp, rep))
+
+    walk(expected, reported, "")
+    return out
+
+
 def served_settings_check(engine: EngineSettings, facts: Mapping[str, Any],
                           answers: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> CheckResult:
     """`facts`: the preflight's (stack.service); `answers`: by image, the settings each of its answers reported."""
-    expected = expected_settings(engine)
+    expected = served_settings(engine)  # the backend's hook: the profile's settings in the service's terms
     reported = facts.get("reported") or {}
     answered_ids, by_image = _answers(expected, answers or {})
     answered = len(answered_ids)

@@ -10,7 +10,7 @@ from pathlib import Path
 from harness.checks import registry
 from harness.config import find_config
 from harness.util.errors import EXIT_OK, EXIT_REGRESSION, UserError
-from harness.report.history import check_history_path
+from harness.report.formats import add_flags as add_format_flags, asked_by, check_asked, needs_goldens
 from harness.report.markdown import write_step_summary
 from harness.run.shards.merge import merge_shards
 from harness.run.shards.merged_files import checkout_settings, corpus_root_for, write_merged
@@ -27,8 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                     "different profiles, stacks or corpora, overlapping shards and missing shards.")
     m.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="output directories of the shard runs")
     m.add_argument("--out", type=Path, required=True, help="where the merged results and reports go")
-    m.add_argument("--html", action="store_true", help="also write report.html")
-    m.add_argument("--history", type=Path, help="append one line for the merged run to this JSONL file and plot")
+    add_format_flags(m)  # --html, --history: each report format's own (harness.report.formats)
     m.add_argument("--config", type=Path, help="this checkout's harness.toml: the shards' profile there gives the "
                                                 "golden store (orphaned goldens, the HTML golden boxes) and the "
                                                 "picture limits; a shard's own paths are never used "
@@ -41,8 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def merge(args: argparse.Namespace) -> int:
-    if args.history is not None:
-        check_history_path(args.history)
+    check_asked(asked_by(args))  # a --history path it cannot write to: exit 2 before anything is read
     out = args.out.resolve()
     for d in args.dirs:
         if d.resolve() == out:
@@ -63,11 +61,12 @@ def merge(args: argparse.Namespace) -> int:
     merged = merge_shards(shards, registry.specs(),
                           stored_goldens=store.ids() if store is not None and complete else None,
                           allow_mixed_stacks=mixed)
-    corpus = corpus_root_for(first, args.config) if args.html else None
-    if args.html and corpus is None:
+    pictures = needs_goldens(asked_by(args))  # a format that draws the slips (report.html)
+    corpus = corpus_root_for(first, args.config) if pictures else None
+    if pictures and corpus is None:
         print(f"ocr-harness: warning: corpus {first.corpus['root']!r} is not in this checkout; report.html "
               "shows no pictures (run the merge in the checkout, or pass --config)", file=sys.stderr)
-    write_merged(args.out, merged, registry.layout(), html=args.html, history=args.history, store=store,
+    write_merged(args.out, merged, registry.layout(), formats=asked_by(args), store=store,
                  corpus_root=corpus, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes)
     report = merged.report
     write_step_summary(report.laid_out(registry.layout()))  # only when $GITHUB_STEP_SUMMARY is set

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.backends import service_table
+from harness.backends import with_service_url
 from harness.checks import registry
 from harness.config import find_config, load_profile
 from harness.model.settings import Profile
@@ -23,7 +23,7 @@ from harness.util.portable import for_run
 from harness.report.writer import REPORT_JSON, clear_run_files
 from harness.execution.cancel import cancel_on_signals
 from harness.run.pipeline.job import run_and_report
-from harness.report.history import check_history_path
+from harness.report.formats import add_flags as add_format_flags, asked_by, check_asked
 from harness.report.markdown import write_step_summary
 
 
@@ -69,8 +69,7 @@ def resolve_profile(args: argparse.Namespace) -> tuple[Profile, Path]:
     if args.onednn is not None:
         engine["enable_mkldnn"] = args.onednn
     if getattr(args, "service_url", None) is not None:
-        table = service_table()
-        engine[table] = dataclasses.replace(getattr(profile.engine, table), url=args.service_url, url_env=None)
+        engine["tables"] = with_service_url(profile.engine, args.service_url).tables
     checks: dict[str, Any] = {}
     if getattr(args, "repeats", None) is not None:
         checks["repeats"] = args.repeats
@@ -128,9 +127,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         if spec.flag is not None:
             p.add_argument(spec.flag, dest=spec.key, action=argparse.BooleanOptionalAction, default=None,
                            help=spec.flag_help)
-    p.add_argument("--html", action="store_true", help="also write report.html")
-    p.add_argument("--history", type=Path, help="append one line per run to this JSONL file and plot the trend "
-                                                "next to it (<name>.png)")
+    add_format_flags(p)  # --html, --history: each report format's own (harness.report.formats)
     p.set_defaults(func=run)
 
 
@@ -158,10 +155,9 @@ def _run(args: argparse.Namespace) -> int:
     shard = source.shard if source is not None else parse_shard(args.shard)
     if source is not None:
         print(f"shard {source.k}/{source.n} from {source.describe()}", file=sys.stderr)
-    if args.history is not None:
-        check_history_path(args.history)
+    check_asked(asked_by(args))  # a --history path it cannot write to: exit 2 before anything runs
     with cancel_on_signals():  # SIGINT/SIGTERM: workers stopped, reports of what finished written, exit 130/143
-        report = run_and_report(profile, base, args.out, shard=shard, html=args.html, history=args.history,
+        report = run_and_report(profile, base, args.out, shard=shard, formats=asked_by(args),
                                 shard_source=source.to_dict() if source is not None else None)
     write_step_summary(report.laid_out(registry.layout()))  # only when $GITHUB_STEP_SUMMARY is set
     code = EXIT_OK if report.passed else EXIT_REGRESSION

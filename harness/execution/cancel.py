@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from harness.backends.http.client import allow_requests, cancel_requests
+from harness.backends import specs
 from harness.execution.worker import allow_workers, cancel_workers
 from harness.util.errors import Cancelled
 
@@ -25,16 +25,20 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def cancel_on_signals() -> Iterator[None]:
     """Installs the handlers for the duration of a run (main thread only); restores the previous ones after."""
     previous: dict[signal.Signals, Any] = {}
+    cancels = [s.cancel for s in specs() if s.cancel is not None]  # gathered now: the handler only calls
+    allows = [s.allow for s in specs() if s.allow is not None]
 
     def handler(signum: int, frame: FrameType | None) -> None:
         for s in previous:
             signal.signal(s, signal.SIG_DFL)
         cancel_workers()
-        cancel_requests()  # a request blocked on a silent service returns now, not at its timeout
+        for cancel in cancels:  # a request blocked on a silent service returns now, not at its timeout
+            cancel()
         raise Cancelled(signum)
 
     allow_workers()
-    allow_requests()
+    for allow in allows:
+        allow()
     for s in SIGNALS:
         if signal.getsignal(s) is not signal.SIG_IGN:  # ignored on purpose (nohup, a background job): keep it so
             previous[s] = signal.signal(s, handler)
@@ -44,4 +48,5 @@ def cancel_on_signals() -> Iterator[None]:
         for s, h in previous.items():
             signal.signal(s, h)
         allow_workers()
-        allow_requests()
+        for allow in allows:
+            allow()

@@ -33,8 +33,9 @@ def _need(ok: bool, where: str, what: str) -> None:
 
 
 def _table(d: Any, where: str) -> Mapping[str, Any]:
-    _need(isinstance(d, Mapping), where, "an object")
-    return d  # type: ignore[no-any-return]
+    if not isinstance(d, Mapping):
+        raise UserError(f"{where} must be an object")
+    return d
 
 
 def _count(d: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int:
@@ -45,9 +46,10 @@ def _count(d: Mapping[str, Any], key: str, where: str, default: int | None = Non
 
 def _number(d: Mapping[str, Any], key: str, where: str) -> float:
     """The number as written (a whole number stays one: the record writes back what it read)."""
-    v: Any = d.get(key)
-    _need(isinstance(v, (int, float)) and not isinstance(v, bool), f"{where}.{key}", "a number")
-    return v  # type: ignore[no-any-return]
+    v = d.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise UserError(f"{where}.{key} must be a number")
+    return v
 
 
 def _rest(d: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """A profile's settings: engine, checks and tolerances, each validated key by key (harness.config reads them).
 
-The `[checks]` keys a check brings beyond CheckSettings' fields, and the rules checks add, come from the
-catalogue the caller hands in (harness.model.catalogue): nothing here knows which checks exist.
+The `[checks]` keys each check owns, and the rules checks add, come from the catalogue the caller hands in
+(harness.model.catalogue); each backend's own `[engine.<name>]` table is of that backend's type: nothing here
+knows which checks exist, and of the backends only the default's name.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from harness.model.catalogue import BackendRules, Catalogue
+from harness.model.catalogue import BackendRules, BackendTable, Catalogue
 from harness.util.errors import UserError
-from harness.util.service_url import redact_url, url_problem
 
 # The backend of a profile that names none, and of goldens made before backends existed. Which backends exist, and
 # which `[engine]` keys and sub-tables each owns, comes from the catalogue (harness.model.catalogue BackendRules).
@@ -25,91 +25,7 @@ DEFAULT_BACKEND = "paddle"
 # backend's (harness.backends.paddle.pack).
 DEFAULT_PACK = "pp-ocrv4-mobile"
 _UNSET: Any = object()  # get() without a default: an unknown key raises KeyError
-
-
-@dataclass(frozen=True)
-class OnnxRuntimeSettings:
-    """`[engine.onnxruntime]`: ONNX Runtime through PaddleX's own pre- and post-processing."""
-
-    intra_op_threads: int | None = None  # None: the machine's cores
-    graph_optimization_level: int | None = None  # None: ONNX Runtime's default (99, all)
-
-    def validate(self, where: str) -> None:
-        _require(self.intra_op_threads is None or self.intra_op_threads >= 1, f"{where}.intra_op_threads",
-                 "must be >= 1")
-        _require(self.graph_optimization_level in (None, 0, 1, 2, 99), f"{where}.graph_optimization_level",
-                 "must be 0, 1, 2 or 99")
-
-    def resolved_threads(self) -> int:
-        return self.intra_op_threads if self.intra_op_threads is not None else (os.cpu_count() or 1)
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    """`[engine.http]`: a running service speaking the PaddleX serving OCR protocol (`POST /ocr`)."""
-
-    url: str | None = None  # e.g. http://127.0.0.1:8080/ocr
-    url_env: str | None = None  # or: the name of an environment variable holding the URL (CI secrets, tox)
-    # Header name -> the environment variable holding its value (a token as `Authorization`, not in the URL).
-    headers_env: dict[str, str] = field(default_factory=dict)
-    timeout_s: float = 120.0  # one try: connect, send and the whole answer; tries stop at image_timeout_s
-    retries: int = 2  # after the first try, on connection errors, timeouts, 429 and 5xx
-    backoff_s: float = 0.5  # doubled after every retry, unless the service sends Retry-After
-    max_in_flight: int = 1  # requests in flight at once
-    max_response_bytes: int = 8 * 1024 * 1024  # a larger answer is that image's error, not memory
-    max_retry_rate: float = 0.05  # share of images that needed a retry above which `inference` fails
-
-    def validate(self, where: str) -> None:
-        _require(not (self.url and self.url_env), f"{where}.url", "set url or url_env, not both")
-        why = url_problem(self.url) if self.url else None
-        _require(why is None, f"{where}.url", why or "")
-        _require(math.isfinite(self.timeout_s) and self.timeout_s > 0, f"{where}.timeout_s",
-                 "must be a finite number of seconds > 0")
-        _require(0 <= self.retries <= 10, f"{where}.retries", "must be in 0..10")
-        _require(math.isfinite(self.backoff_s) and self.backoff_s >= 0, f"{where}.backoff_s",
-                 "must be a finite number of seconds >= 0")
-        _require(1 <= self.max_in_flight <= 64, f"{where}.max_in_flight", "must be in 1..64")
-        _require(1024 <= self.max_response_bytes <= 2**31, f"{where}.max_response_bytes", "must be in 1024..2**31")
-        _require(0.0 <= self.max_retry_rate <= 1.0, f"{where}.max_retry_rate", "must be in 0..1")
-        for name, var in self.headers_env.items():
-            _require(bool(_HEADER_NAME.fullmatch(name)), f"{where}.headers_env.{name}", "is not an HTTP header name")
-            _require(bool(var), f"{where}.headers_env.{name}", "must name an environment variable")
-
-    def redacted_dict(self) -> dict[str, Any]:
-        """The table as reports record it: a URL's credentials redacted."""
-        d = dataclasses.asdict(self)
-        if d["url"]:
-            d["url"] = redact_url(d["url"])
-        return d
-
-    def resolved_url(self, where: str) -> str:
-        """The endpoint; from the environment when `url_env` names a variable (read at run time)."""
-        if self.url:
-            return self.url
-        if not self.url_env:
-            raise UserError(f"{where}.url: the http backend needs url or url_env")
-        value = os.environ.get(self.url_env, "").strip()
-        if not value:
-            raise UserError(f"{where}.url_env: environment variable {self.url_env} is not set")
-        why = url_problem(value)
-        if why is not None:  # the value is a secret: named by its variable, never quoted
-            raise UserError(f"{where}.url_env: the URL in {self.url_env}: {why}")
-        return value
-
-    def resolved_headers(self, where: str) -> dict[str, str]:
-        """The extra request headers, their values read from the environment at run time."""
-        out = {}
-        for name, var in self.headers_env.items():
-            value = os.environ.get(var, "").strip()
-            if not value:
-                raise UserError(f"{where}.headers_env.{name}: environment variable {var} is not set")
-            if any(c in value for c in "\r\n\0"):
-                raise UserError(f"{where}.headers_env.{name}: the value of {var} contains a line break")
-            out[name] = value
-        return out
-
-
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_Table = TypeVar("_Table", bound=BackendTable)
 
 
 @dataclass(frozen=True)
@@ -118,8 +34,8 @@ class EngineSettings:
 
     Backend-neutral settings (models, detection limits, thresholds, recognition batch) apply to every backend:
     in-process backends are given them, the http backend is expected to be configured with them and every
-    difference the service reports is flagged. A backend owns some flat `[engine]` keys or a sub-table of its
-    own (`BackendRules`); the other backends reject them.
+    difference the service reports is flagged. A backend owns some flat `[engine]` keys or a table of its own
+    (`[engine.<name>]`, typed by the backend: `BackendRules.settings`); the other backends reject them.
     """
 
     backend: str = DEFAULT_BACKEND  # a registered backend (harness.backends.registry)
@@ -158,8 +74,24 @@ class EngineSettings:
     use_textline_orientation: bool = False
     use_doc_orientation_classify: bool = False
     use_doc_unwarping: bool = False
-    onnxruntime: OnnxRuntimeSettings = field(default_factory=OnnxRuntimeSettings)
-    http: HttpSettings = field(default_factory=HttpSettings)
+    # Each backend's own table by backend name, of the backend's own type. A profile read from harness.toml holds
+    # every registered backend's (those it leaves unset at their defaults), so reports record them all.
+    tables: Mapping[str, BackendTable] = field(default_factory=dict)
+
+    def table(self, name: str, kind: type[_Table]) -> _Table:
+        """Backend `name`'s table as its own type: how the backend reads it (its defaults when none is held)."""
+        found = self.tables.get(name)
+        if found is None:
+            return kind()
+        if not isinstance(found, kind):  # a bug: another type registered under the backend's name
+            raise TypeError(f"engine.{name}: a {type(found).__name__}, not a {kind.__name__}")
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        """As report.json records it: the flat keys, then each backend's table under its name."""
+        d = dataclasses.asdict(self)
+        d.pop("tables")
+        return {**d, **{name: table.to_dict() for name, table in self.tables.items()}}
 
     def validate(self, where: str, backends: Mapping[str, BackendRules]) -> None:
         names = ", ".join(backends)
@@ -174,12 +106,11 @@ class EngineSettings:
                 _require(getattr(self, name) == getattr(default, name), f"{where}.{name}",
                          f"belongs to the {owner.name} backend; this profile's backend is {self.backend}")
         for owner in backends.values():
-            if owner.table is not None and owner.name != self.backend:
-                _require(getattr(self, owner.table) == getattr(default, owner.table), f"{where}.{owner.table}",
+            if owner.settings is not None and owner.name != self.backend:
+                _require(self.tables.get(owner.name, owner.settings()) == owner.settings(), f"{where}.{owner.name}",
                          f"settings for the {owner.name} backend; this profile's backend is {self.backend}")
-        for owner in backends.values():
-            if owner.table is not None:
-                getattr(self, owner.table).validate(f"{where}.{owner.table}")
+        for name, table in self.tables.items():
+            table.validate(f"{where}.{name}")
         _require(self.factory is None or (":" in self.factory and all(self.factory.split(":", 1))),
                  f"{where}.factory", "must look like 'package.module:callable'")
         _require(self.device == "cpu" or self.device.startswith("gpu"), f"{where}.device", "must be 'cpu' or 'gpu[:N]'")
@@ -211,7 +142,7 @@ class EngineSettings:
         and `goldens_from` never change what is read, so they are not in it."""
         own = backends[self.backend]
         d = dataclasses.asdict(self)
-        for key in ("backend", "goldens_from", *(r.table for r in backends.values() if r.table is not None)):
+        for key in ("backend", "goldens_from", "tables"):
             d.pop(key)
         for key in ("delete_passes", "onednn_max_isa"):  # unset: the dict every golden was stamped with before
             if d[key] is None:
@@ -224,8 +155,8 @@ class EngineSettings:
             for key in rules.flat_keys:
                 d.pop(key, None)
         d["backend"] = self.backend
-        if own.table is not None and own.hashed_table:
-            d[own.table] = dataclasses.asdict(getattr(self, own.table))
+        if own.settings is not None and own.hashed_table:
+            d[own.name] = self.tables.get(own.name, own.settings()).to_dict()
         return d
 
 
@@ -249,30 +180,17 @@ class Tolerances:
 
 @dataclass(frozen=True)
 class CheckSettings:
-    repeats: int = 3  # in-process repeats per image, compared exactly
-    cross_process: bool = False  # repeat once more in a fresh worker
-    mutation: bool = True  # the engine must not modify its input image
-    goldens: bool = True
-    missing_golden: str = "fail"  # fail | warn
-    batch_paths: bool = False  # bs1 vs profile batch vs several images per call
-    batch_path_images: int = 3  # images per predict call for the multi-image path
-    golden_path: str = "profile"  # which path the goldens use: profile | bs1
-    variations: bool = False  # oneDNN on/off and thread counts, judged by the golden tolerances
-    variation_threads: tuple[int, ...] = (1,)
+    """The `[checks]` table: the core keys every run needs as fields, each check's own keys (declared next to the
+    check, harness.model.catalogue Option) in `extra`."""
+
+    repeats: int = 3  # in-process repeats per image on the main pass, compared exactly
+    golden_path: str = "profile"  # which path the goldens are made and compared on: profile | bs1
     # 0: every image. N: variations, several-per-call batching and the fresh process (properties of the stack)
     # run on a deterministic stratified sample of N images covering every template x tag (harness.sampling).
     stack_sample: int = 0
-    audit: bool = True  # static eval-mode / BN audit of the model dirs
-    audit_min_variance: float = 1e-6
-    probe: bool = False  # behavioural batch-independence probe on the raw models
-    bn_drift: bool = False
-    bn_drift_images: int = 8  # >= 2: the per-channel limits are measured on samples of 2 slips and more
-    bn_drift_threshold: float | None = None  # None: each layer's calibrated limit; a number: that for every layer
-    accuracy: bool = True
-    parity: bool = False  # every image on the profile's backend against a reference backend
-    parity_reference: str = DEFAULT_BACKEND  # the reference backend, with the profile's neutral engine settings
+    accuracy: bool = True  # the report's accuracy against the corpus's ground truth
 
-    # `[checks]` keys owned by registered checks beyond the fields above (harness.model.catalogue Option).
+    # The checks' own keys: those the profile sets, and those reports always record (at their defaults).
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Those keys' defaults, from the catalogue the profile was read with: not a setting (never reported or compared).
     defaults: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -312,6 +230,7 @@ class CheckSettings:
             why = option.problem(value) if option.problem is not None else None
             _require(why is None, f"{where}.{key}", why or "")
         _require(1 <= self.repeats <= 100, f"{where}.repeats", "must be in 1..100")
+        _require(self.golden_path in ("profile", "bs1"), f"{where}.golden_path", "must be 'profile' or 'bs1'")
         _require(self.stack_sample >= 0, f"{where}.stack_sample", "must be >= 0 (0: every image)")
         for rule in catalogue.validators:
             rule(self, where)
@@ -394,12 +313,8 @@ class Profile:
         self.tolerances.validate(f"{where}.tolerances")
         self.batch_tolerances.validate(f"{where}.batch_tolerances")
         self.parity_tolerances.validate(f"{where}.parity_tolerances")
-        _require(not self.checks.parity or self.checks.parity_reference != self.engine.backend,
-                 f"{where}.checks.parity_reference", f"is the profile's own backend ({self.engine.backend})")
-        local = [r.name for r in catalogue.backends.values() if r.local_models]
-        reference = catalogue.backends.get(self.checks.parity_reference)
-        _require(reference is None or reference.local_models, f"{where}.checks.parity_reference",
-                 f"must be an in-process backend ({' or '.join(local) if len(local) <= 2 else ', '.join(local)})")
+        for rule in catalogue.profile_rules:
+            rule(self, where)
 
     @property
     def golden_name(self) -> str:
@@ -409,13 +324,8 @@ class Profile:
         return dataclasses.replace(self, **changes)
 
     def settings_dict(self) -> dict[str, Any]:
-        """The resolved profile as reports record it; a service URL with its credentials redacted."""
-        d = {**dataclasses.asdict(self), "checks": self.checks.as_dict()}
-        for f in dataclasses.fields(EngineSettings):  # a backend's sub-table that holds secrets says how to show it
-            value = getattr(self.engine, f.name)
-            if hasattr(value, "redacted_dict"):
-                d["engine"][f.name] = value.redacted_dict()
-        return d
+        """The resolved profile as reports record it; each backend's table as it says (a URL's credentials redacted)."""
+        return {**dataclasses.asdict(self), "engine": self.engine.as_dict(), "checks": self.checks.as_dict()}
 
 
 def require(ok: bool, key: str, why: str) -> None:

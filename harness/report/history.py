@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from harness.model.results import canonical_line
 from harness.model.report import RunReport
+from harness.report.formats import Rendering, ReportFormat
 from harness.report.view import VERSION_KEYS, phase_rates, speed_ratio
 from harness.util.atomic import write_bytes as atomic_write_bytes
 from harness.util.errors import UserError
@@ -227,3 +228,16 @@ def plot_history(path: Path | str, png_path: Path | str, *, last: int | None = 1
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     return atomic_write_bytes(png_path, buf.getvalue())
+
+
+def write(r: Rendering, asked: Path) -> dict[str, Path]:
+    """One line for this run appended to the `--history` file, and its trend plot written next to it."""
+    path = Path(asked)
+    append_history(path, r.report)
+    return {"history": path, "history_plot": plot_history(path, path.with_suffix(".png"))}
+
+
+FORMAT = ReportFormat("history", write, flag="--history", flag_file=True, check=check_history_path,
+                      complete_only=True,  # a trend compares finished runs
+                      flag_help="append one line per run to this JSONL file and plot the trend next to it "
+                                "(<name>.png)")

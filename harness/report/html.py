@@ -8,15 +8,15 @@ side by side with the changed characters marked, and the details of every failin
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.report import ImageRecord, RunReport
 from harness.model.results import OcrResult
+from harness.report.formats import ImageLoader, Rendering, ReportFormat
 from harness.report.html_picture import picture
 from harness.report.parity import html_section as parity_html
 from harness.report.view import (
@@ -30,8 +30,8 @@ from harness.report.view import (
     phase_rates,
     verdict_line,
 )
+from harness.util.atomic import write_text as atomic_write_text
 
-ImageLoader = Callable[[str], np.ndarray | None]
 MAX_PICTURES = 100
 
 _CSS = """
@@ -360,3 +360,15 @@ def render_html(r: RunReport, results: Mapping[str, OcrResult], image_loader: Im
             parts.append(f"<p class='muted'>pictures embedded for the first {max_pictures} images only</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+REPORT_HTML = "report.html"
+
+
+def write(r: Rendering, asked: Any) -> dict[str, Path]:
+    page = render_html(r.report, r.results, r.image_loader, goldens=r.goldens)
+    return {"html": atomic_write_text(r.out / REPORT_HTML, page)}
+
+
+FORMAT = ReportFormat("html", write, files=(REPORT_HTML,), flag="--html", flag_help="also write report.html",
+                      needs_goldens=True)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.report import RunReport
+from harness.report.formats import Rendering, ReportFormat
 from harness.report.view import (
     LineChange,
     compact,
@@ -21,6 +24,7 @@ from harness.report.view import (
     is_line_diffs,
     path_diffs,
 )
+from harness.util.atomic import write_text as atomic_write_text
 
 MODEL_CASE = "(model)"
 _MAX_BODY = 4000
@@ -133,3 +137,13 @@ def render_junit(r: RunReport) -> str:
         suite.insert(0, props)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+JUNIT_XML = "junit.xml"
+
+
+def write(r: Rendering, asked: Any) -> dict[str, Path]:
+    return {"junit": atomic_write_text(r.out / JUNIT_XML, render_junit(r.report))}
+
+
+FORMAT = ReportFormat("junit", write, files=(JUNIT_XML,))

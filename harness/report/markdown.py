@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.model.outcome import CheckResult, ImageCheck
 from harness.model.report import CheckLayout, ImageRecord, RunReport
+from harness.report.formats import Rendering, ReportFormat
 from harness.report.parity import markdown_section as parity_markdown
 from harness.report.view import (
     LineChange,
@@ -28,6 +29,7 @@ from harness.report.view import (
     phase_rates,
     verdict_line,
 )
+from harness.util.atomic import write_text as atomic_write_text
 from harness.util.markup import code_span
 
 SUMMARY_CAP = 512 * 1024
@@ -250,3 +252,13 @@ def write_step_summary(report: RunReport, environ: Mapping[str, str] | None = No
     with path.open("a", encoding="utf-8") as f:
         f.write(("\n" if existing else "") + text)
     return path
+
+
+SUMMARY_MD = "summary.md"
+
+
+def write(r: Rendering, asked: Any) -> dict[str, Path]:
+    return {"summary": atomic_write_text(r.out / SUMMARY_MD, render_summary(r.report))}
+
+
+FORMAT = ReportFormat("summary", write, files=(SUMMARY_MD,))

@@ -14,13 +14,15 @@ from harness.backends import (Backend, adjust_stack, backend_owned_keys, check_m
 from harness.backends.http.engine import HttpBackend
 from harness.backends.onnxruntime.engine import OnnxRuntimeEngine
 from harness.backends.paddle.engine import OcrEngine
+from harness.checks import registry as check_registry
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.environment import settings_hash, stack
 from harness.golden.status import stack_differences
 from harness.golden.store import GoldenStore
 from harness.model.modeldirs import ModelDirs
-from harness.model.settings import EngineSettings, HttpSettings
+from harness.backends.http.settings import HttpSettings, http_settings
+from harness.model.settings import EngineSettings, Profile
 from harness.util.errors import UserError
 
 
@@ -46,7 +48,7 @@ def test_backends_implement_the_protocol() -> None:
     for cls in (OcrEngine, OnnxRuntimeEngine, HttpBackend):
         for member in ("name", "predict", "close"):
             assert hasattr(cls, member), (cls, member)
-    service = HttpBackend(EngineSettings(backend="http", http=HttpSettings(url="http://127.0.0.1:9/ocr")),
+    service = HttpBackend(EngineSettings(backend="http", tables={"http": HttpSettings(url="http://127.0.0.1:9/ocr")}),
                           ModelDirs(Path("."), Path("."), "service"))
     assert isinstance(service, Backend)
 
@@ -82,8 +84,10 @@ def test_other_backends_drop_paddle_keys_and_add_their_runtime() -> None:
     assert {"backend", "paddle", "onednn", "onnxruntime", "models.det/x"} <= set(owned)
     assert "cpu_model" not in owned and "rec_batch_size" not in owned
     # paddle backend: settings hash unchanged by the onnxruntime/http tables' existence, nor by delete_passes unset
-    assert EngineSettings().hash_dict(registry.rules()) == {
-        k: v for k, v in dataclasses.asdict(EngineSettings()).items()
+    tables = {name: r.settings() for name, r in registry.rules().items() if r.settings is not None}
+    assert set(tables) == {"onnxruntime", "http"}
+    assert EngineSettings(tables=tables).hash_dict(registry.rules()) == {
+        k: v for k, v in EngineSettings(tables=tables).as_dict().items()
         if k not in ("backend", "goldens_from", "onnxruntime", "http", "delete_passes", "onednn_max_isa", "pack")}
     assert EngineSettings(pack="pp-ocrv4-mobile").hash_dict(registry.rules()) == EngineSettings().hash_dict(
         registry.rules())  # naming the default pack is the default
@@ -134,16 +138,23 @@ def test_service_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert h.resolved_url("engine.http") == "http://127.0.0.1:8080/ocr"
 
 
+def not_run(profile: Profile) -> set[str]:
+    """The checks whose own skip rule rules them out for the profile (their enabling keys aside)."""
+    return {s.name for s in check_registry.specs() if s.skip is not None and s.skip(profile) is not None}
+
+
 def test_repo_backend_profiles() -> None:
     onnx, _ = load_profile(ROOT / "harness.toml", "onnx", catalogue())
     assert onnx.engine.backend == "onnxruntime" and onnx.engine.goldens_from == "paddle"
-    assert onnx.checks.parity and onnx.golden_name == "default"
-    assert set(unsupported_checks(onnx)) == {"audit", "probe", "bn_drift", "variations"}
+    assert onnx.checks.get("parity") and onnx.golden_name == "default"
+    # What the checks rule out from the backend's capabilities, and what the backend says itself (batch_paths).
+    assert not_run(onnx) == {"audit", "probe", "bn_drift", "variations"} and unsupported_checks(onnx) == {}
     service, _ = load_profile(ROOT / "harness.toml", "service", catalogue())
-    assert set(unsupported_checks(service)) == {"audit", "probe", "bn_drift", "variations", "batch_paths"}
-    assert service.engine.http.url_env == "OCR_HARNESS_SERVICE_URL" and main_workers(service) == 2
+    assert not_run(service) == {"audit", "probe", "bn_drift", "variations", "batch_paths", "repeat"}  # repeats = 1
+    assert set(unsupported_checks(service)) == {"batch_paths"}
+    assert http_settings(service.engine).url_env == "OCR_HARNESS_SERVICE_URL" and main_workers(service) == 2
     release, _ = load_profile(ROOT / "harness.toml", "release", catalogue())
-    assert unsupported_checks(release) == {} and main_workers(release) == release.workers
+    assert not_run(release) == set() and main_workers(release) == release.workers
     with pytest.raises(UserError, match="shares the paddle goldens"):
         check_may_write_goldens(onnx)
     check_may_write_goldens(release)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 
+from builders import image_outcome, ocr_result, quad
+
 from harness.checks.batch_paths import compare_paths
 from harness.model.inference import ImageOutcome
-from harness.model.results import Line, OcrResult
+from harness.model.results import Line
 from harness.model.settings import Tolerances
 
-BOX_A = ((10, 10), (200, 10), (200, 40), (10, 40))
-BOX_B = ((10, 60), (200, 60), (200, 90), (10, 90))
+BOX_A = quad(10, 10, 190, 30)
+BOX_B = quad(10, 60, 190, 30)
 
 
 def outcome(image_id: str, amount: str, account: str, score: float = 0.99) -> ImageOutcome:
-    result = OcrResult(image_id, 400, 200, (Line(amount, score, BOX_A), Line(account, 0.98, BOX_B)))
-    return ImageOutcome(image_id, runs=(result,), predict_s=(0.1,))
+    result = ocr_result(Line(amount, score, BOX_A), Line(account, 0.98, BOX_B), image_id=image_id, size=(400, 200))
+    return image_outcome(result, predict_s=(0.1,))
 
 
 LOOSE = Tolerances(text_max_cer=0.5, score_abs=0.1)

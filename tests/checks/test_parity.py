@@ -1,25 +1,28 @@
 """The parity check's verdicts and report data on canonical results (what the backends produce), and the
-service-settings comparison. End-to-end parity on real backends is in test_backend_onnx / test_backend_http."""
+service-settings comparison. End-to-end parity on real backends is in
+backends/onnxruntime/test_onnx_engine.py and backends/http/test_serving.py."""
 
 from __future__ import annotations
 
-from harness.backends.http.engine import expected_settings, settings_differences
+from builders import image_outcome, ocr_result, quad
+
+from harness.backends.http.engine import expected_settings
 from harness.checks.parity import merged_details, parity_check
-from harness.checks.served import served_settings_check
+from harness.checks.served import served_settings_check, settings_differences
 from harness.model.details import PathDetails
 from harness.model.inference import ImageOutcome
 from harness.model.outcome import ImageCheck
-from harness.model.results import Line, OcrResult
+from harness.model.results import Line
 from harness.model.settings import EngineSettings, Tolerances
 
-BOX_A = ((10, 10), (200, 10), (200, 40), (10, 40))
-BOX_B = ((10, 60), (200, 60), (200, 90), (10, 90))
+BOX_A = quad(10, 10, 190, 30)
+BOX_B = quad(10, 60, 190, 30)
 KEYS = {i: {"amount": "12345.67"} for i in ("a", "b")}
 
 
 def outcome(image_id: str, amount: str, score: float = 0.99, seconds: float = 0.5) -> ImageOutcome:
-    result = OcrResult(image_id, 400, 200, (Line(amount, score, BOX_A), Line("客户回单", 0.98, BOX_B)))
-    return ImageOutcome(image_id, runs=(result,), predict_s=(seconds,))
+    result = ocr_result(Line(amount, score, BOX_A), Line("客户回单", 0.98, BOX_B), image_id=image_id, size=(400, 200))
+    return image_outcome(result, predict_s=(seconds,))
 
 
 def test_identical_backends_pass_with_latency_side_by_side() -> None:
@@ -70,7 +73,7 @@ def test_shards_merge_to_the_whole() -> None:
 
 
 def test_service_settings_differences_are_named() -> None:
-    profile = EngineSettings()
+    profile = EngineSettings(backend="http")
     same = expected_settings(profile)
     ok = served_settings_check(profile, {"server": "uvicorn", "reported": same})
     assert ok.passed and not ok.details["differences"]

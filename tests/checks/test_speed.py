@@ -19,7 +19,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, ROOT, CliRun, run_cli
+from builders import Value, image_outcome, ocr_result, profile_toml, write_profiles
+from conftest import ROOT, CliRun, run_cli
 
 from harness.checks.registry import catalogue
 from harness.checks.speed import path_cost, speed_check
@@ -29,22 +30,15 @@ from harness.corpus.loader import load_corpus
 from harness.environment import settings_hash
 from harness.golden.approval import ImageSpeed, SpeedBaseline, load_approval
 from harness.model.inference import ImageOutcome
-from harness.model.results import OcrResult
 
 TESTS = Path(__file__).resolve().parents[1]
 IDS = ("slip_0000", "slip_0001", "slip_0002", "slip_0004")
 
 
-def write_config(root: Path, factory: str | None = None, **checks: object) -> Path:
-    lines = ["[profiles.t]", f'corpus = "{CORPUS.as_posix()}"', f'golden_dir = "{(root / "golden").as_posix()}"',
-             'golden_set = "default"', "workers = 2", "[profiles.t.engine]", "cpu_threads = 1"]
-    if factory:
-        lines.append(f'factory = "{factory}"')
-    lines += ["[profiles.t.checks]", "repeats = 2", "speed = true",
-              *(f"{k} = {json.dumps(v)}" for k, v in checks.items())]
-    path = root / "harness.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+def write_config(root: Path, factory: str | None = None, **checks: Value) -> Path:
+    engine: dict[str, Value] = {"cpu_threads": 1, **({"factory": factory} if factory else {})}
+    return write_profiles(root, profile_toml(golden_dir=root / "golden", golden_set="default", top={"workers": 2},
+                                             engine=engine, checks={"repeats": 2, "speed": True, **checks}))
 
 
 def cli(root: Path, *args: str, out: str = "out") -> CliRun:
@@ -66,7 +60,7 @@ def approved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def fresh(approved: Path, tmp_path: Path, factory: str | None = None, **checks: object) -> Path:
+def fresh(approved: Path, tmp_path: Path, factory: str | None = None, **checks: Value) -> Path:
     """A copy of the approved set with its own config, so tests do not share output folders."""
     shutil.copytree(approved / "golden", tmp_path / "golden")
     write_config(tmp_path, factory, **checks)
@@ -204,9 +198,11 @@ def test_no_baseline_is_not_judged_and_never_a_pass(tmp_path: Path) -> None:
 # --- the verdict itself, on measured numbers (fast) ------------------------------------------------------------
 
 def outcome(image_id: str, cost: float, reference: float, peak_kib: int = 800_000, served: int = 1) -> ImageOutcome:
-    return ImageOutcome(image_id, runs=(OcrResult(image_id, 10, 10, ()),), predict_s=(cost, cost),
-                        cost_s=(cost, cost * 1.01), reference_s=reference, peak_rss_kib=peak_kib, worker_pid=1,
-                        served=served)
+    """A warm image's measurements: two repeats at `cost` (the second 1% dearer), the yardstick at `reference`, the
+    worker's peak RSS after `served` images; what it read does not matter here (no lines)."""
+    read = image_outcome(ocr_result(image_id=image_id, size=(10, 10)), predict_s=(cost, cost))
+    return dataclasses.replace(read, cost_s=(cost, cost * 1.01), reference_s=reference, peak_rss_kib=peak_kib,
+                               worker_pid=1, served=served)
 
 
 BASE = SpeedBaseline("2026-01-01T00:00:00Z", {"onednn": True}, 3, "cpu",

@@ -47,7 +47,7 @@ def test_init_writes_the_starting_point(repo: Path) -> None:
         profile, base = load_profile(repo / "harness.toml", name, catalogue())
         assert base == repo and profile.corpus == "datasets/slips" and profile.golden_name == "default"
     nightly, _ = load_profile(repo / "harness.toml", "nightly", catalogue())
-    assert nightly.checks.cross_process and nightly.checks.batch_paths and nightly.checks.repeats == 5
+    assert nightly.checks.get("cross_process") and nightly.checks.get("batch_paths") and nightly.checks.repeats == 5
     assert f"ocr-harness=={__version__}" in (repo / "requirements-ocr.txt").read_text(encoding="utf-8")
     assert "@version@" not in "".join(p.read_text(encoding="utf-8") for p in repo.rglob("*") if p.is_file())
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import plant_golden_digit, CORPUS, ROOT, CliRun, run_cli
 
-from harness.checks.builtin import ISA_PATHS, isa_paths
+from harness.checks.variations import ISA_PATHS, isa_paths
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.environment import cpu_info, isa_hold

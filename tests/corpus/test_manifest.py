@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from builders import ocr_result, quad
 from conftest import CORPUS
 from labels import manifest_records, write_ppocrlabel
 
@@ -39,10 +40,6 @@ def test_jsonl_lines_splits_at_newline_only() -> None:
     assert [n for n, _ in lines] == [*range(1, len(HOSTILE) + 1), len(HOSTILE) + 3]
 
 
-def _quad(y: int) -> tuple[tuple[int, int], ...]:
-    return ((10, y), (300, y), (300, y + 30), (10, y + 30))
-
-
 def _hand_report(k: int, ids: list[str]) -> dict:
     check = {"passed": True, "skipped": False, "summary": "ok", "failed_images": [], "details": {}}
     return {
@@ -66,7 +63,7 @@ def test_report_merge_reads_the_results_the_harness_wrote(tmp_path: Path, capsys
         (d / "report.json").write_text(canonical_json(_hand_report(k, shard_ids)), encoding="utf-8")
         lines = []
         for i in shard_ids:
-            result = OcrResult(i, 800, 300, tuple(Line(t, 0.9, _quad(40 * n)) for n, t in enumerate(HOSTILE)))
+            result = ocr_result(*(Line(t, 0.9, quad(10, 40 * n, 290, 30)) for n, t in enumerate(HOSTILE)), image_id=i)
             want[i] = result
             lines.append(canonical_line({"id": i, "error": None, "result": result.to_dict()}))
         (d / "results.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")

@@ -23,9 +23,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, ROOT, CliRun, run_cli
+from builders import profile_toml, write_profiles
+from conftest import ROOT, CliRun, run_cli
 
-from harness.checks.builtin import isa_paths
+from harness.checks.variations import isa_paths
 from harness.checks.registry import catalogue
 from harness.config import load_profile
 from harness.environment import cpu_info, isa_hold
@@ -39,12 +40,8 @@ FAULTS = {"FAULT_REPEAT_ID": A, "FAULT_MUTATE_ID": B, "FAULT_BS1_ABORT_ID": C, "
 
 def nightly_with_faults(tmp_path: Path, goldens: Path) -> Path:
     """harness.toml as committed, plus a profile that is the nightly with the fault engine and these goldens."""
-    config = tmp_path / "harness.toml"
-    text = (ROOT / "harness.toml").read_text(encoding="utf-8")
-    config.write_text(text + "\n".join([
-        "[profiles.t]", 'extends = "nightly"', f'corpus = "{CORPUS.as_posix()}"', f'golden_dir = "{goldens.as_posix()}"',
-        "[profiles.t.engine]", 'factory = "faults:NightlyFaultsEngine"', ""]), encoding="utf-8")
-    return config
+    return write_profiles(tmp_path, profile_toml(extends="nightly", golden_dir=goldens,
+                                                 engine={"factory": "faults:NightlyFaultsEngine"}), bundled=True)
 
 
 def run_nightly(tmp_path: Path, name: str, goldens: Path, env: dict[str, str]) -> CliRun:

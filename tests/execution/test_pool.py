@@ -85,5 +85,5 @@ def test_only_a_profile_that_runs_several_per_call_keeps_the_main_workers() -> N
     assert keeps_main_workers(load_profile(CONFIG, "nightly", catalogue())[0])
     assert not keeps_main_workers(load_profile(CONFIG, "release", catalogue())[0])
     service = load_profile(CONFIG, "service", catalogue())[0]
-    asked = dataclasses.replace(service, checks=dataclasses.replace(service.checks, batch_paths=True))
+    asked = dataclasses.replace(service, checks=service.checks.with_values(batch_paths=True))
     assert not keeps_main_workers(asked)  # batch_paths is skipped over http: nothing would take them

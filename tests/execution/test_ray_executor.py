@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from builders import Value, profile_toml, write_profiles
 from conftest import CORPUS, ROOT, CliRun, run_cli
 from harness.backends.registry import PLUGINS_ENV
 from harness.checks.registry import catalogue
@@ -39,17 +40,13 @@ ABORTS = "slip_0005"  # planted SIGABRT (faults.AbortingEngine reads FAULT_IDS i
 def config(tmp_path: Path, factory: str | None = None, executor: str = "ray", address: str | None = None,
            results_only: bool = False, image_timeout_s: float = 300) -> Path:
     """results_only: one pass and no check beyond reading each image (no goldens, accuracy or mutation hash)."""
-    lines = ["[profiles.t]", f'corpus = "{CORPUS.as_posix()}"', f'golden_dir = "{(ROOT / "golden").as_posix()}"',
-             'golden_set = "default"', f"image_timeout_s = {image_timeout_s}", "[profiles.t.engine]",
-             "cpu_threads = 1"]
-    lines += [f'factory = "{factory}"'] if factory else []
-    lines += ["[profiles.t.checks]", "repeats = 1", "audit = false"]
-    lines += ["goldens = false", "accuracy = false", "mutation = false"] if results_only else []
-    lines += ["[profiles.t.executor]", f'kind = "{executor}"']
-    lines += [f'address = "{address}"'] if address else []
-    path = tmp_path / "harness.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    engine: dict[str, Value] = {"cpu_threads": 1, **({"factory": factory} if factory else {})}
+    checks: dict[str, Value] = {"repeats": 1, "audit": False}
+    if results_only:
+        checks.update(goldens=False, accuracy=False, mutation=False)
+    return write_profiles(tmp_path, profile_toml(
+        golden_dir=ROOT / "golden", golden_set="default", top={"image_timeout_s": image_timeout_s}, engine=engine,
+        checks=checks, executor={"kind": executor, **({"address": address} if address else {})}))
 
 
 class Cluster:
@@ -280,11 +277,8 @@ def test_ray_slot_the_cluster_cannot_place_hands_its_image_to_the_other(cluster:
 def test_ray_plug_in_backend_named_on_the_driver_reaches_the_actors(cluster: Cluster, tmp_path: Path) -> None:
     # The cluster was started without $OCR_HARNESS_BACKENDS; only the driver names the plug-in (tests/ is on every
     # node's path, as an installed plug-in would be).
-    path = tmp_path / "harness.toml"
-    path.write_text("\n".join([
-        "[profiles.t]", f'corpus = "{CORPUS.as_posix()}"', "[profiles.t.engine]", 'backend = "inkbands"',
-        "[profiles.t.checks]", "repeats = 1", "goldens = false", "accuracy = false", "[profiles.t.executor]",
-        'kind = "ray"']) + "\n", encoding="utf-8")
+    path = write_profiles(tmp_path, profile_toml(engine={"backend": "inkbands"}, executor={"kind": "ray"},
+                                                 checks={"repeats": 1, "goldens": False, "accuracy": False}))
     assert PLUGINS_ENV not in cluster.env
     runs = {}
     for kind in ("ray", "local"):

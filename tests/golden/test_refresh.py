@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import ocr_result, quad
 
 from harness.golden.refresh import plan_refresh
 from harness.run.goldens.refresh import apply_refresh
@@ -20,15 +21,9 @@ from harness.util.errors import UserError
 STACK: dict[str, Any] = {"paddle": "3.2.2", "cpu": {"isa_flags": ["avx2"]}}
 
 
-def quad(x: int, y: int, w: int = 200, h: int = 20) -> tuple[tuple[int, int], ...]:
-    return ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
-
-
 def slip(image_id: str, amount: str = "¥1,234.50", score: float = 0.5, dy: int = 0) -> OcrResult:
-    return OcrResult(image_id, 800, 300, (
-        Line("中国工商银行", 0.75, quad(10, 10)),
-        Line(f"金额：{amount}", score, quad(10, 40 + dy)),
-    ))
+    return ocr_result(Line("中国工商银行", 0.75, quad(10, 10, 200, 20)),
+                      Line(f"金额：{amount}", score, quad(10, 40 + dy, 200, 20)), image_id=image_id)
 
 
 def clock(day: int) -> Any:

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from builders import ocr_result, quad
 
 from harness.golden.store import (
     ForcedRefresh,
@@ -17,21 +18,17 @@ from harness.golden.store import (
     loads_golden,
     loads_meta,
 )
-from harness.model.results import Line, OcrResult
+from harness.model.results import Line
 from harness.util.errors import UserError
-
-
-def quad(x: int, y: int, w: int = 100, h: int = 20) -> tuple[tuple[int, int], ...]:
-    return ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
 
 
 def golden(image_id: str = "slip_001", sha: str | None = "ab" * 32) -> Golden:
     lines = (
-        Line("中国工商银行 电子回单", 0.9987654321098765, quad(10, 10, 300)),
-        Line("金额：¥1,234.50", 0.1 + 0.2, quad(10, 40)),
-        Line('quote " and \\ backslash', 1.0, quad(10, 70)),
+        Line("中国工商银行 电子回单", 0.9987654321098765, quad(10, 10, 300, 20)),
+        Line("金额：¥1,234.50", 0.1 + 0.2, quad(10, 40, 100, 20)),
+        Line('quote " and \\ backslash', 1.0, quad(10, 70, 100, 20)),
     )
-    return Golden(OcrResult(image_id, 800, 300, lines), sha)
+    return Golden(ocr_result(*lines, image_id=image_id), sha)
 
 
 def meta(profile: str = "default") -> GoldenMeta:
@@ -46,7 +43,8 @@ def meta(profile: str = "default") -> GoldenMeta:
 
 
 def test_format_is_pinned() -> None:
-    g = Golden(OcrResult("a/b", 8, 6, (Line("金额", 0.5, quad(1, 2, 3, 4)), Line("x", 0.25, quad(0, 0, 1, 1)))))
+    g = Golden(ocr_result(Line("金额", 0.5, quad(1, 2, 3, 4)), Line("x", 0.25, quad(0, 0, 1, 1)), image_id="a/b",
+                          size=(8, 6)))
     assert dumps_golden(g) == (
         "{\n"
         '  "height": 6,\n'
@@ -59,7 +57,7 @@ def test_format_is_pinned() -> None:
         '  "width": 8\n'
         "}\n"
     )
-    empty = Golden(OcrResult("e", 1, 1, ()))
+    empty = Golden(ocr_result(image_id="e", size=(1, 1)))
     assert '"lines": [],' in dumps_golden(empty)
     assert loads_golden(dumps_golden(empty), "e.json") == empty
 
@@ -85,7 +83,7 @@ def test_round_trip_is_byte_identical_and_one_line_per_text_line(tmp_path: Path)
 
 
 def test_int_score_is_written_as_float() -> None:
-    g = Golden(OcrResult("a", 1, 1, (Line("x", 1, quad(0, 0)),)))
+    g = Golden(ocr_result(Line("x", 1, quad(0, 0, 100, 20)), image_id="a", size=(1, 1)))
     assert '"score": 1.0' in dumps_golden(g)
 
 
@@ -201,7 +199,7 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path: Path, monkeypa
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    changed = Golden(OcrResult("slip_001", 800, 300, ()), None)
+    changed = Golden(ocr_result(image_id="slip_001"), None)
     with pytest.raises(OSError):
         s.write(changed)
     assert path.read_bytes() == before

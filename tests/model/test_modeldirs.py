@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, run_cli
+from builders import Table, profile_toml, write_profiles
+from conftest import run_cli
 
 from harness.backends import identity
 from harness.backends.paddle import pack as modelpack
@@ -33,13 +34,12 @@ def user_v5_dirs(tmp_path: Path) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
-def write_profile(tmp_path: Path, det: Path, rec: Path, engine: str = "", checks: str = "") -> Path:
-    config = tmp_path / "harness.toml"
-    config.write_text(f'[profiles.mine]\ncorpus = "{CORPUS.as_posix()}"\nsubset = "smoke"\n'
-                      f'golden_dir = "{(tmp_path / "g").as_posix()}"\n'
-                      f'[profiles.mine.engine]\ndet_model_dir = "{det.as_posix()}"\nrec_model_dir = "{rec.as_posix()}"\n'
-                      f'{engine}[profiles.mine.checks]\nrepeats = 2\n{checks}', encoding="utf-8")
-    return config
+def write_profile(tmp_path: Path, det: Path, rec: Path, *, engine: Table | None = None,
+                  checks: Table | None = None) -> Path:
+    """Profile `mine` on the smoke subset with these model dirs; `engine`, `checks`: more of those tables' keys."""
+    return write_profiles(tmp_path, profile_toml("mine", golden_dir=tmp_path / "g", top={"subset": "smoke"},
+                                                 engine={"det_model_dir": det, "rec_model_dir": rec, **(engine or {})},
+                                                 checks={"repeats": 2, **(checks or {})}))
 
 
 def test_names_and_shape_come_from_the_dirs(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_profile_naming_another_model_is_one_line_naming_both(tmp_path: Path) ->
                           ModelDirs(det=det, rec=rec, source="user"))
     assert "'PP-OCRv4_mobile_det'" in str(err.value) and "'PP-OCRv5_mobile_det'" in str(err.value)
     assert str(det / "inference.yml") in str(err.value)
-    config = write_profile(tmp_path, det, rec, engine='rec_model_name = "PP-OCRv4_mobile_rec"\n')
+    config = write_profile(tmp_path, det, rec, engine={"rec_model_name": "PP-OCRv4_mobile_rec"})
     for args in (["models", "list"], ["run", "--out", str(tmp_path / "out")]):  # refused before any model loads
         res = run_cli([*args, "--config", str(config), "--profile", "mine"])
         assert res.returncode == 2, res.stderr[-2000:]
@@ -98,7 +98,7 @@ def test_dir_without_a_readable_yml_is_exit_2_naming_the_file(tmp_path: Path, co
 def test_user_v5_dirs_run_with_no_model_name_set(tmp_path: Path) -> None:
     """A team's PP-OCRv5 export, pointed at and nothing else: goldens, the release checks, the names recorded."""
     det, rec = user_v5_dirs(tmp_path)
-    config = write_profile(tmp_path, det, rec, checks="speed = false\n")
+    config = write_profile(tmp_path, det, rec, checks={"speed": False})
     common = ["--config", str(config), "--profile", "mine", "--id", "slip_0004"]
     made = run_cli(["golden", "refresh", *common, "--all", "--yes", "--out", str(tmp_path / "r")])
     assert made.returncode == 0, made.stderr[-2000:]

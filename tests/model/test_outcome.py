@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, ROOT, run_cli
+from builders import profile_toml, write_profiles
+from conftest import ROOT, run_cli
 from harness.model.outcome import ImageCheck, from_images
+
+BN_DRIFT = {"goldens": False, "audit": False, "bn_drift": True}  # bn_drift, the check under test, on; goldens, audit off
 
 
 def test_judged_nothing_fails() -> None:
@@ -38,11 +41,9 @@ def test_bn_drift_with_no_readable_image_fails(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "slip.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    config = tmp_path / "harness.toml"
     # The bundled golden set's approval calibrates the bundled models: the capture itself finds nothing to read.
-    config.write_text(f'[profiles.t]\ncorpus = "{corpus.as_posix()}"\ngolden_dir = "{(ROOT / "golden").as_posix()}"\n'
-                      'golden_set = "default"\n[profiles.t.checks]\ngoldens = false\n'
-                      "audit = false\nbn_drift = true\n", encoding="utf-8")
+    config = write_profiles(tmp_path, profile_toml(corpus=corpus, golden_dir=ROOT / "golden", golden_set="default",
+                                                   checks=BN_DRIFT))
     out = tmp_path / "out"
     res = run_cli(["run", "--config", str(config), "--profile", "t", "--out", str(out)], out=out)
     assert res.returncode == 1, res.stderr[-2000:]
@@ -55,9 +56,7 @@ def test_bn_drift_with_no_readable_image_fails(tmp_path: Path) -> None:
 def test_bn_drift_without_a_calibration_of_its_own_is_not_judged(tmp_path: Path) -> None:
     """A golden set with no approval record: bn_drift says the model is not calibrated and fails, judging nothing
     (it never borrows another model's limits), before any capture."""
-    config = tmp_path / "harness.toml"
-    config.write_text(f'[profiles.t]\ncorpus = "{CORPUS.as_posix()}"\ngolden_dir = "{(tmp_path / "g").as_posix()}"\n'
-                      "[profiles.t.checks]\ngoldens = false\naudit = false\nbn_drift = true\n", encoding="utf-8")
+    config = write_profiles(tmp_path, profile_toml(golden_dir=tmp_path / "g", checks=BN_DRIFT))
     out = tmp_path / "out"
     res = run_cli(["run", "--config", str(config), "--profile", "t", "--id", "slip_0000", "--out", str(out)],
                   out=out)
@@ -79,10 +78,8 @@ def test_bn_drift_with_one_model_calibrated_judges_it_and_fails_naming_the_other
     approval = json.loads((ROOT / "golden" / "default" / "_approval.json").read_text(encoding="utf-8"))
     del approval["bn"]["models"]["rec"]
     (golden / "_approval.json").write_text(json.dumps(approval), encoding="utf-8")
-    config = tmp_path / "harness.toml"
-    config.write_text(f'[profiles.t]\ncorpus = "{CORPUS.as_posix()}"\ngolden_dir = "{(tmp_path / "golden").as_posix()}"\n'
-                      'golden_set = "default"\n[profiles.t.checks]\ngoldens = false\naudit = false\nbn_drift = true\n'
-                      "bn_drift_images = 2\n", encoding="utf-8")
+    config = write_profiles(tmp_path, profile_toml(golden_dir=tmp_path / "golden", golden_set="default",
+                                                   checks={**BN_DRIFT, "bn_drift_images": 2}))
     out = tmp_path / "out"
     res = run_cli(["run", "--config", str(config), "--profile", "t", "--id", "slip_0040", "--id", "slip_0041",
                    "--out", str(out)], out=out)

@@ -1,5 +1,5 @@
-"""The strict type check: `mypy --strict` over the packages pyproject's [tool.mypy] `files` lists (the rest of
-harness/ joins as each package is made clean), with third-party packages read as Any. A planted type error under
+"""The strict type check: `mypy --strict` over the whole package (pyproject's [tool.mypy] `files`), with
+third-party packages read as Any. A planted type error under
 the same configuration fails, so the check is not one that cannot fail."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def test_the_listed_packages_pass_mypy_strict(tmp_path: Path) -> None:
     res = _mypy(tmp_path)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     checked = int(res.stdout.rsplit("in ", 1)[1].split()[0])  # "Success: no issues found in N source files"
-    assert checked >= 125, res.stdout
+    assert checked >= 170, res.stdout  # every module of harness/
 
 
 def test_a_planted_type_error_fails_the_check(tmp_path: Path) -> None:

@@ -24,8 +24,9 @@ from harness.model.results import Line, OcrResult, canonical_json
 from harness.model.settings import Profile
 from harness.model.timing import timing_summary
 from harness.run.pipeline.build_report import image_record
-from harness.report import writer
+from harness.report import formats, html, writer
 from harness.report.writer import write_reports
+from harness.util.atomic import write_text as atomic_write_text
 
 GOLDEN_TEXT = "小写金额 ¥12,345.67"
 CURRENT_TEXT = "小写金额 ¥12,345.61"
@@ -103,7 +104,7 @@ def test_a_failing_renderer_leaves_json_and_no_partial_file(tmp_path: Path, monk
     def broken(*_a: Any, **_k: Any) -> str:
         raise RuntimeError("renderer bug")
 
-    monkeypatch.setattr(writer, "render_html", broken)
+    monkeypatch.setattr(html, "render_html", broken)
     with pytest.raises(RuntimeError, match="renderer bug"):
         write_reports(tmp_path, report, results, images.get, layout=registry.layout(), html=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "report.json", "summary.md"]
@@ -175,3 +176,42 @@ def test_a_check_with_its_own_detail_keys_renders_everywhere(tmp_path: Path) -> 
     assert "lines: 3" in written["junit"].read_text(encoding="utf-8")
     assert "lines: 3" in written["summary"].read_text(encoding="utf-8")
     assert "<dt>lines</dt><dd>3</dd><dt>paths</dt><dd>2</dd>" in written["html"].read_text(encoding="utf-8")
+
+
+def test_a_report_format_is_one_module_registered_with_its_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """A format of its own (one file of the checks' verdicts), registered like the built-in ones: its flag is on
+    the commands that write reports, the writer writes it only when asked, and a run clears its file first."""
+    import argparse
+
+    def write_verdicts(r: formats.Rendering, asked: Any) -> dict[str, Path]:
+        lines = "".join(f"{c.name}\t{'pass' if c.passed else 'fail'}\n" for c in r.report.outcomes)
+        return {"verdicts": atomic_write_text(r.out / "verdicts.tsv", lines)}
+
+    monkeypatch.setattr(formats, "_FORMATS", dict(formats._FORMATS))  # the real registry is back after the test
+    formats.register(formats.ReportFormat("verdicts", write_verdicts, files=("verdicts.tsv",), flag="--verdicts",
+                                          flag_help="also write verdicts.tsv"))
+    parser = argparse.ArgumentParser()
+    formats.add_flags(parser)
+    assert formats.asked_by(parser.parse_args(["--verdicts"])) == {"html": False, "history": None, "verdicts": True}
+    report, results, images = planted()
+    written = write_reports(tmp_path / "a", report, results, images.get, layout=registry.layout())
+    assert "verdicts" not in written and not (tmp_path / "a" / "verdicts.tsv").exists()  # not asked
+    written = write_reports(tmp_path / "b", report, results, images.get, layout=registry.layout(), verdicts=True)
+    names = [line.split("\t")[0] for line in written["verdicts"].read_text(encoding="utf-8").splitlines()]
+    assert names and names == [c for c in registry.layout().order if c in names]  # the report's own order
+    assert "verdicts.tsv" in writer.run_files()
+    writer.clear_run_files(tmp_path / "b")
+    assert not (tmp_path / "b" / "verdicts.tsv").exists()
+    with pytest.raises(TypeError, match="no report format 'verdict'"):  # a caller's typo is not silently dropped
+        write_reports(tmp_path / "c", report, results, images.get, layout=registry.layout(), verdict=True)
+
+
+def test_a_run_that_stopped_early_appends_no_history(tmp_path: Path) -> None:
+    report, results, images = planted()
+    history = tmp_path / "history.jsonl"
+    written = write_reports(tmp_path / "out", report, results, images.get, layout=registry.layout(),
+                            history=history, complete=False)
+    assert "history" not in written and not history.exists() and "junit" in written
+    write_reports(tmp_path / "out", report, results, images.get, layout=registry.layout(), history=history)
+    assert len(history.read_text(encoding="utf-8").splitlines()) == 1

@@ -106,7 +106,7 @@ def sample_report() -> tuple[RunReport, dict[str, OcrResult], dict[str, np.ndarr
                         tuple((line.text, line.poly) for line in goldens[i].lines), fields)
              for i, t, tags in (("slip_0001", "icbc_transfer", ("scan", "seal")),
                                 ("slip_0002", "boc_deposit", ("photo",)), ("slip_0003", "boc_deposit", ("scan",)))]
-    profile = Profile(name="nightly", checks=CheckSettings(repeats=5, batch_paths=True, bn_drift=False))
+    profile = Profile(name="nightly", checks=CheckSettings(repeats=5).with_values(batch_paths=True, bn_drift=False))
     status = GoldenStatus(profile="nightly", selected=3, missing=(), orphaned=(), orphans_judged=True, has_meta=True,
                           stack_differences=(), likely_cause=None)
     keys = {it.id: dict(it.fields) for it in items}

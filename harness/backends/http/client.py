@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.model.settings import HttpSettings
+from harness.backends.http.settings import HttpSettings
 from harness.util.errors import UserError
 from harness.util.service_url import Endpoint, parse_endpoint
 from harness.util.values import no_constant, printable, value_problem

@@ -19,7 +19,6 @@ import base64
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,13 +28,14 @@ from harness.backends.paddle.engine import to_canonical  # PaddleX's result shap
 from harness.model.inference import TransportNotes
 from harness.model.modeldirs import ModelDirs
 from harness.model.results import OcrResult
-from harness.model.settings import EngineSettings, HttpSettings
+from harness.backends.http.settings import HttpSettings, http_settings
+from harness.model.settings import EngineSettings
 from harness.util.errors import UserError
 
 # PaddleX's own default for the pipeline's max_side_limit, which the harness never changes.
 DEFAULT_MAX_SIDE_LIMIT = 4000
 __all__ = ["Client", "HttpBackend", "ServiceError", "encode_image", "expected_settings", "preflight",
-           "reported_settings", "settings_differences"]
+           "reported_settings"]
 
 
 def encode_image(image: np.ndarray) -> str:
@@ -66,37 +66,6 @@ def expected_settings(settings: EngineSettings) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class SettingDifference:
-    key: str  # dotted, in the service's terms: text_det_params.limit_type
-    profile: Any
-    service: Any
-
-    def describe(self) -> str:
-        return f"{self.key}: profile {self.profile!r}, service {self.service!r}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "profile": self.profile, "service": self.service}
-
-
-def settings_differences(expected: Mapping[str, Any], reported: Mapping[str, Any]) -> list[SettingDifference]:
-    """Every expected setting the service reports differently, or does not report at all."""
-    out: list[SettingDifference] = []
-
-    def walk(exp: Any, rep: Any, prefix: str) -> None:
-        if isinstance(exp, Mapping):
-            for k, v in exp.items():
-                walk(v, rep.get(k) if isinstance(rep, Mapping) else None, f"{prefix}{k}" if not prefix else f"{prefix}.{k}")
-            return
-        same = (rep is not None and isinstance(exp, (int, float)) and not isinstance(exp, bool)
-                and isinstance(rep, (int, float)) and not isinstance(rep, bool) and abs(float(exp) - float(rep)) < 1e-9)
-        if not same and exp != rep:
-            out.append(SettingDifference(prefix, exp, rep))
-
-    walk(expected, reported, "")
-    return out
-
-
 def client_for(http: HttpSettings, where: str, *, retries: int | None = None) -> Client:
     """The profile's client: its URL and headers resolved from the environment now."""
     return Client(http.resolved_url(where), timeout_s=http.timeout_s,
@@ -107,7 +76,7 @@ def client_for(http: HttpSettings, where: str, *, retries: int | None = None) ->
 def preflight(settings: EngineSettings, where: str) -> dict[str, Any]:
     """Reach the service with one small blank image; exit 2 when it cannot be reached or does not answer like
     a PaddleX OCR endpoint. Returns the facts for the stack record (no URL: ports differ between runs)."""
-    client = client_for(settings.http, f"{where}.http", retries=0)
+    client = client_for(http_settings(settings), f"{where}.http", retries=0)
     blank = np.full((32, 32, 3), 255, np.uint8)
     try:
         reply = client.post(encode_image(blank))
@@ -124,9 +93,9 @@ class HttpBackend:
 
     def __init__(self, settings: EngineSettings, dirs: ModelDirs) -> None:
         self.settings = settings
-        self.client = client_for(settings.http, "engine.http")
+        self.client = client_for(http_settings(settings), "engine.http")
         self.url = self.client.url
-        self.max_in_flight = settings.http.max_in_flight
+        self.max_in_flight = http_settings(settings).max_in_flight
         self._notes: dict[str, TransportNotes] = {}
         self._lock = threading.Lock()
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.backends.onnxruntime.settings import onnxruntime_settings
 from harness.backends.paddle.engine import OcrEngine, pipeline_kwargs
 from harness.model.modeldirs import ModelDirs
 from harness.model.settings import EngineSettings
 
 
 def onnxruntime_kwargs(settings: EngineSettings, dirs: ModelDirs) -> dict[str, Any]:
-    ort = settings.onnxruntime
+    ort = onnxruntime_settings(settings)
     config: dict[str, Any] = {"intra_op_num_threads": ort.resolved_threads(), "providers": ["CPUExecutionProvider"]}
     if ort.graph_optimization_level is not None:
         config["graph_optimization_level"] = ort.graph_optimization_level

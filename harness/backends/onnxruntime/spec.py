@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.backends.onnxruntime import pack
+from harness.backends.onnxruntime.settings import NAME, OnnxRuntimeSettings, onnxruntime_settings
 from harness.backends.paddle.spec import PACK as PADDLE_PACK
 from harness.backends.paddle.spec import STACK_KEYS as PADDLE_STACK_KEYS
 from harness.backends.spec import BackendSpec, Pack
@@ -13,13 +14,12 @@ from harness.model.catalogue import BackendRules
 from harness.model.settings import EngineSettings
 from harness.util.packages import package_version
 
-NAME = "onnxruntime"
 
 
 def stack(base: Mapping[str, Any], engine: EngineSettings, facts: Mapping[str, Any] | None) -> dict[str, Any]:
     """The neutral record with ONNX Runtime's version and its own thread count."""
     out = {k: v for k, v in base.items() if k not in PADDLE_STACK_KEYS}
-    out["cpu_threads"] = engine.onnxruntime.resolved_threads()
+    out["cpu_threads"] = onnxruntime_settings(engine).resolved_threads()
     return {**out, "backend": NAME, NAME: package_version(NAME)}
 
 
@@ -29,7 +29,7 @@ def _pinned() -> dict[str, str]:
 
 SPEC = BackendSpec(
     paddlex_dirs=True,
-    rules=BackendRules(NAME, table=NAME, hashed_table=True),
+    rules=BackendRules(NAME, settings=OnnxRuntimeSettings, hashed_table=True),
     engine="harness.backends.onnxruntime.engine:OnnxRuntimeEngine",
     resolve_models=pack.resolve_onnx_dirs,
     stack=stack,

@@ -50,5 +50,5 @@ def install_capture(capture_dir: Path, dirs: ModelDirs) -> None:
                     allow_pickle=False)
         return original(self, x)
 
-    call._harness_capture = True  # type: ignore[attr-defined]
+    call._harness_capture = True  # type: ignore[attr-defined]  # a marker on the function: installed once
     PaddleStaticRunner.__call__ = call

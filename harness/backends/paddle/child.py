@@ -68,6 +68,10 @@ class ChildError(RuntimeError):
     """The child died (signal, exception, timeout): an internal failure, not a check verdict."""
 
 
+# The program file of each format, the one Paddle 3 loads first listed first.
+PROGRAM_FILES: tuple[tuple[ProgramFormat, str], ...] = (("pir-json", ".json"), ("pdmodel", ".pdmodel"))
+
+
 @dataclass(frozen=True)
 class ModelFiles:
     """One Paddle inference model: `<prefix>.pdmodel` or `<prefix>.json`, plus `<prefix>.pdiparams`."""
@@ -97,9 +101,9 @@ def locate_model(model_dir: Path) -> ModelFiles:
     stems = sorted(p.name[: -len(".pdiparams")] for p in model_dir.glob("*.pdiparams"))
     found: list[ModelFiles] = []
     for stem in stems:
-        for fmt, ext in (("pir-json", ".json"), ("pdmodel", ".pdmodel")):
+        for fmt, ext in PROGRAM_FILES:
             if (model_dir / (stem + ext)).is_file():
-                found.append(ModelFiles(model_dir / stem, fmt))  # type: ignore[arg-type]
+                found.append(ModelFiles(model_dir / stem, fmt))
                 break
     if not found:
         raise UserError(f"{model_dir}: no Paddle inference model (need inference.pdmodel or inference.json "

@@ -45,4 +45,5 @@ SPEC = BackendSpec(
     environment=environment,
     owned_stack_keys=(*STACK_KEYS, "cpu_threads", "paddleocr", "paddlex"),
     packs=PACKS,
+    reference_resets=("device", "enable_mkldnn", "cpu_threads"),  # the profile's device and threads, not the reading
 )

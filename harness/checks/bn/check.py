@@ -14,13 +14,23 @@ from harness.checks.bn.channels import MIN_IMAGES, ChannelLimits, judge_layers
 from harness.checks.bn.measure import measure_layers
 from harness.checks.bn.reference import ReferenceLimits, input_settings, judge_reference, mismatch, model_hashes
 from harness.checks.golden_check import open_store
+from harness.checks.registry import reads_paddle_programs
 from harness.environment import stack
 from harness.execution.state import RunPlan, RunState
 from harness.golden.approval import APPROVAL_NAME, BnCalibration, BnReference, load_approval
+from harness.model.catalogue import Option
 from harness.model.inference import ImageRequest
 from harness.model.outcome import CheckResult
 from harness.model.settings import CheckSettings, require
 from harness.model.views import PlanView
+
+# The bn_drift check's own `[checks]` keys (its spec: harness.checks.builtin).
+BN_DRIFT = Option("bn_drift", bool, False, recorded=True)
+# >= 2: the per-channel limits are measured on samples of 2 slips and more
+BN_DRIFT_IMAGES = Option("bn_drift_images", int, 8, "corpus images whose BN statistics are measured", recorded=True)
+# None: each layer's calibrated limit; a number: that for every layer
+BN_DRIFT_THRESHOLD: Option[float | None] = Option("bn_drift_threshold", float | None, None, recorded=True)
+BN_SKIP = reads_paddle_programs("bn_drift")  # why the profile's backend cannot feed it (approval asks too)
 
 
 @dataclass(frozen=True)
@@ -76,10 +86,11 @@ def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
     # Sampled from the whole selection, not this shard, so every shard of a run measures the same images.
     requests = [ImageRequest(it.id, str(it.path), it.sha256) for it in p.corpus.items if it.problem is None]
     log = str(p.log_dir / "worker-bn-capture.log") if p.log_dir else None
-    threshold = p.profile.checks.bn_drift_threshold
+    threshold = BN_DRIFT_THRESHOLD.of(p.profile.checks)
     with tempfile.TemporaryDirectory(prefix="ocr-harness-bn-") as tmp:
         # What the predictor really receives in a worker of this profile's engine, det and rec alike.
-        capture = capture_inputs(p.profile.engine, p.dirs, requests, Path(tmp), want=p.profile.checks.bn_drift_images,
+        capture = capture_inputs(p.profile.engine, p.dirs, requests, Path(tmp),
+                                 want=BN_DRIFT_IMAGES.of(p.profile.checks),
                                  max_pixels=p.profile.max_image_pixels, log_path=log)
         if not capture.images:  # judged nothing: never a pass
             return CheckResult("bn_drift", False, "judged nothing: no readable image to measure",
@@ -132,6 +143,7 @@ def bn_drift(p: RunPlan, state: RunState) -> CheckResult:
 
 
 def validate_bn_drift(c: CheckSettings, where: str) -> None:
-    require(c.bn_drift_threshold is None or c.bn_drift_threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
-    require(c.bn_drift_images >= MIN_IMAGES, f"{where}.bn_drift_images",
+    threshold = BN_DRIFT_THRESHOLD.of(c)
+    require(threshold is None or threshold > 0, f"{where}.bn_drift_threshold", "must be > 0")
+    require(BN_DRIFT_IMAGES.of(c) >= MIN_IMAGES, f"{where}.bn_drift_images",
             f"must be >= {MIN_IMAGES} (the per-channel limits are measured on samples of that size and more)")

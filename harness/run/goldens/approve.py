@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.backends import unsupported_checks
 from harness.checks.bn.calibration import CALIBRATION_MIN_IMAGES
+from harness.checks.bn.check import BN_SKIP
 from harness.checks.bn.reference import REFERENCE_IMAGES, capture_reference, input_settings, mismatch, model_hashes
 from harness.checks.speed import speed_stack
 from harness.checks.golden_check import open_store
@@ -111,7 +111,7 @@ def approve_full(p: RunPlan, outcomes: Mapping[str, ImageOutcome], full: bool,
         except UserError as e:
             lines.append(f"{speed_kept}: {e}")
             missing.append(f"speed baseline of profile {p.profile.name}")
-    unsupported = unsupported_checks(p.profile).get("bn_drift")
+    unsupported = BN_SKIP(p.profile)
     if unsupported:
         lines.append(f"{bn_kept} ({unsupported})")
     else:
@@ -154,7 +154,7 @@ def record_gaps(p: RunPlan) -> RecordGaps:
             notes.append(f"speed baseline of profile {name} made on {', '.join(b.runner for b in baselines)}; none on "
                          f"this runner type ({runner_type(speed_stack(p))}): `ocr-harness speed baseline --profile "
                          f"{name}` on it")
-    if unsupported_checks(p.profile).get("bn_drift"):
+    if BN_SKIP(p.profile):
         return RecordGaps(tuple(gaps), tuple(notes))
     bn_on = p.profile.checks.get("bn_drift")
     if approval is None or approval.bn is None:

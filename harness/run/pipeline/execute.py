@@ -73,7 +73,7 @@ def run_checks(p: RunPlan, state: RunState) -> None:
         if spec.absent_unless is not None and not spec.absent_unless(p.profile):
             continue
         why = spec.skip_reason(p.profile)
-        if why is None and spec.left_to_first_shard(p.shard):
+        if why is None and p.shard is not None and spec.left_to_first_shard(p.shard):
             state.checks[spec.name] = left_to_first_shard(spec.name, p.shard)
             continue
         state.checks[spec.name] = skipped(spec.name, why) if why is not None else _run_one(spec, p, state)

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from harness.backends import resolve_engine
-from harness.backends.onnxruntime.spec import NAME as ONNX
+from harness.backends.onnxruntime.settings import NAME as ONNX
 from harness.backends.paddle.spec import NAME as PADDLE
 from harness.checks.parity import parity_check, reference_settings
 from harness.execution.scheduler import infer_all

@@ -63,14 +63,14 @@ def accuracy_hook(p: RunPlan, state: RunState) -> None:
 
 
 def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int, int] | None = None,
-                   html: bool = False, history: Path | None = None,
+                   formats: Mapping[str, Any] | None = None,
                    shard_source: Mapping[str, Any] | None = None) -> RunReport:
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("worker-*.log"):  # an earlier run's: workers append, so each run starts its own
         stale.unlink(missing_ok=True)
     p = plan(profile, base, shard=shard, log_dir=out, shard_source=shard_source)
     state = RunState(prepared=prepare_checks(p))  # goldens, a reference's models: read before any model loads
-    golden_inputs = state.prepared.get("golden")
+    golden_inputs = (state.prepared or {}).get("golden")  # prepare_checks returns a dict: set just above
     goldens: dict[str, OcrResult] = {i: g.result for i, g in golden_inputs.goldens.items()} if golden_inputs else {}
     by_id = {it.id: it for it in p.items}
 
@@ -87,15 +87,15 @@ def run_and_report(profile: Profile, base: Path, out: Path, *, shard: tuple[int,
         report, state = execute(p, progress=terminal_progress(), state=state,
                                 extra_checks=[accuracy_hook] if profile.checks.accuracy else [])
         write_results(out, p, state)
-        write_reports(out, report, first_results(state.outcomes), load, layout=registry.layout(), html=html,
-                      history=history, goldens=goldens)
+        write_reports(out, report, first_results(state.outcomes), load, layout=registry.layout(), goldens=goldens,
+                      **(formats or {}))
     except BaseException as e:  # every way a run can stop leaves reports marked incomplete
         stop = Stop.from_exception(e, out)
 
         def write(report: RunReport) -> None:
             write_results(out, p, state)
-            write_reports(out, report, first_results(state.outcomes), load, layout=registry.layout(), html=html,
-                          goldens=goldens)
+            write_reports(out, report, first_results(state.outcomes), load, layout=registry.layout(),
+                          goldens=goldens, complete=False, **(formats or {}))
 
         write_incomplete(p, state, started, time.perf_counter() - t0, stop, write, out)
         if stop.internal:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.checks.registry import CheckSpec
+from harness.model.details import Details
 from harness.model.outcome import FIRST_SHARD_KEY, CheckResult, ImageCheck, from_images
 from harness.model.report import ImageRecord, RunReport
 from harness.model.results import OcrResult
@@ -206,10 +207,13 @@ def _merged_details(spec: CheckSpec | None, name: str, shards: Sequence[ShardRun
     mappings, and what it cannot read is taken for the shards' input (`_hook`)."""
     merge = spec.merge_details if spec is not None and spec.merge_details is not None else _agreed_details
     if spec is None or spec.details is None:
-        return dict(_hook(name, lambda: merge(name, shards, [r.details for r in results], per_image, stored_goldens)))
+        merged: Mapping[str, Any] = _hook(name, lambda: merge(name, shards, [r.details for r in results], per_image,
+                                                           stored_goldens))
+        return dict(merged)
     read = spec.details
     typed = [read(r.details, f"{s.source}/report.json: checks.{name}.details") for s, r in zip(shards, results)]
-    return merge(name, shards, typed, per_image, stored_goldens).to_dict()
+    record: Details = merge(name, shards, typed, per_image, stored_goldens)  # a record of the type it reads
+    return record.to_dict()
 
 
 def _hook(name: str, call: Any) -> Any:

@@ -3,6 +3,7 @@ corpus), and how it writes the merged run's files, as `run` writes them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -15,7 +16,7 @@ from harness.model.catalogue import Catalogue
 from harness.model.report import CheckLayout, RunReport
 from harness.model.results import OcrResult
 from harness.model.settings import Profile
-from harness.report.history import check_history_path
+from harness.report.formats import check_asked, needs_goldens
 from harness.report.writer import write_reports
 from harness.run.shards.merge import MergedRun
 from harness.util import atomic
@@ -75,7 +76,7 @@ def corpus_file(root: Path, file: str) -> Path | None:
     return path if path.is_relative_to(root.resolve()) and path.is_file() else None
 
 
-def write_merged(out: Path, merged: MergedRun, layout: CheckLayout, *, html: bool = False, history: Path | None = None,
+def write_merged(out: Path, merged: MergedRun, layout: CheckLayout, *, formats: Mapping[str, Any] | None = None,
                  store: GoldenStore | None = None, corpus_root: Path | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Path]:
     """results.jsonl, then every report through `write_reports` (as `run` writes them). The HTML draws the
@@ -83,8 +84,7 @@ def write_merged(out: Path, merged: MergedRun, layout: CheckLayout, *, html: boo
     merging checkout's profile."""
     out.mkdir(parents=True, exist_ok=True)
     report = merged.report
-    if history is not None:
-        check_history_path(history)
+    check_asked(formats or {})
     atomic.write_text(out / "results.jsonl", "".join(line + "\n" for line in merged.results))
     files = {img.id: path for img in report.images
              if corpus_root is not None and (path := corpus_file(corpus_root, img.file))}
@@ -97,7 +97,6 @@ def write_merged(out: Path, merged: MergedRun, layout: CheckLayout, *, html: boo
             return None
 
     goldens: dict[str, OcrResult] = {}
-    if html and store is not None:
+    if needs_goldens(formats or {}) and store is not None:
         goldens = {img.id: g.result for img in report.images if (g := store.load(img.id)) is not None}
-    return write_reports(out, report, merged.current(), load, layout=layout, html=html, history=history,
-                         goldens=goldens)
+    return write_reports(out, report, merged.current(), load, layout=layout, goldens=goldens, **(formats or {}))

@@ -16,7 +16,7 @@ import pytest
 from conftest import CORPUS, ROOT
 
 from harness.backends.paddle.passes import BN_FUSION_PASSES, bn_fusions, fused_pass_counts, parse_pass_log
-from harness.checks.builtin import BN_UNFUSED, ISA_PATHS, isa_paths, variants
+from harness.checks.variations import BN_UNFUSED, ISA_PATHS, isa_paths, variants
 from harness.model.settings import EngineSettings
 from harness.checks.registry import catalogue
 from harness.config import load_profile

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from builders import profile_toml, write_profiles
 from conftest import CORPUS, ROOT, run_cli
 
 from harness.checks.bn.capture import Capture, capture_inputs
@@ -227,22 +227,18 @@ def test_cli_drift_captures_darkened_slips(tmp_path: Path, capsys: pytest.Captur
 # ---------------------------------------------------------------- end to end: a planted pack fails the nightly
 
 APPROVED = tuple(f"slip_{i:04d}" for i in range(4, 12))  # a full approval's slips: 8, enough to calibrate
+# The nightly's checks but the passes that judge other things (they cost minutes), on two slips for bn_drift.
+BN_ONLY = {"repeats": 1, "cross_process": False, "batch_paths": False, "variations": False, "probe": False,
+           "bn_drift_images": 2}
 
 
 def _profile(tmp_path: Path, nightly: str, kind: str | None = None, model_dir: Path | None = None,
              ids: tuple[str, ...] = APPROVED) -> Path:
     """The nightly's engine and BN checks, on a planted model if given, goldens in tmp; the other passes off (they
     judge other things, and cost minutes). The approval's selection is `ids`."""
-    config = tmp_path / "harness.toml"
-    text = (ROOT / "harness.toml").read_text(encoding="utf-8")
-    engine = ["[profiles.t.engine]", f'{kind}_model_dir = "{model_dir.as_posix()}"'] if model_dir else []
-    config.write_text(text + "\n".join([
-        "[profiles.t]", f'extends = "{nightly}"', f'corpus = "{CORPUS.as_posix()}"',
-        f'golden_dir = "{(tmp_path / "golden").as_posix()}"', f"ids = {json.dumps(list(ids))}", *engine,
-        "[profiles.t.checks]", "repeats = 1", "cross_process = false", "batch_paths = false", "variations = false",
-        "probe = false", "bn_drift_images = 2", ""]), encoding="utf-8")
-    tomllib.loads(config.read_text(encoding="utf-8"))
-    return config
+    engine = {f"{kind}_model_dir": model_dir} if model_dir else None
+    return write_profiles(tmp_path, profile_toml(extends=nightly, golden_dir=tmp_path / "golden", top={"ids": ids},
+                                                 engine=engine, checks=BN_ONLY), bundled=True)
 
 
 def _approve(config: Path, tmp_path: Path) -> None:
@@ -295,11 +291,8 @@ def test_clean_v5_passes_the_nightly_judged_against_its_own_calibration(tmp_path
     """The clean half: the bundled PP-OCRv5 golden set (its approval: 16 slips, calibrated), the nightly's BN
     checks on two slips outside that approval pass, drift judged against its approved reference and its own limits
     (PP-OCRv4's layer threshold 2.5 failed its det head)."""
-    config = tmp_path / "harness.toml"
-    config.write_text((ROOT / "harness.toml").read_text(encoding="utf-8") + "\n".join([
-        "[profiles.t]", 'extends = "nightly-v5"', f'corpus = "{CORPUS.as_posix()}"',
-        f'golden_dir = "{(ROOT / "golden").as_posix()}"', "[profiles.t.checks]", "repeats = 1", "cross_process = false",
-        "batch_paths = false", "variations = false", "probe = false", "bn_drift_images = 2", ""]), encoding="utf-8")
+    config = write_profiles(tmp_path, profile_toml(extends="nightly-v5", golden_dir=ROOT / "golden", checks=BN_ONLY),
+                            bundled=True)
     out = tmp_path / "out"
     res = run_cli(["run", "--config", str(config), "--profile", "t", "--id", "slip_0040", "--id", "slip_0041",
                    "--out", str(out)], out=out)

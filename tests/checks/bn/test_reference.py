@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from builders import profile_toml, write_profiles
 from conftest import CORPUS, ROOT, run_cli
 
 from harness.checks.bn.channels import LayerStats
@@ -154,16 +155,12 @@ def _corpus(root: Path) -> Path:
 def _config(root: Path) -> Path:
     """The nightly's engine and bn_drift, goldens off for the runs (the run's slips have none), the other
     passes off (they judge other things, and cost minutes)."""
-    config = root / "harness.toml"
-    config.write_text((ROOT / "harness.toml").read_text(encoding="utf-8") + "\n".join([
-        "[profiles.t]", 'extends = "nightly"', f'corpus = "{_corpus(root / "corpus").as_posix()}"',
-        f'golden_dir = "{(root / "golden").as_posix()}"',
-        "[profiles.t.checks]", "repeats = 1", "cross_process = false", "batch_paths = false", "variations = false",
-        "probe = false", "speed = false", "audit = false", "bn_drift_images = 2",
-        # the approval's own selection: a full approval is --all over a profile's selection, never a narrowed one
-        "[profiles.record]", 'extends = "t"', f"ids = {list(RECORD_IDS)!r}".replace("'", '"'), ""]),
-        encoding="utf-8")
-    return config
+    run = profile_toml(extends="nightly", corpus=_corpus(root / "corpus"), golden_dir=root / "golden",
+                       checks={"repeats": 1, "cross_process": False, "batch_paths": False, "variations": False,
+                               "probe": False, "speed": False, "audit": False, "bn_drift_images": 2})
+    # the approval's own selection: a full approval is --all over a profile's selection, never a narrowed one
+    record = profile_toml("record", extends="t", corpus=None, top={"ids": RECORD_IDS})
+    return write_profiles(root, run, record, bundled=True)
 
 
 @pytest.mark.slow

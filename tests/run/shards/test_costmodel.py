@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.checks.builtin import isa_paths
+from harness.checks.variations import isa_paths
 from harness.checks.registry import catalogue
 from harness.cli import main
 from harness.config import load_profile
