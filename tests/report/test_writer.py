@@ -185,7 +185,7 @@ def test_a_report_format_is_one_module_registered_with_its_flag(tmp_path: Path, 
     import argparse
 
     def write_verdicts(r: formats.Rendering, asked: Any) -> dict[str, Path]:
-        lines = "".join(f"{c.name}\t{'pass' if c.passed else 'fail'}\n" for c in r.report.outcomes)
+        lines = "".join(f"{c.name}\t{'pass' if c.passed else 'fail'}\n" for c in r.report.ordered_checks)
         return {"verdicts": atomic_write_text(r.out / "verdicts.tsv", lines)}
 
     monkeypatch.setattr(formats, "_FORMATS", dict(formats._FORMATS))  # the real registry is back after the test
