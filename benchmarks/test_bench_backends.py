@@ -19,10 +19,11 @@ from conftest import requests_for, summary
 
 from harness.backends import resolve_models
 from harness.backends.http.serving import Service, start_service
+from harness.backends.http.settings import with_url
 from harness.execution.pool import make_worker
 from harness.execution.state import RunPlan
 from harness.execution.worker import WorkerSpec
-from harness.model.settings import EngineSettings, HttpSettings
+from harness.model.settings import EngineSettings
 
 pytestmark = pytest.mark.bench
 REPEATS = 2
@@ -41,7 +42,7 @@ def service(default_plan: RunPlan, tmp_path_factory: pytest.TempPathFactory) -> 
 def settings_for(p: RunPlan, backend: str, url: str) -> EngineSettings:
     neutral = dataclasses.replace(p.profile.engine, backend=backend)
     if backend == "http":
-        return dataclasses.replace(neutral, enable_mkldnn=True, cpu_threads=None, http=HttpSettings(url=url))
+        return with_url(dataclasses.replace(neutral, enable_mkldnn=True, cpu_threads=None), url)
     if backend == "onnxruntime":
         return dataclasses.replace(neutral, enable_mkldnn=True, cpu_threads=None)
     return neutral
